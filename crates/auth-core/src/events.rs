@@ -1,0 +1,555 @@
+//! Lifecycle events and the bus that delivers them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::secret::SecretString;
+use crate::user::UserId;
+
+/// Why a login failed: for events and logs only, never for the client.
+///
+/// ```
+/// use auth_core::LoginFailureReason;
+/// assert_eq!(LoginFailureReason::NotFound.as_str(), "not_found");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginFailureReason {
+    /// No account with that email.
+    NotFound,
+    /// The account is deactivated.
+    Inactive,
+    /// The password did not match (or none is usable).
+    BadPassword,
+}
+
+impl LoginFailureReason {
+    /// The reference's reason string.
+    ///
+    /// ```
+    /// # use auth_core::LoginFailureReason;
+    /// assert_eq!(LoginFailureReason::BadPassword.as_str(), "bad_password");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Inactive => "inactive",
+            Self::BadPassword => "bad_password",
+        }
+    }
+}
+
+/// Something that happened. Covers the 16 events of tortoise-auth (with their payloads) and
+/// more. `Debug` redacts the secrets some events carry (a reset token, a verification code),
+/// which only handlers can read.
+///
+/// ```
+/// use auth_core::{AuthEvent, AuthEventKind, UserId};
+/// let e = AuthEvent::UserLogin { user_id: UserId::new("1"), email: "a@b.c".into() };
+/// assert_eq!(e.kind(), AuthEventKind::UserLogin);
+/// assert_eq!(e.kind().as_str(), "user_login");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AuthEvent {
+    /// A user registered through [`crate::AuthService::register`].
+    UserRegistered {
+        /// The new user.
+        user_id: UserId,
+        /// Their email.
+        email: String,
+    },
+    /// A login succeeded.
+    UserLogin {
+        /// The user.
+        user_id: UserId,
+        /// Their email.
+        email: String,
+    },
+    /// A login failed.
+    UserLoginFailed {
+        /// The normalized email tried.
+        identifier: String,
+        /// Why (for logs, never for the client).
+        reason: LoginFailureReason,
+    },
+    /// A key hit its rate limit.
+    RateLimitExceeded {
+        /// The limited key.
+        identifier: String,
+        /// Time until the lockout ends.
+        retry_after: Duration,
+    },
+    /// A session ended (`all`: every session of the user).
+    UserLogout {
+        /// The user.
+        user_id: UserId,
+        /// Whether every session ended.
+        all: bool,
+    },
+    /// A password was set or changed.
+    PasswordChanged {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A stored hash was replaced by the primary hasher's after a successful login.
+    PasswordRehashed {
+        /// The user.
+        user_id: UserId,
+        /// The new algorithm.
+        algorithm: &'static str,
+    },
+    /// A password reset was requested for an existing, active account; the handler mails `token`.
+    PasswordResetRequested {
+        /// The user.
+        user_id: UserId,
+        /// Their email.
+        email: String,
+        /// The signed reset token to put in the link.
+        token: SecretString,
+    },
+    /// A password reset was completed.
+    PasswordResetCompleted {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A refresh token was rotated.
+    TokenRefreshed {
+        /// The user.
+        user_id: UserId,
+        /// The session (family).
+        family: Option<String>,
+    },
+    /// An already rotated refresh token was presented again; its family was revoked.
+    RefreshReuseDetected {
+        /// The user.
+        user_id: UserId,
+        /// The revoked family.
+        family: String,
+    },
+    /// A service authenticated with an S2S token.
+    S2sAuthSuccess {
+        /// The caller-asserted service name.
+        service_name: Option<String>,
+    },
+    /// An S2S token was rejected.
+    S2sAuthFailed {
+        /// The caller-asserted service name.
+        service_name: Option<String>,
+    },
+    /// An onboarding flow started.
+    OnboardingStarted {
+        /// The email.
+        email: String,
+        /// The session id.
+        session_id: String,
+        /// The step names.
+        pipeline: Vec<String>,
+    },
+    /// An onboarding step completed.
+    OnboardingStepCompleted {
+        /// The session id.
+        session_id: String,
+        /// The step.
+        step_name: String,
+        /// The user, once one exists.
+        user_id: Option<UserId>,
+    },
+    /// An onboarding step was skipped.
+    OnboardingStepSkipped {
+        /// The session id.
+        session_id: String,
+        /// The step.
+        step_name: String,
+    },
+    /// An onboarding step failed.
+    OnboardingStepFailed {
+        /// The session id.
+        session_id: String,
+        /// The step.
+        step_name: String,
+        /// The error messages.
+        errors: Vec<String>,
+    },
+    /// An onboarding flow completed.
+    OnboardingCompleted {
+        /// The user.
+        user_id: UserId,
+        /// The session id.
+        session_id: String,
+    },
+    /// An expired onboarding session was used.
+    OnboardingSessionExpired {
+        /// The session id.
+        session_id: String,
+        /// The email.
+        email: String,
+    },
+    /// A verification code was generated; a handler must deliver it (see
+    /// [`EventBus::has_handler`]).
+    VerificationCodeGenerated {
+        /// Where to send it.
+        email: String,
+        /// The code.
+        code: SecretString,
+    },
+}
+
+/// The kind of an [`AuthEvent`], for registering handlers.
+///
+/// ```
+/// use auth_core::AuthEventKind;
+/// assert_eq!(AuthEventKind::ALL.len(), 20);
+/// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum AuthEventKind {
+    UserRegistered,
+    UserLogin,
+    UserLoginFailed,
+    RateLimitExceeded,
+    UserLogout,
+    PasswordChanged,
+    PasswordRehashed,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    TokenRefreshed,
+    RefreshReuseDetected,
+    S2sAuthSuccess,
+    S2sAuthFailed,
+    OnboardingStarted,
+    OnboardingStepCompleted,
+    OnboardingStepSkipped,
+    OnboardingStepFailed,
+    OnboardingCompleted,
+    OnboardingSessionExpired,
+    VerificationCodeGenerated,
+}
+
+impl AuthEventKind {
+    /// Every kind.
+    pub const ALL: [Self; 20] = [
+        Self::UserRegistered,
+        Self::UserLogin,
+        Self::UserLoginFailed,
+        Self::RateLimitExceeded,
+        Self::UserLogout,
+        Self::PasswordChanged,
+        Self::PasswordRehashed,
+        Self::PasswordResetRequested,
+        Self::PasswordResetCompleted,
+        Self::TokenRefreshed,
+        Self::RefreshReuseDetected,
+        Self::S2sAuthSuccess,
+        Self::S2sAuthFailed,
+        Self::OnboardingStarted,
+        Self::OnboardingStepCompleted,
+        Self::OnboardingStepSkipped,
+        Self::OnboardingStepFailed,
+        Self::OnboardingCompleted,
+        Self::OnboardingSessionExpired,
+        Self::VerificationCodeGenerated,
+    ];
+
+    /// The event name (tortoise-auth's, where it has one).
+    ///
+    /// ```
+    /// # use auth_core::AuthEventKind;
+    /// assert_eq!(AuthEventKind::S2sAuthFailed.as_str(), "s2s_auth_failed");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserRegistered => "user_registered",
+            Self::UserLogin => "user_login",
+            Self::UserLoginFailed => "user_login_failed",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::UserLogout => "user_logout",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordRehashed => "password_rehashed",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordResetCompleted => "password_reset_completed",
+            Self::TokenRefreshed => "token_refreshed",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::S2sAuthSuccess => "s2s_auth_success",
+            Self::S2sAuthFailed => "s2s_auth_failed",
+            Self::OnboardingStarted => "onboarding_started",
+            Self::OnboardingStepCompleted => "onboarding_step_completed",
+            Self::OnboardingStepSkipped => "onboarding_step_skipped",
+            Self::OnboardingStepFailed => "onboarding_step_failed",
+            Self::OnboardingCompleted => "onboarding_completed",
+            Self::OnboardingSessionExpired => "onboarding_session_expired",
+            Self::VerificationCodeGenerated => "verification_code_generated",
+        }
+    }
+}
+
+impl fmt::Display for AuthEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AuthEvent {
+    /// This event's kind.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEvent, AuthEventKind, UserId};
+    /// let e = AuthEvent::PasswordChanged { user_id: UserId::new("1") };
+    /// assert_eq!(e.kind(), AuthEventKind::PasswordChanged);
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> AuthEventKind {
+        match self {
+            Self::UserRegistered { .. } => AuthEventKind::UserRegistered,
+            Self::UserLogin { .. } => AuthEventKind::UserLogin,
+            Self::UserLoginFailed { .. } => AuthEventKind::UserLoginFailed,
+            Self::RateLimitExceeded { .. } => AuthEventKind::RateLimitExceeded,
+            Self::UserLogout { .. } => AuthEventKind::UserLogout,
+            Self::PasswordChanged { .. } => AuthEventKind::PasswordChanged,
+            Self::PasswordRehashed { .. } => AuthEventKind::PasswordRehashed,
+            Self::PasswordResetRequested { .. } => AuthEventKind::PasswordResetRequested,
+            Self::PasswordResetCompleted { .. } => AuthEventKind::PasswordResetCompleted,
+            Self::TokenRefreshed { .. } => AuthEventKind::TokenRefreshed,
+            Self::RefreshReuseDetected { .. } => AuthEventKind::RefreshReuseDetected,
+            Self::S2sAuthSuccess { .. } => AuthEventKind::S2sAuthSuccess,
+            Self::S2sAuthFailed { .. } => AuthEventKind::S2sAuthFailed,
+            Self::OnboardingStarted { .. } => AuthEventKind::OnboardingStarted,
+            Self::OnboardingStepCompleted { .. } => AuthEventKind::OnboardingStepCompleted,
+            Self::OnboardingStepSkipped { .. } => AuthEventKind::OnboardingStepSkipped,
+            Self::OnboardingStepFailed { .. } => AuthEventKind::OnboardingStepFailed,
+            Self::OnboardingCompleted { .. } => AuthEventKind::OnboardingCompleted,
+            Self::OnboardingSessionExpired { .. } => AuthEventKind::OnboardingSessionExpired,
+            Self::VerificationCodeGenerated { .. } => AuthEventKind::VerificationCodeGenerated,
+        }
+    }
+}
+
+/// The error a handler returns; it is logged and never reaches the flow that emitted the event.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Something that reacts to events: send an email, write an audit row, bump a metric.
+///
+/// ```
+/// use auth_core::{AuthEvent, EventHandler, HandlerError};
+///
+/// #[derive(Debug)]
+/// struct Audit;
+///
+/// #[async_trait::async_trait]
+/// impl EventHandler for Audit {
+///     async fn handle(&self, event: &AuthEvent) -> Result<(), HandlerError> {
+///         let _ = event.kind();
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Handles one event.
+    ///
+    /// # Errors
+    ///
+    /// Any error; it is logged at error level and the remaining handlers still run.
+    async fn handle(&self, event: &AuthEvent) -> Result<(), HandlerError>;
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+
+struct FnHandler<F>(F);
+
+#[async_trait]
+impl<F> EventHandler for FnHandler<F>
+where
+    F: Fn(AuthEvent) -> BoxFuture + Send + Sync + 'static,
+{
+    async fn handle(&self, event: &AuthEvent) -> Result<(), HandlerError> {
+        (self.0)(event.clone()).await
+    }
+}
+
+type Handlers = HashMap<AuthEventKind, Vec<Arc<dyn EventHandler>>>;
+
+/// Delivers events to async handlers registered per kind. Cheap to clone; clones share handlers.
+///
+/// - Handlers of one kind run in registration order, awaited inline, so a delivery handler
+///   (email) has run when the flow returns.
+/// - A handler that fails or panics is logged and the others still run; the flow goes on.
+/// - Every event is also a `tracing` event (target `auth::events`) without secrets.
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// use auth_core::{AuthEvent, AuthEventKind, EventBus, UserId};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let bus = EventBus::new();
+/// let logins = Arc::new(AtomicUsize::new(0));
+/// let counter = Arc::clone(&logins);
+/// bus.on_fn(AuthEventKind::UserLogin, move |_event| {
+///     let counter = Arc::clone(&counter);
+///     async move { counter.fetch_add(1, Ordering::SeqCst); Ok(()) }
+/// });
+/// assert!(bus.has_handler(AuthEventKind::UserLogin));
+/// bus.emit(AuthEvent::UserLogin { user_id: UserId::new("1"), email: "a@b.c".into() }).await;
+/// assert_eq!(logins.load(Ordering::SeqCst), 1);
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct EventBus {
+    handlers: Arc<RwLock<Handlers>>,
+}
+
+impl EventBus {
+    /// A bus with no handlers.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEventKind, EventBus};
+    /// assert!(!EventBus::new().has_handler(AuthEventKind::UserLogin));
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a handler for one kind.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError};
+    /// # #[derive(Debug)] struct H;
+    /// # #[async_trait::async_trait] impl EventHandler for H {
+    /// #     async fn handle(&self, _: &AuthEvent) -> Result<(), HandlerError> { Ok(()) } }
+    /// let bus = EventBus::new();
+    /// bus.on(AuthEventKind::PasswordChanged, H);
+    /// assert!(bus.has_handler(AuthEventKind::PasswordChanged));
+    /// ```
+    pub fn on(&self, kind: AuthEventKind, handler: impl EventHandler) {
+        let mut handlers = self
+            .handlers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        handlers.entry(kind).or_default().push(Arc::new(handler));
+    }
+
+    /// Registers an async closure for one kind.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEventKind, EventBus};
+    /// let bus = EventBus::new();
+    /// bus.on_fn(AuthEventKind::UserLogout, |_e| async { Ok(()) });
+    /// assert!(bus.has_handler(AuthEventKind::UserLogout));
+    /// ```
+    pub fn on_fn<F, Fut>(&self, kind: AuthEventKind, handler: F)
+    where
+        F: Fn(AuthEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.on(
+            kind,
+            FnHandler(move |event| -> BoxFuture { Box::pin(handler(event)) }),
+        );
+    }
+
+    /// Whether at least one handler listens to `kind`: a flow that must deliver something
+    /// (a verification code) refuses to start when nothing would deliver it.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEventKind, EventBus};
+    /// assert!(!EventBus::new().has_handler(AuthEventKind::VerificationCodeGenerated));
+    /// ```
+    #[must_use]
+    pub fn has_handler(&self, kind: AuthEventKind) -> bool {
+        self.handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&kind)
+            .is_some_and(|h| !h.is_empty())
+    }
+
+    /// Logs the event and runs its handlers; never fails.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEvent, EventBus, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// EventBus::new().emit(AuthEvent::PasswordChanged { user_id: UserId::new("1") }).await;
+    /// # });
+    /// ```
+    pub async fn emit(&self, event: AuthEvent) {
+        let kind = event.kind();
+        tracing::info!(target: "auth::events", event = kind.as_str(), detail = ?event, "auth event");
+        let handlers: Vec<Arc<dyn EventHandler>> = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&kind)
+            .cloned()
+            .unwrap_or_default();
+        for (index, handler) in handlers.iter().enumerate() {
+            match (CatchUnwind {
+                inner: handler.handle(&event),
+            })
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(
+                    target: "auth::events",
+                    event = kind.as_str(),
+                    handler = index,
+                    error = %error,
+                    "event handler failed"
+                ),
+                Err(()) => tracing::error!(
+                    target: "auth::events",
+                    event = kind.as_str(),
+                    handler = index,
+                    "event handler panicked"
+                ),
+            }
+        }
+    }
+}
+
+impl fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let handlers = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut kinds: Vec<_> = handlers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.len()))
+            .collect();
+        kinds.sort_unstable();
+        f.debug_struct("EventBus")
+            .field("handlers", &kinds)
+            .finish()
+    }
+}
+
+/// Polls a future, turning a panic inside it into `Err(())`, so one handler's panic cannot
+/// break the flow that emitted the event.
+struct CatchUnwind<F> {
+    inner: F,
+}
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+#![doc = include_str!("../README.md")]
+
+mod clock;
+mod config;
+mod error;
+mod events;
+mod memory;
+mod password;
+pub mod random;
+mod rate_limit;
+mod revocation;
+mod s2s;
+mod secret;
+mod service;
+mod token;
+mod user;
+
+pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
+pub use config::{AuthConfig, AuthConfigBuilder};
+pub use error::{BackendError, ConfigError, Error, FieldError, Result, ValidationErrors};
+pub use events::{
+    AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError, LoginFailureReason,
+};
+pub use memory::{MemoryTokenBackend, MemoryUserStore};
+pub use password::{
+    CommonPasswordValidator, DEFAULT_MAX_PASSWORD_LENGTH, HashError, MinimumLengthValidator,
+    NumericPasswordValidator, PasswordContext, PasswordHasher, PasswordHashing, PasswordPolicy,
+    PasswordValidator, UNUSABLE_PASSWORD_PREFIX, UserAttributeSimilarityValidator, Verified,
+    is_password_usable, make_unusable_password,
+};
+pub use rate_limit::{MemoryRateLimiter, RateLimitPolicy, RateLimitStatus, RateLimiter};
+pub use revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
+pub use s2s::{S2SService, S2sIdentity};
+pub use secret::{SecretKey, SecretString, constant_time_eq};
+pub use service::{AuthResult, AuthService, LoginOptions};
+pub use token::{
+    AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,
+    RotateRequest, SessionInfo, SessionMeta, TokenBackend, TokenKind, TokenLifetimes, TokenPair,
+};
+pub use user::{AuthUser, MAX_EMAIL_LEN, NewUser, User, UserId, UserStore, normalize_email};
+
+/// Re-exported so implementations of the async traits need no extra dependency.
+pub use async_trait::async_trait;

@@ -1,0 +1,350 @@
+//! Rate limiting with an enforced lockout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::clock::{SharedClock, SystemClock, add, until};
+use crate::error::{BackendError, ConfigError, Error, Result};
+
+/// When to lock a key: `max_attempts` failures within `window` lock it for `lockout`.
+///
+/// Unlike tortoise-auth, the lockout is enforced for its full length whatever the window, and
+/// the reported `retry_after` is exactly the time until it ends.
+///
+/// ```
+/// use std::time::Duration;
+/// use auth_core::RateLimitPolicy;
+/// let p = RateLimitPolicy::default();
+/// assert_eq!(p.max_attempts(), 5);
+/// assert_eq!(p.window(), Duration::from_secs(300));
+/// assert_eq!(p.lockout(), Duration::from_secs(600));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitPolicy {
+    max_attempts: u32,
+    window: Duration,
+    lockout: Duration,
+}
+
+impl RateLimitPolicy {
+    /// Validated policy.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when any value is zero.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use auth_core::RateLimitPolicy;
+    /// assert!(RateLimitPolicy::new(0, Duration::from_secs(1), Duration::from_secs(1)).is_err());
+    /// assert!(RateLimitPolicy::new(3, Duration::from_secs(60), Duration::from_secs(60)).is_ok());
+    /// ```
+    pub fn new(
+        max_attempts: u32,
+        window: Duration,
+        lockout: Duration,
+    ) -> Result<Self, ConfigError> {
+        if max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "rate_limit_max_attempts",
+                "must be positive",
+            ));
+        }
+        if window.is_zero() {
+            return Err(ConfigError::invalid(
+                "rate_limit_window",
+                "must be positive",
+            ));
+        }
+        if lockout.is_zero() {
+            return Err(ConfigError::invalid(
+                "rate_limit_lockout",
+                "must be positive",
+            ));
+        }
+        Ok(Self {
+            max_attempts,
+            window,
+            lockout,
+        })
+    }
+
+    /// Failures allowed within the window before the lockout.
+    ///
+    /// ```
+    /// # use auth_core::RateLimitPolicy;
+    /// assert_eq!(RateLimitPolicy::default().max_attempts(), 5);
+    /// ```
+    #[must_use]
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The window failures are counted in.
+    ///
+    /// ```
+    /// # use auth_core::RateLimitPolicy;
+    /// assert_eq!(RateLimitPolicy::default().window().as_secs(), 300);
+    /// ```
+    #[must_use]
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// How long a lockout lasts.
+    ///
+    /// ```
+    /// # use auth_core::RateLimitPolicy;
+    /// assert_eq!(RateLimitPolicy::default().lockout().as_secs(), 600);
+    /// ```
+    #[must_use]
+    pub fn lockout(&self) -> Duration {
+        self.lockout
+    }
+}
+
+impl Default for RateLimitPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            window: Duration::from_secs(300),
+            lockout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Whether a key may try again.
+///
+/// ```
+/// use auth_core::RateLimitStatus;
+/// let s = RateLimitStatus::Allowed { remaining: 3 };
+/// assert!(s.is_allowed());
+/// assert!(s.retry_after().is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateLimitStatus {
+    /// The key may try; `remaining` failures are left before a lockout.
+    Allowed {
+        /// Failures left before the lockout.
+        remaining: u32,
+    },
+    /// The key is locked out.
+    Limited {
+        /// Time until the lockout ends (at least one second).
+        retry_after: Duration,
+    },
+}
+
+impl RateLimitStatus {
+    /// Whether the key may try.
+    ///
+    /// ```
+    /// # use auth_core::RateLimitStatus;
+    /// assert!(!RateLimitStatus::Limited { retry_after: std::time::Duration::from_secs(1) }.is_allowed());
+    /// ```
+    #[must_use]
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allowed { .. })
+    }
+
+    /// The wait, when limited.
+    ///
+    /// ```
+    /// # use auth_core::RateLimitStatus;
+    /// let d = std::time::Duration::from_secs(9);
+    /// assert_eq!(RateLimitStatus::Limited { retry_after: d }.retry_after(), Some(d));
+    /// ```
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Limited { retry_after } => Some(*retry_after),
+            Self::Allowed { .. } => None,
+        }
+    }
+}
+
+/// Counts failures per key (an email, an IP) and enforces lockouts. Implementations run
+/// `auth_testkit::conformance::rate_limiter`; the check-and-record of SQL and Redis ones are atomic.
+///
+/// ```
+/// use auth_core::{MemoryRateLimiter, RateLimitPolicy, RateLimiter};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let limiter = MemoryRateLimiter::new(RateLimitPolicy::default());
+/// for _ in 0..5 {
+///     limiter.record("alice@example.com").await?;
+/// }
+/// assert!(!limiter.check("alice@example.com").await?.is_allowed());
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// The key's status, without recording anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn check(&self, key: &str) -> Result<RateLimitStatus>;
+
+    /// Records one failure and returns the status after it (limited when this failure reached
+    /// the maximum).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn record(&self, key: &str) -> Result<RateLimitStatus>;
+
+    /// Forgets the key's failures and any lockout (after a success).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn reset(&self, key: &str) -> Result<()>;
+
+    /// Forgets keys with nothing left to enforce; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn cleanup_expired(&self) -> Result<u64>;
+}
+
+#[derive(Debug, Default)]
+struct KeyState {
+    failures: Vec<OffsetDateTime>,
+    locked_until: Option<OffsetDateTime>,
+}
+
+/// A [`RateLimiter`] in process memory.
+///
+/// ```
+/// use auth_core::{FixedClock, MemoryRateLimiter, RateLimitPolicy};
+/// let _ = MemoryRateLimiter::new(RateLimitPolicy::default()).with_clock(FixedClock::from_unix(0));
+/// ```
+#[derive(Clone)]
+pub struct MemoryRateLimiter {
+    policy: RateLimitPolicy,
+    keys: Arc<Mutex<HashMap<String, KeyState>>>,
+    clock: SharedClock,
+}
+
+impl MemoryRateLimiter {
+    /// A limiter with this policy on the system clock.
+    ///
+    /// ```
+    /// # use auth_core::{MemoryRateLimiter, RateLimitPolicy};
+    /// let _ = MemoryRateLimiter::new(RateLimitPolicy::default());
+    /// ```
+    #[must_use]
+    pub fn new(policy: RateLimitPolicy) -> Self {
+        Self {
+            policy,
+            keys: Arc::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Reads time from `clock`.
+    ///
+    /// ```
+    /// # use auth_core::{FixedClock, MemoryRateLimiter, RateLimitPolicy};
+    /// let _ = MemoryRateLimiter::new(RateLimitPolicy::default()).with_clock(FixedClock::from_unix(1));
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl crate::Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, KeyState>>> {
+        self.keys
+            .lock()
+            .map_err(|_| Error::Backend(BackendError::message("rate limiter lock poisoned")))
+    }
+
+    /// Brings one key's state up to `now` and reports it.
+    fn status(&self, state: &mut KeyState, now: OffsetDateTime) -> RateLimitStatus {
+        if let Some(until_at) = state.locked_until {
+            if until_at > now {
+                return limited(now, until_at);
+            }
+            // The lockout is over: start counting afresh.
+            state.locked_until = None;
+            state.failures.clear();
+        }
+        let window_start =
+            now - time::Duration::try_from(self.policy.window).unwrap_or(time::Duration::MAX);
+        state.failures.retain(|t| *t > window_start);
+        let used = u32::try_from(state.failures.len()).unwrap_or(u32::MAX);
+        RateLimitStatus::Allowed {
+            remaining: self.policy.max_attempts.saturating_sub(used),
+        }
+    }
+}
+
+fn limited(now: OffsetDateTime, until_at: OffsetDateTime) -> RateLimitStatus {
+    // Round up to whole seconds (HTTP's Retry-After is in seconds), and never report zero.
+    let wait = until(now, until_at);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    RateLimitStatus::Limited {
+        retry_after: Duration::from_secs(secs.max(1)),
+    }
+}
+
+impl std::fmt::Debug for MemoryRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRateLimiter")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn check(&self, key: &str) -> Result<RateLimitStatus> {
+        let now = self.clock.now();
+        let mut keys = self.lock()?;
+        Ok(match keys.get_mut(key) {
+            Some(state) => self.status(state, now),
+            None => RateLimitStatus::Allowed {
+                remaining: self.policy.max_attempts,
+            },
+        })
+    }
+
+    async fn record(&self, key: &str) -> Result<RateLimitStatus> {
+        let now = self.clock.now();
+        let mut keys = self.lock()?;
+        let state = keys.entry(key.to_owned()).or_default();
+        if let limited @ RateLimitStatus::Limited { .. } = self.status(state, now) {
+            return Ok(limited);
+        }
+        state.failures.push(now);
+        if state.failures.len() >= self.policy.max_attempts as usize {
+            let until_at = add(now, self.policy.lockout);
+            state.locked_until = Some(until_at);
+            return Ok(limited(now, until_at));
+        }
+        Ok(self.status(state, now))
+    }
+
+    async fn reset(&self, key: &str) -> Result<()> {
+        self.lock()?.remove(key);
+        Ok(())
+    }
+
+    async fn cleanup_expired(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let mut keys = self.lock()?;
+        let before = keys.len();
+        keys.retain(|_, state| {
+            let _ = self.status(state, now);
+            state.locked_until.is_some() || !state.failures.is_empty()
+        });
+        Ok((before - keys.len()) as u64)
+    }
+}

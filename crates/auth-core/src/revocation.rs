@@ -1,0 +1,273 @@
+//! Revocation of stateless tokens: revoked ids, revoked families, per-user "not before".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::error::{BackendError, Error, Result};
+use crate::user::UserId;
+
+/// What to check about one token, in one round trip.
+///
+/// ```
+/// use auth_core::{RevocationQuery, UserId};
+/// let q = RevocationQuery::new("jti-1", UserId::new("7"), 1_700_000_000).with_family("fam");
+/// assert_eq!(q.family.as_deref(), Some("fam"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RevocationQuery {
+    /// The token id.
+    pub jti: String,
+    /// Its family, if it has one.
+    pub family: Option<String>,
+    /// Its user.
+    pub user_id: UserId,
+    /// When it was issued, Unix seconds.
+    pub issued_at: i64,
+}
+
+impl RevocationQuery {
+    /// A query without a family.
+    ///
+    /// ```
+    /// # use auth_core::{RevocationQuery, UserId};
+    /// assert!(RevocationQuery::new("j", UserId::new("1"), 0).family.is_none());
+    /// ```
+    #[must_use]
+    pub fn new(jti: impl Into<String>, user_id: UserId, issued_at: i64) -> Self {
+        Self {
+            jti: jti.into(),
+            family: None,
+            user_id,
+            issued_at,
+        }
+    }
+
+    /// Sets the family.
+    ///
+    /// ```
+    /// # use auth_core::{RevocationQuery, UserId};
+    /// assert!(RevocationQuery::new("j", UserId::new("1"), 0).with_family("f").family.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_family(mut self, family: impl Into<String>) -> Self {
+        self.family = Some(family.into());
+        self
+    }
+}
+
+/// Remembers which stateless tokens no longer count. Entries carry the expiry of what they
+/// revoke, so [`cleanup_expired`](RevocationStore::cleanup_expired) can forget them once the
+/// tokens could not verify anyway. Implementations run `auth_testkit::conformance::revocation_store`.
+///
+/// ```
+/// use auth_core::{MemoryRevocationStore, RevocationQuery, RevocationStore, UserId};
+/// use time::OffsetDateTime;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryRevocationStore::new();
+/// let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+/// store.revoke("jti-1", later).await?;
+/// let q = RevocationQuery::new("jti-1", UserId::new("7"), 0);
+/// assert!(store.is_revoked(&q).await?);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Marks a token id revoked until `expires_at`. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()>;
+
+    /// Marks a token id used, atomically: `true` for exactly one caller, however many race.
+    /// A consumed id is also revoked. This is what makes refresh tokens single-use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool>;
+
+    /// Revokes every token of a family until `expires_at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()>;
+
+    /// Revokes every token of the user issued before `not_before` (logout everywhere, in O(1)).
+    /// A later call with an earlier instant does not move it back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn revoke_user(&self, user_id: &UserId, not_before: OffsetDateTime) -> Result<()>;
+
+    /// Whether the token is revoked by id, by family or by its user's not-before instant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn is_revoked(&self, query: &RevocationQuery) -> Result<bool>;
+
+    /// Forgets entries whose expiry has passed; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn cleanup_expired(&self) -> Result<u64>;
+}
+
+#[derive(Default)]
+struct RevocationState {
+    jtis: HashMap<String, OffsetDateTime>,
+    families: HashMap<String, OffsetDateTime>,
+    /// Per user: the not-before instant (Unix seconds) and when the entry may be forgotten.
+    users: HashMap<UserId, (i64, OffsetDateTime)>,
+}
+
+/// A [`RevocationStore`] in process memory, for tests and single-process deployments.
+///
+/// ```
+/// use auth_core::{FixedClock, MemoryRevocationStore};
+/// let store = MemoryRevocationStore::new().with_clock(FixedClock::from_unix(0));
+/// # let _ = store;
+/// ```
+#[derive(Clone)]
+pub struct MemoryRevocationStore {
+    state: Arc<Mutex<RevocationState>>,
+    clock: SharedClock,
+    /// How long a per-user not-before entry is kept: tokens issued before it are at most this old.
+    user_retention: time::Duration,
+}
+
+impl MemoryRevocationStore {
+    /// An empty store on the system clock.
+    ///
+    /// ```
+    /// let _ = auth_core::MemoryRevocationStore::new();
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            state: Arc::default(),
+            clock: Arc::new(SystemClock),
+            user_retention: time::Duration::days(31),
+        }
+    }
+
+    /// Reads time from `clock`.
+    ///
+    /// ```
+    /// # use auth_core::{FixedClock, MemoryRevocationStore};
+    /// let _ = MemoryRevocationStore::new().with_clock(FixedClock::from_unix(5));
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl crate::Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long per-user not-before entries are kept (set it to the longest token lifetime;
+    /// default 31 days).
+    ///
+    /// ```
+    /// # use auth_core::MemoryRevocationStore;
+    /// let _ = MemoryRevocationStore::new().with_user_retention(std::time::Duration::from_secs(86_400));
+    /// ```
+    #[must_use]
+    pub fn with_user_retention(mut self, retention: std::time::Duration) -> Self {
+        self.user_retention = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX);
+        self
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, RevocationState>> {
+        self.state
+            .lock()
+            .map_err(|_| Error::Backend(BackendError::message("revocation store lock poisoned")))
+    }
+}
+
+impl Default for MemoryRevocationStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryRevocationStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRevocationStore")
+            .finish_non_exhaustive()
+    }
+}
+
+fn extend(map: &mut HashMap<String, OffsetDateTime>, key: &str, expires_at: OffsetDateTime) {
+    map.entry(key.to_owned())
+        .and_modify(|e| *e = (*e).max(expires_at))
+        .or_insert(expires_at);
+}
+
+#[async_trait]
+impl RevocationStore for MemoryRevocationStore {
+    async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
+        extend(&mut self.lock()?.jtis, jti, expires_at);
+        Ok(())
+    }
+
+    async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
+        let mut state = self.lock()?;
+        if state.jtis.contains_key(jti) {
+            return Ok(false);
+        }
+        state.jtis.insert(jti.to_owned(), expires_at);
+        Ok(true)
+    }
+
+    async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
+        extend(&mut self.lock()?.families, family, expires_at);
+        Ok(())
+    }
+
+    async fn revoke_user(&self, user_id: &UserId, not_before: OffsetDateTime) -> Result<()> {
+        let keep_until = crate::clock::add(
+            self.clock.now(),
+            std::time::Duration::try_from(self.user_retention).unwrap_or_default(),
+        );
+        let nb = not_before.unix_timestamp();
+        let mut state = self.lock()?;
+        let entry = state
+            .users
+            .entry(user_id.clone())
+            .or_insert((nb, keep_until));
+        entry.0 = entry.0.max(nb);
+        entry.1 = entry.1.max(keep_until);
+        Ok(())
+    }
+
+    async fn is_revoked(&self, q: &RevocationQuery) -> Result<bool> {
+        let state = self.lock()?;
+        Ok(state.jtis.contains_key(&q.jti)
+            || q.family
+                .as_ref()
+                .is_some_and(|f| state.families.contains_key(f))
+            || state
+                .users
+                .get(&q.user_id)
+                .is_some_and(|(nb, _)| q.issued_at < *nb))
+    }
+
+    async fn cleanup_expired(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let mut state = self.lock()?;
+        let before = state.jtis.len() + state.families.len() + state.users.len();
+        state.jtis.retain(|_, exp| *exp > now);
+        state.families.retain(|_, exp| *exp > now);
+        state.users.retain(|_, (_, keep)| *keep > now);
+        let after = state.jtis.len() + state.families.len() + state.users.len();
+        Ok((before - after) as u64)
+    }
+}

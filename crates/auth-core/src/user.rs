@@ -1,0 +1,410 @@
+//! Identity: who a user is and where users are stored.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// The longest email accepted, in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// A user's identifier: an opaque string, and what goes into a token's `sub` claim.
+///
+/// Integer, UUID and any other keys are all carried as their string form.
+///
+/// ```
+/// use auth_core::UserId;
+/// let id = UserId::new("42");
+/// assert_eq!(id.as_str(), "42");
+/// assert_eq!(id.to_string(), "42");
+/// assert_eq!(UserId::from(42_i64), id);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Wraps an identifier.
+    ///
+    /// ```
+    /// # use auth_core::UserId;
+    /// assert_eq!(UserId::new(String::from("u1")).as_str(), "u1");
+    /// ```
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier as text.
+    ///
+    /// ```
+    /// # use auth_core::UserId;
+    /// assert_eq!(UserId::new("7").as_str(), "7");
+    /// ```
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Consumes the id, returning the string.
+    ///
+    /// ```
+    /// # use auth_core::UserId;
+    /// assert_eq!(UserId::new("7").into_string(), "7");
+    /// ```
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for UserId {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl From<String> for UserId {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<i64> for UserId {
+    fn from(value: i64) -> Self {
+        Self(value.to_string())
+    }
+}
+
+/// What the library needs to know about a user. Applications may use their own type.
+///
+/// ```
+/// use auth_core::{AuthUser, User, UserId};
+/// let user = User::new(UserId::new("1"), "alice@example.com");
+/// assert_eq!(user.email(), "alice@example.com");
+/// assert!(user.is_active());
+/// assert!(!user.is_verified());
+/// assert!(user.password_hash().is_none());
+/// ```
+pub trait AuthUser: Clone + Send + Sync + fmt::Debug + 'static {
+    /// The user's identifier.
+    fn id(&self) -> &UserId;
+    /// The normalized email address (see [`normalize_email`]).
+    fn email(&self) -> &str;
+    /// The encoded password hash, if a password was ever set.
+    fn password_hash(&self) -> Option<&str>;
+    /// Whether the account may log in and use tokens.
+    fn is_active(&self) -> bool;
+    /// Whether the email address has been confirmed.
+    fn is_verified(&self) -> bool;
+    /// The last successful login.
+    fn last_login(&self) -> Option<OffsetDateTime>;
+}
+
+/// The user record this workspace's own stores keep.
+///
+/// Its `Debug` never prints the password hash.
+///
+/// ```
+/// use auth_core::{User, UserId};
+/// let user = User::new(UserId::new("1"), "bob@example.com").with_password_hash("hash");
+/// assert!(!format!("{user:?}").contains("hash\""));
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct User {
+    /// Identifier.
+    pub id: UserId,
+    /// Normalized email, unique.
+    pub email: String,
+    /// Encoded password hash; `None` before a password is set.
+    #[serde(skip_serializing)]
+    pub password_hash: Option<String>,
+    /// May log in.
+    pub is_active: bool,
+    /// Email confirmed.
+    pub is_verified: bool,
+    /// Last successful login.
+    pub last_login: Option<OffsetDateTime>,
+    /// When the account was created.
+    pub joined_at: Option<OffsetDateTime>,
+    /// Profile fields collected by the application (onboarding, settings), as a JSON object.
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+impl User {
+    /// An active, unverified user with no password.
+    ///
+    /// ```
+    /// # use auth_core::{User, UserId};
+    /// assert!(User::new(UserId::new("1"), "a@b.c").is_active);
+    /// ```
+    #[must_use]
+    pub fn new(id: UserId, email: impl Into<String>) -> Self {
+        Self {
+            id,
+            email: email.into(),
+            password_hash: None,
+            is_active: true,
+            is_verified: false,
+            last_login: None,
+            joined_at: None,
+            profile: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the password hash.
+    ///
+    /// ```
+    /// # use auth_core::{AuthUser, User, UserId};
+    /// let u = User::new(UserId::new("1"), "a@b.c").with_password_hash("h");
+    /// assert_eq!(u.password_hash(), Some("h"));
+    /// ```
+    #[must_use]
+    pub fn with_password_hash(mut self, hash: impl Into<String>) -> Self {
+        self.password_hash = Some(hash.into());
+        self
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("is_active", &self.is_active)
+            .field("is_verified", &self.is_verified)
+            .field("last_login", &self.last_login)
+            .field("joined_at", &self.joined_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthUser for User {
+    fn id(&self) -> &UserId {
+        &self.id
+    }
+    fn email(&self) -> &str {
+        &self.email
+    }
+    fn password_hash(&self) -> Option<&str> {
+        self.password_hash.as_deref()
+    }
+    fn is_active(&self) -> bool {
+        self.is_active
+    }
+    fn is_verified(&self) -> bool {
+        self.is_verified
+    }
+    fn last_login(&self) -> Option<OffsetDateTime> {
+        self.last_login
+    }
+}
+
+/// What [`UserStore::create`] needs. The email must already be normalized.
+///
+/// ```
+/// use auth_core::NewUser;
+/// let new = NewUser::new("carol@example.com").with_password_hash("h").verified(true);
+/// assert!(new.is_active);
+/// assert!(new.is_verified);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewUser {
+    /// Normalized email.
+    pub email: String,
+    /// Encoded password hash, or `None` for an account without a password yet.
+    pub password_hash: Option<String>,
+    /// May log in (default true).
+    pub is_active: bool,
+    /// Email confirmed (default false).
+    pub is_verified: bool,
+    /// Profile fields.
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+impl NewUser {
+    /// An active, unverified user with this (normalized) email.
+    ///
+    /// ```
+    /// # use auth_core::NewUser;
+    /// assert!(NewUser::new("a@b.c").password_hash.is_none());
+    /// ```
+    #[must_use]
+    pub fn new(email: impl Into<String>) -> Self {
+        Self {
+            email: email.into(),
+            password_hash: None,
+            is_active: true,
+            is_verified: false,
+            profile: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the encoded password hash.
+    ///
+    /// ```
+    /// # use auth_core::NewUser;
+    /// assert_eq!(NewUser::new("a@b.c").with_password_hash("h").password_hash.as_deref(), Some("h"));
+    /// ```
+    #[must_use]
+    pub fn with_password_hash(mut self, hash: impl Into<String>) -> Self {
+        self.password_hash = Some(hash.into());
+        self
+    }
+
+    /// Sets whether the account is active.
+    ///
+    /// ```
+    /// # use auth_core::NewUser;
+    /// assert!(!NewUser::new("a@b.c").active(false).is_active);
+    /// ```
+    #[must_use]
+    pub fn active(mut self, active: bool) -> Self {
+        self.is_active = active;
+        self
+    }
+
+    /// Sets whether the email is already verified.
+    ///
+    /// ```
+    /// # use auth_core::NewUser;
+    /// assert!(NewUser::new("a@b.c").verified(true).is_verified);
+    /// ```
+    #[must_use]
+    pub fn verified(mut self, verified: bool) -> Self {
+        self.is_verified = verified;
+        self
+    }
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("is_active", &self.is_active)
+            .field("is_verified", &self.is_verified)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where users live. Every implementation runs `auth_testkit::conformance::user_store`.
+///
+/// Emails given to it are already normalized by the caller ([`normalize_email`]); stores
+/// compare them exactly, which makes lookups case-insensitive end to end.
+///
+/// ```
+/// use auth_core::{MemoryUserStore, NewUser, UserStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryUserStore::new();
+/// let user = store.create(NewUser::new("dan@example.com")).await?;
+/// assert_eq!(store.find_by_email("dan@example.com").await?.unwrap().id, user.id);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// The user type this store returns.
+    type User: AuthUser;
+
+    /// Finds a user by normalized email.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the store fails.
+    async fn find_by_email(&self, email: &str) -> Result<Option<Self::User>>;
+
+    /// Finds a user by id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the store fails.
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<Self::User>>;
+
+    /// Creates a user; the email must be unique, atomically (two concurrent creates of one email
+    /// give one user and one [`Error::EmailTaken`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmailTaken`] when the email exists; [`Error::Backend`] when the store fails.
+    async fn create(&self, user: NewUser) -> Result<Self::User>;
+
+    /// Replaces the password hash.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<()>;
+
+    /// Records a successful login at `at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    async fn record_login(&self, id: &UserId, at: OffsetDateTime) -> Result<()>;
+
+    /// Activates or deactivates the account.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    async fn set_active(&self, id: &UserId, active: bool) -> Result<()>;
+
+    /// Marks the email verified or not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    async fn set_verified(&self, id: &UserId, verified: bool) -> Result<()>;
+}
+
+/// Normalizes an email for storage and lookup: trimmed and lower-cased, so lookups are
+/// case-insensitive. Rejects what cannot be an address.
+///
+/// # Errors
+///
+/// [`Error::Validation`] on field `email` when the value is empty, longer than
+/// [`MAX_EMAIL_LEN`], has no single `@` with text on both sides, or contains whitespace or
+/// control characters.
+///
+/// ```
+/// use auth_core::normalize_email;
+/// assert_eq!(normalize_email("  Alice@Example.COM ").unwrap(), "alice@example.com");
+/// assert!(normalize_email("not-an-email").is_err());
+/// assert!(normalize_email("a@b@c").is_err());
+/// ```
+pub fn normalize_email(email: &str) -> Result<String> {
+    let invalid = || Error::invalid("email", "invalid_email", "Enter a valid email address.");
+    let email = email.trim();
+    if email.is_empty() || email.len() > MAX_EMAIL_LEN {
+        return Err(invalid());
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let mut parts = email.split('@');
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    if local.is_empty() || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.') {
+        return Err(invalid());
+    }
+    Ok(email.to_lowercase())
+}

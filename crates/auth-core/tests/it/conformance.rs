@@ -1,0 +1,31 @@
+//! The in-memory implementations pass the shared suites.
+
+use auth_core::{MemoryRateLimiter, MemoryRevocationStore, MemoryTokenBackend, MemoryUserStore};
+use auth_testkit::conformance;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_user_store() {
+    conformance::user_store(|| async { MemoryUserStore::new() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_token_backend() {
+    conformance::token_backend(|clock| async move { MemoryTokenBackend::new().with_clock(clock) })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_revocation_store() {
+    conformance::revocation_store(
+        |clock| async move { MemoryRevocationStore::new().with_clock(clock) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_rate_limiter() {
+    conformance::rate_limiter(|clock, policy| async move {
+        MemoryRateLimiter::new(policy).with_clock(clock)
+    })
+    .await;
+}

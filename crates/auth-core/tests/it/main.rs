@@ -1,0 +1,12 @@
+//! auth-core integration tests: one binary, one module per concern.
+
+mod common;
+mod config;
+mod conformance;
+mod events;
+mod hashing;
+mod s2s;
+mod secrets;
+mod service;
+mod timing;
+mod validation;

@@ -1,0 +1,175 @@
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{FixedClock, RevocationQuery, RevocationStore, UserId};
+use time::OffsetDateTime;
+
+use super::START;
+use crate::unique;
+
+fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).expect("valid instant")
+}
+
+/// Runs the [`RevocationStore`] suite: revoke by id, single-use consume (also under 50
+/// concurrent callers), family revocation, per-user not-before that never moves back, and
+/// cleanup of expired entries.
+///
+/// ```
+/// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+/// auth_testkit::conformance::revocation_store(|clock| async move {
+///     auth_core::MemoryRevocationStore::new().with_clock(clock)
+/// }).await;
+/// # });
+/// ```
+///
+/// # Panics
+///
+/// When the store breaks a promise of the trait.
+pub async fn revocation_store<R, F, Fut>(make: F)
+where
+    R: RevocationStore,
+    F: Fn(FixedClock) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let clock = FixedClock::from_unix(START);
+    let store = Arc::new(make(clock.clone()).await);
+    let user = UserId::new(unique("user"));
+    let q = |jti: &str, iat: i64| RevocationQuery::new(jti, user.clone(), iat);
+
+    // Revoke by id.
+    let jti = unique("jti");
+    assert!(
+        !store.is_revoked(&q(&jti, START)).await.expect("check"),
+        "nothing is revoked at first"
+    );
+    store.revoke(&jti, at(START + 100)).await.expect("revoke");
+    store
+        .revoke(&jti, at(START + 100))
+        .await
+        .expect("revoking twice is fine");
+    assert!(
+        store.is_revoked(&q(&jti, START)).await.expect("check"),
+        "a revoked id is revoked"
+    );
+    assert!(
+        !store
+            .is_revoked(&q(&unique("other"), START))
+            .await
+            .expect("check"),
+        "other ids are not revoked"
+    );
+
+    // Single use.
+    let once = unique("once");
+    assert!(
+        store
+            .consume(&once, at(START + 100))
+            .await
+            .expect("consume"),
+        "the first consume wins"
+    );
+    assert!(
+        !store
+            .consume(&once, at(START + 100))
+            .await
+            .expect("consume"),
+        "the second consume loses"
+    );
+    assert!(
+        store.is_revoked(&q(&once, START)).await.expect("check"),
+        "a consumed id is revoked"
+    );
+    assert!(
+        !store.consume(&jti, at(START + 100)).await.expect("consume"),
+        "a revoked id cannot be consumed"
+    );
+    let race = unique("race");
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        let race = race.clone();
+        tasks.push(tokio::spawn(async move {
+            store.consume(&race, at(START + 100)).await
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("consume") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "of 50 concurrent consumes exactly one wins");
+
+    // Families.
+    let family = unique("family");
+    let member = q(&unique("member"), START).with_family(family.clone());
+    assert!(!store.is_revoked(&member).await.expect("check"));
+    store
+        .revoke_family(&family, at(START + 100))
+        .await
+        .expect("revoke family");
+    assert!(
+        store.is_revoked(&member).await.expect("check"),
+        "a revoked family revokes its members"
+    );
+    assert!(
+        !store
+            .is_revoked(&q(&unique("m"), START).with_family(unique("other-family")))
+            .await
+            .expect("check"),
+        "other families are untouched"
+    );
+
+    // Per-user not-before.
+    store
+        .revoke_user(&user, at(START + 10))
+        .await
+        .expect("revoke user");
+    assert!(
+        store
+            .is_revoked(&q(&unique("old"), START + 9))
+            .await
+            .expect("check"),
+        "tokens issued before not-before are revoked"
+    );
+    assert!(
+        !store
+            .is_revoked(&q(&unique("new"), START + 10))
+            .await
+            .expect("check"),
+        "tokens issued at or after not-before are valid"
+    );
+    store
+        .revoke_user(&user, at(START))
+        .await
+        .expect("revoke user");
+    assert!(
+        store
+            .is_revoked(&q(&unique("old"), START + 9))
+            .await
+            .expect("check"),
+        "an earlier not-before never moves the instant back"
+    );
+    let stranger = RevocationQuery::new(unique("s"), UserId::new(unique("stranger")), START);
+    assert!(
+        !store.is_revoked(&stranger).await.expect("check"),
+        "other users are untouched"
+    );
+
+    // Cleanup.
+    clock.advance(Duration::from_secs(101));
+    let removed = store.cleanup_expired().await.expect("cleanup");
+    assert!(
+        removed >= 4,
+        "cleanup forgets expired ids and families, got {removed}"
+    );
+    assert!(
+        store
+            .consume(&once, at(START + 500))
+            .await
+            .expect("consume"),
+        "a forgotten id (its token expired) can be recorded again"
+    );
+}

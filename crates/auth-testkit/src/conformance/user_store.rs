@@ -1,0 +1,189 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use auth_core::{AuthUser, Error, NewUser, UserId, UserStore};
+use time::OffsetDateTime;
+
+use crate::unique;
+
+/// Runs the [`UserStore`] suite: create and find, unique emails (also under 20 concurrent
+/// creates), every setter, and `UserNotFound` for unknown ids.
+///
+/// ```
+/// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+/// auth_testkit::conformance::user_store(|| async { auth_core::MemoryUserStore::new() }).await;
+/// # });
+/// ```
+///
+/// # Panics
+///
+/// When the store breaks a promise of the trait.
+pub async fn user_store<S, F, Fut>(make: F)
+where
+    S: UserStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    create_and_find(&make().await).await;
+    unique_email(&make().await).await;
+    setters(&make().await).await;
+    unknown_ids(&make().await).await;
+    concurrent_registration(Arc::new(make().await)).await;
+}
+
+async fn create_and_find<S: UserStore>(store: &S) {
+    let email = format!("{}@example.com", unique("create"));
+    let user = store
+        .create(NewUser::new(email.clone()).with_password_hash("hash-1"))
+        .await
+        .expect("create a user");
+    assert_eq!(user.email(), email, "create returns the email given");
+    assert_eq!(
+        user.password_hash(),
+        Some("hash-1"),
+        "create stores the hash"
+    );
+    assert!(user.is_active(), "new users are active by default");
+    assert!(!user.is_verified(), "new users are unverified by default");
+    assert!(user.last_login().is_none(), "new users have no last login");
+
+    let by_email = store
+        .find_by_email(&email)
+        .await
+        .expect("find by email")
+        .expect("the user exists");
+    assert_eq!(
+        by_email.id(),
+        user.id(),
+        "find_by_email finds the created user"
+    );
+    let by_id = store
+        .find_by_id(user.id())
+        .await
+        .expect("find by id")
+        .expect("the user exists");
+    assert_eq!(by_id.email(), email, "find_by_id finds the created user");
+
+    let missing = format!("{}@example.com", unique("missing"));
+    assert!(
+        store
+            .find_by_email(&missing)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "an unknown email finds nobody"
+    );
+    let inactive = store
+        .create(
+            NewUser::new(format!("{}@example.com", unique("inactive")))
+                .active(false)
+                .verified(true),
+        )
+        .await
+        .expect("create an inactive user");
+    assert!(!inactive.is_active(), "create honours is_active");
+    assert!(inactive.is_verified(), "create honours is_verified");
+    assert!(inactive.password_hash().is_none(), "no hash was given");
+}
+
+async fn unique_email<S: UserStore>(store: &S) {
+    let email = format!("{}@example.com", unique("dup"));
+    store
+        .create(NewUser::new(email.clone()))
+        .await
+        .expect("first create");
+    let second = store.create(NewUser::new(email)).await;
+    assert!(
+        matches!(second, Err(Error::EmailTaken)),
+        "a second user with the same email is EmailTaken, got {second:?}"
+    );
+}
+
+async fn setters<S: UserStore>(store: &S) {
+    let email = format!("{}@example.com", unique("setters"));
+    let user = store.create(NewUser::new(email)).await.expect("create");
+    let id = user.id().clone();
+
+    store
+        .set_password_hash(&id, "hash-2")
+        .await
+        .expect("set hash");
+    let at = OffsetDateTime::from_unix_timestamp(super::START).expect("valid instant");
+    store.record_login(&id, at).await.expect("record login");
+    store.set_active(&id, false).await.expect("deactivate");
+    store.set_verified(&id, true).await.expect("verify");
+
+    let user = store.find_by_id(&id).await.expect("find").expect("exists");
+    assert_eq!(
+        user.password_hash(),
+        Some("hash-2"),
+        "set_password_hash persists"
+    );
+    assert_eq!(
+        user.last_login().map(OffsetDateTime::unix_timestamp),
+        Some(super::START),
+        "record_login persists the instant (to the second at least)"
+    );
+    assert!(!user.is_active(), "set_active(false) persists");
+    assert!(user.is_verified(), "set_verified(true) persists");
+
+    store.set_active(&id, true).await.expect("reactivate");
+    assert!(
+        store
+            .find_by_id(&id)
+            .await
+            .expect("find")
+            .expect("exists")
+            .is_active(),
+        "set_active(true) persists"
+    );
+}
+
+async fn unknown_ids<S: UserStore>(store: &S) {
+    let ghost = UserId::new("999999999");
+    assert!(
+        store.find_by_id(&ghost).await.expect("lookup").is_none(),
+        "an unknown id finds nobody"
+    );
+    for (name, result) in [
+        (
+            "set_password_hash",
+            store.set_password_hash(&ghost, "h").await,
+        ),
+        (
+            "record_login",
+            store.record_login(&ghost, OffsetDateTime::UNIX_EPOCH).await,
+        ),
+        ("set_active", store.set_active(&ghost, false).await),
+        ("set_verified", store.set_verified(&ghost, true).await),
+    ] {
+        assert!(
+            matches!(result, Err(Error::UserNotFound)),
+            "{name} on an unknown id is UserNotFound, got {result:?}"
+        );
+    }
+}
+
+async fn concurrent_registration<S: UserStore>(store: Arc<S>) {
+    let email = format!("{}@example.com", unique("race"));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        let email = email.clone();
+        tasks.push(tokio::spawn(async move {
+            store.create(NewUser::new(email)).await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => created += 1,
+            Err(Error::EmailTaken) => {}
+            Err(other) => panic!("a losing concurrent create must be EmailTaken, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        created, 1,
+        "20 concurrent creates of one email make exactly one user"
+    );
+}

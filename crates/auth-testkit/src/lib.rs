@@ -1,0 +1,38 @@
+//! Test support for the `auth` workspace.
+//!
+//! - [`conformance`]: suites that every implementation of a core trait runs with one call, so
+//!   the memory, SQLite, PostgreSQL, MySQL and Redis backends behave the same.
+//! - [`TestHasher`]: a fast, clearly insecure password hasher for tests.
+//! - [`CountingHasher`]: wraps a hasher and records how many hashes ran at once and on which threads.
+//! - [`FixedClock`]: re-exported from `auth-core`.
+//!
+//! ```
+//! use auth_core::MemoryTokenBackend;
+//! # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+//! auth_testkit::conformance::token_backend(|clock| async move {
+//!     MemoryTokenBackend::new().with_clock(clock)
+//! })
+//! .await;
+//! # });
+//! ```
+
+pub mod conformance;
+mod hasher;
+
+pub use auth_core::FixedClock;
+pub use hasher::{CountingHasher, HashStats, TestHasher};
+
+/// A unique suffix for test data (emails, keys), so suites can share a database.
+///
+/// ```
+/// assert_ne!(auth_testkit::unique("a"), auth_testkit::unique("a"));
+/// ```
+#[must_use]
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        auth_core::random::token(9)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    )
+}
