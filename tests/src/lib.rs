@@ -1,1 +1,26 @@
-//! Cross-crate tests live in `tests/`; this library is empty on purpose.
+//! Cross-crate tests live in `tests/`. This library compiles the guide: every Rust block of
+//! `docs/*.md` and of the README runs as a doctest, so the documentation cannot drift.
+
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../README.md")]
+    mod readme {}
+    #[doc = include_str!("../../docs/quickstart.md")]
+    mod quickstart {}
+    #[doc = include_str!("../../docs/users.md")]
+    mod users {}
+    #[doc = include_str!("../../docs/passwords.md")]
+    mod passwords {}
+    #[doc = include_str!("../../docs/tokens.md")]
+    mod tokens {}
+    #[doc = include_str!("../../docs/rate-limiting.md")]
+    mod rate_limiting {}
+    #[doc = include_str!("../../docs/events.md")]
+    mod events {}
+    #[doc = include_str!("../../docs/configuration.md")]
+    mod configuration {}
+    #[doc = include_str!("../../docs/s2s.md")]
+    mod s2s {}
+    #[doc = include_str!("../../docs/testing.md")]
+    mod testing {}
+}

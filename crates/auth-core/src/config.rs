@@ -81,7 +81,6 @@ impl AuthConfig {
     /// let config = auth_core::AuthConfig::builder().build().unwrap();
     /// assert_eq!(config.max_password_length(), 4096);
     /// ```
-    #[must_use]
     pub fn builder() -> AuthConfigBuilder {
         AuthConfigBuilder {
             config: Self::default(),

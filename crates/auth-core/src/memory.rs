@@ -421,10 +421,12 @@ impl TokenBackend for MemoryTokenBackend {
             record.revoked = true;
             let claims = Self::claims(record, family);
             // The access token issued with this refresh token ends with it.
-            if let Some(access) = record.paired_access.clone() {
-                if let Some(a) = state.tokens.get_mut(&access) {
-                    a.revoked = true;
-                }
+            if let Some(a) = record
+                .paired_access
+                .clone()
+                .and_then(|access| state.tokens.get_mut(&access))
+            {
+                a.revoked = true;
             }
             claims
         };

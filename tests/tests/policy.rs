@@ -1,0 +1,130 @@
+//! Workspace policy, checked as ordinary tests: the dependency rule of ARCHITECTURE.md.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// Crates that must never be compiled into `auth-core`.
+const HEAVY: &[&str] = &[
+    "sea-orm",
+    "sqlx",
+    "axum",
+    "hyper",
+    "jsonwebtoken",
+    "argon2",
+    "bcrypt",
+    "totp-rs",
+    "redis",
+    "tower",
+    "reqwest",
+    "aws-lc-rs",
+    "openssl-sys",
+];
+
+/// Leaf crates: each depends on auth-core and on no other workspace crate.
+const LEAVES: &[&str] = &[
+    "auth-hash",
+    "auth-sign",
+    "auth-tokens-jwt",
+    "auth-tokens-db",
+    "auth-users-db",
+    "auth-redis",
+    "auth-mfa",
+];
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd
+}
+
+/// Every package in the normal (non-dev) dependency tree of `package`, by name.
+fn normal_tree(package: &str) -> BTreeSet<String> {
+    let out = cargo()
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+            "-p",
+            package,
+        ])
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn workspace_members() -> Vec<(String, Vec<String>)> {
+    let out = cargo()
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--no-deps",
+        ])
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (p["name"].as_str().unwrap_or_default().to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn auth_core_stays_light() {
+    let tree = normal_tree("auth-core");
+    let found: Vec<&&str> = HEAVY.iter().filter(|h| tree.contains(**h)).collect();
+    assert!(found.is_empty(), "auth-core must not depend on {found:?}");
+    assert!(tree.contains("ring"), "the check sees the real tree");
+}
+
+#[test]
+fn leaf_crates_depend_on_core_and_no_sibling() {
+    let members = workspace_members();
+    let names: BTreeSet<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains("auth-core"));
+    for (name, deps) in &members {
+        if !LEAVES.contains(&name.as_str()) {
+            continue;
+        }
+        assert!(
+            deps.iter().any(|d| d == "auth-core"),
+            "{name} must depend on auth-core"
+        );
+        let siblings: Vec<&String> = deps
+            .iter()
+            .filter(|d| d.starts_with("auth") && *d != "auth-core")
+            .collect();
+        assert!(siblings.is_empty(), "leaf {name} depends on {siblings:?}");
+    }
+}

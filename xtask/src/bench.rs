@@ -1,0 +1,264 @@
+//! `cargo xtask bench`: the in-memory stack, each operation against the raw work it wraps.
+//!
+//! Figures are medians of several rounds; ratios (operation / raw) show the overhead the library
+//! adds. It re-runs itself in release mode so the numbers mean something.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use auth_core::{
+    AuthConfig, AuthService, EventBus, MemoryTokenBackend, MemoryUserStore, NewUser,
+    PasswordHasher, PasswordHashing, S2SService, UserStore,
+};
+use auth_testkit::TestHasher;
+
+/// PBKDF2 iterations for the stand-in hasher: a few milliseconds, like a real password hash.
+const HASH_ITERATIONS: u32 = 20_000;
+const PASSWORD: &str = "violet-otter-sings-42";
+
+pub(crate) fn run() -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        // Re-run in release: debug timings are meaningless.
+        return super::run(
+            "bench (release)",
+            super::cargo().args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "xtask",
+                "--",
+                "bench",
+            ]),
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(stack()).map_err(|e| e.to_string())
+}
+
+/// Median time per call of `f`, over `rounds` rounds of `n` calls.
+async fn per_call<F, Fut, T>(n: u32, rounds: usize, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(f().await);
+        }
+        samples.push(t.elapsed() / n);
+    }
+    samples.sort();
+    samples[rounds / 2]
+}
+
+/// Fastest rounds of `op` and `raw` per call, measured in alternating rounds so that drift in
+/// the machine's speed affects both alike. The minimum estimates the intrinsic cost of CPU-bound
+/// work; medians on a shared two-core machine swing by 15% from run to run.
+async fn paired<R, RF, O, OF, A, B>(
+    n: u32,
+    rounds: usize,
+    mut raw: R,
+    mut op: O,
+) -> (Duration, Duration)
+where
+    R: FnMut() -> RF,
+    RF: Future<Output = A>,
+    O: FnMut() -> OF,
+    OF: Future<Output = B>,
+{
+    let (mut raws, mut ops) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(raw().await);
+        }
+        raws.push(t.elapsed() / n);
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(op().await);
+        }
+        ops.push(t.elapsed() / n);
+    }
+    raws.sort();
+    ops.sort();
+    (ops[0], raws[0])
+}
+
+fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
+    println!(
+        "{name:<34} {:>11.2?}   {raw_name:<34} {:>11.2?}   ratio {:>7.3}",
+        op,
+        raw,
+        op.as_secs_f64() / raw.as_secs_f64()
+    );
+}
+
+async fn stack() -> auth_core::Result<()> {
+    println!(
+        "in-memory stack, fastest of 25 alternating rounds; stand-in hasher PBKDF2-HMAC-SHA256 x{HASH_ITERATIONS}, 2 worker threads\n"
+    );
+    let hasher = TestHasher::with_iterations(HASH_ITERATIONS);
+    let config = AuthConfig::builder()
+        .rate_limit_max_attempts(u32::MAX)
+        .build()?;
+    let users = MemoryUserStore::new();
+    let tokens = MemoryTokenBackend::new();
+    let auth = AuthService::new(config, users.clone(), hasher, tokens)?;
+    auth.register("bench@example.com", PASSWORD).await?;
+    let stored = users
+        .find_by_email("bench@example.com")
+        .await?
+        .and_then(|u| u.password_hash)
+        .unwrap_or_default();
+
+    // Raw primitives against the operations wrapping them.
+    let hashing = PasswordHashing::new(hasher)?;
+    let (op, raw) = paired(
+        4,
+        25,
+        || async { hasher.verify(PASSWORD, &stored) },
+        || hashing.verify(PASSWORD, Some(&stored)),
+    )
+    .await;
+    row("PasswordHashing::verify", op, "raw PBKDF2 verify", raw);
+    let (op, raw) = paired(
+        4,
+        25,
+        || async { hasher.verify(PASSWORD, &stored) },
+        || auth.login("bench@example.com", PASSWORD),
+    )
+    .await;
+    row("AuthService::login", op, "raw PBKDF2 verify", raw);
+
+    let session = auth.login("bench@example.com", PASSWORD).await?;
+    let access = session.access_token().to_owned();
+    let digest = || async { auth_core::random::sha256_hex(black_box(&access)) };
+    let (op, raw) = paired(5_000, 25, digest, || auth.verify_access(&access)).await;
+    row(
+        "AuthService::verify_access",
+        op,
+        "SHA-256 of the token",
+        raw,
+    );
+    let (op, raw) = paired(5_000, 25, digest, || auth.authenticate(&access)).await;
+    row("AuthService::authenticate", op, "SHA-256 of the token", raw);
+
+    // A refresh does: one digest of the presented token, two new 256-bit tokens, two digests.
+    let raw_refresh = per_call(5_000, 7, || async {
+        let a = auth_core::random::token(32);
+        let b = auth_core::random::token(32);
+        (
+            auth_core::random::sha256_hex(&access),
+            auth_core::random::sha256_hex(&a),
+            auth_core::random::sha256_hex(&b),
+        )
+    })
+    .await;
+    // Each rotation consumes the token it is given, so thread the new one through.
+    let mut current = session.refresh_token().to_owned();
+    let mut samples = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        for _ in 0..2_000 {
+            let pair = auth.refresh(&current).await?;
+            current = pair.refresh_token.expose_secret().to_owned();
+        }
+        samples.push(t.elapsed() / 2_000);
+    }
+    samples.sort();
+    row(
+        "AuthService::refresh",
+        samples[3],
+        "2 random tokens + 3 SHA-256",
+        raw_refresh,
+    );
+
+    let s2s_token = "bench-service-token-0123456789abcdef0123";
+    let s2s = S2SService::new([s2s_token], EventBus::new());
+    let (op, raw) = paired(
+        5_000,
+        25,
+        || async {
+            (
+                auth_core::random::sha256_hex(black_box(s2s_token)),
+                auth_core::random::sha256_hex(black_box(s2s_token)),
+            )
+        },
+        || s2s.authenticate(s2s_token, Some("svc")),
+    )
+    .await;
+    row("S2SService::authenticate", op, "2 x SHA-256", raw);
+
+    println!("\nlogin failure timing (median of 40, ratio against a wrong password)");
+    let inactive = users
+        .create(NewUser::new("inactive@example.com").active(false))
+        .await?;
+    users.set_password_hash(&inactive.id, &stored).await?;
+    users
+        .create(NewUser::new("unusable@example.com").with_password_hash("!unusable"))
+        .await?;
+    let long = "x".repeat(5000);
+    let cases = [
+        ("wrong password", "bench@example.com", "wrong"),
+        ("missing user", "missing@example.com", PASSWORD),
+        ("inactive user", "inactive@example.com", PASSWORD),
+        ("unusable password", "unusable@example.com", PASSWORD),
+        ("over-long password", "bench@example.com", long.as_str()),
+    ];
+    let mut base = None;
+    for (name, email, password) in cases {
+        let d = per_call(1, 41, || auth.login(email, password)).await;
+        let b = *base.get_or_insert(d);
+        println!(
+            "  {name:<22} {d:>10.2?}   ratio {:.3}",
+            d.as_secs_f64() / b.as_secs_f64()
+        );
+    }
+
+    println!(
+        "\nlogin throughput (hashes bounded at {} in flight)",
+        auth.hashing().concurrency()
+    );
+    for callers in [1usize, 2, 16] {
+        let per_caller = 32 / callers.min(8);
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..callers {
+            let auth = auth.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..per_caller {
+                    let _ = auth.login("bench@example.com", PASSWORD).await;
+                }
+            }));
+        }
+        // An unrelated task's latency while the flood runs: hashing must not block the runtime.
+        let probe = tokio::spawn(async {
+            let mut worst = Duration::ZERO;
+            for _ in 0..50 {
+                let t = Instant::now();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                worst = worst.max(t.elapsed().saturating_sub(Duration::from_millis(1)));
+            }
+            worst
+        });
+        for task in tasks {
+            let _ = task.await;
+        }
+        let worst = probe.await.unwrap_or_default();
+        let total = u32::try_from(callers * per_caller).unwrap_or(u32::MAX);
+        let elapsed = t.elapsed();
+        println!(
+            "  {callers:>2} callers: {:>7.1} logins/s   unrelated task worst extra latency {worst:>8.2?}",
+            f64::from(total) / elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
