@@ -104,6 +104,18 @@ impl S2SService {
         }
     }
 
+    /// Accepts the tokens of the config (`AUTH_S2S_TOKENS`); disabled when it has none.
+    ///
+    /// ```
+    /// # use auth_core::{AuthConfig, EventBus, S2SService};
+    /// let config = AuthConfig::builder().s2s_tokens(["t".repeat(32)]).build().unwrap();
+    /// assert!(S2SService::from_config(&config, EventBus::new()).is_enabled());
+    /// assert!(!S2SService::from_config(&AuthConfig::default(), EventBus::new()).is_enabled());
+    /// ```
+    pub fn from_config(config: &crate::AuthConfig, events: EventBus) -> Self {
+        Self::new(config.s2s_tokens().iter().cloned(), events)
+    }
+
     /// Accepts the tokens in the environment variable `var`, read on every call.
     ///
     /// ```

@@ -159,3 +159,21 @@ fn debug_never_prints_secrets() {
     assert!(!debug.contains("0123456789abcdef"), "{debug}");
     assert!(debug.contains("REDACTED"));
 }
+
+#[test]
+fn crate_errors_convert_into_the_core_error() {
+    let err: auth_core::Error = auth_core::HashError::Malformed.into();
+    assert!(matches!(err, auth_core::Error::Backend(_)));
+    assert_eq!(err.to_string(), "backend error: password hashing");
+    // The chain: Error -> BackendError (what was being done) -> HashError (the cause).
+    let context = std::error::Error::source(&err).unwrap();
+    assert_eq!(context.to_string(), "password hashing");
+    assert_eq!(
+        context.source().unwrap().to_string(),
+        "malformed password hash"
+    );
+
+    let err: auth_core::Error = ConfigError::Missing { var: "AUTH_X" }.into();
+    assert!(matches!(err, auth_core::Error::Configuration(_)));
+    assert!(err.to_string().contains("AUTH_X"));
+}
