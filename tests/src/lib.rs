@@ -23,4 +23,6 @@ mod guide {
     mod s2s {}
     #[doc = include_str!("../../docs/testing.md")]
     mod testing {}
+    #[doc = include_str!("../../docs/migrating-from-django.md")]
+    mod migrating_from_django {}
 }

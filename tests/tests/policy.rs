@@ -109,10 +109,35 @@ fn auth_core_stays_light() {
 }
 
 #[test]
+fn auth_hash_pulls_no_storage_http_or_jwt() {
+    let tree = normal_tree("auth-hash");
+    assert!(tree.contains("argon2"), "the check sees the real tree");
+    for heavy in [
+        "sea-orm",
+        "sqlx",
+        "axum",
+        "hyper",
+        "tower",
+        "jsonwebtoken",
+        "redis",
+        "totp-rs",
+    ] {
+        assert!(
+            !tree.contains(heavy),
+            "auth-hash must not depend on {heavy}"
+        );
+    }
+}
+
+#[test]
 fn leaf_crates_depend_on_core_and_no_sibling() {
     let members = workspace_members();
     let names: BTreeSet<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
     assert!(names.contains("auth-core"));
+    assert!(
+        names.contains("auth-hash"),
+        "the check sees the leaves that exist"
+    );
     for (name, deps) in &members {
         if !LEAVES.contains(&name.as_str()) {
             continue;

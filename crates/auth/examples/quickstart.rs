@@ -3,14 +3,13 @@
 //!
 //! Run it with `cargo run -p auth --example quickstart`.
 //!
-//! It uses the in-memory stores. The password hasher is the test kit's stand-in until the
-//! `auth-hash` crate provides Argon2id; the flow and the output do not change when it does.
+//! It uses the in-memory stores and Argon2id (OWASP parameters) for the password.
 
 // An example prints to the terminal.
 #![allow(clippy::print_stdout)]
 
+use auth::hash::Argon2Hasher;
 use auth::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore, NewUser};
-use auth_testkit::TestHasher;
 
 /// Shows the start of a token only: enough to see it changed, not enough to use it.
 fn preview(token: &str) -> String {
@@ -22,7 +21,7 @@ async fn main() -> Result<(), auth::Error> {
     let auth = AuthService::new(
         AuthConfig::default(),
         MemoryUserStore::new(),
-        TestHasher::with_iterations(100_000),
+        Argon2Hasher::default(),
         MemoryTokenBackend::new(),
     )?;
 

@@ -1,17 +1,23 @@
 //! Async authentication and user management for Rust services.
 //!
-//! This umbrella crate re-exports the layers an application picks. Today it carries the core
-//! contract and flows ([`AuthService`], the traits and in-memory stores); password hashing, JWT,
-//! database storage, two-factor, onboarding and axum integration arrive as modules behind
-//! feature flags.
+//! This umbrella crate re-exports the layers an application picks: the core contract and flows
+//! at the root ([`AuthService`], the traits, the in-memory stores), and each layer as a module
+//! behind a feature flag:
+//!
+//! | feature | module | what |
+//! |---|---|---|
+//! | `hash` (default) | [`hash`] | Argon2id, bcrypt, Django's formats, sha-crypt, `MultiHasher` |
+//!
+//! JWT, database storage, two-factor, onboarding and axum integration arrive the same way.
 //!
 //! ```
 //! use auth::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use auth::hash::MultiHasher;
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let auth = AuthService::new(
 //!     AuthConfig::default(),
 //!     MemoryUserStore::new(),
-//!     auth_testkit::TestHasher::fast(),
+//!     MultiHasher::default(), // Argon2id for new hashes; verifies Django, bcrypt, ...
 //!     MemoryTokenBackend::new(),
 //! )?;
 //! auth.register("alice@example.com", "SecurePass123!").await?;
@@ -21,3 +27,9 @@
 //! ```
 
 pub use auth_core::*;
+
+/// Password hashers (feature `hash`): see the `auth-hash` crate.
+#[cfg(feature = "hash")]
+pub mod hash {
+    pub use auth_hash::*;
+}

@@ -1,0 +1,6 @@
+//! auth-hash integration tests.
+
+mod formats;
+mod login;
+mod malformed;
+mod vectors;
