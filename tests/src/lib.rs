@@ -25,4 +25,6 @@ mod guide {
     mod testing {}
     #[doc = include_str!("../../docs/migrating-from-django.md")]
     mod migrating_from_django {}
+    #[doc = include_str!("../../docs/signed-links.md")]
+    mod signed_links {}
 }

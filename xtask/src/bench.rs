@@ -38,6 +38,7 @@ pub(crate) fn run() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
+        signing().await?;
         hashers().await?;
         stack().await
     })
@@ -102,6 +103,74 @@ fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
         raw,
         op.as_secs_f64() / raw.as_secs_f64()
     );
+}
+
+/// auth-sign against ring's HMAC-SHA256 over the same bytes (plus the base64url both need).
+async fn signing() -> auth_core::Result<()> {
+    use auth_sign::{OneTimeTokens, Signer, TimestampSigner};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    println!("auth-sign against raw ring HMAC-SHA256 + base64url of the same bytes\n");
+    let secret = "bench-signing-secret-0123456789abcdef";
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let signer = Signer::new(secret).map_err(auth_core::Error::from)?;
+    let value = "user:42";
+    let raw_sign = || async {
+        let tag = ring::hmac::sign(&key, black_box(value).as_bytes());
+        format!("{value}:{}", URL_SAFE_NO_PAD.encode(tag))
+    };
+    let (op, raw) = paired(20_000, 15, raw_sign, || async {
+        signer.sign(black_box(value))
+    })
+    .await;
+    row("Signer::sign", op, "ring HMAC + base64url", raw);
+    let signed = signer.sign(value);
+    let (op, raw) = paired(20_000, 15, raw_sign, || async {
+        signer.unsign(black_box(&signed))
+    })
+    .await;
+    row("Signer::unsign", op, "ring HMAC + base64url", raw);
+
+    let ts = TimestampSigner::new(secret).map_err(auth_core::Error::from)?;
+    let stamped = ts.sign(value);
+    let (body, _) = stamped.rsplit_once(':').unwrap_or_default();
+    let body = body.to_owned();
+    let raw_ts = || async {
+        let tag = ring::hmac::sign(&key, black_box(body.as_str()).as_bytes());
+        format!("{body}:{}", URL_SAFE_NO_PAD.encode(tag))
+    };
+    let (op, raw) = paired(20_000, 15, raw_ts, || async { ts.sign(black_box(value)) }).await;
+    row("TimestampSigner::sign", op, "ring HMAC + base64url", raw);
+    let max_age = Some(Duration::from_secs(3600));
+    let (op, raw) = paired(20_000, 15, raw_ts, || async {
+        ts.unsign(black_box(&stamped), max_age)
+    })
+    .await;
+    row(
+        "TimestampSigner::unsign (max_age)",
+        op,
+        "ring HMAC + base64url",
+        raw,
+    );
+
+    let tokens = OneTimeTokens::new(secret, "password-reset", Duration::from_secs(3600))
+        .map_err(auth_core::Error::from)?;
+    let user = auth_core::User::new(auth_core::UserId::new("42"), "alice@example.com")
+        .with_password_hash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA");
+    let token = tokens.make(&user);
+    let (op, raw) = paired(20_000, 15, raw_ts, || async {
+        tokens.check(black_box(&token), &user)
+    })
+    .await;
+    row(
+        "OneTimeTokens::check (reset link)",
+        op,
+        "ring HMAC + base64url",
+        raw,
+    );
+    println!();
+    Ok(())
 }
 
 /// Argon2Hasher against the argon2 crate called directly, at our default and tortoise-auth's

@@ -194,6 +194,20 @@ pub enum AuthEvent {
         /// The email.
         email: String,
     },
+    /// An email-verification link was requested; the handler mails `token`.
+    EmailVerificationRequested {
+        /// The user.
+        user_id: UserId,
+        /// Where to send it.
+        email: String,
+        /// The signed token to put in the link.
+        token: SecretString,
+    },
+    /// A user confirmed their email address.
+    EmailVerified {
+        /// The user.
+        user_id: UserId,
+    },
     /// A verification code was generated; a handler must deliver it (see
     /// [`EventBus::has_handler`]).
     VerificationCodeGenerated {
@@ -208,7 +222,7 @@ pub enum AuthEvent {
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 20);
+/// assert_eq!(AuthEventKind::ALL.len(), 22);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,11 +249,13 @@ pub enum AuthEventKind {
     OnboardingCompleted,
     OnboardingSessionExpired,
     VerificationCodeGenerated,
+    EmailVerificationRequested,
+    EmailVerified,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 22] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -260,6 +276,8 @@ impl AuthEventKind {
         Self::OnboardingCompleted,
         Self::OnboardingSessionExpired,
         Self::VerificationCodeGenerated,
+        Self::EmailVerificationRequested,
+        Self::EmailVerified,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -291,6 +309,8 @@ impl AuthEventKind {
             Self::OnboardingCompleted => "onboarding_completed",
             Self::OnboardingSessionExpired => "onboarding_session_expired",
             Self::VerificationCodeGenerated => "verification_code_generated",
+            Self::EmailVerificationRequested => "email_verification_requested",
+            Self::EmailVerified => "email_verified",
         }
     }
 }
@@ -332,6 +352,8 @@ impl AuthEvent {
             Self::OnboardingCompleted { .. } => AuthEventKind::OnboardingCompleted,
             Self::OnboardingSessionExpired { .. } => AuthEventKind::OnboardingSessionExpired,
             Self::VerificationCodeGenerated { .. } => AuthEventKind::VerificationCodeGenerated,
+            Self::EmailVerificationRequested { .. } => AuthEventKind::EmailVerificationRequested,
+            Self::EmailVerified { .. } => AuthEventKind::EmailVerified,
         }
     }
 }

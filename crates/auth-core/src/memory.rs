@@ -154,6 +154,21 @@ impl UserStore for MemoryUserStore {
         self.update(id, |u| u.password_hash = Some(hash.to_owned()))
     }
 
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        expected: Option<&str>,
+        new_hash: &str,
+    ) -> Result<bool> {
+        let mut users = self.lock()?;
+        let user = users.by_id.get_mut(id).ok_or(Error::UserNotFound)?;
+        if user.password_hash.as_deref() != expected {
+            return Ok(false);
+        }
+        user.password_hash = Some(new_hash.to_owned());
+        Ok(true)
+    }
+
     async fn record_login(&self, id: &UserId, at: OffsetDateTime) -> Result<()> {
         self.update(id, |u| u.last_login = Some(at))
     }
@@ -310,6 +325,38 @@ impl MemoryTokenBackend {
         claims
     }
 
+    /// Checks a refresh token for rotation without consuming it: its claims when it may rotate,
+    /// `Err(Reused)` (after revoking the family) when it was already consumed, or an error.
+    fn check_refresh(
+        state: &mut TokenState,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Result<Claims, RotateOutcome>> {
+        let record = state.tokens.get(hash).ok_or(Error::TokenInvalid)?;
+        if record.kind != TokenKind::Refresh {
+            return Err(Error::TokenInvalid);
+        }
+        let family = state
+            .families
+            .get(&record.family)
+            .ok_or(Error::TokenInvalid)?;
+        if record.consumed {
+            let (user_id, family_id) = (family.user_id.clone(), record.family.clone());
+            Self::revoke_family(state, &family_id);
+            return Ok(Err(RotateOutcome::Reused {
+                user_id,
+                family: family_id,
+            }));
+        }
+        if record.revoked || family.revoked {
+            return Err(Error::TokenRevoked);
+        }
+        if record.expires_at <= now || family.absolute_expires_at <= now {
+            return Err(Error::TokenExpired);
+        }
+        Ok(Ok(Self::claims(record, family)))
+    }
+
     fn revoke_family(state: &mut TokenState, family_id: &str) {
         if let Some(f) = state.families.get_mut(family_id) {
             f.revoked = true;
@@ -391,59 +438,40 @@ impl TokenBackend for MemoryTokenBackend {
         }
         let now = self.clock.now();
         let hash = random::sha256_hex(refresh_token);
-        // Consume under the lock: of concurrent rotations exactly one sees `consumed == false`.
-        let previous = {
-            let mut state = self.lock()?;
-            let state = &mut *state;
-            let record = state.tokens.get_mut(&hash).ok_or(Error::TokenInvalid)?;
-            if record.kind != TokenKind::Refresh {
-                return Err(Error::TokenInvalid);
-            }
-            let family = state
-                .families
-                .get(&record.family)
-                .ok_or(Error::TokenInvalid)?;
-            if record.consumed {
-                let (user_id, family_id) = (family.user_id.clone(), record.family.clone());
-                Self::revoke_family(state, &family_id);
-                return Ok(RotateOutcome::Reused {
-                    user_id,
-                    family: family_id,
-                });
-            }
-            if record.revoked || family.revoked {
-                return Err(Error::TokenRevoked);
-            }
-            if record.expires_at <= now || family.absolute_expires_at <= now {
-                return Err(Error::TokenExpired);
-            }
-            record.consumed = true;
-            record.revoked = true;
-            let claims = Self::claims(record, family);
-            // The access token issued with this refresh token ends with it.
-            if let Some(a) = record
-                .paired_access
-                .clone()
-                .and_then(|access| state.tokens.get_mut(&access))
-            {
-                a.revoked = true;
-            }
-            claims
+        // First look (no change), so the guard can run without holding the lock.
+        let first_look = Self::check_refresh(&mut *self.lock()?, &hash, now)?;
+        let previous = match first_look {
+            Ok(claims) => claims,
+            Err(reused) => return Ok(reused),
         };
         guard.allow(&previous).await?;
+        // Consume and issue in one critical section: of concurrent rotations exactly one finds
+        // the token unconsumed here; the others see it consumed and report reuse.
         let mut state = self.lock()?;
-        let family_id = previous.family.clone().ok_or(Error::TokenInvalid)?;
-        match state.families.get_mut(&family_id) {
-            // Logged out (or reuse detected) while the guard ran.
-            Some(f) if f.revoked => return Err(Error::TokenRevoked),
-            Some(f) => {
-                if request.meta != SessionMeta::default() {
-                    f.meta = request.meta.clone();
-                }
-            }
-            None => return Err(Error::TokenInvalid),
+        let state = &mut *state;
+        if let Err(reused) = Self::check_refresh(state, &hash, now)? {
+            return Ok(reused);
         }
-        let pair = Self::add_pair(&mut state, &family_id, now, &request.lifetimes)?;
+        let record = state.tokens.get_mut(&hash).ok_or(Error::TokenInvalid)?;
+        record.consumed = true;
+        record.revoked = true;
+        let family_id = record.family.clone();
+        // The access token issued with this refresh token ends with it.
+        if let Some(a) = record
+            .paired_access
+            .clone()
+            .and_then(|access| state.tokens.get_mut(&access))
+        {
+            a.revoked = true;
+        }
+        if let Some(f) = state
+            .families
+            .get_mut(&family_id)
+            .filter(|_| request.meta != SessionMeta::default())
+        {
+            f.meta = request.meta.clone();
+        }
+        let pair = Self::add_pair(state, &family_id, now, &request.lifetimes)?;
         Ok(RotateOutcome::Rotated { previous, pair })
     }
 

@@ -538,7 +538,8 @@ impl<U: AuthUser> AuthService<U> {
 
         self.limiter.reset(&key).await?;
         if verified.needs_update {
-            self.upgrade_hash(user.id(), password).await;
+            self.upgrade_hash(user.id(), user.password_hash(), password)
+                .await;
         }
         let request = IssueRequest::new(user.id().clone())
             .with_extra(options.extra)
@@ -555,22 +556,26 @@ impl<U: AuthUser> AuthService<U> {
         Ok(AuthResult { user, tokens })
     }
 
-    /// Replaces a legacy or weaker hash after a successful login. A failure here is logged and
-    /// does not fail the login: the old hash still verifies.
-    async fn upgrade_hash(&self, id: &UserId, password: &str) {
+    /// Replaces a legacy or weaker hash after a successful login, only if the stored hash is
+    /// still the one that verified (a password changed meanwhile is never overwritten). A failure
+    /// here is logged and does not fail the login: the old hash still verifies.
+    async fn upgrade_hash(&self, id: &UserId, old_hash: Option<&str>, password: &str) {
         let outcome = async {
             let hash = self.hashing.hash(password).await?;
-            self.users.set_password_hash(id, &hash).await
+            self.users.replace_password_hash(id, old_hash, &hash).await
         }
         .await;
         match outcome {
-            Ok(()) => {
+            Ok(true) => {
                 self.events
                     .emit(AuthEvent::PasswordRehashed {
                         user_id: id.clone(),
                         algorithm: self.hashing.algorithm(),
                     })
                     .await;
+            }
+            Ok(false) => {
+                tracing::info!(user_id = %id, "password changed during login; hash upgrade skipped")
             }
             Err(error) => tracing::warn!(%error, user_id = %id, "password hash upgrade failed"),
         }

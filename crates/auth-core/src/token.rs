@@ -552,9 +552,10 @@ pub enum RotateOutcome {
     },
 }
 
-/// A check the token backend runs after consuming a refresh token and before issuing the next
-/// pair (the service uses it to refuse inactive or deleted users). A refusal leaves the presented
-/// token consumed.
+/// A check the token backend runs before a refresh token is consumed and the next pair issued
+/// (the service uses it to refuse inactive or deleted users). A refusal changes nothing: the
+/// token is not consumed and no pair is issued (a SQL backend runs it inside the consuming
+/// transaction and rolls back).
 #[async_trait]
 pub trait RefreshGuard: Send + Sync {
     /// Whether the pair may be issued.
@@ -657,7 +658,9 @@ pub trait TokenBackend: Send + Sync + 'static {
     /// or [`crate::Error::Backend`].
     async fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims>;
 
-    /// Consumes a refresh token and issues the next pair of its family, after `guard` allows it.
+    /// Consumes a refresh token and issues the next pair of its family, if `guard` allows it.
+    /// Consuming and issuing are one atomic step: of concurrent rotations of one token exactly
+    /// one returns [`RotateOutcome::Rotated`]; the others find it consumed, which is reuse.
     ///
     /// # Errors
     ///

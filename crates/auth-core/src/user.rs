@@ -353,6 +353,21 @@ pub trait UserStore: Send + Sync + 'static {
     /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
     async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<()>;
 
+    /// Replaces the password hash only if it is still `expected` (`None`: no hash set), atomically;
+    /// returns whether it was replaced. One-time flows (password reset) and hash upgrades use it,
+    /// so two concurrent confirmations of one reset token cannot both succeed, and an upgrade
+    /// never overwrites a password changed in the meantime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        expected: Option<&str>,
+        new_hash: &str,
+    ) -> Result<bool>;
+
     /// Records a successful login at `at`.
     ///
     /// # Errors

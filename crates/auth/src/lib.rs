@@ -7,6 +7,7 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `hash` (default) | [`hash`] | Argon2id, bcrypt, Django's formats, sha-crypt, `MultiHasher` |
+//! | `sign` (default) | [`sign`] | signed values, one-time tokens, password reset, email verification, invites |
 //!
 //! JWT, database storage, two-factor, onboarding and axum integration arrive the same way.
 //!
@@ -32,4 +33,10 @@ pub use auth_core::*;
 #[cfg(feature = "hash")]
 pub mod hash {
     pub use auth_hash::*;
+}
+
+/// Signing and the signed-link flows (feature `sign`): see the `auth-sign` crate.
+#[cfg(feature = "sign")]
+pub mod sign {
+    pub use auth_sign::*;
 }

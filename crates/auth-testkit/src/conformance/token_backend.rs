@@ -487,6 +487,9 @@ async fn guard_refusal<B: TokenBackend>(b: &B) {
         "the guard's refusal is returned as is, got {r:?}"
     );
     assert_eq!(guard.0.load(Ordering::SeqCst), 1, "the guard runs once");
+    b.verify(pair.refresh_token.expose_secret(), TokenKind::Refresh)
+        .await
+        .expect("a refused rotation changes nothing: the token is still valid");
     let r = b
         .rotate(
             pair.refresh_token.expose_secret(),
@@ -495,8 +498,8 @@ async fn guard_refusal<B: TokenBackend>(b: &B) {
         )
         .await;
     assert!(
-        !matches!(r, Ok(RotateOutcome::Rotated { .. })),
-        "a refused rotation still consumes the token, got {r:?}"
+        matches!(r, Ok(RotateOutcome::Rotated { .. })),
+        "once allowed, the token rotates, got {r:?}"
     );
 }
 

@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use crate::unique;
 
 /// Runs the [`UserStore`] suite: create and find, unique emails (also under 20 concurrent
-/// creates), every setter, and `UserNotFound` for unknown ids.
+/// creates), every setter, the conditional password update (also under 20 concurrent callers),
+/// and `UserNotFound` for unknown ids.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
@@ -29,6 +30,68 @@ where
     setters(&make().await).await;
     unknown_ids(&make().await).await;
     concurrent_registration(Arc::new(make().await)).await;
+    conditional_password_update(Arc::new(make().await)).await;
+}
+
+async fn conditional_password_update<S: UserStore>(store: Arc<S>) {
+    let email = format!("{}@example.com", unique("cas"));
+    let user = store.create(NewUser::new(email)).await.expect("create");
+    let id = user.id().clone();
+    assert!(
+        store
+            .replace_password_hash(&id, None, "h1")
+            .await
+            .expect("cas"),
+        "replacing an absent hash when None is expected succeeds"
+    );
+    assert!(
+        !store
+            .replace_password_hash(&id, None, "h2")
+            .await
+            .expect("cas"),
+        "a stale expectation fails"
+    );
+    assert!(
+        !store
+            .replace_password_hash(&id, Some("other"), "h2")
+            .await
+            .expect("cas"),
+        "a wrong expectation fails"
+    );
+    let stored = store.find_by_id(&id).await.expect("find").expect("exists");
+    assert_eq!(
+        stored.password_hash(),
+        Some("h1"),
+        "a failed replace writes nothing"
+    );
+    let r = store
+        .replace_password_hash(&UserId::new("999999999"), None, "x")
+        .await;
+    assert!(
+        matches!(r, Err(Error::UserNotFound)),
+        "unknown id is UserNotFound, got {r:?}"
+    );
+
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .replace_password_hash(&id, Some("h1"), &format!("race-{i}"))
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("cas") {
+            won += 1;
+        }
+    }
+    assert_eq!(
+        won, 1,
+        "of 20 concurrent conditional updates exactly one wins"
+    );
 }
 
 async fn create_and_find<S: UserStore>(store: &S) {

@@ -1,0 +1,5 @@
+//! auth-sign integration tests.
+
+mod flows;
+mod signing;
+mod vectors;
