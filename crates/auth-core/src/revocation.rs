@@ -99,13 +99,19 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// [`Error::Backend`].
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()>;
 
-    /// Revokes every token of the user issued before `not_before` (logout everywhere, in O(1)).
-    /// A later call with an earlier instant does not move it back.
+    /// Revokes every token of the user issued before `not_before` (logout everywhere, in O(1)),
+    /// except the tokens of the session family `keep` (the session changing its password). A
+    /// later call with an earlier instant does not move it back; each call replaces the exemption.
     ///
     /// # Errors
     ///
     /// [`Error::Backend`].
-    async fn revoke_user(&self, user_id: &UserId, not_before: OffsetDateTime) -> Result<()>;
+    async fn revoke_user(
+        &self,
+        user_id: &UserId,
+        not_before: OffsetDateTime,
+        keep: Option<&str>,
+    ) -> Result<()>;
 
     /// Whether the token is revoked by id, by family or by its user's not-before instant.
     ///
@@ -126,8 +132,9 @@ pub trait RevocationStore: Send + Sync + 'static {
 struct RevocationState {
     jtis: HashMap<String, OffsetDateTime>,
     families: HashMap<String, OffsetDateTime>,
-    /// Per user: the not-before instant (Unix seconds) and when the entry may be forgotten.
-    users: HashMap<UserId, (i64, OffsetDateTime)>,
+    /// Per user: the not-before instant (Unix seconds), the exempt family, and when the entry
+    /// may be forgotten.
+    users: HashMap<UserId, (i64, Option<String>, OffsetDateTime)>,
 }
 
 /// A [`RevocationStore`] in process memory, for tests and single-process deployments.
@@ -232,7 +239,12 @@ impl RevocationStore for MemoryRevocationStore {
         Ok(())
     }
 
-    async fn revoke_user(&self, user_id: &UserId, not_before: OffsetDateTime) -> Result<()> {
+    async fn revoke_user(
+        &self,
+        user_id: &UserId,
+        not_before: OffsetDateTime,
+        keep: Option<&str>,
+    ) -> Result<()> {
         let keep_until = crate::clock::add(
             self.clock.now(),
             std::time::Duration::try_from(self.user_retention).unwrap_or_default(),
@@ -242,9 +254,10 @@ impl RevocationStore for MemoryRevocationStore {
         let entry = state
             .users
             .entry(user_id.clone())
-            .or_insert((nb, keep_until));
+            .or_insert((nb, None, keep_until));
         entry.0 = entry.0.max(nb);
-        entry.1 = entry.1.max(keep_until);
+        entry.1 = keep.map(str::to_owned);
+        entry.2 = entry.2.max(keep_until);
         Ok(())
     }
 
@@ -254,10 +267,9 @@ impl RevocationStore for MemoryRevocationStore {
             || q.family
                 .as_ref()
                 .is_some_and(|f| state.families.contains_key(f))
-            || state
-                .users
-                .get(&q.user_id)
-                .is_some_and(|(nb, _)| q.issued_at < *nb))
+            || state.users.get(&q.user_id).is_some_and(|(nb, keep, _)| {
+                q.issued_at < *nb && (keep.is_none() || keep.as_deref() != q.family.as_deref())
+            }))
     }
 
     async fn cleanup_expired(&self) -> Result<u64> {
@@ -266,7 +278,7 @@ impl RevocationStore for MemoryRevocationStore {
         let before = state.jtis.len() + state.families.len() + state.users.len();
         state.jtis.retain(|_, exp| *exp > now);
         state.families.retain(|_, exp| *exp > now);
-        state.users.retain(|_, (_, keep)| *keep > now);
+        state.users.retain(|_, (_, _, until)| *until > now);
         let after = state.jtis.len() + state.families.len() + state.users.len();
         Ok((before - after) as u64)
     }

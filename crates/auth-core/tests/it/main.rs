@@ -6,7 +6,6 @@ mod conformance;
 mod events;
 mod hashing;
 mod s2s;
-mod secrets;
 mod service;
 mod timing;
 mod validation;

@@ -13,7 +13,8 @@ fn at(secs: i64) -> OffsetDateTime {
 }
 
 /// Runs the [`RevocationStore`] suite: revoke by id, single-use consume (also under 50
-/// concurrent callers), family revocation, per-user not-before that never moves back, and
+/// concurrent callers), family revocation, per-user not-before that never moves back and can
+/// keep one session, and
 /// cleanup of expired entries.
 ///
 /// ```
@@ -124,7 +125,7 @@ where
 
     // Per-user not-before.
     store
-        .revoke_user(&user, at(START + 10))
+        .revoke_user(&user, at(START + 10), None)
         .await
         .expect("revoke user");
     assert!(
@@ -142,7 +143,7 @@ where
         "tokens issued at or after not-before are valid"
     );
     store
-        .revoke_user(&user, at(START))
+        .revoke_user(&user, at(START), None)
         .await
         .expect("revoke user");
     assert!(
@@ -151,6 +152,30 @@ where
             .await
             .expect("check"),
         "an earlier not-before never moves the instant back"
+    );
+    // Keep one session: its family is exempt, the others are not.
+    let kept = unique("kept-family");
+    store
+        .revoke_user(&user, at(START + 20), Some(&kept))
+        .await
+        .expect("revoke user");
+    let kept_token = q(&unique("k"), START + 15).with_family(kept.clone());
+    let other_token = q(&unique("o"), START + 15).with_family(unique("other"));
+    assert!(
+        !store.is_revoked(&kept_token).await.expect("check"),
+        "the kept session survives"
+    );
+    assert!(
+        store.is_revoked(&other_token).await.expect("check"),
+        "other sessions end"
+    );
+    store
+        .revoke_user(&user, at(START + 20), None)
+        .await
+        .expect("revoke user");
+    assert!(
+        store.is_revoked(&kept_token).await.expect("check"),
+        "a later call without keep ends the exemption"
     );
     let stranger = RevocationQuery::new(unique("s"), UserId::new(unique("stranger")), START);
     assert!(

@@ -533,7 +533,11 @@ async fn concurrent_rotation<B: TokenBackend>(b: Arc<B>) {
 
 async fn cleanup<B: TokenBackend>(clock: &FixedClock, b: &B) {
     let live = b.issue(&request("7")).await.expect("issue");
-    b.issue(&request("8")).await.expect("issue");
+    let logged_out = b.issue(&request("8")).await.expect("issue");
+    // A revocation, so a stateless backend has state to clean up too.
+    b.revoke(logged_out.access_token.expose_secret())
+        .await
+        .expect("revoke");
     clock.advance(Duration::from_secs(151));
     let fresh = b.issue(&request("9")).await.expect("issue");
     let removed = b.cleanup_expired().await.expect("cleanup");
