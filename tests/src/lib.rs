@@ -27,4 +27,6 @@ mod guide {
     mod migrating_from_django {}
     #[doc = include_str!("../../docs/signed-links.md")]
     mod signed_links {}
+    #[doc = include_str!("../../docs/jwt.md")]
+    mod jwt {}
 }

@@ -38,6 +38,7 @@ pub(crate) fn run() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
+        jwt().await?;
         signing().await?;
         hashers().await?;
         stack().await
@@ -103,6 +104,75 @@ fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
         raw,
         op.as_secs_f64() / raw.as_secs_f64()
     );
+}
+
+/// JWT verification against its floor: ring HMAC-SHA256 over the signing input, base64url
+/// decode and a JSON parse of the payload.
+async fn jwt() -> auth_core::Result<()> {
+    use auth_core::{IssueRequest, TokenBackend, TokenKind, UserId};
+    use auth_tokens_jwt::{Algorithm, JwtBackend};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    println!("auth-tokens-jwt (HS256) against raw ring HMAC + base64url decode + JSON parse\n");
+    let secret = "bench-jwt-secret-0123456789abcdef0123";
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let stateless = JwtBackend::try_hmac(Algorithm::HS256, secret)?.insecure_without_revocation();
+    let revocable = JwtBackend::try_hmac(Algorithm::HS256, secret)?;
+    let pair = revocable
+        .issue(&IssueRequest::new(UserId::new("42")))
+        .await?;
+    let token = pair.access_token.expose_secret().to_owned();
+    let (input, signature) = token.rsplit_once('.').unwrap_or_default();
+    let (input, signature) = (input.to_owned(), signature.to_owned());
+    let payload = input.split('.').nth(1).unwrap_or_default().to_owned();
+    let raw = || async {
+        let sig = URL_SAFE_NO_PAD
+            .decode(black_box(&signature))
+            .unwrap_or_default();
+        let ok = ring::hmac::verify(&key, black_box(input.as_bytes()), &sig).is_ok();
+        let json = URL_SAFE_NO_PAD.decode(&payload).unwrap_or_default();
+        (
+            ok,
+            serde_json::from_slice::<serde_json::Value>(&json).is_ok(),
+        )
+    };
+    let (op, base) = paired(20_000, 15, raw, || {
+        stateless.verify(black_box(&token), TokenKind::Access)
+    })
+    .await;
+    row(
+        "JwtBackend::verify (no revocation)",
+        op,
+        "HMAC + b64 + JSON parse",
+        base,
+    );
+    let (op, base) = paired(20_000, 15, raw, || {
+        revocable.verify(black_box(&token), TokenKind::Access)
+    })
+    .await;
+    row(
+        "JwtBackend::verify (memory revocation)",
+        op,
+        "HMAC + b64 + JSON parse",
+        base,
+    );
+    let t = Instant::now();
+    let n = 20_000u32;
+    for _ in 0..n {
+        black_box(
+            revocable
+                .issue(&IssueRequest::new(UserId::new("42")))
+                .await?,
+        );
+    }
+    let per = t.elapsed() / n;
+    println!(
+        "JwtBackend::issue (pair)              {per:>11.2?}   {:>9.0} pairs/s",
+        1.0 / per.as_secs_f64()
+    );
+    println!();
+    Ok(())
 }
 
 /// auth-sign against ring's HMAC-SHA256 over the same bytes (plus the base64url both need).

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `hash` (default) | [`hash`] | Argon2id, bcrypt, Django's formats, sha-crypt, `MultiHasher` |
 //! | `sign` (default) | [`sign`] | signed values, one-time tokens, password reset, email verification, invites |
+//! | `jwt` | `jwt` | JWT token backend (RFC 8725), revocation on by default |
 //!
 //! JWT, database storage, two-factor, onboarding and axum integration arrive the same way.
 //!
@@ -39,4 +40,10 @@ pub mod hash {
 #[cfg(feature = "sign")]
 pub mod sign {
     pub use auth_sign::*;
+}
+
+/// The JWT token backend (feature `jwt`): see the `auth-tokens-jwt` crate.
+#[cfg(feature = "jwt")]
+pub mod jwt {
+    pub use auth_tokens_jwt::*;
 }

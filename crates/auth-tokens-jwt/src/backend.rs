@@ -1,0 +1,787 @@
+//! `JwtBackend`: a `TokenBackend` issuing and verifying JWTs.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{
+    Clock, Error, IssueRequest, MAX_TOKEN_LENGTH, MemoryRevocationStore, RefreshGuard, Result,
+    RevocationQuery, RevocationStore, RotateOutcome, RotateRequest, SecretString, SessionInfo,
+    SharedClock, SystemClock, TokenBackend, TokenKind, TokenPair, UserId, async_trait, random,
+};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use time::OffsetDateTime;
+
+use crate::claims::{Audience, WireClaims};
+use crate::error::JwtError;
+
+/// The signing algorithm, pinned by configuration: a token whose header names another one is
+/// refused, whatever it contains (`alg: none` cannot even be expressed).
+///
+/// ```
+/// use auth_tokens_jwt::Algorithm;
+/// assert!(Algorithm::HS256.is_hmac());
+/// assert!(!Algorithm::EdDSA.is_hmac());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// HMAC-SHA256 (tortoise-auth's default).
+    HS256,
+    /// HMAC-SHA384.
+    HS384,
+    /// HMAC-SHA512.
+    HS512,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// ECDSA P-384 with SHA-384.
+    ES384,
+    /// Ed25519.
+    EdDSA,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+}
+
+impl Algorithm {
+    fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::HS256 => jsonwebtoken::Algorithm::HS256,
+            Self::HS384 => jsonwebtoken::Algorithm::HS384,
+            Self::HS512 => jsonwebtoken::Algorithm::HS512,
+            Self::ES256 => jsonwebtoken::Algorithm::ES256,
+            Self::ES384 => jsonwebtoken::Algorithm::ES384,
+            Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Self::RS256 => jsonwebtoken::Algorithm::RS256,
+            Self::RS384 => jsonwebtoken::Algorithm::RS384,
+            Self::RS512 => jsonwebtoken::Algorithm::RS512,
+        }
+    }
+
+    /// Whether this is an HMAC algorithm (shared secret).
+    ///
+    /// ```
+    /// assert!(auth_tokens_jwt::Algorithm::HS512.is_hmac());
+    /// ```
+    #[must_use]
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+
+    /// The shortest HMAC secret accepted by [`JwtBackend::try_hmac`]: the hash output size.
+    fn min_secret(self) -> usize {
+        match self {
+            Self::HS384 => 48,
+            Self::HS512 => 64,
+            _ => 32,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::HS256 => "HS256",
+            Self::HS384 => "HS384",
+            Self::HS512 => "HS512",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct VerifyKey {
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
+/// Issues and verifies JWTs (RFC 8725 best practice), on ring.
+///
+/// - Claims: `sub`, `token_type` (`access`/`refresh`), `jti`, `iat`, `exp`, optional `nbf`,
+///   `iss`, `aud`, `extra` — tortoise-auth's names, so its tokens verify here with the same secret —
+///   plus `family`, `fexp` (the session's absolute end) and, on refresh tokens, `ajti` (the
+///   paired access token).
+/// - The algorithm is pinned; the issuer and audience are checked when configured; a token of
+///   the wrong kind, expired, not yet valid, tampered or signed by another key is refused with a
+///   typed error. `kid` in the header selects among verification keys for rotation.
+/// - **Revocation is on by default** (an in-memory [`RevocationStore`]; pass a shared one with
+///   [`with_revocation_store`](Self::with_revocation_store)): logout revokes the token's session,
+///   refresh tokens are single-use with reuse detection, and logout everywhere is one per-user
+///   "not before" entry. [`insecure_without_revocation`](Self::insecure_without_revocation)
+///   turns it off explicitly; `logout` then says so with an error instead of doing nothing.
+/// - `verify` of an access token touches no store when revocation is off and the revocation
+///   store once when it is on; the user is loaded by `AuthService`, not here.
+///
+/// ```
+/// use std::time::Duration;
+/// use auth_core::{FixedClock, IssueRequest, TokenBackend, TokenKind, UserId};
+/// use auth_tokens_jwt::{Algorithm, JwtBackend};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let clock = FixedClock::from_unix(1_700_000_000);
+/// let jwt = JwtBackend::hmac(Algorithm::HS256, "a-secret-of-at-least-32-bytes-long!!")
+///     .with_issuer("https://auth.example.com")
+///     .with_audience("api")
+///     .with_leeway(Duration::from_secs(5))
+///     .with_clock(clock.clone());
+/// let pair = jwt.issue(&IssueRequest::new(UserId::new("42"))).await?;
+/// let claims = jwt.verify(pair.access_token.expose_secret(), TokenKind::Access).await?;
+/// assert_eq!(claims.sub, "42");
+/// clock.advance(Duration::from_secs(906));
+/// assert!(matches!(
+///     jwt.verify(pair.access_token.expose_secret(), TokenKind::Access).await,
+///     Err(auth_core::Error::TokenExpired)
+/// ));
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct JwtBackend {
+    algorithm: Algorithm,
+    signing: Option<(EncodingKey, Option<String>)>,
+    verifying: Vec<VerifyKey>,
+    misconfigured: Option<JwtError>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+    clock: SharedClock,
+    revocation: Option<Arc<dyn RevocationStore>>,
+    default_store: bool,
+}
+
+impl JwtBackend {
+    fn base(algorithm: Algorithm) -> Self {
+        crate::provider::install();
+        Self {
+            algorithm,
+            signing: None,
+            verifying: Vec::new(),
+            misconfigured: None,
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+            clock: Arc::new(SystemClock),
+            revocation: Some(Arc::new(MemoryRevocationStore::new())),
+            default_store: true,
+        }
+    }
+
+    /// An HMAC backend (HS256, HS384 or HS512) with a shared secret. It accepts any secret so
+    /// that an existing deployment's tokens keep verifying; use [`try_hmac`](Self::try_hmac) to
+    /// insist on a secret as long as the hash (what `auth-server` does). A non-HMAC algorithm or
+    /// an empty secret makes `issue` a configuration error and every token invalid.
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS384, "a-secret-of-at-least-48-bytes-long-for-hs384-!!!!");
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn hmac(algorithm: Algorithm, secret: &str) -> Self {
+        let mut backend = Self::base(algorithm);
+        if !algorithm.is_hmac() {
+            backend.misconfigured = Some(JwtError::AlgorithmMismatch(algorithm.name()));
+            return backend;
+        }
+        if secret.is_empty() {
+            backend.misconfigured = Some(JwtError::WeakSecret {
+                min: algorithm.min_secret(),
+            });
+            return backend;
+        }
+        if secret.len() < algorithm.min_secret() {
+            tracing::warn!(
+                algorithm = algorithm.name(),
+                min = algorithm.min_secret(),
+                "JWT HMAC secret is shorter than the hash output; set a longer AUTH_JWT_SECRET"
+            );
+        }
+        backend.signing = Some((EncodingKey::from_secret(secret.as_bytes()), None));
+        backend.verifying.push(VerifyKey {
+            kid: None,
+            key: DecodingKey::from_secret(secret.as_bytes()),
+        });
+        backend
+    }
+
+    /// Like [`hmac`](Self::hmac), refusing a secret shorter than the hash output (32, 48 or 64
+    /// bytes) or a non-HMAC algorithm.
+    ///
+    /// # Errors
+    ///
+    /// [`JwtError::WeakSecret`], [`JwtError::AlgorithmMismatch`].
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// assert!(JwtBackend::try_hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef").is_ok());
+    /// assert!(JwtBackend::try_hmac(Algorithm::EdDSA, "0123456789abcdef0123456789abcdef").is_err());
+    /// ```
+    pub fn try_hmac(algorithm: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, JwtError> {
+        if !algorithm.is_hmac() {
+            return Err(JwtError::AlgorithmMismatch(algorithm.name()));
+        }
+        let secret = secret.as_ref();
+        if secret.len() < algorithm.min_secret() {
+            return Err(JwtError::WeakSecret {
+                min: algorithm.min_secret(),
+            });
+        }
+        let mut backend = Self::base(algorithm);
+        backend.signing = Some((EncodingKey::from_secret(secret), None));
+        backend.verifying.push(VerifyKey {
+            kid: None,
+            key: DecodingKey::from_secret(secret),
+        });
+        Ok(backend)
+    }
+
+    /// An asymmetric backend (ES256, ES384, EdDSA, RS256/384/512) from a PKCS#8 private key and
+    /// its public key, both PEM. Other services verify with [`verifier`](Self::verifier) and the
+    /// public key alone.
+    ///
+    /// # Errors
+    ///
+    /// [`JwtError::InvalidKey`] when a key does not parse for the algorithm;
+    /// [`JwtError::AlgorithmMismatch`] for an HMAC algorithm.
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// assert!(JwtBackend::from_pem(Algorithm::EdDSA, b"not a key", b"not a key").is_err());
+    /// ```
+    pub fn from_pem(
+        algorithm: Algorithm,
+        private_pem: &[u8],
+        public_pem: &[u8],
+    ) -> Result<Self, JwtError> {
+        let mut backend = Self::verifier(algorithm, public_pem)?;
+        let invalid = |e: jsonwebtoken::errors::Error| JwtError::InvalidKey(e.to_string());
+        let key = match algorithm {
+            Algorithm::ES256 | Algorithm::ES384 => {
+                EncodingKey::from_ec_pem(private_pem).map_err(invalid)?
+            }
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(private_pem).map_err(invalid)?,
+            _ => EncodingKey::from_rsa_pem(private_pem).map_err(invalid)?,
+        };
+        // Prove the pair works now rather than at the first login.
+        let probe = jsonwebtoken::encode(
+            &Header::new(algorithm.to_jwt()),
+            &serde_json::json!({}),
+            &key,
+        )
+        .map_err(invalid)?;
+        jsonwebtoken::decode::<serde_json::Value>(&probe, &backend.verifying[0].key, &{
+            let mut v = Validation::new(algorithm.to_jwt());
+            v.required_spec_claims.clear();
+            v.validate_exp = false;
+            v
+        })
+        .map_err(|_| JwtError::InvalidKey("the private and public keys do not match".into()))?;
+        backend.signing = Some((key, None));
+        Ok(backend)
+    }
+
+    /// A verify-only backend from a public key (PEM): for services that accept tokens but do not
+    /// issue them. `issue` and `rotate` are [`Error::Unsupported`].
+    ///
+    /// # Errors
+    ///
+    /// [`JwtError::InvalidKey`], [`JwtError::AlgorithmMismatch`].
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// assert!(JwtBackend::verifier(Algorithm::HS256, b"").is_err());
+    /// ```
+    pub fn verifier(algorithm: Algorithm, public_pem: &[u8]) -> Result<Self, JwtError> {
+        let key = decoding_from_pem(algorithm, public_pem)?;
+        let mut backend = Self::base(algorithm);
+        backend.verifying.push(VerifyKey { kid: None, key });
+        Ok(backend)
+    }
+
+    /// Names the current key: new tokens carry `kid` in their header, and tokens whose `kid`
+    /// names a key are verified with that key only.
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef").with_key_id("2026-11");
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_key_id(mut self, kid: impl Into<String>) -> Self {
+        let kid = kid.into();
+        if let Some((_, current)) = self.signing.as_mut() {
+            *current = Some(kid.clone());
+        }
+        if let Some(first) = self.verifying.first_mut() {
+            first.kid = Some(kid);
+        }
+        self
+    }
+
+    /// Adds an older HMAC secret that still verifies (key rotation), optionally with its `kid`.
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "new-secret-0123456789abcdef0123456789")
+    ///     .with_fallback_secret(Some("2025-11"), "old-secret-0123456789abcdef0123456789");
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_fallback_secret(mut self, kid: Option<&str>, secret: &str) -> Self {
+        self.verifying.push(VerifyKey {
+            kid: kid.map(str::to_owned),
+            key: DecodingKey::from_secret(secret.as_bytes()),
+        });
+        self
+    }
+
+    /// Adds an older public key that still verifies (key rotation), optionally with its `kid`.
+    ///
+    /// # Errors
+    ///
+    /// [`JwtError::InvalidKey`].
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef");
+    /// assert!(jwt.with_fallback_public_pem(Some("old"), b"garbage").is_err());
+    /// ```
+    pub fn with_fallback_public_pem(
+        mut self,
+        kid: Option<&str>,
+        pem: &[u8],
+    ) -> Result<Self, JwtError> {
+        let key = decoding_from_pem(self.algorithm, pem)?;
+        self.verifying.push(VerifyKey {
+            kid: kid.map(str::to_owned),
+            key,
+        });
+        Ok(self)
+    }
+
+    /// Adds and requires the `iss` claim.
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef").with_issuer("auth");
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        self.issuer = Some(issuer.to_owned());
+        self
+    }
+
+    /// Adds and requires the `aud` claim.
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef").with_audience("api");
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.audience = Some(audience.to_owned());
+        self
+    }
+
+    /// Tolerates this much clock skew on `exp` and `nbf` (default none).
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef")
+    ///     .with_leeway(std::time::Duration::from_secs(30));
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Reads time from `clock` (also for the default in-memory revocation store).
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef")
+    ///     .with_clock(auth_core::FixedClock::from_unix(1_700_000_000));
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock + Clone) -> Self {
+        if self.default_store {
+            self.revocation = Some(Arc::new(
+                MemoryRevocationStore::new().with_clock(clock.clone()),
+            ));
+        }
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses a shared revocation store (SQL or Redis, for several instances).
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef")
+    ///     .with_revocation_store(auth_core::MemoryRevocationStore::new());
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_revocation_store(mut self, store: impl RevocationStore) -> Self {
+        self.revocation = Some(Arc::new(store));
+        self.default_store = false;
+        self
+    }
+
+    /// Turns revocation off: `verify` then touches no store, but **logout cannot end a token**
+    /// (it returns [`Error::Unsupported`] saying so), logout everywhere likewise, and refresh
+    /// tokens stay usable until they expire (no single use, no reuse detection). Choose it only
+    /// for short-lived access tokens where that is acceptable.
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef")
+    ///     .insecure_without_revocation();
+    /// assert!(!jwt.revocation_enabled());
+    /// ```
+    #[must_use]
+    pub fn insecure_without_revocation(mut self) -> Self {
+        self.revocation = None;
+        self.default_store = false;
+        self
+    }
+
+    /// Whether revocation is on.
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// assert!(JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef").revocation_enabled());
+    /// ```
+    #[must_use]
+    pub fn revocation_enabled(&self) -> bool {
+        self.revocation.is_some()
+    }
+
+    fn validation(&self) -> Validation {
+        let mut v = Validation::new(self.algorithm.to_jwt());
+        // Time is checked against our Clock, with our leeway, below.
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.required_spec_claims = ["exp".to_owned()].into_iter().collect();
+        // jsonwebtoken checks `iss` and `aud` only when present; a configured issuer or audience
+        // must also be required, or a token that omits the claim would pass.
+        match &self.issuer {
+            Some(iss) => {
+                v.set_issuer(&[iss]);
+                v.required_spec_claims.insert("iss".to_owned());
+            }
+            None => v.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                v.required_spec_claims.insert("aud".to_owned());
+            }
+            None => v.validate_aud = false,
+        }
+        v
+    }
+
+    /// Checks signature, algorithm, issuer and audience; not time, kind or revocation.
+    fn decode(&self, token: &str) -> Result<WireClaims> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LENGTH || self.misconfigured.is_some() {
+            return Err(Error::TokenInvalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::TokenInvalid)?;
+        let validation = self.validation();
+        let candidates = self
+            .verifying
+            .iter()
+            .filter(|k| header.kid.is_none() || k.kid == header.kid);
+        for candidate in candidates {
+            match jsonwebtoken::decode::<WireClaims>(token, &candidate.key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "JWT refused");
+                    return Err(Error::TokenInvalid);
+                }
+            }
+        }
+        tracing::debug!("JWT refused: no key verifies its signature");
+        Err(Error::TokenInvalid)
+    }
+
+    /// Checks expiry and not-before against the clock, and the kind.
+    fn check_time_and_kind(&self, claims: &WireClaims, kind: TokenKind) -> Result<()> {
+        let now = self.clock.now().unix_timestamp();
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
+        if claims.token_type != kind {
+            return Err(Error::TokenInvalid);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return Err(Error::TokenInvalid);
+        }
+        if claims.exp <= now.saturating_sub(leeway) {
+            return Err(Error::TokenExpired);
+        }
+        Ok(())
+    }
+
+    fn query(claims: &WireClaims) -> RevocationQuery {
+        RevocationQuery::new(
+            claims.jti.clone(),
+            UserId::new(claims.sub.clone()),
+            claims.iat,
+        )
+        .with_family(claims.family_or_jti().to_owned())
+    }
+
+    fn sign(&self, claims: &WireClaims) -> Result<String> {
+        if let Some(err) = &self.misconfigured {
+            return Err(Error::from(err.clone()));
+        }
+        let (key, kid) = self.signing.as_ref().ok_or(Error::Unsupported(
+            "this JWT backend only verifies (no private key)".into(),
+        ))?;
+        let mut header = Header::new(self.algorithm.to_jwt());
+        header.kid.clone_from(kid);
+        jsonwebtoken::encode(&header, claims, key).map_err(|e| Error::backend("signing a JWT", e))
+    }
+
+    /// Issues a pair in `family`, ending no later than `fexp`.
+    fn pair(
+        &self,
+        user_id: &str,
+        family: &str,
+        fexp: i64,
+        extra: Option<auth_core::ExtraClaims>,
+        lifetimes: &auth_core::TokenLifetimes,
+    ) -> Result<TokenPair> {
+        let now = self.clock.now().unix_timestamp();
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let access_exp = now.saturating_add(secs(lifetimes.access())).min(fexp);
+        let refresh_exp = now.saturating_add(secs(lifetimes.refresh())).min(fexp);
+        let aud = self.audience.clone().map(Audience::One);
+        let extra = extra.filter(|e| !e.is_empty());
+        let access = WireClaims {
+            sub: user_id.to_owned(),
+            token_type: TokenKind::Access,
+            jti: random::token(16),
+            iat: now,
+            exp: access_exp,
+            nbf: None,
+            iss: self.issuer.clone(),
+            aud: aud.clone(),
+            extra: extra.clone(),
+            family: Some(family.to_owned()),
+            fexp: Some(fexp),
+            ajti: None,
+        };
+        let refresh = WireClaims {
+            token_type: TokenKind::Refresh,
+            jti: random::token(16),
+            exp: refresh_exp,
+            ajti: Some(access.jti.clone()),
+            ..access.clone()
+        };
+        let at = |secs: i64| {
+            OffsetDateTime::from_unix_timestamp(secs).map_err(|e| Error::backend("token expiry", e))
+        };
+        Ok(TokenPair::new(
+            SecretString::new(self.sign(&access)?),
+            at(access_exp)?,
+            SecretString::new(self.sign(&refresh)?),
+            at(refresh_exp)?,
+        ))
+    }
+
+    fn store(&self) -> Result<&Arc<dyn RevocationStore>> {
+        self.revocation.as_ref().ok_or(Error::Unsupported(
+            "JWT revocation is disabled (insecure_without_revocation): tokens stay valid until they expire".into(),
+        ))
+    }
+
+    fn instant(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Revokes a token's session until its family could have ended.
+    async fn revoke_session_of(
+        &self,
+        store: &Arc<dyn RevocationStore>,
+        claims: &WireClaims,
+    ) -> Result<()> {
+        let until = Self::instant(claims.fexp.unwrap_or(claims.exp).max(claims.exp));
+        store.revoke(&claims.jti, Self::instant(claims.exp)).await?;
+        store.revoke_family(claims.family_or_jti(), until).await
+    }
+}
+
+fn decoding_from_pem(algorithm: Algorithm, pem: &[u8]) -> Result<DecodingKey, JwtError> {
+    let invalid = |e: jsonwebtoken::errors::Error| JwtError::InvalidKey(e.to_string());
+    match algorithm {
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem).map_err(invalid),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem).map_err(invalid),
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
+            DecodingKey::from_rsa_pem(pem).map_err(invalid)
+        }
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            Err(JwtError::AlgorithmMismatch(algorithm.name()))
+        }
+    }
+}
+
+impl fmt::Debug for JwtBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtBackend")
+            .field("algorithm", &self.algorithm)
+            .field("can_issue", &self.signing.is_some())
+            .field("verification_keys", &self.verifying.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .field("revocation", &self.revocation.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenBackend for JwtBackend {
+    async fn issue(&self, request: &IssueRequest) -> Result<TokenPair> {
+        let now = self.clock.now().unix_timestamp();
+        let absolute = i64::try_from(request.lifetimes.absolute().as_secs()).unwrap_or(i64::MAX);
+        let family = random::token(16);
+        self.pair(
+            request.user_id.as_str(),
+            &family,
+            now.saturating_add(absolute),
+            Some(request.extra.clone()),
+            &request.lifetimes,
+        )
+    }
+
+    async fn verify(&self, token: &str, kind: TokenKind) -> Result<auth_core::Claims> {
+        let claims = self.decode(token)?;
+        self.check_time_and_kind(&claims, kind)?;
+        if let Some(store) = &self.revocation
+            && store.is_revoked(&Self::query(&claims)).await?
+        {
+            return Err(Error::TokenRevoked);
+        }
+        Ok(claims.to_claims())
+    }
+
+    async fn rotate(
+        &self,
+        refresh_token: &str,
+        request: &RotateRequest,
+        guard: &dyn RefreshGuard,
+    ) -> Result<RotateOutcome> {
+        let claims = self.decode(refresh_token)?;
+        self.check_time_and_kind(&claims, TokenKind::Refresh)?;
+        let fexp = claims.fexp.unwrap_or_else(|| {
+            let absolute =
+                i64::try_from(request.lifetimes.absolute().as_secs()).unwrap_or(i64::MAX);
+            claims.iat.saturating_add(absolute)
+        });
+        if fexp <= self.clock.now().unix_timestamp() {
+            return Err(Error::TokenExpired);
+        }
+        let reused = |store: Arc<dyn RevocationStore>, claims: WireClaims| async move {
+            store
+                .revoke_family(claims.family_or_jti(), Self::instant(fexp.max(claims.exp)))
+                .await?;
+            Ok::<_, Error>(RotateOutcome::Reused {
+                user_id: UserId::new(claims.sub.clone()),
+                family: claims.family_or_jti().to_owned(),
+            })
+        };
+        if let Some(store) = &self.revocation
+            && store.is_revoked(&Self::query(&claims)).await?
+        {
+            // Revoked as a session (logout, logout everywhere), or only this token, which
+            // means it was already rotated: reuse.
+            let session_only = RevocationQuery::new(
+                random::token(16),
+                UserId::new(claims.sub.clone()),
+                claims.iat,
+            )
+            .with_family(claims.family_or_jti().to_owned());
+            if store.is_revoked(&session_only).await? {
+                return Err(Error::TokenRevoked);
+            }
+            return reused(Arc::clone(store), claims).await;
+        }
+        let previous = claims.to_claims();
+        guard.allow(&previous).await?;
+        if let Some(store) = &self.revocation {
+            // The atomic step: of concurrent rotations exactly one consumes the jti.
+            if !store
+                .consume(&claims.jti, Self::instant(claims.exp))
+                .await?
+            {
+                return reused(Arc::clone(store), claims).await;
+            }
+            if let Some(ajti) = &claims.ajti {
+                store.revoke(ajti, Self::instant(claims.exp)).await?;
+            }
+        }
+        let pair = self.pair(
+            &claims.sub,
+            claims.family_or_jti(),
+            fexp,
+            claims.extra.clone(),
+            &request.lifetimes,
+        )?;
+        Ok(RotateOutcome::Rotated { previous, pair })
+    }
+
+    async fn revoke(&self, token: &str) -> Result<()> {
+        let store = self.store()?;
+        // Expired tokens are revoked too (their session may be alive); forged ones are ignored.
+        let Ok(claims) = self.decode(token) else {
+            return Ok(());
+        };
+        self.revoke_session_of(store, &claims).await
+    }
+
+    async fn revoke_all(&self, user_id: &UserId, keep: Option<&str>) -> Result<u64> {
+        let store = self.store()?;
+        // `iat` has one-second precision: revoking up to the end of the current second also
+        // catches tokens issued earlier in it (a token issued later in that second is revoked
+        // too, which errs on the safe side).
+        let not_before = self.clock.now() + time::Duration::seconds(1);
+        store.revoke_user(user_id, not_before, keep).await?;
+        // Stateless tokens cannot be counted.
+        Ok(0)
+    }
+
+    async fn sessions(&self, _user_id: &UserId) -> Result<Vec<SessionInfo>> {
+        Err(Error::Unsupported(
+            "JWT sessions are stateless: use the database token backend to list devices".into(),
+        ))
+    }
+
+    async fn revoke_session(&self, _user_id: &UserId, _session_id: &str) -> Result<bool> {
+        Err(Error::Unsupported(
+            "JWT sessions are stateless: revoke with a token of the session (logout), or use the database token backend".into(),
+        ))
+    }
+
+    async fn cleanup_expired(&self) -> Result<u64> {
+        match &self.revocation {
+            Some(store) => store.cleanup_expired().await,
+            None => Ok(0),
+        }
+    }
+}

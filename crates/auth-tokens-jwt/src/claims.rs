@@ -1,0 +1,58 @@
+//! The claims on the wire: tortoise-auth's names, plus what revocation and families need.
+
+use auth_core::{Claims, ExtraClaims, TokenKind};
+use serde::{Deserialize, Serialize};
+
+/// `aud` may be a string or a list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub(crate) enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WireClaims {
+    pub(crate) sub: String,
+    pub(crate) token_type: TokenKind,
+    pub(crate) jti: String,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) aud: Option<Audience>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) extra: Option<ExtraClaims>,
+    /// The session (refresh family).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) family: Option<String>,
+    /// When the family must end (Unix seconds): refresh never extends past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) fexp: Option<i64>,
+    /// On a refresh token: the jti of the access token issued with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ajti: Option<String>,
+}
+
+impl WireClaims {
+    pub(crate) fn to_claims(&self) -> Claims {
+        let mut c = Claims::new(
+            self.sub.clone(),
+            self.token_type,
+            self.jti.clone(),
+            self.iat,
+            self.exp,
+        );
+        c.extra = self.extra.clone().filter(|e| !e.is_empty());
+        c.family = self.family.clone();
+        c
+    }
+
+    /// The family for revocation: tortoise-auth tokens have none, so their jti stands in.
+    pub(crate) fn family_or_jti(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.jti)
+    }
+}

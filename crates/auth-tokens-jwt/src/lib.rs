@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+mod backend;
+mod claims;
+mod error;
+mod provider;
+
+pub use crate::backend::{Algorithm, JwtBackend};
+pub use crate::error::JwtError;

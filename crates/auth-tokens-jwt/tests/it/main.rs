@@ -1,0 +1,6 @@
+//! auth-tokens-jwt integration tests.
+
+mod attacks;
+mod conformance;
+mod interop;
+mod service;
