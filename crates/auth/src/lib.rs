@@ -9,6 +9,8 @@
 //! | `hash` (default) | [`hash`] | Argon2id, bcrypt, Django's formats, sha-crypt, `MultiHasher` |
 //! | `sign` (default) | [`sign`] | signed values, one-time tokens, password reset, email verification, invites |
 //! | `jwt` | `jwt` | JWT token backend (RFC 8725), revocation on by default |
+//! | `db-users` | `users_db`, `migration` | the users table and `UserStore` on sea-orm; one migrator |
+//! | `sqlite`, `postgres`, `mysql` | | the database drivers to compile |
 //!
 //! JWT, database storage, two-factor, onboarding and axum integration arrive the same way.
 //!
@@ -46,4 +48,32 @@ pub mod sign {
 #[cfg(feature = "jwt")]
 pub mod jwt {
     pub use auth_tokens_jwt::*;
+}
+
+/// The users table and `UserStore` on sea-orm (feature `db-users`): see the `auth-users-db` crate.
+#[cfg(feature = "db-users")]
+pub mod users_db {
+    pub use auth_users_db::*;
+}
+
+/// One migrator for every enabled database crate (feature `db-users`).
+#[cfg(feature = "db-users")]
+pub mod migration {
+    use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+    /// Runs the migrations of every enabled database crate, in dependency order (users first,
+    /// since other tables reference them).
+    ///
+    /// ```
+    /// use sea_orm_migration::MigratorTrait;
+    /// assert!(!auth::migration::Migrator::migrations().is_empty());
+    /// ```
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Migrator;
+
+    impl MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            auth_users_db::migrations()
+        }
+    }
 }

@@ -1,0 +1,127 @@
+//! The migration creating `auth_users`.
+
+use sea_orm_migration::prelude::*;
+
+/// Creates `auth_users` with a unique index on `email`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateUsers;
+
+impl MigrationName for CreateUsers {
+    fn name(&self) -> &str {
+        "m20261122_000001_auth_users"
+    }
+}
+
+#[derive(DeriveIden)]
+enum AuthUsers {
+    Table,
+    Id,
+    Email,
+    PasswordHash,
+    IsActive,
+    IsVerified,
+    LastLogin,
+    JoinedAt,
+    CreatedAt,
+    UpdatedAt,
+    Profile,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateUsers {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthUsers::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthUsers::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::Email)
+                            .string_len(254)
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::PasswordHash)
+                            .string_len(512)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::IsActive)
+                            .boolean()
+                            .not_null()
+                            .default(true),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::IsVerified)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::LastLogin)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::JoinedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUsers::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AuthUsers::Profile).json().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuthUsers::Table).to_owned())
+            .await
+    }
+}
+
+/// This crate's migrations, in order (the umbrella's migrator chains every enabled crate's).
+///
+/// ```
+/// assert_eq!(auth_users_db::migrations().len(), 1);
+/// ```
+#[must_use]
+pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(CreateUsers)]
+}
+
+/// A migrator for this crate alone.
+///
+/// ```no_run
+/// use auth_users_db::Migrator;
+/// use sea_orm_migration::MigratorTrait;
+/// # async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+/// Migrator::up(db, None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        migrations()
+    }
+}

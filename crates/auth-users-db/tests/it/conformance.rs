@@ -1,0 +1,90 @@
+//! The shared UserStore suite, and AuthService over the table, on every database.
+
+use auth_core::{AuthConfig, AuthService, Error, MemoryTokenBackend, UserStore};
+use auth_testkit::{TestHasher, conformance};
+use auth_users_db::DbUserStore;
+
+use crate::common::{Target, database};
+
+async fn suite(target: Target) {
+    if database(target).await.is_none() {
+        return;
+    }
+    conformance::user_store(|| async move { DbUserStore::new(database(target).await.unwrap()) })
+        .await;
+    flows(target).await;
+}
+
+/// Registration, login with upgrade, profile and a 20-way registration race through AuthService.
+async fn flows(target: Target) {
+    let db = database(target).await.unwrap();
+    let store = DbUserStore::new(db);
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        store.clone(),
+        TestHasher::with_iterations(2),
+        MemoryTokenBackend::new(),
+    )
+    .unwrap();
+    let user = auth
+        .register("Alice@Example.com", "violet-otter-sings-42")
+        .await
+        .unwrap();
+    assert_eq!(user.email, "alice@example.com");
+    assert!(user.joined_at.is_some());
+    let login = auth
+        .login("ALICE@example.com", "violet-otter-sings-42")
+        .await
+        .unwrap();
+    let me = auth.authenticate(login.access_token()).await.unwrap();
+    assert!(me.last_login.is_some(), "record_login persisted");
+    assert!(me.profile.is_empty());
+
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let auth = auth.clone();
+        tasks.push(tokio::spawn(async move {
+            auth.register("race@example.com", "violet-otter-sings-42")
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::EmailTaken) => {}
+            Err(other) => panic!("{target:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        ok, 1,
+        "{target:?}: 20 concurrent registrations of one email make one user"
+    );
+    assert!(
+        store
+            .find_by_email("race@example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_memory() {
+    suite(Target::SqliteMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file() {
+    suite(Target::SqliteFile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres() {
+    suite(Target::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql() {
+    suite(Target::MySql).await;
+}
