@@ -29,4 +29,6 @@ mod guide {
     mod signed_links {}
     #[doc = include_str!("../../docs/jwt.md")]
     mod jwt {}
+    #[doc = include_str!("../../docs/database.md")]
+    mod database {}
 }

@@ -17,6 +17,8 @@
 //! ```
 
 pub mod conformance;
+#[cfg(feature = "db")]
+pub mod db;
 mod hasher;
 
 pub use auth_core::FixedClock;

@@ -10,6 +10,7 @@
 //! | `sign` (default) | [`sign`] | signed values, one-time tokens, password reset, email verification, invites |
 //! | `jwt` | `jwt` | JWT token backend (RFC 8725), revocation on by default |
 //! | `db-users` | `users_db`, `migration` | the users table and `UserStore` on sea-orm; one migrator |
+//! | `db-tokens` | `tokens_db` | opaque tokens in SQL with sessions and reuse detection |
 //! | `sqlite`, `postgres`, `mysql` | | the database drivers to compile |
 //!
 //! JWT, database storage, two-factor, onboarding and axum integration arrive the same way.
@@ -73,7 +74,17 @@ pub mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            auth_users_db::migrations()
+            #[allow(unused_mut)]
+            let mut all = auth_users_db::migrations();
+            #[cfg(feature = "db-tokens")]
+            all.extend(auth_tokens_db::migrations());
+            all
         }
     }
+}
+
+/// Opaque tokens in SQL (feature `db-tokens`): see the `auth-tokens-db` crate.
+#[cfg(feature = "db-tokens")]
+pub mod tokens_db {
+    pub use auth_tokens_db::*;
 }

@@ -4,7 +4,12 @@ use auth_core::{AuthConfig, AuthService, Error, MemoryTokenBackend, UserStore};
 use auth_testkit::{TestHasher, conformance};
 use auth_users_db::DbUserStore;
 
-use crate::common::{Target, database};
+use auth_testkit::db::{Target, fresh};
+use sea_orm::DatabaseConnection;
+
+async fn database(target: Target) -> Option<DatabaseConnection> {
+    fresh(target, auth_users_db::migrations).await
+}
 
 async fn suite(target: Target) {
     if database(target).await.is_none() {

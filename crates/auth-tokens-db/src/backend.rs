@@ -1,0 +1,543 @@
+//! `DbTokenBackend`: opaque tokens in SQL with refresh families.
+
+use std::fmt;
+use std::sync::Arc;
+
+use auth_core::{
+    Claims, Clock, Error, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, Result, RotateOutcome,
+    RotateRequest, SecretString, SessionInfo, SessionMeta, SharedClock, SystemClock, TokenBackend,
+    TokenKind, TokenLifetimes, TokenPair, UserId, async_trait, random,
+};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use time::OffsetDateTime;
+
+use crate::entity::{family, token};
+
+/// Random bytes per token (256 bits).
+pub const TOKEN_BYTES: usize = 32;
+
+/// How many expired rows `cleanup_expired` deletes per statement.
+pub const CLEANUP_BATCH: u64 = 1_000;
+
+/// A [`TokenBackend`] on sea-orm with opaque tokens (256 random bits, stored only as SHA-256),
+/// refresh families (sessions) with reuse detection, session listing and cleanup.
+///
+/// - `verify` is one query: the token joined with its session.
+/// - `rotate` consumes the refresh token with one conditional `UPDATE … WHERE consumed_at IS
+///   NULL AND revoked_at IS NULL` inside the transaction that inserts the next pair: of
+///   concurrent rotations exactly one changes a row; the others see a consumed token, which is
+///   reuse, and end the session.
+/// - Rows reference `auth_users(id)` with `ON DELETE CASCADE`; user ids are integers.
+///
+/// ```
+/// use auth_core::{IssueRequest, TokenBackend, TokenKind, UserId};
+/// use auth_tokens_db::DbTokenBackend;
+/// use sea_orm::ConnectionTrait;
+/// use sea_orm_migration::MigratorTrait;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+/// # struct M; impl MigratorTrait for M { fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+/// #   let mut m = auth_users_db::migrations(); m.extend(auth_tokens_db::migrations()); m } }
+/// # M::up(&db, None).await.unwrap();
+/// # db.execute_unprepared("INSERT INTO auth_users (id, email, is_active, is_verified, created_at, updated_at) VALUES (42, 'a@b.c', true, false, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')").await.unwrap();
+/// let backend = DbTokenBackend::new(db);
+/// let pair = backend.issue(&IssueRequest::new(UserId::new("42"))).await?;
+/// let claims = backend.verify(pair.access_token.expose_secret(), TokenKind::Access).await?;
+/// assert_eq!(claims.sub, "42");
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct DbTokenBackend {
+    db: DatabaseConnection,
+    clock: SharedClock,
+}
+
+impl DbTokenBackend {
+    /// A backend on `db` (migrated: users first, then this crate's migration).
+    ///
+    /// ```no_run
+    /// # async fn f(db: sea_orm::DatabaseConnection) {
+    /// let backend = auth_tokens_db::DbTokenBackend::new(db);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Reads time from `clock`.
+    ///
+    /// ```no_run
+    /// # async fn f(db: sea_orm::DatabaseConnection) {
+    /// let backend = auth_tokens_db::DbTokenBackend::new(db).with_clock(auth_core::FixedClock::from_unix(0));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        // Databases keep microseconds at most.
+        let now = self.clock.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
+    }
+
+    /// The token row and its session, in one query.
+    async fn lookup(
+        &self,
+        conn: &impl ConnectionTrait,
+        token: &str,
+    ) -> Result<Option<(token::Model, family::Model)>> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LENGTH {
+            return Ok(None);
+        }
+        let found = token::Entity::find_by_id(random::sha256_hex(token))
+            .find_also_related(family::Entity)
+            .one(conn)
+            .await
+            .map_err(db("looking up a token"))?;
+        Ok(found.and_then(|(t, f)| f.map(|f| (t, f))))
+    }
+
+    fn claims(t: &token::Model, f: &family::Model) -> Claims {
+        let kind = if t.kind == "refresh" {
+            TokenKind::Refresh
+        } else {
+            TokenKind::Access
+        };
+        let mut c = Claims::new(
+            t.user_id.to_string(),
+            kind,
+            t.jti.clone(),
+            t.created_at.unix_timestamp(),
+            t.expires_at.unix_timestamp(),
+        )
+        .with_family(f.id.clone());
+        if let Some(serde_json::Value::Object(extra)) = &f.extra
+            && !extra.is_empty()
+        {
+            c.extra = Some(extra.clone());
+        }
+        c
+    }
+
+    /// Inserts an access/refresh pair into `family_id` (which exists) and returns it.
+    async fn insert_pair(
+        &self,
+        conn: &impl ConnectionTrait,
+        user_id: i64,
+        family_id: &str,
+        absolute: OffsetDateTime,
+        now: OffsetDateTime,
+        lifetimes: &TokenLifetimes,
+    ) -> Result<TokenPair> {
+        let access_exp = Ord::min(add(now, lifetimes.access()), absolute);
+        let refresh_exp = Ord::min(add(now, lifetimes.refresh()), absolute);
+        let access = random::token(TOKEN_BYTES);
+        let refresh = random::token(TOKEN_BYTES);
+        let access_hash = random::sha256_hex(&access);
+        let row =
+            |hash: String, kind: &str, expires_at, paired: Option<String>| token::ActiveModel {
+                token_hash: Set(hash),
+                kind: Set(kind.to_owned()),
+                jti: Set(random::token(16)),
+                family_id: Set(family_id.to_owned()),
+                user_id: Set(user_id),
+                created_at: Set(now),
+                expires_at: Set(expires_at),
+                revoked_at: Set(None),
+                consumed_at: Set(None),
+                paired_access_hash: Set(paired),
+            };
+        token::Entity::insert_many([
+            row(access_hash.clone(), "access", access_exp, None),
+            row(
+                random::sha256_hex(&refresh),
+                "refresh",
+                refresh_exp,
+                Some(access_hash),
+            ),
+        ])
+        .exec(conn)
+        .await
+        .map_err(db("storing tokens"))?;
+        family::Entity::update_many()
+            .col_expr(family::Column::RefreshExpiresAt, Expr::value(refresh_exp))
+            .col_expr(family::Column::LastUsedAt, Expr::value(Some(now)))
+            .filter(family::Column::Id.eq(family_id))
+            .exec(conn)
+            .await
+            .map_err(db("updating a session"))?;
+        Ok(TokenPair::new(
+            SecretString::new(access),
+            access_exp,
+            SecretString::new(refresh),
+            refresh_exp,
+        ))
+    }
+
+    /// Ends a session: the family and every token in it.
+    async fn revoke_family(&self, conn: &impl ConnectionTrait, family_id: &str) -> Result<u64> {
+        let now = self.now();
+        let ended = family::Entity::update_many()
+            .col_expr(family::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(family::Column::Id.eq(family_id))
+            .filter(family::Column::RevokedAt.is_null())
+            .exec(conn)
+            .await
+            .map_err(db("revoking a session"))?
+            .rows_affected;
+        token::Entity::update_many()
+            .col_expr(token::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(token::Column::FamilyId.eq(family_id))
+            .filter(token::Column::RevokedAt.is_null())
+            .exec(conn)
+            .await
+            .map_err(db("revoking a session's tokens"))?;
+        Ok(ended)
+    }
+
+    async fn reused(&self, t: &token::Model) -> Result<RotateOutcome> {
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        self.revoke_family(&txn, &t.family_id).await?;
+        txn.commit().await.map_err(db("committing"))?;
+        tracing::warn!(family = %t.family_id, "refresh token reuse: session revoked");
+        Ok(RotateOutcome::Reused {
+            user_id: UserId::from(t.user_id),
+            family: t.family_id.clone(),
+        })
+    }
+
+    /// Why a refresh token cannot rotate, or `None` if it can (given it is not consumed).
+    fn refusal(t: &token::Model, f: &family::Model, now: OffsetDateTime) -> Option<Error> {
+        if t.kind != "refresh" {
+            return Some(Error::TokenInvalid);
+        }
+        if t.revoked_at.is_some() || f.revoked_at.is_some() {
+            return Some(Error::TokenRevoked);
+        }
+        if t.expires_at <= now || f.absolute_expires_at <= now {
+            return Some(Error::TokenExpired);
+        }
+        None
+    }
+}
+
+fn add(t: OffsetDateTime, d: std::time::Duration) -> OffsetDateTime {
+    t.checked_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+        .unwrap_or(t)
+}
+
+fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
+    move |e| Error::backend(context, e)
+}
+
+fn user_pk(user_id: &UserId) -> Result<i64> {
+    user_id.as_str().parse().map_err(|_| {
+        Error::invalid(
+            "user_id",
+            "invalid_user_id",
+            "DbTokenBackend stores integer user ids (auth_users.id)",
+        )
+    })
+}
+
+impl fmt::Debug for DbTokenBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbTokenBackend")
+            .field("backend", &self.db.get_database_backend())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenBackend for DbTokenBackend {
+    async fn issue(&self, request: &IssueRequest) -> Result<TokenPair> {
+        let user_id = user_pk(&request.user_id)?;
+        let now = self.now();
+        let absolute = add(now, request.lifetimes.absolute());
+        let family_id = random::token(16);
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        family::ActiveModel {
+            id: Set(family_id.clone()),
+            user_id: Set(user_id),
+            created_at: Set(now),
+            absolute_expires_at: Set(absolute),
+            refresh_expires_at: Set(now),
+            last_used_at: Set(None),
+            ip: Set(request.meta.ip.map(|ip| ip.to_string())),
+            user_agent: Set(request.meta.user_agent.clone()),
+            extra: Set((!request.extra.is_empty())
+                .then(|| serde_json::Value::Object(request.extra.clone()))),
+            revoked_at: Set(None),
+        }
+        .insert(&txn)
+        .await
+        .map_err(db("storing a session"))?;
+        let pair = self
+            .insert_pair(&txn, user_id, &family_id, absolute, now, &request.lifetimes)
+            .await?;
+        txn.commit().await.map_err(db("committing"))?;
+        Ok(pair)
+    }
+
+    async fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims> {
+        let (t, f) = self
+            .lookup(&self.db, token)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        if t.kind != kind.as_str() {
+            return Err(Error::TokenInvalid);
+        }
+        if t.revoked_at.is_some() || f.revoked_at.is_some() {
+            return Err(Error::TokenRevoked);
+        }
+        if t.expires_at <= self.now() {
+            return Err(Error::TokenExpired);
+        }
+        Ok(Self::claims(&t, &f))
+    }
+
+    async fn rotate(
+        &self,
+        refresh_token: &str,
+        request: &RotateRequest,
+        guard: &dyn RefreshGuard,
+    ) -> Result<RotateOutcome> {
+        let now = self.now();
+        let (t, f) = self
+            .lookup(&self.db, refresh_token)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        if t.kind != "refresh" {
+            return Err(Error::TokenInvalid);
+        }
+        if t.consumed_at.is_some() {
+            return self.reused(&t).await;
+        }
+        if let Some(refusal) = Self::refusal(&t, &f, now) {
+            return Err(refusal);
+        }
+        let previous = Self::claims(&t, &f);
+        guard.allow(&previous).await?;
+
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        // The atomic step: one conditional UPDATE decides which concurrent rotation wins.
+        let consumed = token::Entity::update_many()
+            .col_expr(token::Column::ConsumedAt, Expr::value(Some(now)))
+            .col_expr(token::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(token::Column::TokenHash.eq(t.token_hash.clone()))
+            .filter(token::Column::ConsumedAt.is_null())
+            .filter(token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(db("consuming a refresh token"))?
+            .rows_affected;
+        if consumed != 1 {
+            txn.rollback().await.map_err(db("rolling back"))?;
+            // Someone else consumed it first (reuse), or it was revoked meanwhile.
+            return match self.lookup(&self.db, refresh_token).await? {
+                Some((t, _)) if t.consumed_at.is_some() => self.reused(&t).await,
+                _ => Err(Error::TokenRevoked),
+            };
+        }
+        if let Some(access) = &t.paired_access_hash {
+            token::Entity::update_many()
+                .col_expr(token::Column::RevokedAt, Expr::value(Some(now)))
+                .filter(token::Column::TokenHash.eq(access.clone()))
+                .filter(token::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await
+                .map_err(db("revoking the previous access token"))?;
+        }
+        if request.meta != SessionMeta::default() {
+            family::Entity::update_many()
+                .col_expr(
+                    family::Column::Ip,
+                    Expr::value(request.meta.ip.map(|ip| ip.to_string())),
+                )
+                .col_expr(
+                    family::Column::UserAgent,
+                    Expr::value(request.meta.user_agent.clone()),
+                )
+                .filter(family::Column::Id.eq(f.id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("updating a session"))?;
+        }
+        let pair = self
+            .insert_pair(
+                &txn,
+                t.user_id,
+                &f.id,
+                f.absolute_expires_at,
+                now,
+                &request.lifetimes,
+            )
+            .await?;
+        txn.commit().await.map_err(db("committing"))?;
+        Ok(RotateOutcome::Rotated { previous, pair })
+    }
+
+    async fn revoke(&self, token: &str) -> Result<()> {
+        let Some((t, _)) = self.lookup(&self.db, token).await? else {
+            return Ok(());
+        };
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        self.revoke_family(&txn, &t.family_id).await?;
+        txn.commit().await.map_err(db("committing"))
+    }
+
+    async fn revoke_all(&self, user_id: &UserId, keep: Option<&str>) -> Result<u64> {
+        let Ok(uid) = user_pk(user_id) else {
+            return Ok(0);
+        };
+        let now = self.now();
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        let mut families = family::Entity::update_many()
+            .col_expr(family::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(family::Column::UserId.eq(uid))
+            .filter(family::Column::RevokedAt.is_null());
+        let mut tokens = token::Entity::update_many()
+            .col_expr(token::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(token::Column::UserId.eq(uid))
+            .filter(token::Column::RevokedAt.is_null());
+        if let Some(keep) = keep {
+            families = families.filter(family::Column::Id.ne(keep));
+            tokens = tokens.filter(token::Column::FamilyId.ne(keep));
+        }
+        let ended = families
+            .exec(&txn)
+            .await
+            .map_err(db("revoking sessions"))?
+            .rows_affected;
+        tokens.exec(&txn).await.map_err(db("revoking tokens"))?;
+        txn.commit().await.map_err(db("committing"))?;
+        Ok(ended)
+    }
+
+    async fn sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>> {
+        let Ok(uid) = user_pk(user_id) else {
+            return Ok(Vec::new());
+        };
+        let rows = family::Entity::find()
+            .filter(family::Column::UserId.eq(uid))
+            .filter(family::Column::RevokedAt.is_null())
+            .filter(family::Column::RefreshExpiresAt.gt(self.now()))
+            .order_by_desc(family::Column::CreatedAt)
+            .order_by_asc(family::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db("listing sessions"))?;
+        Ok(rows
+            .into_iter()
+            .map(|f| {
+                let mut s = SessionInfo::new(f.id, f.created_at, f.refresh_expires_at);
+                s.last_used_at = f.last_used_at;
+                let mut meta = SessionMeta::new();
+                if let Some(ip) = f.ip.and_then(|ip| ip.parse().ok()) {
+                    meta = meta.with_ip(ip);
+                }
+                if let Some(ua) = f.user_agent {
+                    meta = meta.with_user_agent(ua);
+                }
+                s.meta = meta;
+                s
+            })
+            .collect())
+    }
+
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<bool> {
+        let Ok(uid) = user_pk(user_id) else {
+            return Ok(false);
+        };
+        let owned = family::Entity::find_by_id(session_id.to_owned())
+            .filter(family::Column::UserId.eq(uid))
+            .filter(family::Column::RevokedAt.is_null())
+            .one(&self.db)
+            .await
+            .map_err(db("finding a session"))?
+            .is_some();
+        if owned {
+            let txn = self
+                .db
+                .begin()
+                .await
+                .map_err(db("starting a transaction"))?;
+            self.revoke_family(&txn, session_id).await?;
+            txn.commit().await.map_err(db("committing"))?;
+        }
+        Ok(owned)
+    }
+
+    async fn cleanup_expired(&self) -> Result<u64> {
+        let now = self.now();
+        let mut removed = 0u64;
+        // Expired tokens, in bounded batches so a large backlog never holds long locks.
+        loop {
+            let batch: Vec<String> = token::Entity::find()
+                .select_only()
+                .column(token::Column::TokenHash)
+                .filter(token::Column::ExpiresAt.lte(now))
+                .limit(CLEANUP_BATCH)
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db("finding expired tokens"))?;
+            if batch.is_empty() {
+                break;
+            }
+            let n = token::Entity::delete_many()
+                .filter(token::Column::TokenHash.is_in(batch))
+                .exec(&self.db)
+                .await
+                .map_err(db("deleting expired tokens"))?
+                .rows_affected;
+            removed += n;
+            tracing::info!(deleted = n, total = removed, "expired tokens deleted");
+        }
+        // Sessions that can no longer refresh (their remaining tokens go by cascade).
+        let sessions = family::Entity::delete_many()
+            .filter(ExprTrait::or(
+                family::Column::RefreshExpiresAt.lte(now),
+                family::Column::AbsoluteExpiresAt.lte(now),
+            ))
+            .exec(&self.db)
+            .await
+            .map_err(db("deleting expired sessions"))?
+            .rows_affected;
+        removed += sessions;
+        tracing::info!(tokens_and_sessions = removed, "token cleanup finished");
+        Ok(removed)
+    }
+}

@@ -1,0 +1,226 @@
+//! The migration creating the token tables.
+
+use sea_orm_migration::prelude::*;
+
+/// Creates `auth_token_families` and `auth_tokens`, with foreign keys to `auth_users(id)`
+/// (`ON DELETE CASCADE`): run it after the users migration (the umbrella's migrator does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateTokens;
+
+impl MigrationName for CreateTokens {
+    fn name(&self) -> &str {
+        "m20261122_000002_auth_tokens"
+    }
+}
+
+#[derive(DeriveIden)]
+enum AuthUsers {
+    Table,
+    Id,
+}
+
+#[derive(DeriveIden)]
+enum AuthTokenFamilies {
+    Table,
+    Id,
+    UserId,
+    CreatedAt,
+    AbsoluteExpiresAt,
+    RefreshExpiresAt,
+    LastUsedAt,
+    Ip,
+    UserAgent,
+    Extra,
+    RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum AuthTokens {
+    Table,
+    TokenHash,
+    Kind,
+    Jti,
+    FamilyId,
+    UserId,
+    CreatedAt,
+    ExpiresAt,
+    RevokedAt,
+    ConsumedAt,
+    PairedAccessHash,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTokens {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthTokenFamilies::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::Id)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::UserId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::AbsoluteExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::RefreshExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::LastUsedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(AuthTokenFamilies::Ip).string_len(45).null())
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::UserAgent)
+                            .string_len(512)
+                            .null(),
+                    )
+                    .col(ColumnDef::new(AuthTokenFamilies::Extra).json().null())
+                    .col(
+                        ColumnDef::new(AuthTokenFamilies::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_auth_token_families_user")
+                            .from(AuthTokenFamilies::Table, AuthTokenFamilies::UserId)
+                            .to(AuthUsers::Table, AuthUsers::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_auth_token_families_user")
+                    .table(AuthTokenFamilies::Table)
+                    .col(AuthTokenFamilies::UserId)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthTokens::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthTokens::TokenHash)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(AuthTokens::Kind).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(AuthTokens::Jti)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokens::FamilyId)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AuthTokens::UserId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(AuthTokens::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokens::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokens::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokens::ConsumedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthTokens::PairedAccessHash)
+                            .string_len(64)
+                            .null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_auth_tokens_family")
+                            .from(AuthTokens::Table, AuthTokens::FamilyId)
+                            .to(AuthTokenFamilies::Table, AuthTokenFamilies::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_auth_tokens_user")
+                            .from(AuthTokens::Table, AuthTokens::UserId)
+                            .to(AuthUsers::Table, AuthUsers::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, col) in [
+            ("ix_auth_tokens_family", AuthTokens::FamilyId),
+            ("ix_auth_tokens_user", AuthTokens::UserId),
+            ("ix_auth_tokens_expires", AuthTokens::ExpiresAt),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(AuthTokens::Table)
+                        .col(col)
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuthTokens::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(AuthTokenFamilies::Table).to_owned())
+            .await
+    }
+}
+
+/// This crate's migrations (after the users migration).
+///
+/// ```
+/// assert_eq!(auth_tokens_db::migrations().len(), 1);
+/// ```
+#[must_use]
+pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(CreateTokens)]
+}
