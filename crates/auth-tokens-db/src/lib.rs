@@ -3,6 +3,8 @@
 mod backend;
 pub mod entity;
 mod migration;
+mod revocation;
 
 pub use crate::backend::{CLEANUP_BATCH, DbTokenBackend, TOKEN_BYTES};
-pub use crate::migration::{CreateTokens, migrations};
+pub use crate::migration::{CreateRevocations, CreateTokens, migrations};
+pub use crate::revocation::DbRevocationStore;

@@ -215,12 +215,133 @@ impl MigrationTrait for CreateTokens {
     }
 }
 
-/// This crate's migrations (after the users migration).
+/// This crate's migrations (after the users migration): the token tables, then the JWT
+/// revocation tables.
 ///
 /// ```
-/// assert_eq!(auth_tokens_db::migrations().len(), 1);
+/// assert_eq!(auth_tokens_db::migrations().len(), 2);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateTokens)]
+    vec![Box::new(CreateTokens), Box::new(CreateRevocations)]
+}
+
+/// Creates the JWT revocation tables: revoked token ids, revoked families, and per-user
+/// "not before" instants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateRevocations;
+
+impl MigrationName for CreateRevocations {
+    fn name(&self) -> &str {
+        "m20261122_000003_auth_revocations"
+    }
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuthRevokedTokens {
+    Table,
+    Jti,
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuthRevokedFamilies {
+    Table,
+    Family,
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuthUserNotBefore {
+    Table,
+    UserId,
+    NotBefore,
+    KeepFamily,
+    ExpiresAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateRevocations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthRevokedTokens::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthRevokedTokens::Jti)
+                            .string_len(128)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthRevokedTokens::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthRevokedFamilies::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthRevokedFamilies::Family)
+                            .string_len(128)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthRevokedFamilies::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthUserNotBefore::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthUserNotBefore::UserId)
+                            .string_len(128)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUserNotBefore::NotBefore)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUserNotBefore::KeepFamily)
+                            .string_len(128)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthUserNotBefore::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            AuthRevokedTokens::Table.into_iden(),
+            AuthRevokedFamilies::Table.into_iden(),
+            AuthUserNotBefore::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
 }

@@ -2,3 +2,4 @@
 //! `AUTH_TEST_POSTGRES_URL` / `AUTH_TEST_MYSQL_URL` are set.
 
 mod conformance;
+mod revocation;

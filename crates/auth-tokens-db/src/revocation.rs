@@ -1,0 +1,318 @@
+//! `DbRevocationStore`: JWT revocations in SQL, shared by every instance.
+
+use std::fmt;
+use std::sync::Arc;
+
+use auth_core::{
+    Clock, Error, Result, RevocationQuery, RevocationStore, SharedClock, SystemClock, UserId,
+    async_trait,
+};
+use sea_orm::sea_query::{DynIden, Expr, ExprTrait, IntoIden, Query, UnionType};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, TransactionTrait};
+use time::OffsetDateTime;
+
+use crate::migration::{AuthRevokedFamilies, AuthRevokedTokens, AuthUserNotBefore};
+
+/// A [`RevocationStore`] on sea-orm: revoked JWT ids, revoked families and per-user "not
+/// before" instants, shared by every application instance. `is_revoked` is one query;
+/// `consume` is one insert whose primary key decides the single winner.
+///
+/// ```
+/// use auth_core::{RevocationQuery, RevocationStore, UserId};
+/// use auth_tokens_db::DbRevocationStore;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+/// # let manager = sea_orm_migration::SchemaManager::new(&db);
+/// # for m in auth_tokens_db::migrations().into_iter().skip(1) { m.up(&manager).await.unwrap(); }
+/// let store = DbRevocationStore::new(db);
+/// let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+/// assert!(store.consume("jti-1", later).await?);
+/// assert!(!store.consume("jti-1", later).await?, "single use");
+/// assert!(store.is_revoked(&RevocationQuery::new("jti-1", UserId::new("7"), 0)).await?);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct DbRevocationStore {
+    db: DatabaseConnection,
+    clock: SharedClock,
+    user_retention: time::Duration,
+}
+
+impl DbRevocationStore {
+    /// A store on `db` (migrated with this crate's migrations).
+    ///
+    /// ```no_run
+    /// # async fn f(db: sea_orm::DatabaseConnection) {
+    /// let store = auth_tokens_db::DbRevocationStore::new(db);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            clock: Arc::new(SystemClock),
+            user_retention: time::Duration::days(31),
+        }
+    }
+
+    /// Reads time from `clock`.
+    ///
+    /// ```no_run
+    /// # async fn f(db: sea_orm::DatabaseConnection) {
+    /// let store = auth_tokens_db::DbRevocationStore::new(db).with_clock(auth_core::FixedClock::from_unix(0));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long per-user not-before entries are kept (the longest token lifetime; default 31 days).
+    ///
+    /// ```no_run
+    /// # async fn f(db: sea_orm::DatabaseConnection) {
+    /// let store = auth_tokens_db::DbRevocationStore::new(db).with_user_retention(std::time::Duration::from_secs(86_400));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_user_retention(mut self, retention: std::time::Duration) -> Self {
+        self.user_retention = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX);
+        self
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        let now = self.clock.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
+    }
+
+    /// Inserts `(key, expires_at)` into a two-column table; `Ok(false)` when the key exists.
+    async fn insert_key(
+        &self,
+        conn: &impl ConnectionTrait,
+        table: DynIden,
+        key_col: DynIden,
+        exp_col: DynIden,
+        key: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool> {
+        let insert = Query::insert()
+            .into_table(table)
+            .columns([key_col, exp_col])
+            .values_panic([key.into(), expires_at.into()])
+            .to_owned();
+        match conn.execute(&insert).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(Error::backend("recording a revocation", e)),
+        }
+    }
+}
+
+fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
+    move |e| Error::backend(context, e)
+}
+
+impl fmt::Debug for DbRevocationStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbRevocationStore")
+            .field("backend", &self.db.get_database_backend())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RevocationStore for DbRevocationStore {
+    async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
+        if !self
+            .insert_key(
+                &self.db,
+                AuthRevokedTokens::Table.into_iden(),
+                AuthRevokedTokens::Jti.into_iden(),
+                AuthRevokedTokens::ExpiresAt.into_iden(),
+                jti,
+                expires_at,
+            )
+            .await?
+        {
+            // Already revoked: keep the later expiry.
+            let update = Query::update()
+                .table(AuthRevokedTokens::Table)
+                .value(AuthRevokedTokens::ExpiresAt, expires_at)
+                .and_where(Expr::col(AuthRevokedTokens::Jti).eq(jti))
+                .and_where(Expr::col(AuthRevokedTokens::ExpiresAt).lt(expires_at))
+                .to_owned();
+            self.db
+                .execute(&update)
+                .await
+                .map_err(db("extending a revocation"))?;
+        }
+        Ok(())
+    }
+
+    async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
+        self.insert_key(
+            &self.db,
+            AuthRevokedTokens::Table.into_iden(),
+            AuthRevokedTokens::Jti.into_iden(),
+            AuthRevokedTokens::ExpiresAt.into_iden(),
+            jti,
+            expires_at,
+        )
+        .await
+    }
+
+    async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
+        if !self
+            .insert_key(
+                &self.db,
+                AuthRevokedFamilies::Table.into_iden(),
+                AuthRevokedFamilies::Family.into_iden(),
+                AuthRevokedFamilies::ExpiresAt.into_iden(),
+                family,
+                expires_at,
+            )
+            .await?
+        {
+            let update = Query::update()
+                .table(AuthRevokedFamilies::Table)
+                .value(AuthRevokedFamilies::ExpiresAt, expires_at)
+                .and_where(Expr::col(AuthRevokedFamilies::Family).eq(family))
+                .and_where(Expr::col(AuthRevokedFamilies::ExpiresAt).lt(expires_at))
+                .to_owned();
+            self.db
+                .execute(&update)
+                .await
+                .map_err(db("extending a family revocation"))?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &UserId,
+        not_before: OffsetDateTime,
+        keep: Option<&str>,
+    ) -> Result<()> {
+        let nb = not_before.unix_timestamp();
+        let keep_until = self.now() + self.user_retention;
+        // Insert if missing, outside the transaction: a duplicate is expected under concurrency,
+        // and a failed statement would abort a PostgreSQL transaction.
+        let insert = Query::insert()
+            .into_table(AuthUserNotBefore::Table)
+            .columns([
+                AuthUserNotBefore::UserId,
+                AuthUserNotBefore::NotBefore,
+                AuthUserNotBefore::KeepFamily,
+                AuthUserNotBefore::ExpiresAt,
+            ])
+            .values_panic([
+                user_id.as_str().into(),
+                nb.into(),
+                keep.map(str::to_owned).into(),
+                keep_until.into(),
+            ])
+            .to_owned();
+        match self.db.execute(&insert).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+            Err(e) => return Err(Error::backend("recording a logout everywhere", e)),
+        }
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        // Only ever forward, whatever concurrent calls do.
+        let forward = Query::update()
+            .table(AuthUserNotBefore::Table)
+            .value(AuthUserNotBefore::NotBefore, nb)
+            .and_where(Expr::col(AuthUserNotBefore::UserId).eq(user_id.as_str()))
+            .and_where(Expr::col(AuthUserNotBefore::NotBefore).lt(nb))
+            .to_owned();
+        txn.execute(&forward)
+            .await
+            .map_err(db("moving not-before forward"))?;
+        let exemption = Query::update()
+            .table(AuthUserNotBefore::Table)
+            .value(AuthUserNotBefore::KeepFamily, keep.map(str::to_owned))
+            .value(AuthUserNotBefore::ExpiresAt, keep_until)
+            .and_where(Expr::col(AuthUserNotBefore::UserId).eq(user_id.as_str()))
+            .to_owned();
+        txn.execute(&exemption)
+            .await
+            .map_err(db("recording the kept session"))?;
+        txn.commit().await.map_err(db("committing"))
+    }
+
+    async fn is_revoked(&self, q: &RevocationQuery) -> Result<bool> {
+        // One round trip: any row from any of the three tables means revoked.
+        let family = q.family.clone().unwrap_or_default();
+        let by_jti = Query::select()
+            .column(AuthRevokedTokens::Jti)
+            .from(AuthRevokedTokens::Table)
+            .and_where(Expr::col(AuthRevokedTokens::Jti).eq(q.jti.as_str()))
+            .to_owned();
+        let by_family = Query::select()
+            .column(AuthRevokedFamilies::Family)
+            .from(AuthRevokedFamilies::Table)
+            .and_where(Expr::col(AuthRevokedFamilies::Family).eq(family.as_str()))
+            .to_owned();
+        let by_user = Query::select()
+            .column(AuthUserNotBefore::UserId)
+            .from(AuthUserNotBefore::Table)
+            .and_where(Expr::col(AuthUserNotBefore::UserId).eq(q.user_id.as_str()))
+            .and_where(Expr::col(AuthUserNotBefore::NotBefore).gt(q.issued_at))
+            .and_where(
+                Expr::col(AuthUserNotBefore::KeepFamily)
+                    .is_null()
+                    .or(Expr::col(AuthUserNotBefore::KeepFamily).ne(family.as_str())),
+            )
+            .to_owned();
+        let query = by_jti
+            .clone()
+            .union(UnionType::All, by_family)
+            .union(UnionType::All, by_user)
+            .to_owned();
+        let row = self
+            .db
+            .query_one(&query)
+            .await
+            .map_err(db("checking a revocation"))?;
+        Ok(row.is_some())
+    }
+
+    async fn cleanup_expired(&self) -> Result<u64> {
+        let now = self.now();
+        let mut removed = 0;
+        for (table, col) in [
+            (
+                AuthRevokedTokens::Table.into_iden(),
+                AuthRevokedTokens::ExpiresAt.into_iden(),
+            ),
+            (
+                AuthRevokedFamilies::Table.into_iden(),
+                AuthRevokedFamilies::ExpiresAt.into_iden(),
+            ),
+            (
+                AuthUserNotBefore::Table.into_iden(),
+                AuthUserNotBefore::ExpiresAt.into_iden(),
+            ),
+        ] {
+            let delete = Query::delete()
+                .from_table(table)
+                .and_where(Expr::col(col).lte(now))
+                .to_owned();
+            removed += self
+                .db
+                .execute(&delete)
+                .await
+                .map_err(db("deleting expired revocations"))?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+}
