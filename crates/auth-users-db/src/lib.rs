@@ -2,7 +2,9 @@
 
 pub mod entity;
 mod migration;
+mod rate_limit;
 mod store;
 
-pub use crate::migration::{CreateUsers, Migrator, migrations};
+pub use crate::migration::{CreateRateLimits, CreateUsers, Migrator, migrations};
+pub use crate::rate_limit::DbRateLimiter;
 pub use crate::store::DbUserStore;

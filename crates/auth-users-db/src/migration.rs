@@ -101,11 +101,11 @@ impl MigrationTrait for CreateUsers {
 /// This crate's migrations, in order (the umbrella's migrator chains every enabled crate's).
 ///
 /// ```
-/// assert_eq!(auth_users_db::migrations().len(), 1);
+/// assert_eq!(auth_users_db::migrations().len(), 2);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateUsers)]
+    vec![Box::new(CreateUsers), Box::new(CreateRateLimits)]
 }
 
 /// A migrator for this crate alone.
@@ -123,5 +123,65 @@ pub struct Migrator;
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         migrations()
+    }
+}
+
+/// Creates `auth_rate_limits`: failure counts and lockouts per key (email, IP).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateRateLimits;
+
+impl MigrationName for CreateRateLimits {
+    fn name(&self) -> &str {
+        "m20261122_000004_auth_rate_limits"
+    }
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuthRateLimits {
+    Table,
+    Key,
+    Failures,
+    WindowStart,
+    LockedUntil,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateRateLimits {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthRateLimits::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthRateLimits::Key)
+                            .string_len(128)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthRateLimits::Failures)
+                            .integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthRateLimits::WindowStart)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthRateLimits::LockedUntil)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuthRateLimits::Table).to_owned())
+            .await
     }
 }

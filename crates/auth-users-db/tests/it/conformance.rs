@@ -93,3 +93,38 @@ async fn postgres() {
 async fn mysql() {
     suite(Target::MySql).await;
 }
+
+mod rate_limiter {
+    use auth_testkit::conformance;
+    use auth_testkit::db::{Target, fresh};
+    use auth_users_db::DbRateLimiter;
+
+    async fn suite(target: Target) {
+        if fresh(target, auth_users_db::migrations).await.is_none() {
+            return;
+        }
+        conformance::rate_limiter(|clock, policy| async move {
+            DbRateLimiter::new(
+                fresh(target, auth_users_db::migrations).await.unwrap(),
+                policy,
+            )
+            .with_clock(clock)
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_memory() {
+        suite(Target::SqliteMemory).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        suite(Target::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn mysql() {
+        suite(Target::MySql).await;
+    }
+}
