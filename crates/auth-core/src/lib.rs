@@ -36,6 +36,7 @@ pub use service::{AuthResult, AuthService, LoginOptions};
 pub use token::{
     AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,
     RotateRequest, SessionInfo, SessionMeta, TokenBackend, TokenKind, TokenLifetimes, TokenPair,
+    TokenUserLookup,
 };
 pub use user::{AuthUser, MAX_EMAIL_LEN, NewUser, User, UserId, UserStore, normalize_email};
 

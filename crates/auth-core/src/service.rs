@@ -15,7 +15,7 @@ use crate::password::{
 use crate::rate_limit::{MemoryRateLimiter, RateLimitStatus, RateLimiter};
 use crate::token::{
     Claims, ExtraClaims, IssueRequest, RefreshGuard, RotateOutcome, RotateRequest, SessionInfo,
-    SessionMeta, TokenBackend, TokenKind, TokenPair,
+    SessionMeta, TokenBackend, TokenKind, TokenPair, TokenUserLookup,
 };
 use crate::user::{AuthUser, NewUser, User, UserId, UserStore, normalize_email};
 
@@ -149,6 +149,7 @@ pub struct AuthService<U: AuthUser = User> {
     hashing: PasswordHashing,
     tokens: Arc<dyn TokenBackend>,
     limiter: Arc<dyn RateLimiter>,
+    lookup: Option<Arc<dyn TokenUserLookup<U>>>,
     events: EventBus,
     clock: SharedClock,
 }
@@ -161,6 +162,7 @@ impl<U: AuthUser> Clone for AuthService<U> {
             hashing: self.hashing.clone(),
             tokens: Arc::clone(&self.tokens),
             limiter: Arc::clone(&self.limiter),
+            lookup: self.lookup.clone(),
             events: self.events.clone(),
             clock: Arc::clone(&self.clock),
         }
@@ -234,6 +236,7 @@ impl<U: AuthUser> AuthService<U> {
             users,
             hashing,
             tokens,
+            lookup: None,
             events: EventBus::new(),
             clock,
         })
@@ -251,6 +254,33 @@ impl<U: AuthUser> AuthService<U> {
     #[must_use]
     pub fn with_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
         self.limiter = Arc::new(limiter);
+        self
+    }
+
+    /// Authenticates with one round trip through `lookup` (a backend that joins tokens with
+    /// users, such as `auth_tokens_db::DbTokenBackend`) instead of verifying the token and then
+    /// loading the user. Give the same storage as the token backend.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// struct Lookup(MemoryTokenBackend, MemoryUserStore);
+    /// #[async_trait]
+    /// impl TokenUserLookup<User> for Lookup {
+    ///     async fn authenticate(&self, token: &str) -> Result<(Claims, User)> {
+    ///         let claims = self.0.verify(token, TokenKind::Access).await?;
+    ///         let user = self.1.find_by_id(&claims.user_id()).await?.ok_or(Error::TokenInvalid)?;
+    ///         Ok((claims, user))
+    ///     }
+    /// }
+    /// let (tokens, users) = (MemoryTokenBackend::new(), MemoryUserStore::new());
+    /// let auth = AuthService::new(AuthConfig::default(), users.clone(),
+    ///     auth_testkit::TestHasher::fast(), tokens.clone()).unwrap()
+    ///     .with_token_user_lookup(Lookup(tokens, users));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_token_user_lookup(mut self, lookup: impl TokenUserLookup<U>) -> Self {
+        self.lookup = Some(Arc::new(lookup));
         self
     }
 
@@ -596,6 +626,14 @@ impl<U: AuthUser> AuthService<U> {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn authenticate(&self, access_token: &str) -> Result<U> {
+        if let Some(lookup) = &self.lookup {
+            let (_, user) = lookup.authenticate(access_token).await?;
+            return if user.is_active() {
+                Ok(user)
+            } else {
+                Err(Error::InactiveUser)
+            };
+        }
         let claims = self.tokens.verify(access_token, TokenKind::Access).await?;
         active_user(self.users.as_ref(), &claims).await
     }

@@ -630,6 +630,20 @@ impl SessionInfo {
     }
 }
 
+/// Authenticates an access token and loads its user in one round trip: implemented by backends
+/// that store tokens beside the users (a SQL join), and used by
+/// [`crate::AuthService::authenticate`] when given with
+/// [`crate::AuthService::with_token_user_lookup`].
+#[async_trait]
+pub trait TokenUserLookup<U>: Send + Sync + 'static {
+    /// The access token's claims and its user (active or not: the service decides).
+    ///
+    /// # Errors
+    ///
+    /// As [`TokenBackend::verify`]; [`crate::Error::TokenInvalid`] when the user no longer exists.
+    async fn authenticate(&self, access_token: &str) -> Result<(Claims, U)>;
+}
+
 /// Issues, verifies, rotates and revokes token pairs. Implementations: the in-memory
 /// [`crate::MemoryTokenBackend`] here, JWT and database backends in their crates; each runs
 /// `auth_testkit::conformance::token_backend`.

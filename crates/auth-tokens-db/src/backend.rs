@@ -85,7 +85,20 @@ impl DbTokenBackend {
         self
     }
 
-    fn now(&self) -> OffsetDateTime {
+    /// The connection.
+    ///
+    /// ```no_run
+    /// # async fn f(db: sea_orm::DatabaseConnection) {
+    /// let backend = auth_tokens_db::DbTokenBackend::new(db);
+    /// let _db = backend.connection();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
         // Databases keep microseconds at most.
         let now = self.clock.now();
         now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)

@@ -2,6 +2,7 @@
 
 mod backend;
 pub mod entity;
+mod lookup;
 mod migration;
 mod revocation;
 

@@ -2,4 +2,5 @@
 //! `AUTH_TEST_POSTGRES_URL` / `AUTH_TEST_MYSQL_URL` are set.
 
 mod conformance;
+mod queries;
 mod revocation;
