@@ -31,4 +31,6 @@ mod guide {
     mod jwt {}
     #[doc = include_str!("../../docs/database.md")]
     mod database {}
+    #[doc = include_str!("../../docs/tenants-and-custom-backends.md")]
+    mod tenants_and_custom_backends {}
 }
