@@ -38,6 +38,7 @@ pub(crate) fn run() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
+        crate::bench_db::run().await?;
         jwt().await?;
         signing().await?;
         hashers().await?;

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stderr)]
 
 mod bench;
+mod bench_db;
 
 use std::process::{Command, ExitCode};
 
