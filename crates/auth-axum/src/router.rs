@@ -1,0 +1,199 @@
+//! The ready-made auth router.
+
+use auth_core::{AuthService, AuthUser, LoginOptions, SessionMeta, TokenPair, UserId};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{Authenticated, bearer};
+
+/// The largest request body the auth routes accept.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// `Json<T>` whose rejections are typed JSON errors that never echo the input.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(body_error(&rejection)),
+        }
+    }
+}
+
+fn body_error(rejection: &JsonRejection) -> Response {
+    let status = rejection.status();
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "expected Content-Type: application/json",
+        StatusCode::UNPROCESSABLE_ENTITY => "the JSON does not have the expected fields and types",
+        _ => "the request body is not valid JSON",
+    };
+    (
+        status,
+        Json(json!({"error": "invalid_body", "detail": detail})),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+fn meta(headers: &HeaderMap) -> SessionMeta {
+    match headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(ua) => SessionMeta::new().with_user_agent(ua),
+        None => SessionMeta::new(),
+    }
+}
+
+/// A token response: the pair, never cached.
+fn tokens(status: StatusCode, user_id: Option<&UserId>, pair: &TokenPair) -> Response {
+    let now = time::OffsetDateTime::now_utc();
+    let mut body = json!({
+        "access_token": pair.access_token.expose_secret(),
+        "refresh_token": pair.refresh_token.expose_secret(),
+        "token_type": pair.token_type,
+        "expires_in": (pair.access_expires_at - now).whole_seconds().max(0),
+        "refresh_expires_in": (pair.refresh_expires_at - now).whole_seconds().max(0),
+    });
+    if let (Some(id), Some(map)) = (user_id, body.as_object_mut()) {
+        map.insert("user_id".into(), Value::String(id.to_string()));
+    }
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn register<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    let user = auth.register(&body.email, &body.password).await?;
+    let login = auth
+        .login_with(
+            &body.email,
+            &body.password,
+            LoginOptions::new().with_meta(meta(&headers)),
+        )
+        .await?;
+    Ok(tokens(StatusCode::CREATED, Some(user.id()), &login.tokens))
+}
+
+async fn login<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    let login = auth
+        .login_with(
+            &body.email,
+            &body.password,
+            LoginOptions::new().with_meta(meta(&headers)),
+        )
+        .await?;
+    Ok(tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+}
+
+async fn refresh<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<Response, ApiError> {
+    let pair = auth
+        .refresh_with(&body.refresh_token, meta(&headers))
+        .await?;
+    Ok(tokens(StatusCode::OK, None, &pair))
+}
+
+async fn me<U: AuthUser>(Authenticated(user): Authenticated<U>) -> Response {
+    let fmt = |t: Option<time::OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    };
+    Json(json!({
+        "id": user.id().to_string(),
+        "email": user.email(),
+        "is_verified": user.is_verified(),
+        "is_active": user.is_active(),
+        "last_login": fmt(user.last_login()),
+    }))
+    .into_response()
+}
+
+async fn logout<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(_user): Authenticated<U>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    if let Ok(Some(token)) = bearer(&headers) {
+        auth.logout(token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_all<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(user): Authenticated<U>,
+) -> Result<Response, ApiError> {
+    let ended = auth.logout_all(user.id()).await?;
+    Ok(Json(json!({"sessions_ended": ended})).into_response())
+}
+
+/// The auth routes, to mount under a prefix of your choice (`auth-server` uses `/auth`):
+///
+/// | route | body | answer |
+/// |---|---|---|
+/// | `POST /register` | `{email, password}` | 201 `{user_id, access_token, refresh_token, token_type, expires_in, …}` |
+/// | `POST /login` | `{email, password}` | 200 the same |
+/// | `POST /refresh` | `{refresh_token}` | 200 the new pair |
+/// | `GET /me` | Bearer | 200 `{id, email, is_verified, is_active, last_login}` |
+/// | `POST /logout` | Bearer | 204 (the session ends) |
+/// | `POST /logout-all` | Bearer | 200 `{sessions_ended}` |
+///
+/// Errors follow [`ApiError`]: every credential or token failure is the same 401. Bodies are
+/// limited to [`MAX_BODY_BYTES`]; token responses carry `Cache-Control: no-store`.
+///
+/// ```
+/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+/// let app: axum::Router = axum::Router::new().nest("/auth", auth_axum::auth_router(auth));
+/// # let _ = app;
+/// ```
+pub fn auth_router<U: AuthUser>(auth: AuthService<U>) -> Router {
+    Router::new()
+        .route("/register", post(register::<U>))
+        .route("/login", post(login::<U>))
+        .route("/refresh", post(refresh::<U>))
+        .route("/me", get(me::<U>))
+        .route("/logout", post(logout::<U>))
+        .route("/logout-all", post(logout_all::<U>))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(auth)
+}

@@ -1,0 +1,3 @@
+//! auth-axum: every route and error status through the router.
+
+mod routes;
