@@ -1,0 +1,210 @@
+//! auth-server end to end over real HTTP, on a random port, with both token backends.
+
+use std::collections::HashMap;
+
+use auth_server::{Settings, TokenBackendKind};
+use serde_json::{Value, json};
+
+fn settings(vars: &[(&str, &str)]) -> Result<Settings, auth::ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    Settings::from_lookup(|name| map.get(name).cloned())
+}
+
+const SECRET: &str = "server-test-secret-0123456789abcdef0123";
+const PASSWORD: &str = "violet-otter-sings-42";
+
+async fn start(backend: &str) -> String {
+    let s = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_TOKEN_BACKEND", backend),
+        ("DATABASE_URL", "sqlite::memory:"),
+    ])
+    .unwrap();
+    let db = auth_server::connect(&s.database_url).await.unwrap();
+    let app = auth_server::app(&s, db).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn post(base: &str, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.post(format!("{base}{path}")).json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(base: &str, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.get(format!("{base}{path}"));
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn round_trip(backend: &str) {
+    let base = start(backend).await;
+    assert_eq!(get(&base, "/health", None).await.0, 200);
+    assert_eq!(
+        get(&base, "/ready", None).await,
+        (200, json!({"status": "ready"}))
+    );
+
+    let (s, reg) = post(
+        &base,
+        "/auth/register",
+        None,
+        json!({"email": "alice@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 201, "{backend}: {reg}");
+    assert!(reg["user_id"].is_string());
+    let (s, login) = post(
+        &base,
+        "/auth/login",
+        None,
+        json!({"email": "alice@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    if backend == "jwt" {
+        assert_eq!(access.matches('.').count(), 2);
+    } else {
+        assert_eq!(access.matches('.').count(), 0);
+    }
+    let (s, me) = get(&base, "/auth/me", Some(&access)).await;
+    assert_eq!((s, me["email"].as_str()), (200, Some("alice@example.com")));
+    let (s, next) = post(
+        &base,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let next_access = next["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post(
+            &base,
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": refresh})
+        )
+        .await
+        .0,
+        401,
+        "reuse"
+    );
+    let (_, again) = post(
+        &base,
+        "/auth/login",
+        None,
+        json!({"email": "alice@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let again = again["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post(&base, "/auth/logout", Some(&again), json!({})).await.0,
+        204
+    );
+    assert_eq!(get(&base, "/auth/me", Some(&again)).await.0, 401);
+    let (_, third) = post(
+        &base,
+        "/auth/login",
+        None,
+        json!({"email": "alice@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let third = third["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post(&base, "/auth/logout-all", Some(&third), json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(get(&base, "/auth/me", Some(&third)).await.0, 401);
+    let _ = next_access;
+    // Lockout is shared through the database limiter.
+    for _ in 0..5 {
+        post(
+            &base,
+            "/auth/login",
+            None,
+            json!({"email": "alice@example.com", "password": "nope"}),
+        )
+        .await;
+    }
+    assert_eq!(
+        post(
+            &base,
+            "/auth/login",
+            None,
+            json!({"email": "alice@example.com", "password": PASSWORD})
+        )
+        .await
+        .0,
+        429
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_round_trip() {
+    round_trip("jwt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_round_trip() {
+    round_trip("db").await;
+}
+
+#[test]
+fn settings_name_what_to_set() {
+    let err = settings(&[("AUTH_ENV", "production")]).unwrap_err();
+    assert!(err.to_string().contains("AUTH_SIGNING_SECRET"), "{err}");
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_TOKEN_BACKEND", "redis"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_TOKEN_BACKEND"));
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_SERVER_ADDR", "nowhere"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_SERVER_ADDR"));
+    let s = settings(&[("AUTH_SIGNING_SECRET", SECRET)]).unwrap();
+    assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.database_url, "sqlite://auth.db?mode=rwc");
+    assert_eq!(s.token_backend, TokenBackendKind::Jwt);
+}
+
+#[test]
+fn development_secret_is_generated_beside_the_database_and_reused() {
+    let dir = std::env::temp_dir().join(format!("auth-server-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    let first = settings(&[("DATABASE_URL", url.as_str())]).unwrap();
+    let file = dir.join("auth-dev-secret");
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert!(stored.trim().len() >= 32);
+    let second = settings(&[("DATABASE_URL", url.as_str())]).unwrap();
+    assert_eq!(
+        first.jwt_secret, second.jwt_secret,
+        "the same secret across restarts"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
