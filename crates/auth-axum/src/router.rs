@@ -1,11 +1,12 @@
 //! The ready-made auth router.
 
 use auth_core::{AuthService, AuthUser, LoginOptions, SessionMeta, TokenPair, UserId};
+use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -55,6 +56,12 @@ struct Credentials {
 #[derive(Deserialize)]
 struct RefreshBody {
     refresh_token: String,
+}
+
+#[derive(Deserialize)]
+struct ChangePassword {
+    current_password: String,
+    new_password: String,
 }
 
 fn meta(headers: &HeaderMap) -> SessionMeta {
@@ -165,6 +172,88 @@ async fn logout_all<U: AuthUser>(
     Ok(Json(json!({"sessions_ended": ended})).into_response())
 }
 
+/// The session (refresh family) of the request's access token.
+async fn current_session<U: AuthUser>(
+    auth: &AuthService<U>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    match bearer(headers) {
+        Ok(Some(token)) => Ok(auth.verify_access(token).await?.family),
+        _ => Ok(None),
+    }
+}
+
+async fn sessions<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let current = current_session(&auth, &headers).await?;
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    };
+    let list: Vec<Value> = auth
+        .sessions(user.id())
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "current": current.as_deref() == Some(s.id.as_str()),
+                "created_at": rfc3339(s.created_at),
+                "last_used_at": s.last_used_at.and_then(rfc3339),
+                "expires_at": rfc3339(s.expires_at),
+                "ip": s.meta.ip.map(|ip| ip.to_string()),
+                "user_agent": s.meta.user_agent,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"sessions": list})).into_response())
+}
+
+async fn revoke_session<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(user): Authenticated<U>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if auth.revoke_session(user.id(), &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError(auth_core::Error::UserNotFound))
+    }
+}
+
+async fn revoke_other_sessions<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let current = current_session(&auth, &headers).await?;
+    let ended = auth
+        .tokens()
+        .revoke_all(user.id(), current.as_deref())
+        .await?;
+    Ok(Json(json!({"sessions_ended": ended})).into_response())
+}
+
+async fn change_password<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let current = current_session(&auth, &headers).await?;
+    auth.change_password(
+        user.id(),
+        &body.current_password,
+        &body.new_password,
+        current.as_deref(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The auth routes, to mount under a prefix of your choice (`auth-server` uses `/auth`):
 ///
 /// | route | body | answer |
@@ -175,6 +264,10 @@ async fn logout_all<U: AuthUser>(
 /// | `GET /me` | Bearer | 200 `{id, email, is_verified, is_active, last_login}` |
 /// | `POST /logout` | Bearer | 204 (the session ends) |
 /// | `POST /logout-all` | Bearer | 200 `{sessions_ended}` |
+/// | `GET /sessions` | Bearer | 200 `{sessions: [{id, current, created_at, last_used_at, expires_at, ip, user_agent}]}` (501 for stateless JWTs) |
+/// | `DELETE /sessions/{id}` | Bearer | 204, or 404 when not one of the user's sessions |
+/// | `POST /sessions/revoke-others` | Bearer | 200 `{sessions_ended}` (the current session stays) |
+/// | `POST /password/change` | Bearer, `{current_password, new_password}` | 204; every other session ends |
 ///
 /// Errors follow [`ApiError`]: every credential or token failure is the same 401. Bodies are
 /// limited to [`MAX_BODY_BYTES`]; token responses carry `Cache-Control: no-store`.
@@ -194,6 +287,10 @@ pub fn auth_router<U: AuthUser>(auth: AuthService<U>) -> Router {
         .route("/me", get(me::<U>))
         .route("/logout", post(logout::<U>))
         .route("/logout-all", post(logout_all::<U>))
+        .route("/sessions", get(sessions::<U>))
+        .route("/sessions/{id}", delete(revoke_session::<U>))
+        .route("/sessions/revoke-others", post(revoke_other_sessions::<U>))
+        .route("/password/change", post(change_password::<U>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(auth)
 }

@@ -283,3 +283,143 @@ async fn other_error_statuses() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
 }
+
+async fn login_token(app: &Router, password: &str) -> String {
+    let (_, _, b) = call(
+        app,
+        "POST",
+        "/auth/login",
+        None,
+        Some(json!({"email": "dan@example.com", "password": password})),
+    )
+    .await;
+    b["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_password_change() {
+    let app = app();
+    call(
+        &app,
+        "POST",
+        "/auth/register",
+        None,
+        Some(json!({"email": "dan@example.com", "password": PASSWORD})),
+    )
+    .await;
+    let laptop = login_token(&app, PASSWORD).await;
+    let phone = login_token(&app, PASSWORD).await;
+    let tablet = login_token(&app, PASSWORD).await;
+
+    let (s, _, list) = call(&app, "GET", "/auth/sessions", Some(&laptop), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 4, "register's session and three logins");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+
+    // End the phone's session by id, from the laptop.
+    let (_, _, phone_list) = call(&app, "GET", "/auth/sessions", Some(&phone), None).await;
+    let phone_id = phone_list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _, _) = call(
+        &app,
+        "DELETE",
+        &format!("/auth/sessions/{phone_id}"),
+        Some(&laptop),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(&app, "GET", "/auth/me", Some(&phone), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _, _) = call(
+        &app,
+        "DELETE",
+        "/auth/sessions/not-a-session",
+        Some(&laptop),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Change the password from the laptop: the tablet is logged out, the laptop stays.
+    let wrong = json!({"current_password": "wrong", "new_password": "amber-heron-dances-7"});
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/auth/password/change",
+            Some(&laptop),
+            Some(wrong)
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let weak = json!({"current_password": PASSWORD, "new_password": "password"});
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/auth/password/change",
+            Some(&laptop),
+            Some(weak)
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let good = json!({"current_password": PASSWORD, "new_password": "amber-heron-dances-7"});
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/auth/password/change",
+            Some(&laptop),
+            Some(good)
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&app, "GET", "/auth/me", Some(&tablet), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "GET", "/auth/me", Some(&laptop), None).await.0,
+        StatusCode::OK
+    );
+
+    // Revoke every other session: a fresh login elsewhere ends, the laptop stays.
+    let elsewhere = login_token(&app, "amber-heron-dances-7").await;
+    let (s, _, ended) = call(
+        &app,
+        "POST",
+        "/auth/sessions/revoke-others",
+        Some(&laptop),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ended["sessions_ended"], 1);
+    assert_eq!(
+        call(&app, "GET", "/auth/me", Some(&elsewhere), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "GET", "/auth/me", Some(&laptop), None).await.0,
+        StatusCode::OK
+    );
+}
