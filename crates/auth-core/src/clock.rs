@@ -130,6 +130,20 @@ impl fmt::Debug for FixedClock {
     }
 }
 
+/// An instant truncated to whole microseconds: what SQL databases store, so what a store writes
+/// and reads back compare equal.
+///
+/// ```
+/// let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_000_000_123_456_789).unwrap();
+/// assert_eq!(auth_core::truncate_to_micros(t).nanosecond() % 1_000, 0);
+/// ```
+#[must_use]
+pub fn truncate_to_micros(instant: OffsetDateTime) -> OffsetDateTime {
+    instant
+        .replace_nanosecond(instant.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(instant)
+}
+
 /// `instant + duration`, saturating instead of overflowing.
 pub(crate) fn add(instant: OffsetDateTime, duration: Duration) -> OffsetDateTime {
     let d = time::Duration::try_from(duration).unwrap_or(time::Duration::MAX);

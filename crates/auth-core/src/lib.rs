@@ -15,7 +15,7 @@ mod service;
 mod token;
 mod user;
 
-pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
+pub use clock::{Clock, FixedClock, SharedClock, SystemClock, truncate_to_micros};
 pub use config::{AuthConfig, AuthConfigBuilder};
 pub use error::{BackendError, ConfigError, Error, FieldError, Result, ValidationErrors};
 pub use events::{

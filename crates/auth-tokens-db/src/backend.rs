@@ -99,10 +99,7 @@ impl DbTokenBackend {
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {
-        // Databases keep microseconds at most.
-        let now = self.clock.now();
-        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now)
+        auth_core::truncate_to_micros(self.clock.now())
     }
 
     /// The token row and its session, in one query.

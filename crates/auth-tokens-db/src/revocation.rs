@@ -82,9 +82,7 @@ impl DbRevocationStore {
     }
 
     fn now(&self) -> OffsetDateTime {
-        let now = self.clock.now();
-        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now)
+        auth_core::truncate_to_micros(self.clock.now())
     }
 
     /// Inserts `(key, expires_at)` into a two-column table; `Ok(false)` when the key exists.
@@ -112,6 +110,42 @@ impl DbRevocationStore {
     }
 }
 
+impl DbRevocationStore {
+    /// Records a revocation until `expires_at`, or extends an existing one to the later expiry.
+    async fn record(
+        &self,
+        table: DynIden,
+        key_col: DynIden,
+        exp_col: DynIden,
+        key: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        if !self
+            .insert_key(
+                &self.db,
+                table.clone(),
+                key_col.clone(),
+                exp_col.clone(),
+                key,
+                expires_at,
+            )
+            .await?
+        {
+            let update = Query::update()
+                .table(table)
+                .value(exp_col.clone(), expires_at)
+                .and_where(Expr::col(key_col).eq(key))
+                .and_where(Expr::col(exp_col).lt(expires_at))
+                .to_owned();
+            self.db
+                .execute(&update)
+                .await
+                .map_err(db("extending a revocation"))?;
+        }
+        Ok(())
+    }
+}
+
 fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
     move |e| Error::backend(context, e)
 }
@@ -127,30 +161,14 @@ impl fmt::Debug for DbRevocationStore {
 #[async_trait]
 impl RevocationStore for DbRevocationStore {
     async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
-        if !self
-            .insert_key(
-                &self.db,
-                AuthRevokedTokens::Table.into_iden(),
-                AuthRevokedTokens::Jti.into_iden(),
-                AuthRevokedTokens::ExpiresAt.into_iden(),
-                jti,
-                expires_at,
-            )
-            .await?
-        {
-            // Already revoked: keep the later expiry.
-            let update = Query::update()
-                .table(AuthRevokedTokens::Table)
-                .value(AuthRevokedTokens::ExpiresAt, expires_at)
-                .and_where(Expr::col(AuthRevokedTokens::Jti).eq(jti))
-                .and_where(Expr::col(AuthRevokedTokens::ExpiresAt).lt(expires_at))
-                .to_owned();
-            self.db
-                .execute(&update)
-                .await
-                .map_err(db("extending a revocation"))?;
-        }
-        Ok(())
+        self.record(
+            AuthRevokedTokens::Table.into_iden(),
+            AuthRevokedTokens::Jti.into_iden(),
+            AuthRevokedTokens::ExpiresAt.into_iden(),
+            jti,
+            expires_at,
+        )
+        .await
     }
 
     async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
@@ -166,29 +184,14 @@ impl RevocationStore for DbRevocationStore {
     }
 
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
-        if !self
-            .insert_key(
-                &self.db,
-                AuthRevokedFamilies::Table.into_iden(),
-                AuthRevokedFamilies::Family.into_iden(),
-                AuthRevokedFamilies::ExpiresAt.into_iden(),
-                family,
-                expires_at,
-            )
-            .await?
-        {
-            let update = Query::update()
-                .table(AuthRevokedFamilies::Table)
-                .value(AuthRevokedFamilies::ExpiresAt, expires_at)
-                .and_where(Expr::col(AuthRevokedFamilies::Family).eq(family))
-                .and_where(Expr::col(AuthRevokedFamilies::ExpiresAt).lt(expires_at))
-                .to_owned();
-            self.db
-                .execute(&update)
-                .await
-                .map_err(db("extending a family revocation"))?;
-        }
-        Ok(())
+        self.record(
+            AuthRevokedFamilies::Table.into_iden(),
+            AuthRevokedFamilies::Family.into_iden(),
+            AuthRevokedFamilies::ExpiresAt.into_iden(),
+            family,
+            expires_at,
+        )
+        .await
     }
 
     async fn revoke_user(

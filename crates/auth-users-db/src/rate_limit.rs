@@ -79,9 +79,7 @@ impl DbRateLimiter {
     }
 
     fn now(&self) -> OffsetDateTime {
-        let now = self.clock.now();
-        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now)
+        auth_core::truncate_to_micros(self.clock.now())
     }
 
     fn span(d: Duration) -> time::Duration {

@@ -109,10 +109,7 @@ impl DbUserStore {
     }
 
     fn now(&self) -> OffsetDateTime {
-        // Databases keep microseconds at most; truncate so what is read back equals what was written.
-        let now = self.clock.now();
-        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now)
+        auth_core::truncate_to_micros(self.clock.now())
     }
 }
 
