@@ -27,6 +27,8 @@ mod guide {
     mod migrating_from_django {}
     #[doc = include_str!("../../docs/signed-links.md")]
     mod signed_links {}
+    #[doc = include_str!("../../docs/mfa.md")]
+    mod mfa {}
     #[doc = include_str!("../../docs/jwt.md")]
     mod jwt {}
     #[doc = include_str!("../../docs/database.md")]

@@ -153,3 +153,15 @@ fn leaf_crates_depend_on_core_and_no_sibling() {
         assert!(siblings.is_empty(), "leaf {name} depends on {siblings:?}");
     }
 }
+
+#[test]
+fn auth_mfa_needs_no_database_unless_asked() {
+    let tree = normal_tree("auth-mfa");
+    assert!(tree.contains("totp-rs"), "the check sees the real tree");
+    for heavy in ["sea-orm", "sqlx", "axum", "hyper", "jsonwebtoken", "image"] {
+        assert!(
+            !tree.contains(heavy),
+            "auth-mfa must not depend on {heavy} by default"
+        );
+    }
+}

@@ -14,6 +14,7 @@ use serde_json::json;
 /// | `RateLimited` | 429 + `Retry-After` | `{"error": "rate_limited", "retry_after": s}` |
 /// | `Validation` | 422 | `{"error": "validation", "errors": [{field, code, message}]}` |
 /// | `EmailTaken` | 409 | `{"error": "email_taken"}` |
+/// | `MfaRequired` | 403 | `{"error": "mfa_required"}` (the routers answer a login with a challenge instead) |
 /// | `UserNotFound` | 404 | `{"error": "not_found"}` |
 /// | `Unsupported` | 501 | `{"error": "unsupported", "detail": …}` |
 /// | anything else | 500 | `{"error": "internal"}` (the detail goes to `tracing` only) |
@@ -72,6 +73,11 @@ impl IntoResponse for ApiError {
             Error::EmailTaken => {
                 (StatusCode::CONFLICT, Json(json!({"error": "email_taken"}))).into_response()
             }
+            Error::MfaRequired => (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": "mfa_required"})),
+            )
+                .into_response(),
             Error::UserNotFound => {
                 (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response()
             }

@@ -15,11 +15,34 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::extract::{Authenticated, bearer};
 
+/// The routers' state: the service, and the optional parts.
+#[derive(Clone)]
+pub(crate) struct RouterState<U: AuthUser> {
+    pub(crate) auth: AuthService<U>,
+    #[cfg(feature = "mfa")]
+    pub(crate) mfa: Option<auth_mfa::Mfa>,
+}
+
+impl<U: AuthUser> axum::extract::FromRef<RouterState<U>> for AuthService<U> {
+    fn from_ref(state: &RouterState<U>) -> Self {
+        state.auth.clone()
+    }
+}
+
 /// The largest request body the auth routes accept.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// `Json<T>` whose rejections are typed JSON errors that never echo the input.
 pub(crate) struct ApiJson<T>(pub(crate) T);
+
+/// A JSON answer that must not be cached (it carries secrets or tokens).
+pub(crate) fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
@@ -64,7 +87,7 @@ struct ChangePassword {
     new_password: String,
 }
 
-fn meta(headers: &HeaderMap) -> SessionMeta {
+pub(crate) fn meta(headers: &HeaderMap) -> SessionMeta {
     match headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -75,7 +98,7 @@ fn meta(headers: &HeaderMap) -> SessionMeta {
 }
 
 /// A token response: the pair, never cached.
-fn tokens(status: StatusCode, user_id: Option<&UserId>, pair: &TokenPair) -> Response {
+pub(crate) fn tokens(status: StatusCode, user_id: Option<&UserId>, pair: &TokenPair) -> Response {
     let now = time::OffsetDateTime::now_utc();
     let mut body = json!({
         "access_token": pair.access_token.expose_secret(),
@@ -111,16 +134,36 @@ async fn register<U: AuthUser>(
 }
 
 async fn login<U: AuthUser>(
-    State(auth): State<AuthService<U>>,
+    State(state): State<RouterState<U>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let login = auth
-        .login_with(
-            &body.email,
-            &body.password,
-            LoginOptions::new().with_meta(meta(&headers)),
-        )
+    let options = LoginOptions::new().with_meta(meta(&headers));
+    #[cfg(feature = "mfa")]
+    if let Some(mfa) = &state.mfa {
+        return match mfa
+            .login(&state.auth, &body.email, &body.password, options)
+            .await?
+        {
+            auth_mfa::LoginOutcome::Authenticated(login) => {
+                Ok(tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+            }
+            auth_mfa::LoginOutcome::MfaRequired(challenge) => Ok(no_store(
+                StatusCode::OK,
+                json!({
+                    "mfa_required": true,
+                    "mfa_token": challenge.token.expose_secret(),
+                    "expires_in": challenge.expires_in.as_secs(),
+                }),
+            )),
+            _ => Err(ApiError(auth_core::Error::Unsupported(
+                "unknown login outcome".into(),
+            ))),
+        };
+    }
+    let login = state
+        .auth
+        .login_with(&body.email, &body.password, options)
         .await?;
     Ok(tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
 }
@@ -280,17 +323,88 @@ async fn change_password<U: AuthUser>(
 /// # let _ = app;
 /// ```
 pub fn auth_router<U: AuthUser>(auth: AuthService<U>) -> Router {
-    Router::new()
-        .route("/register", post(register::<U>))
-        .route("/login", post(login::<U>))
-        .route("/refresh", post(refresh::<U>))
-        .route("/me", get(me::<U>))
-        .route("/logout", post(logout::<U>))
-        .route("/logout-all", post(logout_all::<U>))
-        .route("/sessions", get(sessions::<U>))
-        .route("/sessions/{id}", delete(revoke_session::<U>))
-        .route("/sessions/revoke-others", post(revoke_other_sessions::<U>))
-        .route("/password/change", post(change_password::<U>))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(auth)
+    AuthRouter::new(auth).build()
+}
+
+/// Builds the auth router with optional parts: [`auth_router`] is `AuthRouter::new(auth).build()`.
+///
+/// With [`with_mfa`](Self::with_mfa) (feature `mfa`), `POST /login` answers
+/// `{mfa_required: true, mfa_token, expires_in}` (and no tokens) for users with a second
+/// factor, and these routes join:
+///
+/// | route | body | answer |
+/// |---|---|---|
+/// | `POST /mfa/verify` | `{mfa_token, code}` (TOTP or recovery code) | 200 the token pair; 401 for a wrong or replayed code; 429 when locked |
+/// | `GET /mfa` | Bearer | 200 `{enabled, pending, recovery_codes_left}` |
+/// | `POST /mfa/totp/setup` | Bearer | 200 `{secret, otpauth_uri, qr_svg}` (pending until confirmed) |
+/// | `POST /mfa/totp/confirm` | Bearer, `{code}` | 200 `{recovery_codes: [...]}` |
+/// | `POST /mfa/totp/disable` | Bearer, `{code}` | 204 |
+/// | `POST /mfa/recovery-codes` | Bearer, `{code}` | 200 `{recovery_codes: [...]}` (the old ones stop working) |
+///
+/// ```
+/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
+/// let mfa = Mfa::new(MemoryMfaStore::new(), SecretCipher::new("k1", &[1u8; 32]).unwrap(),
+///     MfaConfig::new("Example")).unwrap();
+/// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+///     .with_second_factor(mfa.clone());
+/// let app: axum::Router = axum::Router::new()
+///     .nest("/auth", auth_axum::AuthRouter::new(auth).with_mfa(mfa).build());
+/// # let _ = app;
+/// ```
+#[derive(Debug)]
+pub struct AuthRouter<U: AuthUser> {
+    auth: AuthService<U>,
+    #[cfg(feature = "mfa")]
+    mfa: Option<auth_mfa::Mfa>,
+}
+
+impl<U: AuthUser> AuthRouter<U> {
+    /// The routes over `auth`.
+    #[must_use]
+    pub fn new(auth: AuthService<U>) -> Self {
+        Self {
+            auth,
+            #[cfg(feature = "mfa")]
+            mfa: None,
+        }
+    }
+
+    /// Adds the two-factor routes and the two-step login. Give the service the same `Mfa`
+    /// as its second-factor gate ([`AuthService::with_second_factor`]).
+    #[cfg(feature = "mfa")]
+    #[must_use]
+    pub fn with_mfa(mut self, mfa: auth_mfa::Mfa) -> Self {
+        self.mfa = Some(mfa);
+        self
+    }
+
+    /// The router, to mount under a prefix with [`Router::nest`].
+    pub fn build(self) -> Router {
+        let router = Router::new()
+            .route("/register", post(register::<U>))
+            .route("/login", post(login::<U>))
+            .route("/refresh", post(refresh::<U>))
+            .route("/me", get(me::<U>))
+            .route("/logout", post(logout::<U>))
+            .route("/logout-all", post(logout_all::<U>))
+            .route("/sessions", get(sessions::<U>))
+            .route("/sessions/{id}", delete(revoke_session::<U>))
+            .route("/sessions/revoke-others", post(revoke_other_sessions::<U>))
+            .route("/password/change", post(change_password::<U>));
+        #[cfg(feature = "mfa")]
+        let router = if self.mfa.is_some() {
+            crate::mfa::routes::<U>(router)
+        } else {
+            router
+        };
+        router
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(RouterState {
+                auth: self.auth,
+                #[cfg(feature = "mfa")]
+                mfa: self.mfa,
+            })
+    }
 }

@@ -44,6 +44,11 @@ pub enum Error {
     /// Registration with an email that already has an account.
     #[error("email already registered")]
     EmailTaken,
+    /// The password was right, but the account has a second factor: [`crate::AuthService::login`]
+    /// issues no tokens for it. Use the second-factor flow (auth-mfa's `Mfa::login`), which
+    /// answers with a challenge instead.
+    #[error("a second factor is required")]
+    MfaRequired,
     /// Too many failed attempts; try again after `retry_after`.
     #[error("too many attempts; retry after {} s", retry_after.as_secs())]
     RateLimited {

@@ -216,13 +216,48 @@ pub enum AuthEvent {
         /// The code.
         code: SecretString,
     },
+    /// Repeated failures locked a login identifier (an email, whether or not it has an account,
+    /// or an IP address) until `retry_after` has passed.
+    AccountLocked {
+        /// The locked key (`ip:` prefix for an address).
+        identifier: String,
+        /// How long the lockout lasts.
+        retry_after: Duration,
+    },
+    /// A user confirmed a second factor (TOTP).
+    MfaEnabled {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A user's second factor was removed.
+    MfaDisabled {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A second-factor code was refused (wrong, replayed, or the challenge was exhausted).
+    MfaFailed {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A recovery code was spent.
+    RecoveryCodeUsed {
+        /// The user.
+        user_id: UserId,
+        /// Unused codes left.
+        remaining: u64,
+    },
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesRegenerated {
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 22);
+/// assert_eq!(AuthEventKind::ALL.len(), 28);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,11 +286,17 @@ pub enum AuthEventKind {
     VerificationCodeGenerated,
     EmailVerificationRequested,
     EmailVerified,
+    AccountLocked,
+    MfaEnabled,
+    MfaDisabled,
+    MfaFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 28] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -278,6 +319,12 @@ impl AuthEventKind {
         Self::VerificationCodeGenerated,
         Self::EmailVerificationRequested,
         Self::EmailVerified,
+        Self::AccountLocked,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::MfaFailed,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesRegenerated,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -311,6 +358,12 @@ impl AuthEventKind {
             Self::VerificationCodeGenerated => "verification_code_generated",
             Self::EmailVerificationRequested => "email_verification_requested",
             Self::EmailVerified => "email_verified",
+            Self::AccountLocked => "account_locked",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaFailed => "mfa_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 }
@@ -354,6 +407,12 @@ impl AuthEvent {
             Self::VerificationCodeGenerated { .. } => AuthEventKind::VerificationCodeGenerated,
             Self::EmailVerificationRequested { .. } => AuthEventKind::EmailVerificationRequested,
             Self::EmailVerified { .. } => AuthEventKind::EmailVerified,
+            Self::AccountLocked { .. } => AuthEventKind::AccountLocked,
+            Self::MfaEnabled { .. } => AuthEventKind::MfaEnabled,
+            Self::MfaDisabled { .. } => AuthEventKind::MfaDisabled,
+            Self::MfaFailed { .. } => AuthEventKind::MfaFailed,
+            Self::RecoveryCodeUsed { .. } => AuthEventKind::RecoveryCodeUsed,
+            Self::RecoveryCodesRegenerated { .. } => AuthEventKind::RecoveryCodesRegenerated,
         }
     }
 }

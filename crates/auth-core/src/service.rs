@@ -117,6 +117,35 @@ impl LoginOptions {
     }
 }
 
+/// Says whether an account must present a second factor after its password. Set with
+/// [`AuthService::with_second_factor`]; auth-mfa's `Mfa` implements it from its store.
+///
+/// ```
+/// use auth_core::{async_trait, Result, SecondFactorGate, UserId};
+/// struct AdminsOnly;
+/// #[async_trait]
+/// impl SecondFactorGate for AdminsOnly {
+///     async fn is_required(&self, user: &UserId) -> Result<bool> {
+///         Ok(user.as_str() == "1")
+///     }
+/// }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(AdminsOnly.is_required(&UserId::new("1")).await?);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[async_trait]
+pub trait SecondFactorGate: Send + Sync + 'static {
+    /// Whether `user` has a second factor that login must ask for.
+    async fn is_required(&self, user: &UserId) -> Result<bool>;
+}
+
+#[async_trait]
+impl<T: SecondFactorGate + ?Sized> SecondFactorGate for Arc<T> {
+    async fn is_required(&self, user: &UserId) -> Result<bool> {
+        (**self).is_required(user).await
+    }
+}
+
 /// Authentication flows over pluggable parts: a [`UserStore`], a [`PasswordHasher`], a
 /// [`TokenBackend`], a [`RateLimiter`] (in memory by default), an [`EventBus`] and a
 /// [`crate::Clock`].
@@ -149,6 +178,10 @@ pub struct AuthService<U: AuthUser = User> {
     hashing: PasswordHashing,
     tokens: Arc<dyn TokenBackend>,
     limiter: Arc<dyn RateLimiter>,
+    /// Whether `limiter` is the in-memory default (which then follows `with_clock`).
+    default_limiter: bool,
+    ip_limiter: Option<Arc<dyn RateLimiter>>,
+    second_factor: Option<Arc<dyn SecondFactorGate>>,
     lookup: Option<Arc<dyn TokenUserLookup<U>>>,
     events: EventBus,
     clock: SharedClock,
@@ -162,6 +195,9 @@ impl<U: AuthUser> Clone for AuthService<U> {
             hashing: self.hashing.clone(),
             tokens: Arc::clone(&self.tokens),
             limiter: Arc::clone(&self.limiter),
+            default_limiter: self.default_limiter,
+            ip_limiter: self.ip_limiter.clone(),
+            second_factor: self.second_factor.clone(),
             lookup: self.lookup.clone(),
             events: self.events.clone(),
             clock: Arc::clone(&self.clock),
@@ -236,6 +272,9 @@ impl<U: AuthUser> AuthService<U> {
             users,
             hashing,
             tokens,
+            default_limiter: true,
+            ip_limiter: None,
+            second_factor: None,
             lookup: None,
             events: EventBus::new(),
             clock,
@@ -254,6 +293,53 @@ impl<U: AuthUser> AuthService<U> {
     #[must_use]
     pub fn with_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
         self.limiter = Arc::new(limiter);
+        self.default_limiter = false;
+        self
+    }
+
+    /// Also limits failed logins per client IP address (taken from
+    /// [`LoginOptions::meta`]), with its own policy: one address trying many accounts is
+    /// locked out like one account tried many times. A success does not reset an address's
+    /// count, so one valid account cannot launder an attack on others.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # use std::time::Duration;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_ip_rate_limiter(MemoryRateLimiter::new(
+    ///         RateLimitPolicy::new(50, Duration::from_secs(300), Duration::from_secs(900)).unwrap()));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_ip_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.ip_limiter = Some(Arc::new(limiter));
+        self
+    }
+
+    /// Makes [`login`](Self::login) refuse, with [`Error::MfaRequired`], accounts that `gate`
+    /// says have a second factor: no tokens are issued on a password alone. auth-mfa's `Mfa`
+    /// is such a gate and runs the two-step login.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// struct Everyone;
+    /// #[async_trait]
+    /// impl SecondFactorGate for Everyone {
+    ///     async fn is_required(&self, _user: &UserId) -> Result<bool> { Ok(true) }
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
+    ///     .with_second_factor(Everyone);
+    /// auth.register("fay@example.com", "violet-otter-sings-42").await?;
+    /// let err = auth.login("fay@example.com", "violet-otter-sings-42").await.unwrap_err();
+    /// assert!(matches!(err, Error::MfaRequired));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_second_factor(mut self, gate: impl SecondFactorGate) -> Self {
+        self.second_factor = Some(Arc::new(gate));
         self
     }
 
@@ -313,6 +399,12 @@ impl<U: AuthUser> AuthService<U> {
     #[must_use]
     pub fn with_clock(mut self, clock: impl crate::Clock) -> Self {
         self.clock = Arc::new(clock);
+        if self.default_limiter {
+            self.limiter = Arc::new(
+                MemoryRateLimiter::new(self.config.rate_limit())
+                    .with_clock(Arc::clone(&self.clock)),
+            );
+        }
         self
     }
 
@@ -504,6 +596,40 @@ impl<U: AuthUser> AuthService<U> {
         password: &str,
         options: LoginOptions,
     ) -> Result<AuthResult<U>> {
+        let user = self.check_password(email, password, &options).await?;
+        if let Some(gate) = &self.second_factor
+            && gate.is_required(user.id()).await?
+        {
+            return Err(Error::MfaRequired);
+        }
+        self.start_session(user, options).await
+    }
+
+    /// The first factor of a login, without issuing anything: rate limits (per email, and per
+    /// IP when [`with_ip_rate_limiter`](Self::with_ip_rate_limiter) is set and `options.meta`
+    /// has one), the password check at equal cost for every failure, the failure events and the
+    /// hash upgrade. Two-step logins call this, then [`start_session`](Self::start_session)
+    /// once the second factor is in.
+    ///
+    /// # Errors
+    ///
+    /// As [`login`](Self::login), except [`Error::MfaRequired`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// auth.register("gus@example.com", "violet-otter-sings-42").await?;
+    /// let user = auth.check_password("gus@example.com", "violet-otter-sings-42", &LoginOptions::new()).await?;
+    /// assert_eq!(user.email, "gus@example.com");
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+        options: &LoginOptions,
+    ) -> Result<U> {
         // A malformed email cannot match an account, but it is handled like a missing one
         // (same time, same error), and rate limited under a bounded key.
         let normalized = normalize_email(email).ok();
@@ -515,16 +641,15 @@ impl<U: AuthUser> AuthService<U> {
                 .collect::<String>()
                 .to_lowercase()
         });
+        let ip_key = match (&self.ip_limiter, options.meta.ip) {
+            (Some(limiter), Some(ip)) => Some((limiter, format!("ip:{ip}"))),
+            _ => None,
+        };
 
-        if let RateLimitStatus::Limited { retry_after } = self.limiter.check(&key).await? {
-            self.events
-                .emit(AuthEvent::RateLimitExceeded {
-                    identifier: key,
-                    retry_after,
-                })
-                .await;
-            return Err(Error::RateLimited { retry_after });
+        if let Some((limiter, ip_key)) = &ip_key {
+            self.refuse_if_limited(limiter.as_ref(), ip_key).await?;
         }
+        self.refuse_if_limited(self.limiter.as_ref(), &key).await?;
 
         let user = match &normalized {
             Some(e) => self.users.find_by_email(e).await?,
@@ -547,20 +672,15 @@ impl<U: AuthUser> AuthService<U> {
         let user = match (user, verified.valid) {
             (Some(user), true) if reason.is_none() => user,
             _ => {
-                let status = self.limiter.record(&key).await?;
                 self.events
                     .emit(AuthEvent::UserLoginFailed {
                         identifier: key.clone(),
                         reason: reason.unwrap_or(LoginFailureReason::BadPassword),
                     })
                     .await;
-                if let RateLimitStatus::Limited { retry_after } = status {
-                    self.events
-                        .emit(AuthEvent::RateLimitExceeded {
-                            identifier: key,
-                            retry_after,
-                        })
-                        .await;
+                self.record_failure(self.limiter.as_ref(), key).await?;
+                if let Some((limiter, ip_key)) = ip_key {
+                    self.record_failure(limiter.as_ref(), ip_key).await?;
                 }
                 return Err(Error::InvalidCredentials);
             }
@@ -570,6 +690,66 @@ impl<U: AuthUser> AuthService<U> {
         if verified.needs_update {
             self.upgrade_hash(user.id(), user.password_hash(), password)
                 .await;
+        }
+        Ok(user)
+    }
+
+    /// Refuses with [`Error::RateLimited`] (and a `RateLimitExceeded` event) while `key` is
+    /// locked out.
+    async fn refuse_if_limited(&self, limiter: &dyn RateLimiter, key: &str) -> Result<()> {
+        if let RateLimitStatus::Limited { retry_after } = limiter.check(key).await? {
+            self.events
+                .emit(AuthEvent::RateLimitExceeded {
+                    identifier: key.to_owned(),
+                    retry_after,
+                })
+                .await;
+            return Err(Error::RateLimited { retry_after });
+        }
+        Ok(())
+    }
+
+    /// Counts a failure for `key`; the failure that starts a lockout emits `AccountLocked`.
+    async fn record_failure(&self, limiter: &dyn RateLimiter, key: String) -> Result<()> {
+        if let RateLimitStatus::Limited { retry_after } = limiter.record(&key).await? {
+            tracing::warn!(identifier = %key, retry_after_s = retry_after.as_secs(), "login identifier locked");
+            self.events
+                .emit(AuthEvent::AccountLocked {
+                    identifier: key.clone(),
+                    retry_after,
+                })
+                .await;
+            self.events
+                .emit(AuthEvent::RateLimitExceeded {
+                    identifier: key,
+                    retry_after,
+                })
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Starts a session for a user whose credentials were checked elsewhere (the second step of
+    /// a two-step login, an onboarding flow's end, a magic link): issues the token pair,
+    /// records the login and emits `UserLogin`. Like Django's `login(request, user)`, it trusts
+    /// the caller; it refuses only inactive users.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InactiveUser`], [`Error::Backend`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// let user = auth.register("hal@example.com", "violet-otter-sings-42").await?;
+    /// let session = auth.start_session(user, LoginOptions::new()).await?;
+    /// assert_eq!(auth.authenticate(session.access_token()).await?.email, "hal@example.com");
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn start_session(&self, user: U, options: LoginOptions) -> Result<AuthResult<U>> {
+        if !user.is_active() {
+            return Err(Error::InactiveUser);
         }
         let request = IssueRequest::new(user.id().clone())
             .with_extra(options.extra)
@@ -584,6 +764,20 @@ impl<U: AuthUser> AuthService<U> {
             })
             .await;
         Ok(AuthResult { user, tokens })
+    }
+
+    /// The clock this service reads.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let clock = FixedClock::from_unix(1_800_000_000);
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap().with_clock(clock);
+    /// assert_eq!(auth.clock().now().unix_timestamp(), 1_800_000_000);
+    /// ```
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Replaces a legacy or weaker hash after a successful login, only if the stored hash is

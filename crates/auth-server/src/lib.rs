@@ -9,6 +9,9 @@
 //! | `AUTH_ENV` | `development` | `production` makes missing secrets an error |
 //! | `AUTH_SIGNING_SECRET` | generated in development | HMAC key for signed links (32+ bytes) |
 //! | `AUTH_JWT_SECRET` | `AUTH_SIGNING_SECRET` | JWT HMAC key (32+ bytes) |
+//! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
+//! | `AUTH_MFA_OLD_KEYS` | none | earlier `AUTH_MFA_KEY` values, comma-separated, still opening old secrets |
+//! | `AUTH_MFA_ISSUER` | `auth-server` | the name authenticator apps show |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
 
 use std::net::SocketAddr;
@@ -50,6 +53,10 @@ pub struct Settings {
     pub config: AuthConfig,
     /// The JWT secret.
     pub jwt_secret: String,
+    /// Seals TOTP secrets at rest.
+    pub mfa_cipher: auth::mfa::SecretCipher,
+    /// Issuer shown in authenticator apps.
+    pub mfa_issuer: String,
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {
@@ -114,12 +121,38 @@ impl Settings {
                 lookup(name)
             }
         })?;
+        let mfa_cipher = match lookup("AUTH_MFA_KEY").filter(|s| !s.is_empty()) {
+            Some(spec) => auth::mfa::SecretCipher::from_spec(&spec).map_err(config_error)?,
+            None if production => {
+                return Err(ConfigError::Missing {
+                    var: "AUTH_MFA_KEY",
+                });
+            }
+            None => {
+                // Development: a key derived from the (development) signing secret.
+                let hex = auth::random::sha256_hex(&format!("auth-server/dev-mfa-key:{secret}"));
+                let bytes: Vec<u8> = (0..32)
+                    .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                    .collect();
+                auth::mfa::SecretCipher::new("dev", &bytes).map_err(config_error)?
+            }
+        };
+        let mfa_cipher = lookup("AUTH_MFA_OLD_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .try_fold(mfa_cipher, |c, spec| c.with_fallback_spec(spec))
+            .map_err(config_error)?;
+        let mfa_issuer = lookup("AUTH_MFA_ISSUER").unwrap_or_else(|| "auth-server".into());
         Ok(Self {
             addr,
             database_url,
             token_backend,
             config,
             jwt_secret,
+            mfa_cipher,
+            mfa_issuer,
         })
     }
 
@@ -154,6 +187,13 @@ impl Settings {
              Set AUTH_SIGNING_SECRET (and AUTH_ENV=production) in production."
         );
         Ok(secret)
+    }
+}
+
+fn config_error(e: Error) -> ConfigError {
+    match e {
+        Error::Configuration(c) => c,
+        other => ConfigError::invalid("AUTH_MFA_KEY", other.to_string()),
     }
 }
 
@@ -197,9 +237,22 @@ pub fn app(settings: &Settings, db: DatabaseConnection) -> Result<Router, Error>
         }
     }
     .with_rate_limiter(limiter);
+    let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
+    let mfa_limiter = DbRateLimiter::new(db.clone(), mfa_config.failure_policy);
+    let mfa = auth::mfa::Mfa::new(
+        auth::mfa::db::DbMfaStore::new(db.clone()),
+        settings.mfa_cipher.clone(),
+        mfa_config,
+    )?
+    .with_rate_limiter(mfa_limiter)
+    .with_events(auth.events().clone());
+    let auth = auth.with_second_factor(mfa.clone());
     let db = Arc::new(db);
     Ok(Router::new()
-        .nest("/auth", auth_axum::auth_router(auth))
+        .nest(
+            "/auth",
+            auth_axum::AuthRouter::new(auth).with_mfa(mfa).build(),
+        )
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),

@@ -1,4 +1,4 @@
-//! `auth-server`: serve the API (default), or `auth-server migrate` / `auth-server secret generate`.
+//! `auth-server`: serve the API (default), or `auth-server migrate` / `auth-server secret generate [--mfa]`.
 
 use std::process::ExitCode;
 
@@ -19,6 +19,15 @@ async fn main() -> ExitCode {
         #[allow(clippy::print_stdout)]
         {
             println!("{}", auth::random::token(48));
+        }
+        return ExitCode::SUCCESS;
+    }
+    if args.as_slice() == ["secret", "generate", "--mfa"] {
+        // A value for AUTH_MFA_KEY: a key id (k + days since 1970) and 32 random bytes.
+        let id = time_key_id();
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{id}:{}", auth::random::token(32));
         }
         return ExitCode::SUCCESS;
     }
@@ -95,4 +104,13 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `k` and the days since 1970 for new key ids, so rotated keys sort by age.
+fn time_key_id() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    format!("k{days}")
 }

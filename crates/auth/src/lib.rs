@@ -11,9 +11,11 @@
 //! | `jwt` | `jwt` | JWT token backend (RFC 8725), revocation on by default |
 //! | `db-users` | `users_db`, `migration` | the users table and `UserStore` on sea-orm; one migrator |
 //! | `db-tokens` | `tokens_db` | opaque tokens in SQL with sessions and reuse detection |
+//! | `mfa` | [`mfa`] | TOTP two-factor, recovery codes, the two-step login |
+//! | `db-mfa` | `mfa::db` | second factors in SQL; their migration joins the migrator |
 //! | `sqlite`, `postgres`, `mysql` | | the database drivers to compile |
 //!
-//! JWT, database storage, two-factor, onboarding and axum integration arrive the same way.
+//! Onboarding and axum integration live in their own crates (`auth-onboarding`, `auth-axum`).
 //!
 //! ```
 //! use auth::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
@@ -78,6 +80,8 @@ pub mod migration {
             let mut all = auth_users_db::migrations();
             #[cfg(feature = "db-tokens")]
             all.extend(auth_tokens_db::migrations());
+            #[cfg(feature = "db-mfa")]
+            all.extend(auth_mfa::db::migrations());
             all
         }
     }
@@ -87,4 +91,10 @@ pub mod migration {
 #[cfg(feature = "db-tokens")]
 pub mod tokens_db {
     pub use auth_tokens_db::*;
+}
+
+/// TOTP two-factor authentication (feature `mfa`): see the `auth-mfa` crate.
+#[cfg(feature = "mfa")]
+pub mod mfa {
+    pub use auth_mfa::*;
 }

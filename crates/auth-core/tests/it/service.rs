@@ -535,3 +535,77 @@ async fn access_tokens_expire_by_the_clock() {
         .unwrap();
     assert!(me.is_active());
 }
+
+/// One address trying many accounts is locked out like one account tried many times; the
+/// lock emits `AccountLocked`, says nothing about whether the accounts exist, and ends by
+/// itself.
+#[tokio::test]
+async fn per_ip_limit_and_account_locked_event() {
+    use auth_core::{
+        AuthEventKind, Error, LoginOptions, MemoryRateLimiter, RateLimitPolicy, SessionMeta,
+    };
+    let h = Harness::new();
+    let policy =
+        RateLimitPolicy::new(3, Duration::from_secs(300), Duration::from_secs(600)).unwrap();
+    let auth = h
+        .auth
+        .clone()
+        .with_ip_rate_limiter(MemoryRateLimiter::new(policy).with_clock(h.clock.clone()));
+    auth.register("real@example.com", PASSWORD).await.unwrap();
+    let mut meta = SessionMeta::default();
+    meta.ip = Some("203.0.113.9".parse().unwrap());
+    let from_ip = || LoginOptions::new().with_meta(meta.clone());
+
+    for email in ["a@example.com", "real@example.com", "c@example.com"] {
+        assert!(matches!(
+            auth.login_with(email, "wrong", from_ip()).await,
+            Err(Error::InvalidCredentials)
+        ));
+    }
+    assert!(h.kinds().contains(&AuthEventKind::AccountLocked));
+    // The address is locked, even for the right password of an account it never tried...
+    let locked = auth
+        .login_with("real@example.com", PASSWORD, from_ip())
+        .await;
+    let Err(Error::RateLimited { retry_after }) = locked else {
+        panic!("{locked:?}")
+    };
+    assert_eq!(retry_after, Duration::from_secs(600));
+    // ...while the same account from another address is fine.
+    assert!(auth.login("real@example.com", PASSWORD).await.is_ok());
+    // Unknown and existing accounts are locked the same way by the per-account limiter.
+    h.clock.advance(Duration::from_secs(601));
+    assert!(
+        auth.login_with("real@example.com", PASSWORD, from_ip())
+            .await
+            .is_ok()
+    );
+}
+
+/// The default in-memory limiter follows the service's clock, so a lockout ends when that
+/// clock says so.
+#[tokio::test]
+async fn default_limiter_follows_the_service_clock() {
+    use auth_core::{
+        AuthConfig, AuthService, Error, FixedClock, MemoryTokenBackend, MemoryUserStore,
+    };
+    let clock = FixedClock::from_unix(crate::common::START);
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        MemoryUserStore::new(),
+        auth_testkit::TestHasher::fast(),
+        MemoryTokenBackend::new(),
+    )
+    .unwrap()
+    .with_clock(clock.clone());
+    auth.register("z@example.com", PASSWORD).await.unwrap();
+    for _ in 0..5 {
+        let _ = auth.login("z@example.com", "wrong").await;
+    }
+    assert!(matches!(
+        auth.login("z@example.com", PASSWORD).await,
+        Err(Error::RateLimited { .. })
+    ));
+    clock.advance(Duration::from_secs(3_600));
+    assert!(auth.login("z@example.com", PASSWORD).await.is_ok());
+}

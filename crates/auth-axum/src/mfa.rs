@@ -1,0 +1,125 @@
+//! The two-factor routes (feature `mfa`).
+
+use auth_core::{AuthUser, Error, LoginOptions};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::extract::Authenticated;
+use crate::router::{ApiJson, RouterState, meta, no_store, tokens};
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    mfa_token: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+fn mfa_of<U: AuthUser>(state: &RouterState<U>) -> Result<&auth_mfa::Mfa, ApiError> {
+    state
+        .mfa
+        .as_ref()
+        .ok_or_else(|| ApiError(Error::Unsupported("two-factor is not configured".into())))
+}
+
+async fn verify<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<VerifyBody>,
+) -> Result<Response, ApiError> {
+    let login = mfa_of(&state)?
+        .complete_login(
+            &state.auth,
+            &body.mfa_token,
+            &body.code,
+            LoginOptions::new().with_meta(meta(&headers)),
+        )
+        .await?;
+    Ok(tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+}
+
+async fn status<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+) -> Result<Response, ApiError> {
+    let s = mfa_of(&state)?.status(user.id()).await?;
+    Ok(no_store(
+        StatusCode::OK,
+        json!({
+            "enabled": s.enabled,
+            "pending": s.pending,
+            "recovery_codes_left": s.recovery_codes_left,
+        }),
+    ))
+}
+
+async fn setup<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+) -> Result<Response, ApiError> {
+    let enrollment = mfa_of(&state)?.begin_enrollment(&user).await?;
+    Ok(no_store(
+        StatusCode::OK,
+        json!({
+            "secret": enrollment.secret_base32().expose_secret(),
+            "otpauth_uri": enrollment.otpauth_uri().expose_secret(),
+            "qr_svg": enrollment.qr_svg()?,
+        }),
+    ))
+}
+
+async fn confirm<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    ApiJson(body): ApiJson<CodeBody>,
+) -> Result<Response, ApiError> {
+    let codes = mfa_of(&state)?
+        .confirm_enrollment(user.id(), &body.code)
+        .await?;
+    Ok(no_store(
+        StatusCode::OK,
+        json!({"recovery_codes": codes.expose()}),
+    ))
+}
+
+async fn disable<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    ApiJson(body): ApiJson<CodeBody>,
+) -> Result<StatusCode, ApiError> {
+    mfa_of(&state)?.disable(user.id(), &body.code).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn regenerate<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    ApiJson(body): ApiJson<CodeBody>,
+) -> Result<Response, ApiError> {
+    let codes = mfa_of(&state)?
+        .regenerate_recovery_codes(user.id(), &body.code)
+        .await?;
+    Ok(no_store(
+        StatusCode::OK,
+        json!({"recovery_codes": codes.expose()}),
+    ))
+}
+
+pub(crate) fn routes<U: AuthUser>(router: Router<RouterState<U>>) -> Router<RouterState<U>> {
+    router
+        .route("/mfa", get(status::<U>))
+        .route("/mfa/verify", post(verify::<U>))
+        .route("/mfa/totp/setup", post(setup::<U>))
+        .route("/mfa/totp/confirm", post(confirm::<U>))
+        .route("/mfa/totp/disable", post(disable::<U>))
+        .route("/mfa/recovery-codes", post(regenerate::<U>))
+}

@@ -1,0 +1,78 @@
+use std::sync::{Arc, Mutex};
+
+use auth_core::{
+    AuthConfig, AuthEvent, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
+    MemoryUserStore,
+};
+use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, MfaStore, SecretCipher};
+use auth_testkit::TestHasher;
+
+pub(crate) const T0: i64 = 1_800_000_000;
+pub(crate) const PASSWORD: &str = "violet-otter-sings-42";
+
+pub(crate) struct Stack {
+    pub(crate) auth: AuthService,
+    pub(crate) mfa: Mfa,
+    pub(crate) clock: FixedClock,
+    pub(crate) events: Arc<Mutex<Vec<AuthEvent>>>,
+}
+
+pub(crate) fn cipher() -> SecretCipher {
+    SecretCipher::new("k1", &[42u8; 32]).unwrap()
+}
+
+pub(crate) fn stack() -> Stack {
+    stack_with(MemoryMfaStore::new(), cipher(), MfaConfig::new("Acme & Co"))
+}
+
+pub(crate) fn stack_with(store: impl MfaStore, cipher: SecretCipher, config: MfaConfig) -> Stack {
+    let clock = FixedClock::from_unix(T0);
+    let bus = EventBus::new();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    for kind in AuthEventKind::ALL {
+        let sink = Arc::clone(&events);
+        bus.on_fn(kind, move |e: AuthEvent| {
+            sink.lock().unwrap().push(e);
+            async { Ok(()) }
+        });
+    }
+    let mfa = Mfa::new(store, cipher, config)
+        .unwrap()
+        .with_clock(clock.clone())
+        .with_events(bus.clone());
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        MemoryUserStore::new(),
+        TestHasher::fast(),
+        MemoryTokenBackend::new(),
+    )
+    .unwrap()
+    .with_clock(clock.clone())
+    .with_events(bus)
+    .with_second_factor(mfa.clone());
+    Stack {
+        auth,
+        mfa,
+        clock,
+        events,
+    }
+}
+
+impl Stack {
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(auth_core::Clock::now(&self.clock).unix_timestamp()).unwrap()
+    }
+
+    pub(crate) fn advance(&self, secs: u64) {
+        self.clock.advance(std::time::Duration::from_secs(secs));
+    }
+
+    pub(crate) fn kinds(&self) -> Vec<AuthEventKind> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(AuthEvent::kind)
+            .collect()
+    }
+}

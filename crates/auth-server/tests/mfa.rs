@@ -1,0 +1,303 @@
+//! Two-factor over real HTTP: setup, confirm, the two-step login, replay, recovery codes,
+//! lockout, disable; on both token backends.
+
+use std::collections::HashMap;
+
+use auth::mfa::{TotpCode, TotpSettings};
+use serde_json::{Value, json};
+
+const SECRET: &str = "server-test-secret-0123456789abcdef0123";
+const PASSWORD: &str = "violet-otter-sings-42";
+
+async fn start(backend: &str) -> String {
+    let map: HashMap<&str, &str> = [
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_TOKEN_BACKEND", backend),
+        ("DATABASE_URL", "sqlite::memory:"),
+        ("AUTH_MFA_ISSUER", "Acme"),
+    ]
+    .into_iter()
+    .collect();
+    let s = auth_server::Settings::from_lookup(|n| map.get(n).map(|v| (*v).to_owned())).unwrap();
+    let db = auth_server::connect(&s.database_url).await.unwrap();
+    let app = auth_server::app(&s, db).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, HashMap<String, String>, Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    (status, headers, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(base: &str, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+    let (s, _, v) = call(
+        reqwest::Method::POST,
+        format!("{base}{path}"),
+        bearer,
+        Some(body),
+    )
+    .await;
+    (s, v)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn flow(backend: &str) {
+    let base = start(backend).await;
+    let creds = json!({"email": "mia@example.com", "password": PASSWORD});
+    let (s, reg) = post(&base, "/auth/register", None, creds.clone()).await;
+    assert_eq!(s, 201);
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+
+    // Setup requires a Bearer token.
+    assert_eq!(
+        post(&base, "/auth/mfa/totp/setup", None, json!({})).await.0,
+        401
+    );
+    let (s, h, setup) = call(
+        reqwest::Method::POST,
+        format!("{base}/auth/mfa/totp/setup"),
+        Some(&access),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{setup}");
+    assert_eq!(h.get("cache-control").map(String::as_str), Some("no-store"));
+    let secret = setup["secret"].as_str().unwrap();
+    assert!(
+        setup["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Acme:mia%40example.com?secret=")
+    );
+    assert!(setup["qr_svg"].as_str().unwrap().contains("<svg"));
+    let app = TotpCode::from_base32(secret, TotpSettings::default()).unwrap();
+
+    // Pending: the password alone still logs in.
+    let (s, plain) = post(&base, "/auth/login", None, creds.clone()).await;
+    assert_eq!(s, 200);
+    assert!(plain["access_token"].is_string());
+
+    assert_eq!(
+        post(
+            &base,
+            "/auth/mfa/totp/confirm",
+            Some(&access),
+            json!({"code": "000000"})
+        )
+        .await
+        .0,
+        401
+    );
+    let (s, confirmed) = post(
+        &base,
+        "/auth/mfa/totp/confirm",
+        Some(&access),
+        json!({"code": app.generate(now())}),
+    )
+    .await;
+    assert_eq!(s, 200, "{confirmed}");
+    let recovery: Vec<String> = confirmed["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+
+    // Login now answers with a challenge and no tokens.
+    let (s, login) = post(&base, "/auth/login", None, creds.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(login["mfa_required"], true);
+    assert!(login.get("access_token").is_none() && login.get("refresh_token").is_none());
+    let mfa_token = login["mfa_token"].as_str().unwrap().to_owned();
+
+    // The next step's code (within the ±1 skew) completes it.
+    let code = app.generate(now() + 30);
+    let (s, pair) = post(
+        &base,
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa_token, "code": code}),
+    )
+    .await;
+    assert_eq!(s, 200, "{pair}");
+    let access2 = pair["access_token"].as_str().unwrap().to_owned();
+    let (s, _, me) = call(
+        reqwest::Method::GET,
+        format!("{base}/auth/me"),
+        Some(&access2),
+        None,
+    )
+    .await;
+    assert_eq!((s, me["email"].as_str()), (200, Some("mia@example.com")));
+
+    // A replayed code is a 401, like every other credential failure.
+    let (_, login) = post(&base, "/auth/login", None, creds.clone()).await;
+    let mfa_token = login["mfa_token"].as_str().unwrap().to_owned();
+    let (s, replay) = post(
+        &base,
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa_token, "code": code}),
+    )
+    .await;
+    assert_eq!((s, replay), (401, json!({"error": "unauthorized"})));
+    // A recovery code works on the same challenge, once.
+    let (s, _) = post(
+        &base,
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa_token, "code": recovery[0]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, status_h, status) = call(
+        reqwest::Method::GET,
+        format!("{base}/auth/mfa"),
+        Some(&access2),
+        None,
+    )
+    .await;
+    assert_eq!(status["enabled"], true, "{status_h:?}");
+    assert_eq!(status["recovery_codes_left"], 9);
+
+    // Wrong codes lock the factor: 429 with Retry-After.
+    let mut last = (0, HashMap::new());
+    for _ in 0..3 {
+        let (_, login) = post(&base, "/auth/login", None, creds.clone()).await;
+        let Some(token) = login["mfa_token"].as_str() else {
+            break;
+        };
+        for _ in 0..5 {
+            let (s, h, _) = call(
+                reqwest::Method::POST,
+                format!("{base}/auth/mfa/verify"),
+                None,
+                Some(json!({"mfa_token": token, "code": "000000"})),
+            )
+            .await;
+            last = (s, h);
+        }
+    }
+    let (s, _, _) = call(
+        reqwest::Method::POST,
+        format!("{base}/auth/login"),
+        None,
+        Some(creds.clone()),
+    )
+    .await;
+    assert_eq!(s, 429);
+    assert!(last.0 == 429 || last.0 == 401);
+    let (s, h, _) = call(
+        reqwest::Method::POST,
+        format!("{base}/auth/mfa/verify"),
+        None,
+        Some(json!({"mfa_token": "x", "code": "000000"})),
+    )
+    .await;
+    assert_eq!(s, 401, "an unknown challenge is a 401 whatever the lock");
+    let _ = h;
+    let (s, h, _) = call(
+        reqwest::Method::POST,
+        format!("{base}/auth/mfa/totp/disable"),
+        Some(&access2),
+        Some(json!({"code": recovery[1]})),
+    )
+    .await;
+    assert_eq!(s, 429, "disable is locked too");
+    assert!(
+        h.get("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() > 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_over_http_jwt() {
+    flow("jwt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_over_http_db_tokens() {
+    flow("db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_with_a_code() {
+    let base = start("jwt").await;
+    let creds = json!({"email": "ned@example.com", "password": PASSWORD});
+    let (_, reg) = post(&base, "/auth/register", None, creds.clone()).await;
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+    let (_, setup) = post(&base, "/auth/mfa/totp/setup", Some(&access), json!({})).await;
+    let app =
+        TotpCode::from_base32(setup["secret"].as_str().unwrap(), TotpSettings::default()).unwrap();
+    let (_, confirmed) = post(
+        &base,
+        "/auth/mfa/totp/confirm",
+        Some(&access),
+        json!({"code": app.generate(now())}),
+    )
+    .await;
+    let codes = confirmed["recovery_codes"].as_array().unwrap().clone();
+    let (s, fresh) = post(
+        &base,
+        "/auth/mfa/recovery-codes",
+        Some(&access),
+        json!({"code": codes[0]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(fresh["recovery_codes"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        post(
+            &base,
+            "/auth/mfa/totp/disable",
+            Some(&access),
+            json!({"code": codes[1]})
+        )
+        .await
+        .0,
+        401,
+        "old codes died with the regeneration"
+    );
+    assert_eq!(
+        post(
+            &base,
+            "/auth/mfa/totp/disable",
+            Some(&access),
+            json!({"code": app.generate(now() + 30)})
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, login) = post(&base, "/auth/login", None, creds).await;
+    assert_eq!(s, 200);
+    assert!(login["access_token"].is_string());
+}
