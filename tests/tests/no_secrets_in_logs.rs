@@ -172,6 +172,61 @@ async fn flows_leak_no_secret() {
         .await;
     secrets.push("reset-token-secret-value-987654321".into());
 
+    // Two-factor: the TOTP secret, its URI, codes, recovery codes and challenges.
+    {
+        use auth::LoginOptions;
+        use auth::mfa::{LoginOutcome, MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
+        let key = [0x5au8; 32];
+        let cipher = SecretCipher::new("k1", &key).unwrap();
+        let mfa = Mfa::new(
+            MemoryMfaStore::new(),
+            cipher.clone(),
+            MfaConfig::new("Acme"),
+        )
+        .unwrap()
+        .with_events(auth.events().clone());
+        let guarded = auth.clone().with_second_factor(mfa.clone());
+        let user = guarded.register("mfa@example.com", PASSWORD).await.unwrap();
+        let enrollment = mfa.begin_enrollment(&user).await.unwrap();
+        secrets.push(enrollment.secret_base32().expose_secret().to_owned());
+        secrets.push(enrollment.otpauth_uri().expose_secret().to_owned());
+        let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+        let app = mfa.authenticator(&user.id).await.unwrap();
+        let codes = mfa
+            .confirm_enrollment(&user.id, &app.generate(now))
+            .await
+            .unwrap();
+        secrets.extend(codes.expose());
+        let LoginOutcome::MfaRequired(challenge) = mfa
+            .login(&guarded, "mfa@example.com", PASSWORD, LoginOptions::new())
+            .await
+            .unwrap()
+        else {
+            panic!("a challenge")
+        };
+        secrets.push(challenge.token.expose_secret().to_owned());
+        let _ = mfa
+            .complete_login(
+                &guarded,
+                challenge.token.expose_secret(),
+                "999999",
+                LoginOptions::new(),
+            )
+            .await;
+        let done = mfa
+            .complete_login(
+                &guarded,
+                challenge.token.expose_secret(),
+                &codes.expose()[0],
+                LoginOptions::new(),
+            )
+            .await
+            .unwrap();
+        secrets.push(done.access_token().to_owned());
+        debug_output += &format!("{enrollment:?}{codes:?}{challenge:?}{mfa:?}{cipher:?}{done:?}");
+        secrets.push(String::from_utf8_lossy(&key).into_owned());
+    }
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     for expected in [
         "user_login",
@@ -181,6 +236,9 @@ async fn flows_leak_no_secret() {
         "email_verified",
         "verification_code_generated",
         "s2s_auth_failed",
+        "mfa_enabled",
+        "mfa_failed",
+        "recovery_code_used",
     ] {
         assert!(
             logs.contains(expected),
