@@ -27,6 +27,10 @@ mod guide {
     mod migrating_from_django {}
     #[doc = include_str!("../../docs/signed-links.md")]
     mod signed_links {}
+    #[doc = include_str!("../../docs/axum.md")]
+    mod axum_guide {}
+    #[doc = include_str!("../../docs/server.md")]
+    mod server {}
     #[doc = include_str!("../../docs/mfa.md")]
     mod mfa {}
     #[doc = include_str!("../../docs/jwt.md")]

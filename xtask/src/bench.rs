@@ -38,6 +38,9 @@ pub(crate) fn run() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
+        crate::bench_http::run()
+            .await
+            .map_err(|e| auth_core::Error::Unsupported(e.into()))?;
         crate::bench_db::run().await?;
         jwt().await?;
         signing().await?;
@@ -68,7 +71,7 @@ where
 /// Fastest rounds of `op` and `raw` per call, measured in alternating rounds so that drift in
 /// the machine's speed affects both alike. The minimum estimates the intrinsic cost of CPU-bound
 /// work; medians on a shared two-core machine swing by 15% from run to run.
-async fn paired<R, RF, O, OF, A, B>(
+pub(crate) async fn paired<R, RF, O, OF, A, B>(
     n: u32,
     rounds: usize,
     mut raw: R,
@@ -98,7 +101,7 @@ where
     (ops[0], raws[0])
 }
 
-fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
+pub(crate) fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
     println!(
         "{name:<34} {:>11.2?}   {raw_name:<34} {:>11.2?}   ratio {:>7.3}",
         op,
@@ -138,12 +141,33 @@ async fn jwt() -> auth_core::Result<()> {
             serde_json::from_slice::<serde_json::Value>(&json).is_ok(),
         )
     };
+    // First use of each token: signature and claims verified (distinct tokens, so the
+    // verified-token cache never answers).
+    let fresh = JwtBackend::try_hmac(Algorithm::HS256, secret)?.insecure_without_revocation();
+    let mut tokens = Vec::with_capacity(40_000);
+    for _ in 0..40_000 {
+        let pair = fresh.issue(&IssueRequest::new(UserId::new("42"))).await?;
+        tokens.push(pair.access_token.expose_secret().to_owned());
+    }
+    let next = std::cell::Cell::new(0usize);
+    let (op, base) = paired(2_000, 15, raw, || {
+        let i = next.get();
+        next.set((i + 1) % tokens.len());
+        fresh.verify(black_box(&tokens[i]), TokenKind::Access)
+    })
+    .await;
+    row(
+        "JwtBackend::verify (first use)",
+        op,
+        "HMAC + b64 + JSON parse",
+        base,
+    );
     let (op, base) = paired(20_000, 15, raw, || {
         stateless.verify(black_box(&token), TokenKind::Access)
     })
     .await;
     row(
-        "JwtBackend::verify (no revocation)",
+        "JwtBackend::verify (repeat, no revocation)",
         op,
         "HMAC + b64 + JSON parse",
         base,
@@ -153,7 +177,7 @@ async fn jwt() -> auth_core::Result<()> {
     })
     .await;
     row(
-        "JwtBackend::verify (memory revocation)",
+        "JwtBackend::verify (repeat, memory revocation)",
         op,
         "HMAC + b64 + JSON parse",
         base,

@@ -10,6 +10,7 @@
 
 mod bench;
 mod bench_db;
+mod bench_http;
 
 use std::process::{Command, ExitCode};
 

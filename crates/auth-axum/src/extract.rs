@@ -61,6 +61,14 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Authenticated once already by an AuthLayer: use its answer.
+        if let Some(principal) = parts.extensions.get::<crate::Principal<U>>() {
+            return principal
+                .user()
+                .cloned()
+                .map(Authenticated)
+                .ok_or_else(unauthorized);
+        }
         let token = bearer(&parts.headers)?.ok_or_else(unauthorized)?;
         let auth = AuthService::<U>::from_ref(state);
         auth.authenticate(token)
@@ -84,6 +92,9 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<crate::Principal<U>>() {
+            return Ok(principal.user().cloned().map(Authenticated));
+        }
         if bearer(&parts.headers)?.is_none() {
             return Ok(None);
         }

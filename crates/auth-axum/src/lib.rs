@@ -1,11 +1,19 @@
 #![doc = include_str!("../README.md")]
 
+mod client;
 mod error;
 mod extract;
 #[cfg(feature = "mfa")]
 mod mfa;
+mod openapi;
 mod router;
+mod schemes;
 
+pub use crate::client::TrustedProxies;
 pub use crate::error::ApiError;
 pub use crate::extract::{AccessClaims, Authenticated};
-pub use crate::router::{AuthRouter, MAX_BODY_BYTES, auth_router};
+pub use crate::router::{AUTH_TIME_CLAIM, AuthRouter, MAX_BODY_BYTES, RefreshCookie, auth_router};
+pub use crate::schemes::{
+    AuthLayer, AuthMiddleware, AuthScheme, BasicScheme, BearerScheme, MultiAuth, Principal,
+    RequireAuth, RequireAuthService, S2sCaller, S2sScheme, TokenScheme,
+};

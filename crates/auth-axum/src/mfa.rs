@@ -1,17 +1,17 @@
 //! The two-factor routes (feature `mfa`).
 
-use auth_core::{AuthUser, Error, LoginOptions};
+use auth_core::{AuthUser, Error};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::extract::Authenticated;
-use crate::router::{ApiJson, RouterState, meta, no_store, tokens};
+use crate::router::{ApiJson, Meta, RouterState, no_store};
 
 #[derive(Deserialize)]
 struct VerifyBody {
@@ -33,7 +33,7 @@ fn mfa_of<U: AuthUser>(state: &RouterState<U>) -> Result<&auth_mfa::Mfa, ApiErro
 
 async fn verify<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    headers: HeaderMap,
+    Meta(meta): Meta,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
     let login = mfa_of(&state)?
@@ -41,10 +41,10 @@ async fn verify<U: AuthUser>(
             &state.auth,
             &body.mfa_token,
             &body.code,
-            LoginOptions::new().with_meta(meta(&headers)),
+            state.fresh_login(meta),
         )
         .await?;
-    Ok(tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+    Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
 }
 
 async fn status<U: AuthUser>(
@@ -94,9 +94,15 @@ async fn confirm<U: AuthUser>(
 async fn disable<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CodeBody>,
-) -> Result<StatusCode, ApiError> {
-    mfa_of(&state)?.disable(user.id(), &body.code).await?;
+) -> Result<StatusCode, Response> {
+    state.require_fresh(&headers).await?;
+    mfa_of(&state)
+        .map_err(IntoResponse::into_response)?
+        .disable(user.id(), &body.code)
+        .await
+        .map_err(|e| ApiError(e).into_response())?;
     Ok(StatusCode::NO_CONTENT)
 }
 

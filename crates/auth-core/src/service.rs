@@ -766,6 +766,28 @@ impl<U: AuthUser> AuthService<U> {
         Ok(AuthResult { user, tokens })
     }
 
+    /// Whether `user` has a second factor (per the gate given to
+    /// [`with_second_factor`](Self::with_second_factor); `false` without one). Schemes that
+    /// cannot carry a second factor, such as HTTP Basic, refuse such users.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// assert!(!auth.requires_second_factor(&UserId::new("1")).await?);
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn requires_second_factor(&self, user: &UserId) -> Result<bool> {
+        match &self.second_factor {
+            Some(gate) => gate.is_required(user).await,
+            None => Ok(false),
+        }
+    }
+
     /// The clock this service reads.
     ///
     /// ```

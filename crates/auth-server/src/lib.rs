@@ -12,11 +12,22 @@
 //! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
 //! | `AUTH_MFA_OLD_KEYS` | none | earlier `AUTH_MFA_KEY` values, comma-separated, still opening old secrets |
 //! | `AUTH_MFA_ISSUER` | `auth-server` | the name authenticator apps show |
+//! | `AUTH_PUBLIC_URL` | `http://<AUTH_SERVER_ADDR>` | base of the links in reset and verification emails |
+//! | `AUTH_SMTP_URL` | console mailer in development | `smtp://user:pass@host:587?tls=required`; required in production |
+//! | `AUTH_MAIL_FROM` | `auth@localhost` | sender of the emails |
+//! | `AUTH_CORS_ORIGINS` | none | comma-separated origins allowed to call the API from a browser |
+//! | `AUTH_REFRESH_COOKIE` | `false` | `true`: refresh tokens in an HttpOnly cookie (with CSRF checks) |
+//! | `AUTH_TRUSTED_PROXIES` | none | addresses/CIDRs whose `X-Forwarded-For` is believed |
+//! | `AUTH_IP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 50 / 300 / 900 | failed logins per client IP |
+//! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
+
+pub mod mail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use auth::jwt::{Algorithm, JwtBackend};
 use auth::migration::Migrator;
@@ -57,6 +68,22 @@ pub struct Settings {
     pub mfa_cipher: auth::mfa::SecretCipher,
     /// Issuer shown in authenticator apps.
     pub mfa_issuer: String,
+    /// `AUTH_ENV=production`.
+    pub production: bool,
+    /// Base URL of email links.
+    pub public_url: String,
+    /// SMTP URL; `None` = console mailer (development only).
+    pub smtp_url: Option<String>,
+    /// Sender address.
+    pub mail_from: String,
+    /// Browser origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+    /// Refresh tokens in a cookie.
+    pub refresh_cookie: bool,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: auth_axum::TrustedProxies,
+    /// Failed logins per client IP.
+    pub ip_rate_limit: auth::RateLimitPolicy,
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {
@@ -114,12 +141,15 @@ impl Settings {
         let jwt_secret = lookup("AUTH_JWT_SECRET")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| secret.clone());
-        let config = AuthConfig::from_lookup(|name| {
-            if name == "AUTH_SIGNING_SECRET" {
-                Some(secret.clone())
-            } else {
-                lookup(name)
-            }
+        // Hashing leaves one core to the runtime by default, so a login flood cannot starve
+        // health checks and token checks of CPU.
+        let hash_threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1).max(1))
+            .to_string();
+        let config = AuthConfig::from_lookup(|name| match name {
+            "AUTH_SIGNING_SECRET" => Some(secret.clone()),
+            "AUTH_HASH_CONCURRENCY" => lookup(name).or_else(|| Some(hash_threads.clone())),
+            _ => lookup(name),
         })?;
         let mfa_cipher = match lookup("AUTH_MFA_KEY").filter(|s| !s.is_empty()) {
             Some(spec) => auth::mfa::SecretCipher::from_spec(&spec).map_err(config_error)?,
@@ -145,6 +175,69 @@ impl Settings {
             .try_fold(mfa_cipher, |c, spec| c.with_fallback_spec(spec))
             .map_err(config_error)?;
         let mfa_issuer = lookup("AUTH_MFA_ISSUER").unwrap_or_else(|| "auth-server".into());
+        let public_url = lookup("AUTH_PUBLIC_URL")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("http://{addr}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "AUTH_PUBLIC_URL",
+                "must start with http:// or https://",
+            ));
+        }
+        let smtp_url = lookup("AUTH_SMTP_URL").filter(|s| !s.is_empty());
+        if production && smtp_url.is_none() {
+            return Err(ConfigError::Missing {
+                var: "AUTH_SMTP_URL",
+            });
+        }
+        let mail_from = lookup("AUTH_MAIL_FROM").unwrap_or_else(|| "auth@localhost".into());
+        let cors_origins = lookup("AUTH_CORS_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>();
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(ConfigError::invalid(
+                "AUTH_CORS_ORIGINS",
+                format!("has {bad:?}; list origins such as https://app.example.com"),
+            ));
+        }
+        let refresh_cookie = match lookup("AUTH_REFRESH_COOKIE").as_deref() {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "AUTH_REFRESH_COOKIE",
+                    "must be true or false",
+                ));
+            }
+        };
+        let trusted_proxies =
+            auth_axum::TrustedProxies::parse(&lookup("AUTH_TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|entry| {
+                ConfigError::invalid(
+                    "AUTH_TRUSTED_PROXIES",
+                    format!("has {entry:?}; list addresses or CIDR blocks"),
+                )
+            })?;
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| ConfigError::invalid(name, "must be a whole number")),
+            }
+        };
+        let ip_rate_limit = auth::RateLimitPolicy::new(
+            u32::try_from(number("AUTH_IP_RATE_LIMIT_ATTEMPTS", 50)?).unwrap_or(u32::MAX),
+            Duration::from_secs(number("AUTH_IP_RATE_LIMIT_WINDOW", 300)?),
+            Duration::from_secs(number("AUTH_IP_RATE_LIMIT_LOCKOUT", 900)?),
+        )?;
         Ok(Self {
             addr,
             database_url,
@@ -153,6 +246,14 @@ impl Settings {
             jwt_secret,
             mfa_cipher,
             mfa_issuer,
+            production,
+            public_url,
+            smtp_url,
+            mail_from,
+            cors_origins,
+            refresh_cookie,
+            trusted_proxies,
+            ip_rate_limit,
         })
     }
 
@@ -215,14 +316,26 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
     Ok(db)
 }
 
-/// The service: `/auth` (the auth router), `/health`, `/ready` (database reachable).
+/// Everything [`app`] builds, for the binary's subcommands and for tests.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The service.
+    pub auth: AuthService,
+    /// Two-factor.
+    pub mfa: auth::mfa::Mfa,
+    /// The database.
+    pub db: DatabaseConnection,
+}
+
+/// Builds the service over `db` (no HTTP).
 ///
 /// # Errors
 ///
-/// [`Error::Configuration`] for an unusable JWT secret; [`Error::Backend`].
-pub fn app(settings: &Settings, db: DatabaseConnection) -> Result<Router, Error> {
+/// [`Error::Configuration`] for an unusable JWT secret or MFA setting.
+pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error> {
     let users = DbUserStore::new(db.clone());
     let limiter = DbRateLimiter::new(db.clone(), settings.config.rate_limit());
+    let ip_limiter = DbRateLimiter::new(db.clone(), settings.ip_rate_limit);
     let hasher = auth::hash::MultiHasher::default();
     let auth = match settings.token_backend {
         TokenBackendKind::Jwt => {
@@ -236,7 +349,8 @@ pub fn app(settings: &Settings, db: DatabaseConnection) -> Result<Router, Error>
                 .with_token_user_lookup(tokens)
         }
     }
-    .with_rate_limiter(limiter);
+    .with_rate_limiter(limiter)
+    .with_ip_rate_limiter(ip_limiter);
     let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
     let mfa_limiter = DbRateLimiter::new(db.clone(), mfa_config.failure_policy);
     let mfa = auth::mfa::Mfa::new(
@@ -247,12 +361,68 @@ pub fn app(settings: &Settings, db: DatabaseConnection) -> Result<Router, Error>
     .with_rate_limiter(mfa_limiter)
     .with_events(auth.events().clone());
     let auth = auth.with_second_factor(mfa.clone());
+    Ok(Stack { auth, mfa, db })
+}
+
+/// The mailer the settings ask for: SMTP with `AUTH_SMTP_URL`, else the console mailer.
+///
+/// # Errors
+///
+/// [`Error::Configuration`] for a bad SMTP URL or sender.
+pub fn mailer(settings: &Settings) -> Result<Arc<dyn mail::Mailer>, Error> {
+    Ok(match &settings.smtp_url {
+        Some(url) => Arc::new(mail::SmtpMailer::new(url, &settings.mail_from)?),
+        None => {
+            tracing::warn!(
+                "AUTH_SMTP_URL is not set: emails (with their links) go to this log; \
+                 set AUTH_SMTP_URL to send real mail"
+            );
+            Arc::new(mail::ConsoleMailer)
+        }
+    })
+}
+
+/// The service: `/auth` (the auth router, its OpenAPI document at `/auth/openapi.json`),
+/// `/health`, `/ready` (database reachable); request ids, request logs, CORS.
+///
+/// # Errors
+///
+/// [`Error::Configuration`] for an unusable JWT secret, MFA key or mail setting.
+pub fn app(settings: &Settings, db: DatabaseConnection) -> Result<Router, Error> {
+    app_with_mailer(settings, db, mailer(settings)?)
+}
+
+/// [`app`] with a given mailer.
+///
+/// # Errors
+///
+/// As [`app`].
+pub fn app_with_mailer(
+    settings: &Settings,
+    db: DatabaseConnection,
+    mailer: Arc<dyn mail::Mailer>,
+) -> Result<Router, Error> {
+    let Stack { auth, mfa, db } = stack(settings, db)?;
+    mail::install(auth.events(), mailer, &settings.public_url);
+    let mut router = auth_axum::AuthRouter::new(auth.clone())
+        .mounted_at("/auth")
+        .with_mfa(mfa)
+        .with_password_reset(auth::sign::PasswordResetService::new(auth.clone())?)
+        .with_email_verification(auth::sign::EmailVerificationService::new(auth)?)
+        .trusted_proxies(settings.trusted_proxies.clone());
+    if settings.refresh_cookie {
+        let mut cookie = auth_axum::RefreshCookie::new().path("/auth");
+        if settings.public_url.starts_with("http://") {
+            cookie = cookie.insecure();
+        }
+        for origin in &settings.cors_origins {
+            cookie = cookie.allow_origin(origin);
+        }
+        router = router.refresh_cookie(cookie);
+    }
     let db = Arc::new(db);
-    Ok(Router::new()
-        .nest(
-            "/auth",
-            auth_axum::AuthRouter::new(auth).with_mfa(mfa).build(),
-        )
+    let app = Router::new()
+        .nest("/auth", router.build())
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
@@ -276,5 +446,8 @@ pub fn app(settings: &Settings, db: DatabaseConnection) -> Result<Router, Error>
                     }
                 }
             }),
-        ))
+        );
+    Ok(http::layers(app, settings))
 }
+
+pub mod http;

@@ -1,12 +1,34 @@
-//! `auth-server`: serve the API (default), or `auth-server migrate` / `auth-server secret generate [--mfa]`.
+//! `auth-server`: serve the API (default), or run a management command in the manner of
+//! Django's manage.py. `auth-server help` lists them.
 
+use std::io::{BufRead as _, IsTerminal as _};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use auth::Error;
 use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: auth-server [COMMAND]
+
+  serve                          serve the API (the default)
+  migrate                        create or update the database tables
+  user create EMAIL [--password-stdin]
+                                 create a user (asks for the password without echo,
+                                 or reads one line from stdin)
+  user set-password EMAIL [--password-stdin]
+                                 set a user's password; their sessions end
+  user deactivate EMAIL          deactivate a user; their sessions end
+  tokens cleanup                 delete expired tokens, revocations and challenges
+  secret generate [--mfa]        print a new AUTH_SIGNING_SECRET (or AUTH_MFA_KEY)
+  help                           this text
+
+Configuration comes from the environment (DATABASE_URL, AUTH_*): see the README.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        // Logs on stderr; stdout carries the commands' output.
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm_migration=warn")),
@@ -14,22 +36,22 @@ async fn main() -> ExitCode {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    if args.as_slice() == ["secret", "generate"] {
-        // The one place the program prints a secret: the operator asked for it.
-        #[allow(clippy::print_stdout)]
-        {
-            println!("{}", auth::random::token(48));
+    match args.as_slice() {
+        ["help" | "--help" | "-h"] => {
+            say(USAGE);
+            return ExitCode::SUCCESS;
         }
-        return ExitCode::SUCCESS;
-    }
-    if args.as_slice() == ["secret", "generate", "--mfa"] {
-        // A value for AUTH_MFA_KEY: a key id (k + days since 1970) and 32 random bytes.
-        let id = time_key_id();
-        #[allow(clippy::print_stdout)]
-        {
-            println!("{id}:{}", auth::random::token(32));
+        ["secret", "generate"] => {
+            // The one place the program prints a secret: the operator asked for it.
+            say(&auth::random::token(48));
+            return ExitCode::SUCCESS;
         }
-        return ExitCode::SUCCESS;
+        ["secret", "generate", "--mfa"] => {
+            // A value for AUTH_MFA_KEY: a key id (k + days since 1970) and 32 random bytes.
+            say(&format!("{}:{}", key_id(), auth::random::token(32)));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let settings = match auth_server::Settings::from_env() {
         Ok(s) => s,
@@ -45,21 +67,152 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match args.as_slice() {
-        [] | ["serve"] => {}
+    let outcome = match args.as_slice() {
+        [] | ["serve"] => return serve(&settings, db).await,
         ["migrate"] => {
             tracing::info!("database migrated");
-            return ExitCode::SUCCESS;
+            Ok(())
         }
-        other => {
-            tracing::error!(
-                ?other,
-                "unknown command; use: serve | migrate | secret generate"
-            );
+        ["user", "create", email, rest @ ..] => user_create(&settings, db, email, rest).await,
+        ["user", "set-password", email, rest @ ..] => {
+            user_set_password(&settings, db, email, rest).await
+        }
+        ["user", "deactivate", email] => user_deactivate(&settings, db, email).await,
+        ["tokens", "cleanup"] => tokens_cleanup(&settings, db).await,
+        _ => {
+            say(USAGE);
             return ExitCode::from(2);
         }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
     }
-    let app = match auth_server::app(&settings, db) {
+}
+
+/// Prints to stdout (the command's output, not a log line).
+fn say(text: &str) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{text}");
+    }
+}
+
+/// `k` and the days since 1970, so rotated keys sort by age.
+fn key_id() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    format!("k{days}")
+}
+
+/// A password from stdin (`--password-stdin`, or when stdin is not a terminal), else asked
+/// for on the terminal without echo, twice.
+fn read_password(flags: &[&str]) -> Result<String, Error> {
+    let unknown: Vec<&&str> = flags.iter().filter(|f| **f != "--password-stdin").collect();
+    if !unknown.is_empty() {
+        return Err(Error::invalid(
+            "arguments",
+            "unknown_flag",
+            format!("unknown flags {unknown:?}; use --password-stdin"),
+        ));
+    }
+    let io = |e: std::io::Error| Error::backend("reading the password", e);
+    if flags.contains(&"--password-stdin") || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(io)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ").map_err(io)?;
+    let second = rpassword::prompt_password("Password (again): ").map_err(io)?;
+    if first != second {
+        return Err(Error::invalid(
+            "password",
+            "mismatch",
+            "the passwords do not match",
+        ));
+    }
+    Ok(first)
+}
+
+async fn user_create(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    email: &str,
+    flags: &[&str],
+) -> Result<(), Error> {
+    let stack = auth_server::stack(settings, db)?;
+    let password = read_password(flags)?;
+    let user = stack.auth.register(email, &password).await?;
+    say(&format!("created user {} <{}>", user.id, user.email));
+    Ok(())
+}
+
+async fn find(stack: &auth_server::Stack, email: &str) -> Result<auth::User, Error> {
+    let email = auth::normalize_email(email)?;
+    stack
+        .auth
+        .users()
+        .find_by_email(&email)
+        .await?
+        .ok_or(Error::UserNotFound)
+}
+
+async fn user_set_password(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    email: &str,
+    flags: &[&str],
+) -> Result<(), Error> {
+    let stack = auth_server::stack(settings, db)?;
+    let user = find(&stack, email).await?;
+    let password = read_password(flags)?;
+    stack.auth.set_password(&user.id, &password).await?;
+    say(&format!(
+        "password set for {} <{}>; their sessions ended",
+        user.id, user.email
+    ));
+    Ok(())
+}
+
+async fn user_deactivate(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    email: &str,
+) -> Result<(), Error> {
+    let stack = auth_server::stack(settings, db)?;
+    let user = find(&stack, email).await?;
+    stack.auth.set_active(&user.id, false).await?;
+    say(&format!("deactivated {} <{}>", user.id, user.email));
+    Ok(())
+}
+
+async fn tokens_cleanup(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+) -> Result<(), Error> {
+    let stack = auth_server::stack(settings, db.clone())?;
+    tracing::info!("deleting expired tokens");
+    let tokens = auth::tokens_db::DbTokenBackend::new(db.clone());
+    let revocations = auth::tokens_db::DbRevocationStore::new(db.clone());
+    let removed_tokens = auth::TokenBackend::cleanup_expired(&tokens).await?;
+    let removed_revocations = auth::RevocationStore::cleanup_expired(&revocations).await?;
+    let removed_challenges = stack.mfa.cleanup_expired().await?;
+    let limiter = auth::users_db::DbRateLimiter::new(db, settings.config.rate_limit());
+    let removed_limits = auth::RateLimiter::cleanup_expired(&limiter).await?;
+    say(&format!(
+        "deleted {removed_tokens} tokens, {removed_revocations} revocations, \
+         {removed_challenges} MFA challenges, {removed_limits} rate-limit entries"
+    ));
+    Ok(())
+}
+
+async fn serve(settings: &auth_server::Settings, db: sea_orm::DatabaseConnection) -> ExitCode {
+    let app = match auth_server::app(settings, db) {
         Ok(app) => app,
         Err(e) => {
             tracing::error!("{e}");
@@ -94,9 +247,12 @@ async fn main() -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down: finishing requests in flight");
     };
-    match axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
     {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -104,13 +260,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `k` and the days since 1970 for new key ids, so rotated keys sort by age.
-fn time_key_id() -> String {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
-    format!("k{days}")
 }

@@ -153,7 +153,16 @@ pub struct JwtBackend {
     clock: SharedClock,
     revocation: Option<Arc<dyn RevocationStore>>,
     default_store: bool,
+    /// Built on first use from algorithm, issuer and audience (builders reset it).
+    validation: std::sync::OnceLock<Validation>,
+    /// Tokens whose signature and claims already verified, by their exact text. Time, kind
+    /// and revocation are still checked on every use; this only skips re-verifying the same
+    /// bytes. Bounded: emptied when full.
+    verified: Arc<std::sync::Mutex<std::collections::HashMap<Box<str>, WireClaims>>>,
 }
+
+/// Tokens kept in the verified-signature cache.
+const VERIFIED_CACHE: usize = 8_192;
 
 impl JwtBackend {
     fn base(algorithm: Algorithm) -> Self {
@@ -167,6 +176,8 @@ impl JwtBackend {
             audience: None,
             leeway: Duration::ZERO,
             clock: Arc::new(SystemClock),
+            validation: std::sync::OnceLock::new(),
+            verified: Arc::default(),
             revocation: Some(Arc::new(MemoryRevocationStore::new())),
             default_store: true,
         }
@@ -318,6 +329,7 @@ impl JwtBackend {
         if let Some((_, current)) = self.signing.as_mut() {
             *current = Some(kid.clone());
         }
+        self.reset_caches();
         if let Some(first) = self.verifying.first_mut() {
             first.kid = Some(kid);
         }
@@ -334,6 +346,7 @@ impl JwtBackend {
     /// ```
     #[must_use]
     pub fn with_fallback_secret(mut self, kid: Option<&str>, secret: &str) -> Self {
+        self.reset_caches();
         self.verifying.push(VerifyKey {
             kid: kid.map(str::to_owned),
             key: DecodingKey::from_secret(secret.as_bytes()),
@@ -358,6 +371,7 @@ impl JwtBackend {
         pem: &[u8],
     ) -> Result<Self, JwtError> {
         let key = decoding_from_pem(self.algorithm, pem)?;
+        self.reset_caches();
         self.verifying.push(VerifyKey {
             kid: kid.map(str::to_owned),
             key,
@@ -375,6 +389,7 @@ impl JwtBackend {
     #[must_use]
     pub fn with_issuer(mut self, issuer: &str) -> Self {
         self.issuer = Some(issuer.to_owned());
+        self.reset_caches();
         self
     }
 
@@ -388,6 +403,7 @@ impl JwtBackend {
     #[must_use]
     pub fn with_audience(mut self, audience: &str) -> Self {
         self.audience = Some(audience.to_owned());
+        self.reset_caches();
         self
     }
 
@@ -498,14 +514,48 @@ impl JwtBackend {
         if token.is_empty() || token.len() > MAX_TOKEN_LENGTH || self.misconfigured.is_some() {
             return Err(Error::TokenInvalid);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::TokenInvalid)?;
-        let validation = self.validation();
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(token).cloned());
+        if let Some(claims) = cached {
+            return Ok(claims);
+        }
+        let claims = self.decode_uncached(token)?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE {
+                cache.clear();
+            }
+            cache.insert(token.into(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// Forgets derived state when keys, issuer or audience change (a clone made before the
+    /// change keeps its own).
+    fn reset_caches(&mut self) {
+        self.validation = std::sync::OnceLock::new();
+        self.verified = Arc::default();
+    }
+
+    fn decode_uncached(&self, token: &str) -> Result<WireClaims> {
+        let validation = self.validation.get_or_init(|| self.validation());
+        // With one key there is nothing to choose: skip parsing the header twice (decode checks
+        // its algorithm).
+        let kid = if self.verifying.len() > 1 {
+            jsonwebtoken::decode_header(token)
+                .map_err(|_| Error::TokenInvalid)?
+                .kid
+        } else {
+            None
+        };
         let candidates = self
             .verifying
             .iter()
-            .filter(|k| header.kid.is_none() || k.kid == header.kid);
+            .filter(|k| kid.is_none() || k.kid == kid);
         for candidate in candidates {
-            match jsonwebtoken::decode::<WireClaims>(token, &candidate.key, &validation) {
+            match jsonwebtoken::decode::<WireClaims>(token, &candidate.key, validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {}
                 Err(e) => {

@@ -464,3 +464,55 @@ async fn without_revocation_logout_says_so() {
             .is_ok()
     );
 }
+
+/// A token verified once is remembered by its exact text, but expiry, kind and revocation are
+/// still checked on every use, and a backend with different keys does not share the memory.
+#[tokio::test]
+async fn verified_token_memory_never_skips_time_kind_or_revocation() {
+    let clock = FixedClock::from_unix(NOW);
+    let backend = JwtBackend::hmac(Algorithm::HS256, SECRET).with_clock(clock.clone());
+    let pair = backend
+        .issue(&IssueRequest::new(UserId::new("42")))
+        .await
+        .unwrap();
+    let access = pair.access_token.expose_secret().to_owned();
+    for _ in 0..3 {
+        backend.verify(&access, TokenKind::Access).await.unwrap();
+    }
+    assert!(matches!(
+        backend.verify(&access, TokenKind::Refresh).await,
+        Err(Error::TokenInvalid)
+    ));
+    // A clone given another key set starts afresh: the remembered token must verify again,
+    // and with only the other key it cannot.
+    let other = JwtBackend::hmac(
+        Algorithm::HS256,
+        "another-secret-0123456789abcdef0123456789",
+    )
+    .with_clock(clock.clone());
+    assert!(other.verify(&access, TokenKind::Access).await.is_err());
+    backend.revoke(&access).await.unwrap();
+    assert!(matches!(
+        backend.verify(&access, TokenKind::Access).await,
+        Err(Error::TokenRevoked)
+    ));
+    let second = backend
+        .issue(&IssueRequest::new(UserId::new("42")))
+        .await
+        .unwrap();
+    let second = second.access_token.expose_secret().to_owned();
+    backend.verify(&second, TokenKind::Access).await.unwrap();
+    clock.advance(Duration::from_secs(3_600));
+    assert!(matches!(
+        backend.verify(&second, TokenKind::Access).await,
+        Err(Error::TokenExpired)
+    ));
+    // A one-byte change is a different text: verified from scratch, and refused.
+    let mut tampered = second.clone();
+    tampered.pop();
+    tampered.push(if second.ends_with('A') { 'B' } else { 'A' });
+    assert!(matches!(
+        backend.verify(&tampered, TokenKind::Access).await,
+        Err(Error::TokenInvalid)
+    ));
+}

@@ -1,0 +1,371 @@
+//! The OpenAPI 3.1 document of the auth routes, as utoipa's model.
+
+use serde_json::{Map, Value, json};
+use utoipa::openapi::OpenApi;
+
+/// Which optional parts the document describes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Parts {
+    pub(crate) mount: String,
+    pub(crate) mfa: bool,
+    pub(crate) reset: bool,
+    pub(crate) verification: bool,
+    pub(crate) cookie: bool,
+}
+
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+    bearer: bool,
+    body: Option<Value>,
+    ok: (&'static str, &'static str, Option<Value>),
+    errors: &'static [&'static str],
+}
+
+fn obj(required: &[&str], optional: &[&str]) -> Value {
+    let mut props = Map::new();
+    for name in required.iter().chain(optional) {
+        props.insert((*name).into(), json!({"type": "string"}));
+    }
+    json!({"type": "object", "required": required, "properties": props})
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn routes(parts: &Parts) -> Vec<Route> {
+    let mut all = vec![
+        Route {
+            method: "post",
+            path: "/register",
+            summary: "Create an account and log in",
+            tag: "auth",
+            bearer: false,
+            body: Some(obj(&["email", "password"], &[])),
+            ok: (
+                "201",
+                "Registered; the token pair",
+                Some(schema_ref("TokenPair")),
+            ),
+            errors: &["409", "422", "429"],
+        },
+        Route {
+            method: "post",
+            path: "/login",
+            summary: "Log in with email and password",
+            tag: "auth",
+            bearer: false,
+            body: Some(obj(&["email", "password"], &[])),
+            ok: (
+                "200",
+                "The token pair, or {mfa_required, mfa_token} for an account with a second factor",
+                Some(json!({"oneOf": [schema_ref("TokenPair"), schema_ref("MfaChallenge")]})),
+            ),
+            errors: &["401", "422", "429"],
+        },
+        Route {
+            method: "post",
+            path: "/refresh",
+            summary: "Rotate the refresh token",
+            tag: "auth",
+            bearer: false,
+            body: Some(obj(&[], &["refresh_token"])),
+            ok: ("200", "The new pair", Some(schema_ref("TokenPair"))),
+            errors: &["401", "422"],
+        },
+        Route {
+            method: "get",
+            path: "/me",
+            summary: "The authenticated user",
+            tag: "auth",
+            bearer: true,
+            body: None,
+            ok: ("200", "The user", Some(schema_ref("User"))),
+            errors: &["401"],
+        },
+        Route {
+            method: "post",
+            path: "/logout",
+            summary: "End this session",
+            tag: "auth",
+            bearer: true,
+            body: None,
+            ok: ("204", "Logged out", None),
+            errors: &["401"],
+        },
+        Route {
+            method: "post",
+            path: "/logout-all",
+            summary: "End every session of the user",
+            tag: "auth",
+            bearer: true,
+            body: None,
+            ok: (
+                "200",
+                "{sessions_ended}",
+                Some(
+                    json!({"type": "object", "properties": {"sessions_ended": {"type": "integer"}}}),
+                ),
+            ),
+            errors: &["401"],
+        },
+        Route {
+            method: "get",
+            path: "/sessions",
+            summary: "List the user's sessions",
+            tag: "sessions",
+            bearer: true,
+            body: None,
+            ok: (
+                "200",
+                "{sessions: [...]}",
+                Some(
+                    json!({"type": "object", "properties": {"sessions": {"type": "array", "items": schema_ref("Session")}}}),
+                ),
+            ),
+            errors: &["401", "501"],
+        },
+        Route {
+            method: "delete",
+            path: "/sessions/{id}",
+            summary: "End one session (needs a fresh login)",
+            tag: "sessions",
+            bearer: true,
+            body: None,
+            ok: ("204", "Ended", None),
+            errors: &["401", "403", "404"],
+        },
+        Route {
+            method: "post",
+            path: "/sessions/revoke-others",
+            summary: "End every other session (needs a fresh login)",
+            tag: "sessions",
+            bearer: true,
+            body: None,
+            ok: ("200", "{sessions_ended}", None),
+            errors: &["401", "403"],
+        },
+        Route {
+            method: "post",
+            path: "/password/change",
+            summary: "Change the password (needs a fresh login); other sessions end",
+            tag: "password",
+            bearer: true,
+            body: Some(obj(&["current_password", "new_password"], &[])),
+            ok: ("204", "Changed", None),
+            errors: &["401", "403", "422"],
+        },
+    ];
+    if parts.reset {
+        all.push(Route {
+            method: "post",
+            path: "/password/reset/request",
+            summary: "Mail a reset link (the same answer for unknown emails)",
+            tag: "password",
+            bearer: false,
+            body: Some(obj(&["email"], &[])),
+            ok: ("202", "Accepted", None),
+            errors: &["422", "429"],
+        });
+        all.push(Route {
+            method: "post",
+            path: "/password/reset/confirm",
+            summary: "Set a new password with a reset token; every session ends",
+            tag: "password",
+            bearer: false,
+            body: Some(obj(&["token", "new_password"], &[])),
+            ok: ("204", "Reset", None),
+            errors: &["401", "422"],
+        });
+    }
+    if parts.verification {
+        all.push(Route {
+            method: "post",
+            path: "/email/verify/request",
+            summary: "Mail a verification link",
+            tag: "email",
+            bearer: true,
+            body: None,
+            ok: ("202", "Accepted", None),
+            errors: &["401"],
+        });
+        all.push(Route {
+            method: "post",
+            path: "/email/verify/confirm",
+            summary: "Confirm the email address with the link's token",
+            tag: "email",
+            bearer: false,
+            body: Some(obj(&["token"], &[])),
+            ok: ("200", "{id, is_verified}", None),
+            errors: &["401", "422"],
+        });
+    }
+    if parts.mfa {
+        let codes = json!({"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}});
+        all.extend([
+            Route {
+                method: "post",
+                path: "/mfa/verify",
+                summary: "Second login step: a TOTP or recovery code",
+                tag: "mfa",
+                bearer: false,
+                body: Some(obj(&["mfa_token", "code"], &[])),
+                ok: ("200", "The token pair", Some(schema_ref("TokenPair"))),
+                errors: &["401", "422", "429"],
+            },
+            Route {
+                method: "get",
+                path: "/mfa",
+                summary: "Second-factor status",
+                tag: "mfa",
+                bearer: true,
+                body: None,
+                ok: ("200", "{enabled, pending, recovery_codes_left}", None),
+                errors: &["401"],
+            },
+            Route {
+                method: "post",
+                path: "/mfa/totp/setup",
+                summary: "Start TOTP enrolment",
+                tag: "mfa",
+                bearer: true,
+                body: None,
+                ok: (
+                    "200",
+                    "{secret, otpauth_uri, qr_svg}",
+                    Some(obj(&["secret", "otpauth_uri", "qr_svg"], &[])),
+                ),
+                errors: &["401", "422"],
+            },
+            Route {
+                method: "post",
+                path: "/mfa/totp/confirm",
+                summary: "Confirm enrolment with a code; returns recovery codes",
+                tag: "mfa",
+                bearer: true,
+                body: Some(obj(&["code"], &[])),
+                ok: ("200", "{recovery_codes}", Some(codes.clone())),
+                errors: &["401", "429"],
+            },
+            Route {
+                method: "post",
+                path: "/mfa/totp/disable",
+                summary: "Turn the second factor off (needs a fresh login and a code)",
+                tag: "mfa",
+                bearer: true,
+                body: Some(obj(&["code"], &[])),
+                ok: ("204", "Disabled", None),
+                errors: &["401", "403", "429"],
+            },
+            Route {
+                method: "post",
+                path: "/mfa/recovery-codes",
+                summary: "Replace the recovery codes",
+                tag: "mfa",
+                bearer: true,
+                body: Some(obj(&["code"], &[])),
+                ok: ("200", "{recovery_codes}", Some(codes)),
+                errors: &["401", "429"],
+            },
+        ]);
+    }
+    all
+}
+
+fn error_response(status: &str) -> Value {
+    let description = match status {
+        "401" => "Unauthorized: every credential or token failure (WWW-Authenticate: Bearer)",
+        "403" => "Forbidden: reauthentication_required, mfa_required or csrf",
+        "404" => "Not found",
+        "409" => "Email already registered",
+        "422" => "Validation failed or invalid body",
+        "429" => "Too many attempts (Retry-After)",
+        "501" => "Not supported by this token backend",
+        _ => "Error",
+    };
+    json!({"description": description, "content": {"application/json": {"schema": schema_ref("Error")}}})
+}
+
+/// The document as JSON.
+pub(crate) fn document(parts: &Parts) -> Value {
+    let mut paths = Map::new();
+    for r in routes(parts) {
+        let mut responses = Map::new();
+        let mut ok = json!({"description": r.ok.1});
+        if let Some(schema) = r.ok.2 {
+            ok["content"] = json!({"application/json": {"schema": schema}});
+        }
+        responses.insert(r.ok.0.into(), ok);
+        for e in r.errors {
+            responses.insert((*e).into(), error_response(e));
+        }
+        let mut op = json!({
+            "summary": r.summary,
+            "tags": [r.tag],
+            "operationId": format!("{}_{}", r.method, r.path.trim_start_matches('/').replace(['/', '-', '{', '}'], "_")),
+            "responses": responses,
+        });
+        if let Some(body) = r.body {
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": body}}});
+        }
+        if r.bearer {
+            op["security"] = json!([{"bearer": []}]);
+        }
+        if r.path.contains("{id}") {
+            op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        }
+        let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
+        item[r.method] = op;
+    }
+    let mut token_pair = json!({
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "user_id": {"type": "string"},
+            "access_token": {"type": "string"},
+            "refresh_token": {"type": "string"},
+            "token_type": {"type": "string"},
+            "expires_in": {"type": "integer"},
+            "refresh_expires_in": {"type": "integer"}
+        }
+    });
+    if parts.cookie {
+        token_pair["description"] =
+            json!("In cookie mode the refresh token is in an HttpOnly cookie, not the body");
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "auth", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Registration, login, tokens, sessions, password and two-factor routes."},
+        "servers": [{"url": if parts.mount.is_empty() { "/" } else { parts.mount.as_str() }}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "TokenPair": token_pair,
+                "MfaChallenge": {"type": "object", "required": ["mfa_required", "mfa_token"], "properties": {
+                    "mfa_required": {"type": "boolean"}, "mfa_token": {"type": "string"}, "expires_in": {"type": "integer"}}},
+                "User": {"type": "object", "required": ["id", "email", "is_verified"], "properties": {
+                    "id": {"type": "string"}, "email": {"type": "string"}, "is_verified": {"type": "boolean"},
+                    "is_active": {"type": "boolean"}, "last_login": {"type": ["string", "null"]}}},
+                "Session": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "current": {"type": "boolean"}, "created_at": {"type": "string"},
+                    "last_used_at": {"type": ["string", "null"]}, "expires_at": {"type": "string"},
+                    "ip": {"type": ["string", "null"]}, "user_agent": {"type": ["string", "null"]}}},
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "string"}, "detail": {"type": "string"}, "retry_after": {"type": "integer"},
+                    "errors": {"type": "array", "items": {"type": "object"}}}}
+            }
+        }
+    })
+}
+
+/// The document in utoipa's model (checked by deserializing into it).
+pub(crate) fn openapi(parts: &Parts) -> OpenApi {
+    #[allow(clippy::expect_used)]
+    serde_json::from_value(document(parts)).expect("the built-in OpenAPI document is valid") // ok: a constant document; a test covers every combination
+}

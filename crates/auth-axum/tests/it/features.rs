@@ -1,0 +1,635 @@
+//! Schemes and MultiAuth, the layers, fresh authentication, cookie mode with CSRF checks,
+//! password reset and email verification routes, client addresses, the OpenAPI document.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auth_axum::{
+    AuthLayer, AuthRouter, BasicScheme, BearerScheme, MultiAuth, Principal, RefreshCookie,
+    RequireAuth, S2sCaller, S2sScheme, TokenScheme, TrustedProxies,
+};
+use auth_core::{
+    AuthConfig, AuthEvent, AuthEventKind, AuthService, AuthUser, EventBus, FixedClock,
+    MemoryTokenBackend, MemoryUserStore, S2SService, User,
+};
+use auth_testkit::TestHasher;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::routing::get;
+use base64::Engine as _;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "violet-otter-sings-42";
+const SECRET: &str = "a-signing-secret-of-32-bytes-or-more!";
+const S2S_TOKEN: &str = "service-token-0123456789abcdef012345";
+
+fn service(clock: &FixedClock) -> AuthService {
+    AuthService::new(
+        AuthConfig::builder()
+            .signing_secret(SECRET)
+            .build()
+            .unwrap(),
+        MemoryUserStore::new(),
+        TestHasher::fast(),
+        MemoryTokenBackend::new().with_clock(clock.clone()),
+    )
+    .unwrap()
+    .with_clock(clock.clone())
+}
+
+struct Call<'a> {
+    method: &'a str,
+    path: &'a str,
+    headers: Vec<(&'a str, String)>,
+    body: Option<Value>,
+    peer: Option<SocketAddr>,
+}
+
+fn call<'a>(method: &'a str, path: &'a str) -> Call<'a> {
+    Call {
+        method,
+        path,
+        headers: Vec::new(),
+        body: None,
+        peer: None,
+    }
+}
+
+impl<'a> Call<'a> {
+    fn header(mut self, name: &'a str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+    fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+    fn peer(mut self, addr: &str) -> Self {
+        self.peer = Some(addr.parse().unwrap());
+        self
+    }
+    async fn send(self, app: &Router) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder().method(self.method).uri(self.path);
+        for (k, v) in &self.headers {
+            req = req.header(*k, v);
+        }
+        let mut req = match self.body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
+        let response = app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+async fn hello(principal: Option<Principal<User>>) -> String {
+    match principal {
+        Some(Principal::User(u)) => format!("user {}", u.email()),
+        Some(Principal::Service(s)) => format!("service {}", s.display_name()),
+        _ => "anonymous".into(),
+    }
+}
+
+async fn internal(S2sCaller(caller): S2sCaller) -> String {
+    format!("hello {}", caller.display_name())
+}
+
+fn schemes_app(auth: &AuthService) -> Router {
+    let chain = MultiAuth::new()
+        .with(BearerScheme::new(auth.clone()))
+        .with(TokenScheme::new(auth.clone()))
+        .with(BasicScheme::new(auth.clone()))
+        .with(S2sScheme::new(S2SService::new(
+            [S2S_TOKEN],
+            EventBus::new(),
+        )));
+    Router::new()
+        .route("/open", get(hello))
+        .merge(
+            Router::new()
+                .route("/api", get(hello))
+                .route_layer(RequireAuth::<User>::login()),
+        )
+        .merge(
+            Router::new()
+                .route("/page", get(hello))
+                .route_layer(RequireAuth::<User>::login().redirect_to("/login")),
+        )
+        .merge(Router::new().route("/verified", get(hello)).route_layer(
+            RequireAuth::<User>::login().allow(|p| p.user().is_some_and(|u| u.is_verified())),
+        ))
+        .route("/internal", get(internal))
+        .layer(AuthLayer::new(chain))
+}
+
+async fn text(app: &Router, req: Call<'_>) -> (StatusCode, HeaderMap, String) {
+    let mut r = Request::builder().method(req.method).uri(req.path);
+    for (k, v) in &req.headers {
+        r = r.header(*k, v);
+    }
+    let response = app
+        .clone()
+        .oneshot(r.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemes_multiauth_and_layers() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let auth = service(&clock);
+    auth.register("ann@example.com", PASSWORD).await.unwrap();
+    let token = auth
+        .login("ann@example.com", PASSWORD)
+        .await
+        .unwrap()
+        .access_token()
+        .to_owned();
+    let app = schemes_app(&auth);
+    let basic = |email: &str, password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"))
+        )
+    };
+
+    // Each scheme on its own.
+    for authorization in [
+        format!("Bearer {token}"),
+        format!("Token {token}"),
+        basic("ann@example.com", PASSWORD),
+    ] {
+        let (s, _, body) = text(
+            &app,
+            call("GET", "/api").header("authorization", authorization),
+        )
+        .await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "user ann@example.com"));
+    }
+    let (s, _, body) = text(
+        &app,
+        call("GET", "/internal")
+            .header("x-s2s-token", S2S_TOKEN)
+            .header("x-service-name", "billing"),
+    )
+    .await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "hello billing"));
+    // A user is not a service.
+    let (s, _, _) = text(&app, call("GET", "/internal").bearer(&token)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Anonymous: open routes see None; protected ones answer 401 or redirect.
+    assert_eq!(text(&app, call("GET", "/open")).await.2, "anonymous");
+    let (s, h, _) = text(&app, call("GET", "/api")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+    let (s, h, _) = text(&app, call("GET", "/page?tab=2")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/login?next=/page%3Ftab%3D2");
+    // Authenticated but refused by the predicate: 403.
+    assert_eq!(
+        text(&app, call("GET", "/verified").bearer(&token)).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Presented but invalid credentials stop the chain: a wrong Bearer token is a 401 even
+    // with a valid S2S token present, and even on an open route.
+    let (s, h, _) = text(
+        &app,
+        call("GET", "/open")
+            .bearer("wrong")
+            .header("x-s2s-token", S2S_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(
+        h[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("Basic realm=")
+    );
+    for authorization in [
+        basic("ann@example.com", "wrong"),
+        basic("nobody@example.com", PASSWORD),
+        "Basic !!!".to_owned(),
+        "Token ".to_owned(),
+    ] {
+        let (s, _, _) = text(
+            &app,
+            call("GET", "/open").header("authorization", authorization),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _, _) = text(&app, call("GET", "/open").header("x-s2s-token", "nope")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // An unknown scheme is not ours: anonymous.
+    assert_eq!(
+        text(
+            &app,
+            call("GET", "/open").header("authorization", "Digest x")
+        )
+        .await
+        .2,
+        "anonymous"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_routes_need_a_fresh_login() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let auth = service(&clock);
+    let app = Router::new().nest(
+        "/auth",
+        AuthRouter::new(auth)
+            .fresh_auth_window(Duration::from_secs(600))
+            .build(),
+    );
+    let creds = json!({"email": "bo@example.com", "password": PASSWORD});
+    let (_, _, reg) = call("POST", "/auth/register")
+        .json(creds.clone())
+        .send(&app)
+        .await;
+    let refresh = reg["refresh_token"].as_str().unwrap().to_owned();
+    clock.advance(Duration::from_secs(601));
+    // A refreshed token keeps the original password time.
+    let (_, _, next) = call("POST", "/auth/refresh")
+        .json(json!({"refresh_token": refresh}))
+        .send(&app)
+        .await;
+    let stale = next["access_token"].as_str().unwrap().to_owned();
+    let change = json!({"current_password": PASSWORD, "new_password": "another-violet-otter-99"});
+    let (s, _, body) = call("POST", "/auth/password/change")
+        .bearer(&stale)
+        .json(change.clone())
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "reauthentication_required");
+    for (method, path) in [
+        ("POST", "/auth/sessions/revoke-others"),
+        ("DELETE", "/auth/sessions/x"),
+    ] {
+        assert_eq!(
+            call(method, path).bearer(&stale).send(&app).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    // Reading is not sensitive.
+    assert_eq!(
+        call("GET", "/auth/me").bearer(&stale).send(&app).await.0,
+        StatusCode::OK
+    );
+    // A new login is fresh.
+    let (_, _, login) = call("POST", "/auth/login").json(creds).send(&app).await;
+    let fresh = login["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call("POST", "/auth/password/change")
+            .bearer(&fresh)
+            .json(change)
+            .send(&app)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+fn cookie_of(headers: &HeaderMap) -> String {
+    let set = headers[header::SET_COOKIE].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_cookie_mode_with_csrf_checks() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let app = Router::new().nest(
+        "/auth",
+        AuthRouter::new(service(&clock))
+            .refresh_cookie(
+                RefreshCookie::new()
+                    .path("/auth")
+                    .allow_origin("https://app.example.com"),
+            )
+            .build(),
+    );
+    let (s, h, body) = call("POST", "/auth/register")
+        .header("origin", "https://app.example.com")
+        .json(json!({"email": "cy@example.com", "password": PASSWORD}))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let set = h[header::SET_COOKIE].to_str().unwrap();
+    for part in [
+        "auth_refresh=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/auth",
+    ] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = cookie_of(&h);
+
+    // Cross-site requests are refused before anything else happens.
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example"),
+    ] {
+        let (s, _, body) = call("POST", "/auth/refresh")
+            .header("cookie", cookie.clone())
+            .header(name, value)
+            .send(&app)
+            .await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("csrf"))
+        );
+    }
+    // Same origin (Fetch Metadata) works, with the token from the cookie.
+    let (s, h, body) = call("POST", "/auth/refresh")
+        .header("cookie", cookie.clone())
+        .header("sec-fetch-site", "same-origin")
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let rotated = cookie_of(&h);
+    assert_ne!(rotated, cookie);
+    // The old cookie was rotated away (reuse is refused).
+    let (s, _, _) = call("POST", "/auth/refresh")
+        .header("cookie", cookie)
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Logout clears the cookie.
+    let (_, _, login) = call("POST", "/auth/login")
+        .header("origin", "https://app.example.com")
+        .json(json!({"email": "cy@example.com", "password": PASSWORD}))
+        .send(&app)
+        .await;
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let (s, h, _) = call("POST", "/auth/logout")
+        .bearer(&access)
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(
+        h[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // Reads are never blocked.
+    let (s, _, _) = call("GET", "/auth/openapi.json")
+        .header("sec-fetch-site", "cross-site")
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_and_email_verification_routes() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let auth = service(&clock);
+    let mail: Arc<Mutex<Vec<AuthEvent>>> = Arc::default();
+    for kind in [
+        AuthEventKind::PasswordResetRequested,
+        AuthEventKind::EmailVerificationRequested,
+    ] {
+        let mail = Arc::clone(&mail);
+        auth.events().on_fn(kind, move |e| {
+            let mail = Arc::clone(&mail);
+            async move {
+                mail.lock().unwrap().push(e);
+                Ok(())
+            }
+        });
+    }
+    let app = Router::new().nest(
+        "/auth",
+        AuthRouter::new(auth.clone())
+            .with_password_reset(
+                auth_sign::PasswordResetService::new(auth.clone())
+                    .unwrap()
+                    .with_clock(clock.clone()),
+            )
+            .with_email_verification(
+                auth_sign::EmailVerificationService::new(auth.clone())
+                    .unwrap()
+                    .with_clock(clock.clone()),
+            )
+            .build(),
+    );
+    let (_, _, reg) = call("POST", "/auth/register")
+        .json(json!({"email": "dee@example.com", "password": PASSWORD}))
+        .send(&app)
+        .await;
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+
+    // The same answer for an unknown email.
+    for email in ["dee@example.com", "nobody@example.com"] {
+        let (s, _, body) = call("POST", "/auth/password/reset/request")
+            .json(json!({"email": email}))
+            .send(&app)
+            .await;
+        assert_eq!(
+            (s, body),
+            (StatusCode::ACCEPTED, json!({"status": "accepted"}))
+        );
+    }
+    // Delivery runs in a task of its own; wait for it.
+    let token = loop {
+        let found = mail.lock().unwrap().iter().find_map(|e| match e {
+            AuthEvent::PasswordResetRequested { token, .. } => {
+                Some(token.expose_secret().to_owned())
+            }
+            _ => None,
+        });
+        if let Some(t) = found {
+            break t;
+        }
+        tokio::task::yield_now().await;
+    };
+    let (s, _, _) = call("POST", "/auth/password/reset/confirm")
+        .json(json!({"token": token, "new_password": "brand-new-otter-77"}))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // Every session ended, and the link is spent.
+    assert_eq!(
+        call("GET", "/auth/me").bearer(&access).send(&app).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _, body) = call("POST", "/auth/password/reset/confirm")
+        .json(json!({"token": token, "new_password": "another-new-otter-88"}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}))
+    );
+
+    let (_, _, login) = call("POST", "/auth/login")
+        .json(json!({"email": "dee@example.com", "password": "brand-new-otter-77"}))
+        .send(&app)
+        .await;
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call("POST", "/auth/email/verify/request")
+            .send(&app)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call("POST", "/auth/email/verify/request")
+            .bearer(&access)
+            .send(&app)
+            .await
+            .0,
+        StatusCode::ACCEPTED
+    );
+    let token = mail
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|e| match e {
+            AuthEvent::EmailVerificationRequested { token, .. } => {
+                Some(token.expose_secret().to_owned())
+            }
+            _ => None,
+        })
+        .unwrap();
+    let (s, _, body) = call("POST", "/auth/email/verify/confirm")
+        .json(json!({"token": token}))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["is_verified"], true);
+    let (_, _, me) = call("GET", "/auth/me").bearer(&access).send(&app).await;
+    assert_eq!(me["is_verified"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_address_through_trusted_proxies_only() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let app = |proxies: TrustedProxies| {
+        Router::new().nest(
+            "/auth",
+            AuthRouter::new(service(&clock))
+                .trusted_proxies(proxies)
+                .build(),
+        )
+    };
+    for (proxies, expected) in [
+        (TrustedProxies::none(), "198.51.100.1"),
+        (
+            TrustedProxies::parse("198.51.100.0/24").unwrap(),
+            "203.0.113.9",
+        ),
+    ] {
+        let app = app(proxies);
+        let (_, _, reg) = call("POST", "/auth/register")
+            .peer("198.51.100.1:4000")
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(json!({"email": "eve@example.com", "password": PASSWORD}))
+            .send(&app)
+            .await;
+        let access = reg["access_token"].as_str().unwrap().to_owned();
+        let (_, _, sessions) = call("GET", "/auth/sessions")
+            .bearer(&access)
+            .send(&app)
+            .await;
+        assert_eq!(sessions["sessions"][0]["ip"], expected, "{sessions}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_lists_every_route() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let auth = service(&clock);
+    let mfa = auth_mfa::Mfa::new(
+        auth_mfa::MemoryMfaStore::new(),
+        auth_mfa::SecretCipher::new("k", &[3u8; 32]).unwrap(),
+        auth_mfa::MfaConfig::new("Acme"),
+    )
+    .unwrap();
+    let app = Router::new().nest(
+        "/auth",
+        AuthRouter::new(auth.clone())
+            .mounted_at("/auth")
+            .with_mfa(mfa)
+            .with_password_reset(auth_sign::PasswordResetService::new(auth.clone()).unwrap())
+            .with_email_verification(auth_sign::EmailVerificationService::new(auth).unwrap())
+            .build(),
+    );
+    let (s, _, doc) = call("GET", "/auth/openapi.json").send(&app).await;
+    assert_eq!(s, StatusCode::OK);
+    let parsed: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(doc["servers"][0]["url"], "/auth");
+    let expected = [
+        ("post", "/register"),
+        ("post", "/login"),
+        ("post", "/refresh"),
+        ("get", "/me"),
+        ("post", "/logout"),
+        ("post", "/logout-all"),
+        ("get", "/sessions"),
+        ("delete", "/sessions/{id}"),
+        ("post", "/sessions/revoke-others"),
+        ("post", "/password/change"),
+        ("post", "/password/reset/request"),
+        ("post", "/password/reset/confirm"),
+        ("post", "/email/verify/request"),
+        ("post", "/email/verify/confirm"),
+        ("post", "/mfa/verify"),
+        ("get", "/mfa"),
+        ("post", "/mfa/totp/setup"),
+        ("post", "/mfa/totp/confirm"),
+        ("post", "/mfa/totp/disable"),
+        ("post", "/mfa/recovery-codes"),
+    ];
+    assert_eq!(parsed.paths.paths.len(), expected.len());
+    for (method, path) in expected {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+        // And the route really exists (anything but 404/405).
+        let concrete = path.replace("{id}", "x");
+        let (s, _, _) = call(&method.to_uppercase(), &format!("/auth{concrete}"))
+            .send(&app)
+            .await;
+        assert_ne!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+    }
+}

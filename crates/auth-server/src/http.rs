@@ -1,0 +1,66 @@
+//! The HTTP layers around the app: request ids, request logs (no query strings, no headers, so
+//! no tokens), and CORS.
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::Settings;
+
+/// The request id header.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Random request ids (96 bits).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&auth::random::token(12))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Wraps `app` with request ids (kept from the client's `x-request-id` or generated, and
+/// returned), a log line per request inside a span carrying the id, and CORS for
+/// `AUTH_CORS_ORIGINS`.
+pub fn layers(app: Router, settings: &Settings) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        // The path only: query strings can carry tokens (reset links).
+        tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %request.method(),
+            path = %request.uri().path(),
+        )
+    });
+    let mut app = app
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId));
+    if !settings.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = settings
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        let cors = CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+            .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+            .allow_credentials(settings.refresh_cookie);
+        app = app.layer(cors);
+    }
+    app
+}

@@ -1,0 +1,277 @@
+//! HTTP figures: `GET /me` with a Bearer JWT against the same handler without auth, and
+//! `/health` latency during a login flood, over real loopback HTTP.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use auth_axum::Authenticated;
+use auth_core::{AuthConfig, AuthService, AuthUser, MemoryUserStore, User};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+const PASSWORD: &str = "violet-otter-sings-42";
+
+fn body(user: &User) -> Json<serde_json::Value> {
+    Json(
+        json!({"id": user.id().to_string(), "email": user.email(), "is_verified": user.is_verified()}),
+    )
+}
+
+async fn serve(app: Router) -> Result<String, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}"))
+}
+
+/// Requests per second of `GET url` with `concurrency` clients for `length`.
+async fn rps(url: &str, bearer: Option<&str>, concurrency: usize, length: Duration) -> f64 {
+    let client = reqwest::Client::new();
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + length;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, done, url) = (client.clone(), Arc::clone(&done), url.to_owned());
+        let bearer = bearer.map(str::to_owned);
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < stop {
+                let mut req = client.get(&url);
+                if let Some(t) = &bearer {
+                    req = req.bearer_auth(t);
+                }
+                if let Ok(r) = req.send().await
+                    && r.status().is_success()
+                    && r.bytes().await.is_ok()
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / length.as_secs_f64()
+}
+
+async fn oneshot(app: &Router, path: &str, bearer: Option<&str>) -> u16 {
+    use tower::ServiceExt as _;
+    let mut req = axum::http::Request::builder().uri(path);
+    if let Some(t) = bearer {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let Ok(req) = req.body(axum::body::Body::empty()) else {
+        return 0;
+    };
+    match app.clone().oneshot(req).await {
+        Ok(r) => r.status().as_u16(),
+        Err(never) => match never {},
+    }
+}
+
+pub(crate) async fn run() -> Result<(), String> {
+    me_vs_no_auth().await?;
+    health_under_login_flood().await
+}
+
+async fn me_vs_no_auth() -> Result<(), String> {
+    let secret = "bench-jwt-secret-0123456789abcdef0123456789";
+    // Revocation on (the default), its store in memory: the check costs no I/O.
+    let jwt = auth_tokens_jwt::JwtBackend::hmac(auth_tokens_jwt::Algorithm::HS256, secret);
+    let users = MemoryUserStore::new();
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        users,
+        auth_hash::Argon2Hasher::default(),
+        jwt,
+    )
+    .map_err(|e| e.to_string())?;
+    let user = auth
+        .register("bench@example.com", PASSWORD)
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = auth
+        .login("bench@example.com", PASSWORD)
+        .await
+        .map_err(|e| e.to_string())?
+        .access_token()
+        .to_owned();
+    let fixed = user.clone();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|Authenticated(u): Authenticated<User>| async move { body(&u) }),
+        )
+        .route(
+            "/plain",
+            get(move || {
+                let u = fixed.clone();
+                async move { body(&u) }
+            }),
+        )
+        .with_state(auth.clone());
+    let (op, raw) = crate::bench::paired(
+        20_000,
+        15,
+        || async { auth_core::random::sha256_hex(&token) },
+        || auth.authenticate(&token),
+    )
+    .await;
+    crate::bench::row(
+        "AuthService::authenticate (JWT)",
+        op,
+        "SHA-256 of the token",
+        raw,
+    );
+    // In process (no sockets): the router's own cost per request, paired rounds.
+    let (op, raw) = crate::bench::paired(
+        20_000,
+        15,
+        || oneshot(&app, "/plain", None),
+        || oneshot(&app, "/me", Some(&token)),
+    )
+    .await;
+    crate::bench::row(
+        "router: GET /me with Bearer JWT",
+        op,
+        "router: same handler, no auth",
+        raw,
+    );
+    let base = serve(app).await?;
+    let (mut with, mut without): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        without.push(
+            rps(
+                &format!("{base}/plain"),
+                None,
+                16,
+                Duration::from_millis(1500),
+            )
+            .await,
+        );
+        with.push(
+            rps(
+                &format!("{base}/me"),
+                Some(&token),
+                16,
+                Duration::from_millis(1500),
+            )
+            .await,
+        );
+    }
+    // Each round pairs the two back to back; the median of the per-round ratios resists the
+    // machine's drift better than comparing bests.
+    let mut ratios: Vec<f64> = with.iter().zip(&without).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (a, b) = (median(&mut with), median(&mut without));
+    println!(
+        "GET /me, Bearer JWT (HS256, user from memory)   {a:>9.0} req/s   same handler, no auth   {b:>9.0} req/s   ratio {:>6.3}   (goal >= 0.9; median of 5 paired rounds of 1.5 s, 16 clients on loopback; per-round ratios {:.3?})",
+        ratios[ratios.len() / 2],
+        ratios
+    );
+    Ok(())
+}
+
+async fn health_under_login_flood() -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("auth-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        (
+            "AUTH_SIGNING_SECRET",
+            "bench-signing-secret-0123456789abcdef0123",
+        ),
+        ("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000"),
+    ];
+    let settings = auth_server::Settings::from_lookup(|n| {
+        vars.iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .map_err(|e| e.to_string())?;
+    let db = auth_server::connect(&settings.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let app = auth_server::app(&settings, db).map_err(|e| e.to_string())?;
+    let base = serve(app).await?;
+    let client = reqwest::Client::new();
+    let creds = json!({"email": "flood@example.com", "password": PASSWORD});
+    client
+        .post(format!("{base}/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let health = |n: usize| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let mut samples = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                let ok = client
+                    .get(format!("{base}/health"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ok {
+                    samples.push(t.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            samples.sort();
+            samples
+        }
+    };
+    let quiet = health(300).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let logins = Arc::new(AtomicU64::new(0));
+    let mut flood = Vec::new();
+    for _ in 0..64 {
+        let (client, base, creds) = (client.clone(), base.clone(), creds.clone());
+        let (stop, logins) = (Arc::clone(&stop), Arc::clone(&logins));
+        flood.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(r) = client
+                    .post(format!("{base}/auth/login"))
+                    .json(&creds)
+                    .send()
+                    .await
+                    && r.status().is_success()
+                {
+                    logins.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    let loaded = health(600).await;
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in flood {
+        let _ = t.await;
+    }
+    let pct = |v: &[Duration], p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    println!(
+        "GET /health during a 64-client login flood (Argon2id, SQLite file): p50 {:.2?}  p99 {:.2?}  max {:.2?}   quiet p99 {:.2?}   ({} logins/s meanwhile; goal p99 < 5 ms)",
+        pct(&loaded, 0.5),
+        pct(&loaded, 0.99),
+        loaded.last().copied().unwrap_or_default(),
+        pct(&quiet, 0.99),
+        logins.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
