@@ -5,6 +5,8 @@ mod error;
 mod extract;
 #[cfg(feature = "mfa")]
 mod mfa;
+#[cfg(feature = "onboarding")]
+mod onboarding;
 mod openapi;
 mod router;
 mod schemes;
@@ -12,6 +14,8 @@ mod schemes;
 pub use crate::client::TrustedProxies;
 pub use crate::error::ApiError;
 pub use crate::extract::{AccessClaims, Authenticated};
+#[cfg(feature = "onboarding")]
+pub use crate::onboarding::onboarding_router;
 pub use crate::router::{AUTH_TIME_CLAIM, AuthRouter, MAX_BODY_BYTES, RefreshCookie, auth_router};
 pub use crate::schemes::{
     AuthLayer, AuthMiddleware, AuthScheme, BasicScheme, BearerScheme, MultiAuth, Principal,

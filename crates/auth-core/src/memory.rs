@@ -180,6 +180,14 @@ impl UserStore for MemoryUserStore {
     async fn set_verified(&self, id: &UserId, verified: bool) -> Result<()> {
         self.update(id, |u| u.is_verified = verified)
     }
+
+    async fn update_profile(
+        &self,
+        id: &UserId,
+        values: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        self.update(id, |u| u.profile.extend(values))
+    }
 }
 
 struct TokenRecord {

@@ -388,6 +388,23 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
     async fn set_verified(&self, id: &UserId, verified: bool) -> Result<()>;
+
+    /// Merges `values` into the user's profile (keys given replace, others stay). Stores
+    /// without profiles answer [`Error::Unsupported`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UserNotFound`]; [`Error::Unsupported`]; [`Error::Backend`].
+    async fn update_profile(
+        &self,
+        id: &UserId,
+        values: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let _ = (id, values);
+        Err(Error::Unsupported(
+            "this user store keeps no profile fields".into(),
+        ))
+    }
 }
 
 /// Normalizes an email for storage and lookup: trimmed and lower-cased, so lookups are

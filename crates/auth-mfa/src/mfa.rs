@@ -391,6 +391,39 @@ impl Mfa {
         })
     }
 
+    /// The pending enrolment again (same secret), to show its QR code once more; `None` when
+    /// there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`]; [`Error::Configuration`] when the secret's key is gone.
+    pub async fn pending_enrollment(&self, user: &impl AuthUser) -> Result<Option<Enrollment>> {
+        let id = user.id();
+        let Some(record) = self.inner.store.totp(id).await? else {
+            return Ok(None);
+        };
+        if record.confirmed {
+            return Ok(None);
+        }
+        let secret = self.inner.cipher.decrypt(&record.secret, &Self::aad(id))?;
+        let account = if user.email().contains(':') {
+            id.to_string()
+        } else {
+            user.email().to_owned()
+        };
+        let code = TotpCode::labelled(
+            &secret,
+            record.settings,
+            Some(&self.inner.config.issuer),
+            &account,
+        )?;
+        let base32 = totp_rs::Secret::from(secret.to_vec()).to_base32();
+        Ok(Some(Enrollment {
+            secret: SecretString::from(base32),
+            uri: SecretString::from(code.uri()?),
+        }))
+    }
+
     /// Confirms the pending enrolment with a code from the app; the factor is on from now,
     /// and the first set of recovery codes is returned (show it once).
     ///

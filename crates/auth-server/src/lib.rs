@@ -19,6 +19,8 @@
 //! | `AUTH_REFRESH_COOKIE` | `false` | `true`: refresh tokens in an HttpOnly cookie (with CSRF checks) |
 //! | `AUTH_TRUSTED_PROXIES` | none | addresses/CIDRs whose `X-Forwarded-For` is believed |
 //! | `AUTH_IP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 50 / 300 / 900 | failed logins per client IP |
+//! | `AUTH_ONBOARDING_TOTP` | `optional` | the onboarding TOTP step: `required`, `optional` or `off` |
+//! | `AUTH_ONBOARDING_PROFILE_REQUIRED` / `_OPTIONAL` | `first_name,last_name` / `bio` | onboarding profile fields |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
 
@@ -84,6 +86,12 @@ pub struct Settings {
     pub trusted_proxies: auth_axum::TrustedProxies,
     /// Failed logins per client IP.
     pub ip_rate_limit: auth::RateLimitPolicy,
+    /// The onboarding TOTP step: `required`, `optional` or `off`.
+    pub onboarding_totp: String,
+    /// Required profile fields of onboarding.
+    pub onboarding_profile_required: Vec<String>,
+    /// Optional profile fields of onboarding.
+    pub onboarding_profile_optional: Vec<String>,
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {
@@ -238,6 +246,24 @@ impl Settings {
             Duration::from_secs(number("AUTH_IP_RATE_LIMIT_WINDOW", 300)?),
             Duration::from_secs(number("AUTH_IP_RATE_LIMIT_LOCKOUT", 900)?),
         )?;
+        let onboarding_totp = lookup("AUTH_ONBOARDING_TOTP").unwrap_or_else(|| "optional".into());
+        if !matches!(onboarding_totp.as_str(), "required" | "optional" | "off") {
+            return Err(ConfigError::invalid(
+                "AUTH_ONBOARDING_TOTP",
+                "must be required, optional or off",
+            ));
+        }
+        let list = |name: &str, default: &str| -> Vec<String> {
+            lookup(name)
+                .unwrap_or_else(|| default.to_owned())
+                .split(',')
+                .map(|f| f.trim().to_owned())
+                .filter(|f| !f.is_empty())
+                .collect()
+        };
+        let onboarding_profile_required =
+            list("AUTH_ONBOARDING_PROFILE_REQUIRED", "first_name,last_name");
+        let onboarding_profile_optional = list("AUTH_ONBOARDING_PROFILE_OPTIONAL", "bio");
         Ok(Self {
             addr,
             database_url,
@@ -254,6 +280,9 @@ impl Settings {
             refresh_cookie,
             trusted_proxies,
             ip_rate_limit,
+            onboarding_totp,
+            onboarding_profile_required,
+            onboarding_profile_optional,
         })
     }
 
@@ -323,6 +352,8 @@ pub struct Stack {
     pub auth: AuthService,
     /// Two-factor.
     pub mfa: auth::mfa::Mfa,
+    /// The onboarding engine (register, verify email, TOTP, profile).
+    pub onboarding: auth::onboarding::Onboarding<auth::User>,
     /// The database.
     pub db: DatabaseConnection,
 }
@@ -361,7 +392,30 @@ pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error
     .with_rate_limiter(mfa_limiter)
     .with_events(auth.events().clone());
     let auth = auth.with_second_factor(mfa.clone());
-    Ok(Stack { auth, mfa, db })
+    let mut pipeline = auth::onboarding::Onboarding::builder(
+        auth.clone(),
+        auth::onboarding::db::DbSessionStore::new(db.clone()),
+    )
+    .mfa(mfa.clone())
+    .step(auth::onboarding::RegisterStep)
+    .step(auth::onboarding::VerifyEmailStep::new());
+    match settings.onboarding_totp.as_str() {
+        "required" => pipeline = pipeline.step(auth::onboarding::SetupTotpStep::required()),
+        "optional" => pipeline = pipeline.step(auth::onboarding::SetupTotpStep::optional()),
+        _ => {}
+    }
+    let onboarding = pipeline
+        .step(auth::onboarding::ProfileStep::new(
+            settings.onboarding_profile_required.clone(),
+            settings.onboarding_profile_optional.clone(),
+        ))
+        .build()?;
+    Ok(Stack {
+        auth,
+        mfa,
+        onboarding,
+        db,
+    })
 }
 
 /// The mailer the settings ask for: SMTP with `AUTH_SMTP_URL`, else the console mailer.
@@ -402,7 +456,12 @@ pub fn app_with_mailer(
     db: DatabaseConnection,
     mailer: Arc<dyn mail::Mailer>,
 ) -> Result<Router, Error> {
-    let Stack { auth, mfa, db } = stack(settings, db)?;
+    let Stack {
+        auth,
+        mfa,
+        onboarding,
+        db,
+    } = stack(settings, db)?;
     mail::install(auth.events(), mailer, &settings.public_url);
     let mut router = auth_axum::AuthRouter::new(auth.clone())
         .mounted_at("/auth")
@@ -423,6 +482,10 @@ pub fn app_with_mailer(
     let db = Arc::new(db);
     let app = Router::new()
         .nest("/auth", router.build())
+        .nest(
+            "/onboarding",
+            auth_axum::onboarding_router(onboarding).merge(page::routes()),
+        )
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
@@ -451,3 +514,4 @@ pub fn app_with_mailer(
 }
 
 pub mod http;
+mod page;

@@ -8,7 +8,8 @@ use auth_core::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use time::OffsetDateTime;
 
@@ -249,5 +250,44 @@ impl UserStore for DbUserStore {
             u.col_expr(user::Column::IsVerified, Expr::value(verified))
         })
         .await
+    }
+
+    async fn update_profile(
+        &self,
+        id: &UserId,
+        values: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let Some(pk) = parse_id(id) else {
+            return Err(Error::UserNotFound);
+        };
+        // Read, merge and write in one transaction, so concurrent merges do not lose keys on
+        // databases that lock the row (PostgreSQL, MariaDB) and serialize on SQLite.
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(db_error("starting a transaction"))?;
+        let row = user::Entity::find_by_id(pk)
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(db_error("loading a user"))?
+            .ok_or(Error::UserNotFound)?;
+        let mut profile = match row.profile {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        profile.extend(values);
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::Profile,
+                Expr::value(Some(serde_json::Value::Object(profile))),
+            )
+            .col_expr(user::Column::UpdatedAt, Expr::value(self.now()))
+            .filter(user::Column::Id.eq(pk))
+            .exec(&txn)
+            .await
+            .map_err(db_error("updating a profile"))?;
+        txn.commit().await.map_err(db_error("updating a profile"))
     }
 }

@@ -13,9 +13,11 @@
 //! | `db-tokens` | `tokens_db` | opaque tokens in SQL with sessions and reuse detection |
 //! | `mfa` | [`mfa`] | TOTP two-factor, recovery codes, the two-step login |
 //! | `db-mfa` | `mfa::db` | second factors in SQL; their migration joins the migrator |
+//! | `onboarding` | [`onboarding`] | server-driven onboarding flows |
+//! | `db-onboarding` | `onboarding::db` | onboarding sessions in SQL; their migration joins the migrator |
 //! | `sqlite`, `postgres`, `mysql` | | the database drivers to compile |
 //!
-//! Onboarding and axum integration live in their own crates (`auth-onboarding`, `auth-axum`).
+//! The axum integration lives in its own crate (`auth-axum`).
 //!
 //! ```
 //! use auth::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
@@ -82,6 +84,8 @@ pub mod migration {
             all.extend(auth_tokens_db::migrations());
             #[cfg(feature = "db-mfa")]
             all.extend(auth_mfa::db::migrations());
+            #[cfg(feature = "db-onboarding")]
+            all.extend(auth_onboarding::db::migrations());
             all
         }
     }
@@ -97,4 +101,10 @@ pub mod tokens_db {
 #[cfg(feature = "mfa")]
 pub mod mfa {
     pub use auth_mfa::*;
+}
+
+/// Server-driven onboarding (feature `onboarding`): see the `auth-onboarding` crate.
+#[cfg(feature = "onboarding")]
+pub mod onboarding {
+    pub use auth_onboarding::*;
 }

@@ -18,6 +18,41 @@ async fn suite(target: Target) {
     conformance::user_store(|| async move { DbUserStore::new(database(target).await.unwrap()) })
         .await;
     flows(target).await;
+    profiles(target).await;
+}
+
+/// `update_profile` merges keys (20 concurrent merges of different keys lose none) and knows
+/// unknown users.
+async fn profiles(target: Target) {
+    let store = DbUserStore::new(database(target).await.unwrap());
+    let user = store
+        .create(auth_core::NewUser::new("profile@example.com"))
+        .await
+        .unwrap();
+    let mut first = serde_json::Map::new();
+    first.insert("first_name".into(), "Ann".into());
+    store.update_profile(&user.id, first).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, id) = (store.clone(), user.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut m = serde_json::Map::new();
+            m.insert(format!("k{i}"), i.into());
+            store.update_profile(&id, m).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let stored = store.find_by_id(&user.id).await.unwrap().unwrap();
+    assert_eq!(stored.profile["first_name"], "Ann");
+    assert_eq!(stored.profile.len(), 21, "{:?}", stored.profile);
+    assert!(matches!(
+        store
+            .update_profile(&auth_core::UserId::new("999999"), serde_json::Map::new())
+            .await,
+        Err(Error::UserNotFound)
+    ));
 }
 
 /// Registration, login with upgrade, profile and a 20-way registration race through AuthService.
