@@ -31,6 +31,8 @@ mod guide {
     mod axum_guide {}
     #[doc = include_str!("../../docs/server.md")]
     mod server {}
+    #[doc = include_str!("../../docs/onboarding.md")]
+    mod onboarding {}
     #[doc = include_str!("../../docs/mfa.md")]
     mod mfa {}
     #[doc = include_str!("../../docs/jwt.md")]

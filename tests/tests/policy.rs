@@ -165,3 +165,15 @@ fn auth_mfa_needs_no_database_unless_asked() {
         );
     }
 }
+
+#[test]
+fn auth_onboarding_needs_no_database_or_http_unless_asked() {
+    let tree = normal_tree("auth-onboarding");
+    assert!(tree.contains("auth-mfa"), "the check sees the real tree");
+    for heavy in ["sea-orm", "sqlx", "axum", "hyper", "jsonwebtoken"] {
+        assert!(
+            !tree.contains(heavy),
+            "auth-onboarding must not depend on {heavy} by default"
+        );
+    }
+}

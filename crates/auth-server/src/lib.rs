@@ -486,6 +486,7 @@ pub fn app_with_mailer(
             "/onboarding",
             auth_axum::onboarding_router(onboarding).merge(page::routes()),
         )
+        .route("/onboarding/", get(page::index))
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),

@@ -30,13 +30,15 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     r
 }
 
+/// The page.
+pub(crate) async fn index() -> Response {
+    asset(HTML, "text/html; charset=utf-8")
+}
+
 /// `GET /` (the page), `/app.js`, `/app.css`, to merge into the onboarding router.
 pub(crate) fn routes() -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| async { asset(HTML, "text/html; charset=utf-8") }),
-        )
+        .route("/", get(index))
         .route(
             "/app.js",
             get(|| async { asset(JS, "text/javascript; charset=utf-8") }),

@@ -633,3 +633,71 @@ async fn openapi_document_lists_every_route() {
         assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_routes_answer_the_seed_status_codes() {
+    use auth_onboarding::{MemorySessionStore, Onboarding, RegisterStep};
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let auth = service(&clock);
+    let flow = Onboarding::builder(auth, MemorySessionStore::new())
+        .step(RegisterStep)
+        .build()
+        .unwrap();
+    let app = Router::new().nest("/onboarding", auth_axum::onboarding_router(flow));
+    let (s, _, started) = call("POST", "/onboarding/start")
+        .json(json!({"email": "fin@example.com"}))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(started["current_step"], "register");
+    assert_eq!(started["client_hint"]["fields"][1]["type"], "password");
+    let token = started["session_token"].as_str().unwrap().to_owned();
+    let (s, _, r) = call("POST", "/onboarding/advance")
+        .json(json!({"session_token": token, "email": "fin@example.com", "password": "x", "password_confirm": "y"}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (s, r["errors"]["password_confirm"].is_string()),
+        (StatusCode::OK, true)
+    );
+    assert_eq!(
+        call("POST", "/onboarding/resume")
+            .json(json!({"session_token": "nope"}))
+            .send(&app)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    clock.advance(Duration::from_secs(3_601));
+    let (s, _, body) = call("POST", "/onboarding/resume")
+        .json(json!({"session_token": token}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::GONE, Some("expired"))
+    );
+
+    let (_, _, started) = call("POST", "/onboarding/start")
+        .json(json!({"email": "gus@example.com"}))
+        .send(&app)
+        .await;
+    let token = started["session_token"].as_str().unwrap().to_owned();
+    let (s, _, done) = call("POST", "/onboarding/advance")
+        .json(json!({"session_token": token, "email": "gus@example.com", "password": PASSWORD, "password_confirm": PASSWORD}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (s, done["status"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
+    assert!(done["access_token"].is_string() && done["refresh_token"].is_string());
+    let (s, _, body) = call("POST", "/onboarding/advance")
+        .json(json!({"session_token": token}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("completed"))
+    );
+}

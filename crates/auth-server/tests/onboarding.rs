@@ -1,0 +1,465 @@
+//! Onboarding through auth-server: over HTTP, and in headless Chromium driven through
+//! chromedriver (skipped, with the reason printed, when Chromium is not installed).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use auth::async_trait;
+use auth::mfa::{TotpCode, TotpSettings};
+use auth_server::mail::{Email, Mailer};
+use serde_json::{Value, json};
+
+const SECRET: &str = "server-test-secret-0123456789abcdef0123";
+const PASSWORD: &str = "violet-otter-sings-42";
+
+#[derive(Default, Clone)]
+struct Outbox(Arc<Mutex<Vec<Email>>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send(&self, email: &Email) -> Result<(), auth::Error> {
+        self.0.lock().unwrap().push(email.clone());
+        Ok(())
+    }
+}
+
+impl Outbox {
+    fn code(&self, to: &str) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m.to == to && m.subject.contains("verification code"))
+            .and_then(|m| {
+                m.body
+                    .split_whitespace()
+                    .find(|w| {
+                        w.trim_end_matches('.').len() == 6
+                            && w.trim_end_matches('.').bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .map(|w| w.trim_end_matches('.').to_owned())
+            })
+            .expect("a code was mailed")
+    }
+}
+
+async fn start(vars: &[(&str, &str)]) -> (String, Outbox) {
+    let mut map: HashMap<String, String> = [
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("DATABASE_URL", "sqlite::memory:"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in vars {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = auth_server::Settings::from_lookup(|n| map.get(n).cloned()).unwrap();
+    let db = auth_server::connect(&settings.database_url).await.unwrap();
+    let outbox = Outbox::default();
+    let app = auth_server::app_with_mailer(&settings, db, Arc::new(outbox.clone())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    (format!("http://{addr}"), outbox)
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_over_http() {
+    let (base, outbox) = start(&[("AUTH_ONBOARDING_TOTP", "required")]).await;
+    let (s, started) = post(
+        &base,
+        "/onboarding/start",
+        json!({"email": "ann@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{started}");
+    assert_eq!(started["status"], "in_progress");
+    assert_eq!(started["current_step"], "register");
+    let token = started["session_token"].as_str().unwrap().to_owned();
+    let advance = |body: Value| {
+        let mut body = body;
+        body["session_token"] = Value::String(token.clone());
+        post(&base, "/onboarding/advance", body)
+    };
+    let (_, r) = advance(
+        json!({"email": "ann@example.com", "password": PASSWORD, "password_confirm": "nope"}),
+    )
+    .await;
+    assert!(r["errors"]["password_confirm"].is_string());
+    let (_, r) = advance(
+        json!({"email": "ann@example.com", "password": PASSWORD, "password_confirm": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r["current_step"], "verify_email");
+    let code = outbox.code("ann@example.com");
+    let (_, r) = advance(json!({"code": code})).await;
+    assert_eq!(r["current_step"], "setup_totp");
+    let hint = &r["client_hint"];
+    assert_eq!(hint["skippable"], false);
+    let (_, skipped) = advance(json!({"skip": true})).await;
+    assert!(
+        skipped["errors"]["skip"].is_string(),
+        "required TOTP cannot be skipped"
+    );
+    let app = TotpCode::from_base32(
+        hint["extra"]["secret"].as_str().unwrap(),
+        TotpSettings::default(),
+    )
+    .unwrap();
+    let (_, r) = advance(json!({"code": app.generate(now())})).await;
+    assert_eq!(r["current_step"], "profile");
+    assert_eq!(r["output"]["recovery_codes"].as_array().unwrap().len(), 10);
+    let (_, r) = advance(json!({"first_name": "Ann", "last_name": "Lee"})).await;
+    assert_eq!(r["status"], "completed");
+    let access = r["access_token"].as_str().unwrap();
+    assert!(r["refresh_token"].is_string());
+    let me: Value = reqwest::Client::new()
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["email"].as_str(), me["is_verified"].as_bool()),
+        (Some("ann@example.com"), Some(true))
+    );
+
+    // The seed's status codes: completed 409, unknown 404; a replaced session is unknown.
+    assert_eq!(advance(json!({})).await.0, 409);
+    assert_eq!(
+        post(
+            &base,
+            "/onboarding/resume",
+            json!({"session_token": "nope"})
+        )
+        .await
+        .0,
+        404
+    );
+    let (_, first) = post(
+        &base,
+        "/onboarding/start",
+        json!({"email": "bo@example.com"}),
+    )
+    .await;
+    post(
+        &base,
+        "/onboarding/start",
+        json!({"email": "bo@example.com"}),
+    )
+    .await;
+    assert_eq!(
+        post(
+            &base,
+            "/onboarding/resume",
+            json!({"session_token": first["session_token"]})
+        )
+        .await
+        .0,
+        404
+    );
+    // A malformed email is a typed 422.
+    assert_eq!(
+        post(&base, "/onboarding/start", json!({"email": "not-an-email"}))
+            .await
+            .0,
+        422
+    );
+}
+
+/// A minimal W3C WebDriver client over chromedriver's HTTP API.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    driver: std::process::Child,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    async fn launch(profile: &std::path::Path) -> Option<Self> {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let driver = ["/usr/bin/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let (Some(chromium), Some(driver)) = (chromium, driver) else {
+            println!(
+                "skipped: Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; .ci/run installs them)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=900,1400", format!("--user-data-dir={}", profile.display())
+            ]}
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned();
+        Some(Self {
+            http,
+            base,
+            session,
+            driver,
+        })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let req = self.http.request(method, url);
+        let req = if body.is_null() { req } else { req.json(&body) };
+        req.send().await.unwrap().json::<Value>().await.unwrap()["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Waits (polling, up to 10 s) until `script` returns something truthy, and returns it.
+    async fn until(&self, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.script(script).await;
+            if !(v.is_null() || v == json!(false) || v == json!("")) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for: {script}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {v}"))
+            .to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            json!({}),
+        )
+        .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn title_is(&self, title: &str) {
+        self.until(&format!(
+            "return !!document.getElementById('step') && document.getElementById('title').textContent === {title:?};"
+        ))
+            .await;
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let v = self
+            .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_in_a_browser() {
+    let profile = std::env::temp_dir().join(format!("auth-chromium-{}", std::process::id()));
+    let Some(browser) = Browser::launch(&profile).await else {
+        return;
+    };
+    let (base, outbox) = start(&[("AUTH_ONBOARDING_TOTP", "required")]).await;
+    let email = "browser@example.com";
+    browser.goto(&format!("{base}/onboarding/")).await;
+    browser.title_is("Sign up").await;
+    browser.type_into("input[name=email]", email).await;
+    browser.click("#submit").await;
+
+    browser.title_is("Create your account").await;
+    // The email field is prefilled from the hint.
+    assert_eq!(
+        browser
+            .script("return document.querySelector('input[name=email]').value;")
+            .await,
+        email
+    );
+    browser.type_into("input[name=password]", PASSWORD).await;
+    browser
+        .type_into("input[name=password_confirm]", "a-different-password-1")
+        .await;
+    browser.click("#submit").await;
+    browser
+        .until("return document.getElementById('errors').textContent.includes('password_confirm');")
+        .await;
+    browser.type_into("input[name=password]", PASSWORD).await;
+    browser
+        .type_into("input[name=password_confirm]", PASSWORD)
+        .await;
+    browser.click("#submit").await;
+
+    browser.title_is("Check your email").await;
+    browser
+        .type_into("input[name=code]", &outbox.code(email))
+        .await;
+    browser.click("#submit").await;
+
+    browser.title_is("Set up two-factor authentication").await;
+    assert_eq!(
+        browser
+            .script("return !!document.querySelector('[data-key=qr_svg] svg');")
+            .await,
+        true
+    );
+    let secret_line = browser
+        .until("return document.querySelector('[data-key=secret]').textContent;")
+        .await;
+    let secret = secret_line
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let app = TotpCode::from_base32(&secret, TotpSettings::default()).unwrap();
+    browser
+        .type_into("input[name=code]", &app.generate(now()))
+        .await;
+    browser.click("#submit").await;
+
+    browser.title_is("About you").await;
+    let notice = browser
+        .script("return document.getElementById('notice').textContent;")
+        .await;
+    assert!(
+        notice.as_str().unwrap().contains("Recovery codes"),
+        "{notice}"
+    );
+    browser.type_into("input[name=first_name]", "Brow").await;
+    browser.type_into("input[name=last_name]", "Ser").await;
+    browser.click("#submit").await;
+
+    let me = browser
+        .until("return document.getElementById('me').textContent;")
+        .await;
+    assert_eq!(me, email);
+    let title = browser
+        .script("return document.getElementById('title').textContent;")
+        .await;
+    assert_eq!(title, "Welcome");
+    let png = browser.screenshot().await;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let shot = std::env::temp_dir().join("auth-onboarding-final.png");
+    std::fs::write(&shot, &png).unwrap();
+    println!(
+        "final page: title \"Welcome\", \"Signed in as {email}\"; screenshot {}",
+        shot.display()
+    );
+    drop(browser);
+    std::fs::remove_dir_all(&profile).ok();
+}
