@@ -47,8 +47,9 @@ impl FieldHint {
 
 /// Everything a client needs to render the current step, and nothing step-specific in the
 /// client: name, title, description, whether it can be skipped, its fields, extra data (a
-/// TOTP URI and QR code, a resend countdown).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// TOTP URI and QR code, a resend countdown). Debug output names the extra keys only: their
+/// values can be secrets (a TOTP secret).
+#[derive(Clone, PartialEq, Serialize)]
 pub struct ClientHint {
     /// The step's name.
     pub step: String,
@@ -62,6 +63,18 @@ pub struct ClientHint {
     pub fields: Vec<FieldHint>,
     /// Step-specific data to show.
     pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Debug for ClientHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHint")
+            .field("step", &self.step)
+            .field("title", &self.title)
+            .field("skippable", &self.skippable)
+            .field("fields", &self.fields)
+            .field("extra_keys", &self.extra.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientHint {
@@ -146,8 +159,9 @@ pub enum OnboardingError {
     Auth(#[from] auth_core::Error),
 }
 
-/// The answer to `start`, `advance` and `resume`.
-#[derive(Debug, Clone)]
+/// The answer to `start`, `advance` and `resume`. Debug output hides the output's values
+/// (recovery codes) and the tokens.
+#[derive(Clone)]
 pub struct OnboardingResult<U> {
     /// The session token (only from `start`: the engine stores it hashed).
     pub session_token: Option<auth_core::SecretString>,
@@ -163,4 +177,17 @@ pub struct OnboardingResult<U> {
     pub output: Map<String, Value>,
     /// The login, on completion.
     pub auth: Option<auth_core::AuthResult<U>>,
+}
+
+impl<U: std::fmt::Debug> std::fmt::Debug for OnboardingResult<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnboardingResult")
+            .field("status", &self.status)
+            .field("current_step", &self.current_step)
+            .field("client_hint", &self.client_hint)
+            .field("errors", &self.errors)
+            .field("output_keys", &self.output.keys().collect::<Vec<_>>())
+            .field("logged_in", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
 }

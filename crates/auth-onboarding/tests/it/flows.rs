@@ -533,3 +533,50 @@ async fn custom_accept_terms_step() {
         }
     );
 }
+
+#[tokio::test]
+async fn debug_output_shows_no_secret() {
+    let k = kit();
+    let flow = k.full();
+    let started = flow.start("jo@example.com").await.unwrap();
+    let token = started.session_token.clone().unwrap();
+    let mut debug = format!("{started:?}");
+    let r = flow
+        .advance(
+            token.expose_secret(),
+            register_data("jo@example.com"),
+            false,
+        )
+        .await
+        .unwrap();
+    debug += &format!("{r:?}");
+    let code = k.code("jo@example.com");
+    let totp = flow
+        .advance(token.expose_secret(), data(json!({"code": code})), false)
+        .await
+        .unwrap();
+    debug += &format!("{totp:?}");
+    let hint = totp.client_hint.clone().unwrap();
+    let secret = hint.extra["secret"].as_str().unwrap().to_owned();
+    let app = TotpCode::from_base32(&secret, TotpSettings::default()).unwrap();
+    let profile = flow
+        .advance(
+            token.expose_secret(),
+            data(json!({"code": app.generate(k.now())})),
+            false,
+        )
+        .await
+        .unwrap();
+    debug += &format!("{profile:?}{flow:?}");
+    for s in [
+        token.expose_secret().to_owned(),
+        code,
+        secret,
+        PASSWORD.to_owned(),
+    ] {
+        assert!(!debug.contains(&s), "{s} leaked");
+    }
+    for c in profile.output["recovery_codes"].as_array().unwrap() {
+        assert!(!debug.contains(c.as_str().unwrap()));
+    }
+}
