@@ -43,6 +43,7 @@ pub(crate) fn run() -> Result<(), String> {
             .map_err(|e| auth_core::Error::Unsupported(e.into()))?;
         crate::bench_db::run().await?;
         jwt().await?;
+        mfa().await?;
         signing().await?;
         hashers().await?;
         stack().await
@@ -496,5 +497,65 @@ async fn stack() -> auth_core::Result<()> {
             pct(100)
         );
     }
+    Ok(())
+}
+
+/// TOTP against its floor: the HMAC-SHA1 computations a ±1-step check needs (three).
+async fn mfa() -> auth_core::Result<()> {
+    use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher, TotpCode, TotpSettings};
+
+    println!("auth-mfa (TOTP SHA1, 6 digits, skew 1) against raw ring HMAC-SHA1 x3\n");
+    let secret = [7u8; 20];
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &secret);
+    let raw = || async {
+        let mut out = 0u8;
+        for counter in 0u64..3 {
+            out ^= ring::hmac::sign(&key, black_box(&counter.to_be_bytes())).as_ref()[19];
+        }
+        out
+    };
+    let totp = TotpCode::new(&secret, TotpSettings::default())?;
+    let now = 1_800_000_000u64;
+    let code = totp.generate(now + 30); // the newest step in the window: checked last, the most work
+    let (op, base) = paired(20_000, 15, raw, || async {
+        totp.matching_step(black_box(&code), now)
+    })
+    .await;
+    row("TotpCode::matching_step", op, "3 x HMAC-SHA1", base);
+
+    // The whole check through Mfa: decrypt the secret (AES-GCM), match, consume the step.
+    let clock = auth_core::FixedClock::from_unix(1_800_000_000);
+    let store = MemoryMfaStore::new();
+    let mfa = Mfa::new(
+        store,
+        SecretCipher::new("k1", &[9u8; 32])?,
+        MfaConfig::new("Bench"),
+    )?
+    .with_clock(clock.clone());
+    let user = auth_core::User::new(auth_core::UserId::new("1"), "bench@example.com");
+    mfa.begin_enrollment(&user).await?;
+    let app = mfa.authenticator(&user.id).await?;
+    mfa.confirm_enrollment(&user.id, &app.generate(1_800_000_000))
+        .await?;
+    // Each verify consumes its step, so move the clock one step per call.
+    let mut t = 1_800_000_000u64;
+    let mut samples = Vec::new();
+    for _ in 0..7 {
+        let start = Instant::now();
+        for _ in 0..2_000 {
+            t += 30;
+            clock.set_unix(i64::try_from(t).unwrap_or(i64::MAX));
+            black_box(mfa.verify(&user.id, &app.generate(t)).await?);
+        }
+        samples.push(start.elapsed() / 2_000);
+    }
+    samples.sort();
+    row(
+        "Mfa::verify (+ making the code)",
+        samples[3],
+        "3 x HMAC-SHA1",
+        base,
+    );
+    println!();
     Ok(())
 }

@@ -132,3 +132,19 @@ pub fn onboarding_router<U: AuthUser>(flow: Onboarding<U>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(flow)
 }
+
+/// The OpenAPI document of [`onboarding_router`]'s routes (paths relative to where it is
+/// mounted; `OpenApi::nest` places them).
+///
+/// ```
+/// let doc = auth_axum::onboarding_openapi();
+/// assert!(doc.paths.paths.contains_key("/advance"));
+/// let all = utoipa::openapi::OpenApi::default().nest("/onboarding", doc);
+/// assert!(all.paths.paths.contains_key("/onboarding/start"));
+/// ```
+#[must_use]
+pub fn onboarding_openapi() -> utoipa::openapi::OpenApi {
+    #[allow(clippy::expect_used)]
+    serde_json::from_value(crate::openapi::onboarding_document())
+        .expect("the built-in OpenAPI document is valid") // ok: a constant document, tested
+}

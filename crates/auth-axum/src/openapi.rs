@@ -369,3 +369,45 @@ pub(crate) fn openapi(parts: &Parts) -> OpenApi {
     #[allow(clippy::expect_used)]
     serde_json::from_value(document(parts)).expect("the built-in OpenAPI document is valid") // ok: a constant document; a test covers every combination
 }
+
+/// The onboarding routes' document (JSON), paths relative to the router.
+#[cfg(feature = "onboarding")]
+pub(crate) fn onboarding_document() -> Value {
+    let result = json!({"type": "object", "required": ["status", "current_step", "client_hint"], "properties": {
+        "session_token": {"type": "string", "description": "from /start only"},
+        "status": {"type": "string", "enum": ["in_progress", "completed"]},
+        "current_step": {"type": ["string", "null"]},
+        "client_hint": {"type": ["object", "null"], "properties": {
+            "step": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+            "skippable": {"type": "boolean"},
+            "fields": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "type": {"type": "string"}, "required": {"type": "boolean"}, "label": {"type": "string"}}}},
+            "extra": {"type": "object"}}},
+        "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+        "output": {"type": "object"},
+        "access_token": {"type": "string"}, "refresh_token": {"type": "string"}, "user_id": {"type": "string"}
+    }});
+    let error = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}});
+    let op = |summary: &str, body: Value, id: &str| {
+        json!({
+            "summary": summary, "tags": ["onboarding"], "operationId": id,
+            "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                "200": {"description": "The flow's state (step errors inside, per field)", "content": {"application/json": {"schema": result.clone()}}},
+                "404": error("invalid: unknown or replaced session"),
+                "409": error("completed, or conflict while another request holds the session"),
+                "410": error("expired"),
+                "422": error("validation or invalid body")
+            }
+        })
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "auth onboarding", "version": env!("CARGO_PKG_VERSION")},
+        "paths": {
+            "/start": {"post": op("Start a flow for an email", obj(&["email"], &[]), "post_onboarding_start")},
+            "/advance": {"post": op("Submit data to the current step, or skip it", json!({"type": "object", "required": ["session_token"], "properties": {"session_token": {"type": "string"}, "skip": {"type": "boolean"}}, "additionalProperties": true}), "post_onboarding_advance")},
+            "/resume": {"post": op("The current step again", obj(&["session_token"], &[]), "post_onboarding_resume")}
+        }
+    })
+}

@@ -437,7 +437,8 @@ pub fn mailer(settings: &Settings) -> Result<Arc<dyn mail::Mailer>, Error> {
 }
 
 /// The service: `/auth` (the auth router, its OpenAPI document at `/auth/openapi.json`),
-/// `/health`, `/ready` (database reachable); request ids, request logs, CORS.
+/// `/onboarding` (routes and page), `/openapi.json` (both routers in one document), `/health`,
+/// `/ready` (database reachable); request ids, request logs, CORS.
 ///
 /// # Errors
 ///
@@ -479,8 +480,27 @@ pub fn app_with_mailer(
         }
         router = router.refresh_cookie(cookie);
     }
+    // One document for the whole service at /openapi.json.
+    let mut auth_doc = router.openapi();
+    auth_doc.servers = None;
+    let mut document = utoipa::openapi::OpenApi::default()
+        .nest("/auth", auth_doc.clone())
+        .nest("/onboarding", auth_axum::onboarding_openapi());
+    document.info = auth_doc.info.clone();
+    document.components = auth_doc.components.clone();
+    let document = Arc::new(
+        serde_json::to_value(&document)
+            .map_err(|e| Error::backend("building the OpenAPI document", e))?,
+    );
     let db = Arc::new(db);
     let app = Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = Arc::clone(&document);
+                async move { Json((*document).clone()) }
+            }),
+        )
         .nest("/auth", router.build())
         .nest(
             "/onboarding",

@@ -263,6 +263,19 @@ async fn error_statuses_limits_ids_and_openapi() {
     let doc: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
     assert_eq!(doc.paths.paths.len(), 20);
     assert_eq!(r.body["servers"][0]["url"], "/auth");
+    // The whole service in one document: /auth and /onboarding, references resolvable.
+    let r = s.send(s.get("/openapi.json")).await;
+    let all: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
+    assert_eq!(all.paths.paths.len(), 23);
+    for path in [
+        "/auth/login",
+        "/auth/mfa/verify",
+        "/onboarding/start",
+        "/onboarding/advance",
+    ] {
+        assert!(all.paths.paths.contains_key(path), "{path}");
+    }
+    assert!(r.body["components"]["schemas"]["TokenPair"].is_object());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
