@@ -364,12 +364,19 @@ pub(crate) fn document(parts: &Parts) -> Value {
     })
 }
 
-/// The document in utoipa's model (checked by deserializing into it).
+/// The document in utoipa's model. A document that does not fit the model (a bug, caught by
+/// the tests of every combination) is logged and replaced by an empty one: never a panic.
 pub(crate) fn openapi(parts: &Parts) -> OpenApi {
-    #[allow(clippy::expect_used)]
-    serde_json::from_value(document(parts)).expect("the built-in OpenAPI document is valid") // ok: a constant document; a test covers every combination
+    model(document(parts))
 }
 
+/// `doc` as utoipa's model, or an empty document (logged) if it does not fit.
+pub(crate) fn model(doc: Value) -> OpenApi {
+    serde_json::from_value(doc).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the built-in OpenAPI document does not fit utoipa's model");
+        OpenApi::default()
+    })
+}
 /// The onboarding routes' document (JSON), paths relative to the router.
 #[cfg(feature = "onboarding")]
 pub(crate) fn onboarding_document() -> Value {

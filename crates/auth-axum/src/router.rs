@@ -412,6 +412,14 @@ async fn login<U: AuthUser>(
     Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
 }
 
+fn no_refresh_token() -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"error": "invalid_body", "detail": "expected {\"refresh_token\": \"…\"}"})),
+    )
+        .into_response()
+}
+
 async fn refresh<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Meta(meta): Meta,
@@ -421,26 +429,14 @@ async fn refresh<U: AuthUser>(
     let parsed: RefreshBody = if body.is_empty() {
         RefreshBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({"error": "invalid_body", "detail": "expected {\"refresh_token\": \"…\"}"})),
-            )
-                .into_response()
-        })?
+        serde_json::from_slice(&body).map_err(|_| no_refresh_token())?
     };
     let token = match (&parsed.refresh_token, &state.options.cookie) {
         (Some(t), _) => t.as_str(),
         (None, Some(cookie)) => cookie
             .read(&headers)
             .ok_or_else(crate::error::unauthorized)?,
-        (None, None) => {
-            return Err((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({"error": "invalid_body", "detail": "expected {\"refresh_token\": \"…\"}"})),
-            )
-                .into_response());
-        }
+        (None, None) => return Err(no_refresh_token()),
     };
     let pair = state
         .auth

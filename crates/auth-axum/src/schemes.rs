@@ -73,6 +73,19 @@ fn credentials<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<Result<&'h st
     Some(Ok(rest))
 }
 
+/// An access token after `Authorization: <scheme> `, checked by [`AuthService::authenticate`]
+/// (Bearer and Token differ only in the scheme's name).
+async fn access_token<U: AuthUser>(
+    auth: &AuthService<U>,
+    headers: &HeaderMap,
+    scheme: &str,
+) -> Option<Result<Principal<U>>> {
+    Some(match credentials(headers, scheme)? {
+        Ok(token) => auth.authenticate(token).await.map(Principal::User),
+        Err(e) => Err(e),
+    })
+}
+
 /// `Authorization: Bearer <access token>`, checked by [`AuthService::authenticate`].
 ///
 /// ```
@@ -102,11 +115,7 @@ impl<U: AuthUser> AuthScheme<U> for BearerScheme<U> {
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Option<Result<Principal<U>>> {
-        let token = match credentials(headers, "Bearer")? {
-            Ok(t) => t,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(self.auth.authenticate(token).await.map(Principal::User))
+        access_token(&self.auth, headers, "Bearer").await
     }
 }
 
@@ -132,11 +141,7 @@ impl<U: AuthUser> AuthScheme<U> for TokenScheme<U> {
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Option<Result<Principal<U>>> {
-        let token = match credentials(headers, "Token")? {
-            Ok(t) => t,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(self.auth.authenticate(token).await.map(Principal::User))
+        access_token(&self.auth, headers, "Token").await
     }
 }
 

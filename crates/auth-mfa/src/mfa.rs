@@ -376,17 +376,25 @@ impl Mfa {
         if !self.inner.store.save_pending(id, &record).await? {
             return Err(already_enabled());
         }
+        self.enrollment(user, &secret, settings)
+    }
+
+    /// What the user is shown for `secret`: base32 and the otpauth URI.
+    fn enrollment(
+        &self,
+        user: &impl AuthUser,
+        secret: &[u8],
+        settings: TotpSettings,
+    ) -> Result<Enrollment> {
         // An account name cannot contain ':' in an otpauth label; fall back to the id.
         let account = if user.email().contains(':') {
-            id.to_string()
+            user.id().to_string()
         } else {
             user.email().to_owned()
         };
-        let code =
-            TotpCode::labelled(&secret, settings, Some(&self.inner.config.issuer), &account)?;
-        let base32 = totp_rs::Secret::from(secret).to_base32();
+        let code = TotpCode::labelled(secret, settings, Some(&self.inner.config.issuer), &account)?;
         Ok(Enrollment {
-            secret: SecretString::from(base32),
+            secret: SecretString::from(totp_rs::Secret::from(secret.to_vec()).to_base32()),
             uri: SecretString::from(code.uri()?),
         })
     }
@@ -406,22 +414,7 @@ impl Mfa {
             return Ok(None);
         }
         let secret = self.inner.cipher.decrypt(&record.secret, &Self::aad(id))?;
-        let account = if user.email().contains(':') {
-            id.to_string()
-        } else {
-            user.email().to_owned()
-        };
-        let code = TotpCode::labelled(
-            &secret,
-            record.settings,
-            Some(&self.inner.config.issuer),
-            &account,
-        )?;
-        let base32 = totp_rs::Secret::from(secret.to_vec()).to_base32();
-        Ok(Some(Enrollment {
-            secret: SecretString::from(base32),
-            uri: SecretString::from(code.uri()?),
-        }))
+        self.enrollment(user, &secret, record.settings).map(Some)
     }
 
     /// Confirms the pending enrolment with a code from the app; the factor is on from now,

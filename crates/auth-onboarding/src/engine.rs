@@ -362,6 +362,8 @@ impl<U: AuthUser> Onboarding<U> {
             now,
             now + ttl,
         );
+        // Created already held by this request: the final save releases it.
+        session.lease_until = Some(now + time::Duration::try_from(LEASE).unwrap_or_default());
         self.inner.store.create(&session).await?;
         if self.inner.config.invalidate_previous {
             let n = self
@@ -382,12 +384,7 @@ impl<U: AuthUser> Onboarding<U> {
                 pipeline: self.pipeline(),
             })
             .await;
-        // Claim, settle on the first step that applies, render it, release.
-        session.lease_until = Some(now + time::Duration::try_from(LEASE).unwrap_or_default());
-        session.version += 1;
-        if !self.inner.store.save(&session).await? {
-            return Err(OnboardingError::Conflict);
-        }
+        // Settle on the first step that applies, render it, release.
         let mut result = self.finish(session, Vec::new(), Map::new()).await?;
         result.session_token = Some(SecretString::from(token));
         Ok(result)

@@ -2,50 +2,10 @@
 //! scenario, every route and error status, mail links, cookie mode, OpenAPI, request ids,
 //! CORS, client addresses; and the management commands run as a real process.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use auth::async_trait;
-use auth_server::mail::{Email, Mailer};
+use common::{Outbox, PASSWORD, SECRET};
 use serde_json::{Value, json};
-
-const SECRET: &str = "server-test-secret-0123456789abcdef0123";
-const PASSWORD: &str = "violet-otter-sings-42";
-
-#[derive(Default, Clone)]
-struct Outbox(Arc<Mutex<Vec<Email>>>);
-
-#[async_trait]
-impl Mailer for Outbox {
-    async fn send(&self, email: &Email) -> Result<(), auth::Error> {
-        self.0.lock().unwrap().push(email.clone());
-        Ok(())
-    }
-}
-
-impl Outbox {
-    /// The token of the last link sent to `to` under `path`, waiting for delivery.
-    async fn token(&self, to: &str, path: &str) -> String {
-        for _ in 0..500 {
-            let found = self.0.lock().unwrap().iter().rev().find_map(|m| {
-                let start = m.body.find(&format!("{path}?token="))?;
-                (m.to == to).then(|| {
-                    m.body[start + path.len() + 7..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-            });
-            if let Some(t) = found {
-                return t;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("no mail to {to}")
-    }
-}
 
 struct Server {
     base: String,
@@ -53,34 +13,8 @@ struct Server {
 }
 
 async fn start(vars: &[(&str, &str)]) -> Server {
-    let mut map: HashMap<String, String> = [
-        ("AUTH_SIGNING_SECRET", SECRET),
-        ("DATABASE_URL", "sqlite::memory:"),
-        ("AUTH_PUBLIC_URL", "https://app.example.com"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in vars {
-        map.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let settings = auth_server::Settings::from_lookup(|n| map.get(n).cloned()).unwrap();
-    let db = auth_server::connect(&settings.database_url).await.unwrap();
-    let outbox = Outbox::default();
-    let app = auth_server::app_with_mailer(&settings, db, Arc::new(outbox.clone())).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    Server {
-        base: format!("http://{addr}"),
-        outbox,
-    }
+    let (base, outbox) = common::start(vars).await;
+    Server { base, outbox }
 }
 
 struct Reply {

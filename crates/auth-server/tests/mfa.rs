@@ -1,30 +1,18 @@
 //! Two-factor over real HTTP: setup, confirm, the two-step login, replay, recovery codes,
 //! lockout, disable; on both token backends.
 
+mod common;
+
 use std::collections::HashMap;
 
 use auth::mfa::{TotpCode, TotpSettings};
+use common::{PASSWORD, now};
 use serde_json::{Value, json};
 
-const SECRET: &str = "server-test-secret-0123456789abcdef0123";
-const PASSWORD: &str = "violet-otter-sings-42";
-
 async fn start(backend: &str) -> String {
-    let map: HashMap<&str, &str> = [
-        ("AUTH_SIGNING_SECRET", SECRET),
-        ("AUTH_TOKEN_BACKEND", backend),
-        ("DATABASE_URL", "sqlite::memory:"),
-        ("AUTH_MFA_ISSUER", "Acme"),
-    ]
-    .into_iter()
-    .collect();
-    let s = auth_server::Settings::from_lookup(|n| map.get(n).map(|v| (*v).to_owned())).unwrap();
-    let db = auth_server::connect(&s.database_url).await.unwrap();
-    let app = auth_server::app(&s, db).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    common::start(&[("AUTH_TOKEN_BACKEND", backend), ("AUTH_MFA_ISSUER", "Acme")])
+        .await
+        .0
 }
 
 async fn call(
@@ -59,13 +47,6 @@ async fn post(base: &str, path: &str, bearer: Option<&str>, body: Value) -> (u16
     )
     .await;
     (s, v)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 async fn flow(backend: &str) {

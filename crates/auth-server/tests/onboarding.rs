@@ -1,77 +1,13 @@
 //! Onboarding through auth-server: over HTTP, and in headless Chromium driven through
 //! chromedriver (skipped, with the reason printed, when Chromium is not installed).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use auth::async_trait;
 use auth::mfa::{TotpCode, TotpSettings};
-use auth_server::mail::{Email, Mailer};
+use common::{PASSWORD, now, start};
 use serde_json::{Value, json};
-
-const SECRET: &str = "server-test-secret-0123456789abcdef0123";
-const PASSWORD: &str = "violet-otter-sings-42";
-
-#[derive(Default, Clone)]
-struct Outbox(Arc<Mutex<Vec<Email>>>);
-
-#[async_trait]
-impl Mailer for Outbox {
-    async fn send(&self, email: &Email) -> Result<(), auth::Error> {
-        self.0.lock().unwrap().push(email.clone());
-        Ok(())
-    }
-}
-
-impl Outbox {
-    fn code(&self, to: &str) -> String {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|m| m.to == to && m.subject.contains("verification code"))
-            .and_then(|m| {
-                m.body
-                    .split_whitespace()
-                    .find(|w| {
-                        w.trim_end_matches('.').len() == 6
-                            && w.trim_end_matches('.').bytes().all(|b| b.is_ascii_digit())
-                    })
-                    .map(|w| w.trim_end_matches('.').to_owned())
-            })
-            .expect("a code was mailed")
-    }
-}
-
-async fn start(vars: &[(&str, &str)]) -> (String, Outbox) {
-    let mut map: HashMap<String, String> = [
-        ("AUTH_SIGNING_SECRET", SECRET),
-        ("DATABASE_URL", "sqlite::memory:"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in vars {
-        map.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let settings = auth_server::Settings::from_lookup(|n| map.get(n).cloned()).unwrap();
-    let db = auth_server::connect(&settings.database_url).await.unwrap();
-    let outbox = Outbox::default();
-    let app = auth_server::app_with_mailer(&settings, db, Arc::new(outbox.clone())).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    (format!("http://{addr}"), outbox)
-}
 
 async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -82,13 +18,6 @@ async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
         .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

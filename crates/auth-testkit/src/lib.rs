@@ -19,9 +19,11 @@
 pub mod conformance;
 #[cfg(feature = "db")]
 pub mod db;
+mod events;
 mod hasher;
 
 pub use auth_core::FixedClock;
+pub use events::EventLog;
 pub use hasher::{CountingHasher, HashStats, TestHasher};
 
 /// A unique suffix for test data (emails, keys), so suites can share a database.

@@ -1,11 +1,9 @@
-use std::sync::{Arc, Mutex};
-
 use auth_core::{
-    AuthConfig, AuthEvent, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
+    AuthConfig, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
     MemoryUserStore,
 };
 use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, MfaStore, SecretCipher};
-use auth_testkit::TestHasher;
+use auth_testkit::{EventLog, TestHasher};
 
 pub(crate) const T0: i64 = 1_800_000_000;
 pub(crate) const PASSWORD: &str = "violet-otter-sings-42";
@@ -14,7 +12,7 @@ pub(crate) struct Stack {
     pub(crate) auth: AuthService,
     pub(crate) mfa: Mfa,
     pub(crate) clock: FixedClock,
-    pub(crate) events: Arc<Mutex<Vec<AuthEvent>>>,
+    pub(crate) events: EventLog,
 }
 
 pub(crate) fn cipher() -> SecretCipher {
@@ -28,14 +26,7 @@ pub(crate) fn stack() -> Stack {
 pub(crate) fn stack_with(store: impl MfaStore, cipher: SecretCipher, config: MfaConfig) -> Stack {
     let clock = FixedClock::from_unix(T0);
     let bus = EventBus::new();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    for kind in AuthEventKind::ALL {
-        let sink = Arc::clone(&events);
-        bus.on_fn(kind, move |e: AuthEvent| {
-            sink.lock().unwrap().push(e);
-            async { Ok(()) }
-        });
-    }
+    let events = EventLog::attach(&bus);
     let mfa = Mfa::new(store, cipher, config)
         .unwrap()
         .with_clock(clock.clone())
@@ -68,11 +59,6 @@ impl Stack {
     }
 
     pub(crate) fn kinds(&self) -> Vec<AuthEventKind> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(AuthEvent::kind)
-            .collect()
+        self.events.kinds()
     }
 }

@@ -202,7 +202,7 @@ async fn recovery_codes_are_single_use_and_regenerate() {
         .complete_login(&s.auth, &token, &typed, LoginOptions::new())
         .await
         .unwrap();
-    assert!(s.events.lock().unwrap().iter().any(|e| matches!(
+    assert!(s.events.events().iter().any(|e| matches!(
         e,
         auth_core::AuthEvent::RecoveryCodeUsed { remaining: 9, .. }
     )));

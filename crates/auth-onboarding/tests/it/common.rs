@@ -1,5 +1,3 @@
-use std::sync::{Arc, Mutex};
-
 use auth_core::{
     AuthConfig, AuthEvent, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
     MemoryUserStore, User, UserStore,
@@ -9,7 +7,7 @@ use auth_onboarding::{
     MemorySessionStore, Onboarding, OnboardingBuilder, ProfileStep, RegisterStep, SessionStore,
     SetupTotpStep, VerifyEmailStep,
 };
-use auth_testkit::TestHasher;
+use auth_testkit::{EventLog, TestHasher};
 use serde_json::{Map, Value, json};
 
 pub(crate) const PASSWORD: &str = "violet-otter-sings-42";
@@ -19,23 +17,13 @@ pub(crate) struct Kit {
     pub(crate) auth: AuthService,
     pub(crate) mfa: Mfa,
     pub(crate) clock: FixedClock,
-    pub(crate) events: Arc<Mutex<Vec<AuthEvent>>>,
+    pub(crate) events: EventLog,
 }
 
 pub(crate) fn kit_with(users: impl UserStore<User = User>) -> Kit {
     let clock = FixedClock::from_unix(T0);
     let bus = EventBus::new();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    for kind in AuthEventKind::ALL {
-        let sink = Arc::clone(&events);
-        bus.on_fn(kind, move |e| {
-            let sink = Arc::clone(&sink);
-            async move {
-                sink.lock().unwrap().push(e);
-                Ok(())
-            }
-        });
-    }
+    let events = EventLog::attach(&bus);
     let mfa = Mfa::new(
         MemoryMfaStore::new(),
         SecretCipher::new("k1", &[4u8; 32]).unwrap(),
@@ -89,8 +77,7 @@ impl Kit {
     /// The last verification code sent to `email`.
     pub(crate) fn code(&self, email: &str) -> String {
         self.events
-            .lock()
-            .unwrap()
+            .events()
             .iter()
             .rev()
             .find_map(|e| match e {
@@ -103,12 +90,7 @@ impl Kit {
     }
 
     pub(crate) fn kinds(&self) -> Vec<AuthEventKind> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(AuthEvent::kind)
-            .collect()
+        self.events.events().iter().map(AuthEvent::kind).collect()
     }
 
     pub(crate) fn now(&self) -> u64 {

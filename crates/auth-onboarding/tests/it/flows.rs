@@ -520,18 +520,8 @@ async fn custom_accept_terms_step() {
         .unwrap();
     assert_eq!(r.status, OnboardingStatus::Completed);
     let user = r.auth.unwrap().user;
-    assert!(
-        user.profile.contains_key("terms_accepted_at") || {
-            k.auth
-                .users()
-                .find_by_id(user.id())
-                .await
-                .unwrap()
-                .unwrap()
-                .profile
-                .contains_key("terms_accepted_at")
-        }
-    );
+    let stored = k.auth.users().find_by_id(user.id()).await.unwrap().unwrap();
+    assert_eq!(stored.profile["terms_accepted_at"], crate::common::T0);
 }
 
 #[tokio::test]

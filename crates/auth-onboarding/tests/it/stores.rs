@@ -110,8 +110,7 @@ async fn concurrent_advances(kit: &crate::common::Kit, store: impl SessionStore,
     );
     let verified = kit
         .events
-        .lock()
-        .unwrap()
+        .events()
         .iter()
         .filter(|e| matches!(e, auth_core::AuthEvent::EmailVerified { .. }))
         .count();

@@ -1,0 +1,105 @@
+//! Shared by the integration tests: a server on a random port with a capturing mailer.
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use auth::async_trait;
+use auth_server::mail::{Email, Mailer};
+
+pub(crate) const SECRET: &str = "server-test-secret-0123456789abcdef0123";
+pub(crate) const PASSWORD: &str = "violet-otter-sings-42";
+
+/// Keeps every message instead of sending it.
+#[derive(Default, Clone)]
+pub(crate) struct Outbox(pub(crate) Arc<Mutex<Vec<Email>>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send(&self, email: &Email) -> Result<(), auth::Error> {
+        self.0.lock().unwrap().push(email.clone());
+        Ok(())
+    }
+}
+
+impl Outbox {
+    /// The token of the last link sent to `to` under `path`, waiting for delivery (reset
+    /// mails go out from a task of their own).
+    pub(crate) async fn token(&self, to: &str, path: &str) -> String {
+        for _ in 0..500 {
+            let found = self.0.lock().unwrap().iter().rev().find_map(|m| {
+                let start = m.body.find(&format!("{path}?token="))?;
+                (m.to == to).then(|| {
+                    m.body[start + path.len() + 7..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+            });
+            if let Some(t) = found {
+                return t;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no mail to {to}")
+    }
+
+    /// The last 6-digit verification code sent to `to`.
+    pub(crate) fn code(&self, to: &str) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m.to == to && m.subject.contains("verification code"))
+            .and_then(|m| {
+                m.body
+                    .split_whitespace()
+                    .map(|w| w.trim_end_matches('.'))
+                    .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+                    .map(str::to_owned)
+            })
+            .expect("a code was mailed")
+    }
+}
+
+/// auth-server on a random port (SQLite in memory, a known secret, links under
+/// https://app.example.com), `vars` on top; its base URL and its outbox.
+pub(crate) async fn start(vars: &[(&str, &str)]) -> (String, Outbox) {
+    let mut map: HashMap<String, String> = [
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("DATABASE_URL", "sqlite::memory:"),
+        ("AUTH_PUBLIC_URL", "https://app.example.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in vars {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = auth_server::Settings::from_lookup(|n| map.get(n).cloned()).unwrap();
+    let db = auth_server::connect(&settings.database_url).await.unwrap();
+    let outbox = Outbox::default();
+    let app = auth_server::app_with_mailer(&settings, db, Arc::new(outbox.clone())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    (format!("http://{addr}"), outbox)
+}
+
+/// Unix time now (TOTP codes for a server on the system clock).
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
