@@ -452,7 +452,7 @@ async fn stack() -> auth_core::Result<()> {
 
     println!(
         "\nlogin throughput (hashes bounded at {} in flight)",
-        auth.hashing().concurrency()
+        auth.parts().hashing.concurrency()
     );
     for callers in [1usize, 2, 16] {
         let per_caller = (48 / callers).max(3);

@@ -15,7 +15,9 @@ pub use crate::client::TrustedProxies;
 pub use crate::error::ApiError;
 pub use crate::extract::{AccessClaims, Authenticated};
 #[cfg(feature = "onboarding")]
-pub use crate::onboarding::{onboarding_openapi, onboarding_router};
+pub use crate::onboarding::{
+    onboarding_openapi, onboarding_router, onboarding_router_with_proxies,
+};
 pub use crate::router::{AUTH_TIME_CLAIM, AuthRouter, MAX_BODY_BYTES, RefreshCookie, auth_router};
 pub use crate::schemes::{
     AuthLayer, AuthMiddleware, AuthScheme, BasicScheme, BearerScheme, MultiAuth, Principal,

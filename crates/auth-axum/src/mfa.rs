@@ -36,13 +36,10 @@ async fn verify<U: AuthUser>(
     Meta(meta): Meta,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
-    let login = mfa_of(&state)?
-        .complete_login(
-            &state.auth,
-            &body.mfa_token,
-            &body.code,
-            state.fresh_login(meta),
-        )
+    mfa_of(&state)?;
+    let login = state
+        .auth
+        .complete_sign_in(&body.mfa_token, &body.code, state.fresh_login(meta))
         .await?;
     Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
 }
@@ -65,8 +62,17 @@ async fn status<U: AuthUser>(
 async fn setup<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
-) -> Result<Response, ApiError> {
-    let enrollment = mfa_of(&state)?.begin_enrollment(&user).await?;
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    // Enrolling a factor is as sensitive as removing one: a fresh login, like disable.
+    state.require_fresh(&headers).await?;
+    setup_inner(&state, &user)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+async fn setup_inner<U: AuthUser>(state: &RouterState<U>, user: &U) -> Result<Response, ApiError> {
+    let enrollment = mfa_of(state)?.begin_enrollment(user).await?;
     Ok(no_store(
         StatusCode::OK,
         json!({
@@ -80,11 +86,15 @@ async fn setup<U: AuthUser>(
 async fn confirm<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CodeBody>,
-) -> Result<Response, ApiError> {
-    let codes = mfa_of(&state)?
+) -> Result<Response, Response> {
+    state.require_fresh(&headers).await?;
+    let codes = mfa_of(&state)
+        .map_err(IntoResponse::into_response)?
         .confirm_enrollment(user.id(), &body.code)
-        .await?;
+        .await
+        .map_err(|e| ApiError(e).into_response())?;
     Ok(no_store(
         StatusCode::OK,
         json!({"recovery_codes": codes.expose()}),

@@ -1,14 +1,16 @@
 //! The onboarding routes (feature `onboarding`).
 
-use auth_core::AuthUser;
+use auth_core::{AuthUser, SessionMeta};
 use auth_onboarding::{Onboarding, OnboardingError, OnboardingResult};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
+use crate::client::TrustedProxies;
 use crate::error::ApiError;
 use crate::router::{ApiJson, MAX_BODY_BYTES, no_store};
 
@@ -62,8 +64,23 @@ fn token_of(body: &mut Map<String, Value>) -> String {
     }
 }
 
+/// The flow and how to find the client address (its sign-ups are throttled per address).
+struct FlowState<U: AuthUser> {
+    flow: Onboarding<U>,
+    proxies: TrustedProxies,
+}
+
+impl<U: AuthUser> Clone for FlowState<U> {
+    fn clone(&self) -> Self {
+        Self {
+            flow: self.flow.clone(),
+            proxies: self.proxies.clone(),
+        }
+    }
+}
+
 async fn start<U: AuthUser>(
-    State(flow): State<Onboarding<U>>,
+    State(FlowState { flow, .. }): State<FlowState<U>>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Response {
     let email = body
@@ -77,7 +94,8 @@ async fn start<U: AuthUser>(
 }
 
 async fn advance<U: AuthUser>(
-    State(flow): State<Onboarding<U>>,
+    State(FlowState { flow, proxies }): State<FlowState<U>>,
+    parts: Parts,
     ApiJson(mut body): ApiJson<Map<String, Value>>,
 ) -> Response {
     let token = token_of(&mut body);
@@ -85,14 +103,16 @@ async fn advance<U: AuthUser>(
         .remove("skip")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
-    match flow.advance(&token, body, skip).await {
+    let mut meta = SessionMeta::new();
+    meta.ip = proxies.from_parts(&parts);
+    match flow.advance_with(&token, body, skip, &meta).await {
         Ok(r) => answer(r),
         Err(e) => refusal(e),
     }
 }
 
 async fn resume<U: AuthUser>(
-    State(flow): State<Onboarding<U>>,
+    State(FlowState { flow, .. }): State<FlowState<U>>,
     ApiJson(mut body): ApiJson<Map<String, Value>>,
 ) -> Response {
     let token = token_of(&mut body);
@@ -125,12 +145,33 @@ async fn resume<U: AuthUser>(
 /// # let _ = app;
 /// ```
 pub fn onboarding_router<U: AuthUser>(flow: Onboarding<U>) -> Router {
+    onboarding_router_with_proxies(flow, TrustedProxies::none())
+}
+
+/// [`onboarding_router`] behind proxies: the client address that throttles the register
+/// step's sign-ups is found as [`crate::AuthRouter::trusted_proxies`] does (give the same).
+///
+/// ```
+/// use auth_core::*;
+/// use auth_onboarding::{MemorySessionStore, Onboarding, RegisterStep};
+/// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+/// let flow = Onboarding::builder(auth, MemorySessionStore::new()).step(RegisterStep).build().unwrap();
+/// let proxies = auth_axum::TrustedProxies::parse("10.0.0.0/8").unwrap();
+/// let app: axum::Router = axum::Router::new()
+///     .nest("/onboarding", auth_axum::onboarding_router_with_proxies(flow, proxies));
+/// # let _ = app;
+/// ```
+pub fn onboarding_router_with_proxies<U: AuthUser>(
+    flow: Onboarding<U>,
+    proxies: TrustedProxies,
+) -> Router {
     Router::new()
         .route("/start", post(start::<U>))
         .route("/advance", post(advance::<U>))
         .route("/resume", post(resume::<U>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(flow)
+        .with_state(FlowState { flow, proxies })
 }
 
 /// The OpenAPI document of [`onboarding_router`]'s routes (paths relative to where it is

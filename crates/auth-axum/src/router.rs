@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{AuthService, AuthUser, ExtraClaims, LoginOptions, SessionMeta, TokenPair, UserId};
+use auth_core::{
+    AuthService, AuthUser, ExtraClaims, LoginOptions, LoginOutcome, SessionMeta, TokenPair, UserId,
+};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -369,10 +371,10 @@ async fn register<U: AuthUser>(
     Meta(meta): Meta,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let user = state.auth.register(&body.email, &body.password).await?;
+    // Throttled per client address (`signup:`) inside the service.
     let login = state
         .auth
-        .start_session(user, state.fresh_login(meta))
+        .sign_up(&body.email, &body.password, state.fresh_login(meta))
         .await?;
     Ok(state.tokens(StatusCode::CREATED, Some(login.user.id()), &login.tokens))
 }
@@ -383,33 +385,27 @@ async fn login<U: AuthUser>(
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     let options = state.fresh_login(meta);
-    #[cfg(feature = "mfa")]
-    if let Some(mfa) = &state.mfa {
-        return match mfa
-            .login(&state.auth, &body.email, &body.password, options)
-            .await?
-        {
-            auth_mfa::LoginOutcome::Authenticated(login) => {
-                Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
-            }
-            auth_mfa::LoginOutcome::MfaRequired(challenge) => Ok(no_store(
-                StatusCode::OK,
-                json!({
-                    "mfa_required": true,
-                    "mfa_token": challenge.token.expose_secret(),
-                    "expires_in": challenge.expires_in.as_secs(),
-                }),
-            )),
-            _ => Err(ApiError(auth_core::Error::Unsupported(
-                "unknown login outcome".into(),
-            ))),
-        };
-    }
-    let login = state
+    // One login path: the service asks its second-factor gate, if it has one.
+    match state
         .auth
-        .login_with(&body.email, &body.password, options)
-        .await?;
-    Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+        .sign_in(&body.email, &body.password, options)
+        .await?
+    {
+        LoginOutcome::Session(login) => {
+            Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+        }
+        LoginOutcome::Challenge(challenge) => Ok(no_store(
+            StatusCode::OK,
+            json!({
+                "mfa_required": true,
+                "mfa_token": challenge.token.expose_secret(),
+                "expires_in": challenge.expires_in.as_secs(),
+            }),
+        )),
+        _ => Err(ApiError(auth_core::Error::Unsupported(
+            "unknown login outcome".into(),
+        ))),
+    }
 }
 
 fn no_refresh_token() -> Response {
@@ -552,8 +548,7 @@ async fn revoke_other_sessions<U: AuthUser>(
         let current = current_session(&state.auth, &headers).await?;
         let ended = state
             .auth
-            .tokens()
-            .revoke_all(user.id(), current.as_deref())
+            .revoke_other_sessions(user.id(), current.as_deref())
             .await?;
         Ok::<_, ApiError>(Json(json!({"sessions_ended": ended})).into_response())
     };

@@ -21,6 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
+use crate::client::TrustedProxies;
 use crate::error::{ApiError, unauthorized};
 
 /// Who a request comes from, as the [`AuthLayer`] found it: a user, or another service.
@@ -53,6 +54,14 @@ pub trait AuthScheme<U>: Send + Sync + 'static {
     fn challenge(&self) -> &str;
     /// Authenticates from the request headers.
     async fn authenticate(&self, headers: &HeaderMap) -> Option<Result<Principal<U>>>;
+
+    /// Authenticates from the whole request head (headers, and extensions such as the peer
+    /// address); [`AuthLayer`] and [`MultiAuth`] call this. The default reads the headers only;
+    /// schemes that check a password override it so the service's per-address throttle sees
+    /// the client.
+    async fn authenticate_parts(&self, parts: &Parts) -> Option<Result<Principal<U>>> {
+        self.authenticate(&parts.headers).await
+    }
 }
 
 /// The credentials after `Authorization: <scheme> `: `None` when the header is absent or names
@@ -152,6 +161,7 @@ impl<U: AuthUser> AuthScheme<U> for TokenScheme<U> {
 pub struct BasicScheme<U: AuthUser> {
     auth: AuthService<U>,
     challenge: String,
+    proxies: TrustedProxies,
 }
 
 impl<U: AuthUser> fmt::Debug for BasicScheme<U> {
@@ -169,7 +179,16 @@ impl<U: AuthUser> BasicScheme<U> {
         Self {
             auth,
             challenge: "Basic realm=\"auth\", charset=\"UTF-8\"".into(),
+            proxies: TrustedProxies::none(),
         }
+    }
+
+    /// Which proxies' `X-Forwarded-For` to believe when finding the client address (the
+    /// socket peer otherwise), for the service's per-address throttle. Give the router's.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 
     /// Another realm in the challenge (quotes and backslashes are dropped).
@@ -188,6 +207,22 @@ impl<U: AuthUser> AuthScheme<U> for BasicScheme<U> {
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Option<Result<Principal<U>>> {
+        self.check(headers, LoginOptions::new()).await
+    }
+
+    async fn authenticate_parts(&self, parts: &Parts) -> Option<Result<Principal<U>>> {
+        let mut options = LoginOptions::new();
+        options.meta.ip = self.proxies.from_parts(parts);
+        self.check(&parts.headers, options).await
+    }
+}
+
+impl<U: AuthUser> BasicScheme<U> {
+    async fn check(
+        &self,
+        headers: &HeaderMap,
+        options: LoginOptions,
+    ) -> Option<Result<Principal<U>>> {
         let encoded = match credentials(headers, "Basic")? {
             Ok(t) => t,
             Err(e) => return Some(Err(e)),
@@ -204,10 +239,7 @@ impl<U: AuthUser> AuthScheme<U> for BasicScheme<U> {
             return Some(Err(Error::InvalidCredentials));
         };
         let outcome = async {
-            let user = self
-                .auth
-                .check_password(email, password, &LoginOptions::new())
-                .await?;
+            let user = self.auth.check_password(email, password, &options).await?;
             if self.auth.requires_second_factor(user.id()).await? {
                 return Err(Error::MfaRequired);
             }
@@ -349,6 +381,21 @@ impl<U: AuthUser> MultiAuth<U> {
         }
         None
     }
+
+    /// Runs the chain over the whole request head (what [`AuthLayer`] does), so schemes see
+    /// the client address.
+    ///
+    /// # Errors
+    ///
+    /// As [`authenticate`](Self::authenticate).
+    pub async fn authenticate_parts(&self, parts: &Parts) -> Option<Result<Principal<U>>> {
+        for scheme in &self.schemes {
+            if let Some(outcome) = scheme.authenticate_parts(parts).await {
+                return Some(outcome);
+            }
+        }
+        None
+    }
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = std::result::Result<Response, Infallible>> + Send>>;
@@ -424,7 +471,7 @@ where
         let chain = Arc::clone(&self.chain);
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            match chain.authenticate(&parts.headers).await {
+            match chain.authenticate_parts(&parts).await {
                 None => {}
                 Some(Ok(principal)) => {
                     if let Principal::Service(id) = &principal {

@@ -77,14 +77,15 @@ pub enum AuthEvent {
     },
     /// A login failed.
     UserLoginFailed {
-        /// The normalized email tried.
+        /// The canonical email tried, or `#<sha-256>` for input that is not an address (logs
+        /// show it hashed either way).
         identifier: String,
         /// Why (for logs, never for the client).
         reason: LoginFailureReason,
     },
     /// A key hit its rate limit.
     RateLimitExceeded {
-        /// The limited key.
+        /// The limited key (namespaced as in [`AuthEvent::AccountLocked`]).
         identifier: String,
         /// Time until the lockout ends.
         retry_after: Duration,
@@ -216,10 +217,12 @@ pub enum AuthEvent {
         /// The code.
         code: SecretString,
     },
-    /// Repeated failures locked a login identifier (an email, whether or not it has an account,
-    /// or an IP address) until `retry_after` has passed.
+    /// Repeated failures locked a limiter key until `retry_after` has passed. Keys are
+    /// namespaced by throttle: `login:<email>` (`login:<client>|<email>` when the client
+    /// address is known; missing accounts lock alike), `ip:<address>`, `signup:<address>`,
+    /// `reset:<email>`, `reauth:<user id>`, `mfa:<user id>`.
     AccountLocked {
-        /// The locked key (`ip:` prefix for an address).
+        /// The locked key.
         identifier: String,
         /// How long the lockout lasts.
         retry_after: Duration,
@@ -556,7 +559,9 @@ impl EventBus {
             .is_some_and(|h| !h.is_empty())
     }
 
-    /// Logs the event and runs its handlers; never fails.
+    /// Logs the event and runs its handlers; never fails. The log line shows login
+    /// identifiers and limiter keys only hashed ([`crate::redact_identifier`]): what a client
+    /// typed into an email field may be a password.
     ///
     /// ```
     /// # use auth_core::{AuthEvent, EventBus, UserId};
@@ -566,7 +571,7 @@ impl EventBus {
     /// ```
     pub async fn emit(&self, event: AuthEvent) {
         let kind = event.kind();
-        tracing::info!(target: "auth::events", event = kind.as_str(), detail = ?event, "auth event");
+        tracing::info!(target: "auth::events", event = kind.as_str(), detail = %LogView(&event), "auth event");
         let handlers: Vec<Arc<dyn EventHandler>> = self
             .handlers
             .read()
@@ -631,6 +636,39 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+/// An event as the log shows it: identifiers typed by clients are hashed.
+struct LogView<'a>(&'a AuthEvent);
+
+impl fmt::Display for LogView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::service::redact_identifier;
+        match self.0 {
+            AuthEvent::UserLoginFailed { identifier, reason } => write!(
+                f,
+                "UserLoginFailed {{ identifier: {}, reason: {reason:?} }}",
+                redact_identifier(identifier)
+            ),
+            AuthEvent::RateLimitExceeded {
+                identifier,
+                retry_after,
+            } => write!(
+                f,
+                "RateLimitExceeded {{ identifier: {}, retry_after: {retry_after:?} }}",
+                redact_identifier(identifier)
+            ),
+            AuthEvent::AccountLocked {
+                identifier,
+                retry_after,
+            } => write!(
+                f,
+                "AccountLocked {{ identifier: {}, retry_after: {retry_after:?} }}",
+                redact_identifier(identifier)
+            ),
+            other => write!(f, "{other:?}"),
         }
     }
 }

@@ -32,7 +32,10 @@ pub use rate_limit::{MemoryRateLimiter, RateLimitPolicy, RateLimitStatus, RateLi
 pub use revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
 pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
-pub use service::{AuthResult, AuthService, LoginOptions, SecondFactorGate};
+pub use service::{
+    AuthResult, AuthService, Challenge, LoginOptions, LoginOutcome, SecondFactorGate, ServiceParts,
+    client_bucket, redact_identifier,
+};
 pub use token::{
     AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,
     RotateRequest, SessionInfo, SessionMeta, TokenBackend, TokenKind, TokenLifetimes, TokenPair,

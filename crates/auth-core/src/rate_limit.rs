@@ -31,6 +31,20 @@ pub struct RateLimitPolicy {
 }
 
 impl RateLimitPolicy {
+    /// The default sign-up throttle per client address: 10 sign-ups an hour, then an hour's
+    /// wait.
+    ///
+    /// ```
+    /// use auth_core::RateLimitPolicy;
+    /// assert_eq!(RateLimitPolicy::SIGNUP.max_attempts(), 10);
+    /// assert_eq!(RateLimitPolicy::SIGNUP.window().as_secs(), 3600);
+    /// ```
+    pub const SIGNUP: Self = Self {
+        max_attempts: 10,
+        window: Duration::from_secs(3600),
+        lockout: Duration::from_secs(3600),
+    };
+
     /// Validated policy.
     ///
     /// # Errors
@@ -191,12 +205,70 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn check(&self, key: &str) -> Result<RateLimitStatus>;
 
     /// Records one failure and returns the status after it (limited when this failure reached
-    /// the maximum).
+    /// the maximum). The same as [`acquire`](Self::acquire) with the attempt kept, for callers
+    /// that learn of a failure after the fact.
     ///
     /// # Errors
     ///
     /// [`Error::Backend`].
-    async fn record(&self, key: &str) -> Result<RateLimitStatus>;
+    async fn record(&self, key: &str) -> Result<RateLimitStatus> {
+        Ok(match self.acquire(key).await? {
+            RateLimitStatus::Allowed { remaining: 0 } => RateLimitStatus::Limited {
+                retry_after: self.policy().lockout(),
+            },
+            status => status,
+        })
+    }
+
+    /// Reserves one attempt *before* the work it guards, atomically: the attempt counts as a
+    /// failure from this moment, so N concurrent callers get at most `max_attempts` grants
+    /// between them, however they interleave. Answers [`RateLimitStatus::Limited`] (nothing
+    /// reserved) when the key is locked or its attempts are used up, else
+    /// [`RateLimitStatus::Allowed`] with the attempts left after this one; the grant that
+    /// uses the last attempt also locks the key. After a success give the attempt back with
+    /// [`release`](Self::release), or forget the key with [`reset`](Self::reset).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::{MemoryRateLimiter, RateLimitPolicy, RateLimiter, RateLimitStatus};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let limiter = MemoryRateLimiter::new(RateLimitPolicy::default()); // 5 attempts
+    /// for left in (0..5).rev() {
+    ///     assert_eq!(limiter.acquire("login:bob@example.com").await?, RateLimitStatus::Allowed { remaining: left });
+    /// }
+    /// assert!(!limiter.acquire("login:bob@example.com").await?.is_allowed());
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    async fn acquire(&self, key: &str) -> Result<RateLimitStatus>;
+
+    /// Gives back one attempt reserved by [`acquire`](Self::acquire) whose work succeeded; a
+    /// lockout that attempt set is lifted when the key is below the maximum again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::{MemoryRateLimiter, RateLimitPolicy, RateLimiter, RateLimitStatus};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let limiter = MemoryRateLimiter::new(RateLimitPolicy::default());
+    /// limiter.acquire("ip:192.0.2.1").await?;
+    /// limiter.release("ip:192.0.2.1").await?;
+    /// assert_eq!(limiter.check("ip:192.0.2.1").await?, RateLimitStatus::Allowed { remaining: 5 });
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    async fn release(&self, key: &str) -> Result<()>;
+
+    /// The policy this limiter enforces.
+    ///
+    /// ```
+    /// use auth_core::{MemoryRateLimiter, RateLimitPolicy, RateLimiter};
+    /// assert_eq!(MemoryRateLimiter::new(RateLimitPolicy::default()).policy(), RateLimitPolicy::default());
+    /// ```
+    fn policy(&self) -> RateLimitPolicy;
 
     /// Forgets the key's failures and any lockout (after a success).
     ///
@@ -316,7 +388,7 @@ impl RateLimiter for MemoryRateLimiter {
         })
     }
 
-    async fn record(&self, key: &str) -> Result<RateLimitStatus> {
+    async fn acquire(&self, key: &str) -> Result<RateLimitStatus> {
         let now = self.clock.now();
         let mut keys = self.lock()?;
         let state = keys.entry(key.to_owned()).or_default();
@@ -324,12 +396,28 @@ impl RateLimiter for MemoryRateLimiter {
             return Ok(limited);
         }
         state.failures.push(now);
-        if state.failures.len() >= self.policy.max_attempts as usize {
-            let until_at = add(now, self.policy.lockout);
-            state.locked_until = Some(until_at);
-            return Ok(limited(now, until_at));
+        let used = u32::try_from(state.failures.len()).unwrap_or(u32::MAX);
+        if used >= self.policy.max_attempts {
+            state.locked_until = Some(add(now, self.policy.lockout));
         }
-        Ok(self.status(state, now))
+        Ok(RateLimitStatus::Allowed {
+            remaining: self.policy.max_attempts.saturating_sub(used),
+        })
+    }
+
+    async fn release(&self, key: &str) -> Result<()> {
+        let mut keys = self.lock()?;
+        if let Some(state) = keys.get_mut(key) {
+            state.failures.pop();
+            if (state.failures.len() as u64) < u64::from(self.policy.max_attempts) {
+                state.locked_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn policy(&self) -> RateLimitPolicy {
+        self.policy
     }
 
     async fn reset(&self, key: &str) -> Result<()> {

@@ -28,6 +28,9 @@ pub struct RevocationQuery {
     pub user_id: UserId,
     /// When it was issued, Unix seconds.
     pub issued_at: i64,
+    /// When it was issued, Unix microseconds: what per-user cut-offs compare (the start of
+    /// `issued_at` unless set with [`with_issued_at_micros`](Self::with_issued_at_micros)).
+    pub issued_at_us: i64,
 }
 
 impl RevocationQuery {
@@ -44,7 +47,21 @@ impl RevocationQuery {
             family: None,
             user_id,
             issued_at,
+            issued_at_us: issued_at.saturating_mul(1_000_000),
         }
+    }
+
+    /// Sets the issue instant to the microsecond.
+    ///
+    /// ```
+    /// # use auth_core::{RevocationQuery, UserId};
+    /// let q = RevocationQuery::new("j", UserId::new("1"), 1).with_issued_at_micros(1_500_000);
+    /// assert_eq!(q.issued_at_us, 1_500_000);
+    /// ```
+    #[must_use]
+    pub fn with_issued_at_micros(mut self, micros: i64) -> Self {
+        self.issued_at_us = micros;
+        self
     }
 
     /// Sets the family.
@@ -99,7 +116,9 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// [`Error::Backend`].
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()>;
 
-    /// Revokes every token of the user issued before `not_before` (logout everywhere, in O(1)),
+    /// Revokes every token of the user issued at or before `not_before`, compared to the
+    /// microsecond (logout everywhere, in O(1)): a token issued after the cut-off is never
+    /// refused by it, one issued in the same microsecond is (the safe side),
     /// except the tokens of the session family `keep` (the session changing its password). A
     /// later call with an earlier instant does not move it back; each call replaces the exemption.
     ///
@@ -132,7 +151,7 @@ pub trait RevocationStore: Send + Sync + 'static {
 struct RevocationState {
     jtis: HashMap<String, OffsetDateTime>,
     families: HashMap<String, OffsetDateTime>,
-    /// Per user: the not-before instant (Unix seconds), the exempt family, and when the entry
+    /// Per user: the not-before instant (Unix microseconds), the exempt family, and when the entry
     /// may be forgotten.
     users: HashMap<UserId, (i64, Option<String>, OffsetDateTime)>,
 }
@@ -249,7 +268,7 @@ impl RevocationStore for MemoryRevocationStore {
             self.clock.now(),
             std::time::Duration::try_from(self.user_retention).unwrap_or_default(),
         );
-        let nb = not_before.unix_timestamp();
+        let nb = micros(not_before);
         let mut state = self.lock()?;
         let entry = state
             .users
@@ -268,7 +287,7 @@ impl RevocationStore for MemoryRevocationStore {
                 .as_ref()
                 .is_some_and(|f| state.families.contains_key(f))
             || state.users.get(&q.user_id).is_some_and(|(nb, keep, _)| {
-                q.issued_at < *nb && (keep.is_none() || keep.as_deref() != q.family.as_deref())
+                q.issued_at_us <= *nb && (keep.is_none() || keep.as_deref() != q.family.as_deref())
             }))
     }
 
@@ -282,4 +301,8 @@ impl RevocationStore for MemoryRevocationStore {
         let after = state.jtis.len() + state.families.len() + state.users.len();
         Ok((before - after) as u64)
     }
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
 }

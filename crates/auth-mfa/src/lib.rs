@@ -5,7 +5,7 @@
 //!   verification that accepts each time step once (replay protection, atomic in the store);
 //!   ten single-use recovery codes stored hashed; disable and regenerate behind a valid code;
 //!   a per-user failure lockout; and the two-step login: [`Mfa::login`] answers
-//!   [`LoginOutcome::MfaRequired`] with a short-lived, single-use challenge that
+//!   [`LoginOutcome::Challenge`] with a short-lived, single-use challenge that
 //!   [`Mfa::complete_login`] turns into tokens. As a [`auth_core::SecondFactorGate`] it also
 //!   stops `AuthService::login` from issuing tokens on a password alone.
 //! - [`SecretCipher`]: secrets sealed at rest with AES-256-GCM, a key id beside each ciphertext

@@ -48,6 +48,10 @@ pub struct MfaConfig {
     /// Failed codes per user before a lockout, across challenges (10 per 15 minutes, then 15
     /// minutes locked).
     pub failure_policy: RateLimitPolicy,
+    /// Whether enrolment needs a verified email (default `true`). Someone who registers a
+    /// victim's address before the victim does could otherwise enrol their own factor and keep
+    /// the victim out after a reset.
+    pub require_verified_email: bool,
 }
 
 impl MfaConfig {
@@ -66,6 +70,7 @@ impl MfaConfig {
                 Duration::from_secs(900),
             )
             .unwrap_or_default(),
+            require_verified_email: true,
         }
     }
 
@@ -187,24 +192,13 @@ pub struct MfaStatus {
     pub recovery_codes_left: u64,
 }
 
-/// The answer to the first login step.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum LoginOutcome<U: AuthUser> {
-    /// No second factor: logged in.
-    Authenticated(AuthResult<U>),
-    /// The password was right; complete with [`Mfa::complete_login`] and a code.
-    MfaRequired(MfaChallenge),
-}
+/// The answer to the first login step: core's [`auth_core::LoginOutcome`] (a session, or a
+/// challenge).
+pub use auth_core::LoginOutcome;
 
-/// A pending second step: a short-lived, single-use token with a limited number of attempts.
-#[derive(Debug)]
-pub struct MfaChallenge {
-    /// Give it back with the code.
-    pub token: SecretString,
-    /// Its lifetime.
-    pub expires_in: Duration,
-}
+/// A pending second step: a short-lived, single-use token with a limited number of attempts
+/// (core's [`auth_core::Challenge`]).
+pub type MfaChallenge = auth_core::Challenge;
 
 /// TOTP two-factor authentication over an [`MfaStore`], with secrets sealed by a
 /// [`SecretCipher`]. Cheap to clone. It is also the [`SecondFactorGate`] to give
@@ -223,6 +217,8 @@ pub struct MfaChallenge {
 ///     .with_clock(clock.clone())
 ///     .with_second_factor(mfa.clone());
 /// let user = auth.register("ana@example.com", "violet-otter-sings-42").await?;
+/// auth.confirm_email(&user.id).await?; // enrolment needs a proven address
+/// let user = auth.find_user(&user.id).await?.unwrap();
 ///
 /// // Enrol: show the QR code, confirm with the app's code, keep the recovery codes.
 /// let enrollment = mfa.begin_enrollment(&user).await?;
@@ -233,13 +229,13 @@ pub struct MfaChallenge {
 ///
 /// // Log in: the password alone gives a challenge, not tokens.
 /// clock.advance(std::time::Duration::from_secs(30));
-/// let LoginOutcome::MfaRequired(challenge) = mfa.login(&auth, "ana@example.com", "violet-otter-sings-42", LoginOptions::new()).await? else { panic!() };
+/// let LoginOutcome::Challenge(challenge) = mfa.login(&auth, "ana@example.com", "violet-otter-sings-42", LoginOptions::new()).await? else { panic!() };
 /// let code = app.generate(1_800_000_030);
 /// let session = mfa.complete_login(&auth, challenge.token.expose_secret(), &code, LoginOptions::new()).await?;
 /// assert_eq!(auth.authenticate(session.access_token()).await?.id, user.id);
 ///
 /// // The same code again is a replay.
-/// let LoginOutcome::MfaRequired(again) = mfa.login(&auth, "ana@example.com", "violet-otter-sings-42", LoginOptions::new()).await? else { panic!() };
+/// let LoginOutcome::Challenge(again) = mfa.login(&auth, "ana@example.com", "violet-otter-sings-42", LoginOptions::new()).await? else { panic!() };
 /// assert!(mfa.complete_login(&auth, again.token.expose_secret(), &code, LoginOptions::new()).await.is_err());
 /// # Ok::<(), auth_core::Error>(()) }).unwrap();
 /// ```
@@ -365,10 +361,18 @@ impl Mfa {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] (`totp`, `already_enabled`) when a confirmed factor exists;
-    /// [`Error::Backend`].
+    /// [`Error::Validation`] (`totp`, `already_enabled`) when a confirmed factor exists, or
+    /// (`email`, `email_not_verified`) when the address is unproven and
+    /// [`MfaConfig::require_verified_email`] is on; [`Error::Backend`].
     pub async fn begin_enrollment(&self, user: &impl AuthUser) -> Result<Enrollment> {
         let id = user.id();
+        if self.inner.config.require_verified_email && !user.is_verified() {
+            return Err(Error::invalid(
+                "email",
+                "email_not_verified",
+                "verify your email address before turning on two-factor authentication",
+            ));
+        }
         let secret = random::bytes(SECRET_BYTES);
         let settings = self.inner.config.totp;
         let sealed = self.inner.cipher.encrypt(&secret, &Self::aad(id))?;
@@ -425,7 +429,7 @@ impl Mfa {
     /// [`Error::InvalidCredentials`] for a wrong code or no pending enrolment;
     /// [`Error::RateLimited`] after too many failures.
     pub async fn confirm_enrollment(&self, user: &UserId, code: &str) -> Result<RecoveryCodes> {
-        self.refuse_if_locked(user).await?;
+        let grant = self.reserve(user).await?;
         let step = match self.inner.store.totp(user).await? {
             Some(record) if !record.confirmed => self
                 .code_for(user, &record, "-")?
@@ -437,7 +441,7 @@ impl Mfa {
             None => false,
         };
         if !confirmed {
-            return Err(self.failed(user).await);
+            return Err(self.failed(user, grant).await);
         }
         self.inner.limiter.reset(&limit_key(user)).await?;
         let codes = self.new_recovery_codes(user).await?;
@@ -459,7 +463,7 @@ impl Mfa {
     /// [`Error::InvalidCredentials`] for a wrong, replayed or unknown code, or no factor;
     /// [`Error::RateLimited`] after too many failures (the lockout ends by itself).
     pub async fn verify(&self, user: &UserId, code: &str) -> Result<FactorUsed> {
-        self.refuse_if_locked(user).await?;
+        let grant = self.reserve(user).await?;
         let outcome = match self.inner.store.totp(user).await? {
             Some(record) if record.confirmed => self.check(user, &record, code).await?,
             _ => None,
@@ -469,7 +473,7 @@ impl Mfa {
                 self.inner.limiter.reset(&limit_key(user)).await?;
                 Ok(used)
             }
-            None => Err(self.failed(user).await),
+            None => Err(self.failed(user, grant).await),
         }
     }
 
@@ -640,12 +644,14 @@ impl Mfa {
         self.code_for(user, &record, "-")
     }
 
-    /// The first login step: the password (through [`AuthService::check_password`], with its
-    /// rate limits), then either tokens (no second factor) or a challenge.
+    /// The first login step: [`AuthService::sign_in`], which checks the password with the
+    /// service's throttle and asks this gate for a challenge when the account has a factor.
+    /// The service must have this `Mfa` as its gate ([`AuthService::with_second_factor`]).
     ///
     /// # Errors
     ///
-    /// As [`AuthService::check_password`].
+    /// As [`AuthService::sign_in`]; [`Error::Configuration`] when the service has no
+    /// second-factor gate (it would otherwise sign enrolled accounts in on a password alone).
     pub async fn login<U: AuthUser>(
         &self,
         auth: &AuthService<U>,
@@ -653,13 +659,48 @@ impl Mfa {
         password: &str,
         options: LoginOptions,
     ) -> Result<LoginOutcome<U>> {
-        let user = auth.check_password(email, password, &options).await?;
-        if !self.is_required(user.id()).await? {
-            return Ok(LoginOutcome::Authenticated(
-                auth.start_session(user, options).await?,
-            ));
+        Self::require_gate(auth)?;
+        auth.sign_in(email, password, options).await
+    }
+
+    /// The second login step: [`AuthService::complete_sign_in`]. Each challenge takes a
+    /// limited number of attempts and works once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenInvalid`] for an unknown, expired, used or exhausted challenge;
+    /// [`Error::InvalidCredentials`] for a wrong code; [`Error::RateLimited`];
+    /// [`Error::InactiveUser`]; [`Error::Configuration`] as for [`login`](Self::login).
+    pub async fn complete_login<U: AuthUser>(
+        &self,
+        auth: &AuthService<U>,
+        challenge: &str,
+        code: &str,
+        options: LoginOptions,
+    ) -> Result<AuthResult<U>> {
+        Self::require_gate(auth)?;
+        auth.complete_sign_in(challenge, code, options).await
+    }
+
+    fn require_gate<U: AuthUser>(auth: &AuthService<U>) -> Result<()> {
+        if auth.has_second_factor() {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(
+                "second factor",
+                "give the Mfa to AuthService::with_second_factor before logging in through it",
+            )
+            .into())
         }
-        self.refuse_if_locked(user.id()).await?;
+    }
+
+    async fn open(&self, user: &UserId) -> Result<MfaChallenge> {
+        // A locked factor opens no challenge (the password was right, the factor is not).
+        if let RateLimitStatus::Limited { retry_after } =
+            self.inner.limiter.check(&limit_key(user)).await?
+        {
+            return Err(Error::RateLimited { retry_after });
+        }
         let token = random::token(32);
         let ttl = self.inner.config.challenge_ttl;
         let expires_at =
@@ -668,31 +709,14 @@ impl Mfa {
             .store
             .create_challenge(&ChallengeRecord::new(
                 random::sha256_hex(&token),
-                user.id().clone(),
+                user.clone(),
                 auth_core::truncate_to_micros(expires_at),
             ))
             .await?;
-        Ok(LoginOutcome::MfaRequired(MfaChallenge {
-            token: SecretString::from(token),
-            expires_in: ttl,
-        }))
+        Ok(MfaChallenge::new(SecretString::from(token), ttl))
     }
 
-    /// The second login step: a live challenge and a TOTP or recovery code give the token
-    /// pair. Each challenge takes a limited number of attempts and works once.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::TokenInvalid`] for an unknown, expired, used or exhausted challenge;
-    /// [`Error::InvalidCredentials`] for a wrong code; [`Error::RateLimited`];
-    /// [`Error::InactiveUser`].
-    pub async fn complete_login<U: AuthUser>(
-        &self,
-        auth: &AuthService<U>,
-        challenge: &str,
-        code: &str,
-        options: LoginOptions,
-    ) -> Result<AuthResult<U>> {
+    async fn answer(&self, challenge: &str, code: &str) -> Result<UserId> {
         if challenge.is_empty() || challenge.len() > MAX_TOKEN_LENGTH {
             return Err(Error::TokenInvalid);
         }
@@ -707,12 +731,7 @@ impl Mfa {
         if !self.inner.store.consume_challenge(&hash).await? {
             return Err(Error::TokenInvalid);
         }
-        let user = auth
-            .users()
-            .find_by_id(&user_id)
-            .await?
-            .ok_or(Error::TokenInvalid)?;
-        auth.start_session(user, options).await
+        Ok(user_id)
     }
 
     /// Deletes expired challenges; returns how many.
@@ -728,38 +747,37 @@ impl Mfa {
         u64::try_from(self.now().unix_timestamp()).unwrap_or(0)
     }
 
-    async fn refuse_if_locked(&self, user: &UserId) -> Result<()> {
-        if let RateLimitStatus::Limited { retry_after } =
-            self.inner.limiter.check(&limit_key(user)).await?
-        {
-            return Err(Error::RateLimited { retry_after });
+    /// Reserves one code check for the user before it runs (atomically: N concurrent
+    /// guesses get at most the policy's attempts).
+    async fn reserve(&self, user: &UserId) -> Result<bool> {
+        match self.inner.limiter.acquire(&limit_key(user)).await? {
+            RateLimitStatus::Allowed { remaining } => Ok(remaining == 0),
+            status => Err(Error::RateLimited {
+                retry_after: status.retry_after().unwrap_or(Duration::from_secs(1)),
+            }),
         }
-        Ok(())
     }
 
-    /// Counts a failure and returns the error to give.
-    async fn failed(&self, user: &UserId) -> Error {
+    /// After a failed check (already counted by [`reserve`](Self::reserve)): the event, and
+    /// the lockout event when it used the last attempt.
+    async fn failed(&self, user: &UserId, last: bool) -> Error {
         self.inner
             .events
             .emit(AuthEvent::MfaFailed {
                 user_id: user.clone(),
             })
             .await;
-        match self.inner.limiter.record(&limit_key(user)).await {
-            Ok(RateLimitStatus::Limited { retry_after }) => {
-                tracing::warn!(user_id = %user, "second factor locked after repeated failures");
-                self.inner
-                    .events
-                    .emit(AuthEvent::AccountLocked {
-                        identifier: limit_key(user),
-                        retry_after,
-                    })
-                    .await;
-                Error::InvalidCredentials
-            }
-            Ok(_) => Error::InvalidCredentials,
-            Err(e) => e,
+        if last {
+            tracing::warn!(user_id = %user, "second factor locked after repeated failures");
+            self.inner
+                .events
+                .emit(AuthEvent::AccountLocked {
+                    identifier: limit_key(user),
+                    retry_after: self.inner.limiter.policy().lockout(),
+                })
+                .await;
         }
+        Error::InvalidCredentials
     }
 }
 
@@ -772,6 +790,18 @@ impl SecondFactorGate for Mfa {
             .totp(user)
             .await?
             .is_some_and(|r| r.confirmed))
+    }
+
+    async fn open_challenge(&self, user: &UserId) -> Result<MfaChallenge> {
+        self.open(user).await
+    }
+
+    async fn answer_challenge(&self, challenge: &str, code: &str) -> Result<UserId> {
+        self.answer(challenge, code).await
+    }
+
+    async fn remove_all(&self, user: &UserId) -> Result<()> {
+        self.reset(user).await.map(|_| ())
     }
 }
 

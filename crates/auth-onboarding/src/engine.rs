@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{
-    AuthEvent, AuthService, AuthUser, Error, LoginOptions, Result, SecretString, UserId,
-    async_trait, normalize_email, random,
+    AuthEvent, AuthService, AuthUser, Error, LoginOptions, Result, SecretString, SessionMeta,
+    UserId, async_trait, normalize_email, random,
 };
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -24,6 +24,8 @@ pub struct StepContext<'a, U: AuthUser> {
     pub session: &'a mut SessionRecord,
     /// Data handed to the client once (recovery codes).
     pub output: &'a mut Map<String, Value>,
+    /// The client making this request (its address throttles sign-ups).
+    pub meta: SessionMeta,
     step: String,
 }
 
@@ -66,11 +68,7 @@ impl<U: AuthUser> StepContext<'_, U> {
     /// [`Error::UserNotFound`] when no earlier step created or found one.
     pub async fn user(&self) -> Result<U> {
         let id = self.session.user_id.clone().ok_or(Error::UserNotFound)?;
-        self.auth
-            .users()
-            .find_by_id(&id)
-            .await?
-            .ok_or(Error::UserNotFound)
+        self.auth.find_user(&id).await?.ok_or(Error::UserNotFound)
     }
 }
 
@@ -322,12 +320,14 @@ impl<U: AuthUser> Onboarding<U> {
         session: &'a mut SessionRecord,
         output: &'a mut Map<String, Value>,
         step: &str,
+        meta: &SessionMeta,
     ) -> StepContext<'a, U> {
         StepContext {
             auth: &self.inner.auth,
             mfa: self.inner.mfa.as_ref(),
             session,
             output,
+            meta: meta.clone(),
             step: step.to_owned(),
         }
     }
@@ -449,6 +449,24 @@ impl<U: AuthUser> Onboarding<U> {
         data: Map<String, Value>,
         skip: bool,
     ) -> std::result::Result<OnboardingResult<U>, OnboardingError> {
+        self.advance_with(token, data, skip, &SessionMeta::default())
+            .await
+    }
+
+    /// [`advance`](Self::advance) for a client: `meta.ip` throttles the sign-up the register
+    /// step makes (the service's `signup:` limit), like `POST /register`.
+    ///
+    /// # Errors
+    ///
+    /// As [`advance`](Self::advance); `Auth(Error::RateLimited)` when the address signed up
+    /// too often.
+    pub async fn advance_with(
+        &self,
+        token: &str,
+        data: Map<String, Value>,
+        skip: bool,
+        meta: &SessionMeta,
+    ) -> std::result::Result<OnboardingResult<U>, OnboardingError> {
         let mut session = self.claim(token).await?;
         let mut output = Map::new();
         let mut errors = Vec::new();
@@ -472,7 +490,7 @@ impl<U: AuthUser> Onboarding<U> {
             }
         } else {
             let outcome = {
-                let mut ctx = self.context(&mut session, &mut output, &name);
+                let mut ctx = self.context(&mut session, &mut output, &name, meta);
                 step.submit(&mut ctx, &data).await
             };
             match outcome {
@@ -575,7 +593,7 @@ impl<U: AuthUser> Onboarding<U> {
                 break;
             };
             let name = step.name().to_owned();
-            let mut ctx = self.context(session, output, &name);
+            let mut ctx = self.context(session, output, &name, &SessionMeta::default());
             if step.is_required(&mut ctx).await? {
                 let mut hint = step.hint(&mut ctx).await?;
                 hint.skippable = step.skippable();
@@ -603,17 +621,12 @@ impl<U: AuthUser> Onboarding<U> {
                 "finished without a user: start it with a register step",
             ))
         })?;
-        let user = self
-            .inner
-            .auth
-            .users()
-            .find_by_id(&user_id)
-            .await?
-            .ok_or(Error::UserNotFound)?;
+        // The service activates the account (created inactive by the register step, so that no
+        // other way in works before the required steps are done) and signs it in.
         let login = self
             .inner
             .auth
-            .start_session(user, LoginOptions::new())
+            .complete_onboarding(&user_id, LoginOptions::new())
             .await?;
         session.completed = true;
         self.inner

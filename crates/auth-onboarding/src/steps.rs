@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use auth_core::{
-    AuthEvent, AuthEventKind, AuthService, AuthUser, ConfigError, Error, NewUser, Result,
-    SecretString, async_trait, constant_time_eq, random,
+    AuthEvent, AuthEventKind, AuthService, AuthUser, ConfigError, Error, Result, SecretString,
+    async_trait, constant_time_eq, random,
 };
 use serde_json::{Map, Value};
 
@@ -76,42 +76,18 @@ impl<U: AuthUser> OnboardingStep<U> for RegisterStep {
                     .collect(),
             ));
         }
-        // Hash first, whatever happens next: the same work for new and existing emails.
-        let hash = ctx.auth.hashing().hash(password).await?;
-        let users = ctx.auth.users();
-        let existing = users.find_by_email(&ctx.session.email).await?;
-        let user = match existing {
-            Some(_) => {
-                // Not this session's user: nothing later may act on that account.
-                ctx.session
-                    .data
-                    .insert(EXISTING_ACCOUNT.into(), Value::Bool(true));
-                return Ok(StepOutcome::Complete);
-            }
-            None => {
-                let mut new = NewUser::new(ctx.session.email.clone());
-                new.password_hash = Some(hash);
-                match users.create(new).await {
-                    Ok(user) => {
-                        ctx.auth
-                            .events()
-                            .emit(AuthEvent::UserRegistered {
-                                user_id: user.id().clone(),
-                                email: user.email().to_owned(),
-                            })
-                            .await;
-                        user
-                    }
-                    // Registered concurrently elsewhere: the same as existing.
-                    Err(Error::EmailTaken) => {
-                        ctx.session
-                            .data
-                            .insert(EXISTING_ACCOUNT.into(), Value::Bool(true));
-                        return Ok(StepOutcome::Complete);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+        // The service's sign-up path: throttled per client, the same hashing work for new and
+        // existing emails, and the account created inactive until the flow completes.
+        let Some(user) = ctx
+            .auth
+            .register_pending(&ctx.session.email, password, &ctx.meta)
+            .await?
+        else {
+            // Not this session's user: nothing later may act on that account.
+            ctx.session
+                .data
+                .insert(EXISTING_ACCOUNT.into(), Value::Bool(true));
+            return Ok(StepOutcome::Complete);
         };
         ctx.session.user_id = Some(user.id().clone());
         Ok(StepOutcome::Complete)
@@ -286,11 +262,7 @@ impl<U: AuthUser> OnboardingStep<U> for VerifyEmailStep {
         let Some(user) = ctx.session.user_id.clone() else {
             return Err(Error::UserNotFound);
         };
-        ctx.auth.users().set_verified(&user, true).await?;
-        ctx.auth
-            .events()
-            .emit(AuthEvent::EmailVerified { user_id: user })
-            .await;
+        ctx.auth.confirm_email(&user).await?;
         Ok(StepOutcome::Complete)
     }
 }
@@ -477,7 +449,7 @@ impl<U: AuthUser> OnboardingStep<U> for ProfileStep {
             return Ok(StepOutcome::Invalid(errors));
         }
         let user = ctx.session.user_id.clone().ok_or(Error::UserNotFound)?;
-        ctx.auth.users().update_profile(&user, values).await?;
+        ctx.auth.update_profile(&user, values).await?;
         Ok(StepOutcome::Complete)
     }
 }

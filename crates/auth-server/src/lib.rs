@@ -64,8 +64,8 @@ pub struct Settings {
     pub token_backend: TokenBackendKind,
     /// The auth configuration (secrets included).
     pub config: AuthConfig,
-    /// The JWT secret.
-    pub jwt_secret: String,
+    /// The JWT secret (redacted in `Debug`).
+    pub jwt_secret: auth::SecretString,
     /// Seals TOTP secrets at rest.
     pub mfa_cipher: auth::mfa::SecretCipher,
     /// Issuer shown in authenticator apps.
@@ -74,8 +74,9 @@ pub struct Settings {
     pub production: bool,
     /// Base URL of email links.
     pub public_url: String,
-    /// SMTP URL; `None` = console mailer (development only).
-    pub smtp_url: Option<String>,
+    /// SMTP URL, which may hold a password (redacted in `Debug`); `None` = console mailer
+    /// (development only).
+    pub smtp_url: Option<auth::SecretString>,
     /// Sender address.
     pub mail_from: String,
     /// Browser origins allowed by CORS.
@@ -86,6 +87,8 @@ pub struct Settings {
     pub trusted_proxies: auth_axum::TrustedProxies,
     /// Failed logins per client IP.
     pub ip_rate_limit: auth::RateLimitPolicy,
+    /// Sign-ups per client IP (`AUTH_SIGNUP_RATE_LIMIT_*`).
+    pub signup_rate_limit: auth::RateLimitPolicy,
     /// The onboarding TOTP step: `required`, `optional` or `off`.
     pub onboarding_totp: String,
     /// Required profile fields of onboarding.
@@ -146,9 +149,11 @@ impl Settings {
             }
             None => Self::development_secret(&database_url)?,
         };
-        let jwt_secret = lookup("AUTH_JWT_SECRET")
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| secret.clone());
+        let jwt_secret = auth::SecretString::new(
+            lookup("AUTH_JWT_SECRET")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| secret.clone()),
+        );
         // Hashing leaves one core to the runtime by default, so a login flood cannot starve
         // health checks and token checks of CPU.
         let hash_threads = std::thread::available_parallelism()
@@ -192,7 +197,23 @@ impl Settings {
                 "must start with http:// or https://",
             ));
         }
-        let smtp_url = lookup("AUTH_SMTP_URL").filter(|s| !s.is_empty());
+        // In production an http:// public URL drops the refresh cookie's `Secure` flag and
+        // sends reset links in clear: refuse it, unless TLS ends at a proxy in front and the
+        // operator says so.
+        let insecure_ok = matches!(
+            lookup("AUTH_ALLOW_HTTP_PUBLIC_URL").as_deref(),
+            Some("true" | "1")
+        );
+        if production && public_url.starts_with("http://") && !insecure_ok {
+            return Err(ConfigError::invalid(
+                "AUTH_PUBLIC_URL",
+                "must be https:// in production (set AUTH_ALLOW_HTTP_PUBLIC_URL=true only when a \
+                 proxy in front terminates TLS)",
+            ));
+        }
+        let smtp_url = lookup("AUTH_SMTP_URL")
+            .filter(|s| !s.is_empty())
+            .map(auth::SecretString::new);
         if production && smtp_url.is_none() {
             return Err(ConfigError::Missing {
                 var: "AUTH_SMTP_URL",
@@ -246,6 +267,21 @@ impl Settings {
             Duration::from_secs(number("AUTH_IP_RATE_LIMIT_WINDOW", 300)?),
             Duration::from_secs(number("AUTH_IP_RATE_LIMIT_LOCKOUT", 900)?),
         )?;
+        let signup_rate_limit = auth::RateLimitPolicy::new(
+            u32::try_from(number(
+                "AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS",
+                u64::from(auth::RateLimitPolicy::SIGNUP.max_attempts()),
+            )?)
+            .unwrap_or(u32::MAX),
+            Duration::from_secs(number(
+                "AUTH_SIGNUP_RATE_LIMIT_WINDOW",
+                auth::RateLimitPolicy::SIGNUP.window().as_secs(),
+            )?),
+            Duration::from_secs(number(
+                "AUTH_SIGNUP_RATE_LIMIT_LOCKOUT",
+                auth::RateLimitPolicy::SIGNUP.lockout().as_secs(),
+            )?),
+        )?;
         let onboarding_totp = lookup("AUTH_ONBOARDING_TOTP").unwrap_or_else(|| "optional".into());
         if !matches!(onboarding_totp.as_str(), "required" | "optional" | "off") {
             return Err(ConfigError::invalid(
@@ -280,6 +316,7 @@ impl Settings {
             refresh_cookie,
             trusted_proxies,
             ip_rate_limit,
+            signup_rate_limit,
             onboarding_totp,
             onboarding_profile_required,
             onboarding_profile_optional,
@@ -367,11 +404,22 @@ pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error
     let users = DbUserStore::new(db.clone());
     let limiter = DbRateLimiter::new(db.clone(), settings.config.rate_limit());
     let ip_limiter = DbRateLimiter::new(db.clone(), settings.ip_rate_limit);
+    let signup_limiter = DbRateLimiter::new(db.clone(), settings.signup_rate_limit);
+    // Per-user cut-offs must outlive every token they revoke: a refresh token lives at most
+    // the absolute session lifetime, so a cut-off kept shorter could let `tokens cleanup`
+    // revive a logged-out session.
+    let lifetimes = settings.config.lifetimes();
+    let retention = lifetimes
+        .refresh()
+        .max(lifetimes.absolute())
+        .saturating_add(Duration::from_secs(86_400));
     let hasher = auth::hash::MultiHasher::default();
     let auth = match settings.token_backend {
         TokenBackendKind::Jwt => {
-            let jwt = JwtBackend::try_hmac(Algorithm::HS256, &settings.jwt_secret)?
-                .with_revocation_store(DbRevocationStore::new(db.clone()));
+            let jwt = JwtBackend::try_hmac(Algorithm::HS256, settings.jwt_secret.expose_secret())?
+                .with_revocation_store(
+                    DbRevocationStore::new(db.clone()).with_user_retention(retention),
+                );
             AuthService::new(settings.config.clone(), users, hasher, jwt)?
         }
         TokenBackendKind::Db => {
@@ -381,7 +429,8 @@ pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error
         }
     }
     .with_rate_limiter(limiter)
-    .with_ip_rate_limiter(ip_limiter);
+    .with_ip_rate_limiter(ip_limiter)
+    .with_signup_rate_limiter(signup_limiter);
     let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
     let mfa_limiter = DbRateLimiter::new(db.clone(), mfa_config.failure_policy);
     let mfa = auth::mfa::Mfa::new(
@@ -425,7 +474,10 @@ pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error
 /// [`Error::Configuration`] for a bad SMTP URL or sender.
 pub fn mailer(settings: &Settings) -> Result<Arc<dyn mail::Mailer>, Error> {
     Ok(match &settings.smtp_url {
-        Some(url) => Arc::new(mail::SmtpMailer::new(url, &settings.mail_from)?),
+        Some(url) => Arc::new(mail::SmtpMailer::new(
+            url.expose_secret(),
+            &settings.mail_from,
+        )?),
         None => {
             tracing::warn!(
                 "AUTH_SMTP_URL is not set: emails (with their links) go to this log; \
@@ -504,7 +556,8 @@ pub fn app_with_mailer(
         .nest("/auth", router.build())
         .nest(
             "/onboarding",
-            auth_axum::onboarding_router(onboarding).merge(page::routes()),
+            auth_axum::onboarding_router_with_proxies(onboarding, settings.trusted_proxies.clone())
+                .merge(page::routes()),
         )
         .route("/onboarding/", get(page::index))
         .route(

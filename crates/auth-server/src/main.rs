@@ -153,11 +153,9 @@ async fn user_create(
 }
 
 async fn find(stack: &auth_server::Stack, email: &str) -> Result<auth::User, Error> {
-    let email = auth::normalize_email(email)?;
     stack
         .auth
-        .users()
-        .find_by_email(&email)
+        .find_user_by_email(email)
         .await?
         .ok_or(Error::UserNotFound)
 }

@@ -9,10 +9,34 @@ use auth::mfa::{TotpCode, TotpSettings};
 use common::{PASSWORD, now};
 use serde_json::{Value, json};
 
-async fn start(backend: &str) -> String {
-    common::start(&[("AUTH_TOKEN_BACKEND", backend), ("AUTH_MFA_ISSUER", "Acme")])
-        .await
-        .0
+async fn start(backend: &str) -> (String, common::Outbox) {
+    common::start(&[("AUTH_TOKEN_BACKEND", backend), ("AUTH_MFA_ISSUER", "Acme")]).await
+}
+
+/// Registers `email` and proves the address through the emailed link (enrolment needs a
+/// verified email); the access token.
+async fn register_verified(base: &str, outbox: &common::Outbox, email: &str) -> String {
+    let (s, reg) = post(
+        base,
+        "/auth/register",
+        None,
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 201, "{reg}");
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+    let (s, _) = post(base, "/auth/email/verify/request", Some(&access), json!({})).await;
+    assert_eq!(s, 202);
+    let token = outbox.token(email, "/verify-email").await;
+    let (s, body) = post(
+        base,
+        "/auth/email/verify/confirm",
+        None,
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    access
 }
 
 async fn call(
@@ -50,11 +74,9 @@ async fn post(base: &str, path: &str, bearer: Option<&str>, body: Value) -> (u16
 }
 
 async fn flow(backend: &str) {
-    let base = start(backend).await;
+    let (base, outbox) = start(backend).await;
     let creds = json!({"email": "mia@example.com", "password": PASSWORD});
-    let (s, reg) = post(&base, "/auth/register", None, creds.clone()).await;
-    assert_eq!(s, 201);
-    let access = reg["access_token"].as_str().unwrap().to_owned();
+    let access = register_verified(&base, &outbox, "mia@example.com").await;
 
     // Setup requires a Bearer token.
     assert_eq!(
@@ -231,10 +253,9 @@ async fn mfa_over_http_db_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_with_a_code() {
-    let base = start("jwt").await;
+    let (base, outbox) = start("jwt").await;
     let creds = json!({"email": "ned@example.com", "password": PASSWORD});
-    let (_, reg) = post(&base, "/auth/register", None, creds.clone()).await;
-    let access = reg["access_token"].as_str().unwrap().to_owned();
+    let access = register_verified(&base, &outbox, "ned@example.com").await;
     let (_, setup) = post(&base, "/auth/mfa/totp/setup", Some(&access), json!({})).await;
     let app =
         TotpCode::from_base32(setup["secret"].as_str().unwrap(), TotpSettings::default()).unwrap();
@@ -281,4 +302,20 @@ async fn disable_with_a_code() {
     let (s, login) = post(&base, "/auth/login", None, creds).await;
     assert_eq!(s, 200);
     assert!(login["access_token"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_needs_a_verified_email() {
+    let (base, _) = start("jwt").await;
+    let (_, reg) = post(
+        &base,
+        "/auth/register",
+        None,
+        json!({"email": "pat@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+    let (s, body) = post(&base, "/auth/mfa/totp/setup", Some(&access), json!({})).await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["errors"][0]["code"], "email_not_verified", "{body}");
 }

@@ -203,7 +203,8 @@ fn development_secret_is_generated_beside_the_database_and_reused() {
     assert!(stored.trim().len() >= 32);
     let second = settings(&[("DATABASE_URL", url.as_str())]).unwrap();
     assert_eq!(
-        first.jwt_secret, second.jwt_secret,
+        first.jwt_secret.expose_secret(),
+        second.jwt_secret.expose_secret(),
         "the same secret across restarts"
     );
     std::fs::remove_dir_all(&dir).ok();

@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use auth_core::{
-    AuthEvent, AuthService, AuthUser, Clock, ConfigError, Error, RateLimitStatus, Result,
-    SecretKey, SecretString, User, UserId, normalize_email,
+    AuthEvent, AuthService, AuthUser, Clock, ConfigError, Error, Result, SecretKey, SecretString,
+    User, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -163,27 +163,14 @@ impl<U: AuthUser> PasswordResetService<U> {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn request(&self, email: &str) -> Result<()> {
-        let email = normalize_email(email)?;
-        let key = format!("password-reset:{email}");
-        let limiter = self.auth.rate_limiter();
-        if let RateLimitStatus::Limited { retry_after } = limiter.check(&key).await? {
-            self.auth
-                .events()
-                .emit(AuthEvent::RateLimitExceeded {
-                    identifier: key,
-                    retry_after,
-                })
-                .await;
-            return Err(Error::RateLimited { retry_after });
-        }
-        limiter.record(&key).await?;
-
-        match self.auth.users().find_by_email(&email).await? {
-            Some(user) if user.is_active() => {
+        // The throttle (`reset:` keys) and the lookup are the service's.
+        match self.auth.password_reset_target(email).await? {
+            Some(user) => {
                 let token = self.tokens.make(&user);
+                // Mail goes to the stored address, never to what was typed.
                 let event = AuthEvent::PasswordResetRequested {
                     user_id: user.id().clone(),
-                    email,
+                    email: user.email().to_owned(),
                     token: SecretString::new(token),
                 };
                 // Deliver in the background: the caller's answer must not wait for the mailer,
@@ -191,9 +178,9 @@ impl<U: AuthUser> PasswordResetService<U> {
                 let events = self.auth.events().clone();
                 tokio::spawn(async move { events.emit(event).await });
             }
-            _ => {
+            None => {
                 // The same signing work for an unknown or inactive account.
-                let stand_in = User::new(UserId::new("0"), email);
+                let stand_in = User::new(UserId::new("0"), email.trim());
                 std::hint::black_box(self.tokens.make(&stand_in));
             }
         }
@@ -223,34 +210,15 @@ impl<U: AuthUser> PasswordResetService<U> {
     /// ```
     pub async fn confirm(&self, token: &str, new_password: &str) -> Result<()> {
         let user_id = self.tokens.user_id(token).map_err(Error::from)?;
-        let user = match self.auth.users().find_by_id(&user_id).await? {
+        let user = match self.auth.find_user(&user_id).await? {
             Some(u) if u.is_active() => u,
             _ => return Err(Error::TokenInvalid),
         };
         self.tokens.check(token, &user).map_err(Error::from)?;
-        self.auth
-            .validate_password(new_password, Some(user.email()))?;
-        let hash = self.auth.hashing().hash(new_password).await?;
-        let replaced = self
-            .auth
-            .users()
-            .replace_password_hash(&user_id, user.password_hash(), &hash)
-            .await?;
-        if !replaced {
-            // Another confirmation (or a password change) won the race: this token is spent.
-            return Err(Error::TokenInvalid);
-        }
-        self.auth.tokens().revoke_all(&user_id, None).await?;
-        let events = self.auth.events();
-        events
-            .emit(AuthEvent::PasswordChanged {
-                user_id: user_id.clone(),
-            })
-            .await;
-        events
-            .emit(AuthEvent::PasswordResetCompleted { user_id })
-            .await;
-        Ok(())
+        // The password replace is the service's: policy, compare-and-set from the hash this
+        // token was made for (a concurrent confirmation or change spends it), sessions ended,
+        // an unproven address proven and its earlier second factors removed, events.
+        self.auth.reset_password(&user, new_password).await
     }
 }
 
@@ -386,8 +354,7 @@ impl<U: AuthUser> EmailVerificationService<U> {
     pub async fn request(&self, user_id: &UserId) -> Result<()> {
         let user = self
             .auth
-            .users()
-            .find_by_id(user_id)
+            .find_user(user_id)
             .await?
             .ok_or(Error::UserNotFound)?;
         if user.is_verified() {
@@ -423,21 +390,14 @@ impl<U: AuthUser> EmailVerificationService<U> {
     /// ```
     pub async fn confirm(&self, token: &str) -> Result<U> {
         let user_id = self.tokens.user_id(token).map_err(Error::from)?;
-        let user = match self.auth.users().find_by_id(&user_id).await? {
+        let user = match self.auth.find_user(&user_id).await? {
             Some(u) if u.is_active() => u,
             _ => return Err(Error::TokenInvalid),
         };
         self.tokens.check(token, &user).map_err(Error::from)?;
-        self.auth.users().set_verified(&user_id, true).await?;
+        self.auth.confirm_email(&user_id).await?;
         self.auth
-            .events()
-            .emit(AuthEvent::EmailVerified {
-                user_id: user_id.clone(),
-            })
-            .await;
-        self.auth
-            .users()
-            .find_by_id(&user_id)
+            .find_user(&user_id)
             .await?
             .ok_or(Error::TokenInvalid)
     }

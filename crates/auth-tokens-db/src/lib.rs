@@ -7,5 +7,5 @@ mod migration;
 mod revocation;
 
 pub use crate::backend::{CLEANUP_BATCH, DbTokenBackend, TOKEN_BYTES};
-pub use crate::migration::{CreateRevocations, CreateTokens, migrations};
+pub use crate::migration::{CreateRevocations, CreateTokens, NotBeforeMicros, migrations};
 pub use crate::revocation::DbRevocationStore;

@@ -215,15 +215,61 @@ impl MigrationTrait for CreateTokens {
     }
 }
 
-/// This crate's migrations (after the users migration): the token tables, then the JWT
-/// revocation tables.
+/// This crate's migrations (after the users migration): the token tables, the JWT
+/// revocation tables, then per-user cut-offs in microseconds.
 ///
 /// ```
-/// assert_eq!(auth_tokens_db::migrations().len(), 2);
+/// assert_eq!(auth_tokens_db::migrations().len(), 3);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateTokens), Box::new(CreateRevocations)]
+    vec![
+        Box::new(CreateTokens),
+        Box::new(CreateRevocations),
+        Box::new(NotBeforeMicros),
+    ]
+}
+
+/// Per-user cut-offs (`auth_user_not_before.not_before`) move from Unix seconds to Unix
+/// microseconds, so that a token issued right after a logout everywhere is not refused by it.
+/// Existing rows are scaled once: a value in seconds is below 10^11, one in microseconds far
+/// above.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotBeforeMicros;
+
+impl MigrationName for NotBeforeMicros {
+    fn name(&self) -> &str {
+        "m20261201_000001_auth_not_before_micros"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for NotBeforeMicros {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let scale = Query::update()
+            .table(AuthUserNotBefore::Table)
+            .value(
+                AuthUserNotBefore::NotBefore,
+                Expr::col(AuthUserNotBefore::NotBefore).mul(1_000_000_i64),
+            )
+            .and_where(Expr::col(AuthUserNotBefore::NotBefore).lt(100_000_000_000_i64))
+            .to_owned();
+        manager.get_connection().execute(&scale).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let unscale = Query::update()
+            .table(AuthUserNotBefore::Table)
+            .value(
+                AuthUserNotBefore::NotBefore,
+                Expr::col(AuthUserNotBefore::NotBefore).div(1_000_000_i64),
+            )
+            .and_where(Expr::col(AuthUserNotBefore::NotBefore).gte(100_000_000_000_i64))
+            .to_owned();
+        manager.get_connection().execute(&unscale).await?;
+        Ok(())
+    }
 }
 
 /// Creates the JWT revocation tables: revoked token ids, revoked families, and per-user

@@ -200,7 +200,8 @@ impl RevocationStore for DbRevocationStore {
         not_before: OffsetDateTime,
         keep: Option<&str>,
     ) -> Result<()> {
-        let nb = not_before.unix_timestamp();
+        // Unix microseconds (see the NotBeforeMicros migration).
+        let nb = i64::try_from(not_before.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
         let keep_until = self.now() + self.user_retention;
         // Insert if missing, outside the transaction: a duplicate is expected under concurrency,
         // and a failed statement would abort a PostgreSQL transaction.
@@ -268,7 +269,7 @@ impl RevocationStore for DbRevocationStore {
             .column(AuthUserNotBefore::UserId)
             .from(AuthUserNotBefore::Table)
             .and_where(Expr::col(AuthUserNotBefore::UserId).eq(q.user_id.as_str()))
-            .and_where(Expr::col(AuthUserNotBefore::NotBefore).gt(q.issued_at))
+            .and_where(Expr::col(AuthUserNotBefore::NotBefore).gte(q.issued_at_us))
             .and_where(
                 Expr::col(AuthUserNotBefore::KeepFamily)
                     .is_null()

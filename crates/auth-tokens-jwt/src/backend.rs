@@ -593,6 +593,7 @@ impl JwtBackend {
             UserId::new(claims.sub.clone()),
             claims.iat,
         )
+        .with_issued_at_micros(claims.issued_at_micros())
         .with_family(claims.family_or_jti().to_owned())
     }
 
@@ -617,7 +618,9 @@ impl JwtBackend {
         extra: Option<auth_core::ExtraClaims>,
         lifetimes: &auth_core::TokenLifetimes,
     ) -> Result<TokenPair> {
-        let now = self.clock.now().unix_timestamp();
+        let instant = self.clock.now();
+        let now = instant.unix_timestamp();
+        let now_us = i64::try_from(instant.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         let access_exp = now.saturating_add(secs(lifetimes.access())).min(fexp);
         let refresh_exp = now.saturating_add(secs(lifetimes.refresh())).min(fexp);
@@ -628,6 +631,7 @@ impl JwtBackend {
             token_type: TokenKind::Access,
             jti: random::token(16),
             iat: now,
+            iat_us: Some(now_us),
             exp: access_exp,
             nbf: None,
             iss: self.issuer.clone(),
@@ -807,10 +811,9 @@ impl TokenBackend for JwtBackend {
 
     async fn revoke_all(&self, user_id: &UserId, keep: Option<&str>) -> Result<u64> {
         let store = self.store()?;
-        // `iat` has one-second precision: revoking up to the end of the current second also
-        // catches tokens issued earlier in it (a token issued later in that second is revoked
-        // too, which errs on the safe side).
-        let not_before = self.clock.now() + time::Duration::seconds(1);
+        // Tokens carry their issue instant to the microsecond (`iat_us`), so the cut-off is
+        // now: everything issued before it is refused, nothing issued after it.
+        let not_before = self.clock.now();
         store.revoke_user(user_id, not_before, keep).await?;
         // Stateless tokens cannot be counted.
         Ok(0)

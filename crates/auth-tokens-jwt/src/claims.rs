@@ -17,6 +17,11 @@ pub(crate) struct WireClaims {
     pub(crate) token_type: TokenKind,
     pub(crate) jti: String,
     pub(crate) iat: i64,
+    /// The issue instant in Unix microseconds: per-user revocation cut-offs compare at this
+    /// precision, so a token issued right after a logout everywhere is not refused by it.
+    /// Tokens without it (older ones, other issuers) count as issued at the start of `iat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) iat_us: Option<i64>,
     pub(crate) exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) nbf: Option<i64>,
@@ -49,6 +54,13 @@ impl WireClaims {
         c.extra = self.extra.clone().filter(|e| !e.is_empty());
         c.family = self.family.clone();
         c
+    }
+
+    /// When the token was issued, in Unix microseconds.
+    pub(crate) fn issued_at_micros(&self) -> i64 {
+        self.iat_us
+            .filter(|us| us.div_euclid(1_000_000) == self.iat)
+            .unwrap_or_else(|| self.iat.saturating_mul(1_000_000))
     }
 
     /// The family for revocation: tortoise-auth tokens have none, so their jti stands in.

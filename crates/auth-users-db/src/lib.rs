@@ -5,6 +5,6 @@ mod migration;
 mod rate_limit;
 mod store;
 
-pub use crate::migration::{CreateRateLimits, CreateUsers, Migrator, migrations};
+pub use crate::migration::{BinaryCollation, CreateRateLimits, CreateUsers, Migrator, migrations};
 pub use crate::rate_limit::DbRateLimiter;
 pub use crate::store::DbUserStore;

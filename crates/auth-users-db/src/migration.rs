@@ -101,11 +101,65 @@ impl MigrationTrait for CreateUsers {
 /// This crate's migrations, in order (the umbrella's migrator chains every enabled crate's).
 ///
 /// ```
-/// assert_eq!(auth_users_db::migrations().len(), 2);
+/// assert_eq!(auth_users_db::migrations().len(), 3);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateUsers), Box::new(CreateRateLimits)]
+    vec![
+        Box::new(CreateUsers),
+        Box::new(CreateRateLimits),
+        Box::new(BinaryCollation),
+    ]
+}
+
+/// On MySQL/MariaDB, gives `auth_users.email` and `auth_rate_limits.key` the binary collation
+/// `utf8mb4_bin`. The server's default collation is accent- and case-insensitive: with it
+/// `alice@gmäil.com` *finds* `alice@gmail.com`, so a look-alike address logs into, and asks
+/// resets for, another account. Emails reach the store canonicalised
+/// ([`auth_core::normalize_email`]), so exact comparison is the right one. Other databases
+/// compare bytes already; there it does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BinaryCollation;
+
+impl MigrationName for BinaryCollation {
+    fn name(&self) -> &str {
+        "m20261201_000001_auth_binary_collation"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for BinaryCollation {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DatabaseBackend::MySql {
+            return Ok(());
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "ALTER TABLE `auth_users` MODIFY `email` VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+        )
+        .await?;
+        db.execute_unprepared(
+            "ALTER TABLE `auth_rate_limits` MODIFY `key` VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DatabaseBackend::MySql {
+            return Ok(());
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "ALTER TABLE `auth_users` MODIFY `email` VARCHAR(254) CHARACTER SET utf8mb4 NOT NULL",
+        )
+        .await?;
+        db.execute_unprepared(
+            "ALTER TABLE `auth_rate_limits` MODIFY `key` VARCHAR(128) CHARACTER SET utf8mb4 NOT NULL",
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// A migrator for this crate alone.

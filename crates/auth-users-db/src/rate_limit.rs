@@ -130,8 +130,11 @@ impl DbRateLimiter {
         match row {
             None => RateLimitStatus::Allowed { remaining: max },
             Some(r) => {
-                if let Some(until) = r.locked_until.filter(|u| *u > now) {
-                    return limited(now, until);
+                match r.locked_until {
+                    Some(until) if until > now => return limited(now, until),
+                    // An ended lockout starts the key afresh.
+                    Some(_) => return RateLimitStatus::Allowed { remaining: max },
+                    None => {}
                 }
                 if r.window_start <= now - Self::span(self.policy.window()) {
                     return RateLimitStatus::Allowed { remaining: max };
@@ -182,83 +185,151 @@ impl RateLimiter for DbRateLimiter {
         Ok(self.status(row.as_ref(), self.now()))
     }
 
-    async fn record(&self, key: &str) -> Result<RateLimitStatus> {
+    async fn acquire(&self, key: &str) -> Result<RateLimitStatus> {
         let key = Self::stored_key(key);
         let now = self.now();
         let window_floor = now - Self::span(self.policy.window());
-        let unlocked = || {
-            Expr::col(AuthRateLimits::LockedUntil)
-                .is_null()
-                .or(Expr::col(AuthRateLimits::LockedUntil).lte(now))
-        };
-        // A row to update; a duplicate means another caller made it first.
-        let insert = Query::insert()
-            .into_table(AuthRateLimits::Table)
-            .columns([
-                AuthRateLimits::Key,
-                AuthRateLimits::Failures,
-                AuthRateLimits::WindowStart,
-            ])
-            .values_panic([key.as_str().into(), 0.into(), now.into()])
-            .to_owned();
-        match self.db.execute(&insert).await {
-            Ok(_) => {}
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
-            Err(e) => return Err(Error::backend("recording a failure", e)),
-        }
-        // Count the failure inside the current window...
-        let counted = self
-            .update(
-                Query::update()
-                    .table(AuthRateLimits::Table)
-                    .value(
-                        AuthRateLimits::Failures,
-                        Expr::col(AuthRateLimits::Failures).add(1),
-                    )
-                    .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
-                    .and_where(unlocked())
-                    .and_where(Expr::col(AuthRateLimits::WindowStart).gt(window_floor))
-                    .to_owned(),
-            )
-            .await?;
-        // ...or start a new window when the last one has passed.
-        if counted == 0 {
-            self.update(
-                Query::update()
-                    .table(AuthRateLimits::Table)
-                    .value(AuthRateLimits::Failures, 1)
-                    .value(AuthRateLimits::WindowStart, now)
-                    .value(AuthRateLimits::LockedUntil, Option::<OffsetDateTime>::None)
-                    .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
-                    .and_where(unlocked())
-                    .and_where(Expr::col(AuthRateLimits::WindowStart).lte(window_floor))
-                    .to_owned(),
-            )
-            .await?;
-        }
-        let row = self.row(&key).await?;
-        let reached = row.as_ref().is_some_and(|r| {
-            r.locked_until.is_none_or(|u| u <= now)
-                && u32::try_from(r.failures).unwrap_or(0) >= self.policy.max_attempts()
-        });
-        if reached {
-            // Exactly one caller moves the row from unlocked to locked.
-            let until = now + Self::span(self.policy.lockout());
-            self.update(
-                Query::update()
-                    .table(AuthRateLimits::Table)
-                    .value(AuthRateLimits::LockedUntil, Some(until))
-                    .value(AuthRateLimits::Failures, 0)
-                    .value(AuthRateLimits::WindowStart, now)
-                    .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
-                    .and_where(unlocked())
-                    .to_owned(),
-            )
-            .await?;
+        let max = i32::try_from(self.policy.max_attempts()).unwrap_or(i32::MAX);
+        let lock_at = now + Self::span(self.policy.lockout());
+        // A few rounds at most: each round either takes an attempt, refuses, or moves the row
+        // to a state (created, rolled over) in which the next round decides.
+        for _ in 0..4 {
+            // The guard itself, one conditional statement: take an attempt from an unlocked
+            // key in its current window while attempts are left, and lock it when this was the
+            // last one. `locked_until` is assigned first so that every database (MySQL
+            // evaluates assignments left to right) computes it from the old count.
+            let took = self
+                .update(
+                    Query::update()
+                        .table(AuthRateLimits::Table)
+                        .value(
+                            AuthRateLimits::LockedUntil,
+                            Expr::case(
+                                Expr::col(AuthRateLimits::Failures).add(1).gte(max),
+                                Expr::val(Some(lock_at)),
+                            )
+                            .finally(Expr::val(Option::<OffsetDateTime>::None)),
+                        )
+                        .value(
+                            AuthRateLimits::Failures,
+                            Expr::col(AuthRateLimits::Failures).add(1),
+                        )
+                        .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
+                        .and_where(Expr::col(AuthRateLimits::LockedUntil).is_null())
+                        .and_where(Expr::col(AuthRateLimits::WindowStart).gt(window_floor))
+                        .and_where(Expr::col(AuthRateLimits::Failures).lt(max))
+                        .to_owned(),
+                )
+                .await?;
             let row = self.row(&key).await?;
-            return Ok(self.status(row.as_ref(), now));
+            if took == 1 {
+                let remaining = row.as_ref().map_or(0, |r| {
+                    if r.locked_until.is_some() {
+                        0
+                    } else {
+                        u32::try_from(max.saturating_sub(r.failures)).unwrap_or(0)
+                    }
+                });
+                return Ok(RateLimitStatus::Allowed { remaining });
+            }
+            match row {
+                None => {
+                    // A row to take from; a duplicate means another caller made it first.
+                    let insert = Query::insert()
+                        .into_table(AuthRateLimits::Table)
+                        .columns([
+                            AuthRateLimits::Key,
+                            AuthRateLimits::Failures,
+                            AuthRateLimits::WindowStart,
+                        ])
+                        .values_panic([key.as_str().into(), 0.into(), now.into()])
+                        .to_owned();
+                    match self.db.execute(&insert).await {
+                        Ok(_) => {}
+                        Err(e)
+                            if matches!(
+                                e.sql_err(),
+                                Some(SqlErr::UniqueConstraintViolation(_))
+                            ) => {}
+                        Err(e) => return Err(Error::backend("reserving an attempt", e)),
+                    }
+                }
+                Some(r) if r.locked_until.is_some_and(|u| u > now) => {
+                    return Ok(limited(now, r.locked_until.unwrap_or(now)));
+                }
+                Some(r) if r.locked_until.is_some() || r.window_start <= window_floor => {
+                    // An ended lockout or window: start afresh. Conditional on the state just
+                    // read, so concurrent callers roll the key over once.
+                    self.update(
+                        Query::update()
+                            .table(AuthRateLimits::Table)
+                            .value(AuthRateLimits::LockedUntil, Option::<OffsetDateTime>::None)
+                            .value(AuthRateLimits::Failures, 0)
+                            .value(AuthRateLimits::WindowStart, now)
+                            .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
+                            .and_where(
+                                Expr::col(AuthRateLimits::LockedUntil)
+                                    .lte(now)
+                                    .or(Expr::col(AuthRateLimits::LockedUntil).is_null().and(
+                                        Expr::col(AuthRateLimits::WindowStart).lte(window_floor),
+                                    )),
+                            )
+                            .to_owned(),
+                    )
+                    .await?;
+                }
+                Some(_) => {
+                    // Attempts used up, not yet locked (a row written by an older version):
+                    // lock it now.
+                    self.update(
+                        Query::update()
+                            .table(AuthRateLimits::Table)
+                            .value(AuthRateLimits::LockedUntil, Some(lock_at))
+                            .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
+                            .and_where(Expr::col(AuthRateLimits::LockedUntil).is_null())
+                            .to_owned(),
+                    )
+                    .await?;
+                    let row = self.row(&key).await?;
+                    return Ok(match self.status(row.as_ref(), now) {
+                        RateLimitStatus::Allowed { .. } => limited(now, lock_at),
+                        status => status,
+                    });
+                }
+            }
         }
-        Ok(self.status(row.as_ref(), now))
+        // Still undecided after several rounds of contention: refuse rather than guess.
+        Ok(limited(now, now + time::Duration::SECOND))
+    }
+
+    async fn release(&self, key: &str) -> Result<()> {
+        let max = i32::try_from(self.policy.max_attempts()).unwrap_or(i32::MAX);
+        // One statement; `locked_until` first so that it sees the old count everywhere.
+        self.update(
+            Query::update()
+                .table(AuthRateLimits::Table)
+                .value(
+                    AuthRateLimits::LockedUntil,
+                    Expr::case(
+                        Expr::col(AuthRateLimits::Failures).sub(1).lt(max),
+                        Expr::val(Option::<OffsetDateTime>::None),
+                    )
+                    .finally(Expr::col(AuthRateLimits::LockedUntil)),
+                )
+                .value(
+                    AuthRateLimits::Failures,
+                    Expr::col(AuthRateLimits::Failures).sub(1),
+                )
+                .and_where(Expr::col(AuthRateLimits::Key).eq(Self::stored_key(key)))
+                .and_where(Expr::col(AuthRateLimits::Failures).gt(0))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn policy(&self) -> RateLimitPolicy {
+        self.policy
     }
 
     async fn reset(&self, key: &str) -> Result<()> {

@@ -26,10 +26,7 @@ async fn main() -> Result<(), auth::Error> {
     )?;
 
     // 4. Create a user, then set the password.
-    let user = auth
-        .users()
-        .create(NewUser::new("alice@example.com"))
-        .await?;
+    let user = auth.create_user(NewUser::new("alice@example.com")).await?;
     auth.set_password(&user.id, "SecurePass123!").await?;
     println!("Created user: {}", user.email);
 

@@ -503,6 +503,16 @@ async fn password_reset_and_email_verification_routes() {
         .send(&app)
         .await;
     let access = login["access_token"].as_str().unwrap().to_owned();
+    // The reset link proved the address: the account is verified now.
+    let (_, _, me) = call("GET", "/auth/me").bearer(&access).send(&app).await;
+    assert_eq!(me["is_verified"], true);
+
+    // Verification by link, for an account that has not proven its address.
+    let (_, _, reg) = call("POST", "/auth/register")
+        .json(json!({"email": "dot@example.com", "password": PASSWORD}))
+        .send(&app)
+        .await;
+    let access = reg["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
         call("POST", "/auth/email/verify/request")
             .send(&app)

@@ -50,6 +50,13 @@ pub(crate) fn stack_with(store: impl MfaStore, cipher: SecretCipher, config: Mfa
 }
 
 impl Stack {
+    /// A registered account whose address is proven (enrolment needs that by default).
+    pub(crate) async fn verified_user(&self, email: &str) -> auth_core::User {
+        let user = self.auth.register(email, PASSWORD).await.unwrap();
+        self.auth.confirm_email(&user.id).await.unwrap();
+        self.auth.find_user(&user.id).await.unwrap().unwrap()
+    }
+
     pub(crate) fn now(&self) -> u64 {
         u64::try_from(auth_core::Clock::now(&self.clock).unix_timestamp()).unwrap()
     }

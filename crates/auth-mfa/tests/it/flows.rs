@@ -6,7 +6,7 @@ use auth_mfa::{FactorUsed, LoginOutcome, MemoryMfaStore, MfaConfig, MfaStore, Se
 use crate::common::{PASSWORD, Stack, T0, cipher, stack, stack_with};
 
 async fn enrolled(s: &Stack, email: &str) -> (auth_core::User, Vec<String>) {
-    let user = s.auth.register(email, PASSWORD).await.unwrap();
+    let user = s.verified_user(email).await;
     s.mfa.begin_enrollment(&user).await.unwrap();
     let app = s.mfa.authenticator(&user.id).await.unwrap();
     let codes = s
@@ -24,8 +24,8 @@ async fn challenge(s: &Stack, email: &str) -> String {
         .await
         .unwrap()
     {
-        LoginOutcome::MfaRequired(c) => c.token.expose_secret().to_owned(),
-        LoginOutcome::Authenticated(_) => panic!("expected a challenge"),
+        LoginOutcome::Challenge(c) => c.token.expose_secret().to_owned(),
+        LoginOutcome::Session(_) => panic!("expected a challenge"),
         _ => unreachable!(),
     }
 }
@@ -107,7 +107,7 @@ async fn users_without_a_factor_log_in_directly() {
         .login(&s.auth, "bo@example.com", PASSWORD, LoginOptions::new())
         .await
         .unwrap();
-    assert!(matches!(outcome, LoginOutcome::Authenticated(_)));
+    assert!(matches!(outcome, LoginOutcome::Session(_)));
     assert!(s.auth.login("bo@example.com", PASSWORD).await.is_ok());
     // A wrong password is the usual failure, never a challenge.
     assert!(matches!(
@@ -121,7 +121,7 @@ async fn users_without_a_factor_log_in_directly() {
 #[tokio::test]
 async fn enrolment_is_pending_until_confirmed() {
     let s = stack();
-    let user = s.auth.register("cy@example.com", PASSWORD).await.unwrap();
+    let user = s.verified_user("cy@example.com").await;
     let enrollment = s.mfa.begin_enrollment(&user).await.unwrap();
     assert_eq!(enrollment.secret_base32().expose_secret().len(), 32); // 160 bits
     assert!(!format!("{enrollment:?}").contains(enrollment.secret_base32().expose_secret()));
@@ -153,13 +153,25 @@ async fn enrolment_is_pending_until_confirmed() {
 }
 
 #[tokio::test]
+async fn enrolment_needs_a_verified_email() {
+    let s = stack();
+    let user = s.auth.register("eli@example.com", PASSWORD).await.unwrap();
+    let err = s.mfa.begin_enrollment(&user).await.unwrap_err();
+    let Error::Validation(errors) = err else {
+        panic!("expected a validation error, got {err:?}")
+    };
+    assert_eq!(errors.errors()[0].code, "email_not_verified");
+    assert!(!s.mfa.status(&user.id).await.unwrap().pending);
+    // Once the address is proven, enrolment works.
+    s.auth.confirm_email(&user.id).await.unwrap();
+    let user = s.auth.find_user(&user.id).await.unwrap().unwrap();
+    assert!(s.mfa.begin_enrollment(&user).await.is_ok());
+}
+
+#[tokio::test]
 async fn otpauth_uri_and_qr_codes() {
     let s = stack();
-    let user = s
-        .auth
-        .register("alice+mfa@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let user = s.verified_user("alice+mfa@example.com").await;
     let enrollment = s.mfa.begin_enrollment(&user).await.unwrap();
     let uri = enrollment.otpauth_uri().expose_secret();
     // The label and issuer are escaped exactly as pyotp escapes them.
@@ -327,7 +339,7 @@ async fn repeated_failures_lock_the_factor_then_unlock() {
 async fn secrets_are_sealed_and_keys_rotate() {
     let store = MemoryMfaStore::new();
     let s = stack_with(store.clone(), cipher(), MfaConfig::new("Acme"));
-    let user = s.auth.register("gil@example.com", PASSWORD).await.unwrap();
+    let user = s.verified_user("gil@example.com").await;
     let enrollment = s.mfa.begin_enrollment(&user).await.unwrap();
     let raw = totp_secret_bytes(enrollment.secret_base32().expose_secret());
     let record = store.totp(&user.id).await.unwrap().unwrap();
@@ -401,7 +413,7 @@ async fn inactive_users_get_no_tokens_after_the_second_step() {
     let s = stack();
     let (user, codes) = enrolled(&s, "hal@example.com").await;
     let token = challenge(&s, "hal@example.com").await;
-    s.auth.users().set_active(&user.id, false).await.unwrap();
+    s.auth.set_active(&user.id, false).await.unwrap();
     assert!(
         s.mfa
             .complete_login(&s.auth, &token, &codes[0], LoginOptions::new())

@@ -53,8 +53,7 @@ async fn the_full_pipeline_ends_logged_in() {
     assert_eq!(r.current_step.as_deref(), Some("verify_email"));
     let user = k
         .auth
-        .users()
-        .find_by_email("ann@example.com")
+        .find_user_by_email("ann@example.com")
         .await
         .unwrap()
         .unwrap();
@@ -94,8 +93,7 @@ async fn the_full_pipeline_ends_logged_in() {
     assert_eq!(r.current_step.as_deref(), Some("setup_totp"));
     assert!(
         k.auth
-            .users()
-            .find_by_id(&user.id)
+            .find_user(&user.id)
             .await
             .unwrap()
             .unwrap()
@@ -153,7 +151,7 @@ async fn the_full_pipeline_ends_logged_in() {
         k.auth.authenticate(login.access_token()).await.unwrap().id,
         user.id
     );
-    let stored = k.auth.users().find_by_id(&user.id).await.unwrap().unwrap();
+    let stored = k.auth.find_user(&user.id).await.unwrap().unwrap();
     assert_eq!(stored.profile["first_name"], "Ann");
     assert_eq!(stored.profile["bio"], "hi");
     assert!(!stored.profile.contains_key("is_admin"));
@@ -488,7 +486,7 @@ async fn custom_accept_terms_step() {
                 "terms_accepted_at".into(),
                 Value::from(ctx.now().unix_timestamp()),
             );
-            ctx.auth.users().update_profile(&user, values).await?;
+            ctx.auth.update_profile(&user, values).await?;
             Ok(StepOutcome::Complete)
         }
     }
@@ -520,7 +518,7 @@ async fn custom_accept_terms_step() {
         .unwrap();
     assert_eq!(r.status, OnboardingStatus::Completed);
     let user = r.auth.unwrap().user;
-    let stored = k.auth.users().find_by_id(user.id()).await.unwrap().unwrap();
+    let stored = k.auth.find_user(user.id()).await.unwrap().unwrap();
     assert_eq!(stored.profile["terms_accepted_at"], crate::common::T0);
 }
 

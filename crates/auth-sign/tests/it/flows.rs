@@ -117,13 +117,22 @@ async fn reset_round_trip_ends_every_session() {
     while let Ok(ev) = e.mail.try_recv() {
         kinds.push(ev.kind());
     }
+    // The account had never proven its address: the reset link did.
     assert_eq!(
         kinds,
         [
             AuthEventKind::PasswordChanged,
+            AuthEventKind::EmailVerified,
             AuthEventKind::PasswordResetCompleted
         ]
     );
+    let user = e
+        .auth
+        .find_user_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.is_verified);
 
     assert!(
         matches!(

@@ -20,7 +20,8 @@ fn limited(secs: u64) -> RateLimitStatus {
 /// Runs the [`RateLimiter`] suite with a policy of 3 failures in 60 s locking for 120 s: the
 /// lockout is enforced for its whole length (past the window), `retry_after` is exact, old
 /// failures leave the window, reset clears, keys are independent, concurrent records all count,
-/// and cleanup forgets idle keys.
+/// 30 concurrent reservations get exactly `max_attempts` grants, a release gives one back, and
+/// cleanup forgets idle keys.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
@@ -128,6 +129,49 @@ where
     assert!(
         !check(c.clone()).await.is_allowed(),
         "20 concurrent failures lock the key"
+    );
+
+    // Reservations: the attempt counts before the work it guards, atomically.
+    let g = unique("guarded");
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let l = Arc::clone(&limiter);
+        let g = g.clone();
+        tasks.push(tokio::spawn(async move { l.acquire(&g).await }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("acquire").is_allowed() {
+            granted += 1;
+        }
+    }
+    assert_eq!(
+        granted, 3,
+        "30 concurrent reservations get exactly max_attempts grants"
+    );
+    assert_eq!(
+        check(g.clone()).await,
+        limited(120),
+        "the grant that used the last attempt locked the key"
+    );
+    let h = unique("refund");
+    assert_eq!(limiter.acquire(&h).await.expect("acquire"), allowed(2));
+    assert_eq!(limiter.acquire(&h).await.expect("acquire"), allowed(1));
+    assert_eq!(limiter.acquire(&h).await.expect("acquire"), allowed(0));
+    assert!(!check(h.clone()).await.is_allowed(), "the last grant locks");
+    limiter.release(&h).await.expect("release");
+    assert_eq!(
+        check(h.clone()).await,
+        allowed(1),
+        "a released attempt comes back, and the lockout it set is lifted"
+    );
+    limiter.release(&h).await.expect("release");
+    limiter.release(&h).await.expect("release");
+    limiter.release(&h).await.expect("release");
+    assert_eq!(
+        check(h.clone()).await,
+        allowed(3),
+        "releases never go below zero"
     );
 
     // Cleanup.

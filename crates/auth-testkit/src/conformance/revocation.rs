@@ -136,11 +136,45 @@ where
         "tokens issued before not-before are revoked"
     );
     assert!(
-        !store
-            .is_revoked(&q(&unique("new"), START + 10))
+        store
+            .is_revoked(&q(&unique("same"), START + 10))
             .await
             .expect("check"),
-        "tokens issued at or after not-before are valid"
+        "a token issued at the cut-off's very instant is revoked (the safe side)"
+    );
+    assert!(
+        !store
+            .is_revoked(&q(&unique("new"), START + 11))
+            .await
+            .expect("check"),
+        "tokens issued after not-before are valid"
+    );
+    // The cut-off compares to the microsecond: a login right after a logout everywhere works.
+    let micros = |secs: i64| secs * 1_000_000;
+    let sub_second = at(START + 20) + time::Duration::microseconds(500_000);
+    store
+        .revoke_user(&user, sub_second, None)
+        .await
+        .expect("revoke user");
+    assert!(
+        store
+            .is_revoked(
+                &q(&unique("before"), START + 20)
+                    .with_issued_at_micros(micros(START + 20) + 499_999)
+            )
+            .await
+            .expect("check"),
+        "issued a microsecond before the cut-off: revoked"
+    );
+    assert!(
+        !store
+            .is_revoked(
+                &q(&unique("after"), START + 20)
+                    .with_issued_at_micros(micros(START + 20) + 500_001)
+            )
+            .await
+            .expect("check"),
+        "issued a microsecond after the cut-off, in the same second: valid"
     );
     store
         .revoke_user(&user, at(START), None)

@@ -1,0 +1,700 @@
+//! `AuthService`: the one orchestrator. Every flow that checks a credential or changes a
+//! session is a method here, written only against traits, so every entry point (router, Basic,
+//! second factor, onboarding, reset links, CLI) inherits the same throttle, timing equality,
+//! gates and events. One module per flow:
+//!
+//! - `login`: password, second-factor challenge, session start;
+//! - `account`: sign-up (throttled per client), onboarding accounts, email confirmation;
+//! - `password`: policy, the one compare-and-set password replace (set, change, reset);
+//! - `session`: authenticate, refresh, logout, revoke;
+//! - `throttle`: namespaced limiter keys and attempts reserved before the work.
+
+mod account;
+mod login;
+mod password;
+mod session;
+mod throttle;
+
+pub use throttle::{client_bucket, redact_identifier};
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::AuthConfig;
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+use crate::events::EventBus;
+use crate::password::{PasswordHasher, PasswordHashing};
+use crate::rate_limit::{MemoryRateLimiter, RateLimitPolicy, RateLimiter};
+use crate::secret::SecretString;
+use crate::token::{
+    Claims, ExtraClaims, RefreshGuard, SessionMeta, TokenBackend, TokenPair, TokenUserLookup,
+};
+use crate::user::{AuthUser, User, UserId, UserStore, normalize_email};
+
+/// A successful login: the user and their tokens. `Debug` redacts the tokens.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuthResult<U> {
+    /// The user who logged in.
+    pub user: U,
+    /// Their new token pair.
+    pub tokens: TokenPair,
+}
+
+impl<U> AuthResult<U> {
+    /// The access token.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// # auth.register("a@example.com", "violet-otter-sings-42").await?;
+    /// let result = auth.login("a@example.com", "violet-otter-sings-42").await?;
+    /// assert!(!result.access_token().is_empty());
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn access_token(&self) -> &str {
+        self.tokens.access_token.expose_secret()
+    }
+
+    /// The refresh token.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// # auth.register("a@example.com", "violet-otter-sings-42").await?;
+    /// let result = auth.login("a@example.com", "violet-otter-sings-42").await?;
+    /// assert_ne!(result.refresh_token(), result.access_token());
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn refresh_token(&self) -> &str {
+        self.tokens.refresh_token.expose_secret()
+    }
+}
+
+/// Options for one login: claims to embed and where the client is.
+///
+/// ```
+/// use auth_core::{LoginOptions, SessionMeta};
+/// let mut extra = serde_json::Map::new();
+/// extra.insert("tenant".into(), "acme".into());
+/// let opts = LoginOptions::new().with_extra(extra).with_meta(SessionMeta::new().with_user_agent("app/1.0"));
+/// assert_eq!(opts.extra.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct LoginOptions {
+    /// Extra claims for the tokens (they survive refresh).
+    pub extra: ExtraClaims,
+    /// Client metadata for the session list.
+    pub meta: SessionMeta,
+}
+
+impl LoginOptions {
+    /// No extras, no metadata.
+    ///
+    /// ```
+    /// assert!(auth_core::LoginOptions::new().extra.is_empty());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets extra claims.
+    ///
+    /// ```
+    /// # use auth_core::LoginOptions;
+    /// assert!(LoginOptions::new().with_extra(serde_json::Map::new()).extra.is_empty());
+    /// ```
+    #[must_use]
+    pub fn with_extra(mut self, extra: ExtraClaims) -> Self {
+        self.extra = extra;
+        self
+    }
+
+    /// Sets client metadata.
+    ///
+    /// ```
+    /// # use auth_core::{LoginOptions, SessionMeta};
+    /// assert!(LoginOptions::new().with_meta(SessionMeta::new().with_user_agent("x")).meta.user_agent.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_meta(mut self, meta: SessionMeta) -> Self {
+        self.meta = meta;
+        self
+    }
+}
+
+/// The second factor as the service sees it: whether an account has one, a single-use
+/// challenge after its password, the check of the code that answers it, and removal. Set with
+/// [`AuthService::with_second_factor`]; auth-mfa's `Mfa` implements it. The service calls it:
+/// there is one login path, [`AuthService::sign_in`], and no way to a session around it.
+///
+/// ```
+/// use auth_core::{async_trait, Result, SecondFactorGate, UserId};
+/// struct AdminsOnly;
+/// #[async_trait]
+/// impl SecondFactorGate for AdminsOnly {
+///     async fn is_required(&self, user: &UserId) -> Result<bool> {
+///         Ok(user.as_str() == "1")
+///     }
+/// }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(AdminsOnly.is_required(&UserId::new("1")).await?);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[async_trait]
+pub trait SecondFactorGate: Send + Sync + 'static {
+    /// Whether `user` has a second factor that login must ask for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn is_required(&self, user: &UserId) -> Result<bool>;
+
+    /// Opens a single-use challenge for `user`, whose password just checked.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RateLimited`] while the factor is locked; [`Error::Unsupported`] (the
+    /// default) for a gate that only says yes or no; [`Error::Backend`].
+    async fn open_challenge(&self, user: &UserId) -> Result<Challenge> {
+        let _ = user;
+        Err(Error::Unsupported(
+            "this second-factor gate cannot open challenges".into(),
+        ))
+    }
+
+    /// Checks `code` against `challenge` (throttled, each code once) and consumes the
+    /// challenge; answers whose it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenInvalid`] for an unknown, expired, used or exhausted challenge;
+    /// [`Error::InvalidCredentials`]; [`Error::RateLimited`]; [`Error::Unsupported`] (the
+    /// default).
+    async fn answer_challenge(&self, challenge: &str, code: &str) -> Result<UserId> {
+        let _ = (challenge, code);
+        Err(Error::Unsupported(
+            "this second-factor gate cannot check codes".into(),
+        ))
+    }
+
+    /// Removes every factor of `user`: a password reset proved the address of an account that
+    /// had never proven it, so factors enrolled before may be an attacker's. The default does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn remove_all(&self, user: &UserId) -> Result<()> {
+        let _ = user;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<T: SecondFactorGate + ?Sized> SecondFactorGate for Arc<T> {
+    async fn is_required(&self, user: &UserId) -> Result<bool> {
+        (**self).is_required(user).await
+    }
+    async fn open_challenge(&self, user: &UserId) -> Result<Challenge> {
+        (**self).open_challenge(user).await
+    }
+    async fn answer_challenge(&self, challenge: &str, code: &str) -> Result<UserId> {
+        (**self).answer_challenge(challenge, code).await
+    }
+    async fn remove_all(&self, user: &UserId) -> Result<()> {
+        (**self).remove_all(user).await
+    }
+}
+
+/// A second-factor challenge: the single-use token the client sends back with its code, and
+/// how long it lives. `Debug` redacts the token.
+///
+/// ```
+/// use std::time::Duration;
+/// use auth_core::{Challenge, SecretString};
+/// let c = Challenge::new(SecretString::from("abc"), Duration::from_secs(300));
+/// assert_eq!(c.expires_in.as_secs(), 300);
+/// assert!(!format!("{c:?}").contains("abc"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Challenge {
+    /// The challenge token.
+    pub token: SecretString,
+    /// Time until it expires.
+    pub expires_in: Duration,
+}
+
+impl Challenge {
+    /// A challenge.
+    ///
+    /// ```
+    /// # use auth_core::{Challenge, SecretString};
+    /// let _ = Challenge::new(SecretString::from("t"), std::time::Duration::from_secs(60));
+    /// ```
+    #[must_use]
+    pub fn new(token: SecretString, expires_in: Duration) -> Self {
+        Self { token, expires_in }
+    }
+}
+
+/// What [`AuthService::sign_in`] gives: a session, or a second-factor challenge to answer
+/// with [`AuthService::complete_sign_in`].
+///
+/// ```
+/// use auth_core::{Challenge, LoginOutcome, SecretString, User};
+/// let outcome: LoginOutcome<User> = LoginOutcome::Challenge(Challenge::new(SecretString::from("t"), std::time::Duration::from_secs(60)));
+/// assert!(matches!(outcome, LoginOutcome::Challenge(_)));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LoginOutcome<U> {
+    /// Signed in: the user and their tokens.
+    Session(AuthResult<U>),
+    /// The password checked; the account's second factor must answer this challenge.
+    Challenge(Challenge),
+}
+
+/// The service's parts, for backend implementers, migrations and administrative tools that
+/// must reach a store directly. Everything done through them bypasses the service's rules
+/// (throttle, gates, events, revocation): an application's flows use the service's methods.
+#[non_exhaustive]
+pub struct ServiceParts<'a, U: AuthUser> {
+    /// The user store.
+    pub users: &'a Arc<dyn UserStore<User = U>>,
+    /// The token backend.
+    pub tokens: &'a Arc<dyn TokenBackend>,
+    /// The password hashing wrapper (off-runtime, bounded).
+    pub hashing: &'a PasswordHashing,
+    /// The login rate limiter.
+    pub limiter: &'a Arc<dyn RateLimiter>,
+}
+
+impl<U: AuthUser> fmt::Debug for ServiceParts<'_, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceParts")
+            .field("hashing", self.hashing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Authentication flows over pluggable parts: a [`UserStore`], a [`PasswordHasher`], a
+/// [`TokenBackend`], a [`RateLimiter`] (in memory by default), an [`EventBus`] and a
+/// [`crate::Clock`].
+///
+/// Cheap to clone, `Send + Sync`, usable as axum state. Several differently configured services
+/// can live in one process: there is no global state.
+///
+/// ```
+/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// use auth_testkit::TestHasher;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let auth = AuthService::new(
+///     AuthConfig::default(),
+///     MemoryUserStore::new(),
+///     TestHasher::fast(), // use auth_hash::Argon2Hasher in production
+///     MemoryTokenBackend::new(),
+/// )?;
+/// let user = auth.register("alice@example.com", "SecurePass123!").await?;
+/// let login = auth.login("ALICE@example.com", "SecurePass123!").await?;
+/// let me = auth.authenticate(login.access_token()).await?;
+/// assert_eq!(me.id, user.id);
+/// let next = auth.refresh(login.refresh_token()).await?;
+/// auth.logout(next.access_token.expose_secret()).await?;
+/// assert!(auth.authenticate(next.access_token.expose_secret()).await.is_err());
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+pub struct AuthService<U: AuthUser = User> {
+    config: Arc<AuthConfig>,
+    users: Arc<dyn UserStore<User = U>>,
+    hashing: PasswordHashing,
+    tokens: Arc<dyn TokenBackend>,
+    limiter: Arc<dyn RateLimiter>,
+    /// Whether `limiter` is the in-memory default (which then follows `with_clock`).
+    default_limiter: bool,
+    ip_limiter: Option<Arc<dyn RateLimiter>>,
+    signup_limiter: Arc<dyn RateLimiter>,
+    /// Whether `signup_limiter` is the in-memory default (which then follows `with_clock`).
+    default_signup_limiter: bool,
+    second_factor: Option<Arc<dyn SecondFactorGate>>,
+    lookup: Option<Arc<dyn TokenUserLookup<U>>>,
+    events: EventBus,
+    clock: SharedClock,
+}
+
+impl<U: AuthUser> Clone for AuthService<U> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            users: Arc::clone(&self.users),
+            hashing: self.hashing.clone(),
+            tokens: Arc::clone(&self.tokens),
+            limiter: Arc::clone(&self.limiter),
+            default_limiter: self.default_limiter,
+            ip_limiter: self.ip_limiter.clone(),
+            signup_limiter: Arc::clone(&self.signup_limiter),
+            default_signup_limiter: self.default_signup_limiter,
+            second_factor: self.second_factor.clone(),
+            lookup: self.lookup.clone(),
+            events: self.events.clone(),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
+impl<U: AuthUser> fmt::Debug for AuthService<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("config", &self.config)
+            .field("hashing", &self.hashing)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<U: AuthUser> AuthService<U> {
+    /// A service from its required parts. Hashes one dummy password to prepare timing
+    /// equality, so build it once at startup. Logins are rate limited in memory with
+    /// `config.rate_limit()` unless [`with_rate_limiter`](Self::with_rate_limiter) says otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the hasher cannot hash.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// let _clone = auth.clone();
+    /// ```
+    pub fn new(
+        config: AuthConfig,
+        users: impl UserStore<User = U>,
+        hasher: impl PasswordHasher,
+        tokens: impl TokenBackend,
+    ) -> Result<Self> {
+        Self::from_parts(config, Arc::new(users), Arc::new(hasher), Arc::new(tokens))
+    }
+
+    /// Like [`new`](Self::new), from parts already shared (for example a token backend also
+    /// used elsewhere).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the hasher cannot hash.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use auth_core::*;
+    /// let tokens: Arc<dyn TokenBackend> = Arc::new(MemoryTokenBackend::new());
+    /// let auth = AuthService::<User>::from_parts(AuthConfig::default(), Arc::new(MemoryUserStore::new()),
+    ///     Arc::new(auth_testkit::TestHasher::fast()), Arc::clone(&tokens)).unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn from_parts(
+        config: AuthConfig,
+        users: Arc<dyn UserStore<User = U>>,
+        hasher: Arc<dyn PasswordHasher>,
+        tokens: Arc<dyn TokenBackend>,
+    ) -> Result<Self> {
+        let mut hashing = PasswordHashing::from_arc(hasher)?
+            .with_max_password_length(config.max_password_length());
+        if let Some(n) = config.hash_concurrency() {
+            hashing = hashing.with_concurrency(n);
+        }
+        let clock: SharedClock = Arc::new(SystemClock);
+        Ok(Self {
+            limiter: Arc::new(MemoryRateLimiter::new(config.rate_limit())),
+            config: Arc::new(config),
+            users,
+            hashing,
+            tokens,
+            default_limiter: true,
+            ip_limiter: None,
+            signup_limiter: Arc::new(MemoryRateLimiter::new(RateLimitPolicy::SIGNUP)),
+            default_signup_limiter: true,
+            second_factor: None,
+            lookup: None,
+            events: EventBus::new(),
+            clock,
+        })
+    }
+
+    /// Uses another rate limiter (a SQL or Redis one, shared by all instances).
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_rate_limiter(MemoryRateLimiter::new(RateLimitPolicy::default()));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.limiter = Arc::new(limiter);
+        self.default_limiter = false;
+        self
+    }
+
+    /// Also limits failed logins per client IP address (taken from
+    /// [`LoginOptions::meta`]), with its own policy: one address trying many accounts is
+    /// locked out like one account tried many times. A success does not reset an address's
+    /// count, so one valid account cannot launder an attack on others.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # use std::time::Duration;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_ip_rate_limiter(MemoryRateLimiter::new(
+    ///         RateLimitPolicy::new(50, Duration::from_secs(300), Duration::from_secs(900)).unwrap()));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_ip_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.ip_limiter = Some(Arc::new(limiter));
+        self
+    }
+
+    /// Counts sign-ups per client address (`signup:` keys, from the metadata given to
+    /// [`register_with`](Self::register_with)) in `limiter` instead of in memory with
+    /// [`RateLimitPolicy::SIGNUP`]. Every sign-up counts, successful or not: each costs a
+    /// password hash and says whether an address is taken.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # use std::time::Duration;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_signup_rate_limiter(MemoryRateLimiter::new(
+    ///         RateLimitPolicy::new(3, Duration::from_secs(3600), Duration::from_secs(3600)).unwrap()));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_signup_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.signup_limiter = Arc::new(limiter);
+        self.default_signup_limiter = false;
+        self
+    }
+
+    /// Makes [`login`](Self::login) refuse, with [`Error::MfaRequired`], accounts that `gate`
+    /// says have a second factor: no tokens are issued on a password alone. auth-mfa's `Mfa`
+    /// is such a gate and runs the two-step login.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// struct Everyone;
+    /// #[async_trait]
+    /// impl SecondFactorGate for Everyone {
+    ///     async fn is_required(&self, _user: &UserId) -> Result<bool> { Ok(true) }
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
+    ///     .with_second_factor(Everyone);
+    /// auth.register("fay@example.com", "violet-otter-sings-42").await?;
+    /// let err = auth.login("fay@example.com", "violet-otter-sings-42").await.unwrap_err();
+    /// assert!(matches!(err, Error::MfaRequired));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_second_factor(mut self, gate: impl SecondFactorGate) -> Self {
+        self.second_factor = Some(Arc::new(gate));
+        self
+    }
+
+    /// Authenticates with one round trip through `lookup` (a backend that joins tokens with
+    /// users, such as `auth_tokens_db::DbTokenBackend`) instead of verifying the token and then
+    /// loading the user. Give the same storage as the token backend.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// struct Lookup(MemoryTokenBackend, MemoryUserStore);
+    /// #[async_trait]
+    /// impl TokenUserLookup<User> for Lookup {
+    ///     async fn authenticate(&self, token: &str) -> Result<(Claims, User)> {
+    ///         let claims = self.0.verify(token, TokenKind::Access).await?;
+    ///         let user = self.1.find_by_id(&claims.user_id()).await?.ok_or(Error::TokenInvalid)?;
+    ///         Ok((claims, user))
+    ///     }
+    /// }
+    /// let (tokens, users) = (MemoryTokenBackend::new(), MemoryUserStore::new());
+    /// let auth = AuthService::new(AuthConfig::default(), users.clone(),
+    ///     auth_testkit::TestHasher::fast(), tokens.clone()).unwrap()
+    ///     .with_token_user_lookup(Lookup(tokens, users));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_token_user_lookup(mut self, lookup: impl TokenUserLookup<U>) -> Self {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Emits events on `events` (share one bus between services to share handlers).
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let bus = EventBus::new();
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_events(bus.clone());
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Reads time (for `last_login` and revocation instants) from `clock`. Stores and backends
+    /// take their own clock: give them clones of the same [`crate::FixedClock`] in tests.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_clock(FixedClock::from_unix(1_700_000_000));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl crate::Clock) -> Self {
+        self.clock = Arc::new(clock);
+        if self.default_limiter {
+            self.limiter = Arc::new(
+                MemoryRateLimiter::new(self.config.rate_limit())
+                    .with_clock(Arc::clone(&self.clock)),
+            );
+        }
+        if self.default_signup_limiter {
+            self.signup_limiter = Arc::new(
+                MemoryRateLimiter::new(RateLimitPolicy::SIGNUP).with_clock(Arc::clone(&self.clock)),
+            );
+        }
+        self
+    }
+
+    /// The configuration.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// assert_eq!(auth.config().lifetimes().access().as_secs(), 900);
+    /// ```
+    #[must_use]
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The event bus, to register handlers.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// auth.events().on_fn(AuthEventKind::UserLogin, |_e| async { Ok(()) });
+    /// ```
+    #[must_use]
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The user with this id, if any (a read: no rule applies).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// let user = auth.register("ada@example.com", "violet-otter-sings-42").await?;
+    /// assert_eq!(auth.find_user(&user.id).await?.unwrap().email, "ada@example.com");
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn find_user(&self, id: &UserId) -> Result<Option<U>> {
+        self.users.find_by_id(id).await
+    }
+
+    /// The user with this email (canonicalised first), if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a value that is not an address; [`Error::Backend`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// auth.register("ada@example.com", "violet-otter-sings-42").await?;
+    /// assert!(auth.find_user_by_email(" ADA@example.com").await?.is_some());
+    /// assert!(auth.find_user_by_email("nobody@example.com").await?.is_none());
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<U>> {
+        self.users.find_by_email(&normalize_email(email)?).await
+    }
+
+    /// The parts this service was built from, for backend implementers and administrative
+    /// tools. What is done through them bypasses every rule of the service.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// assert_eq!(auth.parts().hashing.max_password_length(), 4096);
+    /// ```
+    #[must_use]
+    pub fn parts(&self) -> ServiceParts<'_, U> {
+        ServiceParts {
+            users: &self.users,
+            tokens: &self.tokens,
+            hashing: &self.hashing,
+            limiter: &self.limiter,
+        }
+    }
+
+    /// The clock this service reads.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let clock = FixedClock::from_unix(1_800_000_000);
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap().with_clock(clock);
+    /// assert_eq!(auth.clock().now().unix_timestamp(), 1_800_000_000);
+    /// ```
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+}
+
+/// Loads the token's user and refuses missing or inactive ones.
+async fn active_user<U: AuthUser>(users: &dyn UserStore<User = U>, claims: &Claims) -> Result<U> {
+    match users.find_by_id(&claims.user_id()).await? {
+        None => Err(Error::TokenInvalid),
+        Some(u) if !u.is_active() => Err(Error::InactiveUser),
+        Some(u) => Ok(u),
+    }
+}
+
+struct ActiveUserGuard<'a, U> {
+    users: &'a dyn UserStore<User = U>,
+}
+
+#[async_trait]
+impl<U: AuthUser> RefreshGuard for ActiveUserGuard<'_, U> {
+    async fn allow(&self, claims: &Claims) -> Result<()> {
+        active_user(self.users, claims).await.map(|_| ())
+    }
+}
