@@ -107,6 +107,16 @@ async fn flows_leak_no_secret() {
         debug_output += &format!("{err:?}{err}");
         secrets.push(attempt.to_owned());
     }
+    // Failed-login identifiers are logged hashed: what was typed into the email field may be a
+    // password, and an address that has no account is nobody's business.
+    for typed in [
+        "hunter2-typed-into-the-email-field",
+        "lost-soul@example.com",
+    ] {
+        let err = auth.login(typed, PASSWORD).await.unwrap_err();
+        debug_output += &format!("{err:?}{err}");
+        secrets.push(typed.to_owned());
+    }
     let next = auth.refresh(login.refresh_token()).await.unwrap();
     secrets.push(next.access_token.expose_secret().to_owned());
     secrets.push(next.refresh_token.expose_secret().to_owned());

@@ -34,6 +34,25 @@ impl From<Error> for ApiError {
 }
 
 /// The one body every credential or token failure gets.
+/// A credential failure of a caller who already proved who they are (an authenticated user
+/// changing a password, the holder of a link): the same 401 with a reason that reveals nothing
+/// about any account (`wrong_current_password`, `link_used_or_expired`, `invalid_code`). Any
+/// other error answers as [`ApiError`] does. Never used on login.
+pub(crate) fn refused_because(error: auth_core::Error, reason: &'static str) -> Response {
+    if !error.is_auth_failure() {
+        return ApiError(error).into_response();
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "unauthorized", "reason": reason})),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
 pub(crate) fn unauthorized() -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,

@@ -94,7 +94,7 @@ async fn confirm<U: AuthUser>(
         .map_err(IntoResponse::into_response)?
         .confirm_enrollment(user.id(), &body.code)
         .await
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| crate::error::refused_because(e, "invalid_code"))?;
     Ok(no_store(
         StatusCode::OK,
         json!({"recovery_codes": codes.expose()}),
@@ -112,7 +112,7 @@ async fn disable<U: AuthUser>(
         .map_err(IntoResponse::into_response)?
         .disable(user.id(), &body.code)
         .await
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| crate::error::refused_because(e, "invalid_code"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -563,7 +563,9 @@ async fn change_password<U: AuthUser>(
 ) -> Result<StatusCode, Response> {
     state.require_fresh(&headers).await?;
     let inner = async {
-        let current = current_session(&state.auth, &headers).await?;
+        let current = current_session(&state.auth, &headers)
+            .await
+            .map_err(IntoResponse::into_response)?;
         state
             .auth
             .change_password(
@@ -572,10 +574,11 @@ async fn change_password<U: AuthUser>(
                 &body.new_password,
                 current.as_deref(),
             )
-            .await?;
-        Ok::<_, ApiError>(StatusCode::NO_CONTENT)
+            .await
+            .map_err(|e| crate::error::refused_because(e, "wrong_current_password"))?;
+        Ok::<_, Response>(StatusCode::NO_CONTENT)
     };
-    inner.await.map_err(IntoResponse::into_response)
+    inner.await
 }
 
 fn not_configured(what: &'static str) -> ApiError {
@@ -598,12 +601,15 @@ async fn reset_request<U: AuthUser>(
 async fn reset_confirm<U: AuthUser>(
     State(state): State<RouterState<U>>,
     ApiJson(body): ApiJson<ResetConfirm>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Response> {
     let reset = state
         .reset
         .as_ref()
-        .ok_or_else(|| not_configured("password reset is not configured"))?;
-    reset.confirm(&body.token, &body.new_password).await?;
+        .ok_or_else(|| not_configured("password reset is not configured").into_response())?;
+    reset
+        .confirm(&body.token, &body.new_password)
+        .await
+        .map_err(|e| crate::error::refused_because(e, "link_used_or_expired"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -622,12 +628,15 @@ async fn verify_request<U: AuthUser>(
 async fn verify_confirm<U: AuthUser>(
     State(state): State<RouterState<U>>,
     ApiJson(body): ApiJson<TokenBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Response> {
     let verification = state
         .verification
         .as_ref()
-        .ok_or_else(|| not_configured("email verification is not configured"))?;
-    let user = verification.confirm(&body.token).await?;
+        .ok_or_else(|| not_configured("email verification is not configured").into_response())?;
+    let user = verification
+        .confirm(&body.token)
+        .await
+        .map_err(|e| crate::error::refused_because(e, "link_used_or_expired"))?;
     Ok(Json(json!({"id": user.id().to_string(), "is_verified": true})).into_response())
 }
 

@@ -100,6 +100,7 @@ fn bad_smtp_settings_name_the_variable() {
             "AUTH_MFA_KEY",
             "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
         ),
+        ("AUTH_PUBLIC_URL", "https://auth.example.com"),
     ];
     let err = auth_server::Settings::from_lookup(|n| {
         vars.iter()

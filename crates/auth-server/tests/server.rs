@@ -193,6 +193,46 @@ fn settings_name_what_to_set() {
 }
 
 #[test]
+fn production_needs_an_https_public_url() {
+    let production = [
+        ("AUTH_ENV", "production"),
+        ("AUTH_SIGNING_SECRET", SECRET),
+        (
+            "AUTH_MFA_KEY",
+            "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+        (
+            "AUTH_SMTP_URL",
+            "smtp://mailer:hunter2-smtp-password@mail.example.com:587",
+        ),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut vars = production.to_vec();
+        vars.extend_from_slice(extra);
+        settings(&vars)
+    };
+    // No public URL means http://127.0.0.1:8080: refused, naming the variable.
+    let err = with(&[]).unwrap_err();
+    assert!(err.to_string().contains("AUTH_PUBLIC_URL"), "{err}");
+    let err = with(&[("AUTH_PUBLIC_URL", "http://auth.example.com")]).unwrap_err();
+    assert!(err.to_string().contains("https://"), "{err}");
+    // Behind a TLS-terminating proxy, said explicitly.
+    assert!(
+        with(&[
+            ("AUTH_PUBLIC_URL", "http://auth.example.com"),
+            ("AUTH_ALLOW_HTTP_PUBLIC_URL", "true"),
+        ])
+        .is_ok()
+    );
+    let ok = with(&[("AUTH_PUBLIC_URL", "https://auth.example.com")]).unwrap();
+    // Secrets never reach Debug.
+    let shown = format!("{ok:?}");
+    for secret in [SECRET, "hunter2-smtp-password"] {
+        assert!(!shown.contains(secret), "Debug shows a secret: {shown}");
+    }
+}
+
+#[test]
 fn development_secret_is_generated_beside_the_database_and_reused() {
     let dir = std::env::temp_dir().join(format!("auth-server-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

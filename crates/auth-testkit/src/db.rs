@@ -48,16 +48,7 @@ pub async fn fresh(
     target: Target,
     migrations: fn() -> Vec<Box<dyn MigrationTrait>>,
 ) -> Option<DatabaseConnection> {
-    let url = match target {
-        Target::SqliteMemory => "sqlite::memory:".to_owned(),
-        Target::SqliteFile => {
-            let dir = std::env::temp_dir().join(crate::unique("auth-test-db"));
-            std::fs::create_dir_all(&dir).expect("create a temporary folder");
-            format!("sqlite://{}?mode=rwc", dir.join("auth.db").display())
-        }
-        Target::Postgres => server_database("AUTH_TEST_POSTGRES_URL").await?,
-        Target::MySql => server_database("AUTH_TEST_MYSQL_URL").await?,
-    };
+    let url = fresh_url(target).await?;
     let mut options = ConnectOptions::new(url);
     let sqlite = matches!(target, Target::SqliteMemory | Target::SqliteFile);
     options.max_connections(if sqlite { 1 } else { 24 });
@@ -67,6 +58,36 @@ pub async fn fresh(
         .expect("connect to the test database");
     Migrations::run(&db, migrations).await;
     Some(db)
+}
+
+/// The URL of a fresh, empty database for `target` (an SQLite file in a temporary folder, or
+/// a new database on the configured server), for tests that start a whole server which
+/// migrates on its own; `None` with the reason printed when the server's variable is unset.
+///
+/// # Panics
+///
+/// When a configured server cannot be reached: a test environment problem.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let url = auth_testkit::db::fresh_url(auth_testkit::db::Target::SqliteFile).await.unwrap();
+/// assert!(url.starts_with("sqlite://"));
+/// # });
+/// ```
+pub async fn fresh_url(target: Target) -> Option<String> {
+    match target {
+        Target::SqliteMemory => Some("sqlite::memory:".to_owned()),
+        Target::SqliteFile => {
+            let dir = std::env::temp_dir().join(crate::unique("auth-test-db"));
+            std::fs::create_dir_all(&dir).expect("create a temporary folder");
+            Some(format!(
+                "sqlite://{}?mode=rwc",
+                dir.join("auth.db").display()
+            ))
+        }
+        Target::Postgres => server_database("AUTH_TEST_POSTGRES_URL").await,
+        Target::MySql => server_database("AUTH_TEST_MYSQL_URL").await,
+    }
 }
 
 struct Migrations;

@@ -193,7 +193,7 @@ impl RateLimiter for DbRateLimiter {
         let lock_at = now + Self::span(self.policy.lockout());
         // A few rounds at most: each round either takes an attempt, refuses, or moves the row
         // to a state (created, rolled over) in which the next round decides.
-        for _ in 0..4 {
+        for _ in 0..6 {
             // The guard itself, one conditional statement: take an attempt from an unlocked
             // key in its current window while attempts are left, and lock it when this was the
             // last one. `locked_until` is assigned first so that every database (MySQL
@@ -277,6 +277,10 @@ impl RateLimiter for DbRateLimiter {
                             .to_owned(),
                     )
                     .await?;
+                }
+                Some(r) if r.failures < max => {
+                    // The row appeared (another caller inserted it) after our take ran: take
+                    // again.
                 }
                 Some(_) => {
                     // Attempts used up, not yet locked (a row written by an older version):

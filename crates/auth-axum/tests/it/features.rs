@@ -493,9 +493,13 @@ async fn password_reset_and_email_verification_routes() {
         .json(json!({"token": token, "new_password": "another-new-otter-88"}))
         .send(&app)
         .await;
+    // The link's holder learns why (nothing about any account).
     assert_eq!(
         (s, body),
-        (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}))
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "unauthorized", "reason": "link_used_or_expired"})
+        )
     );
 
     let (_, _, login) = call("POST", "/auth/login")
