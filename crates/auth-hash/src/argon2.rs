@@ -209,25 +209,90 @@ impl std::fmt::Debug for Argon2Hasher {
     }
 }
 
+/// A parsed PHC argon2 string: `$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`.
+///
+/// Parsed here rather than with the `password-hash` crate, whose output type refuses hashes
+/// shorter than 10 bytes: argon2-cffi (and so Django) accepts any `hash_len` from 4, and such
+/// hashes must verify.
+pub(crate) struct Phc {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) version: Version,
+    pub(crate) params: argon2::Params,
+    pub(crate) salt: Vec<u8>,
+    pub(crate) hash: Vec<u8>,
+}
+
+/// Salt bytes (argon2 needs 8; PHC allows up to 48 encoded) and hash bytes we accept.
+const SALT_BYTES: std::ops::RangeInclusive<usize> = 8..=64;
+const HASH_BYTES: std::ops::RangeInclusive<usize> = 4..=64;
+
 /// Parses a PHC argon2 string and checks its parameters against the verification limits.
-pub(crate) fn parse_phc(encoded: &str) -> Result<(PasswordHash, argon2::Params), HashError> {
-    let hash = PasswordHash::new(encoded).map_err(|_| HashError::Malformed)?;
-    if Algorithm::try_from(hash.algorithm.as_str()).is_err() {
-        return Err(HashError::UnknownFormat);
+pub(crate) fn parse_phc(encoded: &str) -> Result<Phc, HashError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+
+    let mut fields = encoded.split('$');
+    if fields.next() != Some("") {
+        return Err(HashError::Malformed);
     }
-    let params = argon2::Params::try_from(&hash).map_err(|_| HashError::Malformed)?;
-    if params.m_cost() > Argon2Params::MAX_MEMORY_KIB
-        || params.t_cost() > Argon2Params::MAX_ITERATIONS
-        || params.p_cost() > Argon2Params::MAX_PARALLELISM
+    let algorithm = Algorithm::try_from(fields.next().ok_or(HashError::Malformed)?)
+        .map_err(|_| HashError::UnknownFormat)?;
+    let mut field = fields.next().ok_or(HashError::Malformed)?;
+    // Without `v=` the hash predates version 1.3 (libargon2 reads it as 0x10).
+    let version = match field.strip_prefix("v=") {
+        Some(v) => {
+            let v: u32 = v.parse().map_err(|_| HashError::Malformed)?;
+            field = fields.next().ok_or(HashError::Malformed)?;
+            Version::try_from(v).map_err(|_| HashError::Malformed)?
+        }
+        None => Version::V0x10,
+    };
+    let (mut m, mut t, mut p) = (None, None, None);
+    for pair in field.split(',') {
+        let (name, value) = pair.split_once('=').ok_or(HashError::Malformed)?;
+        let value: u32 = value.parse().map_err(|_| HashError::Malformed)?;
+        let slot = match name {
+            "m" => &mut m,
+            "t" => &mut t,
+            "p" => &mut p,
+            _ => return Err(HashError::Malformed),
+        };
+        if slot.replace(value).is_some() {
+            return Err(HashError::Malformed);
+        }
+    }
+    let (Some(m), Some(t), Some(p)) = (m, t, p) else {
+        return Err(HashError::Malformed);
+    };
+    if m > Argon2Params::MAX_MEMORY_KIB
+        || t > Argon2Params::MAX_ITERATIONS
+        || p > Argon2Params::MAX_PARALLELISM
     {
         return Err(HashError::Unsupported(
             "argon2 parameters beyond the verification limits",
         ));
     }
-    if hash.salt.is_none() || hash.hash.is_none() {
+    let salt = STANDARD_NO_PAD
+        .decode(fields.next().ok_or(HashError::Malformed)?)
+        .map_err(|_| HashError::Malformed)?;
+    let hash = STANDARD_NO_PAD
+        .decode(fields.next().ok_or(HashError::Malformed)?)
+        .map_err(|_| HashError::Malformed)?;
+    if fields.next().is_some()
+        || !SALT_BYTES.contains(&salt.len())
+        || !HASH_BYTES.contains(&hash.len())
+    {
         return Err(HashError::Malformed);
     }
-    Ok((hash, params))
+    let params =
+        argon2::Params::new(m, t, p, Some(hash.len())).map_err(|_| HashError::Malformed)?;
+    Ok(Phc {
+        algorithm,
+        version,
+        params,
+        salt,
+        hash,
+    })
 }
 
 /// The largest block buffer (1 KiB blocks) a thread keeps between hashes: 64 MiB, enough for
@@ -271,24 +336,17 @@ fn compute(
     })
 }
 
-/// Verifies a password against a parsed PHC argon2 hash (any variant, version and parameters).
-pub(crate) fn verify_phc(password: &str, hash: &PasswordHash) -> Result<bool, HashError> {
-    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
-        return Err(HashError::Malformed);
-    };
-    let algorithm =
-        Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| HashError::UnknownFormat)?;
-    let version =
-        Version::try_from(hash.version.unwrap_or(0x13)).map_err(|_| HashError::Malformed)?;
-    let params = argon2::Params::try_from(hash).map_err(|_| HashError::Malformed)?;
-    let mut actual = vec![0u8; expected.len()];
+/// Verifies a password against a parsed PHC argon2 hash (any variant, version, parameters
+/// and output length from 4 bytes).
+pub(crate) fn verify_phc(password: &str, phc: &Phc) -> Result<bool, HashError> {
+    let mut actual = vec![0u8; phc.hash.len()];
     compute(
-        &Argon2::new(algorithm, version, params),
+        &Argon2::new(phc.algorithm, phc.version, phc.params.clone()),
         password.as_bytes(),
-        salt,
+        &phc.salt,
         &mut actual,
     )?;
-    Ok(constant_time_eq(&actual, expected.as_bytes()))
+    Ok(constant_time_eq(&actual, &phc.hash))
 }
 
 pub(crate) fn is_argon2_phc(encoded: &str) -> bool {
@@ -321,8 +379,7 @@ impl PasswordHasher for Argon2Hasher {
         if !is_argon2_phc(encoded) {
             return Err(HashError::UnknownFormat);
         }
-        let (hash, _) = parse_phc(encoded)?;
-        verify_phc(password, &hash)
+        verify_phc(password, &parse_phc(encoded)?)
     }
 
     fn identifies(&self, encoded: &str) -> bool {
@@ -330,14 +387,14 @@ impl PasswordHasher for Argon2Hasher {
     }
 
     fn needs_update(&self, encoded: &str) -> bool {
-        let Ok((hash, params)) = parse_phc(encoded) else {
+        let Ok(phc) = parse_phc(encoded) else {
             return true;
         };
-        hash.algorithm.as_str() != "argon2id"
-            || hash.version != Some(0x13)
-            || params.m_cost() != self.params.memory_kib
-            || params.t_cost() != self.params.iterations
-            || params.p_cost() != self.params.parallelism
-            || hash.hash.map(|h| h.len()) != Some(32)
+        phc.algorithm != Algorithm::Argon2id
+            || phc.version != Version::V0x13
+            || phc.params.m_cost() != self.params.memory_kib
+            || phc.params.t_cost() != self.params.iterations
+            || phc.params.p_cost() != self.params.parallelism
+            || phc.hash.len() != 32
     }
 }

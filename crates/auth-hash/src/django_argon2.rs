@@ -56,8 +56,7 @@ impl PasswordHasher for DjangoArgon2Hasher {
         let phc = encoded
             .strip_prefix("argon2$")
             .ok_or(HashError::UnknownFormat)?;
-        let (hash, _) = parse_phc(&format!("${phc}"))?;
-        verify_phc(password, &hash)
+        verify_phc(password, &parse_phc(&format!("${phc}"))?)
     }
 
     fn identifies(&self, encoded: &str) -> bool {

@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::SignError;
 
-/// The separator between a value, its timestamp and its signature (tortoise-auth's).
+/// The default separator between a value, its timestamp and its signature (tortoise-auth's);
+/// [`Signer::with_separator`] sets another.
 pub const SEPARATOR: char = ':';
 
 /// Derives the key for a purpose: HMAC-SHA256(secret, "auth-sign/v1/salt:" + salt). Without a
@@ -59,6 +60,8 @@ fn key_from(secret: impl AsRef<[u8]>) -> Result<SecretKey, SignError> {
 pub struct Signer {
     secrets: Arc<Vec<SecretKey>>,
     salt: Option<Cow<'static, str>>,
+    /// Between value and signature (and timestamp); [`SEPARATOR`] unless set.
+    separator: Cow<'static, str>,
     /// Derived keys: the current one first, then fallbacks.
     keys: Arc<Vec<hmac::Key>>,
 }
@@ -90,10 +93,59 @@ impl Signer {
         let mut signer = Self {
             secrets: Arc::new(vec![secret]),
             salt: None,
+            separator: Cow::Borrowed(":"),
             keys: Arc::new(Vec::new()),
         };
         signer.rederive();
         signer
+    }
+
+    /// Uses another separator, as tortoise-auth's `Signer(secret, separator=".")` does, so the
+    /// values it signed verify (and new ones match byte for byte). [`TimestampSigner`] uses the
+    /// same separator before its timestamp.
+    ///
+    /// # Errors
+    ///
+    /// [`SignError::Malformed`] for an empty separator, one longer than 8 bytes, or one with a
+    /// base64url character (`A-Z a-z 0-9 - _`), which signatures and timestamps are made of.
+    ///
+    /// ```
+    /// use auth_sign::Signer;
+    /// let s = Signer::new("0123456789abcdef0123456789abcdef-secret")?.with_separator(".")?;
+    /// // Made by tortoise-auth's Signer(secret, separator=".").
+    /// assert_eq!(s.unsign("hello.XGTFfsI47jRRqTlxb92gK_GxO7BCUo1ypMOgKrLwqE8")?, "hello");
+    /// assert!(Signer::new("0123456789abcdef0123456789abcdef-secret")?.with_separator("x").is_err());
+    /// # Ok::<(), auth_sign::SignError>(())
+    /// ```
+    pub fn with_separator(
+        mut self,
+        separator: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, SignError> {
+        let separator = separator.into();
+        if separator.is_empty()
+            || separator.len() > 8
+            || separator
+                .bytes()
+                .any(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(SignError::Malformed(
+                "a separator is 1 to 8 bytes, none of them base64url characters",
+            ));
+        }
+        self.separator = separator;
+        Ok(self)
+    }
+
+    /// The separator between value and signature.
+    ///
+    /// ```
+    /// # use auth_sign::Signer;
+    /// assert_eq!(Signer::new("0123456789abcdef0123456789abcdef")?.separator(), ":");
+    /// # Ok::<(), auth_sign::SignError>(())
+    /// ```
+    #[must_use]
+    pub fn separator(&self) -> &str {
+        &self.separator
     }
 
     /// Signs for one purpose only (`password-reset`, `email-verification`, ...).
@@ -194,7 +246,7 @@ impl Signer {
     /// ```
     #[must_use]
     pub fn sign(&self, value: &str) -> String {
-        format!("{value}{SEPARATOR}{}", self.signature(value))
+        format!("{value}{}{}", self.separator, self.signature(value))
     }
 
     /// Checks `value:signature` and returns the value.
@@ -215,7 +267,7 @@ impl Signer {
             return Err(SignError::Malformed("too long"));
         }
         let (value, signature) = signed
-            .rsplit_once(SEPARATOR)
+            .rsplit_once(&*self.separator)
             .ok_or(SignError::Malformed("no separator"))?;
         if self.verify_signature(value, signature) {
             Ok(value.to_owned())
@@ -386,7 +438,8 @@ impl TimestampSigner {
     #[must_use]
     pub fn sign(&self, value: &str) -> String {
         let ts = URL_SAFE_NO_PAD.encode(self.clock.now().unix_timestamp().to_string());
-        self.signer.sign(&format!("{value}{SEPARATOR}{ts}"))
+        self.signer
+            .sign(&format!("{value}{}{ts}", self.signer.separator()))
     }
 
     /// Checks the signature, then the age when `max_age` is given, and returns the value.
@@ -426,7 +479,7 @@ impl TimestampSigner {
     ) -> Result<(String, i64), SignError> {
         let value_ts = self.signer.unsign(token)?;
         let (value, ts) = value_ts
-            .rsplit_once(SEPARATOR)
+            .rsplit_once(self.signer.separator())
             .ok_or(SignError::Malformed("no timestamp"))?;
         let ts: i64 = URL_SAFE_NO_PAD
             .decode(ts)

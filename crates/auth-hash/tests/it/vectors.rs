@@ -131,3 +131,60 @@ fn django_and_tortoise_pbkdf2_are_told_apart() {
         assert_eq!(django.identifies(&v.hash), !is_tortoise, "{}", v.hash);
     }
 }
+
+#[derive(Deserialize)]
+struct ShortVector {
+    hash_len: usize,
+    password: String,
+    wrong: String,
+    encoded: String,
+}
+
+#[derive(Deserialize)]
+struct ShortFile {
+    versions: BTreeMap<String, String>,
+    vectors: Vec<ShortVector>,
+}
+
+/// argon2-cffi allows outputs of 4 to 9 bytes, which the `password-hash` crate's output type
+/// refuses: they verify here, in both PHC and Django's `argon2$` form, and ask for an upgrade.
+#[test]
+fn argon2_hashes_with_short_outputs_verify() {
+    let file: ShortFile =
+        serde_json::from_str(include_str!("../vectors/argon2_short.json")).expect("parses");
+    assert!(file.versions.contains_key("argon2-cffi"));
+    let argon2 = Argon2Hasher::default();
+    let django = DjangoArgon2Hasher::default();
+    let mut lengths = std::collections::BTreeSet::new();
+    for v in &file.vectors {
+        assert_eq!(
+            argon2.verify(&v.password, &v.encoded),
+            Ok(true),
+            "{}",
+            v.encoded
+        );
+        assert_eq!(
+            argon2.verify(&v.wrong, &v.encoded),
+            Ok(false),
+            "{}",
+            v.encoded
+        );
+        assert!(
+            argon2.needs_update(&v.encoded),
+            "a short output is upgraded"
+        );
+        let django_form = format!("argon2{}", v.encoded);
+        assert_eq!(django.verify(&v.password, &django_form), Ok(true));
+        assert_eq!(django.verify(&v.wrong, &django_form), Ok(false));
+        lengths.insert(v.hash_len);
+    }
+    assert_eq!(
+        lengths.into_iter().collect::<Vec<_>>(),
+        (4..=9).collect::<Vec<_>>()
+    );
+    println!(
+        "argon2-cffi {}: {} hashes with 4-9 byte outputs (argon2id/i/d) verified",
+        file.versions["argon2-cffi"],
+        file.vectors.len()
+    );
+}
