@@ -218,8 +218,8 @@ pub enum AuthEvent {
         code: SecretString,
     },
     /// Repeated failures locked a limiter key until `retry_after` has passed. Keys are
-    /// namespaced by throttle: `login:<email>` (`login:<client>|<email>` when the client
-    /// address is known; missing accounts lock alike), `ip:<address>`, `signup:<address>`,
+    /// namespaced by throttle: `login:<client>|<email>` (`*` for the client when its address
+    /// is unknown; missing accounts lock alike), `ip:<address>`, `signup:<address>`,
     /// `reset:<email>`, `reauth:<user id>`, `mfa:<user id>`.
     AccountLocked {
         /// The locked key.

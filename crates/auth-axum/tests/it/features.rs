@@ -715,3 +715,59 @@ async fn onboarding_routes_answer_the_seed_status_codes() {
         (StatusCode::CONFLICT, Some("completed"))
     );
 }
+
+/// HTTP Basic checks a password on every request: it goes through the service's throttle
+/// with the client address, so one address guessing across accounts is limited like a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_is_throttled_per_client_address() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let auth = service(&clock).with_ip_rate_limiter(
+        auth_core::MemoryRateLimiter::new(
+            auth_core::RateLimitPolicy::new(
+                3,
+                std::time::Duration::from_secs(300),
+                std::time::Duration::from_secs(900),
+            )
+            .unwrap(),
+        )
+        .with_clock(clock.clone()),
+    );
+    auth.register("ann@example.com", PASSWORD).await.unwrap();
+    let app = Router::new()
+        .route("/api", get(hello))
+        .route_layer(RequireAuth::<User>::login())
+        .layer(AuthLayer::new(
+            MultiAuth::new().with(
+                BasicScheme::new(auth.clone())
+                    .trusted_proxies(TrustedProxies::parse("10.0.0.1").unwrap()),
+            ),
+        ));
+    let basic = |email: &str, password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"))
+        )
+    };
+    let from = |ip: &'static str, authorization: String| {
+        call("GET", "/api")
+            .peer("10.0.0.1:4000")
+            .header("x-forwarded-for", ip)
+            .header("authorization", authorization)
+    };
+    // One client, three accounts guessed: that address is locked, for the right password too.
+    for n in 0..3 {
+        let (s, _, _) = from("203.0.113.9", basic(&format!("u{n}@example.com"), "guess"))
+            .send(&app)
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _, _) = from("203.0.113.9", basic("ann@example.com", PASSWORD))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // Another client is not.
+    let (s, _, _) = from("198.51.100.4", basic("ann@example.com", PASSWORD))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -51,13 +51,13 @@ pub(crate) fn opaque(raw: &str) -> String {
     format!("#{}", sha256_hex(&raw[..end]))
 }
 
-/// The per-account login key: by account and client address when the address is known, by
-/// account alone otherwise (see docs/security.md for why the lockout is keyed this way).
+/// The per-account login key: by account and client address when the address is known
+/// (`login:<bucket>|<email>`), by account alone otherwise (`login:*|<email>`); see
+/// docs/security.md for why the lockout is keyed this way. The part before the first `|` is an
+/// address bucket or `*`, neither of which contains `|`, so no email (which may) can make one
+/// key look like another.
 pub(crate) fn login_key(identifier: &str, client: Option<&str>) -> String {
-    match client {
-        Some(c) => format!("login:{c}|{identifier}"),
-        None => format!("login:{identifier}"),
-    }
+    format!("login:{}|{identifier}", client.unwrap_or("*"))
 }
 
 /// A form of a limiter key or identifier safe for logs: the namespace, then a short hash.

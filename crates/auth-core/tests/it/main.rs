@@ -5,6 +5,7 @@ mod config;
 mod conformance;
 mod events;
 mod hashing;
+mod orchestrator;
 mod s2s;
 mod service;
 mod timing;
