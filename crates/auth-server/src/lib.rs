@@ -12,13 +12,15 @@
 //! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
 //! | `AUTH_MFA_OLD_KEYS` | none | earlier `AUTH_MFA_KEY` values, comma-separated, still opening old secrets |
 //! | `AUTH_MFA_ISSUER` | `auth-server` | the name authenticator apps show |
-//! | `AUTH_PUBLIC_URL` | `http://<AUTH_SERVER_ADDR>` | base of the links in reset and verification emails |
+//! | `AUTH_PUBLIC_URL` | `http://<AUTH_SERVER_ADDR>` | base of the links in reset and verification emails; must be `https://` in production |
+//! | `AUTH_ALLOW_HTTP_PUBLIC_URL` | `false` | `true`: accept an `http://` public URL in production (TLS ends at a proxy in front) |
 //! | `AUTH_SMTP_URL` | console mailer in development | `smtp://user:pass@host:587?tls=required`; required in production |
 //! | `AUTH_MAIL_FROM` | `auth@localhost` | sender of the emails |
 //! | `AUTH_CORS_ORIGINS` | none | comma-separated origins allowed to call the API from a browser |
 //! | `AUTH_REFRESH_COOKIE` | `false` | `true`: refresh tokens in an HttpOnly cookie (with CSRF checks) |
 //! | `AUTH_TRUSTED_PROXIES` | none | addresses/CIDRs whose `X-Forwarded-For` is believed |
 //! | `AUTH_IP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 50 / 300 / 900 | failed logins per client IP |
+//! | `AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 10 / 3600 / 3600 | sign-ups per client IP (`/auth/register` and onboarding alike) |
 //! | `AUTH_ONBOARDING_TOTP` | `optional` | the onboarding TOTP step: `required`, `optional` or `off` |
 //! | `AUTH_ONBOARDING_PROFILE_REQUIRED` / `_OPTIONAL` | `first_name,last_name` / `bio` | onboarding profile fields |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
