@@ -35,22 +35,16 @@ impl From<Error> for ApiError {
 
 /// The one body every credential or token failure gets.
 /// A credential failure of a caller who already proved who they are (an authenticated user
-/// changing a password, the holder of a link): the same 401 with a reason that reveals nothing
-/// about any account (`wrong_current_password`, `link_used_or_expired`, `invalid_code`). Any
-/// other error answers as [`ApiError`] does. Never used on login.
-pub(crate) fn refused_because(error: auth_core::Error, reason: &'static str) -> Response {
-    if !error.is_auth_failure() {
-        return ApiError(error).into_response();
+/// changing a password, the holder of a link): [`Rejection::Refused`] with a reason that
+/// reveals nothing about any account; any other error as [`Rejection::Service`]. Never used on
+/// login.
+pub(crate) fn refused_because(error: Error, reason: &'static str) -> Rejection {
+    if error.is_auth_failure() {
+        tracing::debug!(reason = %error, "authenticated caller refused");
+        Rejection::Refused { reason }
+    } else {
+        Rejection::Service(error)
     }
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "unauthorized", "reason": reason})),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
 }
 
 pub(crate) fn unauthorized() -> Response {
@@ -63,6 +57,35 @@ pub(crate) fn unauthorized() -> Response {
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+impl ApiError {
+    /// The status this error answers with.
+    ///
+    /// ```
+    /// use auth_axum::ApiError;
+    /// assert_eq!(ApiError(auth_core::Error::EmailTaken).status(), 409);
+    /// assert_eq!(ApiError(auth_core::Error::TokenRevoked).status(), 401);
+    /// ```
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        status_of(&self.0)
+    }
+}
+
+fn status_of(error: &Error) -> StatusCode {
+    {
+        match error {
+            e if e.is_auth_failure() => StatusCode::UNAUTHORIZED,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::EmailTaken => StatusCode::CONFLICT,
+            Error::MfaRequired => StatusCode::FORBIDDEN,
+            Error::UserNotFound => StatusCode::NOT_FOUND,
+            Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -113,6 +136,120 @@ impl IntoResponse for ApiError {
                 )
                     .into_response()
             }
+        }
+    }
+}
+
+/// Every refusal the routers answer with, and its status: with [`ApiError`] for the service's
+/// errors, the one place statuses and bodies are chosen.
+///
+/// | rejection | status | body |
+/// |---|---|---|
+/// | `Service(e)` | as [`ApiError`] | as [`ApiError`] |
+/// | `Refused { reason }` | 401 + `WWW-Authenticate: Bearer` | `{"error": "unauthorized", "reason": …}` (authenticated callers and link holders only) |
+/// | `Csrf` | 403 | `{"error": "csrf", "detail": …}` |
+/// | `ReauthenticationRequired { max_age }` | 403 | `{"error": "reauthentication_required", "detail": …, "max_age": s}` |
+/// | `InvalidBody { status, detail }` | 413 / 415 / 422 / 400 | `{"error": "invalid_body", "detail": …}` (never echoes the input) |
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use auth_axum::Rejection;
+/// assert_eq!(Rejection::Csrf.status(), 403);
+/// assert_eq!(Rejection::from(auth_core::Error::EmailTaken).status(), 409);
+/// assert_eq!(Rejection::Refused { reason: "wrong_current_password" }.into_response().status(), 401);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// An error of the service.
+    Service(Error),
+    /// A credential failure of a caller who already proved who they are, with a reason that
+    /// reveals nothing about any account (`wrong_current_password`, `invalid_code`,
+    /// `link_used_or_expired`).
+    Refused {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A state-changing cross-site request in cookie mode.
+    Csrf,
+    /// A sensitive route needs a password entered within the window.
+    ReauthenticationRequired {
+        /// The window, in seconds.
+        max_age: i64,
+    },
+    /// A body that could not be read.
+    InvalidBody {
+        /// 413, 415, 422 or 400.
+        status: StatusCode,
+        /// What was expected.
+        detail: &'static str,
+    },
+}
+
+impl Rejection {
+    /// The status this rejection answers with.
+    ///
+    /// ```
+    /// assert_eq!(auth_axum::Rejection::ReauthenticationRequired { max_age: 900 }.status(), 403);
+    /// ```
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Service(e) => status_of(e),
+            Self::Refused { .. } => StatusCode::UNAUTHORIZED,
+            Self::Csrf | Self::ReauthenticationRequired { .. } => StatusCode::FORBIDDEN,
+            Self::InvalidBody { status, .. } => *status,
+        }
+    }
+}
+
+impl From<Error> for Rejection {
+    fn from(err: Error) -> Self {
+        Self::Service(err)
+    }
+}
+
+impl From<ApiError> for Rejection {
+    fn from(err: ApiError) -> Self {
+        Self::Service(err.0)
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match self {
+            Self::Service(e) => ApiError(e).into_response(),
+            Self::Refused { reason } => {
+                let mut response = (
+                    status,
+                    Json(json!({"error": "unauthorized", "reason": reason})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            Self::Csrf => (
+                status,
+                Json(json!({"error": "csrf", "detail": "cross-site request refused"})),
+            )
+                .into_response(),
+            Self::ReauthenticationRequired { max_age } => (
+                status,
+                Json(json!({
+                    "error": "reauthentication_required",
+                    "detail": "log in again: this action needs a recent password entry",
+                    "max_age": max_age,
+                })),
+            )
+                .into_response(),
+            Self::InvalidBody { detail, .. } => (
+                status,
+                Json(json!({"error": "invalid_body", "detail": detail})),
+            )
+                .into_response(),
         }
     }
 }

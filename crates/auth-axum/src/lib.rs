@@ -12,7 +12,7 @@ mod router;
 mod schemes;
 
 pub use crate::client::TrustedProxies;
-pub use crate::error::ApiError;
+pub use crate::error::{ApiError, Rejection};
 pub use crate::extract::{AccessClaims, Authenticated};
 #[cfg(feature = "onboarding")]
 pub use crate::onboarding::{

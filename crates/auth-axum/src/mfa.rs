@@ -4,12 +4,12 @@ use auth_core::{AuthUser, Error};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{Rejection, refused_because};
 use crate::extract::Authenticated;
 use crate::router::{ApiJson, Meta, RouterState, no_store};
 
@@ -24,18 +24,17 @@ struct CodeBody {
     code: String,
 }
 
-fn mfa_of<U: AuthUser>(state: &RouterState<U>) -> Result<&auth_mfa::Mfa, ApiError> {
-    state
-        .mfa
-        .as_ref()
-        .ok_or_else(|| ApiError(Error::Unsupported("two-factor is not configured".into())))
+fn mfa_of<U: AuthUser>(state: &RouterState<U>) -> Result<&auth_mfa::Mfa, Rejection> {
+    state.mfa.as_ref().ok_or_else(|| {
+        Rejection::Service(Error::Unsupported("two-factor is not configured".into()))
+    })
 }
 
 async fn verify<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Meta(meta): Meta,
     ApiJson(body): ApiJson<VerifyBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Rejection> {
     mfa_of(&state)?;
     let login = state
         .auth
@@ -47,7 +46,7 @@ async fn verify<U: AuthUser>(
 async fn status<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Rejection> {
     let s = mfa_of(&state)?.status(user.id()).await?;
     Ok(no_store(
         StatusCode::OK,
@@ -63,16 +62,10 @@ async fn setup<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
     headers: HeaderMap,
-) -> Result<Response, Response> {
+) -> Result<Response, Rejection> {
     // Enrolling a factor is as sensitive as removing one: a fresh login, like disable.
     state.require_fresh(&headers).await?;
-    setup_inner(&state, &user)
-        .await
-        .map_err(IntoResponse::into_response)
-}
-
-async fn setup_inner<U: AuthUser>(state: &RouterState<U>, user: &U) -> Result<Response, ApiError> {
-    let enrollment = mfa_of(state)?.begin_enrollment(user).await?;
+    let enrollment = mfa_of(&state)?.begin_enrollment(&user).await?;
     Ok(no_store(
         StatusCode::OK,
         json!({
@@ -88,13 +81,12 @@ async fn confirm<U: AuthUser>(
     Authenticated(user): Authenticated<U>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CodeBody>,
-) -> Result<Response, Response> {
+) -> Result<Response, Rejection> {
     state.require_fresh(&headers).await?;
-    let codes = mfa_of(&state)
-        .map_err(IntoResponse::into_response)?
+    let codes = mfa_of(&state)?
         .confirm_enrollment(user.id(), &body.code)
         .await
-        .map_err(|e| crate::error::refused_because(e, "invalid_code"))?;
+        .map_err(|e| refused_because(e, "invalid_code"))?;
     Ok(no_store(
         StatusCode::OK,
         json!({"recovery_codes": codes.expose()}),
@@ -106,13 +98,12 @@ async fn disable<U: AuthUser>(
     Authenticated(user): Authenticated<U>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CodeBody>,
-) -> Result<StatusCode, Response> {
+) -> Result<StatusCode, Rejection> {
     state.require_fresh(&headers).await?;
-    mfa_of(&state)
-        .map_err(IntoResponse::into_response)?
+    mfa_of(&state)?
         .disable(user.id(), &body.code)
         .await
-        .map_err(|e| crate::error::refused_because(e, "invalid_code"))?;
+        .map_err(|e| refused_because(e, "invalid_code"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,7 +111,7 @@ async fn regenerate<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
     ApiJson(body): ApiJson<CodeBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Rejection> {
     let codes = mfa_of(&state)?
         .regenerate_recovery_codes(user.id(), &body.code)
         .await?;

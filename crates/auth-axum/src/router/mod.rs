@@ -1,0 +1,293 @@
+//! The ready-made auth router, one module per concern: `state` (the routers' state, request
+//! metadata, token answers, the fresh-login check), `cookie` (refresh cookie and CSRF guard),
+//! `dto` (bodies), `routes` (the handlers); refusals are `crate::error::Rejection`.
+
+mod cookie;
+mod dto;
+mod routes;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{AuthService, AuthUser};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+
+pub use self::cookie::RefreshCookie;
+use self::cookie::csrf_guard;
+pub use self::dto::MAX_BODY_BYTES;
+pub(crate) use self::dto::{ApiJson, no_store};
+use self::routes::{
+    change_password, login, logout, logout_all, me, refresh, register, reset_confirm,
+    reset_request, revoke_other_sessions, revoke_session, sessions, verify_confirm, verify_request,
+};
+pub(crate) use self::state::{Meta, Options, RouterState};
+use crate::client::TrustedProxies;
+
+/// The claim recording when the password (or a second factor) was last entered, carried across
+/// refreshes; the fresh-authentication check reads it.
+pub const AUTH_TIME_CLAIM: &str = "auth_time";
+
+/// The auth routes, to mount under a prefix of your choice (`auth-server` uses `/auth`):
+///
+/// | route | body | answer |
+/// |---|---|---|
+/// | `POST /register` | `{email, password}` | 201 `{user_id, access_token, refresh_token, token_type, expires_in, refresh_expires_in}` |
+/// | `POST /login` | `{email, password}` | 200 the same (or `{mfa_required, mfa_token}`, see [`AuthRouter::with_mfa`]) |
+/// | `POST /refresh` | `{refresh_token}` | 200 the new pair |
+/// | `GET /me` | Bearer | 200 `{id, email, is_verified, is_active, last_login}` |
+/// | `POST /logout` | Bearer | 204 (the session ends) |
+/// | `POST /logout-all` | Bearer | 200 `{sessions_ended}` |
+/// | `GET /sessions` | Bearer | 200 `{sessions: [{id, current, created_at, last_used_at, expires_at, ip, user_agent}]}` (501 for stateless JWTs) |
+/// | `DELETE /sessions/{id}` | Bearer, fresh | 204, or 404 when not one of the user's sessions |
+/// | `POST /sessions/revoke-others` | Bearer, fresh | 200 `{sessions_ended}` (the current session stays) |
+/// | `POST /password/change` | Bearer, fresh, `{current_password, new_password}` | 204; every other session ends |
+/// | `POST /password/reset/request` | `{email}` | 202, whether or not the account exists (with [`AuthRouter::with_password_reset`]) |
+/// | `POST /password/reset/confirm` | `{token, new_password}` | 204; every session ends |
+/// | `POST /email/verify/request` | Bearer | 202 (with [`AuthRouter::with_email_verification`]) |
+/// | `POST /email/verify/confirm` | `{token}` | 200 `{id, is_verified}` |
+///
+/// "Fresh" routes need a token from a password entry within the fresh-authentication window
+/// ([`AuthRouter::fresh_auth_window`], 15 minutes by default), else 403
+/// `{"error": "reauthentication_required"}`: a stolen long-lived session cannot change the
+/// password or end the owner's other sessions.
+///
+/// Errors follow [`ApiError`]: every credential or token failure is the same 401. Bodies are
+/// limited to [`MAX_BODY_BYTES`]; token responses carry `Cache-Control: no-store`.
+///
+/// ```
+/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+/// let app: axum::Router = axum::Router::new().nest("/auth", auth_axum::auth_router(auth));
+/// # let _ = app;
+/// ```
+pub fn auth_router<U: AuthUser>(auth: AuthService<U>) -> Router {
+    AuthRouter::new(auth).build()
+}
+
+/// Builds the auth router with optional parts: [`auth_router`] is `AuthRouter::new(auth).build()`.
+///
+/// With [`with_mfa`](Self::with_mfa) (feature `mfa`), `POST /login` answers
+/// `{mfa_required: true, mfa_token, expires_in}` (and no tokens) for users with a second
+/// factor, and these routes join:
+///
+/// | route | body | answer |
+/// |---|---|---|
+/// | `POST /mfa/verify` | `{mfa_token, code}` (TOTP or recovery code) | 200 the token pair; 401 for a wrong or replayed code; 429 when locked |
+/// | `GET /mfa` | Bearer | 200 `{enabled, pending, recovery_codes_left}` |
+/// | `POST /mfa/totp/setup` | Bearer | 200 `{secret, otpauth_uri, qr_svg}` (pending until confirmed) |
+/// | `POST /mfa/totp/confirm` | Bearer, `{code}` | 200 `{recovery_codes: [...]}` |
+/// | `POST /mfa/totp/disable` | Bearer, fresh, `{code}` | 204 |
+/// | `POST /mfa/recovery-codes` | Bearer, `{code}` | 200 `{recovery_codes: [...]}` (the old ones stop working) |
+///
+/// ```
+/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
+/// let mfa = Mfa::new(MemoryMfaStore::new(), SecretCipher::new("k1", &[1u8; 32]).unwrap(),
+///     MfaConfig::new("Example")).unwrap();
+/// let auth = AuthService::new(AuthConfig::builder().signing_secret("a-signing-secret-of-32-bytes-or-more!").build().unwrap(),
+///     MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+///     .with_second_factor(mfa.clone());
+/// let app: axum::Router = axum::Router::new().nest(
+///     "/auth",
+///     auth_axum::AuthRouter::new(auth.clone())
+///         .with_mfa(mfa)
+///         .with_password_reset(auth_sign::PasswordResetService::new(auth.clone()).unwrap())
+///         .with_email_verification(auth_sign::EmailVerificationService::new(auth).unwrap())
+///         .refresh_cookie(auth_axum::RefreshCookie::new().path("/auth"))
+///         .fresh_auth_window(std::time::Duration::from_secs(300))
+///         .build(),
+/// );
+/// # let _ = app;
+/// ```
+pub struct AuthRouter<U: AuthUser> {
+    auth: AuthService<U>,
+    #[cfg(feature = "mfa")]
+    mfa: Option<auth_mfa::Mfa>,
+    reset: Option<auth_sign::PasswordResetService<U>>,
+    verification: Option<auth_sign::EmailVerificationService<U>>,
+    options: Options,
+}
+
+impl<U: AuthUser> std::fmt::Debug for AuthRouter<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRouter")
+            .field("options", &self.options)
+            .field("password_reset", &self.reset.is_some())
+            .field("email_verification", &self.verification.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<U: AuthUser> AuthRouter<U> {
+    /// The routes over `auth`.
+    #[must_use]
+    pub fn new(auth: AuthService<U>) -> Self {
+        Self {
+            auth,
+            #[cfg(feature = "mfa")]
+            mfa: None,
+            reset: None,
+            verification: None,
+            options: Options {
+                mount: String::new(),
+                fresh_window: Duration::from_secs(15 * 60),
+                cookie: None,
+                proxies: TrustedProxies::none(),
+            },
+        }
+    }
+
+    /// Adds the two-factor routes and the two-step login. Give the service the same `Mfa`
+    /// as its second-factor gate ([`AuthService::with_second_factor`]).
+    #[cfg(feature = "mfa")]
+    #[must_use]
+    pub fn with_mfa(mut self, mfa: auth_mfa::Mfa) -> Self {
+        self.mfa = Some(mfa);
+        self
+    }
+
+    /// Adds `POST /password/reset/request` and `/password/reset/confirm`. The link's token
+    /// reaches your mailer through the `PasswordResetRequested` event.
+    #[must_use]
+    pub fn with_password_reset(mut self, reset: auth_sign::PasswordResetService<U>) -> Self {
+        self.reset = Some(reset);
+        self
+    }
+
+    /// Adds `POST /email/verify/request` and `/email/verify/confirm`. The token reaches your
+    /// mailer through the `EmailVerificationRequested` event.
+    #[must_use]
+    pub fn with_email_verification(
+        mut self,
+        verification: auth_sign::EmailVerificationService<U>,
+    ) -> Self {
+        self.verification = Some(verification);
+        self
+    }
+
+    /// How recent a password entry the sensitive routes need (15 minutes by default).
+    #[must_use]
+    pub fn fresh_auth_window(mut self, window: Duration) -> Self {
+        self.options.fresh_window = window;
+        self
+    }
+
+    /// Refresh tokens in an HttpOnly cookie, with CSRF checks (see [`RefreshCookie`]).
+    #[must_use]
+    pub fn refresh_cookie(mut self, cookie: RefreshCookie) -> Self {
+        self.options.cookie = Some(cookie);
+        self
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies only (see [`TrustedProxies`]). The
+    /// client address goes into session metadata and the per-IP rate limiter; serve the app
+    /// with `into_make_service_with_connect_info::<SocketAddr>()` so the peer is known.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.options.proxies = proxies;
+        self
+    }
+
+    /// Where the router is mounted (`/auth`): the OpenAPI document's server URL.
+    #[must_use]
+    pub fn mounted_at(mut self, path: &str) -> Self {
+        self.options.mount = path.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The OpenAPI 3.1 document of the routes this router serves (also at `GET
+    /// /openapi.json`).
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// let doc = auth_axum::AuthRouter::new(auth).mounted_at("/auth").openapi();
+    /// assert!(doc.paths.paths.contains_key("/login"));
+    /// assert!(!doc.paths.paths.contains_key("/mfa/verify"));
+    /// ```
+    #[must_use]
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        crate::openapi::openapi(&self.openapi_parts())
+    }
+
+    fn openapi_parts(&self) -> crate::openapi::Parts {
+        crate::openapi::Parts {
+            mount: self.options.mount.clone(),
+            #[cfg(feature = "mfa")]
+            mfa: self.mfa.is_some(),
+            #[cfg(not(feature = "mfa"))]
+            mfa: false,
+            reset: self.reset.is_some(),
+            verification: self.verification.is_some(),
+            cookie: self.options.cookie.is_some(),
+        }
+    }
+
+    /// The router, to mount under a prefix with [`Router::nest`].
+    pub fn build(self) -> Router {
+        let document = Arc::new(crate::openapi::document(&self.openapi_parts()));
+        let router = Router::new()
+            .route("/register", post(register::<U>))
+            .route("/login", post(login::<U>))
+            .route("/refresh", post(refresh::<U>))
+            .route("/me", get(me::<U>))
+            .route("/logout", post(logout::<U>))
+            .route("/logout-all", post(logout_all::<U>))
+            .route("/sessions", get(sessions::<U>))
+            .route("/sessions/{id}", delete(revoke_session::<U>))
+            .route("/sessions/revoke-others", post(revoke_other_sessions::<U>))
+            .route("/password/change", post(change_password::<U>))
+            .route(
+                "/openapi.json",
+                get(move || {
+                    let document = Arc::clone(&document);
+                    async move { Json((*document).clone()) }
+                }),
+            );
+        let router = if self.reset.is_some() {
+            router
+                .route("/password/reset/request", post(reset_request::<U>))
+                .route("/password/reset/confirm", post(reset_confirm::<U>))
+        } else {
+            router
+        };
+        let router = if self.verification.is_some() {
+            router
+                .route("/email/verify/request", post(verify_request::<U>))
+                .route("/email/verify/confirm", post(verify_confirm::<U>))
+        } else {
+            router
+        };
+        #[cfg(feature = "mfa")]
+        let router = if self.mfa.is_some() {
+            crate::mfa::routes::<U>(router)
+        } else {
+            router
+        };
+        let cookie = self.options.cookie.clone();
+        let router = router
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(RouterState {
+                auth: self.auth,
+                #[cfg(feature = "mfa")]
+                mfa: self.mfa,
+                reset: self.reset,
+                verification: self.verification,
+                options: Arc::new(self.options),
+            });
+        match cookie {
+            Some(cookie) => {
+                let cookie = Arc::new(cookie);
+                router.layer(axum::middleware::from_fn(move |req, next| {
+                    csrf_guard(Arc::clone(&cookie), req, next)
+                }))
+            }
+            None => router,
+        }
+    }
+}

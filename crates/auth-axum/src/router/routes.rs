@@ -1,0 +1,275 @@
+//! The route handlers: each calls one `AuthService` method and answers with a [`Rejection`]
+//! when it refuses.
+
+use auth_core::{AuthService, AuthUser, LoginOutcome};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::dto::{
+    ApiJson, ChangePassword, Credentials, EmailBody, RefreshBody, ResetConfirm, TokenBody, no_store,
+};
+use super::state::{Meta, RouterState};
+use crate::error::{Rejection, refused_because};
+use crate::extract::{Authenticated, bearer};
+
+pub(super) async fn register<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, Rejection> {
+    // Throttled per client address (`signup:`) inside the service.
+    let login = state
+        .auth
+        .sign_up(&body.email, &body.password, state.fresh_login(meta))
+        .await?;
+    Ok(state.tokens(StatusCode::CREATED, Some(login.user.id()), &login.tokens))
+}
+
+pub(super) async fn login<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, Rejection> {
+    let options = state.fresh_login(meta);
+    // One login path: the service asks its second-factor gate, if it has one.
+    match state
+        .auth
+        .sign_in(&body.email, &body.password, options)
+        .await?
+    {
+        LoginOutcome::Session(login) => {
+            Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+        }
+        LoginOutcome::Challenge(challenge) => Ok(no_store(
+            StatusCode::OK,
+            json!({
+                "mfa_required": true,
+                "mfa_token": challenge.token.expose_secret(),
+                "expires_in": challenge.expires_in.as_secs(),
+            }),
+        )),
+        _ => Err(auth_core::Error::Unsupported("unknown login outcome".into()).into()),
+    }
+}
+
+fn no_refresh_token() -> Rejection {
+    Rejection::InvalidBody {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        detail: "expected {\"refresh_token\": \"…\"}",
+    }
+}
+
+pub(super) async fn refresh<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Rejection> {
+    let parsed: RefreshBody = if body.is_empty() {
+        RefreshBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| no_refresh_token())?
+    };
+    let token = match (&parsed.refresh_token, &state.options.cookie) {
+        (Some(t), _) => t.as_str(),
+        (None, Some(cookie)) => cookie
+            .read(&headers)
+            .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?,
+        (None, None) => return Err(no_refresh_token()),
+    };
+    let pair = state.auth.refresh_with(token, meta).await?;
+    Ok(state.tokens(StatusCode::OK, None, &pair))
+}
+
+pub(super) async fn me<U: AuthUser>(Authenticated(user): Authenticated<U>) -> Response {
+    let fmt = |t: Option<time::OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    };
+    Json(json!({
+        "id": user.id().to_string(),
+        "email": user.email(),
+        "is_verified": user.is_verified(),
+        "is_active": user.is_active(),
+        "last_login": fmt(user.last_login()),
+    }))
+    .into_response()
+}
+
+pub(super) async fn logout<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(_user): Authenticated<U>,
+    headers: HeaderMap,
+) -> Result<Response, Rejection> {
+    if let Ok(Some(token)) = bearer(&headers) {
+        state.auth.logout(token).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(cookie) = &state.options.cookie
+        && let Ok(v) = HeaderValue::from_str(&cookie.clear())
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+pub(super) async fn logout_all<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(user): Authenticated<U>,
+) -> Result<Response, Rejection> {
+    let ended = auth.logout_all(user.id()).await?;
+    Ok(Json(json!({"sessions_ended": ended})).into_response())
+}
+
+/// The session (refresh family) of the request's access token.
+async fn current_session<U: AuthUser>(
+    auth: &AuthService<U>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, Rejection> {
+    match bearer(headers) {
+        Ok(Some(token)) => Ok(auth.verify_access(token).await?.family),
+        _ => Ok(None),
+    }
+}
+
+pub(super) async fn sessions<U: AuthUser>(
+    State(auth): State<AuthService<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+) -> Result<Response, Rejection> {
+    let current = current_session(&auth, &headers).await?;
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    };
+    let list: Vec<Value> = auth
+        .sessions(user.id())
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "current": current.as_deref() == Some(s.id.as_str()),
+                "created_at": rfc3339(s.created_at),
+                "last_used_at": s.last_used_at.and_then(rfc3339),
+                "expires_at": rfc3339(s.expires_at),
+                "ip": s.meta.ip.map(|ip| ip.to_string()),
+                "user_agent": s.meta.user_agent,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"sessions": list})).into_response())
+}
+
+pub(super) async fn revoke_session<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Rejection> {
+    state.require_fresh(&headers).await?;
+    if state.auth.revoke_session(user.id(), &id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(auth_core::Error::UserNotFound.into())
+    }
+}
+
+pub(super) async fn revoke_other_sessions<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+) -> Result<Response, Rejection> {
+    state.require_fresh(&headers).await?;
+    let current = current_session(&state.auth, &headers).await?;
+    let ended = state
+        .auth
+        .revoke_other_sessions(user.id(), current.as_deref())
+        .await?;
+    Ok(Json(json!({"sessions_ended": ended})).into_response())
+}
+
+pub(super) async fn change_password<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> Result<StatusCode, Rejection> {
+    state.require_fresh(&headers).await?;
+    let current = current_session(&state.auth, &headers).await?;
+    state
+        .auth
+        .change_password(
+            user.id(),
+            &body.current_password,
+            &body.new_password,
+            current.as_deref(),
+        )
+        .await
+        .map_err(|e| refused_because(e, "wrong_current_password"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn not_configured(what: &'static str) -> Rejection {
+    Rejection::Service(auth_core::Error::Unsupported(what.into()))
+}
+
+pub(super) async fn reset_request<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> Result<Response, Rejection> {
+    let reset = state
+        .reset
+        .as_ref()
+        .ok_or_else(|| not_configured("password reset is not configured"))?;
+    reset.request(&body.email).await?;
+    // The same answer whether or not the account exists.
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response())
+}
+
+pub(super) async fn reset_confirm<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    ApiJson(body): ApiJson<ResetConfirm>,
+) -> Result<StatusCode, Rejection> {
+    let reset = state
+        .reset
+        .as_ref()
+        .ok_or_else(|| not_configured("password reset is not configured"))?;
+    reset
+        .confirm(&body.token, &body.new_password)
+        .await
+        .map_err(|e| refused_because(e, "link_used_or_expired"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn verify_request<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+) -> Result<Response, Rejection> {
+    let verification = state
+        .verification
+        .as_ref()
+        .ok_or_else(|| not_configured("email verification is not configured"))?;
+    verification.request(user.id()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response())
+}
+
+pub(super) async fn verify_confirm<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    ApiJson(body): ApiJson<TokenBody>,
+) -> Result<Response, Rejection> {
+    let verification = state
+        .verification
+        .as_ref()
+        .ok_or_else(|| not_configured("email verification is not configured"))?;
+    let user = verification
+        .confirm(&body.token)
+        .await
+        .map_err(|e| refused_because(e, "link_used_or_expired"))?;
+    Ok(Json(json!({"id": user.id().to_string(), "is_verified": true})).into_response())
+}

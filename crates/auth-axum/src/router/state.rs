@@ -1,0 +1,138 @@
+//! The routers' state, the request metadata extractor, token answers and the fresh-login check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{AuthService, AuthUser, ExtraClaims, LoginOptions, SessionMeta, TokenPair, UserId};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::AUTH_TIME_CLAIM;
+use super::cookie::RefreshCookie;
+use super::dto::no_store;
+use crate::client::TrustedProxies;
+use crate::error::Rejection;
+use crate::extract::bearer;
+
+/// The routers' state: the service, and the optional parts.
+#[derive(Clone)]
+pub(crate) struct RouterState<U: AuthUser> {
+    pub(crate) auth: AuthService<U>,
+    #[cfg(feature = "mfa")]
+    pub(crate) mfa: Option<auth_mfa::Mfa>,
+    pub(crate) reset: Option<auth_sign::PasswordResetService<U>>,
+    pub(crate) verification: Option<auth_sign::EmailVerificationService<U>>,
+    pub(crate) options: Arc<Options>,
+}
+
+/// Settings shared by every route.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) mount: String,
+    pub(crate) fresh_window: Duration,
+    pub(crate) cookie: Option<RefreshCookie>,
+    pub(crate) proxies: TrustedProxies,
+}
+
+impl<U: AuthUser> axum::extract::FromRef<RouterState<U>> for AuthService<U> {
+    fn from_ref(state: &RouterState<U>) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// Client metadata of a request: user agent, and the address (through trusted proxies only).
+pub(crate) struct Meta(pub(crate) SessionMeta);
+
+impl<U: AuthUser> FromRequestParts<RouterState<U>> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &RouterState<U>,
+    ) -> Result<Self, Self::Rejection> {
+        let mut meta = match parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(ua) => SessionMeta::new().with_user_agent(ua),
+            None => SessionMeta::new(),
+        };
+        meta.ip = state.options.proxies.from_parts(parts);
+        Ok(Meta(meta))
+    }
+}
+
+impl<U: AuthUser> RouterState<U> {
+    /// Login options for a fresh password (or second-factor) entry: metadata and `auth_time`.
+    pub(crate) fn fresh_login(&self, meta: SessionMeta) -> LoginOptions {
+        let mut extra = ExtraClaims::new();
+        extra.insert(
+            AUTH_TIME_CLAIM.into(),
+            Value::from(self.auth.clock().now().unix_timestamp()),
+        );
+        LoginOptions::new().with_meta(meta).with_extra(extra)
+    }
+
+    /// A token response: the pair (the refresh token in a cookie in cookie mode), never cached.
+    pub(crate) fn tokens(
+        &self,
+        status: StatusCode,
+        user_id: Option<&UserId>,
+        pair: &TokenPair,
+    ) -> Response {
+        let now = self.auth.clock().now();
+        let mut body = json!({
+            "access_token": pair.access_token.expose_secret(),
+            "token_type": pair.token_type,
+            "expires_in": (pair.access_expires_at - now).whole_seconds().max(0),
+            "refresh_expires_in": (pair.refresh_expires_at - now).whole_seconds().max(0),
+        });
+        let map = body.as_object_mut();
+        if let Some(map) = map {
+            if self.options.cookie.is_none() {
+                map.insert(
+                    "refresh_token".into(),
+                    Value::String(pair.refresh_token.expose_secret().to_owned()),
+                );
+            }
+            if let Some(id) = user_id {
+                map.insert("user_id".into(), Value::String(id.to_string()));
+            }
+        }
+        let mut response = no_store(status, body);
+        if let Some(cookie) = &self.options.cookie {
+            let max_age = (pair.refresh_expires_at - now).whole_seconds().max(0);
+            if let Ok(v) =
+                HeaderValue::from_str(&cookie.set(pair.refresh_token.expose_secret(), max_age))
+            {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        response
+    }
+
+    /// 403 `reauthentication_required` unless the request's token records a password entry
+    /// within the fresh-authentication window.
+    pub(crate) async fn require_fresh(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        let token = bearer(headers)
+            .ok()
+            .flatten()
+            .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?;
+        let claims = self.auth.verify_access(token).await?;
+        let auth_time = claims
+            .extra
+            .as_ref()
+            .and_then(|e| e.get(AUTH_TIME_CLAIM))
+            .and_then(Value::as_i64);
+        let now = self.auth.clock().now().unix_timestamp();
+        let window = i64::try_from(self.options.fresh_window.as_secs()).unwrap_or(i64::MAX);
+        match auth_time {
+            Some(t) if now.saturating_sub(t) <= window => Ok(()),
+            _ => Err(Rejection::ReauthenticationRequired { max_age: window }),
+        }
+    }
+}
