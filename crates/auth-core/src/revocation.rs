@@ -145,6 +145,44 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// [`Error::Backend`].
     async fn cleanup_expired(&self) -> Result<u64>;
+
+    /// Remembers a new session (refresh family) of `user` that can live until `expires_at`
+    /// (its absolute end), so that ending every session can say how many ended. The default
+    /// keeps nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn track_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        let _ = (user, family, expires_at);
+        Ok(())
+    }
+
+    /// Forgets one tracked session (it was logged out, or its refresh token reused).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn end_session(&self, family: &str) -> Result<()> {
+        let _ = family;
+        Ok(())
+    }
+
+    /// Forgets every tracked session of `user` but `keep` that had not ended, and says how
+    /// many there were; `None` for a store that does not track sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn end_sessions(&self, user: &UserId, keep: Option<&str>) -> Result<Option<u64>> {
+        let _ = (user, keep);
+        Ok(None)
+    }
 }
 
 #[derive(Default)]
@@ -154,6 +192,8 @@ struct RevocationState {
     /// Per user: the not-before instant (Unix microseconds), the exempt family, and when the entry
     /// may be forgotten.
     users: HashMap<UserId, (i64, Option<String>, OffsetDateTime)>,
+    /// Tracked sessions: family -> (user, absolute end).
+    sessions: HashMap<String, (UserId, OffsetDateTime)>,
 }
 
 /// A [`RevocationStore`] in process memory, for tests and single-process deployments.
@@ -298,8 +338,42 @@ impl RevocationStore for MemoryRevocationStore {
         state.jtis.retain(|_, exp| *exp > now);
         state.families.retain(|_, exp| *exp > now);
         state.users.retain(|_, (_, _, until)| *until > now);
+        state.sessions.retain(|_, (_, until)| *until > now);
         let after = state.jtis.len() + state.families.len() + state.users.len();
         Ok((before - after) as u64)
+    }
+
+    async fn track_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        self.lock()?
+            .sessions
+            .insert(family.to_owned(), (user.clone(), expires_at));
+        Ok(())
+    }
+
+    async fn end_session(&self, family: &str) -> Result<()> {
+        self.lock()?.sessions.remove(family);
+        Ok(())
+    }
+
+    async fn end_sessions(&self, user: &UserId, keep: Option<&str>) -> Result<Option<u64>> {
+        let now = self.clock.now();
+        let mut state = self.lock()?;
+        let mut live = 0u64;
+        state.sessions.retain(|family, (owner, until)| {
+            if owner != user || keep == Some(family.as_str()) {
+                return true;
+            }
+            if *until > now {
+                live += 1;
+            }
+            false
+        });
+        Ok(Some(live))
     }
 }
 

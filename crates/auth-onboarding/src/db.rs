@@ -216,11 +216,54 @@ impl SessionStore for DbSessionStore {
 /// The migrations of this crate.
 ///
 /// ```
-/// assert_eq!(auth_onboarding::db::migrations().len(), 1);
+/// assert_eq!(auth_onboarding::db::migrations().len(), 2);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateOnboardingSessions)]
+    vec![
+        Box::new(CreateOnboardingSessions),
+        Box::new(OnboardingEmailBinaryCollation),
+    ]
+}
+
+/// On MySQL/MariaDB, gives `auth_onboarding_sessions.email` the binary collation
+/// `utf8mb4_bin`, like `auth_users.email`: emails are canonical before they are stored, and the
+/// server's accent-insensitive default would let a look-alike address invalidate another
+/// address's sign-up. Elsewhere it does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OnboardingEmailBinaryCollation;
+
+impl MigrationName for OnboardingEmailBinaryCollation {
+    fn name(&self) -> &str {
+        "m20261201_000003_auth_onboarding_email_binary"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OnboardingEmailBinaryCollation {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "ALTER TABLE `auth_onboarding_sessions` MODIFY `email` VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "ALTER TABLE `auth_onboarding_sessions` MODIFY `email` VARCHAR(254) CHARACTER SET utf8mb4 NOT NULL",
+                )
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Creates `auth_onboarding_sessions` (user id referencing `auth_users(id)`, cascade).

@@ -464,6 +464,9 @@ async fn login_right_after_revocation_works(target: Target) {
         let old = old.body["access_token"].as_str().unwrap().to_owned();
         let a = s.post("/auth/logout-all", ip, Some(&old), json!({})).await;
         assert_eq!(a.status, 200);
+        // The sign-up's (or the previous round's) session and this one: stateless JWTs are
+        // counted too (the revocation store tracks the sessions it issued).
+        assert_eq!(a.body["sessions_ended"], 2, "round {round}: {}", a.body);
         assert_eq!(me(old).await, 401, "round {round}: the old session ended");
         let new = s.login("dee@example.com", PASSWORD, ip).await;
         let new = new.body["access_token"].as_str().unwrap().to_owned();

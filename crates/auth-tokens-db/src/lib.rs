@@ -7,5 +7,7 @@ mod migration;
 mod revocation;
 
 pub use crate::backend::{CLEANUP_BATCH, DbTokenBackend, TOKEN_BYTES};
-pub use crate::migration::{CreateRevocations, CreateTokens, NotBeforeMicros, migrations};
+pub use crate::migration::{
+    CreateJwtSessions, CreateRevocations, CreateTokens, NotBeforeMicros, migrations,
+};
 pub use crate::revocation::DbRevocationStore;

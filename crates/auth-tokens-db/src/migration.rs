@@ -216,10 +216,10 @@ impl MigrationTrait for CreateTokens {
 }
 
 /// This crate's migrations (after the users migration): the token tables, the JWT
-/// revocation tables, then per-user cut-offs in microseconds.
+/// revocation tables, per-user cut-offs in microseconds, then the JWT sessions table.
 ///
 /// ```
-/// assert_eq!(auth_tokens_db::migrations().len(), 3);
+/// assert_eq!(auth_tokens_db::migrations().len(), 4);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -227,7 +227,73 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateTokens),
         Box::new(CreateRevocations),
         Box::new(NotBeforeMicros),
+        Box::new(CreateJwtSessions),
     ]
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuthJwtSessions {
+    Table,
+    Family,
+    UserId,
+    ExpiresAt,
+}
+
+/// Creates `auth_jwt_sessions`: the refresh families a JWT backend issued and that have not
+/// ended, so that logging out everywhere can say how many sessions it ended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateJwtSessions;
+
+impl MigrationName for CreateJwtSessions {
+    fn name(&self) -> &str {
+        "m20261201_000002_auth_jwt_sessions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateJwtSessions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthJwtSessions::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthJwtSessions::Family)
+                            .string_len(128)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthJwtSessions::UserId)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthJwtSessions::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_auth_jwt_sessions_user")
+                    .table(AuthJwtSessions::Table)
+                    .col(AuthJwtSessions::UserId)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuthJwtSessions::Table).to_owned())
+            .await
+    }
 }
 
 /// Per-user cut-offs (`auth_user_not_before.not_before`) move from Unix seconds to Unix

@@ -11,7 +11,9 @@ use sea_orm::sea_query::{DynIden, Expr, ExprTrait, IntoIden, Query, UnionType};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, TransactionTrait};
 use time::OffsetDateTime;
 
-use crate::migration::{AuthRevokedFamilies, AuthRevokedTokens, AuthUserNotBefore};
+use crate::migration::{
+    AuthJwtSessions, AuthRevokedFamilies, AuthRevokedTokens, AuthUserNotBefore,
+};
 
 /// A [`RevocationStore`] on sea-orm: revoked JWT ids, revoked families and per-user "not
 /// before" instants, shared by every application instance. `is_revoked` is one query;
@@ -305,6 +307,10 @@ impl RevocationStore for DbRevocationStore {
                 AuthUserNotBefore::Table.into_iden(),
                 AuthUserNotBefore::ExpiresAt.into_iden(),
             ),
+            (
+                AuthJwtSessions::Table.into_iden(),
+                AuthJwtSessions::ExpiresAt.into_iden(),
+            ),
         ] {
             let delete = Query::delete()
                 .from_table(table)
@@ -318,5 +324,72 @@ impl RevocationStore for DbRevocationStore {
                 .rows_affected();
         }
         Ok(removed)
+    }
+
+    async fn track_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        let insert = Query::insert()
+            .into_table(AuthJwtSessions::Table)
+            .columns([
+                AuthJwtSessions::Family,
+                AuthJwtSessions::UserId,
+                AuthJwtSessions::ExpiresAt,
+            ])
+            .values_panic([
+                family.into(),
+                user.as_str().into(),
+                auth_core::truncate_to_micros(expires_at).into(),
+            ])
+            .to_owned();
+        self.db
+            .execute(&insert)
+            .await
+            .map_err(db("recording a session"))?;
+        Ok(())
+    }
+
+    async fn end_session(&self, family: &str) -> Result<()> {
+        let delete = Query::delete()
+            .from_table(AuthJwtSessions::Table)
+            .and_where(Expr::col(AuthJwtSessions::Family).eq(family))
+            .to_owned();
+        self.db
+            .execute(&delete)
+            .await
+            .map_err(db("ending a session"))?;
+        Ok(())
+    }
+
+    async fn end_sessions(&self, user: &UserId, keep: Option<&str>) -> Result<Option<u64>> {
+        // Live sessions are counted by the delete that ends them (atomic: a concurrent logout
+        // of one of them is counted at most once); the user's expired rows go too.
+        let mut live = Query::delete()
+            .from_table(AuthJwtSessions::Table)
+            .and_where(Expr::col(AuthJwtSessions::UserId).eq(user.as_str()))
+            .and_where(Expr::col(AuthJwtSessions::ExpiresAt).gt(self.now()))
+            .to_owned();
+        if let Some(keep) = keep {
+            live.and_where(Expr::col(AuthJwtSessions::Family).ne(keep));
+        }
+        let ended = self
+            .db
+            .execute(&live)
+            .await
+            .map_err(db("ending sessions"))?
+            .rows_affected();
+        let stale = Query::delete()
+            .from_table(AuthJwtSessions::Table)
+            .and_where(Expr::col(AuthJwtSessions::UserId).eq(user.as_str()))
+            .and_where(Expr::col(AuthJwtSessions::ExpiresAt).lte(self.now()))
+            .to_owned();
+        self.db
+            .execute(&stale)
+            .await
+            .map_err(db("ending sessions"))?;
+        Ok(Some(ended))
     }
 }

@@ -677,7 +677,8 @@ impl JwtBackend {
     ) -> Result<()> {
         let until = Self::instant(claims.fexp.unwrap_or(claims.exp).max(claims.exp));
         store.revoke(&claims.jti, Self::instant(claims.exp)).await?;
-        store.revoke_family(claims.family_or_jti(), until).await
+        store.revoke_family(claims.family_or_jti(), until).await?;
+        store.end_session(claims.family_or_jti()).await
     }
 }
 
@@ -715,13 +716,21 @@ impl TokenBackend for JwtBackend {
         let now = self.clock.now().unix_timestamp();
         let absolute = i64::try_from(request.lifetimes.absolute().as_secs()).unwrap_or(i64::MAX);
         let family = random::token(16);
-        self.pair(
+        let fexp = now.saturating_add(absolute);
+        let pair = self.pair(
             request.user_id.as_str(),
             &family,
-            now.saturating_add(absolute),
+            fexp,
             Some(request.extra.clone()),
             &request.lifetimes,
-        )
+        )?;
+        // Remembered so that logout everywhere can say how many sessions it ended.
+        if let Some(store) = &self.revocation {
+            store
+                .track_session(&request.user_id, &family, Self::instant(fexp))
+                .await?;
+        }
+        Ok(pair)
     }
 
     async fn verify(&self, token: &str, kind: TokenKind) -> Result<auth_core::Claims> {
@@ -755,6 +764,7 @@ impl TokenBackend for JwtBackend {
             store
                 .revoke_family(claims.family_or_jti(), Self::instant(fexp.max(claims.exp)))
                 .await?;
+            store.end_session(claims.family_or_jti()).await?;
             Ok::<_, Error>(RotateOutcome::Reused {
                 user_id: UserId::new(claims.sub.clone()),
                 family: claims.family_or_jti().to_owned(),
@@ -815,8 +825,9 @@ impl TokenBackend for JwtBackend {
         // now: everything issued before it is refused, nothing issued after it.
         let not_before = self.clock.now();
         store.revoke_user(user_id, not_before, keep).await?;
-        // Stateless tokens cannot be counted.
-        Ok(0)
+        // The sessions the store tracked (every one issued while it did); a store that tracks
+        // none cannot count stateless tokens.
+        Ok(store.end_sessions(user_id, keep).await?.unwrap_or(0))
     }
 
     async fn sessions(&self, _user_id: &UserId) -> Result<Vec<SessionInfo>> {

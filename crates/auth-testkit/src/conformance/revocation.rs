@@ -187,6 +187,37 @@ where
             .expect("check"),
         "an earlier not-before never moves the instant back"
     );
+    // Session tracking (optional): counted exactly when ended, the kept one survives.
+    let tracked = UserId::new(unique("tracked"));
+    let (a, b, c) = (unique("fa"), unique("fb"), unique("fc"));
+    for f in [&a, &b, &c] {
+        store
+            .track_session(&tracked, f, at(START + 3_600))
+            .await
+            .expect("track");
+    }
+    store.end_session(&c).await.expect("end one");
+    match store
+        .end_sessions(&tracked, Some(&a))
+        .await
+        .expect("end all")
+    {
+        None => {}
+        Some(n) => {
+            assert_eq!(n, 1, "b ended; a kept; c was logged out before");
+            assert_eq!(
+                store.end_sessions(&tracked, None).await.expect("end all"),
+                Some(1),
+                "the kept session ends last"
+            );
+            assert_eq!(
+                store.end_sessions(&tracked, None).await.expect("end all"),
+                Some(0),
+                "nothing left"
+            );
+        }
+    }
+
     // Keep one session: its family is exempt, the others are not.
     let kept = unique("kept-family");
     store

@@ -401,7 +401,9 @@ async fn revoke_all<B: TokenBackend>(b: &B) {
         .revoke_all(&UserId::new("7"), Some(&keep_id))
         .await
         .expect("revoke_all");
-    if has_sessions {
+    // Backends that know their sessions (a session table, or a revocation store tracking
+    // them) report exactly how many ended; only a backend that cannot count answers 0.
+    if has_sessions || ended != 0 {
         assert_eq!(ended, 1, "revoke_all reports how many sessions ended");
     }
     b.verify(keep.access_token.expose_secret(), TokenKind::Access)
