@@ -66,17 +66,8 @@ impl<U: AuthUser> AuthService<U> {
             return Err(Error::EmailTaken);
         }
         let hash = self.hashing.hash(password).await?;
-        let user = self
-            .users
-            .create(NewUser::new(email.clone()).with_password_hash(hash))
-            .await?;
-        self.events
-            .emit(AuthEvent::UserRegistered {
-                user_id: user.id().clone(),
-                email,
-            })
-            .await;
-        Ok(user)
+        self.create_user(NewUser::new(email).with_password_hash(hash))
+            .await
     }
 
     /// Creates an account as an administrator would (no password policy, no throttle: the
@@ -170,18 +161,10 @@ impl<U: AuthUser> AuthService<U> {
         if self.users.find_by_email(&email).await?.is_some() {
             return Ok(None);
         }
-        let mut new = NewUser::new(email.clone()).with_password_hash(hash);
+        let mut new = NewUser::new(email).with_password_hash(hash);
         new.is_active = false;
-        match self.users.create(new).await {
-            Ok(user) => {
-                self.events
-                    .emit(AuthEvent::UserRegistered {
-                        user_id: user.id().clone(),
-                        email,
-                    })
-                    .await;
-                Ok(Some(user))
-            }
+        match self.create_user(new).await {
+            Ok(user) => Ok(Some(user)),
             // Registered concurrently elsewhere: the same as existing.
             Err(Error::EmailTaken) => Ok(None),
             Err(e) => Err(e),

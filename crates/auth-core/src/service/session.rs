@@ -185,14 +185,7 @@ impl<U: AuthUser> AuthService<U> {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn logout_all(&self, user_id: &UserId) -> Result<u64> {
-        let ended = self.tokens.revoke_all(user_id, None).await?;
-        self.events
-            .emit(AuthEvent::UserLogout {
-                user_id: user_id.clone(),
-                all: true,
-            })
-            .await;
-        Ok(ended)
+        self.revoke_other_sessions(user_id, None).await
     }
 
     /// The user's live sessions (devices), newest first.
