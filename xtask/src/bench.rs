@@ -17,26 +17,34 @@ use auth_hash::{Argon2Hasher, Argon2Params};
 const PASSWORD: &str = "violet-otter-sings-42";
 
 pub(crate) fn run() -> Result<(), String> {
+    // `cargo xtask bench stack` runs only the default-stack HTTP figures.
+    let only = std::env::args().nth(2);
     if cfg!(debug_assertions) {
         // Re-run in release: debug timings are meaningless.
-        return super::run(
-            "bench (release)",
-            super::cargo().args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "xtask",
-                "--",
-                "bench",
-            ]),
-        );
+        let mut args = vec![
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "xtask",
+            "--",
+            "bench",
+        ];
+        if let Some(only) = only.as_deref() {
+            args.push(only);
+        }
+        return super::run("bench (release)", super::cargo().args(args));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    if only.as_deref() == Some("stack") {
+        return rt
+            .block_on(crate::bench_http::stack_only())
+            .map_err(|e| e.to_string());
+    }
     rt.block_on(async {
         crate::bench_http::run()
             .await

@@ -75,7 +75,157 @@ async fn oneshot(app: &Router, path: &str, bearer: Option<&str>) -> u16 {
 
 pub(crate) async fn run() -> Result<(), String> {
     me_vs_no_auth().await?;
+    stack_only().await?;
     health_under_login_flood().await
+}
+
+/// The default-stack figures alone (`cargo xtask bench stack`).
+pub(crate) async fn stack_only() -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("auth-bench-stack-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    default_stack("SQLite file", &sqlite).await?;
+    match std::env::var("AUTH_BENCH_POSTGRES_URL") {
+        Ok(url) => default_stack("PostgreSQL", &url).await?,
+        Err(_) => println!(
+            "default stack on PostgreSQL: skipped (set AUTH_BENCH_POSTGRES_URL to an empty database)"
+        ),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// The release server as `cargo run -p auth-server` runs it (JWT, revocations and users in
+/// the database), over loopback HTTP: `/auth/me`, refresh chains and logins, each beside the
+/// same server's `/health` in the same run.
+async fn default_stack(name: &str, url: &str) -> Result<(), String> {
+    let durability = std::env::var("AUTH_SQLITE_SYNCHRONOUS").unwrap_or_default();
+    let vars = [
+        ("DATABASE_URL", url),
+        (
+            "AUTH_SIGNING_SECRET",
+            "bench-signing-secret-0123456789abcdef0123",
+        ),
+        ("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000"),
+        ("AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS", "1000000"),
+        ("AUTH_SQLITE_SYNCHRONOUS", durability.as_str()),
+    ];
+    let settings = auth_server::Settings::from_lookup(|n| {
+        vars.iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .map_err(|e| e.to_string())?;
+    let db = auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
+        .await
+        .map_err(|e| e.to_string())?;
+    let app = auth_server::app(&settings, db).map_err(|e| e.to_string())?;
+    let base = serve(app).await?;
+    let client = reqwest::Client::new();
+    let email = format!(
+        "stack-{}@example.com",
+        auth_core::random::token(6).to_lowercase()
+    );
+    let creds = json!({"email": email, "password": PASSWORD});
+    let reg: serde_json::Value = client
+        .post(format!("{base}/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let access = reg["access_token"].as_str().unwrap_or_default().to_owned();
+    let length = Duration::from_millis(2000);
+    let health = rps(&format!("{base}/health"), None, 16, length).await;
+    let me = rps(&format!("{base}/auth/me"), Some(&access), 16, length).await;
+    // Four chains, each rotating its own refresh token as fast as it can.
+    let rotations = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + length;
+    let mut chains = Vec::new();
+    for _ in 0..4 {
+        let (client, base, creds, rotations) = (
+            client.clone(),
+            base.clone(),
+            creds.clone(),
+            Arc::clone(&rotations),
+        );
+        chains.push(tokio::spawn(async move {
+            let login: serde_json::Value = match client
+                .post(format!("{base}/auth/login"))
+                .json(&creds)
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => return,
+            };
+            let mut refresh = login["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let started = Instant::now();
+            let stop = stop.max(started + Duration::from_millis(1500));
+            while Instant::now() < stop {
+                let Ok(r) = client
+                    .post(format!("{base}/auth/refresh"))
+                    .json(&json!({"refresh_token": refresh}))
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                let Ok(next) = r.json::<serde_json::Value>().await else {
+                    return;
+                };
+                match next["refresh_token"].as_str() {
+                    Some(t) => refresh = t.to_owned(),
+                    None => return,
+                }
+                rotations.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let begun = Instant::now();
+    for c in chains {
+        let _ = c.await;
+    }
+    let refresh_rate = rotations.load(Ordering::Relaxed) as f64 / begun.elapsed().as_secs_f64();
+    // Logins: Argon2id, bounded by the hash pool (cores - 1).
+    let logins = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + length;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, base, creds, logins) = (
+            client.clone(),
+            base.clone(),
+            creds.clone(),
+            Arc::clone(&logins),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < stop {
+                if let Ok(r) = client
+                    .post(format!("{base}/auth/login"))
+                    .json(&creds)
+                    .send()
+                    .await
+                    && r.status().is_success()
+                {
+                    logins.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let login_rate = logins.load(Ordering::Relaxed) as f64 / length.as_secs_f64();
+    println!(
+        "default stack, {name} (release auth-server, JWT, loopback, 2 s each; AUTH_SQLITE_SYNCHRONOUS={durability:?}):\n  GET /health                {health:>9.0} req/s\n  GET /auth/me (Bearer JWT)  {me:>9.0} req/s   ratio to /health {:>6.3}   (goal >= 0.5)\n  POST /auth/refresh         {refresh_rate:>9.0} rotations/s (4 chains; goal >= 3000 on SQLite, >= 2000 on PostgreSQL)\n  POST /auth/login           {login_rate:>9.0} logins/s (8 clients, Argon2id)",
+        me / health
+    );
+    Ok(())
 }
 
 async fn me_vs_no_auth() -> Result<(), String> {
@@ -198,7 +348,7 @@ async fn health_under_login_flood() -> Result<(), String> {
             .map(|(_, v)| (*v).to_owned())
     })
     .map_err(|e| e.to_string())?;
-    let db = auth_server::connect(&settings.database_url)
+    let db = auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
         .await
         .map_err(|e| e.to_string())?;
     let app = auth_server::app(&settings, db).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `AUTH_SERVER_ADDR` | `127.0.0.1:8080` | listen address |
 //! | `DATABASE_URL` | `sqlite://auth.db?mode=rwc` | SQLite file, `postgres://…` or `mysql://…` |
+//! | `AUTH_SQLITE_SYNCHRONOUS` | `full` | `normal` trades power-loss durability of the last commits for speed (see [`SqliteDurability`]) |
 //! | `AUTH_TOKEN_BACKEND` | `jwt` | `jwt` (HS256, revocations in the database) or `db` (opaque tokens) |
 //! | `AUTH_ENV` | `development` | `production` makes missing secrets an error |
 //! | `AUTH_SIGNING_SECRET` | generated in development | HMAC key for signed links (32+ bytes) |
@@ -62,6 +63,8 @@ pub struct Settings {
     pub addr: SocketAddr,
     /// Database URL.
     pub database_url: String,
+    /// How an SQLite file commits (`AUTH_SQLITE_SYNCHRONOUS`: `full` or `normal`).
+    pub sqlite_durability: SqliteDurability,
     /// Token backend.
     pub token_backend: TokenBackendKind,
     /// The auth configuration (secrets included).
@@ -131,6 +134,16 @@ impl Settings {
             })?;
         let database_url =
             lookup("DATABASE_URL").unwrap_or_else(|| "sqlite://auth.db?mode=rwc".into());
+        let sqlite_durability = match lookup("AUTH_SQLITE_SYNCHRONOUS").as_deref() {
+            None | Some("" | "full") => SqliteDurability::Full,
+            Some("normal") => SqliteDurability::Normal,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "AUTH_SQLITE_SYNCHRONOUS",
+                    "must be `full` or `normal`",
+                ));
+            }
+        };
         let token_backend = match lookup("AUTH_TOKEN_BACKEND").as_deref().unwrap_or("jwt") {
             "jwt" => TokenBackendKind::Jwt,
             "db" => TokenBackendKind::Db,
@@ -305,6 +318,7 @@ impl Settings {
         Ok(Self {
             addr,
             database_url,
+            sqlite_durability,
             token_backend,
             config,
             jwt_secret,
@@ -366,15 +380,79 @@ fn config_error(e: Error) -> ConfigError {
     }
 }
 
-/// Connects to the database and runs every migration.
+/// How an SQLite file commits (`AUTH_SQLITE_SYNCHRONOUS`), in WAL mode either way.
+///
+/// | value | a commit survives | costs |
+/// |---|---|---|
+/// | `full` (default) | a crash of the process **and** of the machine (power loss, kernel panic) | one fsync of the WAL per commit |
+/// | `normal` | a crash of the process; a power loss may undo the last commits since the WAL was last synced (never corrupts) | no fsync per commit |
+///
+/// With `normal`, what a power loss can undo includes a logout, a password change or a
+/// revocation made in its last moments: the default is `full` for that reason. Choose
+/// `normal` when the machine's storage has its own power-loss protection, or when losing the
+/// last second of sessions is acceptable.
+///
+/// ```
+/// use auth_server::SqliteDurability;
+/// assert_eq!(SqliteDurability::default(), SqliteDurability::Full);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SqliteDurability {
+    /// `PRAGMA synchronous = FULL`.
+    #[default]
+    Full,
+    /// `PRAGMA synchronous = NORMAL`.
+    Normal,
+}
+
+/// Connects to the database and runs every migration, with [`SqliteDurability::Full`].
 ///
 /// # Errors
 ///
 /// [`Error::Backend`] when the database cannot be reached or migrated.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
+    connect_with(url, SqliteDurability::default()).await
+}
+
+/// Connects and migrates. An SQLite file runs in WAL mode (readers never wait for the writer)
+/// with a 5 s busy timeout (concurrent writers queue instead of failing) and `durability`;
+/// server databases get a pool sized from the core count. Statements are prepared once per
+/// connection and cached (sqlx's statement cache).
+///
+/// # Errors
+///
+/// [`Error::Backend`] when the database cannot be reached or migrated.
+pub async fn connect_with(
+    url: &str,
+    durability: SqliteDurability,
+) -> Result<DatabaseConnection, Error> {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+
     let mut options = sea_orm::ConnectOptions::new(url.to_owned());
     // Statement logging would flood the service log; errors are reported where they happen.
     options.sqlx_logging(false);
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    if url.starts_with("sqlite:") {
+        let file = !url.contains(":memory:") && !url.contains("mode=memory");
+        options.map_sqlx_sqlite_opts(move |o| {
+            let o = o.busy_timeout(Duration::from_secs(5));
+            if file {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(match durability {
+                        SqliteDurability::Full => SqliteSynchronous::Full,
+                        SqliteDurability::Normal => SqliteSynchronous::Normal,
+                    })
+            } else {
+                o
+            }
+        });
+    } else {
+        // Enough connections for the runtime's workers and the hash pool's callers to wait
+        // on the network, not on each other.
+        let pool = u32::try_from((cores * 4).max(8)).unwrap_or(32);
+        options.max_connections(pool);
+    }
     let db = sea_orm::Database::connect(options)
         .await
         .map_err(|e| Error::backend("connecting to the database (check DATABASE_URL)", e))?;

@@ -60,7 +60,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let db = match auth_server::connect(&settings.database_url).await {
+    let db = match auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
+        .await
+    {
         Ok(db) => db,
         Err(e) => {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e), "database unavailable");

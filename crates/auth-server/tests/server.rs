@@ -192,6 +192,60 @@ fn settings_name_what_to_set() {
     assert_eq!(s.token_backend, TokenBackendKind::Jwt);
 }
 
+#[tokio::test]
+async fn sqlite_files_run_in_wal_mode_with_the_chosen_durability() {
+    use sea_orm::ConnectionTrait;
+    let dir = std::env::temp_dir().join(format!("auth-server-wal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    for (value, expected) in [("full", 2), ("normal", 1)] {
+        let s = settings(&[
+            ("AUTH_SIGNING_SECRET", SECRET),
+            ("DATABASE_URL", url.as_str()),
+            ("AUTH_SQLITE_SYNCHRONOUS", value),
+        ])
+        .unwrap();
+        let db = auth_server::connect_with(&s.database_url, s.sqlite_durability)
+            .await
+            .unwrap();
+        let pragma = |sql: &'static str| {
+            let db = db.clone();
+            async move {
+                db.query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+            }
+        };
+        let mode: String = pragma("PRAGMA journal_mode")
+            .await
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i32 = pragma("PRAGMA synchronous")
+            .await
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(sync, expected, "synchronous for {value}");
+        let busy: i32 = pragma("PRAGMA busy_timeout")
+            .await
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(busy, 5000);
+        db.close().await.unwrap();
+    }
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_SQLITE_SYNCHRONOUS", "off"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_SQLITE_SYNCHRONOUS"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn production_needs_an_https_public_url() {
     let production = [

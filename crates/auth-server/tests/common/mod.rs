@@ -81,7 +81,9 @@ pub(crate) async fn start(vars: &[(&str, &str)]) -> (String, Outbox) {
         map.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = auth_server::Settings::from_lookup(|n| map.get(n).cloned()).unwrap();
-    let db = auth_server::connect(&settings.database_url).await.unwrap();
+    let db = auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
+        .await
+        .unwrap();
     let outbox = Outbox::default();
     let app = auth_server::app_with_mailer(&settings, db, Arc::new(outbox.clone())).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
