@@ -771,3 +771,83 @@ async fn basic_auth_is_throttled_per_client_address() {
         .await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// Enrolling a second factor is as sensitive as removing one: a stale login (a refreshed token
+/// whose password entry is older than the window) cannot set up or confirm TOTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_enrolment_needs_a_fresh_login() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let mfa = auth_mfa::Mfa::new(
+        auth_mfa::MemoryMfaStore::new(),
+        auth_mfa::SecretCipher::new("k", &[3u8; 32]).unwrap(),
+        auth_mfa::MfaConfig::new("Acme"),
+    )
+    .unwrap()
+    .with_clock(clock.clone());
+    let auth = service(&clock).with_second_factor(mfa.clone());
+    let app = Router::new().nest(
+        "/auth",
+        AuthRouter::new(auth.clone())
+            .with_mfa(mfa.clone())
+            .fresh_auth_window(Duration::from_secs(600))
+            .build(),
+    );
+    let (_, _, reg) = call("POST", "/auth/register")
+        .json(json!({"email": "tia@example.com", "password": PASSWORD}))
+        .send(&app)
+        .await;
+    let user = auth_core::UserId::new(reg["user_id"].as_str().unwrap());
+    auth.confirm_email(&user).await.unwrap();
+    clock.advance(Duration::from_secs(601));
+    let (_, _, next) = call("POST", "/auth/refresh")
+        .json(json!({"refresh_token": reg["refresh_token"]}))
+        .send(&app)
+        .await;
+    let stale = next["access_token"].as_str().unwrap().to_owned();
+    for path in ["/auth/mfa/totp/setup", "/auth/mfa/totp/confirm"] {
+        let (s, _, body) = call("POST", path)
+            .bearer(&stale)
+            .json(json!({"code": "123456"}))
+            .send(&app)
+            .await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("reauthentication_required")),
+            "{path}"
+        );
+    }
+    let (_, _, login) = call("POST", "/auth/login")
+        .json(json!({"email": "tia@example.com", "password": PASSWORD}))
+        .send(&app)
+        .await;
+    let fresh = login["access_token"].as_str().unwrap().to_owned();
+    let (s, _, setup) = call("POST", "/auth/mfa/totp/setup")
+        .bearer(&fresh)
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{setup}");
+    // A wrong confirmation code tells the (authenticated) caller why.
+    let app_code = mfa.authenticator(&user).await.unwrap();
+    let now = 1_800_000_601;
+    let valid = [
+        app_code.generate(now - 30),
+        app_code.generate(now),
+        app_code.generate(now + 30),
+    ];
+    let wrong = (0..10u32)
+        .map(|n| format!("{n}{n}{n}{n}{n}{n}"))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    let (s, _, body) = call("POST", "/auth/mfa/totp/confirm")
+        .bearer(&fresh)
+        .json(json!({"code": wrong}))
+        .send(&app)
+        .await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "unauthorized", "reason": "invalid_code"})
+        )
+    );
+}
