@@ -185,6 +185,37 @@ impl RevocationStore for DbRevocationStore {
         .await
     }
 
+    async fn consume_with(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+    ) -> Result<bool> {
+        let Some((paired, until)) = paired else {
+            return self.consume(jti, expires_at).await;
+        };
+        // One statement, both rows or neither: the rotation's single write.
+        let insert = Query::insert()
+            .into_table(AuthRevokedTokens::Table)
+            .columns([AuthRevokedTokens::Jti, AuthRevokedTokens::ExpiresAt])
+            .values_panic([jti.into(), expires_at.into()])
+            .values_panic([paired.into(), until.into()])
+            .to_owned();
+        match self.db.execute(&insert).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                // Usually another rotation consumed `jti` first. If instead the paired token
+                // was already revoked (a logout racing the rotation), consume alone.
+                let won = self.consume(jti, expires_at).await?;
+                if won {
+                    self.revoke(paired, until).await?;
+                }
+                Ok(won)
+            }
+            Err(e) => Err(Error::backend("consuming a refresh token", e)),
+        }
+    }
+
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
         self.record(
             AuthRevokedFamilies::Table.into_iden(),

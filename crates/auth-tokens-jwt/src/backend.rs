@@ -790,14 +790,16 @@ impl TokenBackend for JwtBackend {
         guard.allow(&previous).await?;
         if let Some(store) = &self.revocation {
             // The atomic step: of concurrent rotations exactly one consumes the jti.
+            // The paired access token ends in the same write.
+            let paired = claims
+                .ajti
+                .as_deref()
+                .map(|ajti| (ajti, Self::instant(claims.exp)));
             if !store
-                .consume(&claims.jti, Self::instant(claims.exp))
+                .consume_with(&claims.jti, Self::instant(claims.exp), paired)
                 .await?
             {
                 return reused(Arc::clone(store), claims).await;
-            }
-            if let Some(ajti) = &claims.ajti {
-                store.revoke(ajti, Self::instant(claims.exp)).await?;
             }
         }
         let pair = self.pair(

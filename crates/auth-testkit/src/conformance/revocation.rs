@@ -12,7 +12,7 @@ fn at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).expect("valid instant")
 }
 
-/// Runs the [`RevocationStore`] suite: revoke by id, single-use consume (also under 50
+/// Runs the [`RevocationStore`] suite: revoke by id, single-use consume and `consume_with` (also under 50
 /// concurrent callers), family revocation, per-user not-before that never moves back and can
 /// keep one session, and
 /// cleanup of expired entries.
@@ -102,6 +102,40 @@ where
         }
     }
     assert_eq!(winners, 1, "of 50 concurrent consumes exactly one wins");
+
+    // Consume with the paired access token, in one step.
+    let (refresh, access) = (unique("refresh"), unique("access"));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        let (refresh, access) = (refresh.clone(), access.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .consume_with(&refresh, at(START + 100), Some((&access, at(START + 100))))
+                .await
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("consume_with") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "of 50 concurrent consume_with exactly one wins");
+    assert!(
+        store.is_revoked(&q(&access, START)).await.expect("check"),
+        "the paired token is revoked with it"
+    );
+    let (refresh2, gone) = (unique("refresh"), unique("gone"));
+    store.revoke(&gone, at(START + 100)).await.expect("revoke");
+    assert!(
+        store
+            .consume_with(&refresh2, at(START + 100), Some((&gone, at(START + 100))))
+            .await
+            .expect("consume_with"),
+        "an already revoked paired token does not stop the consume"
+    );
+    assert!(store.is_revoked(&q(&refresh2, START)).await.expect("check"));
 
     // Families.
     let family = unique("family");
