@@ -28,6 +28,31 @@ async fn serve(app: Router) -> Result<String, String> {
     Ok(format!("http://{addr}"))
 }
 
+/// The release `auth-server` app with a bench secret, no effective login limit, and `vars`
+/// on top, on a random loopback port; its base URL.
+async fn serve_server(vars: &[(&str, &str)]) -> Result<String, String> {
+    let mut all = vec![
+        (
+            "AUTH_SIGNING_SECRET",
+            "bench-signing-secret-0123456789abcdef0123",
+        ),
+        ("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000"),
+    ];
+    all.extend_from_slice(vars);
+    let settings = auth_server::Settings::from_lookup(|n| {
+        all.iter()
+            .rev()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .map_err(|e| e.to_string())?;
+    let db = auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
+        .await
+        .map_err(|e| e.to_string())?;
+    let app = auth_server::app(&settings, db).map_err(|e| e.to_string())?;
+    serve(app).await
+}
+
 /// Requests per second of `GET url` with `concurrency` clients for `length`.
 async fn rps(url: &str, bearer: Option<&str>, concurrency: usize, length: Duration) -> f64 {
     let client = reqwest::Client::new();
@@ -100,27 +125,12 @@ pub(crate) async fn stack_only() -> Result<(), String> {
 /// same server's `/health` in the same run.
 async fn default_stack(name: &str, url: &str) -> Result<(), String> {
     let durability = std::env::var("AUTH_SQLITE_SYNCHRONOUS").unwrap_or_default();
-    let vars = [
+    let base = serve_server(&[
         ("DATABASE_URL", url),
-        (
-            "AUTH_SIGNING_SECRET",
-            "bench-signing-secret-0123456789abcdef0123",
-        ),
-        ("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000"),
         ("AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS", "1000000"),
         ("AUTH_SQLITE_SYNCHRONOUS", durability.as_str()),
-    ];
-    let settings = auth_server::Settings::from_lookup(|n| {
-        vars.iter()
-            .find(|(k, _)| *k == n)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .map_err(|e| e.to_string())?;
-    let db = auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
-        .await
-        .map_err(|e| e.to_string())?;
-    let app = auth_server::app(&settings, db).map_err(|e| e.to_string())?;
-    let base = serve(app).await?;
+    ])
+    .await?;
     let client = reqwest::Client::new();
     let email = format!(
         "stack-{}@example.com",
@@ -334,25 +344,7 @@ async fn health_under_login_flood() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("auth-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
-    let vars = [
-        ("DATABASE_URL", url.as_str()),
-        (
-            "AUTH_SIGNING_SECRET",
-            "bench-signing-secret-0123456789abcdef0123",
-        ),
-        ("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000"),
-    ];
-    let settings = auth_server::Settings::from_lookup(|n| {
-        vars.iter()
-            .find(|(k, _)| *k == n)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .map_err(|e| e.to_string())?;
-    let db = auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
-        .await
-        .map_err(|e| e.to_string())?;
-    let app = auth_server::app(&settings, db).map_err(|e| e.to_string())?;
-    let base = serve(app).await?;
+    let base = serve_server(&[("DATABASE_URL", url.as_str())]).await?;
     let client = reqwest::Client::new();
     let creds = json!({"email": "flood@example.com", "password": PASSWORD});
     client
