@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod change;
 mod clock;
 mod config;
 mod error;
 mod events;
 mod memory;
+mod mirror;
 mod password;
 pub mod random;
 mod rate_limit;
@@ -14,7 +16,9 @@ mod secret;
 mod service;
 mod token;
 mod user;
+mod user_cache;
 
+pub use change::{Change, ChangeFeed, ChangeHub, ChangeSubscriber, FeedStatus, LocalFeed};
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, truncate_to_micros};
 pub use config::{AuthConfig, AuthConfigBuilder};
 pub use error::{BackendError, ConfigError, Error, FieldError, Result, ValidationErrors};
@@ -22,6 +26,7 @@ pub use events::{
     AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError, LoginFailureReason,
 };
 pub use memory::{MemoryTokenBackend, MemoryUserStore};
+pub use mirror::{MirrorStatus, RevocationMirror};
 pub use password::{
     CommonPasswordValidator, DEFAULT_MAX_PASSWORD_LENGTH, HashError, MinimumLengthValidator,
     NumericPasswordValidator, PasswordContext, PasswordHasher, PasswordHashing, PasswordPolicy,
@@ -29,7 +34,7 @@ pub use password::{
     is_password_usable, make_unusable_password,
 };
 pub use rate_limit::{MemoryRateLimiter, RateLimitPolicy, RateLimitStatus, RateLimiter};
-pub use revocation::{MemoryRevocationStore, RevocationQuery, RevocationStore};
+pub use revocation::{Cutoff, MemoryRevocationStore, RevocationQuery, RevocationStore};
 pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
@@ -42,6 +47,7 @@ pub use token::{
     TokenUserLookup,
 };
 pub use user::{AuthUser, MAX_EMAIL_LEN, NewUser, User, UserId, UserStore, normalize_email};
+pub use user_cache::{UserCache, UserCacheStatus};
 
 /// Re-exported so implementations of the async traits need no extra dependency.
 pub use async_trait::async_trait;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::change::Change;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{BackendError, Error, Result};
 use crate::user::UserId;
@@ -31,6 +32,12 @@ pub struct RevocationQuery {
     /// When it was issued, Unix microseconds: what per-user cut-offs compare (the start of
     /// `issued_at` unless set with [`with_issued_at_micros`](Self::with_issued_at_micros)).
     pub issued_at_us: i64,
+    /// Whether the id may have been consumed ([`RevocationStore::consume`]: a single-use
+    /// refresh token). A [`RevocationMirror`](crate::RevocationMirror) keeps revoked ids in
+    /// memory but not consumed ones (they live as long as refresh tokens), so it asks its store
+    /// about a consumable id it does not hold. `true` unless set with
+    /// [`with_consumable`](Self::with_consumable): an access token is never consumed.
+    pub consumable: bool,
 }
 
 impl RevocationQuery {
@@ -48,7 +55,21 @@ impl RevocationQuery {
             user_id,
             issued_at,
             issued_at_us: issued_at.saturating_mul(1_000_000),
+            consumable: true,
         }
+    }
+
+    /// Says whether the id may have been consumed (`false` for access tokens, which a mirror
+    /// then answers from memory alone).
+    ///
+    /// ```
+    /// # use auth_core::{RevocationQuery, UserId};
+    /// assert!(!RevocationQuery::new("j", UserId::new("1"), 0).with_consumable(false).consumable);
+    /// ```
+    #[must_use]
+    pub fn with_consumable(mut self, consumable: bool) -> Self {
+        self.consumable = consumable;
+        self
     }
 
     /// Sets the issue instant to the microsecond.
@@ -150,8 +171,13 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Revokes every token of the user issued at or before `not_before`, compared to the
     /// microsecond (logout everywhere, in O(1)): a token issued after the cut-off is never
     /// refused by it, one issued in the same microsecond is (the safe side),
-    /// except the tokens of the session family `keep` (the session changing its password). A
-    /// later call with an earlier instant does not move it back; each call replaces the exemption.
+    /// except the tokens of the session family `keep` (the session changing its password).
+    ///
+    /// Cut-offs combine whatever order they arrive in (two instances, a late message): the
+    /// latest instant keeps its exemption, and a cut-off that names another session (or none)
+    /// still revokes everything up to its own instant. Two cut-offs combine exactly; more are
+    /// approximated on the safe side (a token is never spared that one of them revokes).
+    /// [`Cutoff`] is the rule; stores and mirrors apply it alike.
     ///
     /// # Errors
     ///
@@ -176,6 +202,29 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// [`Error::Backend`].
     async fn cleanup_expired(&self) -> Result<u64>;
+
+    /// Every live revocation — revoked ids (not consumed ones), revoked families and per-user
+    /// cut-offs — as changes, so a [`RevocationMirror`](crate::RevocationMirror) can load them
+    /// at start and after an outage of its feed. `None` (the default) for a store that cannot
+    /// list them: a mirror over it asks the store on every check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::{Change, MemoryRevocationStore, RevocationStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryRevocationStore::new();
+    /// let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    /// store.revoke_family("fam-1", later).await?;
+    /// let live = store.live_revocations().await?.unwrap();
+    /// assert!(matches!(&live[0], Change::FamilyRevoked { family, .. } if family == "fam-1"));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    async fn live_revocations(&self) -> Result<Option<Vec<Change>>> {
+        Ok(None)
+    }
 
     /// Remembers a new session (refresh family) of `user` that can live until `expires_at`
     /// (its absolute end), so that ending every session can say how many ended. The default
@@ -220,9 +269,8 @@ pub trait RevocationStore: Send + Sync + 'static {
 struct RevocationState {
     jtis: HashMap<String, OffsetDateTime>,
     families: HashMap<String, OffsetDateTime>,
-    /// Per user: the not-before instant (Unix microseconds), the exempt family, and when the entry
-    /// may be forgotten.
-    users: HashMap<UserId, (i64, Option<String>, OffsetDateTime)>,
+    /// Per user: the combined cut-off, and when the entry may be forgotten.
+    users: HashMap<UserId, (Cutoff, OffsetDateTime)>,
     /// Tracked sessions: family -> (user, absolute end).
     sessions: HashMap<String, (UserId, OffsetDateTime)>,
 }
@@ -358,13 +406,17 @@ impl RevocationStore for MemoryRevocationStore {
         );
         let nb = micros(not_before);
         let mut state = self.lock()?;
-        let entry = state
-            .users
-            .entry(user_id.clone())
-            .or_insert((nb, None, keep_until));
-        entry.0 = entry.0.max(nb);
-        entry.1 = keep.map(str::to_owned);
-        entry.2 = entry.2.max(keep_until);
+        match state.users.get_mut(user_id) {
+            Some((cutoff, until)) => {
+                cutoff.join(nb, keep);
+                *until = (*until).max(keep_until);
+            }
+            None => {
+                state
+                    .users
+                    .insert(user_id.clone(), (Cutoff::new(nb, keep), keep_until));
+            }
+        }
         Ok(())
     }
 
@@ -374,9 +426,10 @@ impl RevocationStore for MemoryRevocationStore {
             || q.family
                 .as_ref()
                 .is_some_and(|f| state.families.contains_key(f))
-            || state.users.get(&q.user_id).is_some_and(|(nb, keep, _)| {
-                q.issued_at_us <= *nb && (keep.is_none() || keep.as_deref() != q.family.as_deref())
-            }))
+            || state
+                .users
+                .get(&q.user_id)
+                .is_some_and(|(cutoff, _)| cutoff.revokes(q.issued_at_us, q.family.as_deref())))
     }
 
     async fn cleanup_expired(&self) -> Result<u64> {
@@ -385,10 +438,43 @@ impl RevocationStore for MemoryRevocationStore {
         let before = state.jtis.len() + state.families.len() + state.users.len();
         state.jtis.retain(|_, exp| *exp > now);
         state.families.retain(|_, exp| *exp > now);
-        state.users.retain(|_, (_, _, until)| *until > now);
+        state.users.retain(|_, (_, until)| *until > now);
         state.sessions.retain(|_, (_, until)| *until > now);
         let after = state.jtis.len() + state.families.len() + state.users.len();
         Ok((before - after) as u64)
+    }
+
+    async fn live_revocations(&self) -> Result<Option<Vec<Change>>> {
+        let now = self.clock.now();
+        let state = self.lock()?;
+        let mut live =
+            Vec::with_capacity(state.jtis.len() + state.families.len() + state.users.len());
+        live.extend(
+            state
+                .jtis
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(jti, until)| Change::TokenRevoked {
+                    jti: jti.clone(),
+                    until: *until,
+                }),
+        );
+        live.extend(
+            state
+                .families
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(family, until)| Change::FamilyRevoked {
+                    family: family.clone(),
+                    until: *until,
+                }),
+        );
+        for (user, (cutoff, until)) in &state.users {
+            if *until > now {
+                live.extend(cutoff.to_changes(user, *until));
+            }
+        }
+        Ok(Some(live))
     }
 
     async fn track_session(
@@ -427,4 +513,111 @@ impl RevocationStore for MemoryRevocationStore {
 
 fn micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// One user's combined cut-offs: what [`RevocationStore::revoke_user`] keeps, in the same way in
+/// memory, in SQL and in a mirror, so that all of them agree whatever order cut-offs arrive in.
+///
+/// It holds the latest cut-off (`top`) with its exempt session (`keep`), and `all`: the latest
+/// instant up to which every session is revoked (from the cut-offs that did not exempt `keep`).
+/// A token is revoked when it was issued at or before `all`, or at or before `top` in a session
+/// other than `keep`.
+///
+/// ```
+/// use auth_core::Cutoff;
+/// // A password change at t=20 keeping session "x", and a logout everywhere at t=10 arriving
+/// // late: x's tokens from before 10 end, its later ones stay.
+/// let mut c = Cutoff::new(20, Some("x"));
+/// c.join(10, None);
+/// assert!(c.revokes(9, Some("x")));
+/// assert!(!c.revokes(15, Some("x")));
+/// assert!(c.revokes(15, Some("y")));
+/// // The same two in the other order give the same answers.
+/// let mut d = Cutoff::new(10, None);
+/// d.join(20, Some("x"));
+/// assert_eq!(c, d);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cutoff {
+    /// Every session issued at or before this instant (Unix microseconds) is revoked.
+    pub all: i64,
+    /// The latest cut-off, Unix microseconds.
+    pub top: i64,
+    /// The session `top` spares.
+    pub keep: Option<String>,
+}
+
+impl Cutoff {
+    /// One cut-off.
+    ///
+    /// ```
+    /// let c = auth_core::Cutoff::new(5, None);
+    /// assert!(c.revokes(5, None) && !c.revokes(6, None));
+    /// ```
+    #[must_use]
+    pub fn new(not_before_us: i64, keep: Option<&str>) -> Self {
+        Self {
+            all: i64::MIN,
+            top: not_before_us,
+            keep: keep.map(str::to_owned),
+        }
+    }
+
+    /// Combines another cut-off with this one.
+    ///
+    /// ```
+    /// let mut c = auth_core::Cutoff::new(20, Some("x"));
+    /// c.join(20, None); // the same instant without the exemption ends it
+    /// assert!(c.revokes(15, Some("x")));
+    /// ```
+    pub fn join(&mut self, not_before_us: i64, keep: Option<&str>) {
+        if self.keep.as_deref() != keep {
+            // The cut-off that does not spare the held session revokes it up to its instant
+            // (or up to the held one's, when it is the later and takes over the exemption).
+            self.all = self.all.max(self.top.min(not_before_us));
+        }
+        if not_before_us > self.top {
+            self.top = not_before_us;
+            self.keep = keep.map(str::to_owned);
+        }
+    }
+
+    /// Whether a token issued at `issued_at_us` in `family` is revoked.
+    ///
+    /// ```
+    /// let c = auth_core::Cutoff::new(10, Some("x"));
+    /// assert!(!c.revokes(5, Some("x")));
+    /// assert!(c.revokes(5, Some("y")));
+    /// ```
+    #[must_use]
+    pub fn revokes(&self, issued_at_us: i64, family: Option<&str>) -> bool {
+        issued_at_us <= self.all
+            || (issued_at_us <= self.top && (self.keep.is_none() || self.keep.as_deref() != family))
+    }
+
+    /// The changes that rebuild this cut-off when applied to an empty one, for a mirror
+    /// loading a store's state.
+    ///
+    /// ```
+    /// use auth_core::{Cutoff, UserId};
+    /// let mut c = Cutoff::new(20, Some("x"));
+    /// c.join(10, None);
+    /// let until = time::OffsetDateTime::UNIX_EPOCH;
+    /// assert_eq!(c.to_changes(&UserId::new("1"), until).len(), 2);
+    /// ```
+    #[must_use]
+    pub fn to_changes(&self, user: &UserId, until: OffsetDateTime) -> Vec<Change> {
+        let change = |nb: i64, keep: Option<String>| Change::UserCutoff {
+            user: user.clone(),
+            not_before_us: nb,
+            keep,
+            until,
+        };
+        let mut out = vec![change(self.top, self.keep.clone())];
+        if self.keep.is_some() && self.all > i64::MIN {
+            out.push(change(self.all, None));
+        }
+        out
+    }
 }

@@ -4,6 +4,7 @@
 //!   the memory, SQLite, PostgreSQL, MySQL and Redis backends behave the same.
 //! - [`TestHasher`]: a fast, clearly insecure password hasher for tests.
 //! - [`CountingHasher`]: wraps a hasher and records how many hashes ran at once and on which threads.
+//! - [`CutProxy`]: a TCP proxy a test cuts to take a real network path down.
 //! - [`FixedClock`]: re-exported from `auth-core`.
 //!
 //! ```
@@ -21,10 +22,12 @@ pub mod conformance;
 pub mod db;
 mod events;
 mod hasher;
+mod proxy;
 
 pub use auth_core::FixedClock;
 pub use events::EventLog;
 pub use hasher::{CountingHasher, HashStats, TestHasher};
+pub use proxy::CutProxy;
 
 /// A unique suffix for test data (emails, keys), so suites can share a database.
 ///

@@ -2,12 +2,15 @@
 
 mod backend;
 pub mod entity;
+mod feed;
 mod lookup;
 mod migration;
 mod revocation;
 
 pub use crate::backend::{CLEANUP_BATCH, DbTokenBackend, TOKEN_BYTES};
+pub use crate::feed::{DbChangeFeed, DbFeedOptions};
 pub use crate::migration::{
-    CreateJwtSessions, CreateRevocations, CreateTokens, NotBeforeMicros, migrations,
+    CreateJwtSessions, CreateRevocations, CreateTokens, NotBeforeMicros, RevocationMirrorSupport,
+    migrations,
 };
 pub use crate::revocation::DbRevocationStore;

@@ -216,10 +216,11 @@ impl MigrationTrait for CreateTokens {
 }
 
 /// This crate's migrations (after the users migration): the token tables, the JWT
-/// revocation tables, per-user cut-offs in microseconds, then the JWT sessions table.
+/// revocation tables, per-user cut-offs in microseconds, the JWT sessions table, then what the
+/// revocation mirror and the change feed need.
 ///
 /// ```
-/// assert_eq!(auth_tokens_db::migrations().len(), 4);
+/// assert_eq!(auth_tokens_db::migrations().len(), 5);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -228,7 +229,119 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateRevocations),
         Box::new(NotBeforeMicros),
         Box::new(CreateJwtSessions),
+        Box::new(RevocationMirrorSupport),
     ]
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuthChangeLog {
+    Table,
+    Id,
+    Body,
+    CreatedUs,
+}
+
+/// What the in-memory revocation mirror and the change feed need:
+///
+/// - `auth_revoked_tokens.consumed`: consumed refresh-token ids are told apart from revoked
+///   ids, so a mirror loads only the latter (consumed ids live as long as refresh tokens);
+/// - `auth_user_not_before.not_before_all`: the instant up to which every session of the user
+///   is revoked, so cut-offs combine the same way whatever order they arrive in
+///   (`auth_core::Cutoff`);
+/// - `auth_change_log`: the append-only log of changes that instances poll on MySQL/MariaDB
+///   and that management commands write on SQLite (`DbChangeFeed`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RevocationMirrorSupport;
+
+impl MigrationName for RevocationMirrorSupport {
+    fn name(&self) -> &str {
+        "m20261202_000001_auth_revocation_mirror"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for RevocationMirrorSupport {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuthRevokedTokens::Table)
+                    .add_column(
+                        ColumnDef::new(AuthRevokedTokens::Consumed)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuthUserNotBefore::Table)
+                    .add_column(
+                        ColumnDef::new(AuthUserNotBefore::NotBeforeAll)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthChangeLog::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthChangeLog::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(AuthChangeLog::Body).text().not_null())
+                    .col(
+                        ColumnDef::new(AuthChangeLog::CreatedUs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_auth_change_log_created")
+                    .table(AuthChangeLog::Table)
+                    .col(AuthChangeLog::CreatedUs)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuthChangeLog::Table).to_owned())
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuthUserNotBefore::Table)
+                    .drop_column(AuthUserNotBefore::NotBeforeAll)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuthRevokedTokens::Table)
+                    .drop_column(AuthRevokedTokens::Consumed)
+                    .to_owned(),
+            )
+            .await
+    }
 }
 
 #[derive(DeriveIden)]
@@ -354,6 +467,7 @@ pub(crate) enum AuthRevokedTokens {
     Table,
     Jti,
     ExpiresAt,
+    Consumed,
 }
 
 #[derive(DeriveIden)]
@@ -370,6 +484,7 @@ pub(crate) enum AuthUserNotBefore {
     NotBefore,
     KeepFamily,
     ExpiresAt,
+    NotBeforeAll,
 }
 
 #[async_trait::async_trait]

@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use auth_core::{
-    Clock, Error, Result, RevocationQuery, RevocationStore, SharedClock, SystemClock, UserId,
-    async_trait,
+    Change, Clock, Cutoff, Error, Result, RevocationQuery, RevocationStore, SharedClock,
+    SystemClock, UserId, async_trait,
 };
 use sea_orm::sea_query::{DynIden, Expr, ExprTrait, IntoIden, Query, UnionType};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr};
 use time::OffsetDateTime;
 
 use crate::migration::{
@@ -87,7 +87,9 @@ impl DbRevocationStore {
         auth_core::truncate_to_micros(self.clock.now())
     }
 
-    /// Inserts `(key, expires_at)` into a two-column table; `Ok(false)` when the key exists.
+    /// Inserts `(key, expires_at)` (and `consumed`, for token ids) into a revocation table;
+    /// `Ok(false)` when the key exists.
+    #[allow(clippy::too_many_arguments)]
     async fn insert_key(
         &self,
         conn: &impl ConnectionTrait,
@@ -96,12 +98,17 @@ impl DbRevocationStore {
         exp_col: DynIden,
         key: &str,
         expires_at: OffsetDateTime,
+        consumed: Option<bool>,
     ) -> Result<bool> {
-        let insert = Query::insert()
-            .into_table(table)
-            .columns([key_col, exp_col])
-            .values_panic([key.into(), expires_at.into()])
-            .to_owned();
+        let mut insert = Query::insert().into_table(table).to_owned();
+        match consumed {
+            Some(consumed) => insert
+                .columns([key_col, exp_col, AuthRevokedTokens::Consumed.into_iden()])
+                .values_panic([key.into(), expires_at.into(), consumed.into()]),
+            None => insert
+                .columns([key_col, exp_col])
+                .values_panic([key.into(), expires_at.into()]),
+        };
         match conn.execute(&insert).await {
             Ok(_) => Ok(true),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
@@ -114,6 +121,7 @@ impl DbRevocationStore {
 
 impl DbRevocationStore {
     /// Records a revocation until `expires_at`, or extends an existing one to the later expiry.
+    /// A token id revoked after it was consumed counts as revoked (a mirror loads it).
     async fn record(
         &self,
         table: DynIden,
@@ -121,6 +129,7 @@ impl DbRevocationStore {
         exp_col: DynIden,
         key: &str,
         expires_at: OffsetDateTime,
+        token: bool,
     ) -> Result<()> {
         if !self
             .insert_key(
@@ -130,15 +139,23 @@ impl DbRevocationStore {
                 exp_col.clone(),
                 key,
                 expires_at,
+                token.then_some(false),
             )
             .await?
         {
-            let update = Query::update()
+            let later = Expr::case(
+                Expr::col(exp_col.clone()).lt(expires_at),
+                Expr::val(expires_at),
+            )
+            .finally(Expr::col(exp_col.clone()));
+            let mut update = Query::update()
                 .table(table)
-                .value(exp_col.clone(), expires_at)
+                .value(exp_col, later)
                 .and_where(Expr::col(key_col).eq(key))
-                .and_where(Expr::col(exp_col).lt(expires_at))
                 .to_owned();
+            if token {
+                update.value(AuthRevokedTokens::Consumed, false);
+            }
             self.db
                 .execute(&update)
                 .await
@@ -169,6 +186,7 @@ impl RevocationStore for DbRevocationStore {
             AuthRevokedTokens::ExpiresAt.into_iden(),
             jti,
             expires_at,
+            true,
         )
         .await
     }
@@ -181,6 +199,7 @@ impl RevocationStore for DbRevocationStore {
             AuthRevokedTokens::ExpiresAt.into_iden(),
             jti,
             expires_at,
+            Some(true),
         )
         .await
     }
@@ -197,9 +216,13 @@ impl RevocationStore for DbRevocationStore {
         // One statement, both rows or neither: the rotation's single write.
         let insert = Query::insert()
             .into_table(AuthRevokedTokens::Table)
-            .columns([AuthRevokedTokens::Jti, AuthRevokedTokens::ExpiresAt])
-            .values_panic([jti.into(), expires_at.into()])
-            .values_panic([paired.into(), until.into()])
+            .columns([
+                AuthRevokedTokens::Jti,
+                AuthRevokedTokens::ExpiresAt,
+                AuthRevokedTokens::Consumed,
+            ])
+            .values_panic([jti.into(), expires_at.into(), true.into()])
+            .values_panic([paired.into(), until.into(), false.into()])
             .to_owned();
         match self.db.execute(&insert).await {
             Ok(_) => Ok(true),
@@ -223,6 +246,7 @@ impl RevocationStore for DbRevocationStore {
             AuthRevokedFamilies::ExpiresAt.into_iden(),
             family,
             expires_at,
+            false,
         )
         .await
     }
@@ -236,8 +260,8 @@ impl RevocationStore for DbRevocationStore {
         // Unix microseconds (see the NotBeforeMicros migration).
         let nb = i64::try_from(not_before.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
         let keep_until = self.now() + self.user_retention;
-        // Insert if missing, outside the transaction: a duplicate is expected under concurrency,
-        // and a failed statement would abort a PostgreSQL transaction.
+        // The first cut-off of a user is an insert; a duplicate is expected under concurrency
+        // (and a failed statement would abort a PostgreSQL transaction, so there is none).
         let insert = Query::insert()
             .into_table(AuthUserNotBefore::Table)
             .columns([
@@ -245,44 +269,62 @@ impl RevocationStore for DbRevocationStore {
                 AuthUserNotBefore::NotBefore,
                 AuthUserNotBefore::KeepFamily,
                 AuthUserNotBefore::ExpiresAt,
+                AuthUserNotBefore::NotBeforeAll,
             ])
             .values_panic([
                 user_id.as_str().into(),
                 nb.into(),
                 keep.map(str::to_owned).into(),
                 keep_until.into(),
+                0_i64.into(),
             ])
             .to_owned();
         match self.db.execute(&insert).await {
-            Ok(_) => {}
+            Ok(_) => return Ok(()),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
             Err(e) => return Err(Error::backend("recording a logout everywhere", e)),
         }
-        let txn = self
-            .db
-            .begin()
-            .await
-            .map_err(db("starting a transaction"))?;
-        // Only ever forward, whatever concurrent calls do.
-        let forward = Query::update()
+        // Later ones combine with it in one conditional statement (auth_core::Cutoff::join):
+        //   all  = keep differs ? max(all, min(top, nb)) : all
+        //   keep = nb > top ? new keep : keep
+        //   top  = max(top, nb)
+        // MySQL evaluates SET assignments left to right, each seeing the ones before, so the
+        // columns that read `top` and `keep` are assigned before those two change.
+        let keep_differs = match keep {
+            None => Expr::col(AuthUserNotBefore::KeepFamily).is_not_null(),
+            Some(k) => Expr::col(AuthUserNotBefore::KeepFamily)
+                .is_null()
+                .or(Expr::col(AuthUserNotBefore::KeepFamily).ne(k)),
+        };
+        let later = Expr::col(AuthUserNotBefore::NotBefore).lt(nb);
+        let min_top_nb = Expr::case(later.clone(), Expr::col(AuthUserNotBefore::NotBefore))
+            .finally(Expr::val(nb));
+        let all = Expr::case(
+            keep_differs.and(Expr::col(AuthUserNotBefore::NotBeforeAll).lt(min_top_nb.clone())),
+            min_top_nb,
+        )
+        .finally(Expr::col(AuthUserNotBefore::NotBeforeAll));
+        let keep_col = Expr::case(later.clone(), Expr::val(keep.map(str::to_owned)))
+            .finally(Expr::col(AuthUserNotBefore::KeepFamily));
+        let top = Expr::case(later, Expr::val(nb)).finally(Expr::col(AuthUserNotBefore::NotBefore));
+        let expires = Expr::case(
+            Expr::col(AuthUserNotBefore::ExpiresAt).lt(keep_until),
+            Expr::val(keep_until),
+        )
+        .finally(Expr::col(AuthUserNotBefore::ExpiresAt));
+        let update = Query::update()
             .table(AuthUserNotBefore::Table)
-            .value(AuthUserNotBefore::NotBefore, nb)
-            .and_where(Expr::col(AuthUserNotBefore::UserId).eq(user_id.as_str()))
-            .and_where(Expr::col(AuthUserNotBefore::NotBefore).lt(nb))
-            .to_owned();
-        txn.execute(&forward)
-            .await
-            .map_err(db("moving not-before forward"))?;
-        let exemption = Query::update()
-            .table(AuthUserNotBefore::Table)
-            .value(AuthUserNotBefore::KeepFamily, keep.map(str::to_owned))
-            .value(AuthUserNotBefore::ExpiresAt, keep_until)
+            .value(AuthUserNotBefore::NotBeforeAll, all)
+            .value(AuthUserNotBefore::KeepFamily, keep_col)
+            .value(AuthUserNotBefore::NotBefore, top)
+            .value(AuthUserNotBefore::ExpiresAt, expires)
             .and_where(Expr::col(AuthUserNotBefore::UserId).eq(user_id.as_str()))
             .to_owned();
-        txn.execute(&exemption)
+        self.db
+            .execute(&update)
             .await
-            .map_err(db("recording the kept session"))?;
-        txn.commit().await.map_err(db("committing"))
+            .map_err(db("recording a logout everywhere"))?;
+        Ok(())
     }
 
     async fn is_revoked(&self, q: &RevocationQuery) -> Result<bool> {
@@ -298,15 +340,21 @@ impl RevocationStore for DbRevocationStore {
             .from(AuthRevokedFamilies::Table)
             .and_where(Expr::col(AuthRevokedFamilies::Family).eq(family.as_str()))
             .to_owned();
+        // auth_core::Cutoff::revokes: issued up to `all`, or up to `top` outside `keep`.
         let by_user = Query::select()
             .column(AuthUserNotBefore::UserId)
             .from(AuthUserNotBefore::Table)
             .and_where(Expr::col(AuthUserNotBefore::UserId).eq(q.user_id.as_str()))
-            .and_where(Expr::col(AuthUserNotBefore::NotBefore).gte(q.issued_at_us))
             .and_where(
-                Expr::col(AuthUserNotBefore::KeepFamily)
-                    .is_null()
-                    .or(Expr::col(AuthUserNotBefore::KeepFamily).ne(family.as_str())),
+                Expr::col(AuthUserNotBefore::NotBeforeAll)
+                    .gte(q.issued_at_us)
+                    .or(Expr::col(AuthUserNotBefore::NotBefore)
+                        .gte(q.issued_at_us)
+                        .and(
+                            Expr::col(AuthUserNotBefore::KeepFamily)
+                                .is_null()
+                                .or(Expr::col(AuthUserNotBefore::KeepFamily).ne(family.as_str())),
+                        )),
             )
             .to_owned();
         let query = by_jti
@@ -355,6 +403,82 @@ impl RevocationStore for DbRevocationStore {
                 .rows_affected();
         }
         Ok(removed)
+    }
+
+    async fn live_revocations(&self) -> Result<Option<Vec<Change>>> {
+        let now = self.now();
+        let mut live = Vec::new();
+        let tokens = Query::select()
+            .columns([AuthRevokedTokens::Jti, AuthRevokedTokens::ExpiresAt])
+            .from(AuthRevokedTokens::Table)
+            .and_where(Expr::col(AuthRevokedTokens::ExpiresAt).gt(now))
+            .and_where(Expr::col(AuthRevokedTokens::Consumed).eq(false))
+            .to_owned();
+        for row in self
+            .db
+            .query_all(&tokens)
+            .await
+            .map_err(db("listing revoked tokens"))?
+        {
+            live.push(Change::TokenRevoked {
+                jti: row
+                    .try_get_by_index(0)
+                    .map_err(db("reading a revoked token"))?,
+                until: row
+                    .try_get_by_index(1)
+                    .map_err(db("reading a revoked token"))?,
+            });
+        }
+        let families = Query::select()
+            .columns([AuthRevokedFamilies::Family, AuthRevokedFamilies::ExpiresAt])
+            .from(AuthRevokedFamilies::Table)
+            .and_where(Expr::col(AuthRevokedFamilies::ExpiresAt).gt(now))
+            .to_owned();
+        for row in self
+            .db
+            .query_all(&families)
+            .await
+            .map_err(db("listing revoked sessions"))?
+        {
+            live.push(Change::FamilyRevoked {
+                family: row
+                    .try_get_by_index(0)
+                    .map_err(db("reading a revoked session"))?,
+                until: row
+                    .try_get_by_index(1)
+                    .map_err(db("reading a revoked session"))?,
+            });
+        }
+        let users = Query::select()
+            .columns([
+                AuthUserNotBefore::UserId,
+                AuthUserNotBefore::NotBefore,
+                AuthUserNotBefore::KeepFamily,
+                AuthUserNotBefore::NotBeforeAll,
+                AuthUserNotBefore::ExpiresAt,
+            ])
+            .from(AuthUserNotBefore::Table)
+            .and_where(Expr::col(AuthUserNotBefore::ExpiresAt).gt(now))
+            .to_owned();
+        for row in self
+            .db
+            .query_all(&users)
+            .await
+            .map_err(db("listing cut-offs"))?
+        {
+            let read = db("reading a cut-off");
+            let user = UserId::new(row.try_get_by_index::<String>(0).map_err(&read)?);
+            let top: i64 = row.try_get_by_index(1).map_err(&read)?;
+            let keep: Option<String> = row.try_get_by_index(2).map_err(&read)?;
+            let all: i64 = row.try_get_by_index(3).map_err(&read)?;
+            let until: OffsetDateTime = row.try_get_by_index(4).map_err(&read)?;
+            let mut cutoff = Cutoff::new(top, keep.as_deref());
+            if all > 0 {
+                cutoff.join(all, None);
+            }
+            live.extend(cutoff.to_changes(&user, until));
+        }
+        Ok(Some(live))
     }
 
     async fn track_session(

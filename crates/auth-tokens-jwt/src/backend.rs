@@ -595,6 +595,18 @@ impl JwtBackend {
         )
         .with_issued_at_micros(claims.issued_at_micros())
         .with_family(claims.family_or_jti().to_owned())
+        // Only refresh tokens are ever consumed; an access token's revocation is always held
+        // by a mirror, so checking one costs no I/O.
+        .with_consumable(claims.token_type == TokenKind::Refresh)
+    }
+
+    /// Whether the token's session (its family, or its user's cut-off) is revoked, whatever
+    /// became of the token itself: answered from memory by a mirror.
+    fn session_query(claims: &WireClaims) -> RevocationQuery {
+        RevocationQuery::new(String::new(), UserId::new(claims.sub.clone()), claims.iat)
+            .with_issued_at_micros(claims.issued_at_micros())
+            .with_family(claims.family_or_jti().to_owned())
+            .with_consumable(false)
     }
 
     fn sign(&self, claims: &WireClaims) -> Result<String> {
@@ -770,21 +782,12 @@ impl TokenBackend for JwtBackend {
                 family: claims.family_or_jti().to_owned(),
             })
         };
+        // The session must be alive (memory, with a mirror); whether this very token was
+        // already used is decided by the atomic consume below, in the one write of a rotation.
         if let Some(store) = &self.revocation
-            && store.is_revoked(&Self::query(&claims)).await?
+            && store.is_revoked(&Self::session_query(&claims)).await?
         {
-            // Revoked as a session (logout, logout everywhere), or only this token, which
-            // means it was already rotated: reuse.
-            let session_only = RevocationQuery::new(
-                random::token(16),
-                UserId::new(claims.sub.clone()),
-                claims.iat,
-            )
-            .with_family(claims.family_or_jti().to_owned());
-            if store.is_revoked(&session_only).await? {
-                return Err(Error::TokenRevoked);
-            }
-            return reused(Arc::clone(store), claims).await;
+            return Err(Error::TokenRevoked);
         }
         let previous = claims.to_claims();
         guard.allow(&previous).await?;

@@ -35,6 +35,7 @@ use crate::token::{
     Claims, ExtraClaims, RefreshGuard, SessionMeta, TokenBackend, TokenPair, TokenUserLookup,
 };
 use crate::user::{AuthUser, User, UserId, UserStore, normalize_email};
+use crate::user_cache::{CachingUserStore, UserCache};
 
 /// A successful login: the user and their tokens. `Debug` redacts the tokens.
 #[derive(Debug, Clone)]
@@ -330,6 +331,9 @@ pub struct AuthService<U: AuthUser = User> {
     default_signup_limiter: bool,
     second_factor: Option<Arc<dyn SecondFactorGate>>,
     lookup: Option<Arc<dyn TokenUserLookup<U>>>,
+    user_cache: Option<UserCache<U>>,
+    /// The store under the cache's wrapper (the same as `users` without a cache).
+    uncached_users: Arc<dyn UserStore<User = U>>,
     events: EventBus,
     clock: SharedClock,
 }
@@ -348,6 +352,8 @@ impl<U: AuthUser> Clone for AuthService<U> {
             default_signup_limiter: self.default_signup_limiter,
             second_factor: self.second_factor.clone(),
             lookup: self.lookup.clone(),
+            user_cache: self.user_cache.clone(),
+            uncached_users: Arc::clone(&self.uncached_users),
             events: self.events.clone(),
             clock: Arc::clone(&self.clock),
         }
@@ -416,6 +422,7 @@ impl<U: AuthUser> AuthService<U> {
         }
         let clock: SharedClock = Arc::new(SystemClock);
         Ok(Self {
+            uncached_users: Arc::clone(&users),
             limiter: Arc::new(MemoryRateLimiter::new(config.rate_limit())),
             config: Arc::new(config),
             users,
@@ -427,6 +434,7 @@ impl<U: AuthUser> AuthService<U> {
             default_signup_limiter: true,
             second_factor: None,
             lookup: None,
+            user_cache: None,
             events: EventBus::new(),
             clock,
         })
@@ -540,6 +548,47 @@ impl<U: AuthUser> AuthService<U> {
     pub fn with_token_user_lookup(mut self, lookup: impl TokenUserLookup<U>) -> Self {
         self.lookup = Some(Arc::new(lookup));
         self
+    }
+
+    /// Serves [`authenticate`](Self::authenticate) and refresh's user check from `cache`
+    /// instead of a user query per request. Every change to a user made through this service
+    /// (or its [`parts`](Self::parts)) invalidates the user in the cache and, through the
+    /// cache's feed, on every instance; flows that check a credential still read the store.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_user_cache(UserCache::new(LocalFeed::new()).with_capacity(50_000));
+    /// assert_eq!(auth.user_cache().unwrap().status().capacity, 50_000);
+    /// ```
+    #[must_use]
+    pub fn with_user_cache(mut self, cache: UserCache<U>) -> Self {
+        let inner = match &self.user_cache {
+            // Replacing a cache: wrap the original store, not the previous wrapper.
+            Some(_) => Arc::clone(&self.uncached_users),
+            None => Arc::clone(&self.users),
+        };
+        self.uncached_users = Arc::clone(&inner);
+        self.users = Arc::new(CachingUserStore {
+            inner,
+            cache: cache.clone(),
+        });
+        self.user_cache = Some(cache);
+        self
+    }
+
+    /// The user cache, if one is set.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// assert!(auth.user_cache().is_none());
+    /// ```
+    #[must_use]
+    pub fn user_cache(&self) -> Option<&UserCache<U>> {
+        self.user_cache.as_ref()
     }
 
     /// Emits events on `events` (share one bus between services to share handlers).
@@ -679,22 +728,35 @@ impl<U: AuthUser> AuthService<U> {
     }
 }
 
-/// Loads the token's user and refuses missing or inactive ones.
-async fn active_user<U: AuthUser>(users: &dyn UserStore<User = U>, claims: &Claims) -> Result<U> {
-    match users.find_by_id(&claims.user_id()).await? {
+/// Loads the token's user (from the cache when there is one) and refuses missing or inactive
+/// ones.
+async fn active_user<U: AuthUser>(
+    users: &dyn UserStore<User = U>,
+    cache: Option<&UserCache<U>>,
+    claims: &Claims,
+) -> Result<U> {
+    let id = claims.user_id();
+    let user = match cache {
+        Some(cache) => cache.load(users, &id).await?,
+        None => users.find_by_id(&id).await?,
+    };
+    match user {
         None => Err(Error::TokenInvalid),
         Some(u) if !u.is_active() => Err(Error::InactiveUser),
         Some(u) => Ok(u),
     }
 }
 
-struct ActiveUserGuard<'a, U> {
+struct ActiveUserGuard<'a, U: AuthUser> {
     users: &'a dyn UserStore<User = U>,
+    cache: Option<&'a UserCache<U>>,
 }
 
 #[async_trait]
 impl<U: AuthUser> RefreshGuard for ActiveUserGuard<'_, U> {
     async fn allow(&self, claims: &Claims) -> Result<()> {
-        active_user(self.users, claims).await.map(|_| ())
+        active_user(self.users, self.cache, claims)
+            .await
+            .map(|_| ())
     }
 }

@@ -33,7 +33,7 @@ impl<U: AuthUser> AuthService<U> {
             };
         }
         let claims = self.tokens.verify(access_token, TokenKind::Access).await?;
-        active_user(self.users.as_ref(), &claims).await
+        active_user(self.users.as_ref(), self.user_cache.as_ref(), &claims).await
     }
 
     /// Verifies an access token without loading the user (no user-store access).
@@ -105,6 +105,7 @@ impl<U: AuthUser> AuthService<U> {
             .with_lifetimes(self.config.lifetimes());
         let guard = ActiveUserGuard {
             users: self.users.as_ref(),
+            cache: self.user_cache.as_ref(),
         };
         match self.tokens.rotate(refresh_token, &request, &guard).await? {
             RotateOutcome::Rotated { previous, pair } => {

@@ -255,11 +255,12 @@ where
     // Keep one session: its family is exempt, the others are not.
     let kept = unique("kept-family");
     store
-        .revoke_user(&user, at(START + 20), Some(&kept))
+        .revoke_user(&user, at(START + 30), Some(&kept))
         .await
         .expect("revoke user");
-    let kept_token = q(&unique("k"), START + 15).with_family(kept.clone());
-    let other_token = q(&unique("o"), START + 15).with_family(unique("other"));
+    let kept_token = q(&unique("k"), START + 25).with_family(kept.clone());
+    let other_token = q(&unique("o"), START + 25).with_family(unique("other"));
+    let kept_before = q(&unique("kb"), START + 20).with_family(kept.clone());
     assert!(
         !store.is_revoked(&kept_token).await.expect("check"),
         "the kept session survives"
@@ -268,13 +269,53 @@ where
         store.is_revoked(&other_token).await.expect("check"),
         "other sessions end"
     );
+    assert!(
+        store.is_revoked(&kept_before).await.expect("check"),
+        "the kept session's tokens from before the earlier cut-off stay revoked"
+    );
     store
-        .revoke_user(&user, at(START + 20), None)
+        .revoke_user(&user, at(START + 29), None)
         .await
         .expect("revoke user");
     assert!(
         store.is_revoked(&kept_token).await.expect("check"),
-        "a later call without keep ends the exemption"
+        "a cut-off arriving late without the exemption still revokes up to its instant"
+    );
+    let kept_later = q(&unique("kl"), START + 29)
+        .with_issued_at_micros((START + 29) * 1_000_000 + 1)
+        .with_family(kept.clone());
+    assert!(
+        !store.is_revoked(&kept_later).await.expect("check"),
+        "and no further: the later cut-off keeps its exemption"
+    );
+    store
+        .revoke_user(&user, at(START + 30), None)
+        .await
+        .expect("revoke user");
+    assert!(
+        store.is_revoked(&kept_later).await.expect("check"),
+        "a call at the same instant without keep ends the exemption"
+    );
+    // The other order: a cut-off keeping a session arriving after a later one that does not.
+    let late_user = UserId::new(unique("late"));
+    let fam = unique("fam");
+    store
+        .revoke_user(&late_user, at(START + 50), None)
+        .await
+        .expect("revoke user");
+    store
+        .revoke_user(&late_user, at(START + 40), Some(&fam))
+        .await
+        .expect("revoke user");
+    assert!(
+        store
+            .is_revoked(
+                &RevocationQuery::new(unique("t"), late_user.clone(), START + 45)
+                    .with_family(fam.clone())
+            )
+            .await
+            .expect("check"),
+        "an earlier cut-off never spares what a later one revokes"
     );
     let stranger = RevocationQuery::new(unique("s"), UserId::new(unique("stranger")), START);
     assert!(

@@ -2,5 +2,6 @@
 //! `AUTH_TEST_POSTGRES_URL` / `AUTH_TEST_MYSQL_URL` are set.
 
 mod conformance;
+mod feed;
 mod queries;
 mod revocation;

@@ -1,0 +1,619 @@
+//! `RevocationMirror`: the live revocations in memory, kept exact by a change feed, so checking
+//! a token costs no I/O.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::change::{Change, ChangeFeed, ChangeSubscriber, FeedStatus};
+use crate::clock::{SharedClock, SystemClock};
+use crate::error::Result;
+use crate::revocation::{Cutoff, RevocationQuery, RevocationStore};
+use crate::user::UserId;
+
+/// How often expired entries are swept out of memory, at most.
+const SWEEP_EVERY_SECS: i64 = 30;
+
+#[derive(Default)]
+struct Mirrored {
+    /// Revoked (not consumed) token ids -> expiry, Unix seconds.
+    jtis: HashMap<String, i64>,
+    /// Revoked families -> expiry.
+    families: HashMap<String, i64>,
+    /// Per-user cut-offs, combined as the stores combine them, and their expiry.
+    users: HashMap<UserId, (Cutoff, i64)>,
+    next_sweep: i64,
+}
+
+impl Mirrored {
+    fn len(&self) -> usize {
+        self.jtis.len() + self.families.len() + self.users.len()
+    }
+
+    fn merge(&mut self, change: &Change) {
+        let extend = |map: &mut HashMap<String, i64>, key: &str, until: i64| {
+            if let Some(e) = map.get_mut(key) {
+                *e = (*e).max(until);
+            } else {
+                map.insert(key.to_owned(), until);
+            }
+        };
+        match change {
+            Change::TokenRevoked { jti, until } => {
+                extend(&mut self.jtis, jti, until.unix_timestamp());
+            }
+            Change::FamilyRevoked { family, until } => {
+                extend(&mut self.families, family, until.unix_timestamp());
+            }
+            Change::UserCutoff {
+                user,
+                not_before_us,
+                keep,
+                until,
+            } => {
+                let until = until.unix_timestamp();
+                match self.users.get_mut(user) {
+                    None => {
+                        self.users.insert(
+                            user.clone(),
+                            (Cutoff::new(*not_before_us, keep.as_deref()), until),
+                        );
+                    }
+                    Some((cutoff, held)) => {
+                        cutoff.join(*not_before_us, keep.as_deref());
+                        *held = (*held).max(until);
+                    }
+                }
+            }
+            Change::UserChanged { .. } => {}
+        }
+    }
+
+    fn sweep(&mut self, now: i64) {
+        self.jtis.retain(|_, until| *until > now);
+        self.families.retain(|_, until| *until > now);
+        self.users.retain(|_, (_, until)| *until > now);
+        self.next_sweep = now.saturating_add(SWEEP_EVERY_SECS);
+    }
+
+    fn is_revoked(&self, q: &RevocationQuery) -> bool {
+        self.jtis.contains_key(q.jti.as_str())
+            || q.family
+                .as_deref()
+                .is_some_and(|f| self.families.contains_key(f))
+            || self
+                .users
+                .get(&q.user_id)
+                .is_some_and(|(cutoff, _)| cutoff.revokes(q.issued_at_us, q.family.as_deref()))
+    }
+}
+
+/// What a [`RevocationMirror`] holds and how it answers, for `/ready` and metrics.
+///
+/// ```
+/// use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new());
+/// mirror.wait_ready(std::time::Duration::from_secs(5)).await;
+/// let status = mirror.status();
+/// assert!(status.ready);
+/// assert_eq!(status.entries, 0);
+/// # });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MirrorStatus {
+    /// Whether checks are answered from memory (loaded, feed live, under capacity).
+    pub ready: bool,
+    /// Entries held: revoked ids, families and per-user cut-offs.
+    pub entries: usize,
+    /// The most entries it holds before it stops answering from memory.
+    pub max_entries: usize,
+    /// Checks answered by the store since the start (while loading, while the feed was down,
+    /// over capacity, and for consumable ids it does not hold).
+    pub store_checks: u64,
+    /// The feed's health.
+    pub feed: FeedStatus,
+}
+
+struct Inner {
+    store: Arc<dyn RevocationStore>,
+    feed: Arc<dyn ChangeFeed>,
+    clock: SharedClock,
+    user_retention: time::Duration,
+    max_entries: usize,
+    state: RwLock<Mirrored>,
+    /// Loaded since the feed last (re)started and the feed is live.
+    ready: AtomicBool,
+    /// More entries than `max_entries`: answer from the store until a sweep makes room.
+    over_capacity: AtomicBool,
+    /// Bumped by every suspend and resume, so a load that an outage overtook is not trusted.
+    epoch: AtomicU64,
+    store_checks: AtomicU64,
+    ready_tx: tokio::sync::watch::Sender<bool>,
+    this: Weak<Inner>,
+}
+
+/// A [`RevocationStore`] that answers from memory: it wraps the store that holds the truth
+/// (SQL, Redis) and a [`ChangeFeed`] that tells every instance of every revocation.
+///
+/// - **Checks** (`is_revoked`) read a map under a read lock: no I/O. An id that may have been
+///   consumed (a refresh token, [`RevocationQuery::consumable`]) and is not held is asked of the
+///   store, since consumed ids are not mirrored (they live as long as refresh tokens).
+/// - **Writes** go to the store first, then into memory, then to the feed, which delivers them
+///   to the other instances' mirrors.
+/// - **Fail closed.** Until it has loaded the store's live revocations, while its feed is down
+///   (it may have missed a revocation), and above `max_entries`, every check asks the store.
+///   When the feed is back the mirror reloads, then answers from memory again. `/ready` can
+///   show [`status`](Self::status).
+/// - **Bounded.** Entries leave memory when what they revoke has expired (swept at most every
+///   30 s); [`status`](Self::status) reports the count.
+///
+/// Give it the same per-user retention as the store
+/// ([`with_user_retention`](Self::with_user_retention)).
+///
+/// ```
+/// use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror, RevocationQuery, RevocationStore, UserId};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new());
+/// mirror.wait_ready(std::time::Duration::from_secs(5)).await;
+/// let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(15);
+/// mirror.revoke("access-1", later).await?;
+/// let q = RevocationQuery::new("access-1", UserId::new("7"), 0).with_consumable(false);
+/// assert!(mirror.is_revoked(&q).await?);
+/// assert_eq!(mirror.status().store_checks, 0, "answered from memory");
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct RevocationMirror {
+    inner: Arc<Inner>,
+}
+
+impl RevocationMirror {
+    /// A mirror of `store` kept by `feed`. It subscribes at once and, if the feed is live,
+    /// loads the store's live revocations in the background (a Tokio runtime must be running
+    /// for that); until then checks ask the store.
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new());
+    /// # let _ = mirror;
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn new(store: impl RevocationStore, feed: impl ChangeFeed) -> Self {
+        Self::from_arcs(Arc::new(store), Arc::new(feed))
+    }
+
+    /// Like [`new`](Self::new), from shared parts.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use auth_core::{ChangeFeed, LocalFeed, MemoryRevocationStore, RevocationMirror, RevocationStore};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let feed: Arc<dyn ChangeFeed> = Arc::new(LocalFeed::new());
+    /// let store: Arc<dyn RevocationStore> = Arc::new(MemoryRevocationStore::new());
+    /// let mirror = RevocationMirror::from_arcs(store, Arc::clone(&feed));
+    /// # let _ = mirror;
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn from_arcs(store: Arc<dyn RevocationStore>, feed: Arc<dyn ChangeFeed>) -> Self {
+        Self::build(
+            store,
+            feed,
+            Arc::new(SystemClock),
+            time::Duration::days(31),
+            2_000_000,
+        )
+    }
+
+    fn build(
+        store: Arc<dyn RevocationStore>,
+        feed: Arc<dyn ChangeFeed>,
+        clock: SharedClock,
+        user_retention: time::Duration,
+        max_entries: usize,
+    ) -> Self {
+        let inner = Arc::new_cyclic(|this| Inner {
+            store,
+            feed,
+            clock,
+            user_retention,
+            max_entries,
+            state: RwLock::default(),
+            ready: AtomicBool::new(false),
+            over_capacity: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            store_checks: AtomicU64::new(0),
+            ready_tx: tokio::sync::watch::Sender::new(false),
+            this: this.clone(),
+        });
+        inner
+            .feed
+            .subscribe(Arc::new(Subscriber(Arc::downgrade(&inner))));
+        if inner.feed.status().live {
+            inner.resume();
+        }
+        Self { inner }
+    }
+
+    fn rebuild(self, f: impl FnOnce(&mut (SharedClock, time::Duration, usize))) -> Self {
+        let mut parts = (
+            Arc::clone(&self.inner.clock),
+            self.inner.user_retention,
+            self.inner.max_entries,
+        );
+        f(&mut parts);
+        // The first mirror's subscription ends with it (the feed holds it weakly).
+        Self::build(
+            Arc::clone(&self.inner.store),
+            Arc::clone(&self.inner.feed),
+            parts.0,
+            parts.1,
+            parts.2,
+        )
+    }
+
+    /// Reads time from `clock` (for cut-off expiry and sweeps).
+    ///
+    /// ```
+    /// # use auth_core::{FixedClock, LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new())
+    ///     .with_clock(FixedClock::from_unix(1_700_000_000));
+    /// # let _ = mirror;
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_clock(self, clock: impl crate::Clock) -> Self {
+        self.rebuild(|p| p.0 = Arc::new(clock))
+    }
+
+    /// How long per-user cut-offs are kept: the same as the store's (default 31 days).
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new())
+    ///     .with_user_retention(std::time::Duration::from_secs(8 * 86_400));
+    /// # let _ = mirror;
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_user_retention(self, retention: Duration) -> Self {
+        self.rebuild(|p| p.1 = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX))
+    }
+
+    /// The most entries held in memory (default 2,000,000, about 200 MB); above it every check
+    /// asks the store until expired entries are swept out.
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new())
+    ///     .with_max_entries(100_000);
+    /// assert_eq!(mirror.status().max_entries, 100_000);
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_max_entries(self, max: usize) -> Self {
+        self.rebuild(|p| p.2 = max.max(1))
+    }
+
+    /// Health and size.
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new());
+    /// assert_eq!(mirror.status().feed.channel, "in-process");
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn status(&self) -> MirrorStatus {
+        MirrorStatus {
+            ready: self.inner.answers_from_memory(),
+            entries: self.inner.state.read().map_or(0, |s| s.len()),
+            max_entries: self.inner.max_entries,
+            store_checks: self.inner.store_checks.load(Ordering::Relaxed),
+            feed: self.inner.feed.status(),
+        }
+    }
+
+    /// Waits until checks are answered from memory, at most `timeout`; says whether they are.
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new());
+    /// assert!(mirror.wait_ready(std::time::Duration::from_secs(5)).await);
+    /// # });
+    /// ```
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.inner.ready_tx.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|ready| *ready)).await;
+        self.inner.answers_from_memory()
+    }
+}
+
+impl fmt::Debug for RevocationMirror {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationMirror")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn answers_from_memory(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.over_capacity.load(Ordering::Acquire)
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+        self.ready_tx.send_replace(ready);
+    }
+
+    fn apply(&self, changes: &[Change]) {
+        let now = self.clock.now().unix_timestamp();
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        for c in changes {
+            state.merge(c);
+        }
+        if now >= state.next_sweep {
+            state.sweep(now);
+        }
+        self.check_capacity(state.len());
+    }
+
+    fn check_capacity(&self, len: usize) {
+        if len > self.max_entries {
+            if !self.over_capacity.swap(true, Ordering::AcqRel) {
+                tracing::error!(
+                    entries = len,
+                    max = self.max_entries,
+                    "revocation mirror over capacity: checks query the store until expired entries are swept"
+                );
+            }
+        } else if len <= self.max_entries / 10 * 9
+            && self.over_capacity.swap(false, Ordering::AcqRel)
+        {
+            tracing::info!(entries = len, "revocation mirror back under capacity");
+        }
+    }
+
+    fn suspend(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.set_ready(false);
+    }
+
+    fn resume(&self) {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.set_ready(false);
+        let Some(this) = self.this.upgrade() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(this.reload(epoch));
+            }
+            Err(_) => tracing::warn!(
+                "revocation mirror created outside a Tokio runtime: it cannot load, every check queries the store"
+            ),
+        }
+    }
+
+    async fn reload(self: Arc<Self>, epoch: u64) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                return;
+            }
+            match self.store.live_revocations().await {
+                Ok(Some(changes)) => {
+                    self.apply(&changes);
+                    let now = self.clock.now().unix_timestamp();
+                    let entries = self.state.write().map_or(0, |mut s| {
+                        s.sweep(now);
+                        s.len()
+                    });
+                    self.check_capacity(entries);
+                    // Trusted only if no outage overtook the load.
+                    if self.epoch.load(Ordering::SeqCst) == epoch {
+                        self.set_ready(true);
+                        tracing::info!(
+                            entries,
+                            "revocation mirror loaded: checks answered from memory"
+                        );
+                    }
+                    return;
+                }
+                Ok(None) => {
+                    tracing::warn!(
+                        "the revocation store cannot list its revocations: every check queries it"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "loading revocations failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, changes: Vec<Change>) -> Result<()> {
+        self.apply(&changes);
+        self.feed.publish(&changes).await
+    }
+
+    fn user_until(&self) -> OffsetDateTime {
+        crate::clock::add(
+            self.clock.now(),
+            Duration::try_from(self.user_retention).unwrap_or_default(),
+        )
+    }
+}
+
+/// The feed holds its subscribers; this one holds the mirror weakly, so dropping the mirror
+/// ends it.
+struct Subscriber(Weak<Inner>);
+
+impl ChangeSubscriber for Subscriber {
+    fn apply(&self, changes: &[Change]) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.apply(changes);
+        }
+    }
+
+    fn suspend(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.suspend();
+        }
+    }
+
+    fn resume(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.resume();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
+#[async_trait]
+impl RevocationStore for RevocationMirror {
+    async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
+        self.inner.store.revoke(jti, expires_at).await?;
+        self.inner
+            .publish(vec![Change::TokenRevoked {
+                jti: jti.to_owned(),
+                until: expires_at,
+            }])
+            .await
+    }
+
+    async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
+        // Consumed ids stay in the store only: a later check of this id asks it.
+        self.inner.store.consume(jti, expires_at).await
+    }
+
+    async fn consume_with(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+    ) -> Result<bool> {
+        let won = self
+            .inner
+            .store
+            .consume_with(jti, expires_at, paired)
+            .await?;
+        if won && let Some((paired, until)) = paired {
+            self.inner
+                .publish(vec![Change::TokenRevoked {
+                    jti: paired.to_owned(),
+                    until,
+                }])
+                .await?;
+        }
+        Ok(won)
+    }
+
+    async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
+        self.inner.store.revoke_family(family, expires_at).await?;
+        self.inner
+            .publish(vec![Change::FamilyRevoked {
+                family: family.to_owned(),
+                until: expires_at,
+            }])
+            .await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &UserId,
+        not_before: OffsetDateTime,
+        keep: Option<&str>,
+    ) -> Result<()> {
+        self.inner
+            .store
+            .revoke_user(user_id, not_before, keep)
+            .await?;
+        self.inner
+            .publish(vec![Change::UserCutoff {
+                user: user_id.clone(),
+                not_before_us: i64::try_from(not_before.unix_timestamp_nanos() / 1_000)
+                    .unwrap_or(i64::MAX),
+                keep: keep.map(str::to_owned),
+                until: self.inner.user_until(),
+            }])
+            .await
+    }
+
+    async fn is_revoked(&self, query: &RevocationQuery) -> Result<bool> {
+        if self.inner.answers_from_memory() {
+            let held = self
+                .inner
+                .state
+                .read()
+                .map(|s| s.is_revoked(query))
+                .unwrap_or(false);
+            if held {
+                return Ok(true);
+            }
+            if !query.consumable {
+                return Ok(false);
+            }
+        }
+        self.inner.store_checks.fetch_add(1, Ordering::Relaxed);
+        self.inner.store.is_revoked(query).await
+    }
+
+    async fn cleanup_expired(&self) -> Result<u64> {
+        let removed = self.inner.store.cleanup_expired().await?;
+        let now = self.inner.clock.now().unix_timestamp();
+        let len = self.inner.state.write().map_or(0, |mut s| {
+            s.sweep(now);
+            s.len()
+        });
+        self.inner.check_capacity(len);
+        Ok(removed)
+    }
+
+    async fn live_revocations(&self) -> Result<Option<Vec<Change>>> {
+        self.inner.store.live_revocations().await
+    }
+
+    async fn track_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        self.inner
+            .store
+            .track_session(user, family, expires_at)
+            .await
+    }
+
+    async fn end_session(&self, family: &str) -> Result<()> {
+        self.inner.store.end_session(family).await
+    }
+
+    async fn end_sessions(&self, user: &UserId, keep: Option<&str>) -> Result<Option<u64>> {
+        self.inner.store.end_sessions(user, keep).await
+    }
+}
