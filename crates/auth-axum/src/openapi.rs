@@ -87,6 +87,20 @@ fn routes(parts: &Parts) -> Vec<Route> {
             errors: &["401"],
         },
         Route {
+            method: "get",
+            path: "/verify",
+            summary: "Check an access token without loading its user (forward authentication)",
+            tag: "auth",
+            bearer: true,
+            body: None,
+            ok: (
+                "204",
+                "Valid; the user id is in the x-auth-user-id header",
+                None,
+            ),
+            errors: &["401"],
+        },
+        Route {
             method: "post",
             path: "/logout",
             summary: "End this session",

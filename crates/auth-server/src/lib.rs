@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use auth::jwt::{Algorithm, JwtBackend};
 use auth::migration::Migrator;
-use auth::tokens_db::{DbRevocationStore, DbTokenBackend};
+use auth::tokens_db::{DbChangeFeed, DbRevocationStore, DbTokenBackend};
 use auth::users_db::{DbRateLimiter, DbUserStore};
-use auth::{AuthConfig, AuthService, ConfigError, Error};
+use auth::{AuthConfig, AuthService, ConfigError, Error, RevocationMirror, UserCache};
 use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
@@ -467,6 +467,11 @@ pub async fn connect_with(
 pub struct Stack {
     /// The service.
     pub auth: AuthService,
+    /// The change feed: how this instance learns of revocations and user changes made by the
+    /// others (and tells them of its own).
+    pub feed: DbChangeFeed,
+    /// The in-memory revocation mirror (JWT backend), `None` with database tokens.
+    pub revocations: Option<RevocationMirror>,
     /// Two-factor.
     pub mfa: auth::mfa::Mfa,
     /// The onboarding engine (register, verify email, TOTP, profile).
@@ -475,12 +480,31 @@ pub struct Stack {
     pub db: DatabaseConnection,
 }
 
-/// Builds the service over `db` (no HTTP).
+/// Builds the service of a serving instance over `db` (no HTTP): revocations and users are
+/// answered from memory, kept exact by a [`DbChangeFeed`] started here (a Tokio runtime must be
+/// running).
 ///
 /// # Errors
 ///
 /// [`Error::Configuration`] for an unusable JWT secret or MFA setting.
 pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error> {
+    let feed = DbChangeFeed::start(db.clone());
+    build(settings, db, feed)
+}
+
+/// Builds the service for a management command: it receives nothing, asks the database for
+/// every check, and publishes what it changes through the database so that running instances
+/// learn of it (a deactivation, a password set).
+///
+/// # Errors
+///
+/// As [`stack`].
+pub fn command_stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error> {
+    let feed = DbChangeFeed::publisher(db.clone());
+    build(settings, db, feed)
+}
+
+fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Result<Stack, Error> {
     let users = DbUserStore::new(db.clone());
     let limiter = DbRateLimiter::new(db.clone(), settings.config.rate_limit());
     let ip_limiter = DbRateLimiter::new(db.clone(), settings.ip_rate_limit);
@@ -494,12 +518,17 @@ pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error
         .max(lifetimes.absolute())
         .saturating_add(Duration::from_secs(86_400));
     let hasher = auth::hash::MultiHasher::default();
+    let mut revocations = None;
     let auth = match settings.token_backend {
         TokenBackendKind::Jwt => {
+            let mirror = RevocationMirror::new(
+                DbRevocationStore::new(db.clone()).with_user_retention(retention),
+                feed.clone(),
+            )
+            .with_user_retention(retention);
+            revocations = Some(mirror.clone());
             let jwt = JwtBackend::try_hmac(Algorithm::HS256, settings.jwt_secret.expose_secret())?
-                .with_revocation_store(
-                    DbRevocationStore::new(db.clone()).with_user_retention(retention),
-                );
+                .with_revocation_store(mirror);
             AuthService::new(settings.config.clone(), users, hasher, jwt)?
         }
         TokenBackendKind::Db => {
@@ -508,6 +537,7 @@ pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error
                 .with_token_user_lookup(tokens)
         }
     }
+    .with_user_cache(UserCache::new(feed.clone()))
     .with_rate_limiter(limiter)
     .with_ip_rate_limiter(ip_limiter)
     .with_signup_rate_limiter(signup_limiter);
@@ -541,6 +571,8 @@ pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error
         .build()?;
     Ok(Stack {
         auth,
+        feed,
+        revocations,
         mfa,
         onboarding,
         db,
@@ -591,10 +623,18 @@ pub fn app_with_mailer(
 ) -> Result<Router, Error> {
     let Stack {
         auth,
+        feed,
+        revocations,
         mfa,
         onboarding,
         db,
     } = stack(settings, db)?;
+    let health = Health {
+        db: db.clone(),
+        feed,
+        revocations,
+        users: auth.user_cache().cloned(),
+    };
     mail::install(auth.events(), mailer, &settings.public_url);
     let mut router = auth_axum::AuthRouter::new(auth.clone())
         .mounted_at("/auth")
@@ -624,7 +664,6 @@ pub fn app_with_mailer(
         serde_json::to_value(&document)
             .map_err(|e| Error::backend("building the OpenAPI document", e))?,
     );
-    let db = Arc::new(db);
     let app = Router::new()
         .route(
             "/openapi.json",
@@ -644,27 +683,60 @@ pub fn app_with_mailer(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
-        .route(
-            "/ready",
-            get(move || {
-                let db = Arc::clone(&db);
-                async move {
-                    match db.ping().await {
-                        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
-                            .into_response(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "database not reachable");
-                            (
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                Json(serde_json::json!({"status": "unavailable"})),
-                            )
-                                .into_response()
-                        }
-                    }
-                }
-            }),
-        );
+        .route("/ready", get(move || ready(health.clone())));
     Ok(http::layers(app, settings))
+}
+
+/// What `/ready` reports on.
+#[derive(Clone)]
+struct Health {
+    db: DatabaseConnection,
+    feed: DbChangeFeed,
+    revocations: Option<RevocationMirror>,
+    users: Option<UserCache<auth::User>>,
+}
+
+/// `/ready`: 503 when the database cannot be reached; otherwise 200 `"ready"` (the instance
+/// answers correctly either way), with `"answers_from": "memory"` when token and user checks
+/// are answered from memory, `"database"` while the change feed is down (or the mirror is
+/// loading or full) and every check queries the database instead: correct, slower.
+async fn ready(health: Health) -> axum::response::Response {
+    if let Err(e) = health.db.ping().await {
+        tracing::warn!(error = %e, "database not reachable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "database": "unreachable"})),
+        )
+            .into_response();
+    }
+    let feed = auth::ChangeFeed::status(&health.feed);
+    let mirror = health.revocations.as_ref().map(RevocationMirror::status);
+    let from_memory = feed.live && mirror.as_ref().is_none_or(|m| m.ready);
+    let cache = health.users.as_ref().map(UserCache::status);
+    Json(serde_json::json!({
+        "status": "ready",
+        "answers_from": if from_memory { "memory" } else { "database" },
+        "database": "reachable",
+        "change_feed": {
+            "live": feed.live,
+            "channel": feed.channel,
+            "detail": feed.detail,
+            "delivered": feed.delivered,
+        },
+        "revocations": mirror.map(|m| serde_json::json!({
+            "in_memory": m.ready,
+            "entries": m.entries,
+            "max_entries": m.max_entries,
+            "database_checks": m.store_checks,
+        })),
+        "user_cache": cache.map(|c| serde_json::json!({
+            "live": c.live,
+            "entries": c.entries,
+            "hits": c.hits,
+            "misses": c.misses,
+        })),
+    }))
+    .into_response()
 }
 
 pub mod http;

@@ -147,7 +147,7 @@ async fn user_create(
     email: &str,
     flags: &[&str],
 ) -> Result<(), Error> {
-    let stack = auth_server::stack(settings, db)?;
+    let stack = auth_server::command_stack(settings, db)?;
     let password = read_password(flags)?;
     let user = stack.auth.register(email, &password).await?;
     say(&format!("created user {} <{}>", user.id, user.email));
@@ -168,7 +168,7 @@ async fn user_set_password(
     email: &str,
     flags: &[&str],
 ) -> Result<(), Error> {
-    let stack = auth_server::stack(settings, db)?;
+    let stack = auth_server::command_stack(settings, db)?;
     let user = find(&stack, email).await?;
     let password = read_password(flags)?;
     stack.auth.set_password(&user.id, &password).await?;
@@ -184,7 +184,7 @@ async fn user_deactivate(
     db: sea_orm::DatabaseConnection,
     email: &str,
 ) -> Result<(), Error> {
-    let stack = auth_server::stack(settings, db)?;
+    let stack = auth_server::command_stack(settings, db)?;
     let user = find(&stack, email).await?;
     stack.auth.set_active(&user.id, false).await?;
     say(&format!("deactivated {} <{}>", user.id, user.email));
@@ -195,7 +195,7 @@ async fn tokens_cleanup(
     settings: &auth_server::Settings,
     db: sea_orm::DatabaseConnection,
 ) -> Result<(), Error> {
-    let stack = auth_server::stack(settings, db.clone())?;
+    let stack = auth_server::command_stack(settings, db.clone())?;
     tracing::info!("deleting expired tokens");
     let tokens = auth::tokens_db::DbTokenBackend::new(db.clone());
     let revocations = auth::tokens_db::DbRevocationStore::new(db.clone());

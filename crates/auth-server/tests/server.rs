@@ -56,10 +56,10 @@ async fn get(base: &str, path: &str, bearer: Option<&str>) -> (u16, Value) {
 async fn round_trip(backend: &str) {
     let base = start(backend).await;
     assert_eq!(get(&base, "/health", None).await.0, 200);
-    assert_eq!(
-        get(&base, "/ready", None).await,
-        (200, json!({"status": "ready"}))
-    );
+    let (status, ready) = get(&base, "/ready", None).await;
+    assert_eq!((status, &ready["status"]), (200, &json!("ready")));
+    assert_eq!(ready["database"], "reachable");
+    assert!(ready["change_feed"]["live"].is_boolean());
 
     let (s, reg) = post(
         &base,

@@ -266,7 +266,14 @@ impl DbChangeFeed {
                 db,
                 options: DbFeedOptions::default(),
                 publish,
-                hub: ChangeHub::new("publish-only", true),
+                // Never live: nothing is received, so a mirror or cache over it asks the
+                // database (a command has no use for loading every revocation), while what it
+                // writes is still published.
+                hub: {
+                    let hub = ChangeHub::new("publish-only", false);
+                    hub.down("publish-only: this process receives nothing");
+                    hub
+                },
                 _stop: stop,
             }),
         }

@@ -236,6 +236,7 @@ impl<U: AuthUser> AuthRouter<U> {
             .route("/login", post(login::<U>))
             .route("/refresh", post(refresh::<U>))
             .route("/me", get(me::<U>))
+            .route("/verify", get(routes::verify::<U>))
             .route("/logout", post(logout::<U>))
             .route("/logout-all", post(logout_all::<U>))
             .route("/sessions", get(sessions::<U>))

@@ -615,6 +615,7 @@ async fn openapi_document_lists_every_route() {
         ("post", "/login"),
         ("post", "/refresh"),
         ("get", "/me"),
+        ("get", "/verify"),
         ("post", "/logout"),
         ("post", "/logout-all"),
         ("get", "/sessions"),

@@ -423,3 +423,65 @@ async fn sessions_and_password_change() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_token_without_the_user() {
+    let users = MemoryUserStore::new();
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        users.clone(),
+        TestHasher::fast(),
+        MemoryTokenBackend::new(),
+    )
+    .unwrap();
+    let app = Router::new().nest("/auth", auth_router(auth.clone()));
+    auth.register("vee@example.com", PASSWORD).await.unwrap();
+    let login = auth.login("vee@example.com", PASSWORD).await.unwrap();
+    let (s, h, _) = call(
+        &app,
+        "GET",
+        "/auth/verify",
+        Some(login.access_token()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(h["x-auth-user-id"], login.user.id.as_str());
+    // Claims only: a deactivated user's token still verifies until it is revoked (that is
+    // /auth/me's job) ...
+    auth_core::UserStore::set_active(&users, &login.user.id, false)
+        .await
+        .unwrap();
+    let (s, _, _) = call(
+        &app,
+        "GET",
+        "/auth/verify",
+        Some(login.access_token()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = call(&app, "GET", "/auth/me", Some(login.access_token()), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // ... and a revoked, refresh, forged or missing token is the one 401.
+    let (s, _, body) = call(
+        &app,
+        "GET",
+        "/auth/verify",
+        Some(login.refresh_token()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}))
+    );
+    auth.logout(login.access_token()).await.unwrap();
+    for token in [Some(login.access_token()), Some("forged"), None] {
+        let (s, _, body) = call(&app, "GET", "/auth/verify", token, None).await;
+        assert_eq!(
+            (s, body),
+            (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}))
+        );
+    }
+}
