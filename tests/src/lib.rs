@@ -37,6 +37,8 @@ mod guide {
     mod mfa {}
     #[doc = include_str!("../../docs/jwt.md")]
     mod jwt {}
+    #[doc = include_str!("../../docs/hot-path.md")]
+    mod hot_path {}
     #[doc = include_str!("../../docs/database.md")]
     mod database {}
     #[doc = include_str!("../../docs/tenants-and-custom-backends.md")]

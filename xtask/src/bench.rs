@@ -20,6 +20,11 @@ pub(crate) fn run() -> Result<(), String> {
     // `cargo xtask bench stack` runs only the default-stack HTTP figures.
     let only = std::env::args().nth(2);
     if cfg!(debug_assertions) {
+        // The server benches run the release binary as a user would.
+        super::run(
+            "build the release auth-server",
+            super::cargo().args(["build", "--quiet", "--release", "--package", "auth-server"]),
+        )?;
         // Re-run in release: debug timings are meaningless.
         let mut args = vec![
             "run",
@@ -42,7 +47,7 @@ pub(crate) fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if only.as_deref() == Some("stack") {
         return rt
-            .block_on(crate::bench_http::stack_only())
+            .block_on(crate::bench_server::run())
             .map_err(|e| e.to_string());
     }
     rt.block_on(async {

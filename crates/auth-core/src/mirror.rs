@@ -516,20 +516,24 @@ impl RevocationStore for RevocationMirror {
         expires_at: OffsetDateTime,
         paired: Option<(&str, OffsetDateTime)>,
     ) -> Result<bool> {
-        let won = self
-            .inner
-            .store
-            .consume_with(jti, expires_at, paired)
-            .await?;
-        if won && let Some((paired, until)) = paired {
-            self.inner
-                .publish(vec![Change::TokenRevoked {
-                    jti: paired.to_owned(),
-                    until,
-                }])
-                .await?;
-        }
-        Ok(won)
+        let Some((paired_jti, until)) = paired else {
+            return self.inner.store.consume(jti, expires_at).await;
+        };
+        // The paired access token ends whatever the outcome: it belongs to the presented
+        // refresh token, which is either rotated now or being reused (its session then ends).
+        // So the announcement need not wait for the write: both go out at once, and a rotation
+        // costs one round trip of latency, not two. Announcing a revocation before it is
+        // stored errs on the safe side.
+        let announce = vec![Change::TokenRevoked {
+            jti: paired_jti.to_owned(),
+            until,
+        }];
+        let (won, published) = tokio::join!(
+            self.inner.store.consume_with(jti, expires_at, paired),
+            self.inner.publish(announce),
+        );
+        published?;
+        won
     }
 
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {

@@ -432,6 +432,14 @@ pub async fn connect_with(
     let mut options = sea_orm::ConnectOptions::new(url.to_owned());
     // Statement logging would flood the service log; errors are reported where they happen.
     options.sqlx_logging(false);
+    // sqlx pings every connection it hands out by default: one more round trip per statement.
+    // A connection in steady use is alive; only one idle for a while (that a server, proxy or
+    // firewall may have dropped) is checked first. An SQLite connection cannot drop.
+    if url.starts_with("sqlite:") {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(Duration::from_secs(30));
+    }
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     if url.starts_with("sqlite:") {
         let file = !url.contains(":memory:") && !url.contains("mode=memory");

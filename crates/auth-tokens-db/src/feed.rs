@@ -9,8 +9,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use auth_core::{
-    Change, ChangeFeed, ChangeHub, ChangeSubscriber, Clock, Error, FeedStatus, Result, SharedClock,
-    SystemClock, async_trait,
+    BackendError, Change, ChangeFeed, ChangeHub, ChangeSubscriber, Clock, Error, FeedStatus,
+    Result, SharedClock, SystemClock, async_trait,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
@@ -131,6 +131,8 @@ struct Inner {
     db: DatabaseConnection,
     options: DbFeedOptions,
     publish: Publish,
+    /// Coalesces concurrent publications into one notification or insert.
+    outbox: Option<Outbox>,
     hub: ChangeHub,
     /// Dropped with the feed: the background task sees it and ends.
     _stop: tokio::sync::watch::Sender<()>,
@@ -211,10 +213,12 @@ impl DbChangeFeed {
             _ => (Publish::Log, "log-poll"),
         };
         let (stop, stopped) = tokio::sync::watch::channel(());
+        let outbox = Outbox::start(&db, &options, publish);
         let inner = Arc::new(Inner {
             db,
             options,
             publish,
+            outbox,
             hub: ChangeHub::new(channel, false),
             _stop: stop,
         });
@@ -261,10 +265,12 @@ impl DbChangeFeed {
             Publish::Log
         };
         let (stop, _) = tokio::sync::watch::channel(());
+        let options = DbFeedOptions::default();
         Self {
             inner: Arc::new(Inner {
+                outbox: Outbox::start(&db, &options, publish),
                 db,
-                options: DbFeedOptions::default(),
+                options,
                 publish,
                 // Never live: nothing is received, so a mirror or cache over it asks the
                 // database (a command has no use for loading every revocation), while what it
@@ -287,33 +293,13 @@ impl ChangeFeed for DbChangeFeed {
             return Ok(());
         }
         let inner = &self.inner;
-        match inner.publish {
-            Publish::InProcess => {
-                inner.hub.deliver(changes);
-                Ok(())
-            }
-            Publish::Notify => {
-                for chunk in chunks(changes) {
-                    notify(&inner.db, &inner.options.channel, &chunk).await?;
-                }
-                Ok(())
-            }
-            Publish::Log => {
-                let now = micros(inner.options.clock.as_ref());
-                let mut insert = Query::insert()
-                    .into_table(AuthChangeLog::Table)
-                    .columns([AuthChangeLog::Body, AuthChangeLog::CreatedUs])
-                    .to_owned();
-                for c in changes {
-                    insert.values_panic([c.encode().into(), now.into()]);
-                }
-                inner
-                    .db
-                    .execute(&insert)
-                    .await
-                    .map_err(|e| Error::backend("publishing a change", e))?;
-                Ok(())
-            }
+        if inner.publish == Publish::InProcess {
+            inner.hub.deliver(changes);
+            return Ok(());
+        }
+        match &inner.outbox {
+            Some(outbox) => outbox.publish(changes).await,
+            None => send(&inner.db, &inner.options, inner.publish, changes).await,
         }
     }
 
@@ -323,6 +309,100 @@ impl ChangeFeed for DbChangeFeed {
 
     fn status(&self) -> FeedStatus {
         self.inner.hub.status()
+    }
+}
+
+/// Sends changes through the database: notifications in chunks, or one multi-row insert.
+async fn send(
+    db: &DatabaseConnection,
+    options: &DbFeedOptions,
+    publish: Publish,
+    changes: &[Change],
+) -> Result<()> {
+    match publish {
+        Publish::InProcess => Ok(()),
+        Publish::Notify => {
+            for chunk in chunks(changes) {
+                notify(db, &options.channel, &chunk).await?;
+            }
+            Ok(())
+        }
+        Publish::Log => {
+            let now = micros(options.clock.as_ref());
+            let mut insert = Query::insert()
+                .into_table(AuthChangeLog::Table)
+                .columns([AuthChangeLog::Body, AuthChangeLog::CreatedUs])
+                .to_owned();
+            for c in changes {
+                insert.values_panic([c.encode().into(), now.into()]);
+            }
+            db.execute(&insert)
+                .await
+                .map_err(|e| Error::backend("publishing a change", e))?;
+            Ok(())
+        }
+    }
+}
+
+/// One caller's changes waiting to be sent.
+type Letter = (
+    Vec<Change>,
+    tokio::sync::oneshot::Sender<std::result::Result<(), String>>,
+);
+
+/// Concurrent publications go out together: while one notification (or insert) is in flight,
+/// the next ones queue and leave in a single one. Each caller is answered once its changes
+/// were accepted by the database.
+struct Outbox {
+    letters: tokio::sync::mpsc::UnboundedSender<Letter>,
+}
+
+impl Outbox {
+    /// Most changes per send.
+    const MAX_BATCH: usize = 512;
+
+    fn start(db: &DatabaseConnection, options: &DbFeedOptions, publish: Publish) -> Option<Self> {
+        if publish == Publish::InProcess {
+            return None;
+        }
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let (letters, mut queue) = tokio::sync::mpsc::unbounded_channel::<Letter>();
+        let (db, options) = (db.clone(), options.clone());
+        handle.spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut changes = first.0;
+                let mut waiting = vec![first.1];
+                while changes.len() < Self::MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok((more, done)) => {
+                            changes.extend(more);
+                            waiting.push(done);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let outcome = send(&db, &options, publish, &changes)
+                    .await
+                    .map_err(|e| e.to_string());
+                for done in waiting {
+                    let _ = done.send(outcome.clone());
+                }
+            }
+        });
+        Some(Self { letters })
+    }
+
+    async fn publish(&self, changes: &[Change]) -> Result<()> {
+        let failed =
+            |m: String| Error::Backend(BackendError::message(format!("publishing a change: {m}")));
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.letters
+            .send((changes.to_vec(), done))
+            .map_err(|_| failed("the publishing task has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| failed("the publishing task has stopped".into()))?
+            .map_err(failed)
     }
 }
 

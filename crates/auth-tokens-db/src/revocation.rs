@@ -1,14 +1,16 @@
 //! `DbRevocationStore`: JWT revocations in SQL, shared by every instance.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use auth_core::{
-    Change, Clock, Cutoff, Error, Result, RevocationQuery, RevocationStore, SharedClock,
-    SystemClock, UserId, async_trait,
+    BackendError, Change, Clock, Cutoff, Error, Result, RevocationQuery, RevocationStore,
+    SharedClock, SystemClock, UserId, async_trait,
 };
 use sea_orm::sea_query::{DynIden, Expr, ExprTrait, IntoIden, Query, UnionType};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, SqlErr, TransactionTrait,
+};
 use time::OffsetDateTime;
 
 use crate::migration::{
@@ -38,6 +40,8 @@ pub struct DbRevocationStore {
     db: DatabaseConnection,
     clock: SharedClock,
     user_retention: time::Duration,
+    /// SQLite: the task that commits concurrent rotations together (started on first use).
+    group: Arc<OnceLock<Option<GroupCommit>>>,
 }
 
 impl DbRevocationStore {
@@ -54,6 +58,7 @@ impl DbRevocationStore {
             db,
             clock: Arc::new(SystemClock),
             user_retention: time::Duration::days(31),
+            group: Arc::default(),
         }
     }
 
@@ -87,81 +92,255 @@ impl DbRevocationStore {
         auth_core::truncate_to_micros(self.clock.now())
     }
 
-    /// Inserts `(key, expires_at)` (and `consumed`, for token ids) into a revocation table;
-    /// `Ok(false)` when the key exists.
-    #[allow(clippy::too_many_arguments)]
-    async fn insert_key(
-        &self,
-        conn: &impl ConnectionTrait,
-        table: DynIden,
-        key_col: DynIden,
-        exp_col: DynIden,
-        key: &str,
-        expires_at: OffsetDateTime,
-        consumed: Option<bool>,
-    ) -> Result<bool> {
-        let mut insert = Query::insert().into_table(table).to_owned();
-        match consumed {
-            Some(consumed) => insert
-                .columns([key_col, exp_col, AuthRevokedTokens::Consumed.into_iden()])
-                .values_panic([key.into(), expires_at.into(), consumed.into()]),
-            None => insert
-                .columns([key_col, exp_col])
-                .values_panic([key.into(), expires_at.into()]),
-        };
-        match conn.execute(&insert).await {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Ok(false)
-            }
-            Err(e) => Err(Error::backend("recording a revocation", e)),
-        }
+    /// The group committer on SQLite (inside a Tokio runtime); `None` elsewhere.
+    fn group_commit(&self) -> Option<&GroupCommit> {
+        self.group
+            .get_or_init(|| {
+                (self.db.get_database_backend() == DatabaseBackend::Sqlite)
+                    .then(|| GroupCommit::start(self.db.clone()))
+                    .flatten()
+            })
+            .as_ref()
     }
 }
 
-impl DbRevocationStore {
-    /// Records a revocation until `expires_at`, or extends an existing one to the later expiry.
-    /// A token id revoked after it was consumed counts as revoked (a mirror loads it).
-    async fn record(
-        &self,
-        table: DynIden,
-        key_col: DynIden,
-        exp_col: DynIden,
-        key: &str,
-        expires_at: OffsetDateTime,
-        token: bool,
-    ) -> Result<()> {
-        if !self
-            .insert_key(
-                &self.db,
-                table.clone(),
-                key_col.clone(),
-                exp_col.clone(),
-                key,
-                expires_at,
-                token.then_some(false),
-            )
-            .await?
-        {
-            let later = Expr::case(
-                Expr::col(exp_col.clone()).lt(expires_at),
-                Expr::val(expires_at),
-            )
-            .finally(Expr::col(exp_col.clone()));
-            let mut update = Query::update()
-                .table(table)
-                .value(exp_col, later)
-                .and_where(Expr::col(key_col).eq(key))
-                .to_owned();
-            if token {
-                update.value(AuthRevokedTokens::Consumed, false);
-            }
-            self.db
-                .execute(&update)
-                .await
-                .map_err(db("extending a revocation"))?;
+/// Inserts `(key, expires_at)` (and `consumed`, for token ids) into a revocation table;
+/// `Ok(false)` when the key exists.
+async fn insert_key(
+    conn: &impl ConnectionTrait,
+    table: DynIden,
+    key_col: DynIden,
+    exp_col: DynIden,
+    key: &str,
+    expires_at: OffsetDateTime,
+    consumed: Option<bool>,
+) -> Result<bool> {
+    let mut insert = Query::insert().into_table(table).to_owned();
+    match consumed {
+        Some(consumed) => insert
+            .columns([key_col, exp_col, AuthRevokedTokens::Consumed.into_iden()])
+            .values_panic([key.into(), expires_at.into(), consumed.into()]),
+        None => insert
+            .columns([key_col, exp_col])
+            .values_panic([key.into(), expires_at.into()]),
+    };
+    match conn.execute(&insert).await {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(e) => Err(Error::backend("recording a revocation", e)),
+    }
+}
+
+/// Records a revocation until `expires_at`, or extends an existing one to the later expiry.
+/// A token id revoked after it was consumed counts as revoked (a mirror loads it).
+async fn record(
+    conn: &impl ConnectionTrait,
+    table: DynIden,
+    key_col: DynIden,
+    exp_col: DynIden,
+    key: &str,
+    expires_at: OffsetDateTime,
+    token: bool,
+) -> Result<()> {
+    if !insert_key(
+        conn,
+        table.clone(),
+        key_col.clone(),
+        exp_col.clone(),
+        key,
+        expires_at,
+        token.then_some(false),
+    )
+    .await?
+    {
+        let later = Expr::case(
+            Expr::col(exp_col.clone()).lt(expires_at),
+            Expr::val(expires_at),
+        )
+        .finally(Expr::col(exp_col.clone()));
+        let mut update = Query::update()
+            .table(table)
+            .value(exp_col, later)
+            .and_where(Expr::col(key_col).eq(key))
+            .to_owned();
+        if token {
+            update.value(AuthRevokedTokens::Consumed, false);
         }
-        Ok(())
+        conn.execute(&update)
+            .await
+            .map_err(db("extending a revocation"))?;
+    }
+    Ok(())
+}
+
+/// Consumes `jti` and, for the one caller that wins, revokes `paired`: one statement when
+/// neither exists (the rotation's single write).
+async fn consume_pair(
+    conn: &impl ConnectionTrait,
+    jti: &str,
+    expires_at: OffsetDateTime,
+    paired: Option<(&str, OffsetDateTime)>,
+) -> Result<bool> {
+    let consume = |conn| {
+        insert_key(
+            conn,
+            AuthRevokedTokens::Table.into_iden(),
+            AuthRevokedTokens::Jti.into_iden(),
+            AuthRevokedTokens::ExpiresAt.into_iden(),
+            jti,
+            expires_at,
+            Some(true),
+        )
+    };
+    let Some((paired, until)) = paired else {
+        return consume(conn).await;
+    };
+    let insert = Query::insert()
+        .into_table(AuthRevokedTokens::Table)
+        .columns([
+            AuthRevokedTokens::Jti,
+            AuthRevokedTokens::ExpiresAt,
+            AuthRevokedTokens::Consumed,
+        ])
+        .values_panic([jti.into(), expires_at.into(), true.into()])
+        .values_panic([paired.into(), until.into(), false.into()])
+        .to_owned();
+    match conn.execute(&insert).await {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            // Usually another rotation consumed `jti` first. If instead the paired token
+            // was already revoked (a logout racing the rotation), consume alone.
+            let won = consume(conn).await?;
+            if won {
+                record(
+                    conn,
+                    AuthRevokedTokens::Table.into_iden(),
+                    AuthRevokedTokens::Jti.into_iden(),
+                    AuthRevokedTokens::ExpiresAt.into_iden(),
+                    paired,
+                    until,
+                    true,
+                )
+                .await?;
+            }
+            Ok(won)
+        }
+        Err(e) => Err(Error::backend("consuming a refresh token", e)),
+    }
+}
+
+/// One rotation waiting for its commit.
+struct Job {
+    jti: String,
+    expires_at: OffsetDateTime,
+    paired: Option<(String, OffsetDateTime)>,
+    done: tokio::sync::oneshot::Sender<std::result::Result<bool, String>>,
+}
+
+/// Group commit for SQLite: an SQLite file syncs its log once per commit (`synchronous=full`),
+/// so rotations committed one by one are bound by the disk's sync latency. The rotations that
+/// arrive while a commit is in flight are committed together in the next transaction, each
+/// still decided by its own insert (the primary key picks one winner per token id), and each
+/// caller answered only once that transaction is durable.
+#[derive(Clone)]
+struct GroupCommit {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+impl GroupCommit {
+    /// Most rotations per transaction.
+    const MAX_BATCH: usize = 256;
+    /// The longest a rotation waits for others to share its commit (the timer rounds it up to
+    /// its next tick, about a millisecond); only while rotations arrive together.
+    const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
+
+    fn start(db: DatabaseConnection) -> Option<Self> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        handle.spawn(async move {
+            let mut last = 0;
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                // Several rotations were committed together last time: the clients are busy.
+                // Wait (without spinning) for as many again, at most about a timer tick, so
+                // they share this sync too, instead of splitting into smaller commits.
+                if last > 1 {
+                    let deadline = tokio::time::Instant::now() + Self::GATHER;
+                    while batch.len() < last {
+                        match tokio::time::timeout_at(deadline, queue.recv()).await {
+                            Ok(Some(job)) => batch.push(job),
+                            _ => break,
+                        }
+                    }
+                }
+                while batch.len() < Self::MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                last = batch.len();
+                match Self::commit(&db, &batch).await {
+                    Ok(wins) => {
+                        for (job, won) in batch.into_iter().zip(wins) {
+                            let _ = job.done.send(Ok(won));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for job in batch {
+                            let _ = job.done.send(Err(message.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Some(Self { jobs })
+    }
+
+    async fn commit(conn: &DatabaseConnection, batch: &[Job]) -> Result<Vec<bool>> {
+        if let [job] = batch {
+            // Alone: its own statement is its own transaction, without BEGIN and COMMIT.
+            let paired = job.paired.as_ref().map(|(p, until)| (p.as_str(), *until));
+            return Ok(vec![
+                consume_pair(conn, &job.jti, job.expires_at, paired).await?,
+            ]);
+        }
+        let txn = conn.begin().await.map_err(db("starting a transaction"))?;
+        let mut wins = Vec::with_capacity(batch.len());
+        for job in batch {
+            let paired = job.paired.as_ref().map(|(p, until)| (p.as_str(), *until));
+            wins.push(consume_pair(&txn, &job.jti, job.expires_at, paired).await?);
+        }
+        txn.commit().await.map_err(db("committing rotations"))?;
+        Ok(wins)
+    }
+
+    async fn consume_with(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+    ) -> Result<bool> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            jti: jti.to_owned(),
+            expires_at,
+            paired: paired.map(|(p, until)| (p.to_owned(), until)),
+            done,
+        };
+        let failed = |m: String| {
+            Error::Backend(BackendError::message(format!(
+                "consuming a refresh token: {m}"
+            )))
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| failed("the group commit task has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| failed("the group commit task has stopped".into()))?
+            .map_err(failed)
     }
 }
 
@@ -180,7 +359,8 @@ impl fmt::Debug for DbRevocationStore {
 #[async_trait]
 impl RevocationStore for DbRevocationStore {
     async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
-        self.record(
+        record(
+            &self.db,
             AuthRevokedTokens::Table.into_iden(),
             AuthRevokedTokens::Jti.into_iden(),
             AuthRevokedTokens::ExpiresAt.into_iden(),
@@ -192,7 +372,7 @@ impl RevocationStore for DbRevocationStore {
     }
 
     async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
-        self.insert_key(
+        insert_key(
             &self.db,
             AuthRevokedTokens::Table.into_iden(),
             AuthRevokedTokens::Jti.into_iden(),
@@ -210,37 +390,16 @@ impl RevocationStore for DbRevocationStore {
         expires_at: OffsetDateTime,
         paired: Option<(&str, OffsetDateTime)>,
     ) -> Result<bool> {
-        let Some((paired, until)) = paired else {
-            return self.consume(jti, expires_at).await;
-        };
-        // One statement, both rows or neither: the rotation's single write.
-        let insert = Query::insert()
-            .into_table(AuthRevokedTokens::Table)
-            .columns([
-                AuthRevokedTokens::Jti,
-                AuthRevokedTokens::ExpiresAt,
-                AuthRevokedTokens::Consumed,
-            ])
-            .values_panic([jti.into(), expires_at.into(), true.into()])
-            .values_panic([paired.into(), until.into(), false.into()])
-            .to_owned();
-        match self.db.execute(&insert).await {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                // Usually another rotation consumed `jti` first. If instead the paired token
-                // was already revoked (a logout racing the rotation), consume alone.
-                let won = self.consume(jti, expires_at).await?;
-                if won {
-                    self.revoke(paired, until).await?;
-                }
-                Ok(won)
-            }
-            Err(e) => Err(Error::backend("consuming a refresh token", e)),
+        // SQLite commits one rotation per fsync; concurrent rotations share one transaction.
+        if let Some(group) = self.group_commit() {
+            return group.consume_with(jti, expires_at, paired).await;
         }
+        consume_pair(&self.db, jti, expires_at, paired).await
     }
 
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
-        self.record(
+        record(
+            &self.db,
             AuthRevokedFamilies::Table.into_iden(),
             AuthRevokedFamilies::Family.into_iden(),
             AuthRevokedFamilies::ExpiresAt.into_iden(),
