@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `AUTH_SERVER_ADDR` | `127.0.0.1:8080` | listen address |
 //! | `DATABASE_URL` | `sqlite://auth.db?mode=rwc` | SQLite file, `postgres://…` or `mysql://…` |
+//! | `AUTH_MIGRATE` | `true` | migrate on start (under a database lock); `false`: refuse to start while migrations are pending (`auth-server migrate`) |
 //! | `AUTH_SQLITE_SYNCHRONOUS` | `full` | `normal` trades power-loss durability of the last commits for speed (see [`SqliteDurability`]) |
 //! | `AUTH_TOKEN_BACKEND` | `jwt` | `jwt` (HS256, revocations in the database) or `db` (opaque tokens) |
 //! | `AUTH_ENV` | `development` | `production` makes missing secrets an error |
@@ -35,7 +36,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth::jwt::{Algorithm, JwtBackend};
-use auth::migration::Migrator;
 use auth::tokens_db::{DbChangeFeed, DbRevocationStore, DbTokenBackend};
 use auth::users_db::{DbRateLimiter, DbUserStore};
 use auth::{AuthConfig, AuthService, ConfigError, Error, RevocationMirror, UserCache};
@@ -45,7 +45,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
-use sea_orm_migration::MigratorTrait;
 
 /// Which token backend serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +64,9 @@ pub struct Settings {
     pub database_url: String,
     /// How an SQLite file commits (`AUTH_SQLITE_SYNCHRONOUS`: `full` or `normal`).
     pub sqlite_durability: SqliteDurability,
+    /// Migrate on start (`AUTH_MIGRATE`, default `true`); `false` for teams that migrate as a
+    /// separate step (`auth-server migrate`).
+    pub migrate: bool,
     /// Token backend.
     pub token_backend: TokenBackendKind,
     /// The auth configuration (secrets included).
@@ -141,6 +143,16 @@ impl Settings {
                 return Err(ConfigError::invalid(
                     "AUTH_SQLITE_SYNCHRONOUS",
                     "must be `full` or `normal`",
+                ));
+            }
+        };
+        let migrate = match lookup("AUTH_MIGRATE").as_deref() {
+            None | Some("" | "true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "AUTH_MIGRATE",
+                    "must be true or false",
                 ));
             }
         };
@@ -319,6 +331,7 @@ impl Settings {
             addr,
             database_url,
             sqlite_durability,
+            migrate,
             token_backend,
             config,
             jwt_secret,
@@ -415,7 +428,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
     connect_with(url, SqliteDurability::default()).await
 }
 
-/// Connects and migrates. An SQLite file runs in WAL mode (readers never wait for the writer)
+/// Connects and migrates (under a database lock, see `auth::migration::up`, so any number of
+/// instances may start at once). An SQLite file runs in WAL mode (readers never wait for the writer)
 /// with a 5 s busy timeout (concurrent writers queue instead of failing) and `durability`;
 /// server databases get a pool sized from the core count. Statements are prepared once per
 /// connection and cached (sqlx's statement cache).
@@ -426,6 +440,14 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
 pub async fn connect_with(
     url: &str,
     durability: SqliteDurability,
+) -> Result<DatabaseConnection, Error> {
+    open(url, durability, true).await
+}
+
+async fn open(
+    url: &str,
+    durability: SqliteDurability,
+    migrate: bool,
 ) -> Result<DatabaseConnection, Error> {
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 
@@ -464,10 +486,43 @@ pub async fn connect_with(
     let db = sea_orm::Database::connect(options)
         .await
         .map_err(|e| Error::backend("connecting to the database (check DATABASE_URL)", e))?;
-    Migrator::up(&db, None)
-        .await
-        .map_err(|e| Error::backend("migrating the database", e))?;
+    if migrate {
+        // Under a database lock: instances starting together migrate once.
+        auth::migration::up(&db)
+            .await
+            .map_err(|e| Error::backend("migrating the database", e))?;
+    } else {
+        let pending = auth::migration::pending(&db)
+            .await
+            .map_err(|e| Error::backend("reading the applied migrations", e))?;
+        if !pending.is_empty() {
+            return Err(Error::Configuration(ConfigError::invalid(
+                "AUTH_MIGRATE",
+                format!(
+                    "is false and {} migrations are pending ({}): run `auth-server migrate` first",
+                    pending.len(),
+                    pending.join(", ")
+                ),
+            )));
+        }
+    }
     Ok(db)
+}
+
+/// Connects as `settings` say: [`connect_with`] its durability, migrating unless
+/// `AUTH_MIGRATE=false` (then a database with pending migrations is refused, naming them).
+///
+/// # Errors
+///
+/// As [`connect_with`]; [`Error::Configuration`] naming `AUTH_MIGRATE` when migrations are
+/// pending and migrating on start is off.
+pub async fn connect_from(settings: &Settings) -> Result<DatabaseConnection, Error> {
+    open(
+        &settings.database_url,
+        settings.sqlite_durability,
+        settings.migrate,
+    )
+    .await
 }
 
 /// Everything [`app`] builds, for the binary's subcommands and for tests.

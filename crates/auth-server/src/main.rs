@@ -60,9 +60,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let db = match auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
-        .await
-    {
+    // `migrate` migrates whatever AUTH_MIGRATE says; everything else follows it.
+    let connected = if args.as_slice() == ["migrate"] {
+        auth_server::connect_with(&settings.database_url, settings.sqlite_durability).await
+    } else {
+        auth_server::connect_from(&settings).await
+    };
+    let db = match connected {
         Ok(db) => db,
         Err(e) => {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e), "database unavailable");

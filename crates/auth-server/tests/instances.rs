@@ -209,3 +209,77 @@ async fn sqlite_file_and_a_management_command() {
     let took = refused_by(&server, &access, "a command's deactivation").await;
     println!("SqliteFile: a command's deactivation refused by the server after {took:?}");
 }
+
+/// Three instances starting at the same moment on an empty database (a rolling deploy): one
+/// migrates under the lock, the others wait and find nothing to do; all three serve.
+async fn start_together(target: Target) {
+    let Some(url) = auth_testkit::db::fresh_url(target).await else {
+        return;
+    };
+    let (a, b, c) = tokio::join!(
+        auth_server::connect(&url),
+        auth_server::connect(&url),
+        auth_server::connect(&url)
+    );
+    for (name, db) in [("a", a), ("b", b), ("c", c)] {
+        let db = db.unwrap_or_else(|e| panic!("{target:?}: instance {name} failed: {e}"));
+        assert!(
+            auth::migration::pending(&db).await.unwrap().is_empty(),
+            "{target:?}"
+        );
+    }
+    // And over HTTP: three servers at once, each registering a user.
+    let servers = futures_util::future::join_all((0..3).map(|_| Instance::start(&url))).await;
+    for (i, s) in servers.iter().enumerate() {
+        let (status, body) = s
+            .post(
+                "/auth/register",
+                None,
+                json!({"email": format!("n{i}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "{target:?}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_instances_start_together() {
+    Box::pin(start_together(Target::Postgres)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_instances_start_together() {
+    Box::pin(start_together(Target::MySql)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_instances_start_together() {
+    Box::pin(start_together(Target::SqliteFile)).await;
+}
+
+/// `AUTH_MIGRATE=false`: an unmigrated database is refused with the command to run; once
+/// migrated, the server starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_as_a_separate_step() {
+    let url = auth_testkit::db::fresh_url(Target::SqliteFile)
+        .await
+        .unwrap();
+    let settings = auth_server::Settings::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "AUTH_SIGNING_SECRET" => Some(common::SECRET.to_owned()),
+        "AUTH_MIGRATE" => Some("false".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(!settings.migrate);
+    let err = auth_server::connect_from(&settings)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("AUTH_MIGRATE") && err.contains("auth-server migrate"),
+        "{err}"
+    );
+    auth_server::connect(&url).await.unwrap(); // what `auth-server migrate` runs
+    auth_server::connect_from(&settings).await.unwrap();
+}

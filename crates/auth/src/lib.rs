@@ -64,7 +64,144 @@ pub mod users_db {
 /// One migrator for every enabled database crate (feature `db-users`).
 #[cfg(feature = "db-users")]
 pub mod migration {
+    use std::time::Duration;
+
+    use sea_orm_migration::sea_orm::{
+        ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, SqliteTransactionMode,
+        TransactionOptions, TransactionTrait,
+    };
     use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+    /// How long an instance waits for another one's migrations before giving up.
+    const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+    /// Applies the pending migrations under a database-wide lock, so any number of instances
+    /// starting at the same moment (a rolling deploy, a scaled-up service) migrate once and
+    /// the others wait, then find nothing to do:
+    ///
+    /// - PostgreSQL: one transaction holding `pg_advisory_xact_lock` (DDL is transactional
+    ///   there: a failed migration leaves nothing behind);
+    /// - MySQL/MariaDB: `GET_LOCK` on the connection that runs every statement (DDL commits
+    ///   implicitly there, the lock holds until released);
+    /// - SQLite: one `BEGIN IMMEDIATE` transaction (the file's write lock), retried while
+    ///   another process holds it.
+    ///
+    /// # Errors
+    ///
+    /// The database's error, or a timeout after two minutes of waiting for another instance.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let db = sea_orm_migration::sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    /// auth::migration::up(&db).await.unwrap();
+    /// auth::migration::up(&db).await.unwrap(); // nothing left to do
+    /// assert!(auth::migration::pending(&db).await.unwrap().is_empty());
+    /// # });
+    /// ```
+    pub async fn up(db: &DatabaseConnection) -> Result<(), DbErr> {
+        match db.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let txn = db.begin().await?;
+                // A constant key of our own: the first 8 bytes of SHA-256("auth-migrations").
+                txn.execute_unprepared("SELECT pg_advisory_xact_lock(7165406440451231813)")
+                    .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await
+            }
+            DatabaseBackend::MySql => {
+                let txn = db.begin().await?;
+                let secs = LOCK_WAIT.as_secs();
+                let got = txn
+                    .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
+                        DatabaseBackend::MySql,
+                        format!("SELECT GET_LOCK('auth_migrations', {secs})"),
+                    ))
+                    .await?
+                    .and_then(|row| row.try_get_by_index::<Option<i64>>(0).ok().flatten());
+                if got != Some(1) {
+                    return Err(DbErr::Migration(format!(
+                        "another instance held the migration lock for {secs} s"
+                    )));
+                }
+                let applied = Migrator::up(&txn, None).await;
+                let released = txn
+                    .execute_unprepared("SELECT RELEASE_LOCK('auth_migrations')")
+                    .await;
+                applied?;
+                released?;
+                txn.commit().await
+            }
+            _ => {
+                let start = std::time::Instant::now();
+                let options = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                };
+                let txn = loop {
+                    match db.begin_with_options(options).await {
+                        Ok(txn) => break txn,
+                        Err(e) if start.elapsed() < LOCK_WAIT && is_busy(&e) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
+                Migrator::up(&txn, None).await?;
+                txn.commit().await
+            }
+        }
+    }
+
+    fn is_busy(e: &DbErr) -> bool {
+        let text = e.to_string();
+        text.contains("locked") || text.contains("busy")
+    }
+
+    /// The names of the migrations not applied yet (every one on an empty database).
+    ///
+    /// # Errors
+    ///
+    /// The database's error.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let db = sea_orm_migration::sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    /// assert!(!auth::migration::pending(&db).await.unwrap().is_empty());
+    /// # });
+    /// ```
+    pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+        let has_table = db
+            .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                match db.get_database_backend() {
+                    DatabaseBackend::Sqlite => {
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'"
+                    }
+                    DatabaseBackend::MySql => {
+                        "SELECT 1 FROM information_schema.tables WHERE table_name = 'seaql_migrations' \
+                         AND table_schema = DATABASE()"
+                    }
+                    _ => {
+                        "SELECT 1 FROM information_schema.tables WHERE table_name = 'seaql_migrations' \
+                         AND table_schema = current_schema()"
+                    }
+                }
+                .to_owned(),
+            ))
+            .await?
+            .is_some();
+        if !has_table {
+            return Ok(Migrator::migrations()
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect());
+        }
+        Ok(Migrator::get_pending_migrations(db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
 
     /// Runs the migrations of every enabled database crate, in dependency order (users first,
     /// since other tables reference them).
