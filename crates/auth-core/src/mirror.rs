@@ -14,6 +14,7 @@ use crate::change::{Change, ChangeFeed, ChangeSubscriber, FeedStatus};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Result;
 use crate::revocation::{Cutoff, RevocationQuery, RevocationStore};
+use crate::token::{SessionInfo, SessionMeta};
 use crate::user::UserId;
 
 /// How often expired entries are swept out of memory, at most.
@@ -611,6 +612,33 @@ impl RevocationStore for RevocationMirror {
             .store
             .track_session(user, family, expires_at)
             .await
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.inner
+            .store
+            .start_session(user, family, expires_at, meta, at)
+            .await
+    }
+
+    async fn touch_session(
+        &self,
+        family: &str,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.inner.store.touch_session(family, meta, at).await
+    }
+
+    async fn list_sessions(&self, user: &UserId) -> Result<Option<Vec<SessionInfo>>> {
+        self.inner.store.list_sessions(user).await
     }
 
     async fn end_session(&self, family: &str) -> Result<()> {

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::change::Change;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{BackendError, Error, Result};
+use crate::token::{SessionInfo, SessionMeta};
 use crate::user::UserId;
 
 /// What to check about one token, in one round trip.
@@ -243,6 +244,64 @@ pub trait RevocationStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Remembers a new session like [`track_session`](Self::track_session), with the
+    /// client's metadata and its start, so that sessions can be listed
+    /// ([`list_sessions`](Self::list_sessions)). The default tracks it without them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn start_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let _ = (meta, at);
+        self.track_session(user, family, expires_at).await
+    }
+
+    /// Records that a tracked session was used (refreshed) at `at` by a client with `meta`.
+    /// The default keeps nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn touch_session(
+        &self,
+        family: &str,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let _ = (family, meta, at);
+        Ok(())
+    }
+
+    /// The live tracked sessions of `user` (not ended, not expired, not revoked), oldest
+    /// first; `None` for a store that cannot list them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::{MemoryRevocationStore, RevocationStore, SessionMeta, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryRevocationStore::new();
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let meta = SessionMeta::new().with_user_agent("phone/1.0");
+    /// store.start_session(&UserId::new("7"), "fam-1", now + time::Duration::days(7), &meta, now).await?;
+    /// let sessions = store.list_sessions(&UserId::new("7")).await?.unwrap();
+    /// assert_eq!(sessions[0].meta.user_agent.as_deref(), Some("phone/1.0"));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    async fn list_sessions(&self, user: &UserId) -> Result<Option<Vec<SessionInfo>>> {
+        let _ = user;
+        Ok(None)
+    }
+
     /// Forgets one tracked session (it was logged out, or its refresh token reused).
     ///
     /// # Errors
@@ -265,14 +324,19 @@ pub trait RevocationStore: Send + Sync + 'static {
     }
 }
 
+struct Tracked {
+    user: UserId,
+    info: SessionInfo,
+}
+
 #[derive(Default)]
 struct RevocationState {
     jtis: HashMap<String, OffsetDateTime>,
     families: HashMap<String, OffsetDateTime>,
     /// Per user: the combined cut-off, and when the entry may be forgotten.
     users: HashMap<UserId, (Cutoff, OffsetDateTime)>,
-    /// Tracked sessions: family -> (user, absolute end).
-    sessions: HashMap<String, (UserId, OffsetDateTime)>,
+    /// Tracked sessions: family -> the session.
+    sessions: HashMap<String, Tracked>,
 }
 
 /// A [`RevocationStore`] in process memory, for tests and single-process deployments.
@@ -439,7 +503,7 @@ impl RevocationStore for MemoryRevocationStore {
         state.jtis.retain(|_, exp| *exp > now);
         state.families.retain(|_, exp| *exp > now);
         state.users.retain(|_, (_, until)| *until > now);
-        state.sessions.retain(|_, (_, until)| *until > now);
+        state.sessions.retain(|_, t| t.info.expires_at > now);
         let after = state.jtis.len() + state.families.len() + state.users.len();
         Ok((before - after) as u64)
     }
@@ -483,10 +547,59 @@ impl RevocationStore for MemoryRevocationStore {
         family: &str,
         expires_at: OffsetDateTime,
     ) -> Result<()> {
-        self.lock()?
-            .sessions
-            .insert(family.to_owned(), (user.clone(), expires_at));
+        let now = self.clock.now();
+        self.start_session(user, family, expires_at, &SessionMeta::default(), now)
+            .await
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut info = SessionInfo::new(family, at, expires_at);
+        info.meta = meta.clone();
+        self.lock()?.sessions.insert(
+            family.to_owned(),
+            Tracked {
+                user: user.clone(),
+                info,
+            },
+        );
         Ok(())
+    }
+
+    async fn touch_session(
+        &self,
+        family: &str,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        if let Some(t) = self.lock()?.sessions.get_mut(family) {
+            t.info.last_used_at = Some(at);
+            t.info.meta = meta.clone();
+        }
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user: &UserId) -> Result<Option<Vec<SessionInfo>>> {
+        let now = self.clock.now();
+        let state = self.lock()?;
+        let mut list: Vec<SessionInfo> = state
+            .sessions
+            .values()
+            .filter(|t| {
+                t.user == *user
+                    && t.info.expires_at > now
+                    && !state.families.contains_key(&t.info.id)
+            })
+            .map(|t| t.info.clone())
+            .collect();
+        list.sort_by_key(|s| s.created_at);
+        Ok(Some(list))
     }
 
     async fn end_session(&self, family: &str) -> Result<()> {
@@ -498,11 +611,11 @@ impl RevocationStore for MemoryRevocationStore {
         let now = self.clock.now();
         let mut state = self.lock()?;
         let mut live = 0u64;
-        state.sessions.retain(|family, (owner, until)| {
-            if owner != user || keep == Some(family.as_str()) {
+        state.sessions.retain(|family, t| {
+            if t.user != *user || keep == Some(family.as_str()) {
                 return true;
             }
-            if *until > now {
+            if t.info.expires_at > now {
                 live += 1;
             }
             false

@@ -157,14 +157,56 @@ async fn error_statuses_limits_ids_and_openapi() {
         .send(s.get("/auth/me").bearer_auth("x".repeat(10_000)))
         .await;
     assert_eq!(r.status, 401);
-    // Sessions need stateful tokens: 501 with stateless JWTs.
+    // Sessions are listed and ended one by one with JWTs too (the revocation store tracks
+    // each session it issued: start, last refresh, address, client).
+    let other = s
+        .send(
+            s.post("/auth/login")
+                .header("user-agent", "phone-app/3.1")
+                .json(&creds),
+        )
+        .await;
+    let other_access = other.body["access_token"].as_str().unwrap().to_owned();
     let login = s.send(s.post("/auth/login").json(&creds)).await;
     let access = login.body["access_token"].as_str().unwrap().to_owned();
+    let listed = s.send(s.get("/auth/sessions").bearer_auth(&access)).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let sessions = listed.body["sessions"].as_array().unwrap().clone();
+    assert!(sessions.len() >= 2, "{}", listed.body);
     assert_eq!(
-        s.send(s.get("/auth/sessions").bearer_auth(&access))
+        sessions.iter().filter(|s| s["current"] == true).count(),
+        1,
+        "{}",
+        listed.body
+    );
+    let phone = sessions
+        .iter()
+        .find(|s| s["user_agent"] == "phone-app/3.1")
+        .expect("the phone's session is listed with its client");
+    assert!(phone["created_at"].is_string() && phone["expires_at"].is_string());
+    let id = phone["id"].as_str().unwrap();
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .delete(format!("{}/auth/sessions/{id}", s.base))
+                .bearer_auth(&access),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        s.send(s.get("/auth/me").bearer_auth(&other_access))
             .await
             .status,
-        501
+        401,
+        "the ended session's token is refused"
+    );
+    let listed = s.send(s.get("/auth/sessions").bearer_auth(&access)).await;
+    assert!(
+        !listed.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == id)
     );
 
     // Request ids: generated, or kept from the client.

@@ -217,10 +217,10 @@ impl MigrationTrait for CreateTokens {
 
 /// This crate's migrations (after the users migration): the token tables, the JWT
 /// revocation tables, per-user cut-offs in microseconds, the JWT sessions table, then what the
-/// revocation mirror and the change feed need.
+/// revocation mirror and the change feed need, then the JWT sessions' details.
 ///
 /// ```
-/// assert_eq!(auth_tokens_db::migrations().len(), 5);
+/// assert_eq!(auth_tokens_db::migrations().len(), 6);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -230,7 +230,74 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(NotBeforeMicros),
         Box::new(CreateJwtSessions),
         Box::new(RevocationMirrorSupport),
+        Box::new(JwtSessionDetails),
     ]
+}
+
+/// What listing JWT sessions shows: when each started and was last refreshed, and from which
+/// address and client (`auth_jwt_sessions.created_at`, `last_used_at`, `ip`, `user_agent`;
+/// empty for sessions started before it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JwtSessionDetails;
+
+impl MigrationName for JwtSessionDetails {
+    fn name(&self) -> &str {
+        "m20261202_000002_auth_jwt_session_details"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for JwtSessionDetails {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one column at a time.
+        for column in [
+            ColumnDef::new(AuthJwtSessions::CreatedAt)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+            ColumnDef::new(AuthJwtSessions::LastUsedAt)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+            ColumnDef::new(AuthJwtSessions::Ip)
+                .string_len(45)
+                .null()
+                .to_owned(),
+            ColumnDef::new(AuthJwtSessions::UserAgent)
+                .string_len(512)
+                .null()
+                .to_owned(),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(AuthJwtSessions::Table)
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            AuthJwtSessions::UserAgent,
+            AuthJwtSessions::Ip,
+            AuthJwtSessions::LastUsedAt,
+            AuthJwtSessions::CreatedAt,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(AuthJwtSessions::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(DeriveIden)]
@@ -350,6 +417,10 @@ pub(crate) enum AuthJwtSessions {
     Family,
     UserId,
     ExpiresAt,
+    CreatedAt,
+    LastUsedAt,
+    Ip,
+    UserAgent,
 }
 
 /// Creates `auth_jwt_sessions`: the refresh families a JWT backend issued and that have not

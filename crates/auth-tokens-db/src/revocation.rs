@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use auth_core::{
     BackendError, Change, Clock, Cutoff, Error, Result, RevocationQuery, RevocationStore,
-    SharedClock, SystemClock, UserId, async_trait,
+    SessionInfo, SessionMeta, SharedClock, SystemClock, UserId, async_trait,
 };
 use sea_orm::sea_query::{DynIden, Expr, ExprTrait, IntoIden, Query, UnionType};
 use sea_orm::{
@@ -646,17 +646,36 @@ impl RevocationStore for DbRevocationStore {
         family: &str,
         expires_at: OffsetDateTime,
     ) -> Result<()> {
+        let now = self.now();
+        self.start_session(user, family, expires_at, &SessionMeta::default(), now)
+            .await
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
         let insert = Query::insert()
             .into_table(AuthJwtSessions::Table)
             .columns([
                 AuthJwtSessions::Family,
                 AuthJwtSessions::UserId,
                 AuthJwtSessions::ExpiresAt,
+                AuthJwtSessions::CreatedAt,
+                AuthJwtSessions::Ip,
+                AuthJwtSessions::UserAgent,
             ])
             .values_panic([
                 family.into(),
                 user.as_str().into(),
                 auth_core::truncate_to_micros(expires_at).into(),
+                auth_core::truncate_to_micros(at).into(),
+                meta.ip.map(|ip| ip.to_string()).into(),
+                meta.user_agent.clone().into(),
             ])
             .to_owned();
         self.db
@@ -664,6 +683,74 @@ impl RevocationStore for DbRevocationStore {
             .await
             .map_err(db("recording a session"))?;
         Ok(())
+    }
+
+    async fn touch_session(
+        &self,
+        family: &str,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let update = Query::update()
+            .table(AuthJwtSessions::Table)
+            .value(
+                AuthJwtSessions::LastUsedAt,
+                auth_core::truncate_to_micros(at),
+            )
+            .value(AuthJwtSessions::Ip, meta.ip.map(|ip| ip.to_string()))
+            .value(AuthJwtSessions::UserAgent, meta.user_agent.clone())
+            .and_where(Expr::col(AuthJwtSessions::Family).eq(family))
+            .to_owned();
+        self.db
+            .execute(&update)
+            .await
+            .map_err(db("recording a session's use"))?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user: &UserId) -> Result<Option<Vec<SessionInfo>>> {
+        let revoked = Query::select()
+            .column(AuthRevokedFamilies::Family)
+            .from(AuthRevokedFamilies::Table)
+            .to_owned();
+        let query = Query::select()
+            .columns([
+                AuthJwtSessions::Family,
+                AuthJwtSessions::CreatedAt,
+                AuthJwtSessions::LastUsedAt,
+                AuthJwtSessions::ExpiresAt,
+                AuthJwtSessions::Ip,
+                AuthJwtSessions::UserAgent,
+            ])
+            .from(AuthJwtSessions::Table)
+            .and_where(Expr::col(AuthJwtSessions::UserId).eq(user.as_str()))
+            .and_where(Expr::col(AuthJwtSessions::ExpiresAt).gt(self.now()))
+            .and_where(Expr::col(AuthJwtSessions::Family).not_in_subquery(revoked))
+            .to_owned();
+        let rows = self
+            .db
+            .query_all(&query)
+            .await
+            .map_err(db("listing sessions"))?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in rows {
+            let read = db("reading a session");
+            let family: String = row.try_get_by_index(0).map_err(&read)?;
+            let created: Option<OffsetDateTime> = row.try_get_by_index(1).map_err(&read)?;
+            let last_used: Option<OffsetDateTime> = row.try_get_by_index(2).map_err(&read)?;
+            let expires: OffsetDateTime = row.try_get_by_index(3).map_err(&read)?;
+            let ip: Option<String> = row.try_get_by_index(4).map_err(&read)?;
+            let user_agent: Option<String> = row.try_get_by_index(5).map_err(&read)?;
+            // Sessions started before starts were recorded (an earlier version) show the
+            // moment they are listed.
+            let mut info = SessionInfo::new(family, created.unwrap_or_else(|| self.now()), expires);
+            info.last_used_at = last_used;
+            info.meta.ip = ip.and_then(|ip| ip.parse().ok());
+            info.meta.user_agent = user_agent;
+            sessions.push(info);
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(Some(sessions))
     }
 
     async fn end_session(&self, family: &str) -> Result<()> {

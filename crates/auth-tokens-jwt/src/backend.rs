@@ -722,6 +722,9 @@ impl fmt::Debug for JwtBackend {
     }
 }
 
+/// Seconds between two records of a session's last use.
+const SESSION_TOUCH_EVERY: i64 = 60;
+
 #[async_trait]
 impl TokenBackend for JwtBackend {
     async fn issue(&self, request: &IssueRequest) -> Result<TokenPair> {
@@ -736,10 +739,17 @@ impl TokenBackend for JwtBackend {
             Some(request.extra.clone()),
             &request.lifetimes,
         )?;
-        // Remembered so that logout everywhere can say how many sessions it ended.
+        // Remembered so that sessions can be listed and ended one by one, and logout
+        // everywhere can say how many it ended.
         if let Some(store) = &self.revocation {
             store
-                .track_session(&request.user_id, &family, Self::instant(fexp))
+                .start_session(
+                    &request.user_id,
+                    &family,
+                    Self::instant(fexp),
+                    &request.meta,
+                    self.clock.now(),
+                )
                 .await?;
         }
         Ok(pair)
@@ -804,6 +814,14 @@ impl TokenBackend for JwtBackend {
             {
                 return reused(Arc::clone(store), claims).await;
             }
+            // The session's last use, at most once a minute (the presented token's issue
+            // instant is its previous use): rotating chains cost no extra write.
+            let now = self.clock.now();
+            if now.unix_timestamp().saturating_sub(claims.iat) >= SESSION_TOUCH_EVERY {
+                store
+                    .touch_session(claims.family_or_jti(), &request.meta, now)
+                    .await?;
+            }
         }
         let pair = self.pair(
             &claims.sub,
@@ -835,16 +853,31 @@ impl TokenBackend for JwtBackend {
         Ok(store.end_sessions(user_id, keep).await?.unwrap_or(0))
     }
 
-    async fn sessions(&self, _user_id: &UserId) -> Result<Vec<SessionInfo>> {
-        Err(Error::Unsupported(
-            "JWT sessions are stateless: use the database token backend to list devices".into(),
-        ))
+    async fn sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>> {
+        self.store()?
+            .list_sessions(user_id)
+            .await?
+            .ok_or_else(|| {
+                Error::Unsupported(
+                    "this revocation store does not track sessions: use the SQL or memory store, or the database token backend, to list devices".into(),
+                )
+            })
     }
 
-    async fn revoke_session(&self, _user_id: &UserId, _session_id: &str) -> Result<bool> {
-        Err(Error::Unsupported(
-            "JWT sessions are stateless: revoke with a token of the session (logout), or use the database token backend".into(),
-        ))
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<bool> {
+        let store = self.store()?;
+        let Some(sessions) = store.list_sessions(user_id).await? else {
+            return Err(Error::Unsupported(
+                "this revocation store does not track sessions: revoke with a token of the session (logout)".into(),
+            ));
+        };
+        // Only the user's own live sessions: another user's id ends nothing.
+        let Some(session) = sessions.into_iter().find(|s| s.id == session_id) else {
+            return Ok(false);
+        };
+        store.revoke_family(&session.id, session.expires_at).await?;
+        store.end_session(&session.id).await?;
+        Ok(true)
     }
 
     async fn cleanup_expired(&self) -> Result<u64> {

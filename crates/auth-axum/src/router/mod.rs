@@ -40,7 +40,7 @@ pub const AUTH_TIME_CLAIM: &str = "auth_time";
 /// | `GET /me` | Bearer | 200 `{id, email, is_verified, is_active, last_login}` |
 /// | `POST /logout` | Bearer | 204 (the session ends) |
 /// | `POST /logout-all` | Bearer | 200 `{sessions_ended}` |
-/// | `GET /sessions` | Bearer | 200 `{sessions: [{id, current, created_at, last_used_at, expires_at, ip, user_agent}]}` (501 for stateless JWTs) |
+/// | `GET /sessions` | Bearer | 200 `{sessions: [{id, current, created_at, last_used_at, expires_at, ip, user_agent}]}` (501 only for a token backend that keeps no sessions: JWTs over a revocation store that does not track them) |
 /// | `DELETE /sessions/{id}` | Bearer, fresh | 204, or 404 when not one of the user's sessions |
 /// | `POST /sessions/revoke-others` | Bearer, fresh | 200 `{sessions_ended}` (the current session stays) |
 /// | `POST /password/change` | Bearer, fresh, `{current_password, new_password}` | 204; every other session ends |
