@@ -11,6 +11,8 @@
 //! | `AUTH_ENV` | `development` | `production` makes missing secrets an error |
 //! | `AUTH_SIGNING_SECRET` | generated in development | HMAC key for signed links (32+ bytes) |
 //! | `AUTH_JWT_SECRET` | `AUTH_SIGNING_SECRET` | JWT HMAC key (32+ bytes) |
+//! | `AUTH_JWT_ALGORITHM` | `HS256` | `EdDSA`, `ES256`, `ES384`, `RS256`: sign with a private key, publish `/.well-known/jwks.json` |
+//! | `AUTH_JWT_KEYS_DIR` | beside the database in development; required in production for asymmetric algorithms | the signing keys (`keys.json` + PEM files); Ed25519/ECDSA keys are created when missing; shared by every instance; reloaded on change |
 //! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
 //! | `AUTH_MFA_OLD_KEYS` | none | earlier `AUTH_MFA_KEY` values, comma-separated, still opening old secrets |
 //! | `AUTH_MFA_ISSUER` | `auth-server` | the name authenticator apps show |
@@ -71,8 +73,14 @@ pub struct Settings {
     pub token_backend: TokenBackendKind,
     /// The auth configuration (secrets included).
     pub config: AuthConfig,
-    /// The JWT secret (redacted in `Debug`).
+    /// The JWT secret (redacted in `Debug`), for the HMAC algorithms.
     pub jwt_secret: auth::SecretString,
+    /// The JWT algorithm (`AUTH_JWT_ALGORITHM`: HS256 by default; EdDSA, ES256, ES384 or RS256
+    /// sign with a private key and publish the public keys at `/.well-known/jwks.json`).
+    pub jwt_algorithm: Algorithm,
+    /// Where asymmetric signing keys live (`AUTH_JWT_KEYS_DIR`; in development a folder
+    /// beside the database).
+    pub jwt_keys_dir: Option<PathBuf>,
     /// Seals TOTP secrets at rest.
     pub mfa_cipher: auth::mfa::SecretCipher,
     /// Issuer shown in authenticator apps.
@@ -175,6 +183,36 @@ impl Settings {
                 });
             }
             None => Self::development_secret(&database_url)?,
+        };
+        let jwt_algorithm = match lookup("AUTH_JWT_ALGORITHM").filter(|s| !s.is_empty()) {
+            None => Algorithm::HS256,
+            Some(name) => match Algorithm::from_name(&name) {
+                Some(
+                    a @ (Algorithm::HS256
+                    | Algorithm::EdDSA
+                    | Algorithm::ES256
+                    | Algorithm::ES384
+                    | Algorithm::RS256),
+                ) => a,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "AUTH_JWT_ALGORITHM",
+                        "must be HS256, EdDSA, ES256, ES384 or RS256",
+                    ));
+                }
+            },
+        };
+        let jwt_keys_dir = match lookup("AUTH_JWT_KEYS_DIR").filter(|s| !s.is_empty()) {
+            Some(dir) => Some(PathBuf::from(dir)),
+            None if jwt_algorithm.is_hmac() => None,
+            None if production => {
+                return Err(ConfigError::Missing {
+                    var: "AUTH_JWT_KEYS_DIR",
+                });
+            }
+            None => dev_secret_file(&database_url)
+                .parent()
+                .map(|d| d.join("auth-jwt-keys")),
         };
         let jwt_secret = auth::SecretString::new(
             lookup("AUTH_JWT_SECRET")
@@ -335,6 +373,8 @@ impl Settings {
             token_backend,
             config,
             jwt_secret,
+            jwt_algorithm,
+            jwt_keys_dir,
             mfa_cipher,
             mfa_issuer,
             production,
@@ -535,6 +575,9 @@ pub struct Stack {
     pub feed: DbChangeFeed,
     /// The in-memory revocation mirror (JWT backend), `None` with database tokens.
     pub revocations: Option<RevocationMirror>,
+    /// The asymmetric signing keys (`AUTH_JWT_ALGORITHM` other than HS256), as published at
+    /// `/.well-known/jwks.json`; reloaded when `AUTH_JWT_KEYS_DIR` changes.
+    pub jwt_keys: Option<Arc<std::sync::RwLock<auth::jwt::JwtKeySet>>>,
     /// Two-factor.
     pub mfa: auth::mfa::Mfa,
     /// The onboarding engine (register, verify email, TOTP, profile).
@@ -582,6 +625,7 @@ fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Res
         .saturating_add(Duration::from_secs(86_400));
     let hasher = auth::hash::MultiHasher::default();
     let mut revocations = None;
+    let mut jwt_keys = None;
     let auth = match settings.token_backend {
         TokenBackendKind::Jwt => {
             let mirror = RevocationMirror::new(
@@ -590,9 +634,25 @@ fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Res
             )
             .with_user_retention(retention);
             revocations = Some(mirror.clone());
-            let jwt = JwtBackend::try_hmac(Algorithm::HS256, settings.jwt_secret.expose_secret())?
-                .with_revocation_store(mirror);
-            AuthService::new(settings.config.clone(), users, hasher, jwt)?
+            match &settings.jwt_keys_dir {
+                Some(dir) if !settings.jwt_algorithm.is_hmac() => {
+                    let keyed = keys::KeyedJwt::new(
+                        keys::load_or_create(dir, settings.jwt_algorithm)?,
+                        Arc::new(mirror),
+                    )?;
+                    keyed.watch(dir.clone());
+                    jwt_keys = Some(keyed.keys());
+                    AuthService::new(settings.config.clone(), users, hasher, keyed)?
+                }
+                _ => {
+                    let jwt = JwtBackend::try_hmac(
+                        settings.jwt_algorithm,
+                        settings.jwt_secret.expose_secret(),
+                    )?
+                    .with_revocation_store(mirror);
+                    AuthService::new(settings.config.clone(), users, hasher, jwt)?
+                }
+            }
         }
         TokenBackendKind::Db => {
             let tokens = DbTokenBackend::new(db.clone());
@@ -636,6 +696,7 @@ fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Res
         auth,
         feed,
         revocations,
+        jwt_keys,
         mfa,
         onboarding,
         db,
@@ -688,6 +749,7 @@ pub fn app_with_mailer(
         auth,
         feed,
         revocations,
+        jwt_keys,
         mfa,
         onboarding,
         db,
@@ -747,7 +809,42 @@ pub fn app_with_mailer(
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/ready", get(move || ready(health.clone())));
+    let app = match jwt_keys {
+        Some(keys) => {
+            let lifetimes = settings.config.lifetimes();
+            // A retired key stays published while a token it signed can still be valid.
+            let retention = lifetimes.refresh().max(lifetimes.absolute());
+            app.route(
+                "/.well-known/jwks.json",
+                get(move || {
+                    let keys = Arc::clone(&keys);
+                    async move { jwks(&keys, retention) }
+                }),
+            )
+        }
+        None => app,
+    };
     Ok(http::layers(app, settings))
+}
+
+/// `/.well-known/jwks.json`: the public keys (next, current, retired ones still needed), with
+/// `kid`; cacheable for five minutes (the next key is published long before it signs).
+fn jwks(
+    keys: &std::sync::RwLock<auth::jwt::JwtKeySet>,
+    retention: Duration,
+) -> axum::response::Response {
+    let document = keys
+        .read()
+        .map(|k| k.jwks(auth::Clock::now(&auth::SystemClock), retention))
+        .unwrap_or_else(|_| serde_json::json!({"keys": []}));
+    (
+        [
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+            (axum::http::header::CONTENT_TYPE, "application/jwk-set+json"),
+        ],
+        document.to_string(),
+    )
+        .into_response()
 }
 
 /// What `/ready` reports on.
@@ -803,4 +900,5 @@ async fn ready(health: Health) -> axum::response::Response {
 }
 
 pub mod http;
+pub mod keys;
 mod page;

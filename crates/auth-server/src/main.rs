@@ -19,6 +19,11 @@ const USAGE: &str = "usage: auth-server [COMMAND]
                                  set a user's password; their sessions end
   user deactivate EMAIL          deactivate a user; their sessions end
   tokens cleanup                 delete expired tokens, revocations and challenges
+  jwt keys                       list the signing keys (AUTH_JWT_ALGORITHM other than HS256)
+  jwt rotate                     next key signs, current retires, a new next is made;
+                                 retired keys past every token's lifetime are removed;
+                                 running servers pick it up within 2 s
+  jwt import FILE [--next]       add a PEM private key as the current (or next) key
   secret generate [--mfa]        print a new AUTH_SIGNING_SECRET (or AUTH_MFA_KEY)
   help                           this text
 
@@ -60,6 +65,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let ["jwt", rest @ ..] = args.as_slice() {
+        return match jwt_command(&settings, rest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // `migrate` migrates whatever AUTH_MIGRATE says; everything else follows it.
     let connected = if args.as_slice() == ["migrate"] {
         auth_server::connect_with(&settings.database_url, settings.sqlite_durability).await
@@ -212,6 +226,93 @@ async fn tokens_cleanup(
         "deleted {removed_tokens} tokens, {removed_revocations} revocations, \
          {removed_challenges} MFA challenges, {removed_limits} rate-limit entries"
     ));
+    Ok(())
+}
+
+/// `jwt keys | rotate | import FILE [--next]`: the asymmetric signing keys in
+/// `AUTH_JWT_KEYS_DIR`.
+fn jwt_command(settings: &auth_server::Settings, args: &[&str]) -> Result<(), Error> {
+    use auth::jwt::{JwtKeySet, KeyState};
+    let dir = match (&settings.jwt_keys_dir, settings.jwt_algorithm.is_hmac()) {
+        (Some(dir), false) => dir.clone(),
+        _ => {
+            return Err(Error::Configuration(auth::ConfigError::invalid(
+                "AUTH_JWT_ALGORITHM",
+                "is HS256 (a shared secret, no keys to manage): set EdDSA, ES256, ES384 or RS256",
+            )));
+        }
+    };
+    let now = auth::Clock::now(&auth::SystemClock);
+    let config = |e: auth::jwt::JwtError| {
+        Error::Configuration(auth::ConfigError::invalid(
+            "AUTH_JWT_KEYS_DIR",
+            e.to_string(),
+        ))
+    };
+    let list = |keys: &JwtKeySet| {
+        for k in keys.keys() {
+            say(&format!(
+                "{}  {:?}{}",
+                k.kid(),
+                k.state(),
+                k.retired_at()
+                    .map(|at| format!(" since {at}"))
+                    .unwrap_or_default()
+            ));
+        }
+    };
+    match args {
+        ["keys"] => {
+            let keys = auth_server::keys::load_or_create(&dir, settings.jwt_algorithm)?;
+            list(&keys);
+        }
+        ["rotate"] => {
+            let mut keys = auth_server::keys::load_or_create(&dir, settings.jwt_algorithm)?;
+            keys.rotate(now).map_err(config)?;
+            let lifetimes = settings.config.lifetimes();
+            let pruned = keys.prune(now, lifetimes.refresh().max(lifetimes.absolute()));
+            keys.save(&dir).map_err(config)?;
+            list(&keys);
+            if !pruned.is_empty() {
+                say(&format!(
+                    "removed (every token they signed has expired): {}",
+                    pruned.join(", ")
+                ));
+            }
+        }
+        ["import", file, rest @ ..] => {
+            let state = match rest {
+                [] => KeyState::Current,
+                ["--next"] => KeyState::Next,
+                _ => {
+                    return Err(Error::invalid(
+                        "arguments",
+                        "unknown_flag",
+                        "usage: jwt import FILE [--next]",
+                    ));
+                }
+            };
+            let pem = std::fs::read_to_string(file)
+                .map_err(|e| Error::backend("reading the key file", e))?;
+            let mut keys = if JwtKeySet::manifest_path(&dir).exists() {
+                JwtKeySet::load(&dir).map_err(config)?
+            } else {
+                JwtKeySet::empty(settings.jwt_algorithm).map_err(config)?
+            };
+            let kid = format!(
+                "{}-imported-{}",
+                settings.jwt_algorithm.name().to_lowercase(),
+                now.unix_timestamp()
+            );
+            keys.add_pem(&kid, &pem, state, now).map_err(config)?;
+            keys.save(&dir).map_err(config)?;
+            list(&keys);
+        }
+        _ => {
+            say(USAGE);
+            return Err(Error::invalid("arguments", "usage", "see the usage above"));
+        }
+    }
     Ok(())
 }
 

@@ -81,7 +81,13 @@ impl Algorithm {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The name JWT headers and JWKs use (`"EdDSA"`, `"ES256"`, ...).
+    ///
+    /// ```
+    /// assert_eq!(auth_tokens_jwt::Algorithm::EdDSA.name(), "EdDSA");
+    /// ```
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             Self::HS256 => "HS256",
             Self::HS384 => "HS384",
@@ -93,6 +99,30 @@ impl Algorithm {
             Self::RS384 => "RS384",
             Self::RS512 => "RS512",
         }
+    }
+
+    /// The algorithm named `name` (as in a JWT header), ignoring case.
+    ///
+    /// ```
+    /// use auth_tokens_jwt::Algorithm;
+    /// assert_eq!(Algorithm::from_name("eddsa"), Some(Algorithm::EdDSA));
+    /// assert_eq!(Algorithm::from_name("none"), None);
+    /// ```
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::HS256,
+            Self::HS384,
+            Self::HS512,
+            Self::ES256,
+            Self::ES384,
+            Self::EdDSA,
+            Self::RS256,
+            Self::RS384,
+            Self::RS512,
+        ]
+        .into_iter()
+        .find(|a| a.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -315,6 +345,45 @@ impl JwtBackend {
         Ok(backend)
     }
 
+    /// A backend signing with `keys`' current key (its `kid` in every header) and verifying
+    /// with every key of the set: the next one (before it signs), the current one, and the
+    /// retired ones (until they are pruned).
+    ///
+    /// # Errors
+    ///
+    /// [`JwtError::InvalidKey`] when the set has no current key or a key does not load.
+    ///
+    /// ```
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend, JwtKeySet};
+    /// let keys = JwtKeySet::generate(Algorithm::EdDSA, time::OffsetDateTime::now_utc())?;
+    /// let jwt = JwtBackend::from_key_set(&keys)?;
+    /// # let _ = jwt;
+    /// # Ok::<(), auth_tokens_jwt::JwtError>(())
+    /// ```
+    pub fn from_key_set(keys: &crate::JwtKeySet) -> Result<Self, JwtError> {
+        let algorithm = keys.algorithm();
+        let current = keys
+            .current()
+            .ok_or_else(|| JwtError::InvalidKey("the key set has no current key".into()))?;
+        let mut backend = Self::base(algorithm);
+        backend.signing = Some((
+            current.encoding_key(algorithm),
+            Some(current.kid().to_owned()),
+        ));
+        // The signing key's own first, then the rest.
+        backend.verifying.push(VerifyKey {
+            kid: Some(current.kid().to_owned()),
+            key: current.decoding_key()?,
+        });
+        for key in keys.keys().iter().filter(|k| k.kid() != current.kid()) {
+            backend.verifying.push(VerifyKey {
+                kid: Some(key.kid().to_owned()),
+                key: key.decoding_key()?,
+            });
+        }
+        Ok(backend)
+    }
+
     /// Names the current key: new tokens carry `kid` in their header, and tokens whose `kid`
     /// names a key are verified with that key only.
     ///
@@ -451,6 +520,24 @@ impl JwtBackend {
     #[must_use]
     pub fn with_revocation_store(mut self, store: impl RevocationStore) -> Self {
         self.revocation = Some(Arc::new(store));
+        self.default_store = false;
+        self
+    }
+
+    /// Like [`with_revocation_store`](Self::with_revocation_store), with a store already
+    /// shared (several backends over one mirror, say).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use auth_tokens_jwt::{Algorithm, JwtBackend};
+    /// let store: Arc<dyn auth_core::RevocationStore> = Arc::new(auth_core::MemoryRevocationStore::new());
+    /// let jwt = JwtBackend::hmac(Algorithm::HS256, "0123456789abcdef0123456789abcdef")
+    ///     .with_shared_revocation_store(Arc::clone(&store));
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn with_shared_revocation_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        self.revocation = Some(store);
         self.default_store = false;
         self
     }

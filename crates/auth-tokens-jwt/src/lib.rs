@@ -3,7 +3,9 @@
 mod backend;
 mod claims;
 mod error;
+mod keys;
 mod provider;
 
 pub use crate::backend::{Algorithm, JwtBackend};
 pub use crate::error::JwtError;
+pub use crate::keys::{JwtKey, JwtKeySet, KeyState};

@@ -17,9 +17,107 @@ pub(crate) fn install() {
 static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
-    // JWK thumbprints are not used by this crate.
-    key_utils: KeyUtils::new_unimplemented(),
+    // What publishing keys as JWKs needs (`Jwk::from_encoding_key`, thumbprints), on ring too:
+    // jsonwebtoken's placeholder would panic.
+    key_utils: KeyUtils {
+        rsa_pub_components_from_private_key: rsa_public_from_private,
+        rsa_pub_components_from_public_key: rsa_public_from_public,
+        ec_pub_components_from_private_key: ec_public_from_private,
+        ed_pub_components_from_private_key: ed_public_from_private,
+        compute_digest: digest,
+    },
 };
+
+fn rsa_public_from_private(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let pair = rsig::RsaKeyPair::from_der(der)
+        .or_else(|_| rsig::RsaKeyPair::from_pkcs8(der))
+        .map_err(|e| Error::from(ErrorKind::InvalidRsaKey(e.to_string())))?;
+    let components = rsig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+    Ok((components.n, components.e))
+}
+
+/// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (DER).
+fn rsa_public_from_public(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    fn read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+        let (&first, rest) = input.split_first()?;
+        if first != tag {
+            return None;
+        }
+        let (&len, rest) = rest.split_first()?;
+        let (len, rest) = if len < 0x80 {
+            (usize::from(len), rest)
+        } else {
+            let n = usize::from(len & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, &rest[n..])
+        };
+        (rest.len() >= len).then(|| rest.split_at(len))
+    }
+    let strip = |int: &[u8]| {
+        let start = int.iter().position(|b| *b != 0).unwrap_or(int.len());
+        int[start..].to_vec()
+    };
+    let parse = || {
+        let (body, _) = read(der, 0x30)?;
+        let (n, rest) = read(body, 0x02)?;
+        let (e, _) = read(rest, 0x02)?;
+        Some((strip(n), strip(e)))
+    };
+    parse().ok_or_else(invalid_key)
+}
+
+fn ec_public_from_private(
+    der: &[u8],
+    algorithm: Algorithm,
+) -> Result<(jsonwebtoken::jwk::EllipticCurve, Vec<u8>, Vec<u8>)> {
+    use jsonwebtoken::jwk::EllipticCurve;
+    let (signing, curve, size) = match algorithm {
+        Algorithm::ES256 => (
+            &rsig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            EllipticCurve::P256,
+            32,
+        ),
+        Algorithm::ES384 => (
+            &rsig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            EllipticCurve::P384,
+            48,
+        ),
+        _ => return Err(invalid_key()),
+    };
+    let pair = rsig::EcdsaKeyPair::from_pkcs8(signing, der, &SystemRandom::new())
+        .map_err(|_| Error::from(ErrorKind::InvalidEcdsaKey))?;
+    // An uncompressed point: 0x04 || x || y.
+    let point = rsig::KeyPair::public_key(&pair).as_ref();
+    if point.len() != 1 + 2 * size || point[0] != 4 {
+        return Err(ErrorKind::InvalidEcdsaKey.into());
+    }
+    Ok((curve, point[1..=size].to_vec(), point[1 + size..].to_vec()))
+}
+
+fn ed_public_from_private(
+    der: &[u8],
+    _curve: &jsonwebtoken::jwk::EllipticCurve,
+) -> Result<Vec<u8>> {
+    let pair = rsig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+        .map_err(|_| Error::from(ErrorKind::InvalidEddsaKey))?;
+    Ok(rsig::KeyPair::public_key(&pair).as_ref().to_vec())
+}
+
+fn digest(data: &[u8], hash: jsonwebtoken::jwk::ThumbprintHash) -> Result<Vec<u8>> {
+    use jsonwebtoken::jwk::ThumbprintHash;
+    let algorithm = match hash {
+        ThumbprintHash::SHA256 => &ring::digest::SHA256,
+        ThumbprintHash::SHA384 => &ring::digest::SHA384,
+        ThumbprintHash::SHA512 => &ring::digest::SHA512,
+        _ => return Err(ErrorKind::UnsupportedAlgorithm.into()),
+    };
+    Ok(ring::digest::digest(algorithm, data).as_ref().to_vec())
+}
 
 fn invalid_key() -> Error {
     ErrorKind::InvalidKeyFormat.into()

@@ -3,4 +3,5 @@
 mod attacks;
 mod conformance;
 mod interop;
+mod keys;
 mod service;
