@@ -749,8 +749,22 @@ impl Mfa {
 
     /// Reserves one code check for the user before it runs (atomically: N concurrent
     /// guesses get at most the policy's attempts).
+    /// A limiter that cannot answer refuses the check (fail closed), as the service does.
     async fn reserve(&self, user: &UserId) -> Result<bool> {
-        match self.inner.limiter.acquire(&limit_key(user)).await? {
+        let status = match self.inner.limiter.acquire(&limit_key(user)).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::error!(
+                    user_id = %user,
+                    error = %e,
+                    "the second factor's rate limiter cannot be reached: the check is refused (fail closed)"
+                );
+                return Err(Error::RateLimited {
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+        };
+        match status {
             RateLimitStatus::Allowed { remaining } => Ok(remaining == 0),
             status => Err(Error::RateLimited {
                 retry_after: status.retry_after().unwrap_or(Duration::from_secs(1)),

@@ -83,6 +83,9 @@ pub fn redact_identifier(key: &str) -> String {
     }
 }
 
+/// What a refused attempt is told to wait while the limiter's store is unreachable.
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 /// One attempt reserved from a limiter; `last` when it used the key's final attempt.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Grant {
@@ -92,8 +95,25 @@ pub(crate) struct Grant {
 impl<U: AuthUser> AuthService<U> {
     /// Reserves one attempt on `key`, or refuses with [`Error::RateLimited`] (and the
     /// `RateLimitExceeded` event) when the key is locked or used up.
+    ///
+    /// A limiter that cannot answer (its store is down) refuses the attempt too, as
+    /// [`Error::RateLimited`] with a short wait: an unthrottled credential check is what an
+    /// attacker would wait for. The outage is logged at ERROR with the store's error.
     pub(crate) async fn reserve(&self, limiter: &dyn RateLimiter, key: &str) -> Result<Grant> {
-        match limiter.acquire(key).await? {
+        let status = match limiter.acquire(key).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::error!(
+                    key = %redact_identifier(key),
+                    error = %e,
+                    "the rate limiter cannot be reached: the attempt is refused (fail closed)"
+                );
+                return Err(Error::RateLimited {
+                    retry_after: Duration::from_secs(UNAVAILABLE_RETRY_SECS),
+                });
+            }
+        };
+        match status {
             RateLimitStatus::Allowed { remaining } => Ok(Grant {
                 last: remaining == 0,
             }),

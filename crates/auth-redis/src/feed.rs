@@ -1,0 +1,212 @@
+//! `RedisFeed`: the change feed over Redis pub/sub.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use auth_core::{Change, ChangeFeed, ChangeHub, ChangeSubscriber, FeedStatus, Result, async_trait};
+use futures_util::StreamExt as _;
+
+use crate::connection::{Redis, backend};
+
+/// How often the subscriber proves it still receives.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+struct Inner {
+    redis: Redis,
+    channel: String,
+    hub: ChangeHub,
+    /// Dropped with the feed: the receiving task sees it and ends.
+    _stop: tokio::sync::watch::Sender<()>,
+}
+
+/// A [`ChangeFeed`] over Redis pub/sub (channel `<prefix>changes`): publishing is one
+/// `PUBLISH`; each instance subscribes on a connection of its own and sends itself a heartbeat
+/// every second. The feed is down — mirrors and caches ask their stores — when the
+/// subscription drops or three heartbeats go unheard (pub/sub delivers at most once: a message
+/// sent while a subscriber reconnects is lost, which is why mirrors reload after every
+/// outage). It reconnects by itself.
+///
+/// ```no_run
+/// use auth_core::ChangeFeed;
+/// # async fn f(redis: auth_redis::Redis) {
+/// let feed = auth_redis::RedisFeed::start(&redis);
+/// assert_eq!(feed.status().channel, "redis-pubsub");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisFeed {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisFeed")
+            .field("status", &self.inner.hub.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisFeed {
+    /// Starts receiving (needs a Tokio runtime); the task ends when the last clone is dropped.
+    ///
+    /// ```no_run
+    /// # async fn f(redis: auth_redis::Redis) {
+    /// let feed = auth_redis::RedisFeed::start(&redis);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn start(redis: &Redis) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let inner = Arc::new(Inner {
+            redis: redis.clone(),
+            channel: redis.key(&["changes"]),
+            hub: ChangeHub::new("redis-pubsub", false),
+            _stop: stop,
+        });
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(listen(Arc::downgrade(&inner), stopped));
+            }
+            Err(_) => inner
+                .hub
+                .down("started outside a Tokio runtime: nothing is received"),
+        }
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for RedisFeed {
+    async fn publish(&self, changes: &[Change]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let payload = changes
+            .iter()
+            .map(Change::encode)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut conn = self.inner.redis.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(&self.inner.channel)
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(backend("publishing a change to Redis"))?;
+        Ok(())
+    }
+
+    fn subscribe(&self, subscriber: Arc<dyn ChangeSubscriber>) {
+        self.inner.hub.subscribe(subscriber);
+    }
+
+    fn status(&self) -> FeedStatus {
+        self.inner.hub.status()
+    }
+}
+
+fn deliver(hub: &ChangeHub, payload: &str) {
+    let changes: Vec<Change> = payload
+        .lines()
+        .filter(|l| *l != "ping")
+        .filter_map(|line| {
+            let c = Change::decode(line);
+            if c.is_none() {
+                tracing::warn!(
+                    length = line.len(),
+                    "skipped a change this version cannot read"
+                );
+            }
+            c
+        })
+        .collect();
+    hub.deliver(&changes);
+}
+
+async fn pause(stopped: &mut tokio::sync::watch::Receiver<()>, d: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => true,
+        r = stopped.changed() => r.is_ok(),
+    }
+}
+
+async fn listen(weak: Weak<Inner>, mut stopped: tokio::sync::watch::Receiver<()>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let subscribed = tokio::time::timeout(Duration::from_secs(3), async {
+            let mut pubsub = inner.redis.client.get_async_pubsub().await?;
+            pubsub.subscribe(&inner.channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        let pubsub = match subscribed {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                inner.hub.down(format!("cannot subscribe: {e}"));
+                drop(inner);
+                if !pause(&mut stopped, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(_) => {
+                inner.hub.down("cannot subscribe: timed out");
+                drop(inner);
+                if !pause(&mut stopped, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let mut messages = pubsub.into_on_message();
+        // Subscribed: what is published from now on arrives; subscribers reload the rest.
+        inner.hub.up();
+        let mut last_heard = Instant::now();
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reason = loop {
+            tokio::select! {
+                r = stopped.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+                message = messages.next() => match message {
+                    Some(m) => {
+                        last_heard = Instant::now();
+                        if let Ok(payload) = m.get_payload::<String>() {
+                            deliver(&inner.hub, &payload);
+                        }
+                    }
+                    None => break "subscription lost".to_owned(),
+                },
+                _ = beat.tick() => {
+                    if last_heard.elapsed() > HEARTBEAT * 3 {
+                        break format!("no message for {} ms", last_heard.elapsed().as_millis());
+                    }
+                    let mut conn = inner.redis.conn.clone();
+                    if let Err(e) = redis::cmd("PUBLISH")
+                        .arg(&inner.channel)
+                        .arg("ping")
+                        .query_async::<i64>(&mut conn)
+                        .await
+                    {
+                        break format!("heartbeat failed: {e}");
+                    }
+                }
+            }
+        };
+        inner.hub.down(reason);
+        drop(inner);
+        if !pause(&mut stopped, backoff).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Redis for the `auth` workspace: the state that is short-lived and shared by every instance
+//! of a service, kept off the primary database.
+//!
+//! - [`RedisRateLimiter`]: the throttle, one atomic Lua script per reservation (a sliding
+//!   window of failures and an enforced lockout), like the memory and SQL limiters;
+//! - [`RedisRevocationStore`]: revoked and consumed token ids, revoked sessions, per-user
+//!   cut-offs (combined by `auth_core::Cutoff`'s order-independent rule) and tracked JWT
+//!   sessions, for `auth_tokens_jwt::JwtBackend` — usually under a
+//!   [`RevocationMirror`](auth_core::RevocationMirror);
+//! - [`RedisFeed`]: the change feed over pub/sub, with a heartbeat, so every instance's mirror
+//!   and user cache learn of every revocation and user change.
+//!
+//! Every key lives under a prefix ([`Redis::with_prefix`], default `auth:`), so several
+//! services (or test runs) share a server. Time is read from a `Clock` and passed to the
+//! scripts, so expiry is tested without sleeping; Redis expiry only collects garbage.
+//!
+//! When Redis is unreachable every operation fails within the response timeout (1 s by
+//! default) with [`auth_core::Error::Backend`]: a revocation check then fails closed (the
+//! request is refused), and `AuthService` turns a throttle that cannot be asked into a refusal
+//! of the attempt (429). The connection manager reconnects by itself when Redis returns.
+//!
+//! ```no_run
+//! use auth_core::{RevocationMirror, RateLimitPolicy};
+//! use auth_redis::{Redis, RedisFeed, RedisRateLimiter, RedisRevocationStore};
+//! # async fn f() -> auth_core::Result<()> {
+//! let redis = Redis::connect("redis://127.0.0.1:6379/").await?.with_prefix("myapp:auth:");
+//! let feed = RedisFeed::start(&redis);
+//! let revocations = RevocationMirror::new(RedisRevocationStore::new(redis.clone()), feed.clone());
+//! let limiter = RedisRateLimiter::new(redis.clone(), RateLimitPolicy::default());
+//! # let _ = (revocations, limiter);
+//! # Ok(()) }
+//! ```
+
+mod connection;
+mod feed;
+mod rate_limit;
+mod revocation;
+
+pub use crate::connection::Redis;
+pub use crate::feed::RedisFeed;
+pub use crate::rate_limit::RedisRateLimiter;
+pub use crate::revocation::RedisRevocationStore;

@@ -1,0 +1,608 @@
+//! `RedisRevocationStore`: revoked and consumed token ids, revoked sessions, per-user cut-offs
+//! and tracked JWT sessions in Redis.
+
+use std::fmt;
+
+use auth_core::{
+    Change, Cutoff, Result, RevocationQuery, RevocationStore, SessionInfo, SessionMeta, UserId,
+    async_trait,
+};
+use redis::Script;
+use time::OffsetDateTime;
+
+use crate::connection::{Redis, backend};
+
+/// Shared by the scripts: exact integers as strings, and a value's expiry.
+const LIB: &str = r"
+local function s(x) return string.format('%.0f', x) end
+local function exp_of(v) return tonumber(string.match(v, '(%-?%d+)$')) or 0 end
+";
+
+/// Revokes (or consumes) an id or a family. KEYS: the key. ARGV: expiry (us), ttl (ms),
+/// mode: 'r' revoke (extend to the later expiry, a consumed id becomes revoked),
+/// 'c' consume (only if absent). Returns 1 when written as asked.
+const MARK: &str = r"
+local cur = redis.call('GET', KEYS[1])
+local exp = tonumber(ARGV[1])
+if ARGV[3] == 'c' then
+  if cur then return 0 end
+  redis.call('SET', KEYS[1], 'c:' .. s(exp), 'PX', ARGV[2])
+  return 1
+end
+if cur and exp_of(cur) > exp then exp = exp_of(cur) end
+redis.call('SET', KEYS[1], 'r:' .. s(exp), 'PX', ARGV[2])
+return 1
+";
+
+/// Consumes KEYS[1] and, for the winner, revokes KEYS[2], atomically.
+/// ARGV: expiry and ttl of the first, then of the second.
+const CONSUME_WITH: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], 'c:' .. ARGV[1], 'PX', ARGV[2])
+local cur = redis.call('GET', KEYS[2])
+local exp = tonumber(ARGV[3])
+if cur and exp_of(cur) > exp then exp = exp_of(cur) end
+redis.call('SET', KEYS[2], 'r:' .. s(exp), 'PX', ARGV[4])
+return 1
+";
+
+/// Joins a per-user cut-off (`auth_core::Cutoff::join`). KEYS: the user's hash.
+/// ARGV: not-before (us), kept family ('' for none), until (us), ttl (ms).
+const CUTOFF: &str = r"
+local nb = tonumber(ARGV[1])
+local keep = ARGV[2]
+local top = redis.call('HGET', KEYS[1], 'top')
+if not top then
+  redis.call('HSET', KEYS[1], 'top', ARGV[1], 'keep', keep, 'all', '0', 'until', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return 1
+end
+top = tonumber(top)
+local held = redis.call('HGET', KEYS[1], 'keep') or ''
+local all = tonumber(redis.call('HGET', KEYS[1], 'all') or '0')
+if held ~= keep then all = math.max(all, math.min(top, nb)) end
+if nb > top then top = nb; held = keep end
+local until_us = math.max(tonumber(redis.call('HGET', KEYS[1], 'until') or '0'), tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'top', s(top), 'keep', held, 'all', s(all), 'until', s(until_us))
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+";
+
+/// Ends every live tracked session of a user but one; returns how many were live.
+/// KEYS: the user's session index. ARGV: now (us), the kept family (''), the prefix of
+/// session hashes.
+const END_SESSIONS: &str = r"
+local now = tonumber(ARGV[1])
+local live = 0
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local family = members[i]
+  local expires = tonumber(members[i + 1])
+  if family ~= ARGV[2] then
+    if expires > now then live = live + 1 end
+    redis.call('ZREM', KEYS[1], family)
+    redis.call('DEL', ARGV[3] .. family)
+  end
+end
+return live
+";
+
+/// A [`RevocationStore`] in Redis, shared by every instance: `is_revoked` is one pipelined
+/// round trip, `consume` and `consume_with` one atomic script each, per-user cut-offs combine by
+/// [`Cutoff`]'s order-independent rule inside a script. Entries carry the expiry of what they
+/// revoke (read from the clock given to [`Redis::with_clock`]); Redis drops them an hour after
+/// it, [`cleanup_expired`](RevocationStore::cleanup_expired) as soon as it passes. Sessions
+/// (refresh families) are tracked with their client, so JWT sessions can be listed and ended.
+/// `live_revocations` lets a [`RevocationMirror`](auth_core::RevocationMirror) load them.
+///
+/// ```no_run
+/// use auth_core::{RevocationQuery, RevocationStore, UserId};
+/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+/// let store = auth_redis::RedisRevocationStore::new(redis);
+/// let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+/// assert!(store.consume("jti-1", later).await?);
+/// assert!(!store.consume("jti-1", later).await?, "single use");
+/// assert!(store.is_revoked(&RevocationQuery::new("jti-1", UserId::new("7"), 0)).await?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisRevocationStore {
+    redis: Redis,
+    user_retention: time::Duration,
+    mark: Script,
+    consume_with: Script,
+    cutoff: Script,
+    end_sessions: Script,
+}
+
+impl fmt::Debug for RedisRevocationStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRevocationStore")
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The expiry at the end of a stored value (`<kind>:<micros>` or `<micros>`).
+fn expiry(value: &str) -> i64 {
+    value
+        .rsplit(':')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl RedisRevocationStore {
+    /// A store on `redis` (per-user cut-offs kept 31 days: set the longest token lifetime with
+    /// [`with_user_retention`](Self::with_user_retention)).
+    ///
+    /// ```no_run
+    /// # async fn f(redis: auth_redis::Redis) {
+    /// let store = auth_redis::RedisRevocationStore::new(redis);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn new(redis: Redis) -> Self {
+        Self {
+            redis,
+            user_retention: time::Duration::days(31),
+            mark: Script::new(&format!("{LIB}{MARK}")),
+            consume_with: Script::new(&format!("{LIB}{CONSUME_WITH}")),
+            cutoff: Script::new(&format!("{LIB}{CUTOFF}")),
+            end_sessions: Script::new(END_SESSIONS),
+        }
+    }
+
+    /// How long per-user cut-offs are kept (the longest token lifetime; default 31 days).
+    ///
+    /// ```no_run
+    /// # async fn f(redis: auth_redis::Redis) {
+    /// let store = auth_redis::RedisRevocationStore::new(redis)
+    ///     .with_user_retention(std::time::Duration::from_secs(8 * 86_400));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_user_retention(mut self, retention: std::time::Duration) -> Self {
+        self.user_retention = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX);
+        self
+    }
+
+    /// Milliseconds Redis keeps an entry expiring at `us`: an hour past it (garbage
+    /// collection; the expiry that counts is in the value).
+    fn ttl_ms(&self, us: i64) -> i64 {
+        (us.saturating_sub(self.redis.now_us()) / 1_000).max(0) + 3_600_000
+    }
+
+    async fn mark(&self, key: &str, until: OffsetDateTime, mode: &str) -> Result<bool> {
+        let us = micros(until);
+        let mut conn = self.redis.conn.clone();
+        let written: i64 = self
+            .mark
+            .key(key)
+            .arg(us)
+            .arg(self.ttl_ms(us))
+            .arg(mode)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend("recording a revocation in Redis"))?;
+        Ok(written == 1)
+    }
+
+    fn token_key(&self, jti: &str) -> String {
+        self.redis.key(&["rev", "t", jti])
+    }
+
+    fn family_key(&self, family: &str) -> String {
+        self.redis.key(&["rev", "f", family])
+    }
+
+    fn user_key(&self, user: &UserId) -> String {
+        self.redis.key(&["rev", "u", user.as_str()])
+    }
+
+    fn session_key(&self, family: &str) -> String {
+        self.redis.key(&["rev", "s", family])
+    }
+
+    fn sessions_of(&self, user: &UserId) -> String {
+        self.redis.key(&["rev", "us", user.as_str()])
+    }
+
+    fn cutoff_of(fields: &[Option<String>]) -> Option<Cutoff> {
+        let top: i64 = fields.first()?.as_ref()?.parse().ok()?;
+        let keep = fields.get(1).cloned().flatten().filter(|k| !k.is_empty());
+        let all: i64 = fields
+            .get(2)
+            .cloned()
+            .flatten()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
+        let mut cutoff = Cutoff::new(top, keep.as_deref());
+        if all > 0 {
+            cutoff.join(all, None);
+        }
+        Some(cutoff)
+    }
+}
+
+#[async_trait]
+impl RevocationStore for RedisRevocationStore {
+    async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
+        self.mark(&self.token_key(jti), expires_at, "r").await?;
+        Ok(())
+    }
+
+    async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
+        self.mark(&self.token_key(jti), expires_at, "c").await
+    }
+
+    async fn consume_with(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+    ) -> Result<bool> {
+        let Some((paired, until)) = paired else {
+            return self.consume(jti, expires_at).await;
+        };
+        let (a, b) = (micros(expires_at), micros(until));
+        let mut conn = self.redis.conn.clone();
+        let won: i64 = self
+            .consume_with
+            .key(self.token_key(jti))
+            .key(self.token_key(paired))
+            .arg(a)
+            .arg(self.ttl_ms(a))
+            .arg(b)
+            .arg(self.ttl_ms(b))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend("consuming a refresh token in Redis"))?;
+        Ok(won == 1)
+    }
+
+    async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
+        self.mark(&self.family_key(family), expires_at, "r").await?;
+        Ok(())
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &UserId,
+        not_before: OffsetDateTime,
+        keep: Option<&str>,
+    ) -> Result<()> {
+        let until = micros(self.redis.clock.now() + self.user_retention);
+        let mut conn = self.redis.conn.clone();
+        self.cutoff
+            .key(self.user_key(user_id))
+            .arg(micros(not_before))
+            .arg(keep.unwrap_or(""))
+            .arg(until)
+            .arg(self.ttl_ms(until))
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(backend("recording a logout everywhere in Redis"))?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, q: &RevocationQuery) -> Result<bool> {
+        let mut conn = self.redis.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(self.token_key(&q.jti));
+        pipe.cmd("EXISTS")
+            .arg(self.family_key(q.family.as_deref().unwrap_or("")));
+        pipe.cmd("HMGET")
+            .arg(self.user_key(&q.user_id))
+            .arg("top")
+            .arg("keep")
+            .arg("all");
+        let (token, family, cutoff): (i64, i64, Vec<Option<String>>) = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("checking a revocation in Redis"))?;
+        Ok(token == 1
+            || (q.family.is_some() && family == 1)
+            || Self::cutoff_of(&cutoff)
+                .is_some_and(|c| c.revokes(q.issued_at_us, q.family.as_deref())))
+    }
+
+    async fn cleanup_expired(&self) -> Result<u64> {
+        let now = self.redis.now_us();
+        let mut conn = self.redis.conn.clone();
+        let mut removed = 0;
+        for pattern in ["rev:t:*", "rev:f:*"] {
+            for key in self.redis.scan(pattern).await? {
+                let value: Option<String> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend("cleaning up revocations in Redis"))?;
+                if value.is_some_and(|v| expiry(&v) <= now) {
+                    let n: i64 = redis::cmd("DEL")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(backend("cleaning up revocations in Redis"))?;
+                    removed += u64::try_from(n).unwrap_or(0);
+                }
+            }
+        }
+        for key in self.redis.scan("rev:u:*").await? {
+            let until: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("until")
+                .query_async(&mut conn)
+                .await
+                .map_err(backend("cleaning up cut-offs in Redis"))?;
+            if until
+                .and_then(|u| u.parse::<i64>().ok())
+                .is_some_and(|u| u <= now)
+            {
+                let n: i64 = redis::cmd("DEL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend("cleaning up cut-offs in Redis"))?;
+                removed += u64::try_from(n).unwrap_or(0);
+            }
+        }
+        for index in self.redis.scan("rev:us:*").await? {
+            let ended: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&index)
+                .arg("-inf")
+                .arg(now)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend("cleaning up sessions in Redis"))?;
+            for family in ended {
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZREM").arg(&index).arg(&family).ignore();
+                pipe.cmd("DEL").arg(self.session_key(&family)).ignore();
+                pipe.query_async::<()>(&mut conn)
+                    .await
+                    .map_err(backend("cleaning up sessions in Redis"))?;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn live_revocations(&self) -> Result<Option<Vec<Change>>> {
+        let now = self.redis.now_us();
+        let mut conn = self.redis.conn.clone();
+        let mut live = Vec::new();
+        let token_prefix = self.redis.key(&["rev", "t", ""]);
+        let family_prefix = self.redis.key(&["rev", "f", ""]);
+        for (pattern, prefix) in [("rev:t:*", &token_prefix), ("rev:f:*", &family_prefix)] {
+            let keys = self.redis.scan(pattern).await?;
+            for chunk in keys.chunks(500) {
+                let values: Vec<Option<String>> = redis::cmd("MGET")
+                    .arg(chunk)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend("listing revocations in Redis"))?;
+                for (key, value) in chunk.iter().zip(values) {
+                    let Some(value) = value else { continue };
+                    let until = expiry(&value);
+                    // Consumed ids stay out of mirrors (they live as long as refresh tokens).
+                    if until <= now || value.starts_with("c:") {
+                        continue;
+                    }
+                    let Some(id) = key.strip_prefix(prefix.as_str()) else {
+                        continue;
+                    };
+                    live.push(if prefix == &token_prefix {
+                        Change::TokenRevoked {
+                            jti: id.to_owned(),
+                            until: from_micros(until),
+                        }
+                    } else {
+                        Change::FamilyRevoked {
+                            family: id.to_owned(),
+                            until: from_micros(until),
+                        }
+                    });
+                }
+            }
+        }
+        let user_prefix = self.redis.key(&["rev", "u", ""]);
+        for key in self.redis.scan("rev:u:*").await? {
+            let fields: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(&key)
+                .arg("top")
+                .arg("keep")
+                .arg("all")
+                .arg("until")
+                .query_async(&mut conn)
+                .await
+                .map_err(backend("listing cut-offs in Redis"))?;
+            let until = fields
+                .get(3)
+                .cloned()
+                .flatten()
+                .and_then(|u| u.parse::<i64>().ok())
+                .unwrap_or(0);
+            if until <= now {
+                continue;
+            }
+            if let (Some(cutoff), Some(user)) = (
+                Self::cutoff_of(&fields),
+                key.strip_prefix(user_prefix.as_str()),
+            ) {
+                live.extend(cutoff.to_changes(&UserId::new(user), from_micros(until)));
+            }
+        }
+        Ok(Some(live))
+    }
+
+    async fn track_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        let now = self.redis.clock.now();
+        self.start_session(user, family, expires_at, &SessionMeta::default(), now)
+            .await
+    }
+
+    async fn start_session(
+        &self,
+        user: &UserId,
+        family: &str,
+        expires_at: OffsetDateTime,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let expires = micros(expires_at);
+        let ttl = self.ttl_ms(expires);
+        let session = self.session_key(family);
+        let index = self.sessions_of(user);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HSET")
+            .arg(&session)
+            .arg("user")
+            .arg(user.as_str())
+            .arg("created")
+            .arg(micros(at))
+            .arg("expires")
+            .arg(expires)
+            .arg("ip")
+            .arg(meta.ip.map(|ip| ip.to_string()).unwrap_or_default())
+            .arg("ua")
+            .arg(meta.user_agent.clone().unwrap_or_default())
+            .ignore();
+        pipe.cmd("PEXPIRE").arg(&session).arg(ttl).ignore();
+        pipe.cmd("ZADD")
+            .arg(&index)
+            .arg(expires)
+            .arg(family)
+            .ignore();
+        pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
+        // A new index has no expiry for GT to compare with.
+        pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
+        let mut conn = self.redis.conn.clone();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(backend("recording a session in Redis"))
+    }
+
+    async fn touch_session(
+        &self,
+        family: &str,
+        meta: &SessionMeta,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let session = self.session_key(family);
+        let mut conn = self.redis.conn.clone();
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&session)
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("recording a session's use in Redis"))?;
+        if exists == 1 {
+            redis::cmd("HSET")
+                .arg(&session)
+                .arg("last")
+                .arg(micros(at))
+                .arg("ip")
+                .arg(meta.ip.map(|ip| ip.to_string()).unwrap_or_default())
+                .arg("ua")
+                .arg(meta.user_agent.clone().unwrap_or_default())
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(backend("recording a session's use in Redis"))?;
+        }
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user: &UserId) -> Result<Option<Vec<SessionInfo>>> {
+        let now = self.redis.now_us();
+        let mut conn = self.redis.conn.clone();
+        let families: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.sessions_of(user))
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("listing sessions in Redis"))?;
+        let mut sessions = Vec::with_capacity(families.len());
+        for family in families {
+            let mut pipe = redis::pipe();
+            pipe.cmd("HMGET")
+                .arg(self.session_key(&family))
+                .arg("created")
+                .arg("last")
+                .arg("expires")
+                .arg("ip")
+                .arg("ua");
+            pipe.cmd("EXISTS").arg(self.family_key(&family));
+            let (fields, revoked): (Vec<Option<String>>, i64) =
+                pipe.query_async(&mut conn)
+                    .await
+                    .map_err(backend("listing sessions in Redis"))?;
+            let field = |i: usize| fields.get(i).cloned().flatten().filter(|v| !v.is_empty());
+            let number = |i: usize| field(i).and_then(|v| v.parse::<i64>().ok());
+            let (Some(created), Some(expires)) = (number(0), number(2)) else {
+                continue;
+            };
+            if revoked == 1 {
+                continue;
+            }
+            let mut info = SessionInfo::new(family, from_micros(created), from_micros(expires));
+            info.last_used_at = number(1).map(from_micros);
+            info.meta.ip = field(3).and_then(|ip| ip.parse().ok());
+            info.meta.user_agent = field(4);
+            sessions.push(info);
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(Some(sessions))
+    }
+
+    async fn end_session(&self, family: &str) -> Result<()> {
+        let session = self.session_key(family);
+        let mut conn = self.redis.conn.clone();
+        let user: Option<String> = redis::cmd("HGET")
+            .arg(&session)
+            .arg("user")
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("ending a session in Redis"))?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(&session).ignore();
+        if let Some(user) = user {
+            pipe.cmd("ZREM")
+                .arg(self.sessions_of(&UserId::new(user)))
+                .arg(family)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(backend("ending a session in Redis"))
+    }
+
+    async fn end_sessions(&self, user: &UserId, keep: Option<&str>) -> Result<Option<u64>> {
+        let mut conn = self.redis.conn.clone();
+        let ended: i64 = self
+            .end_sessions
+            .key(self.sessions_of(user))
+            .arg(self.redis.now_us())
+            .arg(keep.unwrap_or(""))
+            .arg(self.redis.key(&["rev", "s", ""]))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend("ending sessions in Redis"))?;
+        Ok(Some(u64::try_from(ended).unwrap_or(0)))
+    }
+}

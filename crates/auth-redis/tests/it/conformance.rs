@@ -1,0 +1,82 @@
+//! The Redis stores pass the suites every backend passes.
+
+use auth_redis::{RedisFeed, RedisRateLimiter, RedisRevocationStore};
+use auth_testkit::conformance;
+use auth_tokens_jwt::{Algorithm, JwtBackend};
+
+const SECRET: &str = "jwt-secret-0123456789abcdef0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limiter() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    conformance::rate_limiter(|clock, policy| {
+        let redis = redis.clone();
+        async move {
+            // A prefix per run of the suite: it reuses its keys across its cases.
+            let redis = redis
+                .clone()
+                .with_prefix(&format!("{}{}:", redis.prefix(), auth_testkit::unique("r")))
+                .with_clock(clock);
+            RedisRateLimiter::new(redis, policy)
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_store() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    conformance::revocation_store(|clock| {
+        let redis = redis.clone();
+        async move {
+            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("v"));
+            RedisRevocationStore::new(redis.with_prefix(&prefix).with_clock(clock))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jwt_backend_over_redis() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    conformance::token_backend(|clock| {
+        let redis = redis.clone();
+        async move {
+            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("j"));
+            let redis = redis.with_prefix(&prefix).with_clock(clock.clone());
+            JwtBackend::try_hmac(Algorithm::HS256, SECRET)
+                .unwrap()
+                .with_revocation_store(RedisRevocationStore::new(redis))
+                .with_clock(clock)
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mirror_over_redis() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    conformance::revocation_store(|clock| {
+        let redis = redis.clone();
+        async move {
+            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("m"));
+            let redis = redis.with_prefix(&prefix).with_clock(clock.clone());
+            let mirror = auth_core::RevocationMirror::new(
+                RedisRevocationStore::new(redis.clone()),
+                RedisFeed::start(&redis),
+            )
+            .with_clock(clock);
+            assert!(mirror.wait_ready(std::time::Duration::from_secs(10)).await);
+            mirror
+        }
+    })
+    .await;
+}
