@@ -285,6 +285,31 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn cleanup_expired(&self) -> Result<u64>;
 }
 
+#[async_trait]
+impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
+    async fn check(&self, key: &str) -> Result<RateLimitStatus> {
+        (**self).check(key).await
+    }
+    async fn record(&self, key: &str) -> Result<RateLimitStatus> {
+        (**self).record(key).await
+    }
+    async fn acquire(&self, key: &str) -> Result<RateLimitStatus> {
+        (**self).acquire(key).await
+    }
+    async fn release(&self, key: &str) -> Result<()> {
+        (**self).release(key).await
+    }
+    fn policy(&self) -> RateLimitPolicy {
+        (**self).policy()
+    }
+    async fn reset(&self, key: &str) -> Result<()> {
+        (**self).reset(key).await
+    }
+    async fn cleanup_expired(&self) -> Result<u64> {
+        (**self).cleanup_expired().await
+    }
+}
+
 #[derive(Debug, Default)]
 struct KeyState {
     failures: Vec<OffsetDateTime>,

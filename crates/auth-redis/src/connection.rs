@@ -58,14 +58,9 @@ impl Redis {
     pub async fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::backend("parsing the Redis URL (check AUTH_REDIS_URL)", e))?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
         let conn = tokio::time::timeout(
             RESPONSE_TIMEOUT * 3,
-            ConnectionManager::new_with_config(client.clone(), config),
+            ConnectionManager::new_with_config(client.clone(), Self::config()),
         )
         .await
         .map_err(|_| {
@@ -80,6 +75,41 @@ impl Redis {
             prefix: Arc::from("auth:"),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Like [`connect`](Self::connect), without waiting for the server: the first command
+    /// connects (for constructors that cannot wait; a wrong URL is still an error now).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the URL is invalid.
+    ///
+    /// ```
+    /// let redis = auth_redis::Redis::open("redis://127.0.0.1:6379/");
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// assert!(auth_redis::Redis::open("http://not-redis").is_err());
+    /// # });
+    /// # let _ = redis;
+    /// ```
+    pub fn open(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::backend("parsing the Redis URL (check AUTH_REDIS_URL)", e))?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), Self::config())
+            .map_err(|e| Error::backend("preparing the Redis connection", e))?;
+        Ok(Self {
+            client,
+            conn,
+            prefix: Arc::from("auth:"),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    fn config() -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1))
     }
 
     /// Puts every key under `prefix` (default `auth:`).

@@ -76,6 +76,33 @@ impl RedisFeed {
     }
 }
 
+impl RedisFeed {
+    /// A feed that only publishes: for management commands and other short-lived writers. It
+    /// is never live (nothing is received), so a mirror or cache over it asks its store.
+    ///
+    /// ```no_run
+    /// use auth_core::ChangeFeed;
+    /// # async fn f(redis: auth_redis::Redis) {
+    /// let feed = auth_redis::RedisFeed::publisher(&redis);
+    /// assert!(!feed.status().live);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn publisher(redis: &Redis) -> Self {
+        let (stop, _) = tokio::sync::watch::channel(());
+        let hub = ChangeHub::new("publish-only", false);
+        hub.down("publish-only: this process receives nothing");
+        Self {
+            inner: Arc::new(Inner {
+                redis: redis.clone(),
+                channel: redis.key(&["changes"]),
+                hub,
+                _stop: stop,
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl ChangeFeed for RedisFeed {
     async fn publish(&self, changes: &[Change]) -> Result<()> {

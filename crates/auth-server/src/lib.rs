@@ -11,6 +11,8 @@
 //! | `AUTH_ENV` | `development` | `production` makes missing secrets an error |
 //! | `AUTH_SIGNING_SECRET` | generated in development | HMAC key for signed links (32+ bytes) |
 //! | `AUTH_JWT_SECRET` | `AUTH_SIGNING_SECRET` | JWT HMAC key (32+ bytes) |
+//! | `AUTH_REDIS_URL` | none | `redis://…`: revocations, rate limits and the change feed move to Redis (users, sessions, challenges stay in the database) |
+//! | `AUTH_REDIS_PREFIX` | `auth:` | the prefix of every Redis key |
 //! | `AUTH_JWT_ALGORITHM` | `HS256` | `EdDSA`, `ES256`, `ES384`, `RS256`: sign with a private key, publish `/.well-known/jwks.json` |
 //! | `AUTH_JWT_KEYS_DIR` | beside the database in development; required in production for asymmetric algorithms | the signing keys (`keys.json` + PEM files); Ed25519/ECDSA keys are created when missing; shared by every instance; reloaded on change |
 //! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
@@ -40,7 +42,7 @@ use std::time::Duration;
 use auth::jwt::{Algorithm, JwtBackend};
 use auth::tokens_db::{DbChangeFeed, DbRevocationStore, DbTokenBackend};
 use auth::users_db::{DbRateLimiter, DbUserStore};
-use auth::{AuthConfig, AuthService, ConfigError, Error, RevocationMirror, UserCache};
+use auth::{AuthConfig, AuthService, ChangeFeed, ConfigError, Error, RevocationMirror, UserCache};
 use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
@@ -78,6 +80,11 @@ pub struct Settings {
     /// The JWT algorithm (`AUTH_JWT_ALGORITHM`: HS256 by default; EdDSA, ES256, ES384 or RS256
     /// sign with a private key and publish the public keys at `/.well-known/jwks.json`).
     pub jwt_algorithm: Algorithm,
+    /// Redis (`AUTH_REDIS_URL`, which may hold a password: redacted in `Debug`): revocations,
+    /// rate limits and the change feed move there.
+    pub redis_url: Option<auth::SecretString>,
+    /// The prefix of every Redis key (`AUTH_REDIS_PREFIX`, default `auth:`).
+    pub redis_prefix: String,
     /// Where asymmetric signing keys live (`AUTH_JWT_KEYS_DIR`; in development a folder
     /// beside the database).
     pub jwt_keys_dir: Option<PathBuf>,
@@ -214,6 +221,21 @@ impl Settings {
                 .parent()
                 .map(|d| d.join("auth-jwt-keys")),
         };
+        let redis_url = lookup("AUTH_REDIS_URL")
+            .filter(|s| !s.is_empty())
+            .map(auth::SecretString::new);
+        if let Some(url) = &redis_url
+            && !(url.expose_secret().starts_with("redis://")
+                || url.expose_secret().starts_with("redis+unix://"))
+        {
+            return Err(ConfigError::invalid(
+                "AUTH_REDIS_URL",
+                "must be redis://[:password@]host:port/db",
+            ));
+        }
+        let redis_prefix = lookup("AUTH_REDIS_PREFIX")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "auth:".to_owned());
         let jwt_secret = auth::SecretString::new(
             lookup("AUTH_JWT_SECRET")
                 .filter(|s| !s.is_empty())
@@ -373,6 +395,8 @@ impl Settings {
             token_backend,
             config,
             jwt_secret,
+            redis_url,
+            redis_prefix,
             jwt_algorithm,
             jwt_keys_dir,
             mfa_cipher,
@@ -566,13 +590,16 @@ pub async fn connect_from(settings: &Settings) -> Result<DatabaseConnection, Err
 }
 
 /// Everything [`app`] builds, for the binary's subcommands and for tests.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Stack {
     /// The service.
     pub auth: AuthService,
     /// The change feed: how this instance learns of revocations and user changes made by the
-    /// others (and tells them of its own).
-    pub feed: DbChangeFeed,
+    /// others (and tells them of its own): the database's, or Redis pub/sub with
+    /// `AUTH_REDIS_URL`.
+    pub feed: Arc<dyn ChangeFeed>,
+    /// Redis, with `AUTH_REDIS_URL`.
+    pub redis: Option<auth::redis::Redis>,
     /// The in-memory revocation mirror (JWT backend), `None` with database tokens.
     pub revocations: Option<RevocationMirror>,
     /// The asymmetric signing keys (`AUTH_JWT_ALGORITHM` other than HS256), as published at
@@ -586,6 +613,17 @@ pub struct Stack {
     pub db: DatabaseConnection,
 }
 
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("auth", &self.auth)
+            .field("feed", &self.feed.status())
+            .field("redis", &self.redis)
+            .field("revocations", &self.revocations)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builds the service of a serving instance over `db` (no HTTP): revocations and users are
 /// answered from memory, kept exact by a [`DbChangeFeed`] started here (a Tokio runtime must be
 /// running).
@@ -594,27 +632,60 @@ pub struct Stack {
 ///
 /// [`Error::Configuration`] for an unusable JWT secret or MFA setting.
 pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error> {
-    let feed = DbChangeFeed::start(db.clone());
-    build(settings, db, feed)
+    let redis = redis_of(settings)?;
+    let feed: Arc<dyn ChangeFeed> = match &redis {
+        Some(redis) => Arc::new(auth::redis::RedisFeed::start(redis)),
+        None => Arc::new(DbChangeFeed::start(db.clone())),
+    };
+    build(settings, db, feed, redis)
 }
 
 /// Builds the service for a management command: it receives nothing, asks the database for
-/// every check, and publishes what it changes through the database so that running instances
-/// learn of it (a deactivation, a password set).
+/// every check, and publishes what it changes through the database (or Redis) so that running
+/// instances learn of it (a deactivation, a password set).
 ///
 /// # Errors
 ///
 /// As [`stack`].
 pub fn command_stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error> {
-    let feed = DbChangeFeed::publisher(db.clone());
-    build(settings, db, feed)
+    let redis = redis_of(settings)?;
+    let feed: Arc<dyn ChangeFeed> = match &redis {
+        Some(redis) => Arc::new(auth::redis::RedisFeed::publisher(redis)),
+        None => Arc::new(DbChangeFeed::publisher(db.clone())),
+    };
+    build(settings, db, feed, redis)
 }
 
-fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Result<Stack, Error> {
+/// Redis, when `AUTH_REDIS_URL` is set (connected on first use).
+fn redis_of(settings: &Settings) -> Result<Option<auth::redis::Redis>, Error> {
+    settings
+        .redis_url
+        .as_ref()
+        .map(|url| {
+            auth::redis::Redis::open(url.expose_secret())
+                .map(|r| r.with_prefix(&settings.redis_prefix))
+        })
+        .transpose()
+}
+
+fn build(
+    settings: &Settings,
+    db: DatabaseConnection,
+    feed: Arc<dyn ChangeFeed>,
+    redis: Option<auth::redis::Redis>,
+) -> Result<Stack, Error> {
     let users = DbUserStore::new(db.clone());
-    let limiter = DbRateLimiter::new(db.clone(), settings.config.rate_limit());
-    let ip_limiter = DbRateLimiter::new(db.clone(), settings.ip_rate_limit);
-    let signup_limiter = DbRateLimiter::new(db.clone(), settings.signup_rate_limit);
+    // Throttles in Redis when it is there (short-lived counters off the primary database),
+    // else in SQL; either way shared by every instance.
+    let limiter_for = |policy: auth::RateLimitPolicy| -> Arc<dyn auth::RateLimiter> {
+        match &redis {
+            Some(redis) => Arc::new(auth::redis::RedisRateLimiter::new(redis.clone(), policy)),
+            None => Arc::new(DbRateLimiter::new(db.clone(), policy)),
+        }
+    };
+    let limiter = limiter_for(settings.config.rate_limit());
+    let ip_limiter = limiter_for(settings.ip_rate_limit);
+    let signup_limiter = limiter_for(settings.signup_rate_limit);
     // Per-user cut-offs must outlive every token they revoke: a refresh token lives at most
     // the absolute session lifetime, so a cut-off kept shorter could let `tokens cleanup`
     // revive a logged-out session.
@@ -628,11 +699,15 @@ fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Res
     let mut jwt_keys = None;
     let auth = match settings.token_backend {
         TokenBackendKind::Jwt => {
-            let mirror = RevocationMirror::new(
-                DbRevocationStore::new(db.clone()).with_user_retention(retention),
-                feed.clone(),
-            )
-            .with_user_retention(retention);
+            let store: Arc<dyn auth::RevocationStore> = match &redis {
+                Some(redis) => Arc::new(
+                    auth::redis::RedisRevocationStore::new(redis.clone())
+                        .with_user_retention(retention),
+                ),
+                None => Arc::new(DbRevocationStore::new(db.clone()).with_user_retention(retention)),
+            };
+            let mirror = RevocationMirror::from_arcs(store, Arc::clone(&feed))
+                .with_user_retention(retention);
             revocations = Some(mirror.clone());
             match &settings.jwt_keys_dir {
                 Some(dir) if !settings.jwt_algorithm.is_hmac() => {
@@ -660,12 +735,12 @@ fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Res
                 .with_token_user_lookup(tokens)
         }
     }
-    .with_user_cache(UserCache::new(feed.clone()))
+    .with_user_cache(UserCache::from_arc(Arc::clone(&feed)))
     .with_rate_limiter(limiter)
     .with_ip_rate_limiter(ip_limiter)
     .with_signup_rate_limiter(signup_limiter);
     let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
-    let mfa_limiter = DbRateLimiter::new(db.clone(), mfa_config.failure_policy);
+    let mfa_limiter = limiter_for(mfa_config.failure_policy);
     let mfa = auth::mfa::Mfa::new(
         auth::mfa::db::DbMfaStore::new(db.clone()),
         settings.mfa_cipher.clone(),
@@ -695,6 +770,7 @@ fn build(settings: &Settings, db: DatabaseConnection, feed: DbChangeFeed) -> Res
     Ok(Stack {
         auth,
         feed,
+        redis,
         revocations,
         jwt_keys,
         mfa,
@@ -748,6 +824,7 @@ pub fn app_with_mailer(
     let Stack {
         auth,
         feed,
+        redis,
         revocations,
         jwt_keys,
         mfa,
@@ -757,6 +834,7 @@ pub fn app_with_mailer(
     let health = Health {
         db: db.clone(),
         feed,
+        redis,
         revocations,
         users: auth.user_cache().cloned(),
     };
@@ -851,7 +929,8 @@ fn jwks(
 #[derive(Clone)]
 struct Health {
     db: DatabaseConnection,
-    feed: DbChangeFeed,
+    feed: Arc<dyn ChangeFeed>,
+    redis: Option<auth::redis::Redis>,
     revocations: Option<RevocationMirror>,
     users: Option<UserCache<auth::User>>,
 }
@@ -869,13 +948,28 @@ async fn ready(health: Health) -> axum::response::Response {
         )
             .into_response();
     }
-    let feed = auth::ChangeFeed::status(&health.feed);
+    if let Some(redis) = &health.redis
+        && let Err(e) = redis.ping().await
+    {
+        tracing::warn!(error = %e, "Redis not reachable: logins are refused and token checks fail");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "unavailable",
+                "database": "reachable",
+                "redis": "unreachable",
+            })),
+        )
+            .into_response();
+    }
+    let feed = health.feed.status();
     let mirror = health.revocations.as_ref().map(RevocationMirror::status);
     let from_memory = feed.live && mirror.as_ref().is_none_or(|m| m.ready);
     let cache = health.users.as_ref().map(UserCache::status);
     Json(serde_json::json!({
         "status": "ready",
         "answers_from": if from_memory { "memory" } else { "database" },
+        "redis": health.redis.as_ref().map(|_| "reachable"),
         "database": "reachable",
         "change_feed": {
             "live": feed.live,

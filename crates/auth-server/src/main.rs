@@ -216,12 +216,29 @@ async fn tokens_cleanup(
     let stack = auth_server::command_stack(settings, db.clone())?;
     tracing::info!("deleting expired tokens");
     let tokens = auth::tokens_db::DbTokenBackend::new(db.clone());
-    let revocations = auth::tokens_db::DbRevocationStore::new(db.clone());
     let removed_tokens = auth::TokenBackend::cleanup_expired(&tokens).await?;
-    let removed_revocations = auth::RevocationStore::cleanup_expired(&revocations).await?;
     let removed_challenges = stack.mfa.cleanup_expired().await?;
-    let limiter = auth::users_db::DbRateLimiter::new(db, settings.config.rate_limit());
-    let removed_limits = auth::RateLimiter::cleanup_expired(&limiter).await?;
+    // Revocations and limits live in Redis with AUTH_REDIS_URL (which also forgets them by
+    // itself), else in the database.
+    let (removed_revocations, removed_limits) = match &stack.redis {
+        Some(redis) => {
+            let revocations = auth::redis::RedisRevocationStore::new(redis.clone());
+            let limiter =
+                auth::redis::RedisRateLimiter::new(redis.clone(), settings.config.rate_limit());
+            (
+                auth::RevocationStore::cleanup_expired(&revocations).await?,
+                auth::RateLimiter::cleanup_expired(&limiter).await?,
+            )
+        }
+        None => {
+            let revocations = auth::tokens_db::DbRevocationStore::new(db.clone());
+            let limiter = auth::users_db::DbRateLimiter::new(db, settings.config.rate_limit());
+            (
+                auth::RevocationStore::cleanup_expired(&revocations).await?,
+                auth::RateLimiter::cleanup_expired(&limiter).await?,
+            )
+        }
+    };
     say(&format!(
         "deleted {removed_tokens} tokens, {removed_revocations} revocations, \
          {removed_challenges} MFA challenges, {removed_limits} rate-limit entries"

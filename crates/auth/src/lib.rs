@@ -234,6 +234,13 @@ pub mod tokens_db {
     pub use auth_tokens_db::*;
 }
 
+/// Redis: revocations, rate limits and the change feed shared by many instances (feature
+/// `redis`): see the `auth-redis` crate.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use auth_redis::*;
+}
+
 /// TOTP two-factor authentication (feature `mfa`): see the `auth-mfa` crate.
 #[cfg(feature = "mfa")]
 pub mod mfa {

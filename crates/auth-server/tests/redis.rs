@@ -1,0 +1,366 @@
+//! Three `auth-server` instances sharing PostgreSQL and Redis (`AUTH_REDIS_URL`), over real
+//! HTTP: revocations, limits and the change feed live in Redis; what one instance does holds on
+//! the others. Needs `AUTH_TEST_POSTGRES_URL` and `AUTH_TEST_REDIS_URL` (skipped, with the
+//! reason printed, without them).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use auth::mfa::{TotpCode, TotpSettings};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use common::{Outbox, PASSWORD, now};
+
+struct Instance {
+    base: String,
+    outbox: Outbox,
+    http: reqwest::Client,
+}
+
+impl Instance {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("the server answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, bearer, Some(body))
+            .await
+    }
+
+    async fn me(&self, bearer: &str) -> u16 {
+        self.send(reqwest::Method::GET, "/auth/me", Some(bearer), None)
+            .await
+            .0
+    }
+}
+
+async fn refused_by(i: &Instance, token: &str, what: &str) -> Duration {
+    let start = Instant::now();
+    while i.me(token).await != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_on_postgres_and_redis() {
+    let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
+        println!("skipped: AUTH_TEST_REDIS_URL is not set");
+        return;
+    };
+    let Some(db_url) = auth_testkit::db::fresh_url(auth_testkit::db::Target::Postgres).await else {
+        return;
+    };
+    let prefix = format!(
+        "{}{}:",
+        std::env::var("AUTH_TEST_REDIS_PREFIX").unwrap_or_else(|_| "auth:test:".into()),
+        auth_testkit::unique("srv")
+    );
+    let vars = [
+        ("DATABASE_URL", db_url.as_str()),
+        ("AUTH_REDIS_URL", redis_url.as_str()),
+        ("AUTH_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let (base, outbox) = common::start(&vars).await;
+        instances.push(Instance {
+            base,
+            outbox,
+            http: reqwest::Client::new(),
+        });
+    }
+    let [a, b, c] = &instances[..] else {
+        unreachable!()
+    };
+    for i in [a, b, c] {
+        let start = Instant::now();
+        loop {
+            let (s, ready) = i.send(reqwest::Method::GET, "/ready", None, None).await;
+            if s == 200 && ready["answers_from"] == "memory" {
+                assert_eq!(ready["redis"], "reachable");
+                assert_eq!(ready["change_feed"]["channel"], "redis-pubsub");
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{ready}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (s, _) = a
+        .post(
+            "/auth/register",
+            None,
+            json!({"email": "ida@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, 201);
+
+    // Logged in on B, logged out on A: refused by B and C.
+    let (_, login) = b
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": "ida@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        a.post("/auth/logout", Some(&access), json!({})).await.0,
+        204
+    );
+    let on_b = refused_by(b, &access, "logout on A, seen by B").await;
+    let on_c = refused_by(c, &access, "logout on A, seen by C").await;
+    println!("Redis: logout on A refused by B after {on_b:?}, by C after {on_c:?}");
+
+    // 30 concurrent refreshes of one token spread over the three: exactly one wins, and the
+    // reuse ends the session everywhere.
+    let (_, login) = a
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": "ida@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    let answers = join_all((0..30).map(|n| {
+        let i = &instances[n % 3];
+        let body = json!({"refresh_token": refresh});
+        async move { i.post("/auth/refresh", None, body).await }
+    }))
+    .await;
+    let winners: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one of 30 refreshes wins");
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 401).count(), 29);
+    let next_access = winners[0]["access_token"].as_str().unwrap();
+    let next_refresh = winners[0]["refresh_token"].as_str().unwrap();
+    for i in [a, b, c] {
+        refused_by(i, next_access, "the reused family's newest access token").await;
+        let (s, _) = i
+            .post(
+                "/auth/refresh",
+                None,
+                json!({"refresh_token": next_refresh}),
+            )
+            .await;
+        assert_eq!(s, 401, "the reused family's newest refresh token");
+    }
+    println!(
+        "Redis: 30 concurrent refreshes over three instances -> 1 x 200, 29 x 401; the family is revoked everywhere"
+    );
+
+    // Failed logins spread over the three lock after the policy's total.
+    let (s, _) = a
+        .post(
+            "/auth/register",
+            None,
+            json!({"email": "vic@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let answers = join_all((0..30).map(|n| {
+        let i = &instances[n % 3];
+        async move {
+            i.post(
+                "/auth/login",
+                None,
+                json!({"email": "vic@example.com", "password": "wrong-password-123"}),
+            )
+            .await
+            .0
+        }
+    }))
+    .await;
+    let (denied, limited) = (
+        answers.iter().filter(|s| **s == 401).count(),
+        answers.iter().filter(|s| **s == 429).count(),
+    );
+    assert_eq!((denied, limited), (5, 25), "{answers:?}");
+    println!(
+        "Redis: 30 concurrent wrong passwords over three instances -> {denied} x 401, {limited} x 429"
+    );
+
+    // A second-factor challenge opened on A is answered on B.
+    let (_, reg) = a
+        .post(
+            "/auth/register",
+            None,
+            json!({"email": "mo@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        a.post("/auth/email/verify/request", Some(&access), json!({}))
+            .await
+            .0,
+        202
+    );
+    let token = a.outbox.token("mo@example.com", "/verify-email").await;
+    assert_eq!(
+        b.post("/auth/email/verify/confirm", None, json!({"token": token}))
+            .await
+            .0,
+        200
+    );
+    let (s, setup) = a
+        .post("/auth/mfa/totp/setup", Some(&access), json!({}))
+        .await;
+    assert_eq!(s, 200, "{setup}");
+    let app =
+        TotpCode::from_base32(setup["secret"].as_str().unwrap(), TotpSettings::default()).unwrap();
+    let (s, body) = c
+        .post(
+            "/auth/mfa/totp/confirm",
+            Some(&access),
+            json!({"code": app.generate(now())}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (_, challenge) = a
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": "mo@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(challenge["mfa_required"], true);
+    let (s, body) = b
+        .post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": challenge["mfa_token"], "code": app.generate(now() + 30)}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+
+    // Onboarding started on A resumes on B and C.
+    let (_, started) = a
+        .post(
+            "/onboarding/start",
+            None,
+            json!({"email": "nia@example.com"}),
+        )
+        .await;
+    let session = started["session_token"].as_str().unwrap().to_owned();
+    let (_, r) = a
+        .post("/onboarding/advance", None, json!({"session_token": session, "email": "nia@example.com", "password": PASSWORD, "password_confirm": PASSWORD}))
+        .await;
+    assert_eq!(r["current_step"], "verify_email", "{r}");
+    let code = a.outbox.code("nia@example.com");
+    let (_, r) = b
+        .post(
+            "/onboarding/advance",
+            None,
+            json!({"session_token": session, "code": code}),
+        )
+        .await;
+    assert_ne!(r["current_step"], "verify_email", "{r}");
+    let (s, r) = c
+        .post(
+            "/onboarding/resume",
+            None,
+            json!({"session_token": session}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["current_step"], json!("setup_totp"), "{r}");
+    println!(
+        "Redis: an MFA challenge opened on A was answered on B; onboarding started on A went on on B and C"
+    );
+}
+
+/// Redis goes away under a running server: `/ready` says so (503), logins are refused (429),
+/// tokens are not accepted; when it is back, everything works again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_fails_closed_and_recovers() {
+    let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
+        println!("skipped: AUTH_TEST_REDIS_URL is not set");
+        return;
+    };
+    let upstream: std::net::SocketAddr = redis_url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = auth_testkit::CutProxy::start(upstream).await;
+    let through = format!("redis://{}/", proxy.addr());
+    let prefix = format!(
+        "{}{}:",
+        std::env::var("AUTH_TEST_REDIS_PREFIX").unwrap_or_else(|_| "auth:test:".into()),
+        auth_testkit::unique("down")
+    );
+    let (base, outbox) = common::start(&[
+        ("AUTH_REDIS_URL", through.as_str()),
+        ("AUTH_REDIS_PREFIX", prefix.as_str()),
+    ])
+    .await;
+    let s = Instance {
+        base,
+        outbox,
+        http: reqwest::Client::new(),
+    };
+    let creds = json!({"email": "uma@example.com", "password": PASSWORD});
+    let (status, reg) = s.post("/auth/register", None, creds.clone()).await;
+    assert_eq!(status, 201, "{reg}");
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.me(&access).await, 200);
+
+    proxy.cut();
+    let start = Instant::now();
+    loop {
+        let (code, ready) = s.send(reqwest::Method::GET, "/ready", None, None).await;
+        if code == 503 {
+            assert_eq!(ready["redis"], "unreachable");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, body) = s.post("/auth/login", None, creds.clone()).await;
+    assert_eq!(code, 429, "a throttle that cannot be asked refuses: {body}");
+    let me = s.me(&access).await;
+    assert_ne!(me, 200, "no token is accepted unchecked");
+    println!("Redis down: /ready 503, login 429, /auth/me {me}");
+
+    proxy.restore();
+    let start = Instant::now();
+    loop {
+        let (code, _) = s.post("/auth/login", None, creds.clone()).await;
+        if code == 200 && s.me(&access).await == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "recovers by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, _) = s.send(reqwest::Method::GET, "/ready", None, None).await;
+    assert_eq!(code, 200);
+}
