@@ -84,14 +84,22 @@ impl Redis {
     ///
     /// [`Error::Backend`] when the URL is invalid.
     ///
+    /// [`Error::Backend`] as well outside a Tokio runtime (the connection's task needs one).
+    ///
     /// ```
-    /// let redis = auth_redis::Redis::open("redis://127.0.0.1:6379/");
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let redis = auth_redis::Redis::open("redis://127.0.0.1:6379/").unwrap();
     /// assert!(auth_redis::Redis::open("http://not-redis").is_err());
-    /// # });
     /// # let _ = redis;
+    /// # });
+    /// assert!(auth_redis::Redis::open("redis://127.0.0.1:6379/").is_err(), "no runtime here");
     /// ```
     pub fn open(url: &str) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Backend(auth_core::BackendError::message(
+                "Redis::open needs a running Tokio runtime",
+            )));
+        }
         let client = redis::Client::open(url)
             .map_err(|e| Error::backend("parsing the Redis URL (check AUTH_REDIS_URL)", e))?;
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), Self::config())
