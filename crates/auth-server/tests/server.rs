@@ -278,12 +278,29 @@ fn production_needs_an_https_public_url() {
         ])
         .is_ok()
     );
-    let ok = with(&[("AUTH_PUBLIC_URL", "https://auth.example.com")]).unwrap();
+    let ok = with(&[
+        ("AUTH_PUBLIC_URL", "https://auth.example.com"),
+        (
+            "AUTH_REDIS_URL",
+            "redis://:hunter3-redis-password@redis.internal:6379/0",
+        ),
+    ])
+    .unwrap();
     // Secrets never reach Debug.
     let shown = format!("{ok:?}");
-    for secret in [SECRET, "hunter2-smtp-password"] {
+    for secret in [SECRET, "hunter2-smtp-password", "hunter3-redis-password"] {
         assert!(!shown.contains(secret), "Debug shows a secret: {shown}");
     }
+}
+
+#[test]
+fn a_redis_url_must_be_one() {
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_REDIS_URL", "http://redis.internal:6379"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_REDIS_URL"), "{err}");
 }
 
 #[test]
