@@ -17,7 +17,8 @@ use auth_hash::{Argon2Hasher, Argon2Params};
 const PASSWORD: &str = "violet-otter-sings-42";
 
 pub(crate) fn run() -> Result<(), String> {
-    // `cargo xtask bench stack` runs only the default-stack HTTP figures.
+    // `cargo xtask bench stack` runs only the default-stack HTTP figures, `bench redis` only
+    // the Redis ones.
     let only = std::env::args().nth(2);
     if cfg!(debug_assertions) {
         // The server benches run the release binary as a user would.
@@ -45,6 +46,11 @@ pub(crate) fn run() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    if only.as_deref() == Some("redis") {
+        return rt
+            .block_on(crate::bench_redis::run())
+            .map_err(|e| e.to_string());
+    }
     if only.as_deref() == Some("stack") {
         return rt
             .block_on(crate::bench_server::run())
@@ -55,6 +61,9 @@ pub(crate) fn run() -> Result<(), String> {
             .await
             .map_err(|e| auth_core::Error::Unsupported(e.into()))?;
         crate::bench_db::run().await?;
+        crate::bench_redis::run()
+            .await
+            .map_err(|e| auth_core::Error::Unsupported(e.into()))?;
         jwt().await?;
         mfa().await?;
         signing().await?;

@@ -237,6 +237,15 @@ fn databases(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     all
 }
 
+/// A row: its name, the database URL, and Redis (URL, prefix) when the row has it.
+type Run = (String, String, Option<(String, String)>);
+
+/// Redis for the `+ Redis` rows (`AUTH_BENCH_REDIS_URL`), with a prefix of this run's own.
+fn redis_vars() -> Option<(String, String)> {
+    let url = std::env::var("AUTH_BENCH_REDIS_URL").ok().filter(|u| !u.is_empty())?;
+    Some((url, format!("auth:bench:{}:", auth_core::random::token(6))))
+}
+
 /// `cargo xtask bench stack`: the default stack's figures, then revocation propagation.
 pub(crate) async fn run() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("auth-bench-stack-{}", std::process::id()));
@@ -245,12 +254,31 @@ pub(crate) async fn run() -> Result<(), String> {
     println!(
         "the release auth-server process (JWT, revocations in the database answered from memory), \
          driven over loopback from another process; median of 3 rounds of 2 s per figure\n\
-         database        /health    /auth/me  (ratio)  /auth/verify (ratio)   refresh/s (4 chains)   logins/s"
+         database                /health    /auth/me  (ratio)  /auth/verify (ratio)   refresh/s (4 chains)   logins/s"
     );
-    for (name, url) in databases(&dir) {
+    let mut runs: Vec<Run> = databases(&dir)
+        .into_iter()
+        .map(|(name, url)| (name.to_owned(), url, None))
+        .collect();
+    let redis_rows = redis_vars();
+    match redis_rows.clone() {
+        Some(redis) => {
+            let with_redis: Vec<_> = runs
+                .iter()
+                .filter(|(name, _, _)| name != "MariaDB")
+                .map(|(name, url, _)| (format!("{name} + Redis"), url.clone(), Some(redis.clone())))
+                .collect();
+            runs.extend(with_redis);
+        }
+        None => println!("+ Redis: skipped (set AUTH_BENCH_REDIS_URL)"),
+    }
+    for (name, url, redis) in runs {
+        let (redis_url, redis_prefix) = redis.unwrap_or_default();
         let server = ServerProcess::start(&[
             ("DATABASE_URL", url.as_str()),
             ("AUTH_SQLITE_SYNCHRONOUS", durability.as_str()),
+            ("AUTH_REDIS_URL", redis_url.as_str()),
+            ("AUTH_REDIS_PREFIX", redis_prefix.as_str()),
         ])
         .await?;
         let base = &server.base;
@@ -281,7 +309,7 @@ pub(crate) async fn run() -> Result<(), String> {
             v[v.len() / 2]
         });
         println!(
-            "{name:<14} {health:>9.0} {me:>10.0} ({:>5.3}) {verify:>10.0} ({:>5.3}) {refresh:>12.0}{} {login:>16.0}",
+            "{name:<22} {health:>9.0} {me:>10.0} ({:>5.3}) {verify:>10.0} ({:>5.3}) {refresh:>12.0}{} {login:>16.0}",
             me / health,
             verify / health,
             if failed > 0 {
@@ -302,8 +330,29 @@ pub(crate) async fn run() -> Result<(), String> {
     for (name, url) in databases(&dir).into_iter().skip(1) {
         propagation(name, &url).await?;
     }
+    if let Some((url, prefix)) = redis_rows {
+        forget_redis(&url, &prefix).await;
+    }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
+}
+
+/// Deletes what the `+ Redis` rows left under their prefix.
+async fn forget_redis(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+    }
 }
 
 /// Two instances on one database: log out on A, then ask B until it refuses the token; the

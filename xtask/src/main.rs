@@ -11,6 +11,7 @@
 mod bench;
 mod bench_db;
 mod bench_http;
+mod bench_redis;
 mod bench_server;
 
 use std::process::{Command, ExitCode};
