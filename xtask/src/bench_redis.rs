@@ -67,9 +67,10 @@ pub(crate) async fn run() -> Result<(), String> {
                 .unwrap_or_default();
         }
     };
-    let (op, raw) =
-        crate::bench::paired(2_000, 7, raw_incr, || limiter.acquire("login:*|bench@example.com"))
-            .await;
+    let (op, raw) = crate::bench::paired(2_000, 7, raw_incr, || {
+        limiter.acquire("login:*|bench@example.com")
+    })
+    .await;
     crate::bench::row(
         "RedisRateLimiter::acquire (Lua)",
         op,

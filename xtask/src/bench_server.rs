@@ -242,7 +242,9 @@ type Run = (String, String, Option<(String, String)>);
 
 /// Redis for the `+ Redis` rows (`AUTH_BENCH_REDIS_URL`), with a prefix of this run's own.
 fn redis_vars() -> Option<(String, String)> {
-    let url = std::env::var("AUTH_BENCH_REDIS_URL").ok().filter(|u| !u.is_empty())?;
+    let url = std::env::var("AUTH_BENCH_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
     Some((url, format!("auth:bench:{}:", auth_core::random::token(6))))
 }
 

@@ -431,9 +431,13 @@ fn chunks(changes: &[Change]) -> Vec<String> {
 }
 
 async fn notify(db: &DatabaseConnection, channel: &str, payload: &str) -> Result<()> {
+    // A notifying transaction takes a global lock and, having an id, syncs its commit record:
+    // NOTIFYs would serialize on the disk. A notification is not durable anyway (listeners get
+    // it at commit, a crash loses it either way), so this one statement's transaction commits
+    // without waiting for the sync.
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
+        "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)",
         [channel.into(), payload.into()],
     );
     db.execute_raw(statement)
