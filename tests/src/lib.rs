@@ -39,6 +39,8 @@ mod guide {
     mod jwt {}
     #[doc = include_str!("../../docs/hot-path.md")]
     mod hot_path {}
+    #[doc = include_str!("../../docs/scaling.md")]
+    mod scaling {}
     #[doc = include_str!("../../docs/database.md")]
     mod database {}
     #[doc = include_str!("../../docs/tenants-and-custom-backends.md")]

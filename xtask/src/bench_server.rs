@@ -237,8 +237,9 @@ fn databases(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     all
 }
 
-/// A row: its name, the database URL, and Redis (URL, prefix) when the row has it.
-type Run = (String, String, Option<(String, String)>);
+/// A row: its name, the database URL, Redis (URL, prefix) when the row has it, and the
+/// token backend (`AUTH_TOKEN_BACKEND`).
+type Run = (String, String, Option<(String, String)>, &'static str);
 
 /// Redis for the `+ Redis` rows (`AUTH_BENCH_REDIS_URL`), with a prefix of this run's own.
 fn redis_vars() -> Option<(String, String)> {
@@ -254,30 +255,47 @@ pub(crate) async fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let durability = std::env::var("AUTH_SQLITE_SYNCHRONOUS").unwrap_or_default();
     println!(
-        "the release auth-server process (JWT, revocations in the database answered from memory), \
+        "the release auth-server process (JWT, revocations in the database answered from memory; \"Redis tok\": opaque tokens in Redis), \
          driven over loopback from another process; median of 3 rounds of 2 s per figure\n\
          database                /health    /auth/me  (ratio)  /auth/verify (ratio)   refresh/s (4 chains)   logins/s"
     );
     let mut runs: Vec<Run> = databases(&dir)
         .into_iter()
-        .map(|(name, url)| (name.to_owned(), url, None))
+        .map(|(name, url)| (name.to_owned(), url, None, "jwt"))
         .collect();
     let redis_rows = redis_vars();
     match redis_rows.clone() {
         Some(redis) => {
-            let with_redis: Vec<_> = runs
+            let with_redis: Vec<Run> = runs
                 .iter()
-                .filter(|(name, _, _)| name != "MariaDB")
-                .map(|(name, url, _)| (format!("{name} + Redis"), url.clone(), Some(redis.clone())))
+                .filter(|(name, ..)| name != "MariaDB")
+                .flat_map(|(name, url, ..)| {
+                    [
+                        (
+                            format!("{name} + Redis"),
+                            url.clone(),
+                            Some(redis.clone()),
+                            "jwt",
+                        ),
+                        // Opaque tokens in Redis instead of JWTs.
+                        (
+                            format!("{name} + Redis tok"),
+                            url.clone(),
+                            Some(redis.clone()),
+                            "redis",
+                        ),
+                    ]
+                })
                 .collect();
             runs.extend(with_redis);
         }
         None => println!("+ Redis: skipped (set AUTH_BENCH_REDIS_URL)"),
     }
-    for (name, url, redis) in runs {
+    for (name, url, redis, token_backend) in runs {
         let (redis_url, redis_prefix) = redis.unwrap_or_default();
         let server = ServerProcess::start(&[
             ("DATABASE_URL", url.as_str()),
+            ("AUTH_TOKEN_BACKEND", token_backend),
             ("AUTH_SQLITE_SYNCHRONOUS", durability.as_str()),
             ("AUTH_REDIS_URL", redis_url.as_str()),
             ("AUTH_REDIS_PREFIX", redis_prefix.as_str()),

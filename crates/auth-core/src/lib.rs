@@ -3,6 +3,7 @@
 mod change;
 mod clock;
 mod config;
+pub mod ephemeral;
 mod error;
 mod events;
 mod memory;

@@ -37,5 +37,7 @@ pub use mfa::{
 };
 #[cfg(feature = "qr")]
 pub use qr::{qr_png, qr_svg};
-pub use store::{ChallengeRecord, MemoryMfaStore, MfaStore, TotpRecord};
+pub use store::{
+    ChallengeRecord, ChallengeStore, MemoryMfaStore, MfaStore, TotpRecord, WithChallengeStore,
+};
 pub use totp::{TotpAlgorithm, TotpCode, TotpSettings};

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use auth_core::{Result, UserId, async_trait};
 use time::OffsetDateTime;
 
+pub use auth_core::ephemeral::{ChallengeRecord, ChallengeStore};
+
 use crate::cipher::EncryptedSecret;
 use crate::totp::TotpSettings;
 
@@ -47,35 +49,6 @@ impl TotpRecord {
             confirmed: false,
             last_step: None,
             created_at,
-        }
-    }
-}
-
-/// A pending second login step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ChallengeRecord {
-    /// SHA-256 (hex) of the challenge token; the token itself is never stored.
-    pub token_hash: String,
-    /// Whose login it is.
-    pub user_id: UserId,
-    /// It dies then.
-    pub expires_at: OffsetDateTime,
-}
-
-impl ChallengeRecord {
-    /// A challenge row.
-    ///
-    /// ```
-    /// let c = auth_mfa::ChallengeRecord::new("ab".into(), auth_core::UserId::new("1"), time::OffsetDateTime::UNIX_EPOCH);
-    /// assert_eq!(c.token_hash, "ab");
-    /// ```
-    #[must_use]
-    pub fn new(token_hash: String, user_id: UserId, expires_at: OffsetDateTime) -> Self {
-        Self {
-            token_hash,
-            user_id,
-            expires_at,
         }
     }
 }
@@ -341,5 +314,103 @@ impl MfaStore for MemoryMfaStore {
         let before = s.challenges.len();
         s.challenges.retain(|_, (c, _)| c.expires_at > now);
         Ok((before - s.challenges.len()) as u64)
+    }
+}
+
+/// An [`MfaStore`] whose login challenges live in a separate [`ChallengeStore`] (Redis, say:
+/// `auth_redis::RedisChallengeStore`) while enrolments and recovery codes stay in `store`
+/// (usually SQL). `cleanup_expired` cleans both.
+///
+/// ```
+/// # use auth_mfa::*;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // Any ChallengeStore will do; here, the challenges of a second memory store.
+/// struct Elsewhere(MemoryMfaStore);
+/// #[auth_core::async_trait]
+/// impl ChallengeStore for Elsewhere {
+///     async fn create(&self, c: &ChallengeRecord) -> auth_core::Result<()> { self.0.create_challenge(c).await }
+///     async fn attempt(&self, h: &str, now: time::OffsetDateTime, max: u32) -> auth_core::Result<Option<auth_core::UserId>> {
+///         self.0.attempt_challenge(h, now, max).await
+///     }
+///     async fn consume(&self, h: &str) -> auth_core::Result<bool> { self.0.consume_challenge(h).await }
+///     async fn cleanup_expired(&self, now: time::OffsetDateTime) -> auth_core::Result<u64> { self.0.cleanup_expired(now).await }
+/// }
+/// let store = WithChallengeStore::new(MemoryMfaStore::new(), Elsewhere(MemoryMfaStore::new()));
+/// let c = ChallengeRecord::new("ab".into(), auth_core::UserId::new("1"), time::OffsetDateTime::UNIX_EPOCH);
+/// store.create_challenge(&c).await?;
+/// assert!(store.consume_challenge("ab").await?);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct WithChallengeStore<S, C> {
+    store: S,
+    challenges: C,
+}
+
+impl<S: MfaStore, C: ChallengeStore> WithChallengeStore<S, C> {
+    /// Enrolments and codes in `store`, challenges in `challenges`.
+    ///
+    /// ```
+    /// # use auth_mfa::*;
+    /// # fn f<C: ChallengeStore>(challenges: C) {
+    /// let store = WithChallengeStore::new(MemoryMfaStore::new(), challenges);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn new(store: S, challenges: C) -> Self {
+        Self { store, challenges }
+    }
+}
+
+#[async_trait]
+impl<S: MfaStore, C: ChallengeStore> MfaStore for WithChallengeStore<S, C> {
+    async fn totp(&self, user: &UserId) -> Result<Option<TotpRecord>> {
+        self.store.totp(user).await
+    }
+    async fn save_pending(&self, user: &UserId, record: &TotpRecord) -> Result<bool> {
+        self.store.save_pending(user, record).await
+    }
+    async fn confirm(&self, user: &UserId, step: i64) -> Result<bool> {
+        self.store.confirm(user, step).await
+    }
+    async fn accept_step(&self, user: &UserId, step: i64) -> Result<bool> {
+        self.store.accept_step(user, step).await
+    }
+    async fn reseal(
+        &self,
+        user: &UserId,
+        expected_key_id: &str,
+        secret: &EncryptedSecret,
+    ) -> Result<bool> {
+        self.store.reseal(user, expected_key_id, secret).await
+    }
+    async fn delete(&self, user: &UserId) -> Result<bool> {
+        self.store.delete(user).await
+    }
+    async fn replace_recovery_codes(&self, user: &UserId, hashes: &[String]) -> Result<()> {
+        self.store.replace_recovery_codes(user, hashes).await
+    }
+    async fn use_recovery_code(&self, user: &UserId, hash: &str) -> Result<bool> {
+        self.store.use_recovery_code(user, hash).await
+    }
+    async fn recovery_codes_left(&self, user: &UserId) -> Result<u64> {
+        self.store.recovery_codes_left(user).await
+    }
+    async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<()> {
+        self.challenges.create(challenge).await
+    }
+    async fn attempt_challenge(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> Result<Option<UserId>> {
+        self.challenges.attempt(token_hash, now, max_attempts).await
+    }
+    async fn consume_challenge(&self, token_hash: &str) -> Result<bool> {
+        self.challenges.consume(token_hash).await
+    }
+    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        Ok(self.challenges.cleanup_expired(now).await? + self.store.cleanup_expired(now).await?)
     }
 }

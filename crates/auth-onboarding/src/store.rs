@@ -1,109 +1,13 @@
-//! Onboarding sessions: the record, the `SessionStore` trait and its memory implementation.
+//! Onboarding sessions in memory. The record and the `SessionStore` trait live in
+//! `auth_core::ephemeral` (so stores such as auth-redis implement them without this crate)
+//! and are re-exported here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use auth_core::{Result, UserId, async_trait};
-use serde_json::{Map, Value};
+pub use auth_core::ephemeral::{SessionRecord, SessionStore};
+use auth_core::{Result, async_trait};
 use time::OffsetDateTime;
-
-/// One onboarding session as stored. The token is kept only as its SHA-256.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct SessionRecord {
-    /// Public id (events, logs).
-    pub id: String,
-    /// SHA-256 (hex) of the session token.
-    pub token_hash: String,
-    /// Normalized email the flow started with.
-    pub email: String,
-    /// The user, once a step created or found it.
-    pub user_id: Option<UserId>,
-    /// Index of the current step in the pipeline (the pipeline's length when completed).
-    pub step_index: i32,
-    /// Step-private state (codes' hashes, attempts...), by step name.
-    pub data: Map<String, Value>,
-    /// Completed.
-    pub completed: bool,
-    /// Invalidated by a newer start for the same email.
-    pub invalidated: bool,
-    /// Creation time.
-    pub created_at: OffsetDateTime,
-    /// Expiry.
-    pub expires_at: OffsetDateTime,
-    /// While a request works on the session: others get a conflict until then.
-    pub lease_until: Option<OffsetDateTime>,
-    /// Optimistic-concurrency version: every save must name the version it read.
-    pub version: i64,
-}
-
-impl SessionRecord {
-    /// A fresh session at step 0.
-    ///
-    /// ```
-    /// let r = auth_onboarding::SessionRecord::new("id".into(), "h".into(), "a@b.c".into(),
-    ///     time::OffsetDateTime::UNIX_EPOCH, time::OffsetDateTime::UNIX_EPOCH);
-    /// assert_eq!((r.step_index, r.version), (0, 0));
-    /// ```
-    #[must_use]
-    pub fn new(
-        id: String,
-        token_hash: String,
-        email: String,
-        created_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Self {
-        Self {
-            id,
-            token_hash,
-            email,
-            user_id: None,
-            step_index: 0,
-            data: Map::new(),
-            completed: false,
-            invalidated: false,
-            created_at,
-            expires_at,
-            lease_until: None,
-            version: 0,
-        }
-    }
-}
-
-/// Storage for onboarding sessions. `save` is a compare-and-set on `version`, so two
-/// concurrent `advance` calls on one session cannot both apply: the second gets a conflict.
-#[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session.
-    async fn create(&self, record: &SessionRecord) -> Result<()>;
-    /// The session whose token hashes to `token_hash`.
-    async fn find(&self, token_hash: &str) -> Result<Option<SessionRecord>>;
-    /// Writes `record` if the stored version is still `record.version - 1`; false otherwise.
-    async fn save(&self, record: &SessionRecord) -> Result<bool>;
-    /// Invalidates the email's other open sessions; returns how many.
-    async fn invalidate_email(&self, email: &str, except_id: &str) -> Result<u64>;
-    /// Deletes sessions expired at `now`; returns how many.
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64>;
-}
-
-#[async_trait]
-impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
-    async fn create(&self, record: &SessionRecord) -> Result<()> {
-        (**self).create(record).await
-    }
-    async fn find(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
-        (**self).find(token_hash).await
-    }
-    async fn save(&self, record: &SessionRecord) -> Result<bool> {
-        (**self).save(record).await
-    }
-    async fn invalidate_email(&self, email: &str, except_id: &str) -> Result<u64> {
-        (**self).invalidate_email(email, except_id).await
-    }
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        (**self).cleanup_expired(now).await
-    }
-}
 
 /// Sessions in process memory. Clones share them.
 ///

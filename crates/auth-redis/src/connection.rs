@@ -236,3 +236,57 @@ fn escape_glob(prefix: &str) -> String {
 pub(crate) fn digest(value: &str) -> String {
     auth_core::random::sha256_hex(value)[..32].to_owned()
 }
+
+/// An instant as microseconds since the epoch (what the scripts compare).
+pub(crate) fn micros(at: time::OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// The instant `us` microseconds after the epoch.
+pub(crate) fn from_micros(us: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Deletes the hash KEYS[1] if its field ARGV[1] (microseconds) is at or before ARGV[2]:
+/// checked and deleted in one step, so an entry rewritten meanwhile survives.
+const DELETE_IF_EXPIRED: &str = r"
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and tonumber(v) <= tonumber(ARGV[2]) then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+impl Redis {
+    /// Milliseconds Redis keeps an entry that expires at `us` by the clock: an hour past it
+    /// (Redis expiry only collects garbage; the expiry that counts is stored in the entry).
+    pub(crate) fn ttl_ms(&self, us: i64) -> i64 {
+        (us.saturating_sub(self.now_us()) / 1_000).max(0) + 3_600_000
+    }
+
+    /// Deletes the hashes matching `pattern` whose `field` is at or before `now_us`; returns
+    /// how many went.
+    pub(crate) async fn delete_expired(
+        &self,
+        pattern: &str,
+        field: &str,
+        now_us: i64,
+    ) -> Result<u64> {
+        let script = redis::Script::new(DELETE_IF_EXPIRED);
+        let mut conn = self.conn.clone();
+        let mut removed = 0u64;
+        for key in self.scan(pattern).await? {
+            let n: i64 = script
+                .key(&key)
+                .arg(field)
+                .arg(now_us)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend("deleting expired entries in Redis"))?;
+            removed += u64::try_from(n).unwrap_or(0);
+        }
+        if removed > 0 {
+            tracing::info!(deleted = removed, pattern, "expired Redis entries deleted");
+        }
+        Ok(removed)
+    }
+}

@@ -7,6 +7,13 @@
 //!   cut-offs (combined by `auth_core::Cutoff`'s order-independent rule) and tracked JWT
 //!   sessions, for `auth_tokens_jwt::JwtBackend` — usually under a
 //!   [`RevocationMirror`](auth_core::RevocationMirror);
+//! - [`RedisTokenBackend`]: opaque tokens (stored as SHA-256) with refresh families, reuse
+//!   detection in one script and per-user session lists, for services that keep sessions out
+//!   of SQL;
+//! - [`RedisChallengeStore`]: second-factor login challenges, so a challenge started on one
+//!   instance completes on another (joined to the SQL enrolments by
+//!   `auth_mfa::WithChallengeStore`); [`RedisSessionStore`]: onboarding sessions, likewise.
+//!   Both implement the traits of `auth_core::ephemeral`, so this crate depends on no sibling;
 //! - [`RedisFeed`]: the change feed over pub/sub, with a heartbeat, so every instance's mirror
 //!   and user cache learn of every revocation and user change.
 //!
@@ -31,12 +38,18 @@
 //! # Ok(()) }
 //! ```
 
+mod challenges;
 mod connection;
 mod feed;
+mod onboarding;
 mod rate_limit;
 mod revocation;
+mod tokens;
 
+pub use crate::challenges::RedisChallengeStore;
 pub use crate::connection::Redis;
 pub use crate::feed::RedisFeed;
+pub use crate::onboarding::RedisSessionStore;
 pub use crate::rate_limit::RedisRateLimiter;
 pub use crate::revocation::RedisRevocationStore;
+pub use crate::tokens::RedisTokenBackend;

@@ -10,7 +10,7 @@ use auth_core::{
 use redis::Script;
 use time::OffsetDateTime;
 
-use crate::connection::{Redis, backend};
+use crate::connection::{Redis, backend, from_micros, micros};
 
 /// Shared by the scripts: exact integers as strings, and a value's expiry.
 const LIB: &str = r"
@@ -124,15 +124,6 @@ impl fmt::Debug for RedisRevocationStore {
     }
 }
 
-fn micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-fn from_micros(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 /// The expiry at the end of a stored value (`<kind>:<micros>` or `<micros>`).
 fn expiry(value: &str) -> i64 {
     value
@@ -177,10 +168,8 @@ impl RedisRevocationStore {
         self
     }
 
-    /// Milliseconds Redis keeps an entry expiring at `us`: an hour past it (garbage
-    /// collection; the expiry that counts is in the value).
     fn ttl_ms(&self, us: i64) -> i64 {
-        (us.saturating_sub(self.redis.now_us()) / 1_000).max(0) + 3_600_000
+        self.redis.ttl_ms(us)
     }
 
     async fn mark(&self, key: &str, until: OffsetDateTime, mode: &str) -> Result<bool> {

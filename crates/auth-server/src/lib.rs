@@ -7,11 +7,11 @@
 //! | `DATABASE_URL` | `sqlite://auth.db?mode=rwc` | SQLite file, `postgres://…` or `mysql://…` |
 //! | `AUTH_MIGRATE` | `true` | migrate on start (under a database lock); `false`: refuse to start while migrations are pending (`auth-server migrate`) |
 //! | `AUTH_SQLITE_SYNCHRONOUS` | `full` | `normal` trades power-loss durability of the last commits for speed (see [`SqliteDurability`]) |
-//! | `AUTH_TOKEN_BACKEND` | `jwt` | `jwt` (HS256, revocations in the database) or `db` (opaque tokens) |
+//! | `AUTH_TOKEN_BACKEND` | `jwt` | `jwt` (revocations in the database, or Redis), `db` (opaque tokens in the database) or `redis` (opaque tokens in Redis; needs `AUTH_REDIS_URL`) |
 //! | `AUTH_ENV` | `development` | `production` makes missing secrets an error |
 //! | `AUTH_SIGNING_SECRET` | generated in development | HMAC key for signed links (32+ bytes) |
 //! | `AUTH_JWT_SECRET` | `AUTH_SIGNING_SECRET` | JWT HMAC key (32+ bytes) |
-//! | `AUTH_REDIS_URL` | none | `redis://…`: revocations, rate limits and the change feed move to Redis (users, sessions, challenges stay in the database) |
+//! | `AUTH_REDIS_URL` | none | `redis://…`: revocations, rate limits, MFA login challenges, onboarding sessions and the change feed move to Redis (users, factors and `db` tokens stay in the database) |
 //! | `AUTH_REDIS_PREFIX` | `auth:` | the prefix of every Redis key |
 //! | `AUTH_JWT_ALGORITHM` | `HS256` | `EdDSA`, `ES256`, `ES384`, `RS256`: sign with a private key, publish `/.well-known/jwks.json` |
 //! | `AUTH_JWT_KEYS_DIR` | beside the database in development; required in production for asymmetric algorithms | the signing keys (`keys.json` + PEM files); Ed25519/ECDSA keys are created when missing; shared by every instance; reloaded on change |
@@ -57,6 +57,8 @@ pub enum TokenBackendKind {
     Jwt,
     /// Opaque tokens stored (hashed) in the database.
     Db,
+    /// Opaque tokens stored (hashed) in Redis (`AUTH_REDIS_URL`), sessions included.
+    Redis,
 }
 
 /// Everything the server reads from its environment.
@@ -174,10 +176,11 @@ impl Settings {
         let token_backend = match lookup("AUTH_TOKEN_BACKEND").as_deref().unwrap_or("jwt") {
             "jwt" => TokenBackendKind::Jwt,
             "db" => TokenBackendKind::Db,
+            "redis" => TokenBackendKind::Redis,
             _ => {
                 return Err(ConfigError::invalid(
                     "AUTH_TOKEN_BACKEND",
-                    "must be `jwt` or `db`",
+                    "must be `jwt`, `db` or `redis`",
                 ));
             }
         };
@@ -231,6 +234,12 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "AUTH_REDIS_URL",
                 "must be redis://[:password@]host:port/db",
+            ));
+        }
+        if token_backend == TokenBackendKind::Redis && redis_url.is_none() {
+            return Err(ConfigError::invalid(
+                "AUTH_TOKEN_BACKEND",
+                "is `redis`: set AUTH_REDIS_URL too",
             ));
         }
         let redis_prefix = lookup("AUTH_REDIS_PREFIX")
@@ -734,6 +743,16 @@ fn build(
             AuthService::new(settings.config.clone(), users, hasher, tokens.clone())?
                 .with_token_user_lookup(tokens)
         }
+        TokenBackendKind::Redis => {
+            let Some(redis) = &redis else {
+                return Err(Error::Configuration(ConfigError::invalid(
+                    "AUTH_TOKEN_BACKEND",
+                    "is `redis`: set AUTH_REDIS_URL too",
+                )));
+            };
+            let tokens = auth::redis::RedisTokenBackend::new(redis.clone());
+            AuthService::new(settings.config.clone(), users, hasher, tokens)?
+        }
     }
     .with_user_cache(UserCache::from_arc(Arc::clone(&feed)))
     .with_rate_limiter(limiter)
@@ -741,21 +760,26 @@ fn build(
     .with_signup_rate_limiter(signup_limiter);
     let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
     let mfa_limiter = limiter_for(mfa_config.failure_policy);
-    let mfa = auth::mfa::Mfa::new(
-        auth::mfa::db::DbMfaStore::new(db.clone()),
-        settings.mfa_cipher.clone(),
-        mfa_config,
-    )?
-    .with_rate_limiter(mfa_limiter)
-    .with_events(auth.events().clone());
+    // Login challenges live minutes: in Redis when it is there; enrolments stay in SQL.
+    let mfa_store: Arc<dyn auth::mfa::MfaStore> = match &redis {
+        Some(redis) => Arc::new(auth::mfa::WithChallengeStore::new(
+            auth::mfa::db::DbMfaStore::new(db.clone()),
+            auth::redis::RedisChallengeStore::new(redis.clone()),
+        )),
+        None => Arc::new(auth::mfa::db::DbMfaStore::new(db.clone())),
+    };
+    let onboarding_store: Arc<dyn auth::onboarding::SessionStore> = match &redis {
+        Some(redis) => Arc::new(auth::redis::RedisSessionStore::new(redis.clone())),
+        None => Arc::new(auth::onboarding::db::DbSessionStore::new(db.clone())),
+    };
+    let mfa = auth::mfa::Mfa::new(mfa_store, settings.mfa_cipher.clone(), mfa_config)?
+        .with_rate_limiter(mfa_limiter)
+        .with_events(auth.events().clone());
     let auth = auth.with_second_factor(mfa.clone());
-    let mut pipeline = auth::onboarding::Onboarding::builder(
-        auth.clone(),
-        auth::onboarding::db::DbSessionStore::new(db.clone()),
-    )
-    .mfa(mfa.clone())
-    .step(auth::onboarding::RegisterStep)
-    .step(auth::onboarding::VerifyEmailStep::new());
+    let mut pipeline = auth::onboarding::Onboarding::builder(auth.clone(), onboarding_store)
+        .mfa(mfa.clone())
+        .step(auth::onboarding::RegisterStep)
+        .step(auth::onboarding::VerifyEmailStep::new());
     match settings.onboarding_totp.as_str() {
         "required" => pipeline = pipeline.step(auth::onboarding::SetupTotpStep::required()),
         "optional" => pipeline = pipeline.step(auth::onboarding::SetupTotpStep::optional()),

@@ -215,9 +215,18 @@ async fn tokens_cleanup(
 ) -> Result<(), Error> {
     let stack = auth_server::command_stack(settings, db.clone())?;
     tracing::info!("deleting expired tokens");
-    let tokens = auth::tokens_db::DbTokenBackend::new(db.clone());
-    let removed_tokens = auth::TokenBackend::cleanup_expired(&tokens).await?;
+    // Opaque tokens of both stores (a deployment may have moved from one to the other).
+    let mut removed_tokens =
+        auth::TokenBackend::cleanup_expired(&auth::tokens_db::DbTokenBackend::new(db.clone()))
+            .await?;
+    if let Some(redis) = &stack.redis {
+        removed_tokens += auth::TokenBackend::cleanup_expired(
+            &auth::redis::RedisTokenBackend::new(redis.clone()),
+        )
+        .await?;
+    }
     let removed_challenges = stack.mfa.cleanup_expired().await?;
+    let removed_onboarding = stack.onboarding.cleanup_expired().await?;
     // Revocations and limits live in Redis with AUTH_REDIS_URL (which also forgets them by
     // itself), else in the database.
     let (removed_revocations, removed_limits) = match &stack.redis {
@@ -241,7 +250,8 @@ async fn tokens_cleanup(
     };
     say(&format!(
         "deleted {removed_tokens} tokens, {removed_revocations} revocations, \
-         {removed_challenges} MFA challenges, {removed_limits} rate-limit entries"
+         {removed_challenges} MFA challenges, {removed_onboarding} onboarding sessions, \
+         {removed_limits} rate-limit entries"
     ));
     Ok(())
 }

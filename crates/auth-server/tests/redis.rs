@@ -63,8 +63,33 @@ async fn refused_by(i: &Instance, token: &str, what: &str) -> Duration {
     start.elapsed()
 }
 
+/// Rows of `table` in the shared database (what must stay out of SQL with Redis).
+async fn rows(db_url: &str, table: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(db_url).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_on_postgres_and_redis() {
+    three_instances("jwt").await;
+}
+
+/// The same with opaque tokens in Redis (`AUTH_TOKEN_BACKEND=redis`): no token row in SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_with_tokens_in_redis() {
+    three_instances("redis").await;
+}
+
+async fn three_instances(token_backend: &str) {
     let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
         println!("skipped: AUTH_TEST_REDIS_URL is not set");
         return;
@@ -81,6 +106,7 @@ async fn three_instances_on_postgres_and_redis() {
         ("DATABASE_URL", db_url.as_str()),
         ("AUTH_REDIS_URL", redis_url.as_str()),
         ("AUTH_REDIS_PREFIX", prefix.as_str()),
+        ("AUTH_TOKEN_BACKEND", token_backend),
     ];
     let mut instances = Vec::new();
     for _ in 0..3 {
@@ -131,7 +157,9 @@ async fn three_instances_on_postgres_and_redis() {
     );
     let on_b = refused_by(b, &access, "logout on A, seen by B").await;
     let on_c = refused_by(c, &access, "logout on A, seen by C").await;
-    println!("Redis: logout on A refused by B after {on_b:?}, by C after {on_c:?}");
+    println!(
+        "Redis ({token_backend}): logout on A refused by B after {on_b:?}, by C after {on_c:?}"
+    );
 
     // 30 concurrent refreshes of one token spread over the three: exactly one wins, and the
     // reuse ends the session everywhere.
@@ -170,7 +198,7 @@ async fn three_instances_on_postgres_and_redis() {
         assert_eq!(s, 401, "the reused family's newest refresh token");
     }
     println!(
-        "Redis: 30 concurrent refreshes over three instances -> 1 x 200, 29 x 401; the family is revoked everywhere"
+        "Redis ({token_backend}): 30 concurrent refreshes over three instances -> 1 x 200, 29 x 401; the family is revoked everywhere"
     );
 
     // Failed logins spread over the three lock after the policy's total.
@@ -201,7 +229,7 @@ async fn three_instances_on_postgres_and_redis() {
     );
     assert_eq!((denied, limited), (5, 25), "{answers:?}");
     println!(
-        "Redis: 30 concurrent wrong passwords over three instances -> {denied} x 401, {limited} x 429"
+        "Redis ({token_backend}): 30 concurrent wrong passwords over three instances -> {denied} x 401, {limited} x 429"
     );
 
     // A second-factor challenge opened on A is answered on B.
@@ -248,6 +276,11 @@ async fn three_instances_on_postgres_and_redis() {
         )
         .await;
     assert_eq!(challenge["mfa_required"], true);
+    assert_eq!(
+        rows(&db_url, "auth_mfa_challenges").await,
+        0,
+        "the challenge is in Redis"
+    );
     let (s, body) = b
         .post(
             "/auth/mfa/verify",
@@ -288,8 +321,18 @@ async fn three_instances_on_postgres_and_redis() {
         .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["current_step"], json!("setup_totp"), "{r}");
+    assert_eq!(
+        rows(&db_url, "auth_onboarding_sessions").await,
+        0,
+        "onboarding sessions are in Redis"
+    );
+    let token_rows = rows(&db_url, "auth_tokens").await;
+    if token_backend == "redis" {
+        assert_eq!(token_rows, 0, "opaque tokens are in Redis");
+    }
     println!(
-        "Redis: an MFA challenge opened on A was answered on B; onboarding started on A went on on B and C"
+        "Redis ({token_backend}): an MFA challenge opened on A was answered on B; onboarding started on A went on on B and C; \
+         SQL holds 0 challenges, 0 onboarding sessions, {token_rows} token rows"
     );
 }
 

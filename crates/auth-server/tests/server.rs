@@ -304,6 +304,27 @@ fn a_redis_url_must_be_one() {
 }
 
 #[test]
+fn tokens_in_redis_need_redis() {
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_TOKEN_BACKEND", "redis"),
+    ])
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("AUTH_TOKEN_BACKEND")
+            && err.to_string().contains("AUTH_REDIS_URL"),
+        "{err}"
+    );
+    let ok = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_TOKEN_BACKEND", "redis"),
+        ("AUTH_REDIS_URL", "redis://127.0.0.1:6379/"),
+    ])
+    .unwrap();
+    assert_eq!(ok.token_backend, auth_server::TokenBackendKind::Redis);
+}
+
+#[test]
 fn development_secret_is_generated_beside_the_database_and_reused() {
     let dir = std::env::temp_dir().join(format!("auth-server-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

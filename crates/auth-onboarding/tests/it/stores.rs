@@ -2,72 +2,13 @@
 
 use std::sync::Arc;
 
-use auth_onboarding::{MemorySessionStore, OnboardingError, SessionRecord, SessionStore};
+use auth_onboarding::{MemorySessionStore, OnboardingError, SessionStore};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::common::{data, register_data};
 
-fn at(s: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(s).unwrap()
-}
-
 pub(crate) async fn suite(store: Arc<dyn SessionStore>, user: auth_core::UserId) {
-    let mut a = SessionRecord::new(
-        "ida".into(),
-        "a".repeat(64),
-        "a@example.com".into(),
-        at(1_000),
-        at(2_000),
-    );
-    store.create(&a).await.unwrap();
-    assert_eq!(store.find(&a.token_hash).await.unwrap().unwrap(), a);
-    a.version += 1;
-    a.step_index = 1;
-    a.user_id = Some(user.clone());
-    a.data.insert("verify_email".into(), json!({"attempts": 2}));
-    a.lease_until = Some(at(1_030));
-    assert!(store.save(&a).await.unwrap());
-    assert_eq!(store.find(&a.token_hash).await.unwrap().unwrap(), a);
-    // A save naming an old version loses.
-    let stale = a.clone();
-    a.version += 1;
-    assert!(store.save(&a).await.unwrap());
-    assert!(!store.save(&stale).await.unwrap());
-    let b = SessionRecord::new(
-        "idb".into(),
-        "b".repeat(64),
-        "a@example.com".into(),
-        at(1_000),
-        at(3_000),
-    );
-    store.create(&b).await.unwrap();
-    assert_eq!(
-        store
-            .invalidate_email("a@example.com", "idb")
-            .await
-            .unwrap(),
-        1
-    );
-    assert!(
-        store
-            .find(&a.token_hash)
-            .await
-            .unwrap()
-            .unwrap()
-            .invalidated
-    );
-    assert!(
-        !store
-            .find(&b.token_hash)
-            .await
-            .unwrap()
-            .unwrap()
-            .invalidated
-    );
-    assert_eq!(store.cleanup_expired(at(2_500)).await.unwrap(), 1);
-    assert!(store.find(&a.token_hash).await.unwrap().is_none());
-    assert!(store.find(&b.token_hash).await.unwrap().is_some());
+    auth_testkit::conformance::session_store(store, user).await;
 }
 
 /// 20 concurrent submissions of the right code to one session: exactly one applies; the

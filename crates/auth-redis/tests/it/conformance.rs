@@ -1,6 +1,9 @@
 //! The Redis stores pass the suites every backend passes.
 
-use auth_redis::{RedisFeed, RedisRateLimiter, RedisRevocationStore};
+use std::sync::Arc;
+
+use auth_core::UserId;
+use auth_redis::{RedisFeed, RedisRateLimiter, RedisRevocationStore, RedisTokenBackend};
 use auth_testkit::conformance;
 use auth_tokens_jwt::{Algorithm, JwtBackend};
 
@@ -78,5 +81,45 @@ async fn mirror_over_redis() {
             mirror
         }
     })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_backend() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    conformance::token_backend(|clock| {
+        let redis = redis.clone();
+        async move {
+            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("o"));
+            RedisTokenBackend::new(redis.with_prefix(&prefix).with_clock(clock))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mfa_challenges() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    // Enrolments in memory, challenges in Redis: the whole MfaStore suite.
+    let store = auth_mfa::WithChallengeStore::new(
+        auth_mfa::MemoryMfaStore::new(),
+        auth_redis::RedisChallengeStore::new(redis),
+    );
+    conformance::mfa_store(Arc::new(store), UserId::new("1"), UserId::new("2")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn onboarding_sessions() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    conformance::session_store(
+        Arc::new(auth_redis::RedisSessionStore::new(redis)),
+        UserId::new("1"),
+    )
     .await;
 }

@@ -5,11 +5,17 @@
 //! such as connecting to a database. The suites panic with a message naming the broken promise.
 //! Run them on a multi-threaded runtime: they include concurrency checks.
 
+#[cfg(feature = "mfa")]
+mod mfa;
+mod onboarding;
 mod rate_limiter;
 mod revocation;
 mod token_backend;
 mod user_store;
 
+#[cfg(feature = "mfa")]
+pub use mfa::mfa_store;
+pub use onboarding::session_store;
 pub use rate_limiter::rate_limiter;
 pub use revocation::revocation_store;
 pub use token_backend::token_backend;
