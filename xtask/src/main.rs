@@ -74,8 +74,73 @@ fn ci() -> Result<(), String> {
         ]),
     )?;
     // The README's test command, exactly: unit, integration and doc tests of every crate.
-    run("tests", cargo().args(["test", "--workspace"]))?;
+    // Every skip is logged (auth_testkit::skip) for the summary below.
+    let skip_log = std::env::temp_dir().join(format!("auth-ci-skips-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&skip_log);
+    run(
+        "tests",
+        cargo()
+            .args(["test", "--workspace"])
+            .env("AUTH_TEST_SKIP_LOG", &skip_log),
+    )?;
+    let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
+    let _ = std::fs::remove_file(&skip_log);
+    skip_summary(&skips)?;
     deny()
+}
+
+/// Prints one line on what the tests skipped and why, and fails when a service this run was
+/// given (its `AUTH_TEST_*` variable set, or named in `AUTH_CI_EXPECT` by `.ci/run`) was
+/// skipped anyway.
+fn skip_summary(log: &str) -> Result<(), String> {
+    use std::collections::BTreeMap;
+    let mut by_service: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for line in log.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(service), Some(_test), Some(reason)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let entry = by_service.entry(service).or_insert((0, reason));
+        entry.0 += 1;
+    }
+    if by_service.is_empty() {
+        println!("== skipped: nothing (every service the tests can use was there)");
+    } else {
+        let summary: Vec<String> = by_service
+            .iter()
+            .map(|(service, (n, reason))| format!("{service} x{n} ({reason})"))
+            .collect();
+        println!("== skipped: {}", summary.join("; "));
+    }
+    let mut expected: Vec<String> = [
+        ("AUTH_TEST_POSTGRES_URL", "postgres"),
+        ("AUTH_TEST_MYSQL_URL", "mysql"),
+        ("AUTH_TEST_REDIS_URL", "redis"),
+    ]
+    .into_iter()
+    .filter(|(var, _)| std::env::var(var).is_ok_and(|v| !v.is_empty()))
+    .map(|(_, service)| service.to_owned())
+    .collect();
+    if let Ok(more) = std::env::var("AUTH_CI_EXPECT") {
+        expected.extend(
+            more.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let missed: Vec<&String> = expected
+        .iter()
+        .filter(|s| by_service.contains_key(s.as_str()))
+        .collect();
+    if missed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "tests were skipped for services this run provides: {missed:?} (see the skipped lines above)"
+        ))
+    }
 }
 
 fn deny() -> Result<(), String> {

@@ -3,9 +3,6 @@
 //! verifies its tokens without any secret; `auth-server jwt rotate` reaches the running server,
 //! which then signs with the key it published ahead of time while earlier tokens stay valid.
 
-// Skips are reported on stderr, where the test output shows them.
-#![allow(clippy::print_stderr)]
-
 mod common;
 
 use std::time::{Duration, Instant};
@@ -62,8 +59,9 @@ print(json.dumps({"claims": claims, "pyjwt": jwt.__version__}))
     match probe {
         Ok(out) if out.status.success() => {}
         _ => {
-            eprintln!(
-                "skipped the PyJWT check: python3 with PyJWT and cryptography is not installed (pip install 'pyjwt[crypto]'; .ci/run installs it)"
+            auth_testkit::skip(
+                "pyjwt",
+                "python3 with PyJWT and cryptography is not installed (pip install 'pyjwt[crypto]'; .ci/run installs it)",
             );
             return None;
         }

@@ -127,12 +127,82 @@ async fn onboarding_over_http() {
     );
 }
 
-/// A minimal W3C WebDriver client over chromedriver's HTTP API.
+/// A minimal W3C WebDriver client over chromedriver's HTTP API. Dropping it (on success,
+/// failure or panic) closes the WebDriver session, stops chromedriver, kills any Chromium
+/// process still using the profile and removes the profile folder.
 struct Browser {
     http: reqwest::Client,
     base: String,
     session: String,
-    driver: std::process::Child,
+    // Dropped after `Browser::drop` closed the session.
+    _driver: Driver,
+}
+
+/// chromedriver and the profile folder: reaped on drop, even when the session never started.
+struct Driver {
+    child: std::process::Child,
+    profile: std::path::PathBuf,
+}
+
+/// Processes whose command line names `profile` (Chromium and its helpers).
+fn processes_using(profile: &std::path::Path) -> Vec<u32> {
+    let needle = profile.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Chromium outlives a killed chromedriver: end what still uses this profile.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = processes_using(&self.profile);
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in left {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // DELETE /session/{id} makes chromedriver quit Chromium; blocking std I/O, since a
+        // destructor cannot await.
+        use std::io::{Read, Write};
+        let Some(addr) = self.base.strip_prefix("http://") else {
+            return;
+        };
+        let Ok(addr) = addr.parse() else {
+            return;
+        };
+        if let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                self.session
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+    }
 }
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -146,8 +216,9 @@ impl Browser {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
         let (Some(chromium), Some(driver)) = (chromium, driver) else {
-            println!(
-                "skipped: Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; .ci/run installs them)"
+            auth_testkit::skip(
+                "chromium",
+                "Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; .ci/run installs them)",
             );
             return None;
         };
@@ -156,12 +227,15 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
-        let driver = std::process::Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let driver = Driver {
+            child: std::process::Command::new(driver)
+                .arg(format!("--port={port}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+            profile: profile.to_path_buf(),
+        };
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -194,7 +268,7 @@ impl Browser {
             http,
             base,
             session,
-            driver,
+            _driver: driver,
         })
     }
 
@@ -287,13 +361,6 @@ impl Browser {
         base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
             .unwrap()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
@@ -390,5 +457,8 @@ async fn onboarding_in_a_browser() {
         shot.display()
     );
     drop(browser);
-    std::fs::remove_dir_all(&profile).ok();
+    assert!(
+        processes_using(&profile).is_empty() && !profile.exists(),
+        "no Chromium process or profile folder is left behind"
+    );
 }

@@ -91,7 +91,7 @@ async fn three_instances_with_tokens_in_redis() {
 
 async fn three_instances(token_backend: &str) {
     let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
-        println!("skipped: AUTH_TEST_REDIS_URL is not set");
+        auth_testkit::skip("redis", "AUTH_TEST_REDIS_URL is not set");
         return;
     };
     let Some(db_url) = auth_testkit::db::fresh_url(auth_testkit::db::Target::Postgres).await else {
@@ -341,7 +341,7 @@ async fn three_instances(token_backend: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_fails_closed_and_recovers() {
     let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
-        println!("skipped: AUTH_TEST_REDIS_URL is not set");
+        auth_testkit::skip("redis", "AUTH_TEST_REDIS_URL is not set");
         return;
     };
     let upstream: std::net::SocketAddr = redis_url

@@ -105,7 +105,12 @@ impl Migrations {
 
 async fn server_database(var: &str) -> Option<String> {
     let Ok(base) = std::env::var(var) else {
-        println!("skipped: {var} is not set");
+        let service = if var.contains("POSTGRES") {
+            "postgres"
+        } else {
+            "mysql"
+        };
+        crate::skip(service, &format!("{var} is not set"));
         return None;
     };
     let (prefix, base_name) = base.rsplit_once('/').expect("a database URL with a path");

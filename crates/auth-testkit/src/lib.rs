@@ -23,11 +23,13 @@ pub mod db;
 mod events;
 mod hasher;
 mod proxy;
+mod skip;
 
 pub use auth_core::FixedClock;
 pub use events::EventLog;
 pub use hasher::{CountingHasher, HashStats, TestHasher};
 pub use proxy::CutProxy;
+pub use skip::{SKIP_LOG_VAR, skip};
 
 /// A unique suffix for test data (emails, keys), so suites can share a database.
 ///

@@ -2,9 +2,6 @@
 //! below `AUTH_TEST_REDIS_PREFIX` when set): the shared conformance suites, the feed between
 //! two instances, and what happens when Redis cannot be reached.
 
-// Skips are reported on stderr, where the test output shows them.
-#![allow(clippy::print_stderr)]
-
 mod conformance;
 mod outage;
 mod spread;
@@ -14,7 +11,7 @@ use auth_redis::Redis;
 /// A connection under a fresh prefix, or `None` (the reason printed) without a server.
 pub(crate) async fn redis() -> Option<Redis> {
     let Ok(url) = std::env::var("AUTH_TEST_REDIS_URL") else {
-        eprintln!("skipped: AUTH_TEST_REDIS_URL is not set");
+        auth_testkit::skip("redis", "AUTH_TEST_REDIS_URL is not set");
         return None;
     };
     let base = std::env::var("AUTH_TEST_REDIS_PREFIX").unwrap_or_else(|_| "auth:test:".into());
