@@ -41,6 +41,8 @@ mod guide {
     mod hot_path {}
     #[doc = include_str!("../../docs/scaling.md")]
     mod scaling {}
+    #[doc = include_str!("../../docs/api-keys.md")]
+    mod api_keys {}
     #[doc = include_str!("../../docs/database.md")]
     mod database {}
     #[doc = include_str!("../../docs/tenants-and-custom-backends.md")]

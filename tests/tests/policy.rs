@@ -29,6 +29,7 @@ const LEAVES: &[&str] = &[
     "auth-users-db",
     "auth-redis",
     "auth-mfa",
+    "auth-apikeys",
 ];
 
 fn cargo() -> Command {

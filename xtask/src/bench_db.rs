@@ -47,7 +47,125 @@ fn raw_token(
 fn migrations() -> Vec<Box<dyn MigrationTrait>> {
     let mut all = auth_users_db::migrations();
     all.extend(auth_tokens_db::migrations());
+    all.extend(auth_apikeys::migrations());
     all
+}
+
+/// API key verification through `AuthService` (a service account's key: checksum, SHA-256,
+/// one indexed lookup) against SHA-256 plus the raw indexed lookup of the secret, and
+/// against verifying a JWT.
+async fn api_key_rows(
+    db: &DatabaseConnection,
+    store: impl auth_core::ApiKeyStore,
+    label: &str,
+) -> auth_core::Result<()> {
+    use auth_core::{ApiKeyOwner, NewApiKey};
+    use sea_orm::ConnectionTrait;
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        DbUserStore::new(db.clone()),
+        auth_hash::MultiHasher::default(),
+        auth_core::MemoryTokenBackend::new(),
+    )?
+    .with_api_keys(store);
+    let name = format!(
+        "bench-{}",
+        auth_core::random::token(6)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    auth.create_service_account(&name).await?;
+    let issued = auth
+        .create_api_key(&ApiKeyOwner::Service(name), NewApiKey::new("bench"))
+        .await?;
+    let key = issued.key.expose_secret().to_owned();
+    let n = 2_000u32;
+    auth.authenticate_api_key(&key, None).await?;
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(auth.authenticate_api_key(&key, None).await?);
+    }
+    let verify = per(t.elapsed(), n);
+    let backend = db.get_database_backend();
+    let t = Instant::now();
+    for _ in 0..n {
+        let hash = auth_core::random::sha256_hex(black_box(&key));
+        black_box(
+            db.query_one_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                match backend {
+                    sea_orm::DatabaseBackend::Postgres => {
+                        "SELECT key_id, expires_at FROM auth_api_key_secrets WHERE hash = $1"
+                    }
+                    _ => "SELECT key_id, expires_at FROM auth_api_key_secrets WHERE hash = ?",
+                },
+                [hash.into()],
+            ))
+            .await
+            .map_err(raw_err)?,
+        );
+    }
+    let floor = per(t.elapsed(), n);
+    row(
+        &format!("API key verify ({label})"),
+        verify,
+        "raw: SHA-256 + one indexed SELECT",
+        floor,
+    );
+    Ok(())
+}
+
+/// API key verification on the memory store, against a JWT verification (HS256, no
+/// revocation in memory) in the same process.
+async fn api_key_memory_rows() -> auth_core::Result<()> {
+    use auth_core::{ApiKeyOwner, NewApiKey, TokenKind};
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        auth_core::MemoryUserStore::new(),
+        auth_hash::MultiHasher::default(),
+        auth_core::MemoryTokenBackend::new(),
+    )?
+    .with_api_keys(auth_core::MemoryApiKeyStore::new());
+    auth.create_service_account("bench").await?;
+    let issued = auth
+        .create_api_key(
+            &ApiKeyOwner::Service("bench".into()),
+            NewApiKey::new("bench"),
+        )
+        .await?;
+    let key = issued.key.expose_secret().to_owned();
+    let n = 20_000u32;
+    auth.authenticate_api_key(&key, None).await?;
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(auth.authenticate_api_key(&key, None).await?);
+    }
+    let verify = per(t.elapsed(), n);
+    let jwt = auth_tokens_jwt::JwtBackend::try_hmac(
+        auth_tokens_jwt::Algorithm::HS256,
+        "bench-secret-0123456789abcdef0123456789abcdef",
+    )
+    .map_err(|e| auth_core::Error::backend("jwt", e))?;
+    let pair = jwt.issue(&IssueRequest::new(UserId::new("1"))).await?;
+    let token = pair.access_token.expose_secret().to_owned();
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(jwt.verify(&token, TokenKind::Access).await?);
+    }
+    let jwt_verify = per(t.elapsed(), n);
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(auth_core::random::sha256_hex(black_box(&key)));
+    }
+    let sha = per(t.elapsed(), n);
+    row("API key verify (memory)", verify, "SHA-256 of the key", sha);
+    row(
+        "API key verify (memory)",
+        verify,
+        "JWT verify (HS256 + memory revocation)",
+        jwt_verify,
+    );
+    Ok(())
 }
 
 async fn connect(url: &str, connections: u32) -> auth_core::Result<DatabaseConnection> {
@@ -234,8 +352,11 @@ pub(crate) async fn run() -> auth_core::Result<()> {
             "raw tx: conditional UPDATE + 2 inserts",
             raw_refresh,
         );
+        api_key_rows(&db, auth_apikeys::DbApiKeyStore::new(db.clone()), "SQL").await?;
         println!();
     }
+    println!("API keys in memory (per operation, sequential)");
+    api_key_memory_rows().await?;
     let _ = std::fs::remove_file(&sqlite_file);
     Ok(())
 }

@@ -133,3 +133,50 @@ where
             .map_err(|e| axum::response::IntoResponse::into_response(crate::ApiError(e)))
     }
 }
+
+/// The API key a request authenticated with: its record (id, scopes) and its owning user
+/// (`None` for a service account). From an [`crate::AuthLayer`] with an
+/// [`crate::ApiKeyScheme`], or checked here from `X-API-Key` / a Bearer value with the key
+/// prefix; 401 otherwise.
+///
+/// ```
+/// use auth_axum::ApiKeyCaller;
+/// use auth_core::User;
+/// async fn deploy(ApiKeyCaller(caller): ApiKeyCaller<User>) -> String {
+///     if caller.key.has_scope("deploy:write") { "ok".into() } else { "no".into() }
+/// }
+/// # let _ = deploy;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ApiKeyCaller<U>(pub auth_core::ApiKeyAuth<U>);
+
+impl<U, S> FromRequestParts<S> for ApiKeyCaller<U>
+where
+    U: AuthUser,
+    AuthService<U>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(crate::Principal::ApiKey(caller)) =
+            parts.extensions.get::<crate::Principal<U>>()
+        {
+            return Ok(Self((**caller).clone()));
+        }
+        let auth = AuthService::<U>::from_ref(state);
+        let key = match crate::schemes::api_key(&auth, &parts.headers) {
+            Some(Ok(key)) => key,
+            Some(Err(e)) => {
+                return Err(axum::response::IntoResponse::into_response(
+                    crate::ApiError(e),
+                ));
+            }
+            None => return Err(unauthorized()),
+        };
+        auth.authenticate_api_key(key, None)
+            .await
+            .map(Self)
+            .map_err(|e| axum::response::IntoResponse::into_response(crate::ApiError(e)))
+    }
+}

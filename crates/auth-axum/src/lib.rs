@@ -13,13 +13,21 @@ mod schemes;
 
 pub use crate::client::TrustedProxies;
 pub use crate::error::{ApiError, Rejection};
-pub use crate::extract::{AccessClaims, Authenticated};
+pub use crate::extract::{AccessClaims, ApiKeyCaller, Authenticated};
 #[cfg(feature = "onboarding")]
 pub use crate::onboarding::{
     onboarding_openapi, onboarding_router, onboarding_router_with_proxies,
 };
 pub use crate::router::{AUTH_TIME_CLAIM, AuthRouter, MAX_BODY_BYTES, RefreshCookie, auth_router};
 pub use crate::schemes::{
-    AuthLayer, AuthMiddleware, AuthScheme, BasicScheme, BearerScheme, MultiAuth, Principal,
-    RequireAuth, RequireAuthService, S2sCaller, S2sScheme, TokenScheme,
+    ApiKeyScheme, AuthLayer, AuthMiddleware, AuthScheme, BasicScheme, BearerScheme, MultiAuth,
+    Principal, RequireAuth, RequireAuthService, S2sCaller, S2sScheme, TokenScheme,
 };
+
+/// [`RequireAuth::scope`] by the name the API key docs use: `RequireScope::scope("deploy")`
+/// answers 401 without credentials and 403 to an API key without the scope.
+///
+/// ```
+/// let _layer = auth_axum::RequireScope::<auth_core::User>::scope("deploy:write");
+/// ```
+pub type RequireScope<U> = RequireAuth<U>;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use auth_core::{
-    AuthService, AuthUser, Error, LoginOptions, MAX_TOKEN_LENGTH, Result, S2SService, S2sIdentity,
-    async_trait,
+    ApiKeyAuth, AuthService, AuthUser, Error, LoginOptions, MAX_TOKEN_LENGTH, Result, S2SService,
+    S2sIdentity, async_trait,
 };
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
@@ -24,7 +24,8 @@ use serde_json::json;
 use crate::client::TrustedProxies;
 use crate::error::{ApiError, unauthorized};
 
-/// Who a request comes from, as the [`AuthLayer`] found it: a user, or another service.
+/// Who a request comes from, as the [`AuthLayer`] found it: a user, another service, or an
+/// API key (acting for a user or a service account).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Principal<U> {
@@ -32,14 +33,35 @@ pub enum Principal<U> {
     User(U),
     /// A service, by S2S token.
     Service(S2sIdentity),
+    /// An API key: its record (scopes) and its owner when that is a user.
+    ApiKey(Box<ApiKeyAuth<U>>),
 }
 
 impl<U> Principal<U> {
-    /// The user, if it is one.
+    /// The user, if it is one (for an API key: its owning user).
+    ///
+    /// ```
+    /// let p = auth_axum::Principal::User(7);
+    /// assert_eq!(p.user(), Some(&7));
+    /// ```
     pub fn user(&self) -> Option<&U> {
         match self {
             Self::User(u) => Some(u),
             Self::Service(_) => None,
+            Self::ApiKey(k) => k.user.as_ref(),
+        }
+    }
+
+    /// Whether the principal may act within `scope`: an API key only with that scope (or
+    /// `*`); a user's own session or an S2S service always.
+    ///
+    /// ```
+    /// assert!(auth_axum::Principal::User(7).has_scope("deploy"));
+    /// ```
+    pub fn has_scope(&self, scope: &str) -> bool {
+        match self {
+            Self::ApiKey(k) => k.key.has_scope(scope),
+            Self::User(_) | Self::Service(_) => true,
         }
     }
 }
@@ -247,6 +269,95 @@ impl<U: AuthUser> BasicScheme<U> {
         }
         .await;
         Some(outcome)
+    }
+}
+
+/// An API key in `X-API-Key`, or in `Authorization: Bearer` when it has the service's key
+/// prefix (`ak_live_…`), checked by [`AuthService::authenticate_api_key`] (checksum first,
+/// one lookup, expiry, owner, per-key limit). A Bearer value without the prefix is not this
+/// scheme's: put it before [`BearerScheme`] in a [`MultiAuth`] chain.
+///
+/// ```
+/// # use auth_core::*;
+/// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+///     .with_api_keys(MemoryApiKeyStore::new());
+/// let chain = auth_axum::MultiAuth::new()
+///     .with(auth_axum::ApiKeyScheme::new(auth.clone()))
+///     .with(auth_axum::BearerScheme::new(auth));
+/// assert_eq!(chain.challenges(), "ApiKey, Bearer");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ApiKeyScheme<U: AuthUser> {
+    auth: AuthService<U>,
+    proxies: TrustedProxies,
+}
+
+impl<U: AuthUser> ApiKeyScheme<U> {
+    /// The scheme over `auth` (which has [`AuthService::with_api_keys`]).
+    #[must_use]
+    pub fn new(auth: AuthService<U>) -> Self {
+        Self {
+            auth,
+            proxies: TrustedProxies::none(),
+        }
+    }
+
+    /// Reads the client address (recorded as the key's last use) through these proxies.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+}
+
+/// The API key of a request, if it carries one: `X-API-Key`, or a Bearer value with the key
+/// prefix. `Err` when `X-API-Key` is present but unreadable.
+pub(crate) fn api_key<'h, U: AuthUser>(
+    auth: &AuthService<U>,
+    headers: &'h HeaderMap,
+) -> Option<Result<&'h str>> {
+    if let Some(v) = headers.get("x-api-key") {
+        return Some(match v.to_str() {
+            Ok(k) if !k.trim().is_empty() && k.len() <= MAX_TOKEN_LENGTH => Ok(k.trim()),
+            _ => Err(Error::TokenInvalid),
+        });
+    }
+    match credentials(headers, "Bearer")? {
+        Ok(token) if auth.looks_like_api_key(token) => Some(Ok(token)),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl<U: AuthUser> AuthScheme<U> for ApiKeyScheme<U> {
+    fn challenge(&self) -> &str {
+        "ApiKey"
+    }
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Option<Result<Principal<U>>> {
+        Some(match api_key(&self.auth, headers)? {
+            Ok(key) => self
+                .auth
+                .authenticate_api_key(key, None)
+                .await
+                .map(|k| Principal::ApiKey(Box::new(k))),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn authenticate_parts(&self, parts: &Parts) -> Option<Result<Principal<U>>> {
+        let key = match api_key(&self.auth, &parts.headers)? {
+            Ok(key) => key,
+            Err(e) => return Some(Err(e)),
+        };
+        let client = self.proxies.from_parts(parts);
+        Some(
+            self.auth
+                .authenticate_api_key(key, client)
+                .await
+                .map(|k| Principal::ApiKey(Box::new(k))),
+        )
     }
 }
 
@@ -547,6 +658,18 @@ impl<U: AuthUser> RequireAuth<U> {
     pub fn redirect_to(mut self, url: &str) -> Self {
         self.redirect = Some(Arc::from(url));
         self
+    }
+
+    /// Requires a principal within `scope` ([`Principal::has_scope`]): an API key without
+    /// it gets 403; a user's own session passes.
+    ///
+    /// ```
+    /// let _deploy = auth_axum::RequireAuth::<auth_core::User>::scope("deploy:write");
+    /// ```
+    #[must_use]
+    pub fn scope(scope: &str) -> Self {
+        let scope: Arc<str> = Arc::from(scope);
+        Self::login().allow(move |p| p.has_scope(&scope))
     }
 
     /// Answers 403 to principals `allowed` refuses.

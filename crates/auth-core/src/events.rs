@@ -254,13 +254,50 @@ pub enum AuthEvent {
         /// The user.
         user_id: UserId,
     },
+    /// An API key was created.
+    ApiKeyCreated {
+        /// The key's id.
+        key_id: String,
+        /// Whom it acts for.
+        owner: crate::ApiKeyOwner,
+    },
+    /// An API key was used (sampled: at most once a minute per key, when its last use is
+    /// recorded).
+    ApiKeyUsed {
+        /// The key's id.
+        key_id: String,
+        /// Whom it acts for.
+        owner: crate::ApiKeyOwner,
+    },
+    /// An API key got a new secret; the old one works until its grace period ends.
+    ApiKeyRolled {
+        /// The key's id.
+        key_id: String,
+        /// Whom it acts for.
+        owner: crate::ApiKeyOwner,
+    },
+    /// An API key was revoked (deleted).
+    ApiKeyRevoked {
+        /// The key's id.
+        key_id: String,
+        /// Whom it acts for.
+        owner: crate::ApiKeyOwner,
+    },
+    /// A valid API key was refused because its owner is deactivated (worth telling someone:
+    /// a machine still uses a departed user's key).
+    ApiKeyOwnerInactive {
+        /// The key's id.
+        key_id: String,
+        /// The deactivated user.
+        user_id: UserId,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 28);
+/// assert_eq!(AuthEventKind::ALL.len(), 33);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,11 +332,16 @@ pub enum AuthEventKind {
     MfaFailed,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
+    ApiKeyCreated,
+    ApiKeyUsed,
+    ApiKeyRolled,
+    ApiKeyRevoked,
+    ApiKeyOwnerInactive,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 33] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -328,6 +370,11 @@ impl AuthEventKind {
         Self::MfaFailed,
         Self::RecoveryCodeUsed,
         Self::RecoveryCodesRegenerated,
+        Self::ApiKeyCreated,
+        Self::ApiKeyUsed,
+        Self::ApiKeyRolled,
+        Self::ApiKeyRevoked,
+        Self::ApiKeyOwnerInactive,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -367,6 +414,11 @@ impl AuthEventKind {
             Self::MfaFailed => "mfa_failed",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyUsed => "api_key_used",
+            Self::ApiKeyRolled => "api_key_rolled",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyOwnerInactive => "api_key_owner_inactive",
         }
     }
 }
@@ -416,6 +468,11 @@ impl AuthEvent {
             Self::MfaFailed { .. } => AuthEventKind::MfaFailed,
             Self::RecoveryCodeUsed { .. } => AuthEventKind::RecoveryCodeUsed,
             Self::RecoveryCodesRegenerated { .. } => AuthEventKind::RecoveryCodesRegenerated,
+            Self::ApiKeyCreated { .. } => AuthEventKind::ApiKeyCreated,
+            Self::ApiKeyUsed { .. } => AuthEventKind::ApiKeyUsed,
+            Self::ApiKeyRolled { .. } => AuthEventKind::ApiKeyRolled,
+            Self::ApiKeyRevoked { .. } => AuthEventKind::ApiKeyRevoked,
+            Self::ApiKeyOwnerInactive { .. } => AuthEventKind::ApiKeyOwnerInactive,
         }
     }
 }

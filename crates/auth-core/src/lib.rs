@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod api_key;
 mod change;
 mod clock;
 mod config;
@@ -19,6 +20,10 @@ mod token;
 mod user;
 mod user_cache;
 
+pub use api_key::{
+    ApiKeyFormat, ApiKeyOwner, ApiKeyRateLimit, ApiKeyRecord, ApiKeyStore, FoundApiKey,
+    MemoryApiKeyStore,
+};
 pub use change::{Change, ChangeFeed, ChangeHub, ChangeSubscriber, FeedStatus, LocalFeed};
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, truncate_to_micros};
 pub use config::{AuthConfig, AuthConfigBuilder};
@@ -39,8 +44,8 @@ pub use revocation::{Cutoff, MemoryRevocationStore, RevocationQuery, RevocationS
 pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
-    AuthResult, AuthService, Challenge, LoginOptions, LoginOutcome, SecondFactorGate, ServiceParts,
-    client_bucket, redact_identifier,
+    ApiKeyAuth, AuthResult, AuthService, Challenge, IssuedApiKey, LoginOptions, LoginOutcome,
+    NewApiKey, SecondFactorGate, ServiceParts, client_bucket, redact_identifier,
 };
 pub use token::{
     AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,

@@ -13,6 +13,7 @@
 //! | `AUTH_JWT_SECRET` | `AUTH_SIGNING_SECRET` | JWT HMAC key (32+ bytes) |
 //! | `AUTH_REDIS_URL` | none | `redis://…`: revocations, rate limits, MFA login challenges, onboarding sessions and the change feed move to Redis (users, factors and `db` tokens stay in the database) |
 //! | `AUTH_REDIS_PREFIX` | `auth:` | the prefix of every Redis key |
+//! | `AUTH_API_KEY_PREFIX` | `ak_live_` | the prefix of API keys (`/auth/api-keys`), so secret scanners find them |
 //! | `AUTH_JWT_ALGORITHM` | `HS256` | `EdDSA`, `ES256`, `ES384`, `RS256`: sign with a private key, publish `/.well-known/jwks.json` |
 //! | `AUTH_JWT_KEYS_DIR` | beside the database in development; required in production for asymmetric algorithms | the signing keys (`keys.json` + PEM files); Ed25519/ECDSA keys are created when missing; shared by every instance; reloaded on change |
 //! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
@@ -87,6 +88,8 @@ pub struct Settings {
     pub redis_url: Option<auth::SecretString>,
     /// The prefix of every Redis key (`AUTH_REDIS_PREFIX`, default `auth:`).
     pub redis_prefix: String,
+    /// The API key format (`AUTH_API_KEY_PREFIX`, default `ak_live_`).
+    pub api_key_format: auth::ApiKeyFormat,
     /// Where asymmetric signing keys live (`AUTH_JWT_KEYS_DIR`; in development a folder
     /// beside the database).
     pub jwt_keys_dir: Option<PathBuf>,
@@ -242,6 +245,15 @@ impl Settings {
                 "is `redis`: set AUTH_REDIS_URL too",
             ));
         }
+        let api_key_format = match lookup("AUTH_API_KEY_PREFIX").filter(|p| !p.is_empty()) {
+            Some(prefix) => auth::ApiKeyFormat::new(&prefix).map_err(|_| {
+                ConfigError::invalid(
+                    "AUTH_API_KEY_PREFIX",
+                    "must be 1 to 16 characters of A-Z, a-z, 0-9 and _ (for example ak_live_)",
+                )
+            })?,
+            None => auth::ApiKeyFormat::default(),
+        };
         let redis_prefix = lookup("AUTH_REDIS_PREFIX")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "auth:".to_owned());
@@ -406,6 +418,7 @@ impl Settings {
             jwt_secret,
             redis_url,
             redis_prefix,
+            api_key_format,
             jwt_algorithm,
             jwt_keys_dir,
             mfa_cipher,
@@ -755,6 +768,8 @@ fn build(
         }
     }
     .with_user_cache(UserCache::from_arc(Arc::clone(&feed)))
+    .with_api_keys(auth::apikeys::DbApiKeyStore::new(db.clone()))
+    .with_api_key_format(settings.api_key_format.clone())
     .with_rate_limiter(limiter)
     .with_ip_rate_limiter(ip_limiter)
     .with_signup_rate_limiter(signup_limiter);

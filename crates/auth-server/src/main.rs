@@ -18,7 +18,16 @@ const USAGE: &str = "usage: auth-server [COMMAND]
   user set-password EMAIL [--password-stdin]
                                  set a user's password; their sessions end
   user deactivate EMAIL          deactivate a user; their sessions end
-  tokens cleanup                 delete expired tokens, revocations and challenges
+  tokens cleanup                 delete expired tokens, revocations, challenges and API keys
+  service-account create NAME    register a service account (an owner of API keys that
+                                 belongs to no person)
+  apikey create --service-account NAME [--scope SCOPE]... [--name NAME] [--expires-in SECONDS]
+                                 create an API key for a service account; prints the key once
+  apikey create --user EMAIL [--scope SCOPE]... [--name NAME] [--expires-in SECONDS]
+                                 create an API key acting for a user
+  apikey list (--service-account NAME | --user EMAIL)
+                                 list keys (never their secrets)
+  apikey revoke ID               delete a key
   jwt keys                       list the signing keys (AUTH_JWT_ALGORITHM other than HS256)
   jwt rotate                     next key signs, current retires, a new next is made;
                                  retired keys past every token's lifetime are removed;
@@ -99,6 +108,8 @@ async fn main() -> ExitCode {
         }
         ["user", "deactivate", email] => user_deactivate(&settings, db, email).await,
         ["tokens", "cleanup"] => tokens_cleanup(&settings, db).await,
+        ["service-account", "create", name] => service_account_create(&settings, db, name).await,
+        ["apikey", rest @ ..] => apikey_command(&settings, db, rest).await,
         _ => {
             say(USAGE);
             return ExitCode::from(2);
@@ -226,6 +237,11 @@ async fn tokens_cleanup(
         .await?;
     }
     let removed_challenges = stack.mfa.cleanup_expired().await?;
+    let removed_keys = auth::ApiKeyStore::cleanup_expired(
+        &auth::apikeys::DbApiKeyStore::new(db.clone()),
+        auth::Clock::now(&auth::SystemClock),
+    )
+    .await?;
     let removed_onboarding = stack.onboarding.cleanup_expired().await?;
     // Revocations and limits live in Redis with AUTH_REDIS_URL (which also forgets them by
     // itself), else in the database.
@@ -251,9 +267,105 @@ async fn tokens_cleanup(
     say(&format!(
         "deleted {removed_tokens} tokens, {removed_revocations} revocations, \
          {removed_challenges} MFA challenges, {removed_onboarding} onboarding sessions, \
-         {removed_limits} rate-limit entries"
+         {removed_keys} API key records, {removed_limits} rate-limit entries"
     ));
     Ok(())
+}
+
+async fn service_account_create(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    name: &str,
+) -> Result<(), Error> {
+    let stack = auth_server::command_stack(settings, db)?;
+    if stack.auth.create_service_account(name).await? {
+        say(&format!("created service account {name}"));
+    } else {
+        say(&format!("service account {name} exists"));
+    }
+    Ok(())
+}
+
+/// `apikey create | list | revoke`.
+async fn apikey_command(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    args: &[&str],
+) -> Result<(), Error> {
+    let stack = auth_server::command_stack(settings, db)?;
+    let usage = || {
+        Error::Configuration(auth::ConfigError::invalid(
+            "apikey",
+            "usage: apikey create (--service-account NAME | --user EMAIL) [--scope S]... [--name N] [--expires-in SECONDS] | apikey list (--service-account NAME | --user EMAIL) | apikey revoke ID",
+        ))
+    };
+    let (verb, rest) = args.split_first().ok_or_else(usage)?;
+    let mut owner = None;
+    let mut scopes = Vec::new();
+    let mut name = None;
+    let mut expires = None;
+    let mut it = rest.iter();
+    let mut positional = Vec::new();
+    while let Some(arg) = it.next() {
+        match *arg {
+            "--service-account" => {
+                owner = Some(auth::ApiKeyOwner::Service(
+                    (*it.next().ok_or_else(usage)?).to_owned(),
+                ));
+            }
+            "--user" => {
+                let user = find(&stack, it.next().ok_or_else(usage)?).await?;
+                owner = Some(auth::ApiKeyOwner::User(user.id));
+            }
+            "--scope" => scopes.push((*it.next().ok_or_else(usage)?).to_owned()),
+            "--name" => name = Some((*it.next().ok_or_else(usage)?).to_owned()),
+            "--expires-in" => {
+                let secs: u64 = it.next().and_then(|s| s.parse().ok()).ok_or_else(usage)?;
+                expires = Some(std::time::Duration::from_secs(secs));
+            }
+            other => positional.push(other),
+        }
+    }
+    match (*verb, owner, positional.as_slice()) {
+        ("create", Some(owner), []) => {
+            let mut new =
+                auth::NewApiKey::new(name.unwrap_or_else(|| "cli".into())).with_scopes(scopes);
+            if let Some(d) = expires {
+                new = new.expires_in(d);
+            }
+            let issued = stack.auth.create_api_key(&owner, new).await?;
+            tracing::info!(id = %issued.record.id, owner = %owner, "API key created");
+            // The one time the key is shown: the operator asked for it.
+            say(issued.key.expose_secret());
+            Ok(())
+        }
+        ("list", Some(owner), []) => {
+            for k in stack.auth.list_api_keys(&owner).await? {
+                say(&format!(
+                    "{}  {}  {}  scopes={}  expires={}",
+                    k.id,
+                    k.start,
+                    k.name,
+                    k.scopes.join(","),
+                    k.expires_at
+                        .map_or_else(|| "never".into(), |t| t.to_string())
+                ));
+            }
+            Ok(())
+        }
+        ("revoke", None, [id]) => {
+            let Some(record) =
+                auth::ApiKeyStore::get(&auth::apikeys::DbApiKeyStore::new(stack.db.clone()), id)
+                    .await?
+            else {
+                return Err(Error::UserNotFound);
+            };
+            stack.auth.revoke_api_key(&record.owner, id).await?;
+            say(&format!("revoked API key {id}"));
+            Ok(())
+        }
+        _ => Err(usage()),
+    }
 }
 
 /// `jwt keys | rotate | import FILE [--next]`: the asymmetric signing keys in

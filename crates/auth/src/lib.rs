@@ -223,6 +223,8 @@ pub mod migration {
             all.extend(auth_mfa::db::migrations());
             #[cfg(feature = "db-onboarding")]
             all.extend(auth_onboarding::db::migrations());
+            #[cfg(feature = "db-apikeys")]
+            all.extend(auth_apikeys::migrations());
             all
         }
     }
@@ -239,6 +241,15 @@ pub mod tokens_db {
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use auth_redis::*;
+}
+
+/// API keys in SQL (feature `db-apikeys`): `DbApiKeyStore` and its migration, see the
+/// `auth-apikeys` crate. The key format, `ApiKeyStore` and the memory store are in the root
+/// (`auth::ApiKeyFormat`, `auth::MemoryApiKeyStore`); keys are used through
+/// `AuthService::with_api_keys`.
+#[cfg(feature = "db-apikeys")]
+pub mod apikeys {
+    pub use auth_apikeys::*;
 }
 
 /// TOTP two-factor authentication (feature `mfa`): see the `auth-mfa` crate.

@@ -2,6 +2,7 @@
 //! metadata, token answers, the fresh-login check), `cookie` (refresh cookie and CSRF guard),
 //! `dto` (bodies), `routes` (the handlers); refusals are `crate::error::Rejection`.
 
+mod api_keys;
 mod cookie;
 mod dto;
 mod routes;
@@ -243,6 +244,12 @@ impl<U: AuthUser> AuthRouter<U> {
             .route("/sessions/{id}", delete(revoke_session::<U>))
             .route("/sessions/revoke-others", post(revoke_other_sessions::<U>))
             .route("/password/change", post(change_password::<U>))
+            .route(
+                "/api-keys",
+                post(api_keys::create::<U>).get(api_keys::list::<U>),
+            )
+            .route("/api-keys/{id}", delete(api_keys::revoke::<U>))
+            .route("/api-keys/{id}/roll", post(api_keys::roll::<U>))
             .route(
                 "/openapi.json",
                 get(move || {

@@ -84,21 +84,37 @@ pub(super) async fn refresh<U: AuthUser>(
     Ok(state.tokens(StatusCode::OK, None, &pair))
 }
 
-pub(super) async fn me<U: AuthUser>(Authenticated(user): Authenticated<U>) -> Response {
+/// The authenticated user; with an API key (`X-API-Key`, or a Bearer value with the key
+/// prefix), the key's owner and `api_key: {id, name, scopes}`.
+pub(super) async fn me<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    meta: Meta,
+    headers: HeaderMap,
+) -> Result<Response, Rejection> {
+    match crate::schemes::api_key(&state.auth, &headers) {
+        Some(Ok(key)) => return super::api_keys::me_by_key(&state, key, &meta).await,
+        Some(Err(e)) => return Err(e.into()),
+        None => {}
+    }
+    let token = bearer(&headers)
+        .ok()
+        .flatten()
+        .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?;
+    let user = state.auth.authenticate(token).await?;
     let fmt = |t: Option<time::OffsetDateTime>| {
         t.and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
     };
-    Json(json!({
+    Ok(Json(json!({
         "id": user.id().to_string(),
         "email": user.email(),
         "is_verified": user.is_verified(),
         "is_active": user.is_active(),
         "last_login": fmt(user.last_login()),
     }))
-    .into_response()
+    .into_response())
 }
 
 /// The access token checked without loading its user: signature, expiry and revocation (from

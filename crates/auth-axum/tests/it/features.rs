@@ -852,3 +852,95 @@ async fn two_factor_enrolment_needs_a_fresh_login() {
         )
     );
 }
+
+/// API keys in a MultiAuth chain and `RequireScope`: no credentials 401, a key without the
+/// scope 403, a key with it (or `*`) 200, the user's own session 200, a mangled key 401, and
+/// the `ApiKeyCaller` extractor sees the key's scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_in_the_chain_and_scopes() {
+    use auth_axum::{ApiKeyCaller, ApiKeyScheme, RequireScope};
+    use auth_core::{ApiKeyOwner, MemoryApiKeyStore, NewApiKey};
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let auth = service(&clock).with_api_keys(MemoryApiKeyStore::new());
+    let user = auth.register("kay@example.com", PASSWORD).await.unwrap();
+    let token = auth
+        .login("kay@example.com", PASSWORD)
+        .await
+        .unwrap()
+        .access_token()
+        .to_owned();
+    let owner = ApiKeyOwner::User(user.id.clone());
+    let reader = auth
+        .create_api_key(&owner, NewApiKey::new("reader").with_scopes(["read"]))
+        .await
+        .unwrap();
+    let deployer = auth
+        .create_api_key(
+            &owner,
+            NewApiKey::new("deployer").with_scopes(["deploy:write"]),
+        )
+        .await
+        .unwrap();
+    let all = auth
+        .create_api_key(&owner, NewApiKey::new("all").with_scopes(["*"]))
+        .await
+        .unwrap();
+    async fn scopes(ApiKeyCaller(caller): ApiKeyCaller<User>) -> String {
+        caller.key.scopes.join(",")
+    }
+    let chain = MultiAuth::new()
+        .with(ApiKeyScheme::new(auth.clone()))
+        .with(BearerScheme::new(auth.clone()));
+    let app = Router::new()
+        .route("/deploy", get(hello))
+        .route_layer(RequireScope::<User>::scope("deploy:write"))
+        .route("/scopes", get(scopes))
+        .layer(AuthLayer::new(chain))
+        .with_state(auth.clone());
+    let deploy = |headers: Vec<(&'static str, String)>| Call {
+        headers,
+        ..call("GET", "/deploy")
+    };
+    let mut typo = deployer.key.expose_secret().to_owned();
+    typo.replace_range(12..13, if &typo[12..13] == "a" { "b" } else { "a" });
+    for (headers, want) in [
+        (vec![], StatusCode::UNAUTHORIZED),
+        (
+            vec![("x-api-key", reader.key.expose_secret().to_owned())],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            vec![("x-api-key", deployer.key.expose_secret().to_owned())],
+            StatusCode::OK,
+        ),
+        (
+            vec![(
+                "authorization",
+                format!("Bearer {}", deployer.key.expose_secret()),
+            )],
+            StatusCode::OK,
+        ),
+        (
+            vec![("x-api-key", all.key.expose_secret().to_owned())],
+            StatusCode::OK,
+        ),
+        (
+            vec![("authorization", format!("Bearer {token}"))],
+            StatusCode::OK,
+        ),
+        (vec![("x-api-key", typo)], StatusCode::UNAUTHORIZED),
+    ] {
+        let shown = format!("{headers:?}");
+        let (status, _, body) = text(&app, deploy(headers)).await;
+        assert_eq!(status, want, "{shown}: {body}");
+    }
+    let (status, _, body) = text(
+        &app,
+        Call {
+            headers: vec![("x-api-key", reader.key.expose_secret().to_owned())],
+            ..call("GET", "/scopes")
+        },
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "read"));
+}

@@ -10,11 +10,13 @@
 //! - `throttle`: namespaced limiter keys and attempts reserved before the work.
 
 mod account;
+mod api_keys;
 mod login;
 mod password;
 mod session;
 mod throttle;
 
+pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};
 pub use throttle::{client_bucket, redact_identifier};
 
 use std::fmt;
@@ -336,6 +338,7 @@ pub struct AuthService<U: AuthUser = User> {
     uncached_users: Arc<dyn UserStore<User = U>>,
     events: EventBus,
     clock: SharedClock,
+    api_keys: Option<api_keys::ApiKeys>,
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
@@ -356,6 +359,7 @@ impl<U: AuthUser> Clone for AuthService<U> {
             uncached_users: Arc::clone(&self.uncached_users),
             events: self.events.clone(),
             clock: Arc::clone(&self.clock),
+            api_keys: self.api_keys.clone(),
         }
     }
 }
@@ -437,6 +441,7 @@ impl<U: AuthUser> AuthService<U> {
             user_cache: None,
             events: EventBus::new(),
             clock,
+            api_keys: None,
         })
     }
 
@@ -735,10 +740,18 @@ async fn active_user<U: AuthUser>(
     cache: Option<&UserCache<U>>,
     claims: &Claims,
 ) -> Result<U> {
-    let id = claims.user_id();
+    active_user_by_id(users, cache, &claims.user_id()).await
+}
+
+/// The user `id` if it exists and is active (from the cache when there is one).
+async fn active_user_by_id<U: AuthUser>(
+    users: &dyn UserStore<User = U>,
+    cache: Option<&UserCache<U>>,
+    id: &UserId,
+) -> Result<U> {
     let user = match cache {
-        Some(cache) => cache.load(users, &id).await?,
-        None => users.find_by_id(&id).await?,
+        Some(cache) => cache.load(users, id).await?,
+        None => users.find_by_id(id).await?,
     };
     match user {
         None => Err(Error::TokenInvalid),

@@ -29,3 +29,12 @@ async fn memory_rate_limiter() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_api_key_store() {
+    conformance::api_key_store(|_clock| async {
+        (auth_core::MemoryApiKeyStore::new(), MemoryUserStore::new())
+    })
+    .await;
+    conformance::api_key_cleanup(auth_core::MemoryApiKeyStore::new(), "1").await;
+}

@@ -5,6 +5,7 @@
 //! such as connecting to a database. The suites panic with a message naming the broken promise.
 //! Run them on a multi-threaded runtime: they include concurrency checks.
 
+mod api_keys;
 #[cfg(feature = "mfa")]
 mod mfa;
 mod onboarding;
@@ -13,6 +14,7 @@ mod revocation;
 mod token_backend;
 mod user_store;
 
+pub use api_keys::{api_key_cleanup, api_key_store};
 #[cfg(feature = "mfa")]
 pub use mfa::mfa_store;
 pub use onboarding::session_store;
