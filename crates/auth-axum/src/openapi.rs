@@ -164,6 +164,70 @@ fn routes(parts: &Parts) -> Vec<Route> {
         },
         Route {
             method: "post",
+            path: "/api-keys",
+            summary: "Create an API key (needs a fresh login); the key is shown this once",
+            tag: "api-keys",
+            bearer: true,
+            body: Some(
+                json!({"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"},
+                    "scopes": {"type": "array", "items": {"type": "string"}},
+                    "expires_in": {"type": "integer", "description": "seconds"},
+                    "rate_limit": {"type": "object", "properties": {"requests": {"type": "integer"}, "window_seconds": {"type": "integer"}}},
+                    "metadata": {"type": "object"}
+                }}),
+            ),
+            ok: (
+                "201",
+                "The key and its record",
+                Some(schema_ref("IssuedApiKey")),
+            ),
+            errors: &["401", "403", "422"],
+        },
+        Route {
+            method: "get",
+            path: "/api-keys",
+            summary: "List the caller's API keys (never their secrets)",
+            tag: "api-keys",
+            bearer: true,
+            body: None,
+            ok: (
+                "200",
+                "{api_keys: [...]}",
+                Some(
+                    json!({"type": "object", "properties": {"api_keys": {"type": "array", "items": schema_ref("ApiKey")}}}),
+                ),
+            ),
+            errors: &["401"],
+        },
+        Route {
+            method: "post",
+            path: "/api-keys/{id}/roll",
+            summary: "Roll an API key (needs a fresh login): a new key; the old one works for grace_seconds",
+            tag: "api-keys",
+            bearer: true,
+            body: Some(
+                json!({"type": "object", "properties": {"grace_seconds": {"type": "integer"}}}),
+            ),
+            ok: (
+                "200",
+                "The new key, and previous_expires_at",
+                Some(schema_ref("IssuedApiKey")),
+            ),
+            errors: &["401", "403", "404", "422"],
+        },
+        Route {
+            method: "delete",
+            path: "/api-keys/{id}",
+            summary: "Revoke an API key",
+            tag: "api-keys",
+            bearer: true,
+            body: None,
+            ok: ("204", "Revoked", None),
+            errors: &["401", "404"],
+        },
+        Route {
+            method: "post",
             path: "/password/change",
             summary: "Change the password (needs a fresh login); other sessions end",
             tag: "password",
@@ -370,6 +434,15 @@ pub(crate) fn document(parts: &Parts) -> Value {
                     "id": {"type": "string"}, "current": {"type": "boolean"}, "created_at": {"type": "string"},
                     "last_used_at": {"type": ["string", "null"]}, "expires_at": {"type": "string"},
                     "ip": {"type": ["string", "null"]}, "user_agent": {"type": ["string", "null"]}}},
+                "ApiKey": {"type": "object", "required": ["id", "name", "start", "scopes"], "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "start": {"type": "string"},
+                    "scopes": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string"},
+                    "expires_at": {"type": ["string", "null"]}, "last_used_at": {"type": ["string", "null"]},
+                    "last_ip": {"type": ["string", "null"]}, "enabled": {"type": "boolean"},
+                    "rate_limit": {"type": ["object", "null"]}, "metadata": {"type": "object"}}},
+                "IssuedApiKey": {"allOf": [{"$ref": "#/components/schemas/ApiKey"}, {"type": "object", "required": ["key"], "properties": {
+                    "key": {"type": "string", "description": "shown only in this answer"},
+                    "previous_expires_at": {"type": ["string", "null"]}}}]},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string"}, "detail": {"type": "string"}, "retry_after": {"type": "integer"},
                     "errors": {"type": "array", "items": {"type": "object"}}}}

@@ -14,6 +14,8 @@
 //!   instance completes on another (joined to the SQL enrolments by
 //!   `auth_mfa::WithChallengeStore`); [`RedisSessionStore`]: onboarding sessions, likewise.
 //!   Both implement the traits of `auth_core::ephemeral`, so this crate depends on no sibling;
+//! - [`RedisApiKeyStore`]: API keys and service accounts (`auth_core::ApiKeyStore`), one
+//!   script per verification and per roll, per-key limits by `INCR` in window counters;
 //! - [`RedisFeed`]: the change feed over pub/sub, with a heartbeat, so every instance's mirror
 //!   and user cache learn of every revocation and user change.
 //!
@@ -38,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+mod api_keys;
 mod challenges;
 mod connection;
 mod feed;
@@ -46,6 +49,7 @@ mod rate_limit;
 mod revocation;
 mod tokens;
 
+pub use crate::api_keys::RedisApiKeyStore;
 pub use crate::challenges::RedisChallengeStore;
 pub use crate::connection::Redis;
 pub use crate::feed::RedisFeed;

@@ -123,3 +123,24 @@ async fn onboarding_sessions() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_key_store() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    let suite = redis.clone();
+    conformance::api_key_store(|clock| async move {
+        (
+            auth_redis::RedisApiKeyStore::new(suite.with_clock(clock)),
+            auth_core::MemoryUserStore::new(),
+        )
+    })
+    .await;
+    let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("c"));
+    conformance::api_key_cleanup(
+        auth_redis::RedisApiKeyStore::new(redis.with_prefix(&prefix)),
+        "1",
+    )
+    .await;
+}
