@@ -5,6 +5,8 @@
 mod guide {
     #[doc = include_str!("../../README.md")]
     mod readme {}
+    #[doc = include_str!("../../docs/using-auth.md")]
+    mod using_auth {}
     #[doc = include_str!("../../docs/quickstart.md")]
     mod quickstart {}
     #[doc = include_str!("../../docs/users.md")]

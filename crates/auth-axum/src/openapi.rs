@@ -357,8 +357,11 @@ fn error_response(status: &str) -> Value {
     let description = match status {
         "401" => "Unauthorized: every credential or token failure (WWW-Authenticate: Bearer)",
         "403" => "Forbidden: reauthentication_required, mfa_required or csrf",
+        "400" => "The body is not valid JSON",
         "404" => "Not found",
         "409" => "Email already registered",
+        "413" => "The body is over the 16 KiB limit",
+        "415" => "Expected Content-Type: application/json",
         "422" => "Validation failed or invalid body",
         "429" => "Too many attempts (Retry-After)",
         "501" => "Not supported by this token backend",
@@ -379,6 +382,14 @@ pub(crate) fn document(parts: &Parts) -> Value {
         responses.insert(r.ok.0.into(), ok);
         for e in r.errors {
             responses.insert((*e).into(), error_response(e));
+        }
+        // Every route with a JSON body can refuse the body itself.
+        if r.body.is_some() {
+            for e in ["400", "413", "415", "422"] {
+                responses
+                    .entry(e.to_owned())
+                    .or_insert_with(|| error_response(e));
+            }
         }
         let mut op = json!({
             "summary": r.summary,

@@ -102,9 +102,20 @@ impl MultiHasher {
     }
 }
 
-impl Default for MultiHasher {
-    fn default() -> Self {
-        Self::new(Argon2Hasher::default())
+impl MultiHasher {
+    /// The default set with new hashes made by Argon2id with `params` (to match the costs of
+    /// existing hashes, or this hardware); every other format still verifies.
+    ///
+    /// ```
+    /// use auth_hash::{Argon2Params, MultiHasher};
+    /// use auth_core::PasswordHasher;
+    /// let hasher = MultiHasher::with_argon2(Argon2Params::new(65_536, 3, 1)?);
+    /// assert!(hasher.hash("pw")?.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_argon2(params: crate::Argon2Params) -> Self {
+        Self::new(Argon2Hasher::new(params))
             .with(DjangoPbkdf2Hasher::sha256())
             .with(DjangoPbkdf2Hasher::sha1())
             .with(DjangoArgon2Hasher::default())
@@ -113,6 +124,12 @@ impl Default for MultiHasher {
             .with(TortoisePbkdf2Hasher::default())
             .with(BcryptHasher::default())
             .with(ShaCryptHasher)
+    }
+}
+
+impl Default for MultiHasher {
+    fn default() -> Self {
+        Self::with_argon2(crate::Argon2Params::DEFAULT)
     }
 }
 

@@ -1,8 +1,12 @@
 //! The HTTP layers around the app: request ids, request logs (no query strings, no headers, so
 //! no tokens), and CORS.
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -44,7 +48,20 @@ pub fn layers(app: Router, settings: &Settings) -> Router {
             path = %request.uri().path(),
         )
     });
+    let trace = trace.on_failure(
+        |failure: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span| {
+            match failure {
+                // A feature this deployment does not enable (sessions on a backend without
+                // them, two-factor not configured): the client is told; nothing is broken.
+                ServerErrorsFailureClass::StatusCode(StatusCode::NOT_IMPLEMENTED) => {
+                    tracing::info!(?latency, "501: not enabled here");
+                }
+                other => tracing::error!(failure = %other, ?latency, "response failed"),
+            }
+        },
+    );
     let mut app = app
+        .layer(axum::middleware::map_response(json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId));
@@ -63,4 +80,25 @@ pub fn layers(app: Router, settings: &Settings) -> Router {
         app = app.layer(cors);
     }
     app
+}
+
+/// 404 and 405 answers without a body (no route, wrong method) get the JSON shape every other
+/// error has; answers that already carry a body are left alone.
+async fn json_errors(response: Response) -> Response {
+    let code = match response.status() {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        _ => return response,
+    };
+    if response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let body = axum::Json(serde_json::json!({"error": code})).into_response();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body.into_body())
 }

@@ -30,6 +30,7 @@
 //! | `AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 10 / 3600 / 3600 | sign-ups per client IP (`/auth/register` and onboarding alike) |
 //! | `AUTH_ONBOARDING_TOTP` | `optional` | the onboarding TOTP step: `required`, `optional` or `off` |
 //! | `AUTH_ONBOARDING_PROFILE_REQUIRED` / `_OPTIONAL` | `first_name,last_name` / `bio` | onboarding profile fields |
+//! | `AUTH_ARGON2_MEMORY_KIB` / `_ITERATIONS` / `_PARALLELISM` | 19456 / 2 / 1 | Argon2id costs of new hashes (existing hashes keep theirs and are upgraded at login); refused below OWASP's minimum for the iteration count |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
 
@@ -90,6 +91,9 @@ pub struct Settings {
     pub redis_prefix: String,
     /// The API key format (`AUTH_API_KEY_PREFIX`, default `ak_live_`).
     pub api_key_format: auth::ApiKeyFormat,
+    /// Argon2id costs of new hashes (`AUTH_ARGON2_MEMORY_KIB`, `_ITERATIONS`,
+    /// `_PARALLELISM`; default OWASP's 19,456 KiB, 2, 1; refused below OWASP's minimum).
+    pub argon2: auth::hash::Argon2Params,
     /// Where asymmetric signing keys live (`AUTH_JWT_KEYS_DIR`; in development a folder
     /// beside the database).
     pub jwt_keys_dir: Option<PathBuf>,
@@ -156,6 +160,15 @@ impl Settings {
             })?;
         let database_url =
             lookup("DATABASE_URL").unwrap_or_else(|| "sqlite://auth.db?mode=rwc".into());
+        if !["sqlite:", "postgres://", "postgresql://", "mysql://"]
+            .iter()
+            .any(|scheme| database_url.starts_with(scheme))
+        {
+            return Err(ConfigError::invalid(
+                "DATABASE_URL",
+                "must start with sqlite:, postgres://, postgresql:// or mysql:// (for example sqlite://auth.db?mode=rwc)",
+            ));
+        }
         let sqlite_durability = match lookup("AUTH_SQLITE_SYNCHRONOUS").as_deref() {
             None | Some("" | "full") => SqliteDurability::Full,
             Some("normal") => SqliteDurability::Normal,
@@ -257,6 +270,7 @@ impl Settings {
         let redis_prefix = lookup("AUTH_REDIS_PREFIX")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "auth:".to_owned());
+        let argon2 = argon2_params(&lookup)?;
         let jwt_secret = auth::SecretString::new(
             lookup("AUTH_JWT_SECRET")
                 .filter(|s| !s.is_empty())
@@ -419,6 +433,7 @@ impl Settings {
             redis_url,
             redis_prefix,
             api_key_format,
+            argon2,
             jwt_algorithm,
             jwt_keys_dir,
             mfa_cipher,
@@ -450,6 +465,16 @@ impl Settings {
     /// A development secret: read from the file beside the database, or generated into it.
     fn development_secret(database_url: &str) -> Result<String, ConfigError> {
         let file = dev_secret_file(database_url);
+        if !database_url.starts_with("sqlite:") {
+            // A server database is shared by instances started anywhere; each folder would
+            // get its own secret and refuse the others' tokens with a bare 401.
+            tracing::warn!(
+                file = %std::path::absolute(&file).unwrap_or_else(|_| file.clone()).display(),
+                "AUTH_SIGNING_SECRET is not set: using the development secret in this file. Every \
+                 instance sharing this database must use the same secret: set AUTH_SIGNING_SECRET \
+                 (or start them all from this folder)."
+            );
+        }
         if let Ok(existing) = std::fs::read_to_string(&file) {
             let existing = existing.trim().to_owned();
             if existing.len() >= 32 {
@@ -690,6 +715,43 @@ fn redis_of(settings: &Settings) -> Result<Option<auth::redis::Redis>, Error> {
         .transpose()
 }
 
+/// OWASP's Argon2id minimums: memory (KiB) for 1, 2, 3, 4 and 5+ iterations.
+const OWASP_ARGON2_MIN_KIB: [u32; 5] = [47_104, 19_456, 12_288, 9_216, 7_168];
+
+/// `AUTH_ARGON2_*`, checked against OWASP's minimum for the iteration count.
+fn argon2_params(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<auth::hash::Argon2Params, ConfigError> {
+    let default = auth::hash::Argon2Params::DEFAULT;
+    let read = |var: &'static str, default: u32| -> Result<u32, ConfigError> {
+        match lookup(var).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::invalid(var, "must be a positive whole number")),
+        }
+    };
+    let memory = read("AUTH_ARGON2_MEMORY_KIB", default.memory_kib())?;
+    let iterations = read("AUTH_ARGON2_ITERATIONS", default.iterations())?;
+    let parallelism = read("AUTH_ARGON2_PARALLELISM", default.parallelism())?;
+    let index = usize::try_from(iterations.clamp(1, 5) - 1).unwrap_or(4);
+    let minimum = OWASP_ARGON2_MIN_KIB[index];
+    if iterations >= 1 && memory < minimum {
+        return Err(ConfigError::invalid(
+            "AUTH_ARGON2_MEMORY_KIB",
+            format!(
+                "{memory} KiB with {iterations} iteration(s) is below OWASP's minimum for Argon2id ({minimum} KiB); raise AUTH_ARGON2_MEMORY_KIB or AUTH_ARGON2_ITERATIONS"
+            ),
+        ));
+    }
+    auth::hash::Argon2Params::new(memory, iterations, parallelism).map_err(|e| {
+        ConfigError::invalid(
+            "AUTH_ARGON2_MEMORY_KIB",
+            format!("{e} (AUTH_ARGON2_MEMORY_KIB, _ITERATIONS, _PARALLELISM)"),
+        )
+    })
+}
+
 fn build(
     settings: &Settings,
     db: DatabaseConnection,
@@ -716,7 +778,7 @@ fn build(
         .refresh()
         .max(lifetimes.absolute())
         .saturating_add(Duration::from_secs(86_400));
-    let hasher = auth::hash::MultiHasher::default();
+    let hasher = auth::hash::MultiHasher::with_argon2(settings.argon2);
     let mut revocations = None;
     let mut jwt_keys = None;
     let auth = match settings.token_backend {

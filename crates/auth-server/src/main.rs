@@ -67,6 +67,25 @@ async fn main() -> ExitCode {
         }
         _ => {}
     }
+    // An unknown command is said plainly, before any configuration or database work.
+    let known = matches!(
+        args.as_slice(),
+        [] | ["serve" | "migrate"]
+            | ["user", "create" | "set-password", _, ..]
+            | ["user", "deactivate", _]
+            | ["tokens", "cleanup"]
+            | ["service-account", "create", _]
+            | ["apikey", ..]
+            | ["jwt", ..]
+    );
+    if !known {
+        tracing::error!(
+            "unknown command `{}`: `auth-server help` lists the commands",
+            args.join(" ")
+        );
+        say(USAGE);
+        return ExitCode::from(2);
+    }
     let settings = match auth_server::Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -156,7 +175,15 @@ fn read_password(flags: &[&str]) -> Result<String, Error> {
     if flags.contains(&"--password-stdin") || !std::io::stdin().is_terminal() {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).map_err(io)?;
-        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err(Error::invalid(
+                "password",
+                "missing",
+                "no password was given: pipe one line to the command (echo \"$PASSWORD\" | auth-server user create EMAIL --password-stdin) or run it in a terminal to be asked",
+            ));
+        }
+        return Ok(password);
     }
     let first = rpassword::prompt_password("Password: ").map_err(io)?;
     let second = rpassword::prompt_password("Password (again): ").map_err(io)?;

@@ -128,6 +128,27 @@ async fn error_statuses_limits_ids_and_openapi() {
         s.send(s.post("/auth/register").json(&creds)).await.status,
         409
     );
+    // No such route, wrong method: JSON like every other error (405 keeps its Allow header).
+    let r = s.send(s.get("/no/such/route")).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (404, Some("not_found"))
+    );
+    let r = s.send(s.get("/auth/login")).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    assert!(r.headers.contains_key("allow"));
+    // A handler's own JSON 404 is kept.
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .delete(format!("{}/auth/api-keys/none", s.base))
+                .bearer_auth("not-a-token"),
+        )
+        .await;
+    assert_eq!(r.status, 401);
     // Bodies: wrong type, wrong shape, too large.
     let r = s
         .send(

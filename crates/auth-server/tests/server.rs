@@ -304,6 +304,57 @@ fn a_redis_url_must_be_one() {
 }
 
 #[test]
+fn argon2_costs_are_settable_but_not_below_owasp() {
+    let ok = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_ARGON2_MEMORY_KIB", "65536"),
+        ("AUTH_ARGON2_ITERATIONS", "3"),
+        ("AUTH_ARGON2_PARALLELISM", "2"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (
+            ok.argon2.memory_kib(),
+            ok.argon2.iterations(),
+            ok.argon2.parallelism()
+        ),
+        (65_536, 3, 2)
+    );
+    let hash =
+        auth::PasswordHasher::hash(&auth::hash::MultiHasher::with_argon2(ok.argon2), "pw").unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=65536,t=3,p=2$"),
+        "{hash}"
+    );
+    // OWASP: 19,456 KiB with 2 iterations; 12,288 with 3; 7,168 with 5 or more.
+    for (memory, iterations, accepted) in [
+        ("19456", "2", true),
+        ("19455", "2", false),
+        ("12288", "3", true),
+        ("9000", "4", false),
+        ("8192", "6", true),
+        ("47104", "1", true),
+        ("40000", "1", false),
+    ] {
+        let r = settings(&[
+            ("AUTH_SIGNING_SECRET", SECRET),
+            ("AUTH_ARGON2_MEMORY_KIB", memory),
+            ("AUTH_ARGON2_ITERATIONS", iterations),
+        ]);
+        assert_eq!(r.is_ok(), accepted, "{memory} KiB x {iterations}: {r:?}");
+        if let Err(e) = r {
+            assert!(e.to_string().contains("OWASP"), "{e}");
+        }
+    }
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_ARGON2_ITERATIONS", "many"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_ARGON2_ITERATIONS"), "{err}");
+}
+
+#[test]
 fn tokens_in_redis_need_redis() {
     let err = settings(&[
         ("AUTH_SIGNING_SECRET", SECRET),
