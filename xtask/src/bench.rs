@@ -18,7 +18,7 @@ const PASSWORD: &str = "violet-otter-sings-42";
 
 pub(crate) fn run() -> Result<(), String> {
     // `cargo xtask bench stack` runs only the default-stack HTTP figures, `bench redis` only
-    // the Redis ones.
+    // the Redis ones, `bench db` only the SQL ones (tokens and API keys).
     let only = std::env::args().nth(2);
     if cfg!(debug_assertions) {
         // The server benches run the release binary as a user would.
@@ -39,6 +39,9 @@ pub(crate) fn run() -> Result<(), String> {
         if let Some(only) = only.as_deref() {
             args.push(only);
         }
+        if std::env::args().any(|a| a == "--chart") {
+            args.push("--chart");
+        }
         return super::run("bench (release)", super::cargo().args(args));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -49,6 +52,11 @@ pub(crate) fn run() -> Result<(), String> {
     if only.as_deref() == Some("redis") {
         return rt
             .block_on(crate::bench_redis::run())
+            .map_err(|e| e.to_string());
+    }
+    if only.as_deref() == Some("db") {
+        return rt
+            .block_on(crate::bench_db::run())
             .map_err(|e| e.to_string());
     }
     if only.as_deref() == Some("stack") {

@@ -291,6 +291,7 @@ pub(crate) async fn run() -> Result<(), String> {
         }
         None => println!("+ Redis: skipped (set AUTH_BENCH_REDIS_URL)"),
     }
+    let mut figures: Vec<(String, [f64; 5])> = Vec::new();
     for (name, url, redis, token_backend) in runs {
         let (redis_url, redis_prefix) = redis.unwrap_or_default();
         let server = ServerProcess::start(&[
@@ -328,6 +329,7 @@ pub(crate) async fn run() -> Result<(), String> {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         });
+        figures.push((name.clone(), [health, me, verify, refresh, login]));
         println!(
             "{name:<22} {health:>9.0} {me:>10.0} ({:>5.3}) {verify:>10.0} ({:>5.3}) {refresh:>12.0}{} {login:>16.0}",
             me / health,
@@ -347,6 +349,9 @@ pub(crate) async fn run() -> Result<(), String> {
             &durability
         }
     );
+    if std::env::args().any(|a| a == "--chart") {
+        write_charts(&figures)?;
+    }
     for (name, url) in databases(&dir).into_iter().skip(1) {
         propagation(name, &url).await?;
     }
@@ -439,5 +444,54 @@ async fn propagation(name: &str, url: &str) -> Result<(), String> {
             "500 ms"
         }
     );
+    Ok(())
+}
+
+/// `--chart`: the figures as SVG charts in `docs/bench/` (requests per second beside the same
+/// server's `/health`; refresh rotations and logins per second).
+fn write_charts(figures: &[(String, [f64; 5])]) -> Result<(), String> {
+    use crate::chart::{Group, bars};
+    let dir = crate::workspace_root().join("docs").join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
+    let subtitle = format!(
+        "release auth-server, {cores} cores, loopback, 16 connections, median of 3 rounds of 2 s (cargo xtask bench stack --chart)"
+    );
+    let requests: Vec<Group> = figures
+        .iter()
+        .map(|(name, f)| Group {
+            name: name.clone(),
+            bars: vec![
+                ("/health", f[0]),
+                ("/auth/me", f[1]),
+                ("/auth/verify", f[2]),
+            ],
+        })
+        .collect();
+    let writes: Vec<Group> = figures
+        .iter()
+        .map(|(name, f)| Group {
+            name: name.clone(),
+            bars: vec![("refresh (4 chains)", f[3]), ("logins (Argon2id)", f[4])],
+        })
+        .collect();
+    for (file, title, unit, groups) in [
+        (
+            "requests.svg",
+            "Authenticated requests per second, beside the same server's /health",
+            "req/s",
+            &requests,
+        ),
+        (
+            "writes.svg",
+            "Refresh rotations and logins per second (durable writes, hashing)",
+            "/s",
+            &writes,
+        ),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, bars(title, &subtitle, unit, groups)).map_err(|e| e.to_string())?;
+        println!("chart: {}", path.display());
+    }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci`: what CI runs: fmt check, clippy -D warnings, `cargo test --workspace`
 //!   (unit, integration, doc and policy tests), cargo-deny bans/licenses/sources.
-//! - `cargo xtask bench`: each operation as a ratio against the raw work it wraps (release build).
+//! - `cargo xtask bench`: each operation as a ratio against the raw work it wraps (release build);
+//!   `cargo xtask bench stack --chart` also writes the HTTP figures as SVG charts in `docs/bench/`.
 //! - `cargo xtask deny`: cargo-deny alone.
 
 // A command-line tool reports on stderr.
@@ -13,6 +14,7 @@ mod bench_db;
 mod bench_http;
 mod bench_redis;
 mod bench_server;
+mod chart;
 
 use std::process::{Command, ExitCode};
 
