@@ -89,6 +89,27 @@ async fn run(db_url: &str, what: &str) {
         assert_eq!(me["api_key"]["id"], id);
         assert_eq!(me["api_key"]["scopes"], json!(["deploy:write"]));
     }
+    // A scoped check for a gateway (forward auth): 204 with the owner, the key and its
+    // scopes in headers; 403 for a scope the key lacks.
+    let verify = |scope: &'static str| {
+        c.http
+            .get(format!("{}/auth/verify?scope={scope}", c.base))
+            .header("x-api-key", key.clone())
+            .send()
+    };
+    let r = verify("deploy:write").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["x-auth-api-key-id"], id.as_str());
+    assert_eq!(r.headers()["x-auth-scopes"], "deploy:write");
+    assert_eq!(
+        r.headers()["x-auth-user-id"],
+        reg["user_id"].as_str().unwrap()
+    );
+    let r = verify("admin").await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
+
     // A mangled key, an unknown key: the same 401.
     let mut typo = key.clone();
     typo.replace_range(12..13, if &typo[12..13] == "a" { "b" } else { "a" });
@@ -165,7 +186,7 @@ async fn run(db_url: &str, what: &str) {
         assert_eq!(s, want);
     }
     println!(
-        "{what}: created, /auth/me by X-API-Key and Bearer, roll with 1 h grace (both 200), roll without (old 401, new 200)"
+        "{what}: created, /auth/me by X-API-Key and Bearer, /auth/verify?scope= 204 in scope and 403 out of it, roll with 1 h grace (both 200), roll without (old 401, new 200)"
     );
 
     // A per-key limit under 30 concurrent requests.

@@ -120,21 +120,62 @@ pub(super) async fn me<U: AuthUser>(
 /// The access token checked without loading its user: signature, expiry and revocation (from
 /// memory with a revocation mirror). 204 with the user id in `x-auth-user-id`, for gateways
 /// doing forward authentication (nginx `auth_request`, Traefik `forwardAuth`) and services that
-/// need only the claims.
+/// need only the claims. An API key is checked fully (owner, limits) and answered with
+/// `x-auth-api-key-id`, `x-auth-scopes` and the owner (`x-auth-user-id` or
+/// `x-auth-service-account`); `?scope=` makes a key without that scope a 403.
 pub(super) async fn verify<U: AuthUser>(
     State(state): State<RouterState<U>>,
+    meta: Meta,
     headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<VerifyQuery>,
 ) -> Result<Response, Rejection> {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(name, v);
+        }
+    };
+    // An API key (X-API-Key, or Bearer with the key prefix): its owner, id and scopes, and
+    // 403 when `?scope=` names a scope it lacks.
+    match crate::schemes::api_key(&state.auth, &headers) {
+        Some(Ok(key)) => {
+            let caller = state.auth.authenticate_api_key(key, meta.0.ip).await?;
+            if let Some(scope) = query.scope.as_deref()
+                && !caller.key.has_scope(scope)
+            {
+                return Ok((
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"error": "insufficient_scope", "scope": scope})),
+                )
+                    .into_response());
+            }
+            match (&caller.user, &caller.key.owner) {
+                (Some(user), _) => set("x-auth-user-id", user.id().as_str()),
+                (None, auth_core::ApiKeyOwner::Service(name)) => {
+                    set("x-auth-service-account", name);
+                }
+                _ => {}
+            }
+            set("x-auth-api-key-id", &caller.key.id);
+            set("x-auth-scopes", &caller.key.scopes.join(" "));
+            return Ok(response);
+        }
+        Some(Err(e)) => return Err(e.into()),
+        None => {}
+    }
     let token = crate::extract::bearer(&headers)
         .ok()
         .flatten()
         .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?;
     let claims = state.auth.verify_access(token).await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = axum::http::HeaderValue::from_str(&claims.sub) {
-        response.headers_mut().insert("x-auth-user-id", value);
-    }
+    set("x-auth-user-id", &claims.sub);
     Ok(response)
+}
+
+/// `GET /verify?scope=…`: the scope an API key must have.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct VerifyQuery {
+    scope: Option<String>,
 }
 
 pub(super) async fn logout<U: AuthUser>(

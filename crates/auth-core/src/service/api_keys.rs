@@ -539,6 +539,34 @@ impl<U: AuthUser> AuthService<U> {
         Ok(deleted)
     }
 
+    /// Disables (or re-enables) the owner's key `id` without deleting it: a disabled key is
+    /// refused like an unknown one. False when there is no such key of theirs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] without API keys; [`Error::Backend`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    /// #     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?.with_api_keys(MemoryApiKeyStore::new());
+    /// assert!(!auth.set_api_key_enabled(&ApiKeyOwner::Service("ci".into()), "nope", false).await?);
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn set_api_key_enabled(
+        &self,
+        owner: &ApiKeyOwner,
+        id: &str,
+        enabled: bool,
+    ) -> Result<bool> {
+        let keys = self.api_key_setup()?;
+        let Ok(record) = self.owned_api_key(keys, owner, id).await else {
+            return Ok(false);
+        };
+        keys.store.set_enabled(&record.id, enabled).await
+    }
+
     /// Registers a service account, an owner of keys that belongs to no person (idempotent:
     /// false when it existed).
     ///

@@ -280,7 +280,37 @@ where
         "30 concurrent requests on a 5-per-window key"
     );
 
-    // Disabled keys are refused; the owner's deactivation refuses every key and is reported.
+    // A disabled key is refused like an unknown one, and works again once re-enabled.
+    assert!(
+        auth.set_api_key_enabled(&owner, &limited.record.id, false)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        auth.authenticate_api_key(&limited_key, None).await,
+        Err(Error::TokenInvalid)
+    ));
+    assert!(
+        auth.set_api_key_enabled(&owner, &limited.record.id, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        matches!(
+            auth.authenticate_api_key(&limited_key, None).await,
+            Err(Error::RateLimited { .. })
+        ),
+        "re-enabled: back to its (exhausted) window"
+    );
+    assert!(
+        !auth
+            .set_api_key_enabled(&other, &limited.record.id, false)
+            .await
+            .unwrap(),
+        "only the owner disables a key"
+    );
+
+    // Revoked keys are refused; the owner's deactivation refuses every key and is reported.
     assert!(
         auth.revoke_api_key(&owner, &limited.record.id)
             .await
