@@ -54,6 +54,11 @@ pub(crate) fn run() -> Result<(), String> {
             .block_on(crate::bench_redis::run())
             .map_err(|e| e.to_string());
     }
+    if only.as_deref() == Some("peer") {
+        return rt
+            .block_on(crate::bench_peer::run())
+            .map_err(|e| e.to_string());
+    }
     if only.as_deref() == Some("db") {
         return rt
             .block_on(crate::bench_db::run())

@@ -88,7 +88,11 @@ impl ServerProcess {
     }
 }
 
-async fn post(client: &reqwest::Client, url: String, body: &Value) -> Result<Value, String> {
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: &Value,
+) -> Result<Value, String> {
     client
         .post(url)
         .json(body)
@@ -101,7 +105,7 @@ async fn post(client: &reqwest::Client, url: String, body: &Value) -> Result<Val
 }
 
 /// Requests per second of `GET url` (2xx only) with `clients` clients for `length`.
-async fn rps(url: &str, bearer: Option<&str>, clients: usize, length: Duration) -> f64 {
+pub(crate) async fn rps(url: &str, bearer: Option<&str>, clients: usize, length: Duration) -> f64 {
     let client = reqwest::Client::new();
     let done = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + length;
@@ -132,7 +136,12 @@ async fn rps(url: &str, bearer: Option<&str>, clients: usize, length: Duration) 
 
 /// Rotations per second of `chains` sessions each rotating its own refresh token, and how
 /// many rotations failed (there should be none).
-async fn refresh_chains(base: &str, creds: &Value, chains: usize, length: Duration) -> (f64, u64) {
+pub(crate) async fn refresh_chains(
+    base: &str,
+    creds: &Value,
+    chains: usize,
+    length: Duration,
+) -> (f64, u64) {
     let client = reqwest::Client::new();
     let (rotations, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut refresh = Vec::new();
@@ -186,7 +195,7 @@ async fn refresh_chains(base: &str, creds: &Value, chains: usize, length: Durati
     )
 }
 
-async fn logins(base: &str, creds: &Value, clients: usize, length: Duration) -> f64 {
+pub(crate) async fn logins(base: &str, creds: &Value, clients: usize, length: Duration) -> f64 {
     let client = reqwest::Client::new();
     let done = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + length;

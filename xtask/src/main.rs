@@ -3,7 +3,8 @@
 //! - `cargo xtask ci`: what CI runs: fmt check, clippy -D warnings, `cargo test --workspace`
 //!   (unit, integration, doc and policy tests), cargo-deny bans/licenses/sources.
 //! - `cargo xtask bench`: each operation as a ratio against the raw work it wraps (release build);
-//!   `cargo xtask bench stack --chart` also writes the HTTP figures as SVG charts in `docs/bench/`.
+//!   `cargo xtask bench stack --chart` also writes the HTTP figures as SVG charts in `docs/bench/`;
+//!   `cargo xtask bench peer [--chart]` runs auth-server beside the tortoise-auth peer.
 //! - `cargo xtask deny`: cargo-deny alone.
 
 // A command-line tool reports on stderr.
@@ -12,6 +13,7 @@
 mod bench;
 mod bench_db;
 mod bench_http;
+mod bench_peer;
 mod bench_redis;
 mod bench_server;
 mod chart;
