@@ -112,7 +112,17 @@ struct Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // uvicorn's workers are its children: end the whole process group, then reap.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -154,6 +164,7 @@ async fn start_peer(dir: &std::path::Path, venv: &std::path::Path) -> Result<Pee
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
+    use std::os::unix::process::CommandExt as _;
     let child = Command::new(venv.join("bin").join("uvicorn"))
         .args([
             "peer:app",
@@ -169,6 +180,8 @@ async fn start_peer(dir: &std::path::Path, venv: &std::path::Path) -> Result<Pee
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // Its own process group, so the workers go with it.
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("uvicorn: {e}"))?;
     let peer = Peer {
