@@ -775,8 +775,11 @@ impl JwtBackend {
         claims: &WireClaims,
     ) -> Result<()> {
         let until = Self::instant(claims.fexp.unwrap_or(claims.exp).max(claims.exp));
-        store.revoke(&claims.jti, Self::instant(claims.exp)).await?;
+        // The session first: instances learn of revocations in the order they were written,
+        // so one that refuses this access token already knows its whole session is over (a
+        // refresh racing the logout on another instance is refused too).
         store.revoke_family(claims.family_or_jti(), until).await?;
+        store.revoke(&claims.jti, Self::instant(claims.exp)).await?;
         store.end_session(claims.family_or_jti()).await
     }
 }
