@@ -6,7 +6,9 @@ use auth_core::{
     ApiKeyOwner, ApiKeyRateLimit, ApiKeyRecord, ApiKeyStore, Error, FoundApiKey, Result, UserId,
     async_trait,
 };
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, InsertStatement, IntoIden, Order, Query, SelectStatement,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, SqlErr, TransactionTrait};
 use time::OffsetDateTime;
 
@@ -39,14 +41,7 @@ fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
     move |e| Error::backend(context, e)
 }
 
-fn micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-fn from_micros(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
+use auth_core::{from_unix_micros as from_micros, unix_micros as micros};
 
 fn user_pk(id: &UserId) -> Result<i64> {
     id.as_str().parse().map_err(|_| {
@@ -56,6 +51,34 @@ fn user_pk(id: &UserId) -> Result<i64> {
             "DbApiKeyStore stores integer user ids (auth_users.id)",
         )
     })
+}
+
+/// One row into `table`: as many values as columns (checked by the compiler), and a typed error
+/// rather than a panic should sea-query refuse it anyway.
+fn insert_row<C: IntoIden, const N: usize>(
+    table: impl IntoIden,
+    columns: [C; N],
+    values: [Expr; N],
+) -> Result<InsertStatement> {
+    let mut insert = Query::insert();
+    insert.into_table(table).columns(columns);
+    insert
+        .values(values)
+        .map_err(|e| Error::backend("building an insert", e))?;
+    Ok(insert)
+}
+
+/// A secret of key `id` (graced until `until`, or live).
+fn insert_secret(hash: &str, id: &str, until: Option<i64>) -> Result<InsertStatement> {
+    insert_row(
+        AuthApiKeySecrets::Table,
+        [
+            AuthApiKeySecrets::Hash,
+            AuthApiKeySecrets::KeyId,
+            AuthApiKeySecrets::ExpiresAt,
+        ],
+        [hash.into(), id.into(), until.into()],
+    )
 }
 
 const KEY_COLUMNS: [AuthApiKeys; 14] = [
@@ -190,49 +213,35 @@ impl ApiKeyStore for DbApiKeyStore {
             .begin()
             .await
             .map_err(db("starting a transaction"))?;
-        txn.execute(
-            Query::insert()
-                .into_table(AuthApiKeys::Table)
-                .columns(KEY_COLUMNS)
-                .values_panic([
-                    r.id.clone().into(),
-                    user.into(),
-                    service.into(),
-                    r.name.clone().into(),
-                    scopes.into(),
-                    r.start.clone().into(),
-                    micros(r.created_at).into(),
-                    r.expires_at.map(micros).into(),
-                    r.last_used_at.map(micros).into(),
-                    r.last_ip.clone().into(),
-                    r.enabled.into(),
-                    r.rate_limit
-                        .map(|l| i32::try_from(l.requests).unwrap_or(i32::MAX))
-                        .into(),
-                    r.rate_limit
-                        .map(|l| i32::try_from(l.window_secs).unwrap_or(i32::MAX))
-                        .into(),
-                    metadata.into(),
-                ]),
-        )
+        txn.execute(&insert_row(
+            AuthApiKeys::Table,
+            KEY_COLUMNS,
+            [
+                r.id.clone().into(),
+                user.into(),
+                service.into(),
+                r.name.clone().into(),
+                scopes.into(),
+                r.start.clone().into(),
+                micros(r.created_at).into(),
+                r.expires_at.map(micros).into(),
+                r.last_used_at.map(micros).into(),
+                r.last_ip.clone().into(),
+                r.enabled.into(),
+                r.rate_limit
+                    .map(|l| i32::try_from(l.requests).unwrap_or(i32::MAX))
+                    .into(),
+                r.rate_limit
+                    .map(|l| i32::try_from(l.window_secs).unwrap_or(i32::MAX))
+                    .into(),
+                metadata.into(),
+            ],
+        )?)
         .await
         .map_err(db("storing an API key"))?;
-        txn.execute(
-            Query::insert()
-                .into_table(AuthApiKeySecrets::Table)
-                .columns([
-                    AuthApiKeySecrets::Hash,
-                    AuthApiKeySecrets::KeyId,
-                    AuthApiKeySecrets::ExpiresAt,
-                ])
-                .values_panic([
-                    secret_hash.into(),
-                    r.id.clone().into(),
-                    Option::<i64>::None.into(),
-                ]),
-        )
-        .await
-        .map_err(db("storing an API key secret"))?;
+        txn.execute(&insert_secret(secret_hash, &r.id, None)?)
+            .await
+            .map_err(db("storing an API key secret"))?;
         txn.commit().await.map_err(db("committing"))
     }
 
@@ -340,18 +349,9 @@ impl ApiKeyStore for DbApiKeyStore {
         )
         .await
         .map_err(db("rolling an API key"))?;
-        txn.execute(
-            Query::insert()
-                .into_table(AuthApiKeySecrets::Table)
-                .columns([
-                    AuthApiKeySecrets::Hash,
-                    AuthApiKeySecrets::KeyId,
-                    AuthApiKeySecrets::ExpiresAt,
-                ])
-                .values_panic([new_hash.into(), id.into(), Option::<i64>::None.into()]),
-        )
-        .await
-        .map_err(db("rolling an API key"))?;
+        txn.execute(&insert_secret(new_hash, id, None)?)
+            .await
+            .map_err(db("rolling an API key"))?;
         txn.commit().await.map_err(db("committing"))?;
         Ok(true)
     }
@@ -441,16 +441,15 @@ impl ApiKeyStore for DbApiKeyStore {
         // the race counts through the conditional update instead.
         let inserted = self
             .db
-            .execute(
-                Query::insert()
-                    .into_table(AuthApiKeyWindows::Table)
-                    .columns([
-                        AuthApiKeyWindows::KeyId,
-                        AuthApiKeyWindows::WindowStart,
-                        AuthApiKeyWindows::Count,
-                    ])
-                    .values_panic([id.into(), window_start.into(), 1i32.into()]),
-            )
+            .execute(&insert_row(
+                AuthApiKeyWindows::Table,
+                [
+                    AuthApiKeyWindows::KeyId,
+                    AuthApiKeyWindows::WindowStart,
+                    AuthApiKeyWindows::Count,
+                ],
+                [id.into(), window_start.into(), 1i32.into()],
+            )?)
             .await;
         match inserted {
             Ok(_) => Ok(limit >= 1),
@@ -464,12 +463,11 @@ impl ApiKeyStore for DbApiKeyStore {
     async fn create_service_account(&self, name: &str, now: OffsetDateTime) -> Result<bool> {
         let inserted = self
             .db
-            .execute(
-                Query::insert()
-                    .into_table(AuthServiceAccounts::Table)
-                    .columns([AuthServiceAccounts::Name, AuthServiceAccounts::CreatedAt])
-                    .values_panic([name.into(), micros(now).into()]),
-            )
+            .execute(&insert_row(
+                AuthServiceAccounts::Table,
+                [AuthServiceAccounts::Name, AuthServiceAccounts::CreatedAt],
+                [name.into(), micros(now).into()],
+            )?)
             .await;
         match inserted {
             Ok(_) => Ok(true),

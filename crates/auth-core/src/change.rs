@@ -103,9 +103,7 @@ fn unescape(s: &str) -> Option<String> {
     Some(out)
 }
 
-fn micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
+use crate::clock::unix_micros as micros;
 
 fn from_micros(us: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()

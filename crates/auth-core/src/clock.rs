@@ -150,6 +150,43 @@ pub fn truncate_to_micros(instant: OffsetDateTime) -> OffsetDateTime {
         .unwrap_or(instant)
 }
 
+/// An instant as microseconds since the Unix epoch (saturating): how stores that keep integers
+/// (Redis, the API key tables) write time, and what their scripts compare.
+///
+/// ```
+/// let t = time::OffsetDateTime::from_unix_timestamp(2).unwrap();
+/// assert_eq!(auth_core::unix_micros(t), 2_000_000);
+/// assert_eq!(auth_core::from_unix_micros(2_000_000), t);
+/// ```
+#[must_use]
+pub fn unix_micros(instant: OffsetDateTime) -> i64 {
+    i64::try_from(instant.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// The instant `us` microseconds after the Unix epoch (the epoch itself when out of range).
+///
+/// ```
+/// assert_eq!(auth_core::from_unix_micros(0), time::OffsetDateTime::UNIX_EPOCH);
+/// ```
+#[must_use]
+pub fn from_unix_micros(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `instant + duration`, saturating at the end of time instead of overflowing (a lifetime too
+/// long to represent never expires early).
+///
+/// ```
+/// let t = time::OffsetDateTime::UNIX_EPOCH;
+/// assert_eq!(auth_core::add_saturating(t, std::time::Duration::from_secs(1)).unix_timestamp(), 1);
+/// assert!(auth_core::add_saturating(t, std::time::Duration::MAX) > t);
+/// ```
+#[must_use]
+pub fn add_saturating(instant: OffsetDateTime, duration: Duration) -> OffsetDateTime {
+    add(instant, duration)
+}
+
 /// `instant + duration`, saturating instead of overflowing.
 pub(crate) fn add(instant: OffsetDateTime, duration: Duration) -> OffsetDateTime {
     let d = time::Duration::try_from(duration).unwrap_or(time::Duration::MAX);

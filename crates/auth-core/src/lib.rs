@@ -25,7 +25,10 @@ pub use api_key::{
     MemoryApiKeyStore,
 };
 pub use change::{Change, ChangeFeed, ChangeHub, ChangeSubscriber, FeedStatus, LocalFeed};
-pub use clock::{Clock, FixedClock, SharedClock, SystemClock, truncate_to_micros};
+pub use clock::{
+    Clock, FixedClock, SharedClock, SystemClock, add_saturating, from_unix_micros,
+    truncate_to_micros, unix_micros,
+};
 pub use config::{AuthConfig, AuthConfigBuilder};
 pub use error::{BackendError, ConfigError, Error, FieldError, Result, ValidationErrors};
 pub use events::{

@@ -624,9 +624,7 @@ impl RevocationStore for MemoryRevocationStore {
     }
 }
 
-fn micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
+use crate::clock::unix_micros as micros;
 
 /// One user's combined cut-offs: what [`RevocationStore::revoke_user`] keeps, in the same way in
 /// memory, in SQL and in a mirror, so that all of them agree whatever order cut-offs arrive in.

@@ -237,16 +237,7 @@ pub(crate) fn digest(value: &str) -> String {
     auth_core::random::sha256_hex(value)[..32].to_owned()
 }
 
-/// An instant as microseconds since the epoch (what the scripts compare).
-pub(crate) fn micros(at: time::OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-/// The instant `us` microseconds after the epoch.
-pub(crate) fn from_micros(us: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
+pub(crate) use auth_core::{from_unix_micros as from_micros, unix_micros as micros};
 
 /// Deletes the hash KEYS[1] if its field ARGV[1] (microseconds) is at or before ARGV[2]:
 /// checked and deleted in one step, so an entry rewritten meanwhile survives.

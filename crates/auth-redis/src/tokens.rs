@@ -11,6 +11,8 @@ use auth_core::{
 use redis::Script;
 use time::OffsetDateTime;
 
+use auth_core::add_saturating as add;
+
 use crate::connection::{Redis, backend, digest, from_micros, micros};
 
 /// Random bytes in a token's secret part (256 bits).
@@ -121,11 +123,6 @@ fn family_of(token: &str) -> Option<&str> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     (ok(family) && ok(secret)).then_some(family)
-}
-
-fn add(t: OffsetDateTime, d: std::time::Duration) -> OffsetDateTime {
-    t.checked_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
-        .unwrap_or(t)
 }
 
 impl RedisTokenBackend {

@@ -129,6 +129,34 @@ async fn run(db_url: &str, what: &str) {
             "{body}"
         );
     }
+    // Crafted input: an oversized header, a key of another prefix, a path id that is not one:
+    // the same 401 / 404, nothing else.
+    let huge = format!("ak_live_{}", "A".repeat(10_000));
+    for bad in [
+        huge.as_str(),
+        "ak_test_0000000000000000000000000000000000000",
+        "ak_live_\u{1F600}",
+    ] {
+        let (s, _) = c
+            .send(
+                reqwest::Method::GET,
+                "/auth/me",
+                &[("x-api-key", bad)],
+                None,
+            )
+            .await;
+        assert_eq!(s, 401, "{}", &bad[..bad.len().min(20)]);
+    }
+    let (s, _) = c
+        .send(
+            reqwest::Method::DELETE,
+            "/auth/api-keys/..%2F..%2Fetc",
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
     // A key cannot manage keys.
     let by_key = bearer(&key);
     let (s, _) = c

@@ -11,6 +11,7 @@ use crate::api_key::{
     ApiKeyFormat, ApiKeyOwner, ApiKeyRateLimit, ApiKeyRecord, ApiKeyStore, MAX_NAME_LEN,
     MAX_SCOPE_LEN, MAX_SCOPES,
 };
+use crate::clock::add;
 use crate::error::{Error, Result};
 use crate::events::AuthEvent;
 use crate::secret::SecretString;
@@ -182,11 +183,6 @@ pub struct ApiKeyAuth<U> {
     pub key: ApiKeyRecord,
     /// The owning user (active), or `None` for a service account.
     pub user: Option<U>,
-}
-
-fn add(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    t.checked_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
-        .unwrap_or(t)
 }
 
 impl<U: AuthUser> AuthService<U> {
