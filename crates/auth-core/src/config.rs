@@ -255,6 +255,21 @@ impl AuthConfig {
         &self.password_policy
     }
 
+    /// The same configuration with another password policy (for a policy known only after
+    /// the rest was read, such as a breach check from the environment).
+    ///
+    /// ```
+    /// use auth_core::{AuthConfig, MinimumLengthValidator, PasswordPolicy};
+    /// let config = AuthConfig::default()
+    ///     .with_password_policy(PasswordPolicy::empty().with(MinimumLengthValidator::new(12)));
+    /// assert_eq!(config.password_policy().help_texts().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
     /// How many password hashes may run at once (`None`: the number of cores).
     ///
     /// ```

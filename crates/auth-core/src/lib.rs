@@ -37,10 +37,11 @@ pub use events::{
 pub use memory::{MemoryTokenBackend, MemoryUserStore};
 pub use mirror::{MirrorStatus, RevocationMirror};
 pub use password::{
-    CommonPasswordValidator, DEFAULT_MAX_PASSWORD_LENGTH, HashError, MinimumLengthValidator,
+    BreachSourceFailure, BreachedPasswordValidator, CommonPasswordValidator,
+    DEFAULT_MAX_PASSWORD_LENGTH, HashError, MAX_RANGE_LINES, MinimumLengthValidator,
     NumericPasswordValidator, PasswordContext, PasswordHasher, PasswordHashing, PasswordPolicy,
-    PasswordValidator, UNUSABLE_PASSWORD_PREFIX, UserAttributeSimilarityValidator, Verified,
-    is_password_usable, make_unusable_password,
+    PasswordValidator, PwnedPasswords, PwnedPasswordsDir, PwnedRange, UNUSABLE_PASSWORD_PREFIX,
+    UserAttributeSimilarityValidator, Verified, is_password_usable, make_unusable_password,
 };
 pub use rate_limit::{MemoryRateLimiter, RateLimitPolicy, RateLimitStatus, RateLimiter};
 pub use revocation::{Cutoff, MemoryRevocationStore, RevocationQuery, RevocationStore};

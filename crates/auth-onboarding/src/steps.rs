@@ -66,7 +66,8 @@ impl<U: AuthUser> OnboardingStep<U> for RegisterStep {
         }
         if let Err(Error::Validation(errors)) = ctx
             .auth
-            .validate_password(password, Some(&ctx.session.email))
+            .check_new_password(password, Some(&ctx.session.email))
+            .await
         {
             return Ok(StepOutcome::Invalid(
                 errors

@@ -31,6 +31,9 @@
 //! | `AUTH_ONBOARDING_TOTP` | `optional` | the onboarding TOTP step: `required`, `optional` or `off` |
 //! | `AUTH_ONBOARDING_PROFILE_REQUIRED` / `_OPTIONAL` | `first_name,last_name` / `bio` | onboarding profile fields |
 //! | `AUTH_ARGON2_MEMORY_KIB` / `_ITERATIONS` / `_PARALLELISM` | 19456 / 2 / 1 | Argon2id costs of new hashes (existing hashes keep theirs and are upgraded at login); refused below OWASP's minimum for the iteration count |
+//! | `AUTH_PWNED_URL` | none | a Have I Been Pwned range API (`https://api.pwnedpasswords.com` or a mirror): refuse breached passwords (422 `breached_password`) at sign-up, change and reset |
+//! | `AUTH_PWNED_DIR` | none | the same from range files in a directory (`5BAA6`, … each `SUFFIX:COUNT` per line), for machines that must not call out |
+//! | `AUTH_PWNED_THRESHOLD` / `AUTH_PWNED_TIMEOUT_MS` / `AUTH_PWNED_ON_FAILURE` | 1 / 3000 / `allow` | refuse from this many breaches; time allowed per range request; `allow` (accept, with a warning) or `refuse` (the request fails, 500) when the source fails |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
 
@@ -286,6 +289,13 @@ impl Settings {
             "AUTH_HASH_CONCURRENCY" => lookup(name).or_else(|| Some(hash_threads.clone())),
             _ => lookup(name),
         })?;
+        let config = match breach_check(&lookup)? {
+            Some(check) => {
+                let policy = config.password_policy().clone().with_breach_check(check);
+                config.with_password_policy(policy)
+            }
+            None => config,
+        };
         let mfa_cipher = match lookup("AUTH_MFA_KEY").filter(|s| !s.is_empty()) {
             Some(spec) => auth::mfa::SecretCipher::from_spec(&spec).map_err(config_error)?,
             None if production => {
@@ -713,6 +723,67 @@ fn redis_of(settings: &Settings) -> Result<Option<auth::redis::Redis>, Error> {
                 .map(|r| r.with_prefix(&settings.redis_prefix))
         })
         .transpose()
+}
+
+/// `AUTH_PWNED_URL` or `AUTH_PWNED_DIR` (not both), with `AUTH_PWNED_THRESHOLD`,
+/// `AUTH_PWNED_TIMEOUT_MS` and `AUTH_PWNED_ON_FAILURE`.
+fn breach_check(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<auth::BreachedPasswordValidator>, ConfigError> {
+    let url = lookup("AUTH_PWNED_URL").filter(|s| !s.is_empty());
+    let dir = lookup("AUTH_PWNED_DIR").filter(|s| !s.is_empty());
+    let read = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+        match lookup(var).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::invalid(var, "must be a positive whole number")),
+        }
+    };
+    let check = match (url, dir) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "AUTH_PWNED_URL",
+                "and AUTH_PWNED_DIR are both set: choose the range API or the range files",
+            ));
+        }
+        (Some(url), None) => {
+            let timeout = Duration::from_millis(read("AUTH_PWNED_TIMEOUT_MS", 3000)?);
+            let source = auth::pwned::HttpPwnedPasswords::new(&url)
+                .map_err(|e| match e {
+                    Error::Configuration(c) => c,
+                    other => ConfigError::invalid("AUTH_PWNED_URL", other.to_string()),
+                })?
+                .with_timeout(timeout);
+            auth::BreachedPasswordValidator::new(source)
+        }
+        (None, Some(dir)) => {
+            let source = auth::PwnedPasswordsDir::new(&dir);
+            if !source.exists() {
+                return Err(ConfigError::invalid(
+                    "AUTH_PWNED_DIR",
+                    format!("{dir:?} is not a directory of range files"),
+                ));
+            }
+            auth::BreachedPasswordValidator::new(source)
+        }
+    };
+    let on_failure = match lookup("AUTH_PWNED_ON_FAILURE").as_deref() {
+        None | Some("" | "allow") => auth::BreachSourceFailure::Allow,
+        Some("refuse") => auth::BreachSourceFailure::Refuse,
+        Some(_) => {
+            return Err(ConfigError::invalid(
+                "AUTH_PWNED_ON_FAILURE",
+                "must be `allow` or `refuse`",
+            ));
+        }
+    };
+    Ok(Some(
+        check
+            .with_threshold(read("AUTH_PWNED_THRESHOLD", 1)?)
+            .on_source_failure(on_failure),
+    ))
 }
 
 /// OWASP's Argon2id minimums: memory (KiB) for 1, 2, 3, 4 and 5+ iterations.

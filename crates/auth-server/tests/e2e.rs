@@ -4,43 +4,11 @@
 
 mod common;
 
-use common::{Outbox, PASSWORD, SECRET};
-use serde_json::{Value, json};
-
-struct Server {
-    base: String,
-    outbox: Outbox,
-}
+use common::{PASSWORD, SECRET, Server};
+use serde_json::json;
 
 async fn start(vars: &[(&str, &str)]) -> Server {
-    let (base, outbox) = common::start(vars).await;
-    Server { base, outbox }
-}
-
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Server {
-    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
-    }
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        reqwest::Client::new().post(format!("{}{path}", self.base))
-    }
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        reqwest::Client::new().get(format!("{}{path}", self.base))
-    }
+    Server::start(vars).await
 }
 
 /// The cookbook's Starlette app (register with password validation, login, refresh, me,

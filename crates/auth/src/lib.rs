@@ -252,6 +252,14 @@ pub mod apikeys {
     pub use auth_apikeys::*;
 }
 
+/// Have I Been Pwned's range API for the breached-password check (feature `pwned`): see the
+/// `auth-pwned` crate. The check (`auth::BreachedPasswordValidator`) and the offline
+/// range-file source (`auth::PwnedPasswordsDir`) are in the root.
+#[cfg(feature = "pwned")]
+pub mod pwned {
+    pub use auth_pwned::*;
+}
+
 /// TOTP two-factor authentication (feature `mfa`): see the `auth-mfa` crate.
 #[cfg(feature = "mfa")]
 pub mod mfa {

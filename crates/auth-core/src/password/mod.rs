@@ -1,8 +1,13 @@
 //! Passwords: the hasher contract, hashing off the async runtime, unusable passwords, policy.
 
+mod breach;
 mod hashing;
 mod validation;
 
+pub use breach::{
+    BreachSourceFailure, BreachedPasswordValidator, MAX_RANGE_LINES, PwnedPasswords,
+    PwnedPasswordsDir, PwnedRange,
+};
 pub use hashing::{PasswordHashing, Verified};
 pub use validation::{
     CommonPasswordValidator, MinimumLengthValidator, NumericPasswordValidator, PasswordContext,

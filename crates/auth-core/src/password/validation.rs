@@ -2,6 +2,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
+use super::BreachedPasswordValidator;
 use crate::error::{FieldError, Result, ValidationErrors};
 
 /// What a validator may compare the password with.
@@ -101,6 +102,7 @@ pub trait PasswordValidator: Send + Sync + fmt::Debug + 'static {
 #[derive(Clone, Debug)]
 pub struct PasswordPolicy {
     validators: Vec<Arc<dyn PasswordValidator>>,
+    breach: Option<BreachedPasswordValidator>,
 }
 
 impl Default for PasswordPolicy {
@@ -124,6 +126,59 @@ impl PasswordPolicy {
     pub fn empty() -> Self {
         Self {
             validators: Vec::new(),
+            breach: None,
+        }
+    }
+
+    /// Also refuses passwords found in breaches (see [`BreachedPasswordValidator`]). The check
+    /// asks a source, so it runs in [`check`](Self::check), not in the synchronous
+    /// [`validate`](Self::validate), and only once the other rules pass (a password refused
+    /// anyway costs no request).
+    ///
+    /// ```
+    /// use auth_core::{BreachedPasswordValidator, PasswordPolicy, PwnedPasswordsDir};
+    /// let policy = PasswordPolicy::default()
+    ///     .with_breach_check(BreachedPasswordValidator::new(PwnedPasswordsDir::new("/var/lib/pwned")));
+    /// assert!(policy.breach_check().is_some());
+    /// assert_eq!(policy.help_texts().len(), 5);
+    /// ```
+    #[must_use]
+    pub fn with_breach_check(mut self, validator: BreachedPasswordValidator) -> Self {
+        self.breach = Some(validator);
+        self
+    }
+
+    /// The breach check, if one is set.
+    ///
+    /// ```
+    /// assert!(auth_core::PasswordPolicy::default().breach_check().is_none());
+    /// ```
+    #[must_use]
+    pub fn breach_check(&self) -> Option<&BreachedPasswordValidator> {
+        self.breach.as_ref()
+    }
+
+    /// Every rule, the breach check included: [`validate`](Self::validate), then, when it
+    /// passes, the breach check. This is what `AuthService` runs.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] (a breached password has code `breached_password`); a
+    /// breach source's [`crate::Error::Backend`] when its validator refuses on failure.
+    ///
+    /// ```
+    /// # use auth_core::{PasswordContext, PasswordPolicy};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let policy = PasswordPolicy::default();
+    /// assert!(policy.check("12345", &PasswordContext::new()).await.is_err());
+    /// assert!(policy.check("violet-otter-sings-42", &PasswordContext::new()).await.is_ok());
+    /// # });
+    /// ```
+    pub async fn check(&self, password: &str, ctx: &PasswordContext<'_>) -> Result<()> {
+        self.validate(password, ctx)?;
+        match &self.breach {
+            Some(breach) => breach.check(password).await,
+            None => Ok(()),
         }
     }
 
@@ -140,7 +195,8 @@ impl PasswordPolicy {
         self
     }
 
-    /// Runs every validator and reports every failure.
+    /// Runs every synchronous validator and reports every failure (the breach check, if set,
+    /// runs only in [`check`](Self::check)).
     ///
     /// # Errors
     ///
@@ -169,7 +225,11 @@ impl PasswordPolicy {
     /// ```
     #[must_use]
     pub fn help_texts(&self) -> Vec<String> {
-        self.validators.iter().map(|v| v.help_text()).collect()
+        self.validators
+            .iter()
+            .map(|v| v.help_text())
+            .chain(self.breach.iter().map(BreachedPasswordValidator::help_text))
+            .collect()
     }
 }
 

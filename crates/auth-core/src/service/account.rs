@@ -61,7 +61,7 @@ impl<U: AuthUser> AuthService<U> {
     ) -> Result<U> {
         self.throttle_signup(meta).await?;
         let email = normalize_email(email)?;
-        self.validate_password(password, Some(&email))?;
+        self.check_new_password(password, Some(&email)).await?;
         if self.users.find_by_email(&email).await?.is_some() {
             return Err(Error::EmailTaken);
         }
@@ -155,7 +155,7 @@ impl<U: AuthUser> AuthService<U> {
     ) -> Result<Option<U>> {
         self.throttle_signup(meta).await?;
         let email = normalize_email(email)?;
-        self.validate_password(password, Some(&email))?;
+        self.check_new_password(password, Some(&email)).await?;
         // Hash first, whatever happens next: the same work for new and existing emails.
         let hash = self.hashing.hash(password).await?;
         if self.users.find_by_email(&email).await?.is_some() {

@@ -7,8 +7,9 @@ use crate::password::{PasswordContext, is_password_usable, make_unusable_passwor
 use crate::user::{AuthUser, UserId};
 
 impl<U: AuthUser> AuthService<U> {
-    /// Checks a new password against the configured policy, with the email for the
-    /// similarity rule.
+    /// Checks a new password against the configured policy's synchronous rules, with the email
+    /// for the similarity rule. Flows run [`check_new_password`](Self::check_new_password),
+    /// which adds the breach check.
     ///
     /// # Errors
     ///
@@ -37,6 +38,31 @@ impl<U: AuthUser> AuthService<U> {
         self.config.password_policy().validate(password, &ctx)
     }
 
+    /// Every rule a new password must pass, the policy's breach check included: what sign-up,
+    /// change, reset, administrative set and onboarding run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] listing every failure (a breached password has code
+    /// `breached_password`); a breach source's [`Error::Backend`] when it is set to refuse on
+    /// failure.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// assert!(auth.check_new_password("password", Some("a@b.c")).await.is_err());
+    /// assert!(auth.check_new_password("violet-otter-sings-42", None).await.is_ok());
+    /// # });
+    /// ```
+    pub async fn check_new_password(&self, password: &str, email: Option<&str>) -> Result<()> {
+        self.validate_password(password, email)?;
+        match self.config.password_policy().breach_check() {
+            Some(breach) => breach.check(password).await,
+            None => Ok(()),
+        }
+    }
+
     /// Sets a user's password (an administrative action: no current password needed), after
     /// the policy accepts it, and ends every session of the user.
     ///
@@ -59,7 +85,8 @@ impl<U: AuthUser> AuthService<U> {
             .find_by_id(user_id)
             .await?
             .ok_or(Error::UserNotFound)?;
-        self.validate_password(new_password, Some(user.email()))?;
+        self.check_new_password(new_password, Some(user.email()))
+            .await?;
         let hash = self.hashing.hash(new_password).await?;
         if !self
             .replace_password(&user, user.password_hash(), &hash, None)
@@ -126,7 +153,8 @@ impl<U: AuthUser> AuthService<U> {
             return Err(Error::InvalidCredentials);
         }
         self.limiter.reset(&key).await?;
-        self.validate_password(new_password, Some(user.email()))?;
+        self.check_new_password(new_password, Some(user.email()))
+            .await?;
         let hash = self.hashing.hash(new_password).await?;
         // Compare-and-set from the hash just verified: a concurrent change wins, this one
         // fails as if the current password were wrong (it no longer is current).
@@ -165,7 +193,8 @@ impl<U: AuthUser> AuthService<U> {
         if !user.is_active() {
             return Err(Error::TokenInvalid);
         }
-        self.validate_password(new_password, Some(user.email()))?;
+        self.check_new_password(new_password, Some(user.email()))
+            .await?;
         let hash = self.hashing.hash(new_password).await?;
         if !self
             .replace_password(user, user.password_hash(), &hash, None)

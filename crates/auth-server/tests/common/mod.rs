@@ -105,3 +105,55 @@ pub(crate) fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// A started server and the requests the HTTP tests send it.
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) outbox: Outbox,
+}
+
+/// An answer: status, headers, JSON body (`Null` when there is none).
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: serde_json::Value,
+}
+
+impl Server {
+    /// [`start`], kept with its base URL and outbox.
+    pub(crate) async fn start(vars: &[(&str, &str)]) -> Self {
+        let (base, outbox) = start(vars).await;
+        Self { base, outbox }
+    }
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        }
+    }
+    pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().post(format!("{}{path}", self.base))
+    }
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().get(format!("{}{path}", self.base))
+    }
+    pub(crate) fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().delete(format!("{}{path}", self.base))
+    }
+    /// Registers `email` with [`PASSWORD`]; its access token.
+    pub(crate) async fn register(&self, email: &str) -> String {
+        let r = self
+            .send(
+                self.post("/auth/register")
+                    .json(&serde_json::json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+}
