@@ -45,6 +45,8 @@ mod guide {
     mod scaling {}
     #[doc = include_str!("../../docs/api-keys.md")]
     mod api_keys {}
+    #[doc = include_str!("../../docs/admin.md")]
+    mod admin {}
     #[doc = include_str!("../../docs/database.md")]
     mod database {}
     #[doc = include_str!("../../docs/tenants-and-custom-backends.md")]

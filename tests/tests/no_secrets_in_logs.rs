@@ -65,6 +65,11 @@ async fn flows_leak_no_secret() {
         MemoryTokenBackend::new(),
     )
     .unwrap();
+    // The audit log records every event: its rows are searched for secrets too.
+    let audit = auth::MemoryAuditStore::new();
+    auth::AuditLog::new(audit.clone())
+        .skip([])
+        .install(auth.events());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for kind in [
         AuthEventKind::PasswordResetRequested,
@@ -259,7 +264,16 @@ async fn flows_leak_no_secret() {
             "the capture sees {expected}: {logs}"
         );
     }
-    let haystack = format!("{logs}\n{debug_output}");
+    let rows = serde_json::to_string(&audit.entries().unwrap()).unwrap();
+    for expected in [
+        "user_login_failed",
+        "password_reset_requested",
+        "verification_code_generated",
+        "mfa_enabled",
+    ] {
+        assert!(rows.contains(expected), "the audit log has {expected}");
+    }
+    let haystack = format!("{logs}\n{debug_output}\n{rows}");
     for secret in &secrets {
         assert!(
             !haystack.contains(secret.as_str()),

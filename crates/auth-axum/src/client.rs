@@ -129,3 +129,40 @@ impl TrustedProxies {
         self.client_ip(peer, &parts.headers)
     }
 }
+
+impl TrustedProxies {
+    /// The client metadata of a request: its address (through these proxies only) and user
+    /// agent.
+    ///
+    /// ```
+    /// let parts = axum::http::Request::builder().header("user-agent", "curl/8").body(()).unwrap().into_parts().0;
+    /// let meta = auth_axum::TrustedProxies::none().meta(&parts);
+    /// assert_eq!(meta.user_agent.as_deref(), Some("curl/8"));
+    /// ```
+    #[must_use]
+    pub fn meta(&self, parts: &Parts) -> auth_core::SessionMeta {
+        let mut meta = match parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(ua) => auth_core::SessionMeta::new().with_user_agent(ua),
+            None => auth_core::SessionMeta::new(),
+        };
+        meta.ip = self.from_parts(parts);
+        meta
+    }
+}
+
+/// Runs every request of `router` inside an [`auth_core::RequestContext`] with the client's
+/// metadata, so events (and the audit log) know where they came from.
+pub(crate) fn with_request_context(router: axum::Router, proxies: TrustedProxies) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let (parts, body) = req.into_parts();
+            let ctx = auth_core::RequestContext::new(proxies.meta(&parts));
+            let req = axum::extract::Request::from_parts(parts, body);
+            ctx.scope(next.run(req))
+        },
+    ))
+}

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod client;
 mod error;
 mod extract;
@@ -11,6 +12,7 @@ mod openapi;
 mod router;
 mod schemes;
 
+pub use crate::admin::{AdminAccess, AdminRouter};
 pub use crate::client::TrustedProxies;
 pub use crate::error::{ApiError, Rejection};
 pub use crate::extract::{AccessClaims, ApiKeyCaller, Authenticated};

@@ -166,12 +166,16 @@ pub fn onboarding_router_with_proxies<U: AuthUser>(
     flow: Onboarding<U>,
     proxies: TrustedProxies,
 ) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/start", post(start::<U>))
         .route("/advance", post(advance::<U>))
         .route("/resume", post(resume::<U>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(FlowState { flow, proxies })
+        .with_state(FlowState {
+            flow,
+            proxies: proxies.clone(),
+        });
+    crate::client::with_request_context(router, proxies)
 }
 
 /// The OpenAPI document of [`onboarding_router`]'s routes (paths relative to where it is

@@ -11,6 +11,7 @@ pub(crate) struct Parts {
     pub(crate) reset: bool,
     pub(crate) verification: bool,
     pub(crate) cookie: bool,
+    pub(crate) audit: bool,
 }
 
 struct Route {
@@ -281,6 +282,18 @@ fn routes(parts: &Parts) -> Vec<Route> {
             errors: &["401", "422"],
         });
     }
+    if parts.audit {
+        all.push(Route {
+            method: "get",
+            path: "/activity",
+            summary: "The account's audit log: logins, failures, password and factor changes",
+            tag: "account",
+            bearer: true,
+            body: None,
+            ok: ("200", "{entries}, newest first", Some(audit_entries())),
+            errors: &["401", "422"],
+        });
+    }
     if parts.mfa {
         let codes = json!({"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}});
         all.extend([
@@ -370,10 +383,19 @@ fn error_response(status: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema_ref("Error")}}})
 }
 
-/// The document as JSON.
-pub(crate) fn document(parts: &Parts) -> Value {
+/// `{entries: [AuditEntry]}`.
+fn audit_entries() -> Value {
+    json!({"type": "object", "properties": {"entries": {"type": "array", "items": {
+        "type": "object", "properties": {
+            "kind": {"type": "string"}, "time": {"type": "string"}, "ip": {"type": ["string", "null"]},
+            "user_agent": {"type": ["string", "null"]}, "detail": {"type": "object"},
+            "by_admin": {"type": "boolean"}, "actor": {"type": ["string", "null"]}}}}}})
+}
+
+/// The paths object of `routes`.
+fn paths_of(routes: Vec<Route>) -> Map<String, Value> {
     let mut paths = Map::new();
-    for r in routes(parts) {
+    for r in routes {
         let mut responses = Map::new();
         let mut ok = json!({"description": r.ok.1});
         if let Some(schema) = r.ok.2 {
@@ -410,6 +432,12 @@ pub(crate) fn document(parts: &Parts) -> Value {
         let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         item[r.method] = op;
     }
+    paths
+}
+
+/// The document as JSON.
+pub(crate) fn document(parts: &Parts) -> Value {
+    let paths = paths_of(routes(parts));
     let mut token_pair = json!({
         "type": "object",
         "required": ["access_token", "token_type", "expires_in"],
@@ -458,6 +486,103 @@ pub(crate) fn document(parts: &Parts) -> Value {
                     "error": {"type": "string"}, "detail": {"type": "string"}, "retry_after": {"type": "integer"},
                     "errors": {"type": "array", "items": {"type": "object"}}}}
             }
+        }
+    })
+}
+
+/// The administration routes' document (JSON), paths relative to the router.
+pub(crate) fn admin_document(audit: bool, verification: bool) -> Value {
+    let user = |path: &'static str,
+                method: &'static str,
+                summary: &'static str,
+                ok: (&'static str, &'static str)| Route {
+        method,
+        path,
+        summary,
+        tag: "admin",
+        bearer: true,
+        body: None,
+        ok: (ok.0, ok.1, None),
+        errors: &["401", "403", "404"],
+    };
+    let mut all = vec![
+        Route {
+            method: "get",
+            path: "/users",
+            summary: "List accounts: q (email prefix), page, per_page, active, verified",
+            tag: "admin",
+            bearer: true,
+            body: None,
+            ok: ("200", "{users, page, per_page}", None),
+            errors: &["401", "403"],
+        },
+        user(
+            "/users/{id}",
+            "get",
+            "One account: state, second factor, sessions, lockouts",
+            ("200", "The account"),
+        ),
+        user(
+            "/users/{id}",
+            "delete",
+            "Delete the account (sessions end first)",
+            ("204", "Deleted"),
+        ),
+        user(
+            "/users/{id}/deactivate",
+            "post",
+            "Deactivate (every session ends)",
+            ("204", "Deactivated"),
+        ),
+        user(
+            "/users/{id}/reactivate",
+            "post",
+            "Reactivate",
+            ("204", "Reactivated"),
+        ),
+        user(
+            "/users/{id}/logout-all",
+            "post",
+            "End every session",
+            ("200", "{sessions_ended}"),
+        ),
+        user(
+            "/users/{id}/reset-mfa",
+            "post",
+            "Remove the second factor",
+            ("204", "Removed"),
+        ),
+        user(
+            "/users/{id}/unlock",
+            "post",
+            "Lift every lockout",
+            ("204", "Unlocked"),
+        ),
+    ];
+    if audit {
+        all.push(user(
+            "/users/{id}/audit",
+            "get",
+            "The account's audit log (limit, before)",
+            ("200", "{entries}, newest first"),
+        ));
+    }
+    if verification {
+        all.push(user(
+            "/users/{id}/resend-verification",
+            "post",
+            "Mail a verification link again",
+            ("202", "Accepted"),
+        ));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "auth admin", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths_of(all),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
+                "error": {"type": "string"}, "detail": {"type": "string"}}}}
         }
     })
 }

@@ -291,13 +291,32 @@ pub enum AuthEvent {
         /// The deactivated user.
         user_id: UserId,
     },
+    /// An account was deactivated or reactivated ([`crate::AuthService::set_active`]).
+    UserActiveChanged {
+        /// The user.
+        user_id: UserId,
+        /// Whether the account is active now.
+        active: bool,
+    },
+    /// An account was deleted ([`crate::AuthService::delete_user`]).
+    UserDeleted {
+        /// The former user's id.
+        user_id: UserId,
+        /// Their email.
+        email: String,
+    },
+    /// An administrator lifted an account's login lockout ([`crate::AuthService::unlock`]).
+    AccountUnlocked {
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 33);
+/// assert_eq!(AuthEventKind::ALL.len(), 36);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -337,11 +356,14 @@ pub enum AuthEventKind {
     ApiKeyRolled,
     ApiKeyRevoked,
     ApiKeyOwnerInactive,
+    UserActiveChanged,
+    UserDeleted,
+    AccountUnlocked,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 36] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -375,6 +397,9 @@ impl AuthEventKind {
         Self::ApiKeyRolled,
         Self::ApiKeyRevoked,
         Self::ApiKeyOwnerInactive,
+        Self::UserActiveChanged,
+        Self::UserDeleted,
+        Self::AccountUnlocked,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -419,6 +444,9 @@ impl AuthEventKind {
             Self::ApiKeyRolled => "api_key_rolled",
             Self::ApiKeyRevoked => "api_key_revoked",
             Self::ApiKeyOwnerInactive => "api_key_owner_inactive",
+            Self::UserActiveChanged => "user_active_changed",
+            Self::UserDeleted => "user_deleted",
+            Self::AccountUnlocked => "account_unlocked",
         }
     }
 }
@@ -473,6 +501,9 @@ impl AuthEvent {
             Self::ApiKeyRolled { .. } => AuthEventKind::ApiKeyRolled,
             Self::ApiKeyRevoked { .. } => AuthEventKind::ApiKeyRevoked,
             Self::ApiKeyOwnerInactive { .. } => AuthEventKind::ApiKeyOwnerInactive,
+            Self::UserActiveChanged { .. } => AuthEventKind::UserActiveChanged,
+            Self::UserDeleted { .. } => AuthEventKind::UserDeleted,
+            Self::AccountUnlocked { .. } => AuthEventKind::AccountUnlocked,
         }
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod api_key;
+mod audit;
 mod change;
 mod clock;
 mod config;
@@ -24,6 +25,7 @@ pub use api_key::{
     ApiKeyFormat, ApiKeyOwner, ApiKeyRateLimit, ApiKeyRecord, ApiKeyStore, FoundApiKey,
     MemoryApiKeyStore,
 };
+pub use audit::{AuditEntry, AuditLog, AuditQuery, AuditStore, MemoryAuditStore, RequestContext};
 pub use change::{Change, ChangeFeed, ChangeHub, ChangeSubscriber, FeedStatus, LocalFeed};
 pub use clock::{
     Clock, FixedClock, SharedClock, SystemClock, add_saturating, from_unix_micros,
@@ -48,15 +50,17 @@ pub use revocation::{Cutoff, MemoryRevocationStore, RevocationQuery, RevocationS
 pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
-    ApiKeyAuth, AuthResult, AuthService, Challenge, IssuedApiKey, LoginOptions, LoginOutcome,
-    NewApiKey, SecondFactorGate, ServiceParts, client_bucket, redact_identifier,
+    AccountStatus, ApiKeyAuth, AuthResult, AuthService, Challenge, IssuedApiKey, LoginOptions,
+    LoginOutcome, NewApiKey, SecondFactorGate, ServiceParts, client_bucket, redact_identifier,
 };
 pub use token::{
     AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,
     RotateRequest, SessionInfo, SessionMeta, TokenBackend, TokenKind, TokenLifetimes, TokenPair,
     TokenUserLookup,
 };
-pub use user::{AuthUser, MAX_EMAIL_LEN, NewUser, User, UserId, UserStore, normalize_email};
+pub use user::{
+    AuthUser, MAX_EMAIL_LEN, NewUser, User, UserId, UserQuery, UserStore, normalize_email,
+};
 pub use user_cache::{UserCache, UserCacheStatus};
 
 /// Re-exported so implementations of the async traits need no extra dependency.

@@ -15,7 +15,7 @@ use crate::token::{
     Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,
     RotateRequest, SessionInfo, SessionMeta, TokenBackend, TokenKind, TokenLifetimes, TokenPair,
 };
-use crate::user::{NewUser, User, UserId, UserStore};
+use crate::user::{NewUser, User, UserId, UserQuery, UserStore};
 
 #[derive(Default)]
 struct Users {
@@ -187,6 +187,47 @@ impl UserStore for MemoryUserStore {
         values: serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
         self.update(id, |u| u.profile.extend(values))
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<Vec<User>> {
+        let users = self.lock()?;
+        let mut found: Vec<&User> = users.by_id.values().filter(|u| query.matches(*u)).collect();
+        found.sort_by_key(|u| u.id.as_str().parse::<u64>().unwrap_or(u64::MAX));
+        Ok(found
+            .into_iter()
+            .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(query.limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete(&self, id: &UserId) -> Result<bool> {
+        let mut users = self.lock()?;
+        let Some(user) = users.by_id.remove(id) else {
+            return Ok(false);
+        };
+        users.by_email.remove(&user.email);
+        Ok(true)
+    }
+
+    async fn replace_email(&self, id: &UserId, expected: &str, new_email: &str) -> Result<bool> {
+        let mut users = self.lock()?;
+        let current = users.by_id.get(id).ok_or(Error::UserNotFound)?;
+        if current.email != expected {
+            return Ok(false);
+        }
+        if new_email == expected {
+            return Ok(true);
+        }
+        if users.by_email.contains_key(new_email) {
+            return Err(Error::EmailTaken);
+        }
+        users.by_email.remove(expected);
+        users.by_email.insert(new_email.to_owned(), id.clone());
+        if let Some(user) = users.by_id.get_mut(id) {
+            user.email = new_email.to_owned();
+        }
+        Ok(true)
     }
 }
 

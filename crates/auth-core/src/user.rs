@@ -405,6 +405,175 @@ pub trait UserStore: Send + Sync + 'static {
             "this user store keeps no profile fields".into(),
         ))
     }
+
+    /// One page of users matching `query`, in id order (for administration).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] (the default) for a store that cannot list; [`Error::Backend`].
+    async fn list(&self, query: &UserQuery) -> Result<Vec<Self::User>> {
+        let _ = query;
+        Err(Error::Unsupported(
+            "this user store cannot list users".into(),
+        ))
+    }
+
+    /// Deletes a user; `false` when there was none. The store's own rows that reference the
+    /// user (second factors, API keys) go with it where the schema cascades; sessions are
+    /// ended by the caller first (`AuthService::delete_user`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] (the default); [`Error::Backend`].
+    async fn delete(&self, id: &UserId) -> Result<bool> {
+        let _ = id;
+        Err(Error::Unsupported(
+            "this user store cannot delete users".into(),
+        ))
+    }
+
+    /// Replaces the email of `id` with `new_email` (normalized) if it is still `expected`:
+    /// a compare-and-set, so a confirmation link made for one address cannot apply after the
+    /// address changed. `false` when the current email is not `expected`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmailTaken`] when another account has `new_email` (the database's unique
+    /// constraint decides, so two confirmations racing for one address cannot both win);
+    /// [`Error::UserNotFound`]; [`Error::Unsupported`] (the default); [`Error::Backend`].
+    async fn replace_email(&self, id: &UserId, expected: &str, new_email: &str) -> Result<bool> {
+        let _ = (id, expected, new_email);
+        Err(Error::Unsupported(
+            "this user store cannot change emails".into(),
+        ))
+    }
+}
+
+/// Which users [`UserStore::list`] returns: filters and a page.
+///
+/// ```
+/// use auth_core::UserQuery;
+/// let q = UserQuery::new().email_prefix("ali").active(true).page(2, 20);
+/// assert_eq!(q.offset, 20);
+/// assert_eq!(q.limit, 20);
+/// assert!(q.matches_email("alice@example.com"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserQuery {
+    /// Only emails starting with this (already lower-case; compared exactly).
+    pub email_prefix: Option<String>,
+    /// Only active (`true`) or inactive (`false`) accounts.
+    pub active: Option<bool>,
+    /// Only verified (`true`) or unverified (`false`) accounts.
+    pub verified: Option<bool>,
+    /// How many matching users to skip.
+    pub offset: u64,
+    /// How many to return (at most [`UserQuery::MAX_LIMIT`]).
+    pub limit: u64,
+}
+
+impl Default for UserQuery {
+    fn default() -> Self {
+        Self {
+            email_prefix: None,
+            active: None,
+            verified: None,
+            offset: 0,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+impl UserQuery {
+    /// The page size when none is given.
+    pub const DEFAULT_LIMIT: u64 = 50;
+    /// The largest page.
+    pub const MAX_LIMIT: u64 = 200;
+
+    /// Every user, first page.
+    ///
+    /// ```
+    /// assert_eq!(auth_core::UserQuery::new().limit, 50);
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only emails starting with `prefix` (lower-cased and trimmed here; empty means all).
+    ///
+    /// ```
+    /// assert_eq!(auth_core::UserQuery::new().email_prefix(" Bo").email_prefix.as_deref(), Some("bo"));
+    /// ```
+    #[must_use]
+    pub fn email_prefix(mut self, prefix: &str) -> Self {
+        let prefix = prefix.trim().to_lowercase();
+        self.email_prefix = (!prefix.is_empty()).then_some(prefix);
+        self
+    }
+
+    /// Only active or inactive accounts.
+    ///
+    /// ```
+    /// assert_eq!(auth_core::UserQuery::new().active(false).active, Some(false));
+    /// ```
+    #[must_use]
+    pub fn active(mut self, active: bool) -> Self {
+        self.active = Some(active);
+        self
+    }
+
+    /// Only verified or unverified accounts.
+    ///
+    /// ```
+    /// assert_eq!(auth_core::UserQuery::new().verified(true).verified, Some(true));
+    /// ```
+    #[must_use]
+    pub fn verified(mut self, verified: bool) -> Self {
+        self.verified = Some(verified);
+        self
+    }
+
+    /// Page `page` (from 1) of `per_page` users (clamped to 1..=[`Self::MAX_LIMIT`]).
+    ///
+    /// ```
+    /// let q = auth_core::UserQuery::new().page(3, 1000);
+    /// assert_eq!((q.offset, q.limit), (400, 200));
+    /// ```
+    #[must_use]
+    pub fn page(mut self, page: u64, per_page: u64) -> Self {
+        self.limit = per_page.clamp(1, Self::MAX_LIMIT);
+        self.offset = page.max(1).saturating_sub(1).saturating_mul(self.limit);
+        self
+    }
+
+    /// Whether `email` passes the prefix filter.
+    ///
+    /// ```
+    /// assert!(!auth_core::UserQuery::new().email_prefix("x").matches_email("a@b.c"));
+    /// ```
+    #[must_use]
+    pub fn matches_email(&self, email: &str) -> bool {
+        self.email_prefix
+            .as_deref()
+            .is_none_or(|p| email.starts_with(p))
+    }
+
+    /// Whether `user` passes every filter (for stores that filter in memory).
+    ///
+    /// ```
+    /// use auth_core::{User, UserId, UserQuery};
+    /// let user = User::new(UserId::new("1"), "a@b.c");
+    /// assert!(UserQuery::new().active(true).matches(&user));
+    /// assert!(!UserQuery::new().verified(true).matches(&user));
+    /// ```
+    #[must_use]
+    pub fn matches(&self, user: &impl AuthUser) -> bool {
+        self.matches_email(user.email())
+            && self.active.is_none_or(|a| a == user.is_active())
+            && self.verified.is_none_or(|v| v == user.is_verified())
+    }
 }
 
 /// The one canonical form of an email, used by the user store, the rate limiter and mail:

@@ -427,4 +427,22 @@ impl<U: AuthUser> UserStore for CachingUserStore<U> {
         self.inner.update_profile(id, values).await?;
         self.cache.changed(id).await
     }
+
+    async fn list(&self, query: &crate::user::UserQuery) -> Result<Vec<U>> {
+        self.inner.list(query).await
+    }
+
+    async fn delete(&self, id: &UserId) -> Result<bool> {
+        let deleted = self.inner.delete(id).await?;
+        self.cache.changed(id).await?;
+        Ok(deleted)
+    }
+
+    async fn replace_email(&self, id: &UserId, expected: &str, new_email: &str) -> Result<bool> {
+        let replaced = self.inner.replace_email(id, expected, new_email).await?;
+        if replaced {
+            self.cache.changed(id).await?;
+        }
+        Ok(replaced)
+    }
 }

@@ -817,6 +817,10 @@ impl SecondFactorGate for Mfa {
     async fn remove_all(&self, user: &UserId) -> Result<()> {
         self.reset(user).await.map(|_| ())
     }
+
+    async fn unlock(&self, user: &UserId) -> Result<()> {
+        self.inner.limiter.reset(&limit_key(user)).await
+    }
 }
 
 fn already_enabled() -> Error {

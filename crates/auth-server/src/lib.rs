@@ -34,6 +34,9 @@
 //! | `AUTH_PWNED_URL` | none | a Have I Been Pwned range API (`https://api.pwnedpasswords.com` or a mirror): refuse breached passwords (422 `breached_password`) at sign-up, change and reset |
 //! | `AUTH_PWNED_DIR` | none | the same from range files in a directory (`5BAA6`, … each `SUFFIX:COUNT` per line), for machines that must not call out |
 //! | `AUTH_PWNED_THRESHOLD` / `AUTH_PWNED_TIMEOUT_MS` / `AUTH_PWNED_ON_FAILURE` | 1 / 3000 / `allow` | refuse from this many breaches; time allowed per range request; `allow` (accept, with a warning) or `refuse` (the request fails, 500) when the source fails |
+//! | `AUTH_ADMIN_EMAILS` | none | comma-separated emails of administrators (verified accounts): mounts `/admin` |
+//! | `AUTH_ADMIN_API_KEYS` | `false` | `true`: service-account API keys with scope `admin` may use `/admin` too (mounts it) |
+//! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
 
@@ -129,6 +132,13 @@ pub struct Settings {
     pub onboarding_profile_required: Vec<String>,
     /// Optional profile fields of onboarding.
     pub onboarding_profile_optional: Vec<String>,
+    /// Administrators' emails (`AUTH_ADMIN_EMAILS`).
+    pub admin_emails: Vec<String>,
+    /// Whether service-account keys with scope `admin` administer (`AUTH_ADMIN_API_KEYS`).
+    pub admin_api_keys: bool,
+    /// How long audit entries are kept (`AUTH_AUDIT_RETENTION_DAYS`, default 90; `None`:
+    /// forever).
+    pub audit_retention: Option<Duration>,
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {
@@ -432,6 +442,30 @@ impl Settings {
         let onboarding_profile_required =
             list("AUTH_ONBOARDING_PROFILE_REQUIRED", "first_name,last_name");
         let onboarding_profile_optional = list("AUTH_ONBOARDING_PROFILE_OPTIONAL", "bio");
+        let admin_emails = list("AUTH_ADMIN_EMAILS", "");
+        if let Some(bad) = admin_emails
+            .iter()
+            .find(|e| auth::normalize_email(e).is_err())
+        {
+            return Err(ConfigError::invalid(
+                "AUTH_ADMIN_EMAILS",
+                format!("has {bad:?}; list email addresses, comma-separated"),
+            ));
+        }
+        let admin_api_keys = match lookup("AUTH_ADMIN_API_KEYS").as_deref() {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "AUTH_ADMIN_API_KEYS",
+                    "must be true or false",
+                ));
+            }
+        };
+        let audit_retention = match number("AUTH_AUDIT_RETENTION_DAYS", 90)? {
+            0 => None,
+            days => Some(Duration::from_secs(days.saturating_mul(86_400))),
+        };
         Ok(Self {
             addr,
             database_url,
@@ -460,6 +494,9 @@ impl Settings {
             onboarding_totp,
             onboarding_profile_required,
             onboarding_profile_optional,
+            admin_emails,
+            admin_api_keys,
+            audit_retention,
         })
     }
 
@@ -666,6 +703,8 @@ pub struct Stack {
     pub mfa: auth::mfa::Mfa,
     /// The onboarding engine (register, verify email, TOTP, profile).
     pub onboarding: auth::onboarding::Onboarding<auth::User>,
+    /// The audit log (an `AuditLog` on the service's events writes every event to it).
+    pub audit: Arc<dyn auth::AuditStore>,
     /// The database.
     pub db: DatabaseConnection,
 }
@@ -924,6 +963,9 @@ fn build(
         .with_rate_limiter(mfa_limiter)
         .with_events(auth.events().clone());
     let auth = auth.with_second_factor(mfa.clone());
+    // Every event, without its secrets, with the client's address: durable, in SQL.
+    let audit: Arc<dyn auth::AuditStore> = Arc::new(auth::users_db::DbAuditStore::new(db.clone()));
+    auth::AuditLog::from_arc(Arc::clone(&audit)).install(auth.events());
     let mut pipeline = auth::onboarding::Onboarding::builder(auth.clone(), onboarding_store)
         .mfa(mfa.clone())
         .step(auth::onboarding::RegisterStep)
@@ -947,6 +989,7 @@ fn build(
         jwt_keys,
         mfa,
         onboarding,
+        audit,
         db,
     })
 }
@@ -1001,6 +1044,7 @@ pub fn app_with_mailer(
         jwt_keys,
         mfa,
         onboarding,
+        audit,
         db,
     } = stack(settings, db)?;
     let health = Health {
@@ -1011,11 +1055,22 @@ pub fn app_with_mailer(
         users: auth.user_cache().cloned(),
     };
     mail::install(auth.events(), mailer, &settings.public_url);
+    let access = auth_axum::AdminAccess::emails(&settings.admin_emails)
+        .allow_api_keys(settings.admin_api_keys);
+    let admin = (!access.is_empty())
+        .then(|| -> Result<_, Error> {
+            Ok(auth_axum::AdminRouter::new(auth.clone(), access)
+                .with_audit(Arc::clone(&audit))
+                .with_email_verification(auth::sign::EmailVerificationService::new(auth.clone())?)
+                .trusted_proxies(settings.trusted_proxies.clone()))
+        })
+        .transpose()?;
     let mut router = auth_axum::AuthRouter::new(auth.clone())
         .mounted_at("/auth")
         .with_mfa(mfa)
         .with_password_reset(auth::sign::PasswordResetService::new(auth.clone())?)
         .with_email_verification(auth::sign::EmailVerificationService::new(auth)?)
+        .with_audit(audit)
         .trusted_proxies(settings.trusted_proxies.clone());
     if settings.refresh_cookie {
         let mut cookie = auth_axum::RefreshCookie::new().path("/auth");
@@ -1033,6 +1088,9 @@ pub fn app_with_mailer(
     let mut document = utoipa::openapi::OpenApi::default()
         .nest("/auth", auth_doc.clone())
         .nest("/onboarding", auth_axum::onboarding_openapi());
+    if let Some(admin) = &admin {
+        document = document.nest("/admin", admin.openapi());
+    }
     document.info = auth_doc.info.clone();
     document.components = auth_doc.components.clone();
     let document = Arc::new(
@@ -1059,6 +1117,10 @@ pub fn app_with_mailer(
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/ready", get(move || ready(health.clone())));
+    let app = match admin {
+        Some(admin) => app.nest("/admin", admin.build()),
+        None => app,
+    };
     let app = match jwt_keys {
         Some(keys) => {
             let lifetimes = settings.config.lifetimes();

@@ -18,7 +18,13 @@ const USAGE: &str = "usage: auth-server [COMMAND]
   user set-password EMAIL [--password-stdin]
                                  set a user's password; their sessions end
   user deactivate EMAIL          deactivate a user; their sessions end
-  tokens cleanup                 delete expired tokens, revocations, challenges and API keys
+  user reactivate EMAIL          reactivate a deactivated user
+  user show EMAIL                the account: state, second factor, sessions, recent audit
+  user unlock EMAIL              lift every lockout of the account (login, second factor)
+  user reset-mfa EMAIL           remove the account's second factor (a lost phone)
+  user delete EMAIL --yes        delete the account: sessions end, keys and factors go
+  tokens cleanup                 delete expired tokens, revocations, challenges and API keys,
+                                 and audit entries past AUTH_AUDIT_RETENTION_DAYS
   service-account create NAME    register a service account (an owner of API keys that
                                  belongs to no person)
   apikey create --service-account NAME [--scope SCOPE]... [--name NAME] [--expires-in SECONDS]
@@ -72,7 +78,12 @@ async fn main() -> ExitCode {
         args.as_slice(),
         [] | ["serve" | "migrate"]
             | ["user", "create" | "set-password", _, ..]
-            | ["user", "deactivate", _]
+            | [
+                "user",
+                "deactivate" | "reactivate" | "show" | "unlock" | "reset-mfa",
+                _
+            ]
+            | ["user", "delete", _, ..]
             | ["tokens", "cleanup"]
             | ["service-account", "create", _]
             | ["apikey", ..]
@@ -126,6 +137,12 @@ async fn main() -> ExitCode {
             user_set_password(&settings, db, email, rest).await
         }
         ["user", "deactivate", email] => user_deactivate(&settings, db, email).await,
+        [
+            "user",
+            verb @ ("reactivate" | "show" | "unlock" | "reset-mfa"),
+            email,
+        ] => user_admin(&settings, db, verb, email).await,
+        ["user", "delete", email, rest @ ..] => user_delete(&settings, db, email, rest).await,
         ["tokens", "cleanup"] => tokens_cleanup(&settings, db).await,
         ["service-account", "create", name] => service_account_create(&settings, db, name).await,
         ["apikey", rest @ ..] => apikey_command(&settings, db, rest).await,
@@ -242,8 +259,125 @@ async fn user_deactivate(
 ) -> Result<(), Error> {
     let stack = auth_server::command_stack(settings, db)?;
     let user = find(&stack, email).await?;
-    stack.auth.set_active(&user.id, false).await?;
+    auth::RequestContext::default()
+        .with_actor("cli")
+        .scope(stack.auth.set_active(&user.id, false))
+        .await?;
     say(&format!("deactivated {} <{}>", user.id, user.email));
+    Ok(())
+}
+
+/// `user reactivate|show|unlock|reset-mfa EMAIL`: what the admin API does, from a shell, each
+/// through the service (events, revocation) and recorded in the audit log as done by `cli`.
+async fn user_admin(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    verb: &str,
+    email: &str,
+) -> Result<(), Error> {
+    let stack = auth_server::command_stack(settings, db)?;
+    let user = find(&stack, email).await?;
+    let cli = auth::RequestContext::default().with_actor("cli");
+    match verb {
+        "reactivate" => {
+            cli.scope(stack.auth.set_active(&user.id, true)).await?;
+            say(&format!("reactivated {} <{}>", user.id, user.email));
+        }
+        "unlock" => {
+            // Lockouts by client address are known from the audit log.
+            let now = auth::Clock::now(&auth::SystemClock);
+            let clients: Vec<String> = stack
+                .audit
+                .list(
+                    &auth::AuditQuery::for_user(user.id.clone())
+                        .with_email(&user.email)
+                        .kinds([auth::AuthEventKind::AccountLocked])
+                        .limit(100),
+                )
+                .await?
+                .into_iter()
+                .filter(|e| {
+                    let secs = e.detail["retry_after_secs"].as_i64().unwrap_or(0);
+                    e.at + time::Duration::seconds(secs) > now
+                })
+                .filter_map(|e| e.detail.get("client")?.as_str().map(str::to_owned))
+                .collect();
+            cli.scope(stack.auth.unlock(&user.id, &clients)).await?;
+            say(&format!("unlocked {} <{}>", user.id, user.email));
+        }
+        "reset-mfa" => {
+            cli.scope(stack.auth.reset_second_factor(&user.id)).await?;
+            say(&format!(
+                "second factor removed for {} <{}>",
+                user.id, user.email
+            ));
+        }
+        _ => {
+            let status = stack.auth.account_status(&user.id).await?;
+            let audit = stack
+                .audit
+                .list(
+                    &auth::AuditQuery::for_user(user.id.clone())
+                        .with_email(&user.email)
+                        .limit(20),
+                )
+                .await?;
+            let show = |t: Option<time::OffsetDateTime>| {
+                t.and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| "-".into())
+            };
+            let mut out = vec![
+                format!("user {} <{}>", user.id, user.email),
+                format!("  active: {}", user.is_active),
+                format!("  verified: {}", user.is_verified),
+                format!("  usable password: {}", status.usable_password),
+                format!("  second factor: {}", status.second_factor),
+                format!("  last login: {}", show(user.last_login)),
+                match &status.sessions {
+                    Some(list) => format!("  sessions: {}", list.len()),
+                    None => "  sessions: (not listed by this token backend)".into(),
+                },
+                "  recent activity:".into(),
+            ];
+            for e in audit {
+                out.push(format!(
+                    "    {} {} ip={} {}",
+                    show(Some(e.at)),
+                    e.kind,
+                    e.ip.as_deref().unwrap_or("-"),
+                    e.actor.map(|a| format!("by {a}")).unwrap_or_default()
+                ));
+            }
+            say(&out.join("\n"));
+        }
+    }
+    Ok(())
+}
+
+/// `user delete EMAIL --yes`.
+async fn user_delete(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    email: &str,
+    flags: &[&str],
+) -> Result<(), Error> {
+    if flags != ["--yes"] {
+        return Err(Error::invalid(
+            "--yes",
+            "required",
+            "deleting an account cannot be undone: repeat the command with --yes",
+        ));
+    }
+    let stack = auth_server::command_stack(settings, db)?;
+    let user = find(&stack, email).await?;
+    auth::RequestContext::default()
+        .with_actor("cli")
+        .scope(stack.auth.delete_user(&user.id))
+        .await?;
+    say(&format!("deleted {} <{}>", user.id, user.email));
     Ok(())
 }
 
@@ -270,6 +404,13 @@ async fn tokens_cleanup(
     )
     .await?;
     let removed_onboarding = stack.onboarding.cleanup_expired().await?;
+    let removed_audit = match settings.audit_retention {
+        Some(keep) => {
+            let cutoff = auth::Clock::now(&auth::SystemClock) - keep;
+            stack.audit.delete_before(cutoff).await?
+        }
+        None => 0,
+    };
     // Revocations and limits live in Redis with AUTH_REDIS_URL (which also forgets them by
     // itself), else in the database.
     let (removed_revocations, removed_limits) = match &stack.redis {
@@ -294,7 +435,8 @@ async fn tokens_cleanup(
     say(&format!(
         "deleted {removed_tokens} tokens, {removed_revocations} revocations, \
          {removed_challenges} MFA challenges, {removed_onboarding} onboarding sessions, \
-         {removed_keys} API key records, {removed_limits} rate-limit entries"
+         {removed_keys} API key records, {removed_limits} rate-limit entries, \
+         {removed_audit} audit entries"
     ));
     Ok(())
 }

@@ -226,14 +226,15 @@ async fn error_statuses_limits_ids_and_openapi() {
     let r = s.send(s.get("/auth/openapi.json")).await;
     assert_eq!(r.status, 200);
     let doc: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
-    // 21 routes, and /api-keys, /api-keys/{id}, /api-keys/{id}/roll.
-    assert_eq!(doc.paths.paths.len(), 24);
+    // 21 routes, /api-keys, /api-keys/{id}, /api-keys/{id}/roll, and /activity.
+    assert_eq!(doc.paths.paths.len(), 25);
     assert_eq!(r.body["servers"][0]["url"], "/auth");
     // The whole service in one document: /auth and /onboarding, references resolvable.
     let r = s.send(s.get("/openapi.json")).await;
     let all: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
-    assert_eq!(all.paths.paths.len(), 27);
+    assert_eq!(all.paths.paths.len(), 28);
     for path in [
+        "/auth/activity",
         "/auth/login",
         "/auth/mfa/verify",
         "/auth/api-keys",

@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod audit;
 pub mod entity;
 mod migration;
 mod rate_limit;
 mod store;
 
+pub use crate::audit::{CreateAuditLog, DbAuditStore};
 pub use crate::migration::{BinaryCollation, CreateRateLimits, CreateUsers, Migrator, migrations};
 pub use crate::rate_limit::DbRateLimiter;
 pub use crate::store::DbUserStore;

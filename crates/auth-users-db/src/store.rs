@@ -4,11 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use auth_core::{
-    Clock, Error, NewUser, Result, SharedClock, SystemClock, User, UserId, UserStore, async_trait,
+    Clock, Error, NewUser, Result, SharedClock, SystemClock, User, UserId, UserQuery, UserStore,
+    async_trait,
 };
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use time::OffsetDateTime;
@@ -289,5 +290,73 @@ impl UserStore for DbUserStore {
             .await
             .map_err(db_error("updating a profile"))?;
         txn.commit().await.map_err(db_error("updating a profile"))
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<Vec<User>> {
+        let mut select = user::Entity::find();
+        if let Some(prefix) = &query.email_prefix {
+            // LIKE with the prefix's own wildcards escaped: `a_b` matches only `a_b…`.
+            let escaped: String = prefix
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '!' => vec!['!', c],
+                    c => vec![c],
+                })
+                .collect();
+            select = select.filter(
+                Expr::col(user::Column::Email)
+                    .like(LikeExpr::new(format!("{escaped}%")).escape('!')),
+            );
+        }
+        if let Some(active) = query.active {
+            select = select.filter(user::Column::IsActive.eq(active));
+        }
+        if let Some(verified) = query.verified {
+            select = select.filter(user::Column::IsVerified.eq(verified));
+        }
+        let rows = select
+            .order_by_asc(user::Column::Id)
+            .offset(query.offset)
+            .limit(Ord::min(query.limit, UserQuery::MAX_LIMIT))
+            .all(&self.db)
+            .await
+            .map_err(db_error("listing users"))?;
+        Ok(rows.into_iter().map(to_user).collect())
+    }
+
+    async fn delete(&self, id: &UserId) -> Result<bool> {
+        let Some(pk) = parse_id(id) else {
+            return Ok(false);
+        };
+        let result = user::Entity::delete_by_id(pk)
+            .exec(&self.db)
+            .await
+            .map_err(db_error("deleting a user"))?;
+        Ok(result.rows_affected > 0)
+    }
+
+    async fn replace_email(&self, id: &UserId, expected: &str, new_email: &str) -> Result<bool> {
+        let Some(pk) = parse_id(id) else {
+            return Err(Error::UserNotFound);
+        };
+        if new_email == expected {
+            return Ok(self.find_by_id(id).await?.ok_or(Error::UserNotFound)?.email == expected);
+        }
+        let result = user::Entity::update_many()
+            .col_expr(user::Column::Email, Expr::value(new_email.to_owned()))
+            .col_expr(user::Column::UpdatedAt, Expr::value(self.now()))
+            .filter(user::Column::Id.eq(pk))
+            .filter(user::Column::Email.eq(expected))
+            .exec(&self.db)
+            .await;
+        match result {
+            Ok(r) if r.rows_affected > 0 => Ok(true),
+            Ok(_) if self.exists(pk).await? => Ok(false),
+            Ok(_) => Err(Error::UserNotFound),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(Error::EmailTaken)
+            }
+            Err(e) => Err(Error::backend("changing an email", e)),
+        }
     }
 }

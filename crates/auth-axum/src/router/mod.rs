@@ -2,6 +2,7 @@
 //! metadata, token answers, the fresh-login check), `cookie` (refresh cookie and CSRF guard),
 //! `dto` (bodies), `routes` (the handlers); refusals are `crate::error::Rejection`.
 
+pub(crate) mod activity;
 mod api_keys;
 mod cookie;
 mod dto;
@@ -49,6 +50,10 @@ pub const AUTH_TIME_CLAIM: &str = "auth_time";
 /// | `POST /password/reset/confirm` | `{token, new_password}` | 204; every session ends |
 /// | `POST /email/verify/request` | Bearer | 202 (with [`AuthRouter::with_email_verification`]) |
 /// | `POST /email/verify/confirm` | `{token}` | 200 `{id, is_verified}` |
+/// | `GET /activity` | Bearer, `?limit=&before=` | 200 `{entries: [{kind, time, ip, user_agent, detail, by_admin}]}`, newest first: the account's audit log (with [`AuthRouter::with_audit`]) |
+///
+/// Every request runs inside an [`auth_core::RequestContext`] with the client's address and
+/// user agent, so the audit log records where each event came from.
 ///
 /// "Fresh" routes need a token from a password entry within the fresh-authentication window
 /// ([`AuthRouter::fresh_auth_window`], 15 minutes by default), else 403
@@ -110,6 +115,7 @@ pub struct AuthRouter<U: AuthUser> {
     mfa: Option<auth_mfa::Mfa>,
     reset: Option<auth_sign::PasswordResetService<U>>,
     verification: Option<auth_sign::EmailVerificationService<U>>,
+    audit: Option<Arc<dyn auth_core::AuditStore>>,
     options: Options,
 }
 
@@ -133,6 +139,7 @@ impl<U: AuthUser> AuthRouter<U> {
             mfa: None,
             reset: None,
             verification: None,
+            audit: None,
             options: Options {
                 mount: String::new(),
                 fresh_window: Duration::from_secs(15 * 60),
@@ -167,6 +174,27 @@ impl<U: AuthUser> AuthRouter<U> {
         verification: auth_sign::EmailVerificationService<U>,
     ) -> Self {
         self.verification = Some(verification);
+        self
+    }
+
+    /// Adds `GET /activity`: the caller's own entries of `audit` (logins and failures with
+    /// address and user agent, password and factor changes), newest first. Install an
+    /// [`auth_core::AuditLog`] on the service's events writing to the same store.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # use std::sync::Arc;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
+    /// let audit = MemoryAuditStore::new();
+    /// AuditLog::new(audit.clone()).install(auth.events());
+    /// let app: axum::Router = axum::Router::new()
+    ///     .nest("/auth", auth_axum::AuthRouter::new(auth).with_audit(Arc::new(audit)).build());
+    /// # let _ = app;
+    /// ```
+    #[must_use]
+    pub fn with_audit(mut self, audit: Arc<dyn auth_core::AuditStore>) -> Self {
+        self.audit = Some(audit);
         self
     }
 
@@ -226,6 +254,7 @@ impl<U: AuthUser> AuthRouter<U> {
             reset: self.reset.is_some(),
             verification: self.verification.is_some(),
             cookie: self.options.cookie.is_some(),
+            audit: self.audit.is_some(),
         }
     }
 
@@ -271,6 +300,11 @@ impl<U: AuthUser> AuthRouter<U> {
         } else {
             router
         };
+        let router = if self.audit.is_some() {
+            router.route("/activity", get(activity::activity::<U>))
+        } else {
+            router
+        };
         #[cfg(feature = "mfa")]
         let router = if self.mfa.is_some() {
             crate::mfa::routes::<U>(router)
@@ -278,6 +312,7 @@ impl<U: AuthUser> AuthRouter<U> {
             router
         };
         let cookie = self.options.cookie.clone();
+        let proxies = self.options.proxies.clone();
         let router = router
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(RouterState {
@@ -286,8 +321,10 @@ impl<U: AuthUser> AuthRouter<U> {
                 mfa: self.mfa,
                 reset: self.reset,
                 verification: self.verification,
+                audit: self.audit,
                 options: Arc::new(self.options),
             });
+        let router = crate::client::with_request_context(router, proxies);
         match cookie {
             Some(cookie) => {
                 let cookie = Arc::new(cookie);

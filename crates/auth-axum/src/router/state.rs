@@ -25,6 +25,7 @@ pub(crate) struct RouterState<U: AuthUser> {
     pub(crate) mfa: Option<auth_mfa::Mfa>,
     pub(crate) reset: Option<auth_sign::PasswordResetService<U>>,
     pub(crate) verification: Option<auth_sign::EmailVerificationService<U>>,
+    pub(crate) audit: Option<Arc<dyn auth_core::AuditStore>>,
     pub(crate) options: Arc<Options>,
 }
 
@@ -53,16 +54,7 @@ impl<U: AuthUser> FromRequestParts<RouterState<U>> for Meta {
         parts: &mut Parts,
         state: &RouterState<U>,
     ) -> Result<Self, Self::Rejection> {
-        let mut meta = match parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(ua) => SessionMeta::new().with_user_agent(ua),
-            None => SessionMeta::new(),
-        };
-        meta.ip = state.options.proxies.from_parts(parts);
-        Ok(Meta(meta))
+        Ok(Meta(state.options.proxies.meta(parts)))
     }
 }
 

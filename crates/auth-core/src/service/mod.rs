@@ -7,15 +7,19 @@
 //! - `account`: sign-up (throttled per client), onboarding accounts, email confirmation;
 //! - `password`: policy, the one compare-and-set password replace (set, change, reset);
 //! - `session`: authenticate, refresh, logout, revoke;
-//! - `throttle`: namespaced limiter keys and attempts reserved before the work.
+//! - `throttle`: namespaced limiter keys and attempts reserved before the work;
+//! - `admin`: what an operator does to an account (list, status, unlock, reset the second
+//!   factor, delete).
 
 mod account;
+mod admin;
 mod api_keys;
 mod login;
 mod password;
 mod session;
 mod throttle;
 
+pub use admin::AccountStatus;
 pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};
 pub use throttle::{client_bucket, redact_identifier};
 
@@ -192,6 +196,17 @@ pub trait SecondFactorGate: Send + Sync + 'static {
         ))
     }
 
+    /// Lifts the factor's lockout of `user` (an administrator's unlock). The default does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn unlock(&self, user: &UserId) -> Result<()> {
+        let _ = user;
+        Ok(())
+    }
+
     /// Removes every factor of `user`: a password reset proved the address of an account that
     /// had never proven it, so factors enrolled before may be an attacker's. The default does
     /// nothing.
@@ -218,6 +233,9 @@ impl<T: SecondFactorGate + ?Sized> SecondFactorGate for Arc<T> {
     }
     async fn remove_all(&self, user: &UserId) -> Result<()> {
         (**self).remove_all(user).await
+    }
+    async fn unlock(&self, user: &UserId) -> Result<()> {
+        (**self).unlock(user).await
     }
 }
 

@@ -281,6 +281,12 @@ impl<U: AuthUser> AuthService<U> {
         if !active {
             self.tokens.revoke_all(user_id, None).await?;
         }
+        self.events
+            .emit(AuthEvent::UserActiveChanged {
+                user_id: user_id.clone(),
+                active,
+            })
+            .await;
         Ok(())
     }
 }

@@ -38,3 +38,8 @@ async fn memory_api_key_store() {
     .await;
     conformance::api_key_cleanup(auth_core::MemoryApiKeyStore::new(), "1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_audit_store() {
+    conformance::audit_store(|| async { auth_core::MemoryAuditStore::new() }).await;
+}

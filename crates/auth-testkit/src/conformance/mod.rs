@@ -6,6 +6,7 @@
 //! Run them on a multi-threaded runtime: they include concurrency checks.
 
 mod api_keys;
+mod audit;
 #[cfg(feature = "mfa")]
 mod mfa;
 mod onboarding;
@@ -15,6 +16,7 @@ mod token_backend;
 mod user_store;
 
 pub use api_keys::{api_key_cleanup, api_key_store};
+pub use audit::audit_store;
 #[cfg(feature = "mfa")]
 pub use mfa::mfa_store;
 pub use onboarding::session_store;

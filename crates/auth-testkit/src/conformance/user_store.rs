@@ -8,7 +8,9 @@ use crate::unique;
 
 /// Runs the [`UserStore`] suite: create and find, unique emails (also under 20 concurrent
 /// creates), every setter, the conditional password update (also under 20 concurrent callers),
-/// and `UserNotFound` for unknown ids.
+/// `UserNotFound` for unknown ids, listing (prefix, state, pages; `_` and `%` are not
+/// wildcards), deletion (ids never reused), and the email compare-and-set (also 30 accounts
+/// racing for one address).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
@@ -31,6 +33,190 @@ where
     unknown_ids(&make().await).await;
     concurrent_registration(Arc::new(make().await)).await;
     conditional_password_update(Arc::new(make().await)).await;
+    list_and_delete(&make().await).await;
+    replace_email(&make().await).await;
+    concurrent_email_change(Arc::new(make().await)).await;
+}
+
+async fn list_and_delete<S: UserStore>(store: &S) {
+    let tag = unique("list");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut new = NewUser::new(format!("{tag}{i}@example.com"));
+        new.is_active = i != 3;
+        new.is_verified = i % 2 == 0;
+        ids.push(store.create(new).await.expect("create").id().clone());
+    }
+    // Another user whose email has the tag inside, not as a prefix; and one whose prefix
+    // only matches if `_` were a wildcard.
+    store
+        .create(NewUser::new(format!("x{tag}@example.com")))
+        .await
+        .expect("create");
+    let wildcard = tag.replacen('-', "_", 1);
+    if wildcard != tag {
+        store
+            .create(NewUser::new(format!(
+                "{}9@example.com",
+                tag.replacen('-', "x", 1)
+            )))
+            .await
+            .expect("create");
+    }
+    let page = |q: auth_core::UserQuery| async move {
+        store
+            .list(&q)
+            .await
+            .expect("list")
+            .iter()
+            .map(|u| u.id().clone())
+            .collect::<Vec<_>>()
+    };
+    let q = auth_core::UserQuery::new().email_prefix(&tag);
+    assert_eq!(page(q.clone()).await, ids, "prefix filter, in id order");
+    assert_eq!(
+        page(q.clone().page(2, 2)).await,
+        ids[2..4].to_vec(),
+        "second page of two"
+    );
+    assert_eq!(
+        page(q.clone().active(false)).await,
+        vec![ids[3].clone()],
+        "inactive only"
+    );
+    assert_eq!(
+        page(q.clone().verified(true)).await,
+        vec![ids[0].clone(), ids[2].clone(), ids[4].clone()],
+        "verified only"
+    );
+    if wildcard != tag {
+        assert!(
+            page(auth_core::UserQuery::new().email_prefix(&wildcard))
+                .await
+                .is_empty(),
+            "`_` in a prefix is a character, not a wildcard"
+        );
+    }
+    assert!(store.delete(&ids[1]).await.expect("delete"));
+    assert!(!store.delete(&ids[1]).await.expect("delete again"), "gone");
+    assert!(store.find_by_id(&ids[1]).await.expect("find").is_none());
+    assert!(
+        store
+            .find_by_email(&format!("{tag}1@example.com"))
+            .await
+            .expect("find")
+            .is_none()
+    );
+    assert_eq!(page(q).await.len(), 4);
+    // The address is free again, under a new id.
+    let again = store
+        .create(NewUser::new(format!("{tag}1@example.com")))
+        .await
+        .expect("the deleted address registers again");
+    assert_ne!(again.id(), &ids[1], "ids are not reused");
+    // Not even the newest id: a token issued to a deleted account must never name another.
+    let last = again.id().clone();
+    assert!(store.delete(&last).await.expect("delete newest"));
+    let next = store
+        .create(NewUser::new(format!("{tag}1@example.com")))
+        .await
+        .expect("create");
+    assert_ne!(next.id(), &last, "the newest id is not reused either");
+    assert!(
+        !store
+            .delete(&UserId::new("no-such-id"))
+            .await
+            .expect("unknown")
+    );
+}
+
+async fn replace_email<S: UserStore>(store: &S) {
+    let a = format!("{}@example.com", unique("mail-a"));
+    let b = format!("{}@example.com", unique("mail-b"));
+    let c = format!("{}@example.com", unique("mail-c"));
+    let user = store.create(NewUser::new(a.clone())).await.expect("create");
+    let other = store.create(NewUser::new(b.clone())).await.expect("create");
+    let id = user.id().clone();
+    assert!(
+        matches!(
+            store.replace_email(&id, &a, &b).await,
+            Err(Error::EmailTaken)
+        ),
+        "another account's address is refused"
+    );
+    assert!(
+        !store.replace_email(&id, &b, &c).await.expect("stale"),
+        "a stale expectation changes nothing"
+    );
+    assert!(store.replace_email(&id, &a, &c).await.expect("change"));
+    assert!(store.find_by_email(&a).await.expect("find").is_none());
+    assert_eq!(
+        store
+            .find_by_email(&c)
+            .await
+            .expect("find")
+            .expect("moved")
+            .id(),
+        &id
+    );
+    assert_eq!(
+        store
+            .find_by_id(&id)
+            .await
+            .expect("find")
+            .expect("kept")
+            .email(),
+        c
+    );
+    assert!(
+        !store.replace_email(&id, &a, &c).await.expect("again"),
+        "the old address no longer applies"
+    );
+    assert!(
+        matches!(
+            store
+                .replace_email(&UserId::new("424242424242"), &a, &c)
+                .await,
+            Err(Error::UserNotFound)
+        ),
+        "unknown id"
+    );
+    // The freed address can be taken by someone else.
+    assert!(
+        store
+            .replace_email(other.id(), &b, &a)
+            .await
+            .expect("freed")
+    );
+}
+
+async fn concurrent_email_change<S: UserStore>(store: Arc<S>) {
+    let target = format!("{}@example.com", unique("wanted"));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let store = Arc::clone(&store);
+        let target = target.clone();
+        let from = format!("{}-{i}@example.com", unique("mover"));
+        let user = store
+            .create(NewUser::new(from.clone()))
+            .await
+            .expect("create");
+        tasks.push(tokio::spawn(async move {
+            store.replace_email(user.id(), &from, &target).await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(true) => won += 1,
+            Err(Error::EmailTaken) => {}
+            other => panic!("a losing email change must be EmailTaken, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        won, 1,
+        "30 accounts racing for one address: exactly one gets it"
+    );
 }
 
 async fn conditional_password_update<S: UserStore>(store: Arc<S>) {

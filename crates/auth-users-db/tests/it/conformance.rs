@@ -19,6 +19,10 @@ async fn suite(target: Target) {
         .await;
     flows(target).await;
     profiles(target).await;
+    conformance::audit_store(|| async move {
+        auth_users_db::DbAuditStore::new(database(target).await.unwrap())
+    })
+    .await;
 }
 
 /// `update_profile` merges keys (20 concurrent merges of different keys lose none) and knows

@@ -1,0 +1,771 @@
+//! A durable audit log: every auth event, without its secrets, with the client's address and
+//! user agent where a request is being served, in an append-only store.
+//!
+//! [`AuditLog`] is an event handler: install it on the service's [`EventBus`] and each event
+//! becomes an [`AuditEntry`] in an [`AuditStore`] (in memory here; in SQL with
+//! auth-users-db's `DbAuditStore`). Routers run each request inside a [`RequestContext`]
+//! (`RequestContext::scope`), which is where the address, user agent and acting administrator
+//! come from.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::error::{BackendError, Error, Result};
+use crate::events::{AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError};
+use crate::token::SessionMeta;
+use crate::user::UserId;
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+/// Who is asking, for the audit log: the client (address, user agent) and, for administrative
+/// calls, the acting administrator. Routers run each request inside
+/// [`scope`](Self::scope); events emitted while it runs carry it.
+///
+/// ```
+/// use auth_core::{RequestContext, SessionMeta};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let ctx = RequestContext::new(SessionMeta::new().with_ip("203.0.113.9".parse().unwrap()));
+/// let seen = ctx.scope(async { RequestContext::current() }).await;
+/// assert_eq!(seen.unwrap().meta.ip.unwrap().to_string(), "203.0.113.9");
+/// assert!(RequestContext::current().is_none()); // outside the scope
+/// # });
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RequestContext {
+    /// The client's address and user agent.
+    pub meta: SessionMeta,
+    /// The administrator acting (`user:<id>` or `api_key:<id>`), for administrative calls.
+    pub actor: Option<String>,
+}
+
+impl RequestContext {
+    /// A context for a client.
+    ///
+    /// ```
+    /// let ctx = auth_core::RequestContext::new(auth_core::SessionMeta::new());
+    /// assert!(ctx.actor.is_none());
+    /// ```
+    #[must_use]
+    pub fn new(meta: SessionMeta) -> Self {
+        Self { meta, actor: None }
+    }
+
+    /// Names the administrator acting.
+    ///
+    /// ```
+    /// let ctx = auth_core::RequestContext::default().with_actor("user:1");
+    /// assert_eq!(ctx.actor.as_deref(), Some("user:1"));
+    /// ```
+    #[must_use]
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// Runs `fut` with this context current.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let actor = auth_core::RequestContext::default().with_actor("cli")
+    ///     .scope(async { auth_core::RequestContext::current().and_then(|c| c.actor) }).await;
+    /// assert_eq!(actor.as_deref(), Some("cli"));
+    /// # });
+    /// ```
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        CONTEXT.scope(self, fut).await
+    }
+
+    /// The context of the request being served, if any.
+    ///
+    /// ```
+    /// assert!(auth_core::RequestContext::current().is_none());
+    /// ```
+    #[must_use]
+    pub fn current() -> Option<Self> {
+        CONTEXT.try_with(Clone::clone).ok()
+    }
+}
+
+/// One line of the audit log. It never holds a secret: events that carry one (a reset token,
+/// a verification code) are recorded without it.
+///
+/// ```
+/// use auth_core::{AuditEntry, AuthEvent, RequestContext, UserId};
+/// let event = AuthEvent::UserLogin { user_id: UserId::new("7"), email: "a@b.c".into() };
+/// let entry = AuditEntry::from_event(&event, None, time::OffsetDateTime::UNIX_EPOCH);
+/// assert_eq!(entry.kind, "user_login");
+/// assert_eq!(entry.user_id.as_ref().map(|u| u.as_str()), Some("7"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuditEntry {
+    /// When, to the microsecond.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The event kind (`user_login`, `password_changed`, …: [`AuthEventKind::as_str`]).
+    pub kind: String,
+    /// The account concerned, when the event names one.
+    pub user_id: Option<UserId>,
+    /// What a client typed, for events about an attempt rather than an account (a failed
+    /// login's canonical email, or `#<sha-256>` for input that is not an address).
+    pub identifier: Option<String>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The administrator who acted, for administrative calls.
+    pub actor: Option<String>,
+    /// The event's other fields, secrets left out.
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+impl AuditEntry {
+    /// An entry of `kind` at `at` with nothing else (for stores reading rows back).
+    ///
+    /// ```
+    /// let e = auth_core::AuditEntry::new(time::OffsetDateTime::UNIX_EPOCH, "user_login");
+    /// assert!(e.user_id.is_none() && e.detail.is_empty());
+    /// ```
+    #[must_use]
+    pub fn new(at: OffsetDateTime, kind: impl Into<String>) -> Self {
+        Self {
+            at,
+            kind: kind.into(),
+            user_id: None,
+            identifier: None,
+            ip: None,
+            user_agent: None,
+            actor: None,
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    /// The entry for `event`, at `at`, with the request's context.
+    ///
+    /// ```
+    /// use auth_core::{AuditEntry, AuthEvent, SecretString, UserId};
+    /// let event = AuthEvent::PasswordResetRequested {
+    ///     user_id: UserId::new("1"), email: "a@b.c".into(), token: SecretString::from("s3cr3t"),
+    /// };
+    /// let entry = AuditEntry::from_event(&event, None, time::OffsetDateTime::UNIX_EPOCH);
+    /// assert!(!serde_json::to_string(&entry).unwrap().contains("s3cr3t"));
+    /// ```
+    #[must_use]
+    pub fn from_event(event: &AuthEvent, ctx: Option<&RequestContext>, at: OffsetDateTime) -> Self {
+        use serde_json::json;
+        let mut entry = Self::new(at, event.kind().as_str());
+        entry.ip = ctx.and_then(|c| c.meta.ip).map(|ip| ip.to_string());
+        entry.user_agent = ctx.and_then(|c| c.meta.user_agent.clone());
+        entry.actor = ctx.and_then(|c| c.actor.clone());
+        let mut detail = |key: &str, value: serde_json::Value| {
+            entry.detail.insert(key.to_owned(), value);
+        };
+        let mut user = None;
+        let mut identifier = None;
+        match event {
+            AuthEvent::UserRegistered { user_id, email }
+            | AuthEvent::UserLogin { user_id, email }
+            | AuthEvent::UserDeleted { user_id, email } => {
+                user = Some(user_id.clone());
+                detail("email", json!(email));
+            }
+            AuthEvent::PasswordResetRequested { user_id, email, .. }
+            | AuthEvent::EmailVerificationRequested { user_id, email, .. } => {
+                user = Some(user_id.clone());
+                detail("email", json!(email));
+            }
+            AuthEvent::UserLoginFailed {
+                identifier: id,
+                reason,
+            } => {
+                // An address with no account is nobody's business: kept hashed, like the logs
+                // keep it (it also belongs to no account's list).
+                identifier = Some(match reason {
+                    crate::events::LoginFailureReason::NotFound if !id.starts_with('#') => {
+                        format!("#{}", crate::random::sha256_hex(id))
+                    }
+                    _ => id.clone(),
+                });
+                detail("reason", json!(reason.as_str()));
+            }
+            AuthEvent::RateLimitExceeded {
+                identifier: key,
+                retry_after,
+            }
+            | AuthEvent::AccountLocked {
+                identifier: key,
+                retry_after,
+            } => {
+                let (throttle, subject, client) = split_limiter_key(key);
+                detail("throttle", json!(throttle));
+                detail("retry_after_secs", json!(retry_after.as_secs()));
+                if let Some(client) = client {
+                    detail("client", json!(client));
+                }
+                match throttle {
+                    "reauth" | "mfa" => user = Some(UserId::new(subject)),
+                    _ => identifier = Some(subject.to_owned()),
+                }
+            }
+            AuthEvent::UserLogout { user_id, all } => {
+                user = Some(user_id.clone());
+                detail("all", json!(all));
+            }
+            AuthEvent::PasswordChanged { user_id }
+            | AuthEvent::PasswordResetCompleted { user_id }
+            | AuthEvent::EmailVerified { user_id }
+            | AuthEvent::MfaEnabled { user_id }
+            | AuthEvent::MfaDisabled { user_id }
+            | AuthEvent::MfaFailed { user_id }
+            | AuthEvent::RecoveryCodesRegenerated { user_id }
+            | AuthEvent::AccountUnlocked { user_id } => user = Some(user_id.clone()),
+            AuthEvent::PasswordRehashed { user_id, algorithm } => {
+                user = Some(user_id.clone());
+                detail("algorithm", json!(algorithm));
+            }
+            AuthEvent::TokenRefreshed { user_id, family } => {
+                user = Some(user_id.clone());
+                detail("session", json!(family));
+            }
+            AuthEvent::RefreshReuseDetected { user_id, family } => {
+                user = Some(user_id.clone());
+                detail("session", json!(family));
+            }
+            AuthEvent::S2sAuthSuccess { service_name }
+            | AuthEvent::S2sAuthFailed { service_name } => {
+                detail("service", json!(service_name));
+            }
+            AuthEvent::OnboardingStarted {
+                email, session_id, ..
+            }
+            | AuthEvent::OnboardingSessionExpired { session_id, email } => {
+                identifier = Some(email.clone());
+                detail("onboarding_session", json!(session_id));
+            }
+            AuthEvent::OnboardingStepCompleted {
+                session_id,
+                step_name,
+                user_id,
+            } => {
+                user = user_id.clone();
+                detail("onboarding_session", json!(session_id));
+                detail("step", json!(step_name));
+            }
+            AuthEvent::OnboardingStepSkipped {
+                session_id,
+                step_name,
+            }
+            | AuthEvent::OnboardingStepFailed {
+                session_id,
+                step_name,
+                ..
+            } => {
+                detail("onboarding_session", json!(session_id));
+                detail("step", json!(step_name));
+            }
+            AuthEvent::OnboardingCompleted {
+                user_id,
+                session_id,
+            } => {
+                user = Some(user_id.clone());
+                detail("onboarding_session", json!(session_id));
+            }
+            AuthEvent::VerificationCodeGenerated { email, .. } => {
+                identifier = Some(email.clone());
+            }
+            AuthEvent::RecoveryCodeUsed { user_id, remaining } => {
+                user = Some(user_id.clone());
+                detail("remaining", json!(remaining));
+            }
+            AuthEvent::ApiKeyCreated { key_id, owner }
+            | AuthEvent::ApiKeyUsed { key_id, owner }
+            | AuthEvent::ApiKeyRolled { key_id, owner }
+            | AuthEvent::ApiKeyRevoked { key_id, owner } => {
+                detail("api_key", json!(key_id));
+                match owner {
+                    crate::ApiKeyOwner::User(id) => user = Some(id.clone()),
+                    crate::ApiKeyOwner::Service(name) => detail("service_account", json!(name)),
+                }
+            }
+            AuthEvent::ApiKeyOwnerInactive { key_id, user_id } => {
+                user = Some(user_id.clone());
+                detail("api_key", json!(key_id));
+            }
+            AuthEvent::UserActiveChanged { user_id, active } => {
+                user = Some(user_id.clone());
+                detail("active", json!(active));
+            }
+        }
+        entry.user_id = user;
+        entry.identifier = identifier;
+        entry
+    }
+}
+
+/// `(throttle, subject, client bucket)` of a limiter key such as `login:203.0.113.7|a@b.c`,
+/// `login:*|a@b.c`, `reauth:42` or `ip:203.0.113.7`.
+fn split_limiter_key(key: &str) -> (&str, &str, Option<&str>) {
+    let (throttle, rest) = key.split_once(':').unwrap_or(("", key));
+    match throttle {
+        "login" => match rest.split_once('|') {
+            Some((client, subject)) => (throttle, subject, (client != "*").then_some(client)),
+            None => (throttle, rest, None),
+        },
+        "ip" => (throttle, rest, Some(rest)),
+        _ => (throttle, rest, None),
+    }
+}
+
+/// Which entries [`AuditStore::list`] returns: one account's, newest first.
+///
+/// ```
+/// use auth_core::{AuditQuery, UserId};
+/// let q = AuditQuery::for_user(UserId::new("1")).with_email("a@b.c").limit(20);
+/// assert_eq!(q.limit, 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditQuery {
+    /// The account.
+    pub user_id: UserId,
+    /// Its email: entries about attempts on that address (failed logins, lockouts) are
+    /// included.
+    pub email: Option<String>,
+    /// Only entries strictly before this instant (for the next page).
+    pub before: Option<OffsetDateTime>,
+    /// Only entries of these kinds (all when empty).
+    pub kinds: Vec<String>,
+    /// At most this many (1 to [`AuditQuery::MAX_LIMIT`]).
+    pub limit: u64,
+}
+
+impl AuditQuery {
+    /// The largest page.
+    pub const MAX_LIMIT: u64 = 500;
+
+    /// The newest 50 entries of `user_id`.
+    ///
+    /// ```
+    /// assert_eq!(auth_core::AuditQuery::for_user(auth_core::UserId::new("1")).limit, 50);
+    /// ```
+    #[must_use]
+    pub fn for_user(user_id: UserId) -> Self {
+        Self {
+            user_id,
+            email: None,
+            before: None,
+            kinds: Vec::new(),
+            limit: 50,
+        }
+    }
+
+    /// Also the attempts on `email`.
+    ///
+    /// ```
+    /// # use auth_core::{AuditQuery, UserId};
+    /// assert!(AuditQuery::for_user(UserId::new("1")).with_email("a@b.c").email.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Only entries before `instant`.
+    ///
+    /// ```
+    /// # use auth_core::{AuditQuery, UserId};
+    /// assert!(AuditQuery::for_user(UserId::new("1")).before(time::OffsetDateTime::UNIX_EPOCH).before.is_some());
+    /// ```
+    #[must_use]
+    pub fn before(mut self, instant: OffsetDateTime) -> Self {
+        self.before = Some(instant);
+        self
+    }
+
+    /// Only entries of these kinds.
+    ///
+    /// ```
+    /// # use auth_core::{AuditQuery, AuthEventKind, UserId};
+    /// let q = AuditQuery::for_user(UserId::new("1")).kinds([AuthEventKind::UserLogin]);
+    /// assert_eq!(q.kinds, vec!["user_login".to_owned()]);
+    /// ```
+    #[must_use]
+    pub fn kinds(mut self, kinds: impl IntoIterator<Item = AuthEventKind>) -> Self {
+        self.kinds = kinds.into_iter().map(|k| k.as_str().to_owned()).collect();
+        self
+    }
+
+    /// At most `limit` entries (clamped to 1..=[`Self::MAX_LIMIT`]).
+    ///
+    /// ```
+    /// # use auth_core::{AuditQuery, UserId};
+    /// assert_eq!(AuditQuery::for_user(UserId::new("1")).limit(10_000).limit, 500);
+    /// ```
+    #[must_use]
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = limit.clamp(1, Self::MAX_LIMIT);
+        self
+    }
+
+    /// Whether `entry` belongs to this query's account and filters (for stores that filter in
+    /// memory).
+    ///
+    /// ```
+    /// use auth_core::{AuditEntry, AuditQuery, AuthEvent, UserId};
+    /// let e = AuditEntry::from_event(&AuthEvent::PasswordChanged { user_id: UserId::new("1") }, None, time::OffsetDateTime::UNIX_EPOCH);
+    /// assert!(AuditQuery::for_user(UserId::new("1")).matches(&e));
+    /// assert!(!AuditQuery::for_user(UserId::new("2")).matches(&e));
+    /// ```
+    #[must_use]
+    pub fn matches(&self, entry: &AuditEntry) -> bool {
+        let mine = entry.user_id.as_ref() == Some(&self.user_id)
+            || (entry.user_id.is_none()
+                && self.email.is_some()
+                && entry.identifier.as_deref() == self.email.as_deref());
+        mine && self.before.is_none_or(|b| entry.at < b)
+            && (self.kinds.is_empty() || self.kinds.contains(&entry.kind))
+    }
+}
+
+/// Where audit entries are kept: append-only, listed per account, trimmed by age. Every
+/// implementation runs `auth_testkit::conformance::audit_store`.
+///
+/// ```
+/// use auth_core::{AuditEntry, AuditQuery, AuditStore, AuthEvent, MemoryAuditStore, UserId};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryAuditStore::new();
+/// let event = AuthEvent::PasswordChanged { user_id: UserId::new("1") };
+/// store.append(&AuditEntry::from_event(&event, None, time::OffsetDateTime::now_utc())).await?;
+/// assert_eq!(store.list(&AuditQuery::for_user(UserId::new("1"))).await?.len(), 1);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends one entry.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn append(&self, entry: &AuditEntry) -> Result<()>;
+
+    /// One account's entries, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    /// Removes entries older than `cutoff` (retention); how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    async fn delete_before(&self, cutoff: OffsetDateTime) -> Result<u64>;
+}
+
+#[async_trait]
+impl<T: AuditStore + ?Sized> AuditStore for Arc<T> {
+    async fn append(&self, entry: &AuditEntry) -> Result<()> {
+        (**self).append(entry).await
+    }
+    async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        (**self).list(query).await
+    }
+    async fn delete_before(&self, cutoff: OffsetDateTime) -> Result<u64> {
+        (**self).delete_before(cutoff).await
+    }
+}
+
+/// An [`AuditStore`] in process memory, bounded: past `capacity` entries the oldest go.
+///
+/// ```
+/// let store = auth_core::MemoryAuditStore::new().with_capacity(1000);
+/// # let _ = store;
+/// ```
+#[derive(Clone)]
+pub struct MemoryAuditStore {
+    entries: Arc<Mutex<VecDeque<AuditEntry>>>,
+    capacity: usize,
+}
+
+impl Default for MemoryAuditStore {
+    fn default() -> Self {
+        Self {
+            entries: Arc::default(),
+            capacity: 100_000,
+        }
+    }
+}
+
+impl fmt::Debug for MemoryAuditStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryAuditStore")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryAuditStore {
+    /// An empty store keeping at most 100,000 entries.
+    ///
+    /// ```
+    /// let _ = auth_core::MemoryAuditStore::new();
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps at most `capacity` entries (at least 1).
+    ///
+    /// ```
+    /// let _ = auth_core::MemoryAuditStore::new().with_capacity(10);
+    /// ```
+    #[must_use]
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Every entry, oldest first (for tests and exports).
+    ///
+    /// ```
+    /// assert!(auth_core::MemoryAuditStore::new().entries().unwrap().is_empty());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the lock is poisoned.
+    pub fn entries(&self) -> Result<Vec<AuditEntry>> {
+        Ok(self.lock()?.iter().cloned().collect())
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<AuditEntry>>> {
+        self.entries
+            .lock()
+            .map_err(|_| Error::Backend(BackendError::message("audit store lock poisoned")))
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryAuditStore {
+    async fn append(&self, entry: &AuditEntry) -> Result<()> {
+        let mut entries = self.lock()?;
+        if entries.len() >= self.capacity {
+            entries.pop_front();
+        }
+        entries.push_back(entry.clone());
+        Ok(())
+    }
+
+    async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let entries = self.lock()?;
+        let mut found: Vec<AuditEntry> = entries
+            .iter()
+            .filter(|e| query.matches(e))
+            .cloned()
+            .collect();
+        // Appended in order; a stable sort keeps that order among equal instants.
+        found.sort_by_key(|e| std::cmp::Reverse(e.at));
+        found.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
+    async fn delete_before(&self, cutoff: OffsetDateTime) -> Result<u64> {
+        let mut entries = self.lock()?;
+        let before = entries.len();
+        entries.retain(|e| e.at >= cutoff);
+        Ok((before - entries.len()) as u64)
+    }
+}
+
+/// The event handler writing every event (but those [`skip`](Self::skip)ped) to an
+/// [`AuditStore`]. By default it skips the two that come with ordinary traffic,
+/// `token_refreshed` and `api_key_used`.
+///
+/// ```
+/// use auth_core::*;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryAuditStore::new();
+/// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+/// AuditLog::new(store.clone()).install(auth.events());
+///
+/// let user = auth.register("ann@example.com", "violet-otter-sings-42").await?;
+/// let _ = auth.login("ann@example.com", "wrong-password-entirely").await;
+/// RequestContext::new(SessionMeta::new().with_user_agent("curl/8"))
+///     .scope(auth.login("ann@example.com", "violet-otter-sings-42")).await?;
+///
+/// let entries = store.list(&AuditQuery::for_user(user.id.clone()).with_email("ann@example.com")).await?;
+/// let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+/// assert_eq!(kinds, ["user_login", "user_login_failed", "user_registered"]);
+/// assert_eq!(entries[0].user_agent.as_deref(), Some("curl/8"));
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn AuditStore>,
+    clock: SharedClock,
+    skip: Vec<AuthEventKind>,
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("skip", &self.skip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// A log writing to `store`.
+    ///
+    /// ```
+    /// let _ = auth_core::AuditLog::new(auth_core::MemoryAuditStore::new());
+    /// ```
+    pub fn new(store: impl AuditStore) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// A log writing to a shared store.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let store: Arc<dyn auth_core::AuditStore> = Arc::new(auth_core::MemoryAuditStore::new());
+    /// let _ = auth_core::AuditLog::from_arc(store);
+    /// ```
+    #[must_use]
+    pub fn from_arc(store: Arc<dyn AuditStore>) -> Self {
+        Self {
+            store,
+            clock: Arc::new(SystemClock),
+            skip: vec![AuthEventKind::TokenRefreshed, AuthEventKind::ApiKeyUsed],
+        }
+    }
+
+    /// Reads time from `clock`.
+    ///
+    /// ```
+    /// let _ = auth_core::AuditLog::new(auth_core::MemoryAuditStore::new())
+    ///     .with_clock(auth_core::FixedClock::from_unix(0));
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl crate::Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Records only the kinds not in `kinds` (replacing the default skip list).
+    ///
+    /// ```
+    /// use auth_core::{AuditLog, AuthEventKind, MemoryAuditStore};
+    /// let every = AuditLog::new(MemoryAuditStore::new()).skip([]);
+    /// let quieter = AuditLog::new(MemoryAuditStore::new()).skip([AuthEventKind::TokenRefreshed, AuthEventKind::ApiKeyUsed, AuthEventKind::S2sAuthSuccess]);
+    /// # let _ = (every, quieter);
+    /// ```
+    #[must_use]
+    pub fn skip(mut self, kinds: impl IntoIterator<Item = AuthEventKind>) -> Self {
+        self.skip = kinds.into_iter().collect();
+        self
+    }
+
+    /// Registers this log for every kind it records on `bus`.
+    ///
+    /// ```
+    /// let bus = auth_core::EventBus::new();
+    /// auth_core::AuditLog::new(auth_core::MemoryAuditStore::new()).install(&bus);
+    /// assert!(bus.has_handler(auth_core::AuthEventKind::UserLogin));
+    /// assert!(!bus.has_handler(auth_core::AuthEventKind::TokenRefreshed));
+    /// ```
+    pub fn install(self, bus: &EventBus) {
+        for kind in AuthEventKind::ALL {
+            if !self.skip.contains(&kind) {
+                bus.on(kind, self.clone());
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventHandler for AuditLog {
+    async fn handle(&self, event: &AuthEvent) -> std::result::Result<(), HandlerError> {
+        let ctx = RequestContext::current();
+        let at = crate::truncate_to_micros(self.clock.now());
+        let entry = AuditEntry::from_event(event, ctx.as_ref(), at);
+        self.store.append(&entry).await.map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::LoginFailureReason;
+    use crate::secret::SecretString;
+    use std::time::Duration;
+
+    #[test]
+    fn limiter_keys_name_their_subject() {
+        assert_eq!(
+            split_limiter_key("login:203.0.113.7|a|b@c.d"),
+            ("login", "a|b@c.d", Some("203.0.113.7"))
+        );
+        assert_eq!(split_limiter_key("login:*|a@b.c"), ("login", "a@b.c", None));
+        assert_eq!(split_limiter_key("reauth:42"), ("reauth", "42", None));
+        assert_eq!(
+            split_limiter_key("ip:2001:db8::/64"),
+            ("ip", "2001:db8::/64", Some("2001:db8::/64"))
+        );
+        let e = AuditEntry::from_event(
+            &AuthEvent::AccountLocked {
+                identifier: "login:10.0.0.1|eve@example.com".into(),
+                retry_after: Duration::from_secs(900),
+            },
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(e.identifier.as_deref(), Some("eve@example.com"));
+        assert_eq!(e.detail["client"], "10.0.0.1");
+        assert_eq!(e.detail["retry_after_secs"], 900);
+    }
+
+    #[test]
+    fn no_entry_carries_a_secret() {
+        let secret = "s3cr3t-value-never-logged";
+        let events = [
+            AuthEvent::PasswordResetRequested {
+                user_id: UserId::new("1"),
+                email: "a@b.c".into(),
+                token: SecretString::from(secret),
+            },
+            AuthEvent::EmailVerificationRequested {
+                user_id: UserId::new("1"),
+                email: "a@b.c".into(),
+                token: SecretString::from(secret),
+            },
+            AuthEvent::VerificationCodeGenerated {
+                email: "a@b.c".into(),
+                code: SecretString::from(secret),
+            },
+            AuthEvent::UserLoginFailed {
+                identifier: "a@b.c".into(),
+                reason: LoginFailureReason::BadPassword,
+            },
+        ];
+        for event in &events {
+            let entry = AuditEntry::from_event(event, None, OffsetDateTime::UNIX_EPOCH);
+            let text = serde_json::to_string(&entry).unwrap();
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+}
