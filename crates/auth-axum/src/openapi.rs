@@ -12,6 +12,8 @@ pub(crate) struct Parts {
     pub(crate) verification: bool,
     pub(crate) cookie: bool,
     pub(crate) audit: bool,
+    pub(crate) email_change: bool,
+    pub(crate) magic_link: bool,
 }
 
 struct Route {
@@ -281,6 +283,68 @@ fn routes(parts: &Parts) -> Vec<Route> {
             ok: ("200", "{id, is_verified}", None),
             errors: &["401", "422"],
         });
+    }
+    if parts.email_change {
+        all.extend([
+            Route {
+                method: "post",
+                path: "/email/change",
+                summary: "Change the email address: a confirmation link to the new one, a notice to the old one",
+                tag: "email",
+                bearer: true,
+                body: Some(obj(&["new_email", "password"], &[])),
+                ok: ("202", "Accepted", None),
+                errors: &["401", "422", "429"],
+            },
+            Route {
+                method: "post",
+                path: "/email/change/confirm",
+                summary: "Confirm the change with the new address's link",
+                tag: "email",
+                bearer: false,
+                body: Some(obj(&["token"], &[])),
+                ok: ("200", "{id, email, is_verified}", None),
+                errors: &["401", "409", "422"],
+            },
+            Route {
+                method: "post",
+                path: "/email/change/cancel",
+                summary: "Cancel the change with the old address's link",
+                tag: "email",
+                bearer: false,
+                body: Some(obj(&["token"], &[])),
+                ok: ("204", "Cancelled", None),
+                errors: &["401", "422"],
+            },
+        ]);
+    }
+    if parts.magic_link {
+        all.extend([
+            Route {
+                method: "post",
+                path: "/magic-link/request",
+                summary: "Mail a sign-in link and code (the same answer for unknown emails)",
+                tag: "auth",
+                bearer: false,
+                body: Some(obj(&["email"], &[])),
+                ok: ("202", "Accepted", None),
+                errors: &["422", "429"],
+            },
+            Route {
+                method: "post",
+                path: "/magic-link/verify",
+                summary: "Sign in with the link's token, or the email and code",
+                tag: "auth",
+                bearer: false,
+                body: Some(obj(&[], &["token", "email", "code"])),
+                ok: (
+                    "200",
+                    "The token pair, or {mfa_required, mfa_token}",
+                    Some(json!({"oneOf": [schema_ref("TokenPair"), schema_ref("MfaChallenge")]})),
+                ),
+                errors: &["401", "422", "429"],
+            },
+        ]);
     }
     if parts.audit {
         all.push(Route {

@@ -305,6 +305,26 @@ impl AuditEntry {
                 user = Some(user_id.clone());
                 detail("active", json!(active));
             }
+            AuthEvent::EmailChangeRequested {
+                user_id,
+                old_email,
+                new_email,
+                ..
+            }
+            | AuthEvent::EmailChanged {
+                user_id,
+                old_email,
+                new_email,
+            } => {
+                user = Some(user_id.clone());
+                detail("old_email", json!(old_email));
+                detail("new_email", json!(new_email));
+            }
+            AuthEvent::EmailChangeCancelled { user_id } => user = Some(user_id.clone()),
+            AuthEvent::MagicLinkRequested { user_id, email, .. } => {
+                user = Some(user_id.clone());
+                detail("email", json!(email));
+            }
         }
         entry.user_id = user;
         entry.identifier = identifier;

@@ -310,13 +310,54 @@ pub enum AuthEvent {
         /// The user.
         user_id: UserId,
     },
+    /// A change of email address was asked for ([`crate::AuthService::request_email_change`]):
+    /// mail `token` in a confirmation link to `new_email`, and a notice with `cancel_token` in
+    /// a cancellation link to `old_email`.
+    EmailChangeRequested {
+        /// The user.
+        user_id: UserId,
+        /// The current address.
+        old_email: String,
+        /// The address asked for.
+        new_email: String,
+        /// The confirmation token (for the new address).
+        token: SecretString,
+        /// The cancellation token (for the old address).
+        cancel_token: SecretString,
+    },
+    /// The email address changed (tell the old address).
+    EmailChanged {
+        /// The user.
+        user_id: UserId,
+        /// The former address.
+        old_email: String,
+        /// The new address.
+        new_email: String,
+    },
+    /// A pending change of email address was cancelled from the old address.
+    EmailChangeCancelled {
+        /// The user.
+        user_id: UserId,
+    },
+    /// A sign-in link and code were asked for an existing, active account
+    /// ([`crate::AuthService::request_magic_link`]): mail both to `email`.
+    MagicLinkRequested {
+        /// The user.
+        user_id: UserId,
+        /// Their email.
+        email: String,
+        /// The link's token.
+        token: SecretString,
+        /// The 6-digit code.
+        code: SecretString,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 36);
+/// assert_eq!(AuthEventKind::ALL.len(), 40);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -359,11 +400,15 @@ pub enum AuthEventKind {
     UserActiveChanged,
     UserDeleted,
     AccountUnlocked,
+    EmailChangeRequested,
+    EmailChanged,
+    EmailChangeCancelled,
+    MagicLinkRequested,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 40] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -400,6 +445,10 @@ impl AuthEventKind {
         Self::UserActiveChanged,
         Self::UserDeleted,
         Self::AccountUnlocked,
+        Self::EmailChangeRequested,
+        Self::EmailChanged,
+        Self::EmailChangeCancelled,
+        Self::MagicLinkRequested,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -447,6 +496,10 @@ impl AuthEventKind {
             Self::UserActiveChanged => "user_active_changed",
             Self::UserDeleted => "user_deleted",
             Self::AccountUnlocked => "account_unlocked",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
+            Self::EmailChangeCancelled => "email_change_cancelled",
+            Self::MagicLinkRequested => "magic_link_requested",
         }
     }
 }
@@ -504,6 +557,10 @@ impl AuthEvent {
             Self::UserActiveChanged { .. } => AuthEventKind::UserActiveChanged,
             Self::UserDeleted { .. } => AuthEventKind::UserDeleted,
             Self::AccountUnlocked { .. } => AuthEventKind::AccountUnlocked,
+            Self::EmailChangeRequested { .. } => AuthEventKind::EmailChangeRequested,
+            Self::EmailChanged { .. } => AuthEventKind::EmailChanged,
+            Self::EmailChangeCancelled { .. } => AuthEventKind::EmailChangeCancelled,
+            Self::MagicLinkRequested { .. } => AuthEventKind::MagicLinkRequested,
         }
     }
 }

@@ -51,7 +51,8 @@ pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
     AccountStatus, ApiKeyAuth, AuthResult, AuthService, Challenge, IssuedApiKey, LoginOptions,
-    LoginOutcome, NewApiKey, SecondFactorGate, ServiceParts, client_bucket, redact_identifier,
+    LoginOutcome, MAGIC_LINK_LIFETIME, NewApiKey, SecondFactorGate, ServiceParts, client_bucket,
+    redact_identifier,
 };
 pub use token::{
     AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,

@@ -38,6 +38,7 @@ pub use mfa::{
 #[cfg(feature = "qr")]
 pub use qr::{qr_png, qr_svg};
 pub use store::{
-    ChallengeRecord, ChallengeStore, MemoryMfaStore, MfaStore, TotpRecord, WithChallengeStore,
+    ChallengeRecord, ChallengeStore, ChallengesOf, MemoryMfaStore, MfaStore, TotpRecord,
+    WithChallengeStore,
 };
 pub use totp::{TotpAlgorithm, TotpCode, TotpSettings};

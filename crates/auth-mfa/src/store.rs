@@ -414,3 +414,54 @@ impl<S: MfaStore, C: ChallengeStore> MfaStore for WithChallengeStore<S, C> {
         Ok(self.challenges.cleanup_expired(now).await? + self.store.cleanup_expired(now).await?)
     }
 }
+
+/// An [`MfaStore`]'s challenge table as a plain [`ChallengeStore`], for `AuthService`'s
+/// single-use link records (email change, sign-in links) in SQL without another table. Their
+/// keys are MACs under the signing secret, so no second-factor challenge can ever name one.
+///
+/// ```
+/// use auth_core::ephemeral::{ChallengeRecord, ChallengeStore};
+/// use auth_mfa::{ChallengesOf, MemoryMfaStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = ChallengesOf::new(MemoryMfaStore::new());
+/// let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
+/// store.create(&ChallengeRecord::new("k".into(), auth_core::UserId::new("1"), later)).await?;
+/// assert!(store.consume("k").await?);
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChallengesOf<S>(S);
+
+impl<S: MfaStore> ChallengesOf<S> {
+    /// The challenge table of `store`.
+    ///
+    /// ```
+    /// let _ = auth_mfa::ChallengesOf::new(auth_mfa::MemoryMfaStore::new());
+    /// ```
+    pub fn new(store: S) -> Self {
+        Self(store)
+    }
+}
+
+#[async_trait]
+impl<S: MfaStore> ChallengeStore for ChallengesOf<S> {
+    async fn create(&self, challenge: &ChallengeRecord) -> Result<()> {
+        self.0.create_challenge(challenge).await
+    }
+    async fn attempt(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> Result<Option<UserId>> {
+        self.0
+            .attempt_challenge(token_hash, now, max_attempts)
+            .await
+    }
+    async fn consume(&self, token_hash: &str) -> Result<bool> {
+        self.0.consume_challenge(token_hash).await
+    }
+    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        MfaStore::cleanup_expired(&self.0, now).await
+    }
+}

@@ -36,6 +36,7 @@
 //! | `AUTH_PWNED_THRESHOLD` / `AUTH_PWNED_TIMEOUT_MS` / `AUTH_PWNED_ON_FAILURE` | 1 / 3000 / `allow` | refuse from this many breaches; time allowed per range request; `allow` (accept, with a warning) or `refuse` (the request fails, 500) when the source fails |
 //! | `AUTH_ADMIN_EMAILS` | none | comma-separated emails of administrators (verified accounts): mounts `/admin` |
 //! | `AUTH_ADMIN_API_KEYS` | `false` | `true`: service-account API keys with scope `admin` may use `/admin` too (mounts it) |
+//! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
@@ -139,6 +140,8 @@ pub struct Settings {
     /// How long audit entries are kept (`AUTH_AUDIT_RETENTION_DAYS`, default 90; `None`:
     /// forever).
     pub audit_retention: Option<Duration>,
+    /// Mail a notice on sign-in from a new device (`AUTH_NOTIFY_NEW_DEVICE`).
+    pub notify_new_device: bool,
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {
@@ -462,6 +465,16 @@ impl Settings {
                 ));
             }
         };
+        let notify_new_device = match lookup("AUTH_NOTIFY_NEW_DEVICE").as_deref() {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "AUTH_NOTIFY_NEW_DEVICE",
+                    "must be true or false",
+                ));
+            }
+        };
         let audit_retention = match number("AUTH_AUDIT_RETENTION_DAYS", 90)? {
             0 => None,
             days => Some(Duration::from_secs(days.saturating_mul(86_400))),
@@ -497,6 +510,7 @@ impl Settings {
             admin_emails,
             admin_api_keys,
             audit_retention,
+            notify_new_device,
         })
     }
 
@@ -962,6 +976,15 @@ fn build(
     let mfa = auth::mfa::Mfa::new(mfa_store, settings.mfa_cipher.clone(), mfa_config)?
         .with_rate_limiter(mfa_limiter)
         .with_events(auth.events().clone());
+    // Single-use records of email changes and sign-in links: beside the login challenges.
+    let auth = match &redis {
+        Some(redis) => {
+            auth.with_challenge_store(auth::redis::RedisChallengeStore::new(redis.clone()))
+        }
+        None => auth.with_challenge_store(auth::mfa::ChallengesOf::new(
+            auth::mfa::db::DbMfaStore::new(db.clone()),
+        )),
+    };
     let auth = auth.with_second_factor(mfa.clone());
     // Every event, without its secrets, with the client's address: durable, in SQL.
     let audit: Arc<dyn auth::AuditStore> = Arc::new(auth::users_db::DbAuditStore::new(db.clone()));
@@ -1054,7 +1077,13 @@ pub fn app_with_mailer(
         revocations,
         users: auth.user_cache().cloned(),
     };
-    mail::install(auth.events(), mailer, &settings.public_url);
+    mail::install(auth.events(), Arc::clone(&mailer), &settings.public_url);
+    mail::install_notifications(
+        &auth,
+        mailer,
+        Arc::clone(&audit),
+        settings.notify_new_device,
+    );
     let access = auth_axum::AdminAccess::emails(&settings.admin_emails)
         .allow_api_keys(settings.admin_api_keys);
     let admin = (!access.is_empty())
@@ -1070,6 +1099,8 @@ pub fn app_with_mailer(
         .with_mfa(mfa)
         .with_password_reset(auth::sign::PasswordResetService::new(auth.clone())?)
         .with_email_verification(auth::sign::EmailVerificationService::new(auth)?)
+        .with_email_change()
+        .with_magic_link()
         .with_audit(audit)
         .trusted_proxies(settings.trusted_proxies.clone());
     if settings.refresh_cookie {

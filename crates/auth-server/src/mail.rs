@@ -137,9 +137,11 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-/// Sends the reset and verification emails (and onboarding codes) on `bus` through `mailer`,
-/// with links under `public_url`: `{public_url}/reset-password?token=…` and
-/// `{public_url}/verify-email?token=…`.
+/// Sends the reset and verification emails, onboarding codes, email-change links and sign-in
+/// links on `bus` through `mailer`, with links under `public_url`:
+/// `{public_url}/reset-password?token=…`, `/verify-email?token=…`,
+/// `/confirm-email-change?token=…` (to the new address; the old one gets a notice with
+/// `/cancel-email-change?token=…`) and `/magic-link?token=…` (with the 6-digit code).
 ///
 /// ```
 /// # use auth_server::mail::*;
@@ -153,6 +155,9 @@ pub fn install(bus: &EventBus, mailer: Arc<dyn Mailer>, public_url: &str) {
         AuthEventKind::PasswordResetRequested,
         AuthEventKind::EmailVerificationRequested,
         AuthEventKind::VerificationCodeGenerated,
+        AuthEventKind::EmailChangeRequested,
+        AuthEventKind::EmailChanged,
+        AuthEventKind::MagicLinkRequested,
     ] {
         let mailer = Arc::clone(&mailer);
         let base = base.clone();
@@ -189,10 +194,204 @@ pub fn install(bus: &EventBus, mailer: Arc<dyn Mailer>, public_url: &str) {
                             code.expose_secret()
                         ),
                     },
+                    AuthEvent::EmailChangeRequested {
+                        old_email,
+                        new_email,
+                        token,
+                        cancel_token,
+                        ..
+                    } => {
+                        // The old address first: it hears of the change before anyone can
+                        // confirm it, with the way to stop it.
+                        let notice = Email {
+                            to: old_email,
+                            subject: "Your email address is being changed".into(),
+                            body: format!(
+                                "Someone asked to change this account's email address to {new_email}.\n\
+                                 If it was not you, open this link within 24 hours to stop it,\n\
+                                 then change your password:\n\n\
+                                 {base}/cancel-email-change?token={}",
+                                encode(cancel_token.expose_secret())
+                            ),
+                        };
+                        mailer
+                            .send(&notice)
+                            .await
+                            .map_err(|e| -> auth::HandlerError { e.to_string().into() })?;
+                        Email {
+                            to: new_email,
+                            subject: "Confirm your new email address".into(),
+                            body: format!(
+                                "Open this link within 24 hours to make this your account's \
+                                 email address:\n\n\
+                                 {base}/confirm-email-change?token={}",
+                                encode(token.expose_secret())
+                            ),
+                        }
+                    }
+                    AuthEvent::EmailChanged {
+                        old_email,
+                        new_email,
+                        ..
+                    } => Email {
+                        to: old_email,
+                        subject: "Your email address was changed".into(),
+                        body: format!(
+                            "This account's email address is now {new_email}; this address \
+                             no longer signs in. If it was not you, contact support at once."
+                        ),
+                    },
+                    AuthEvent::MagicLinkRequested {
+                        email, token, code, ..
+                    } => Email {
+                        to: email,
+                        subject: "Your sign-in link".into(),
+                        body: format!(
+                            "Open this link within 10 minutes to sign in:\n\n\
+                             {base}/magic-link?token={}\n\n\
+                             Or enter this code: {}\n\n\
+                             If you did not ask to sign in, ignore this message.",
+                            encode(token.expose_secret()),
+                            code.expose_secret()
+                        ),
+                    },
                     _ => return Ok(()),
                 };
                 mailer.send(&email).await.map_err(|e| e.to_string().into())
             }
         });
     }
+}
+
+/// Security notices by mail, sent in the background so no request waits for the mailer:
+/// password changed, a second factor added, an account locked by failed sign-ins, and (when
+/// `new_device` is set) a sign-in from a user agent not seen in the account's recent logins
+/// (read from `audit`).
+///
+/// ```
+/// # use auth_server::mail::*;
+/// # use std::sync::Arc;
+/// let auth = auth::AuthService::new(auth::AuthConfig::default(), auth::MemoryUserStore::new(),
+///     auth::hash::MultiHasher::default(), auth::MemoryTokenBackend::new()).unwrap();
+/// let audit: Arc<dyn auth::AuditStore> = Arc::new(auth::MemoryAuditStore::new());
+/// install_notifications(&auth, Arc::new(ConsoleMailer), audit, true);
+/// assert!(auth.events().has_handler(auth::AuthEventKind::PasswordChanged));
+/// ```
+pub fn install_notifications(
+    auth: &auth::AuthService,
+    mailer: Arc<dyn Mailer>,
+    audit: Arc<dyn auth::AuditStore>,
+    new_device: bool,
+) {
+    let mut kinds = vec![
+        AuthEventKind::PasswordChanged,
+        AuthEventKind::MfaEnabled,
+        AuthEventKind::AccountLocked,
+    ];
+    if new_device {
+        kinds.push(AuthEventKind::UserLogin);
+    }
+    for kind in kinds {
+        let (auth, mailer, audit) = (auth.clone(), Arc::clone(&mailer), Arc::clone(&audit));
+        auth.events().clone().on_fn(kind, move |event| {
+            let (auth, mailer, audit) = (auth.clone(), Arc::clone(&mailer), Arc::clone(&audit));
+            let ctx = auth::RequestContext::current().unwrap_or_default();
+            async move {
+                let Some(email) = notice(&auth, &audit, &ctx, event).await? else {
+                    return Ok(());
+                };
+                tokio::spawn(async move {
+                    if let Err(e) = mailer.send(&email).await {
+                        tracing::warn!(error = %e, "a security notice could not be mailed");
+                    }
+                });
+                Ok(())
+            }
+        });
+    }
+}
+
+/// The notice for `event`, if it calls for one.
+async fn notice(
+    auth: &auth::AuthService,
+    audit: &Arc<dyn auth::AuditStore>,
+    ctx: &auth::RequestContext,
+    event: AuthEvent,
+) -> Result<Option<Email>, auth::HandlerError> {
+    let from = ctx
+        .meta
+        .ip
+        .map(|ip| format!(" from {ip}"))
+        .unwrap_or_default();
+    let to = |user: Option<auth::User>| user.map(|u| u.email);
+    Ok(match event {
+        AuthEvent::PasswordChanged { user_id } => {
+            to(auth.find_user(&user_id).await?).map(|to| Email {
+                to,
+                subject: "Your password was changed".into(),
+                body: format!(
+                    "The password of this account was changed{from}. If it was not you, reset \
+                 your password at once (a reset ends every session)."
+                ),
+            })
+        }
+        AuthEvent::MfaEnabled { user_id } => to(auth.find_user(&user_id).await?).map(|to| Email {
+            to,
+            subject: "Two-factor authentication was turned on".into(),
+            body: format!(
+                "An authenticator app was added to this account{from}. If it was not you, \
+                 reset your password and contact support."
+            ),
+        }),
+        AuthEvent::AccountLocked { identifier, .. } => {
+            // Only the per-account login lockout names an address.
+            let Some(address) = identifier
+                .strip_prefix("login:")
+                .and_then(|rest| rest.split_once('|'))
+                .map(|(_, email)| email.to_owned())
+            else {
+                return Ok(None);
+            };
+            to(auth.find_user_by_email(&address).await.ok().flatten()).map(|to| Email {
+                to,
+                subject: "Sign-in to your account was locked".into(),
+                body: format!(
+                    "Too many wrong passwords were tried for this account{from}, so signing in \
+                     from there is paused for a while. If it was not you, nothing else is \
+                     needed: your password was not accepted."
+                ),
+            })
+        }
+        AuthEvent::UserLogin { user_id, email } => {
+            let agent = ctx.meta.user_agent.clone().unwrap_or_default();
+            let logins = audit
+                .list(
+                    &auth::AuditQuery::for_user(user_id)
+                        .kinds([AuthEventKind::UserLogin])
+                        .limit(50),
+                )
+                .await?;
+            // The newest entry is this login (the audit log runs first); a first login is not
+            // a new device.
+            let earlier = logins.iter().skip(1);
+            let known = earlier
+                .clone()
+                .any(|e| e.user_agent.as_deref().unwrap_or_default() == agent);
+            (logins.len() > 1 && !known).then(|| Email {
+                to: email,
+                subject: "New sign-in to your account".into(),
+                body: format!(
+                    "Your account was signed in to{from} with a device not seen before \
+                     ({}). If it was not you, change your password and end your other \
+                     sessions.",
+                    if agent.is_empty() {
+                        "unknown"
+                    } else {
+                        agent.as_str()
+                    }
+                ),
+            })
+        }
+        _ => None,
+    })
 }

@@ -163,13 +163,13 @@ impl Server {
         me.body["id"].as_str().unwrap().to_owned()
     }
 
-    fn mails_to(&self, to: &str) -> usize {
+    fn mails_to(&self, to: &str, subject: &str) -> usize {
         self.outbox
             .0
             .lock()
             .unwrap()
             .iter()
-            .filter(|m| m.to == to)
+            .filter(|m| m.to == to && m.subject == subject)
             .count()
     }
 
@@ -632,7 +632,19 @@ async fn reset_link_works_once_under_concurrency(target: Target) {
             .filter(|a| a.status == 401)
             .all(|a| a.body["reason"] == "link_used_or_expired")
     );
-    assert_eq!(s.mails_to("gus@example.com"), 1);
+    assert_eq!(s.mails_to("gus@example.com", "Reset your password"), 1);
+    // One reset applied: one notice (sent in the background).
+    for _ in 0..500 {
+        if s.mails_to("gus@example.com", "Your password was changed") == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        s.mails_to("gus@example.com", "Your password was changed"),
+        1
+    );
 }
 
 /// Every login failure looks the same to an unauthenticated client: unknown account, wrong

@@ -326,12 +326,47 @@ async fn three_instances(token_backend: &str) {
         0,
         "onboarding sessions are in Redis"
     );
+    // A sign-in link asked on A, used on B: its record lives in Redis, once.
+    let (s, _) = a
+        .post(
+            "/auth/register",
+            None,
+            json!({"email": "lin@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = a
+        .post(
+            "/auth/magic-link/request",
+            None,
+            json!({"email": "lin@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let link = a
+        .outbox
+        .token("lin@example.com", "https://app.example.com/magic-link")
+        .await;
+    let (s, r) = b
+        .post("/auth/magic-link/verify", None, json!({"token": link}))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, _) = c
+        .post("/auth/magic-link/verify", None, json!({"token": link}))
+        .await;
+    assert_eq!(s, 401, "once, across instances");
+    assert_eq!(
+        rows(&db_url, "auth_mfa_challenges").await,
+        0,
+        "link records are in Redis"
+    );
     let token_rows = rows(&db_url, "auth_tokens").await;
     if token_backend == "redis" {
         assert_eq!(token_rows, 0, "opaque tokens are in Redis");
     }
     println!(
         "Redis ({token_backend}): an MFA challenge opened on A was answered on B; onboarding started on A went on on B and C; \
+         a sign-in link asked on A worked once on B (401 on C); \
          SQL holds 0 challenges, 0 onboarding sessions, {token_rows} token rows"
     );
 }

@@ -6,6 +6,7 @@ pub(crate) mod activity;
 mod api_keys;
 mod cookie;
 mod dto;
+mod lifecycle;
 mod routes;
 mod state;
 
@@ -50,6 +51,8 @@ pub const AUTH_TIME_CLAIM: &str = "auth_time";
 /// | `POST /password/reset/confirm` | `{token, new_password}` | 204; every session ends |
 /// | `POST /email/verify/request` | Bearer | 202 (with [`AuthRouter::with_email_verification`]) |
 /// | `POST /email/verify/confirm` | `{token}` | 200 `{id, is_verified}` |
+/// | `POST /email/change` | Bearer, `{new_email, password}` | 202 (with [`AuthRouter::with_email_change`]); `/email/change/confirm` `{token}` → 200 `{id, email, is_verified}`; `/email/change/cancel` `{token}` → 204 |
+/// | `POST /magic-link/request` | `{email}` | 202 always (with [`AuthRouter::with_magic_link`]); `/magic-link/verify` `{token}` or `{email, code}` → the login answer |
 /// | `GET /activity` | Bearer, `?limit=&before=` | 200 `{entries: [{kind, time, ip, user_agent, detail, by_admin}]}`, newest first: the account's audit log (with [`AuthRouter::with_audit`]) |
 ///
 /// Every request runs inside an [`auth_core::RequestContext`] with the client's address and
@@ -116,6 +119,8 @@ pub struct AuthRouter<U: AuthUser> {
     reset: Option<auth_sign::PasswordResetService<U>>,
     verification: Option<auth_sign::EmailVerificationService<U>>,
     audit: Option<Arc<dyn auth_core::AuditStore>>,
+    email_change: bool,
+    magic_link: bool,
     options: Options,
 }
 
@@ -140,6 +145,8 @@ impl<U: AuthUser> AuthRouter<U> {
             reset: None,
             verification: None,
             audit: None,
+            email_change: false,
+            magic_link: false,
             options: Options {
                 mount: String::new(),
                 fresh_window: Duration::from_secs(15 * 60),
@@ -195,6 +202,26 @@ impl<U: AuthUser> AuthRouter<U> {
     #[must_use]
     pub fn with_audit(mut self, audit: Arc<dyn auth_core::AuditStore>) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Adds `POST /email/change` (Bearer, `{new_email, password}` → 202),
+    /// `/email/change/confirm` (`{token}` → 200 `{id, email, is_verified}`) and
+    /// `/email/change/cancel` (`{token}` → 204). The service needs a challenge store and a
+    /// signing secret; the links reach your mailer through `EmailChangeRequested`.
+    #[must_use]
+    pub fn with_email_change(mut self) -> Self {
+        self.email_change = true;
+        self
+    }
+
+    /// Adds `POST /magic-link/request` (`{email}` → 202 always) and `/magic-link/verify`
+    /// (`{token}` or `{email, code}` → the login answer: tokens, or the second factor's
+    /// challenge). The service needs a challenge store and a signing secret; the link and code
+    /// reach your mailer through `MagicLinkRequested`.
+    #[must_use]
+    pub fn with_magic_link(mut self) -> Self {
+        self.magic_link = true;
         self
     }
 
@@ -255,6 +282,8 @@ impl<U: AuthUser> AuthRouter<U> {
             verification: self.verification.is_some(),
             cookie: self.options.cookie.is_some(),
             audit: self.audit.is_some(),
+            email_change: self.email_change,
+            magic_link: self.magic_link,
         }
     }
 
@@ -297,6 +326,27 @@ impl<U: AuthUser> AuthRouter<U> {
             router
                 .route("/email/verify/request", post(verify_request::<U>))
                 .route("/email/verify/confirm", post(verify_confirm::<U>))
+        } else {
+            router
+        };
+        let router = if self.email_change {
+            router
+                .route("/email/change", post(lifecycle::email_change::<U>))
+                .route(
+                    "/email/change/confirm",
+                    post(lifecycle::email_change_confirm::<U>),
+                )
+                .route(
+                    "/email/change/cancel",
+                    post(lifecycle::email_change_cancel::<U>),
+                )
+        } else {
+            router
+        };
+        let router = if self.magic_link {
+            router
+                .route("/magic-link/request", post(lifecycle::magic_request::<U>))
+                .route("/magic-link/verify", post(lifecycle::magic_verify::<U>))
         } else {
             router
         };

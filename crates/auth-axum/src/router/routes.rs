@@ -1,7 +1,7 @@
 //! The route handlers: each calls one `AuthService` method and answers with a [`Rejection`]
 //! when it refuses.
 
-use auth_core::{AuthService, AuthUser, LoginOutcome};
+use auth_core::{AuthService, AuthUser};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::dto::{
-    ApiJson, ChangePassword, Credentials, EmailBody, RefreshBody, ResetConfirm, TokenBody, no_store,
+    ApiJson, ChangePassword, Credentials, EmailBody, RefreshBody, ResetConfirm, TokenBody,
 };
 use super::state::{Meta, RouterState};
 use crate::error::{Rejection, refused_because};
@@ -35,24 +35,11 @@ pub(super) async fn login<U: AuthUser>(
 ) -> Result<Response, Rejection> {
     let options = state.fresh_login(meta);
     // One login path: the service asks its second-factor gate, if it has one.
-    match state
+    let outcome = state
         .auth
         .sign_in(&body.email, &body.password, options)
-        .await?
-    {
-        LoginOutcome::Session(login) => {
-            Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
-        }
-        LoginOutcome::Challenge(challenge) => Ok(no_store(
-            StatusCode::OK,
-            json!({
-                "mfa_required": true,
-                "mfa_token": challenge.token.expose_secret(),
-                "expires_in": challenge.expires_in.as_secs(),
-            }),
-        )),
-        _ => Err(auth_core::Error::Unsupported("unknown login outcome".into()).into()),
-    }
+        .await?;
+    state.login_answer(outcome)
 }
 
 fn no_refresh_token() -> Rejection {
@@ -204,7 +191,7 @@ pub(super) async fn logout_all<U: AuthUser>(
 }
 
 /// The session (refresh family) of the request's access token.
-async fn current_session<U: AuthUser>(
+pub(super) async fn current_session<U: AuthUser>(
     auth: &AuthService<U>,
     headers: &HeaderMap,
 ) -> Result<Option<String>, Rejection> {

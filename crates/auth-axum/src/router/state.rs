@@ -59,6 +59,27 @@ impl<U: AuthUser> FromRequestParts<RouterState<U>> for Meta {
 }
 
 impl<U: AuthUser> RouterState<U> {
+    /// The answer to a sign-in: the token pair, or `{mfa_required, mfa_token, expires_in}`.
+    pub(crate) fn login_answer(
+        &self,
+        outcome: auth_core::LoginOutcome<U>,
+    ) -> Result<Response, Rejection> {
+        match outcome {
+            auth_core::LoginOutcome::Session(login) => {
+                Ok(self.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+            }
+            auth_core::LoginOutcome::Challenge(challenge) => Ok(no_store(
+                StatusCode::OK,
+                json!({
+                    "mfa_required": true,
+                    "mfa_token": challenge.token.expose_secret(),
+                    "expires_in": challenge.expires_in.as_secs(),
+                }),
+            )),
+            _ => Err(auth_core::Error::Unsupported("unknown login outcome".into()).into()),
+        }
+    }
+
     /// Login options for a fresh password (or second-factor) entry: metadata and `auth_time`.
     pub(crate) fn fresh_login(&self, meta: SessionMeta) -> LoginOptions {
         let mut extra = ExtraClaims::new();

@@ -14,13 +14,17 @@
 mod account;
 mod admin;
 mod api_keys;
+mod email_change;
+mod links;
 mod login;
+mod magic_link;
 mod password;
 mod session;
 mod throttle;
 
 pub use admin::AccountStatus;
 pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};
+pub use magic_link::MAGIC_LINK_LIFETIME;
 pub use throttle::{client_bucket, redact_identifier};
 
 use std::fmt;
@@ -357,6 +361,7 @@ pub struct AuthService<U: AuthUser = User> {
     events: EventBus,
     clock: SharedClock,
     api_keys: Option<api_keys::ApiKeys>,
+    challenges: Option<Arc<dyn crate::ephemeral::ChallengeStore>>,
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
@@ -378,6 +383,7 @@ impl<U: AuthUser> Clone for AuthService<U> {
             events: self.events.clone(),
             clock: Arc::clone(&self.clock),
             api_keys: self.api_keys.clone(),
+            challenges: self.challenges.clone(),
         }
     }
 }
@@ -460,6 +466,7 @@ impl<U: AuthUser> AuthService<U> {
             events: EventBus::new(),
             clock,
             api_keys: None,
+            challenges: None,
         })
     }
 
@@ -612,6 +619,24 @@ impl<U: AuthUser> AuthService<U> {
     #[must_use]
     pub fn user_cache(&self) -> Option<&UserCache<U>> {
         self.user_cache.as_ref()
+    }
+
+    /// Keeps the single-use records of email changes and sign-in links in `store` (in memory,
+    /// SQL through auth-mfa's `ChallengesOf`, or Redis): what makes each link work once and
+    /// lets a pending email change be cancelled. Those flows answer [`Error::Unsupported`]
+    /// without one.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_challenge_store(auth_core::ephemeral::MemoryChallengeStore::new());
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_challenge_store(mut self, store: impl crate::ephemeral::ChallengeStore) -> Self {
+        self.challenges = Some(Arc::new(store));
+        self
     }
 
     /// Emits events on `events` (share one bus between services to share handlers).

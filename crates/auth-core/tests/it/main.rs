@@ -5,6 +5,7 @@ mod config;
 mod conformance;
 mod events;
 mod hashing;
+mod links;
 mod mirror;
 mod orchestrator;
 mod s2s;

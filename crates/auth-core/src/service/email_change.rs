@@ -1,0 +1,263 @@
+//! Changing the email address: asked with the password, confirmed from the new address,
+//! cancellable from the old one, applied by a compare-and-set.
+//!
+//! The confirmation token carries the user, both addresses, a nonce and its expiry, under a
+//! MAC that also covers a digest of the current password hash: a password change spends every
+//! pending email change. The nonce names a single-use record in the challenge store, which the
+//! confirmation or the cancellation consumes (exactly one of them, once).
+
+use std::time::Duration;
+
+use super::AuthService;
+use super::links::{b64, unb64};
+use crate::ephemeral::ChallengeRecord;
+use crate::error::{Error, Result};
+use crate::events::AuthEvent;
+use crate::secret::SecretString;
+use crate::user::{AuthUser, UserId, normalize_email};
+
+const CONFIRM: &str = "email-change";
+const CANCEL: &str = "email-change-cancel";
+
+/// How long an email-change link works.
+pub(super) const EMAIL_CHANGE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+impl<U: AuthUser> AuthService<U> {
+    /// Starts a change of `user_id`'s address to `new_email`. The current password is checked
+    /// (throttled per account, like every re-authentication); then, when no other account has
+    /// the new address, `EmailChangeRequested` carries a confirmation token for the new address
+    /// and a cancellation token for the old one (both valid 24 hours). When the new address is
+    /// taken nothing is sent and the answer is the same: the caller learns nothing about other
+    /// accounts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidCredentials`] for a wrong password; [`Error::RateLimited`];
+    /// [`Error::Validation`] for an address that is not one, or is the current one;
+    /// [`Error::Unsupported`] without a challenge store; [`Error::Configuration`] without a
+    /// signing secret; [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let config = AuthConfig::builder().signing_secret("0123456789abcdef0123456789abcdef-signing").build()?;
+    /// let auth = AuthService::new(config, MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
+    ///     .with_challenge_store(ephemeral::MemoryChallengeStore::new());
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// auth.events().on_fn(AuthEventKind::EmailChangeRequested, move |e| {
+    ///     let tx = tx.clone();
+    ///     async move { if let AuthEvent::EmailChangeRequested { token, .. } = e { tx.send(token).ok(); } Ok(()) }
+    /// });
+    /// let user = auth.register("old@example.com", "violet-otter-sings-42").await?;
+    /// auth.request_email_change(&user.id, "new@example.com", "violet-otter-sings-42").await?;
+    /// let token = rx.recv().await.unwrap();
+    /// let changed = auth.confirm_email_change(token.expose_secret(), None).await?;
+    /// assert_eq!(changed.email, "new@example.com");
+    /// assert!(changed.is_verified);
+    /// assert!(auth.confirm_email_change(token.expose_secret(), None).await.is_err(), "once");
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn request_email_change(
+        &self,
+        user_id: &UserId,
+        new_email: &str,
+        password: &str,
+    ) -> Result<()> {
+        let store = self.challenge_store()?;
+        let user = self
+            .users
+            .find_by_id(user_id)
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        // The password, as for a password change: one throttle for every re-authentication.
+        let key = format!("reauth:{user_id}");
+        let grant = self.reserve(self.limiter.as_ref(), &key).await?;
+        let stored = if user.is_active() {
+            user.password_hash()
+        } else {
+            None
+        };
+        if !self.hashing.verify(password, stored).await?.valid {
+            if grant.last {
+                self.locked(self.limiter.as_ref(), &key).await;
+            }
+            return Err(Error::InvalidCredentials);
+        }
+        self.limiter.reset(&key).await?;
+        let new_email = normalize_email(new_email)?;
+        if new_email == user.email() {
+            return Err(Error::invalid(
+                "new_email",
+                "same_email",
+                "This is already the account's email address.",
+            ));
+        }
+        if self.users.find_by_email(&new_email).await?.is_some() {
+            tracing::info!(user = %user_id, "email change to a taken address: nothing sent");
+            return Ok(());
+        }
+        let nonce = crate::random::token(16);
+        let expires = self.clock.now() + EMAIL_CHANGE_LIFETIME;
+        let exp = expires.unix_timestamp().to_string();
+        let old = user.email().to_owned();
+        let stamp = password_stamp(&user);
+        let mac = self.link_mac(
+            CONFIRM,
+            &[user_id.as_str(), &old, &new_email, &nonce, &exp, &stamp],
+        )?;
+        let token = [
+            b64(user_id.as_str()),
+            b64(&old),
+            b64(&new_email),
+            nonce.clone(),
+            exp.clone(),
+            mac,
+        ]
+        .join(".");
+        let cancel_mac = self.link_mac(CANCEL, &[user_id.as_str(), &nonce, &exp])?;
+        let cancel = [b64(user_id.as_str()), nonce.clone(), exp, cancel_mac].join(".");
+        store
+            .create(&ChallengeRecord::new(
+                self.record_key(CONFIRM, &[user_id.as_str(), &nonce])?,
+                user_id.clone(),
+                expires,
+            ))
+            .await?;
+        self.events
+            .emit(AuthEvent::EmailChangeRequested {
+                user_id: user_id.clone(),
+                old_email: old,
+                new_email,
+                token: SecretString::new(token),
+                cancel_token: SecretString::new(cancel),
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Applies a confirmed change: the token is checked (genuine, unexpired, for the account's
+    /// current address and password), its record consumed (once, whatever the concurrency),
+    /// the address replaced by a compare-and-set (the database's unique constraint decides a
+    /// race with a sign-up or another change), marked verified, and every session but
+    /// `keep_session` ended. Emits `EmailChanged`. Returns the updated user.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenInvalid`] for a forged, used, cancelled or stale token (the address or
+    /// password changed since), [`Error::TokenExpired`]; [`Error::EmailTaken`] when another
+    /// account took the address meanwhile; [`Error::Backend`].
+    pub async fn confirm_email_change(&self, token: &str, keep_session: Option<&str>) -> Result<U> {
+        let store = self.challenge_store()?;
+        let parts: Vec<&str> = token.split('.').collect();
+        let [uid, old, new, nonce, exp, mac] = parts.as_slice() else {
+            return Err(Error::TokenInvalid);
+        };
+        if token.len() > crate::token::MAX_TOKEN_LENGTH {
+            return Err(Error::TokenInvalid);
+        }
+        let (uid, old, new) = (unb64(uid)?, unb64(old)?, unb64(new)?);
+        let user_id = UserId::new(uid);
+        let user = self
+            .users
+            .find_by_id(&user_id)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        let stamp = password_stamp(&user);
+        if !self.link_mac_ok(
+            mac,
+            CONFIRM,
+            &[user_id.as_str(), &old, &new, nonce, exp, &stamp],
+        )? {
+            return Err(Error::TokenInvalid);
+        }
+        self.check_expiry(exp)?;
+        if !user.is_active() || user.email() != old {
+            return Err(Error::TokenInvalid);
+        }
+        if !store
+            .consume(&self.record_key(CONFIRM, &[user_id.as_str(), nonce])?)
+            .await?
+        {
+            return Err(Error::TokenInvalid);
+        }
+        if !self.users.replace_email(&user_id, &old, &new).await? {
+            return Err(Error::TokenInvalid);
+        }
+        self.users.set_verified(&user_id, true).await?;
+        self.tokens.revoke_all(&user_id, keep_session).await?;
+        self.events
+            .emit(AuthEvent::EmailChanged {
+                user_id: user_id.clone(),
+                old_email: old,
+                new_email: new,
+            })
+            .await;
+        self.users
+            .find_by_id(&user_id)
+            .await?
+            .ok_or(Error::TokenInvalid)
+    }
+
+    /// Cancels a pending change from the old address's link: its record is consumed, so the
+    /// confirmation link no longer works. Emits `EmailChangeCancelled`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenInvalid`] for a forged token or a change already confirmed or cancelled;
+    /// [`Error::TokenExpired`]; [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let config = AuthConfig::builder().signing_secret("0123456789abcdef0123456789abcdef-signing").build()?;
+    /// let auth = AuthService::new(config, MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
+    ///     .with_challenge_store(ephemeral::MemoryChallengeStore::new());
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// auth.events().on_fn(AuthEventKind::EmailChangeRequested, move |e| {
+    ///     let tx = tx.clone();
+    ///     async move { if let AuthEvent::EmailChangeRequested { token, cancel_token, .. } = e { tx.send((token, cancel_token)).ok(); } Ok(()) }
+    /// });
+    /// let user = auth.register("old@example.com", "violet-otter-sings-42").await?;
+    /// auth.request_email_change(&user.id, "thief@example.com", "violet-otter-sings-42").await?;
+    /// let (token, cancel) = rx.recv().await.unwrap();
+    /// auth.cancel_email_change(cancel.expose_secret()).await?;
+    /// assert!(matches!(auth.confirm_email_change(token.expose_secret(), None).await, Err(Error::TokenInvalid)));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn cancel_email_change(&self, token: &str) -> Result<()> {
+        let store = self.challenge_store()?;
+        let parts: Vec<&str> = token.split('.').collect();
+        let [uid, nonce, exp, mac] = parts.as_slice() else {
+            return Err(Error::TokenInvalid);
+        };
+        let user_id = UserId::new(unb64(uid)?);
+        if !self.link_mac_ok(mac, CANCEL, &[user_id.as_str(), nonce, exp])? {
+            return Err(Error::TokenInvalid);
+        }
+        self.check_expiry(exp)?;
+        if !store
+            .consume(&self.record_key(CONFIRM, &[user_id.as_str(), nonce])?)
+            .await?
+        {
+            return Err(Error::TokenInvalid);
+        }
+        self.events
+            .emit(AuthEvent::EmailChangeCancelled { user_id })
+            .await;
+        Ok(())
+    }
+
+    /// `TokenExpired` once `exp` (Unix seconds) has passed.
+    pub(super) fn check_expiry(&self, exp: &str) -> Result<()> {
+        let exp: i64 = exp.parse().map_err(|_| Error::TokenInvalid)?;
+        if self.clock.now().unix_timestamp() >= exp {
+            return Err(Error::TokenExpired);
+        }
+        Ok(())
+    }
+}
+
+/// A digest of the password hash: binds a link to the password it was asked under.
+fn password_stamp(user: &impl AuthUser) -> String {
+    crate::random::sha256_hex(user.password_hash().unwrap_or_default())
+}
