@@ -268,6 +268,7 @@ async fn flows_leak_no_secret() {
     for expected in [
         "user_login_failed",
         "password_reset_requested",
+        "password_reset_completed",
         "verification_code_generated",
         "mfa_enabled",
     ] {

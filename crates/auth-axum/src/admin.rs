@@ -22,9 +22,9 @@ use crate::error::{ApiError, Rejection, unauthorized};
 use crate::extract::bearer;
 use crate::router::activity::{Page, entry_json};
 
-/// Who may administer: verified users whose email is listed, and (when allowed) API keys of
-/// service accounts that have the `admin` scope. A user's own API key never administers, even
-/// with the scope: users choose their keys' scopes themselves.
+/// Who may administer: verified users whose email is listed, and (when allowed) API keys with
+/// the `admin` scope, of service accounts or of those administrators. A key of any other user
+/// never administers, whatever its scopes: users choose their keys' scopes themselves.
 ///
 /// ```
 /// use auth_axum::AdminAccess;
@@ -58,7 +58,8 @@ impl AdminAccess {
         }
     }
 
-    /// Also lets service-account API keys with the `admin` scope in.
+    /// Also lets API keys with the `admin` scope in (service accounts', and administrators'
+    /// own).
     ///
     /// ```
     /// let _ = auth_axum::AdminAccess::default().allow_api_keys(true);
@@ -240,14 +241,17 @@ async fn require_admin<U: AuthUser>(
     let meta = state.proxies.meta(&parts);
     let actor = match crate::schemes::api_key(&state.auth, &parts.headers) {
         Some(Ok(key)) => match state.auth.authenticate_api_key(key, meta.ip).await {
-            Ok(auth) => match &auth.key.owner {
-                auth_core::ApiKeyOwner::Service(_)
-                    if state.access.api_keys && auth.key.has_scope(AdminAccess::SCOPE) =>
-                {
-                    format!("api_key:{}", auth.key.id)
+            Ok(auth) => {
+                // A user's key acts for its user: it administers only for an administrator.
+                let owner_may = match &auth.user {
+                    None => true,
+                    Some(user) => user.is_verified() && state.access.is_admin_email(user.email()),
+                };
+                if !(state.access.api_keys && owner_may && auth.key.has_scope(AdminAccess::SCOPE)) {
+                    return forbidden();
                 }
-                _ => return forbidden(),
-            },
+                format!("api_key:{}", auth.key.id)
+            }
             Err(e) => return ApiError(e).into_response(),
         },
         Some(Err(e)) => return ApiError(e).into_response(),

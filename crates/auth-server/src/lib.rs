@@ -35,7 +35,7 @@
 //! | `AUTH_PWNED_DIR` | none | the same from range files in a directory (`5BAA6`, … each `SUFFIX:COUNT` per line), for machines that must not call out |
 //! | `AUTH_PWNED_THRESHOLD` / `AUTH_PWNED_TIMEOUT_MS` / `AUTH_PWNED_ON_FAILURE` | 1 / 3000 / `allow` | refuse from this many breaches; time allowed per range request; `allow` (accept, with a warning) or `refuse` (the request fails, 500) when the source fails |
 //! | `AUTH_ADMIN_EMAILS` | none | comma-separated emails of administrators (verified accounts): mounts `/admin` |
-//! | `AUTH_ADMIN_API_KEYS` | `false` | `true`: service-account API keys with scope `admin` may use `/admin` too (mounts it) |
+//! | `AUTH_ADMIN_API_KEYS` | `true` when `AUTH_ADMIN_EMAILS` is set | API keys with scope `admin` (of service accounts, or of the administrators) may use `/admin`; `true` alone mounts it, `false` refuses keys |
 //! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
@@ -135,8 +135,9 @@ pub struct Settings {
     pub onboarding_profile_optional: Vec<String>,
     /// Administrators' emails (`AUTH_ADMIN_EMAILS`).
     pub admin_emails: Vec<String>,
-    /// Whether service-account keys with scope `admin` administer (`AUTH_ADMIN_API_KEYS`).
-    pub admin_api_keys: bool,
+    /// Whether keys with scope `admin` administer (`AUTH_ADMIN_API_KEYS`; unset: when
+    /// `AUTH_ADMIN_EMAILS` is set).
+    pub admin_api_keys: Option<bool>,
     /// How long audit entries are kept (`AUTH_AUDIT_RETENTION_DAYS`, default 90; `None`:
     /// forever).
     pub audit_retention: Option<Duration>,
@@ -456,8 +457,9 @@ impl Settings {
             ));
         }
         let admin_api_keys = match lookup("AUTH_ADMIN_API_KEYS").as_deref() {
-            None | Some("" | "false" | "0") => false,
-            Some("true" | "1") => true,
+            None | Some("") => None,
+            Some("false" | "0") => Some(false),
+            Some("true" | "1") => Some(true),
             Some(_) => {
                 return Err(ConfigError::invalid(
                     "AUTH_ADMIN_API_KEYS",
@@ -1084,8 +1086,11 @@ pub fn app_with_mailer(
         Arc::clone(&audit),
         settings.notify_new_device,
     );
-    let access = auth_axum::AdminAccess::emails(&settings.admin_emails)
-        .allow_api_keys(settings.admin_api_keys);
+    let access = auth_axum::AdminAccess::emails(&settings.admin_emails).allow_api_keys(
+        settings
+            .admin_api_keys
+            .unwrap_or(!settings.admin_emails.is_empty()),
+    );
     let admin = (!access.is_empty())
         .then(|| -> Result<_, Error> {
             Ok(auth_axum::AdminRouter::new(auth.clone(), access)

@@ -36,12 +36,7 @@ async fn login(s: &Server, email: &str, ua: &str) -> (u16, Value) {
 }
 
 async fn run(db_url: &str, what: &str) {
-    let s = Server::start(&[
-        ("DATABASE_URL", db_url),
-        ("AUTH_ADMIN_EMAILS", OPS),
-        ("AUTH_ADMIN_API_KEYS", "true"),
-    ])
-    .await;
+    let s = Server::start(&[("DATABASE_URL", db_url), ("AUTH_ADMIN_EMAILS", OPS)]).await;
 
     // An administrator's email that is not verified yet administers nothing.
     let ops = s.register(OPS).await;
