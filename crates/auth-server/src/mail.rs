@@ -381,7 +381,7 @@ async fn notice(
                 to: email,
                 subject: "New sign-in to your account".into(),
                 body: format!(
-                    "Your account was signed in to{from} with a device not seen before \
+                    "Someone signed in to your account{from} with a device not seen before \
                      ({}). If it was not you, change your password and end your other \
                      sessions.",
                     if agent.is_empty() {
