@@ -333,11 +333,11 @@ impl AuditEntry {
 }
 
 /// `(throttle, subject, client bucket)` of a limiter key such as `login:203.0.113.7|a@b.c`,
-/// `login:*|a@b.c`, `reauth:42` or `ip:203.0.113.7`.
+/// `login:*|a@b.c`, `magic:*|a@b.c`, `magic-code:a@b.c`, `reauth:42` or `ip:203.0.113.7`.
 fn split_limiter_key(key: &str) -> (&str, &str, Option<&str>) {
     let (throttle, rest) = key.split_once(':').unwrap_or(("", key));
     match throttle {
-        "login" => match rest.split_once('|') {
+        "login" | "magic" => match rest.split_once('|') {
             Some((client, subject)) => (throttle, subject, (client != "*").then_some(client)),
             None => (throttle, rest, None),
         },
@@ -742,6 +742,14 @@ mod tests {
         );
         assert_eq!(split_limiter_key("login:*|a@b.c"), ("login", "a@b.c", None));
         assert_eq!(split_limiter_key("reauth:42"), ("reauth", "42", None));
+        assert_eq!(
+            split_limiter_key("magic:10.0.0.1|a@b.c"),
+            ("magic", "a@b.c", Some("10.0.0.1"))
+        );
+        assert_eq!(
+            split_limiter_key("magic-code:a@b.c"),
+            ("magic-code", "a@b.c", None)
+        );
         assert_eq!(
             split_limiter_key("ip:2001:db8::/64"),
             ("ip", "2001:db8::/64", Some("2001:db8::/64"))

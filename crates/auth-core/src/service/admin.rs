@@ -96,7 +96,8 @@ impl<U: AuthUser> AuthService<U> {
 
     /// Lifts the account's lockouts: its login key without a client address, its login key
     /// from each of `clients` (address buckets, as the audit log's `account_locked` entries
-    /// record them in `detail.client`), its re-authentication key and its second factor's.
+    /// record them in `detail.client`), its re-authentication key, its sign-in code key and
+    /// its second factor's.
     /// Emits `AccountUnlocked`.
     ///
     /// # Errors
@@ -130,6 +131,9 @@ impl<U: AuthUser> AuthService<U> {
             }
         }
         self.limiter.reset(&format!("reauth:{user_id}")).await?;
+        self.limiter
+            .reset(&format!("magic-code:{}", user.email()))
+            .await?;
         if let Some(gate) = &self.second_factor {
             gate.unlock(user_id).await?;
         }
