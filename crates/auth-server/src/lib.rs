@@ -37,6 +37,7 @@
 //! | `AUTH_ADMIN_EMAILS` | none | comma-separated emails of administrators (verified accounts): mounts `/admin` |
 //! | `AUTH_ADMIN_API_KEYS` | `true` when `AUTH_ADMIN_EMAILS` is set | API keys with scope `admin` (of service accounts, or of the administrators) may use `/admin`; `true` alone mounts it, `false` refuses keys |
 //! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |
+//! | `AUTH_PAGES` | `true` | `false`: no hosted pages (`/onboarding/`, and `/reset-password`, `/verify-email`, `/confirm-email-change`, `/cancel-email-change` that the mails link to) for API-only deployments |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
@@ -143,6 +144,8 @@ pub struct Settings {
     pub audit_retention: Option<Duration>,
     /// Mail a notice on sign-in from a new device (`AUTH_NOTIFY_NEW_DEVICE`).
     pub notify_new_device: bool,
+    /// Serve the hosted pages (`AUTH_PAGES`, default `true`).
+    pub pages: bool,
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {
@@ -477,6 +480,13 @@ impl Settings {
                 ));
             }
         };
+        let pages = match lookup("AUTH_PAGES").as_deref() {
+            None | Some("" | "true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(_) => {
+                return Err(ConfigError::invalid("AUTH_PAGES", "must be true or false"));
+            }
+        };
         let audit_retention = match number("AUTH_AUDIT_RETENTION_DAYS", 90)? {
             0 => None,
             days => Some(Duration::from_secs(days.saturating_mul(86_400))),
@@ -513,6 +523,7 @@ impl Settings {
             admin_api_keys,
             audit_retention,
             notify_new_device,
+            pages,
         })
     }
 
@@ -1142,17 +1153,28 @@ pub fn app_with_mailer(
             }),
         )
         .nest("/auth", router.build())
-        .nest(
-            "/onboarding",
-            auth_axum::onboarding_router_with_proxies(onboarding, settings.trusted_proxies.clone())
-                .merge(page::routes()),
-        )
-        .route("/onboarding/", get(page::index))
+        .nest("/onboarding", {
+            let api = auth_axum::onboarding_router_with_proxies(
+                onboarding,
+                settings.trusted_proxies.clone(),
+            );
+            if settings.pages {
+                api.merge(page::routes())
+            } else {
+                api
+            }
+        })
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/ready", get(move || ready(health.clone())));
+    let app = if settings.pages {
+        app.route("/onboarding/", get(page::index))
+            .merge(page::link_routes())
+    } else {
+        app
+    };
     let app = match admin {
         Some(admin) => app.nest("/admin", admin.build()),
         None => app,

@@ -184,3 +184,49 @@ fn breach_settings_say_what_to_set() {
     let off = settings(&[]).unwrap();
     assert!(off.config.password_policy().breach_check().is_none());
 }
+
+/// The pages mailed links open are served by the binary with a strict CSP and no Referer (their
+/// address holds a token); `AUTH_PAGES=false` serves none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_pages_are_served_with_strict_headers() {
+    let s = Server::start(&[]).await;
+    for page in [
+        "/reset-password?token=x",
+        "/verify-email",
+        "/confirm-email-change",
+        "/cancel-email-change",
+        "/pages/link.js",
+        "/pages/app.css",
+        "/onboarding/",
+    ] {
+        let r = s.send(s.get(page)).await;
+        assert_eq!(r.status, 200, "{page}");
+        let csp = r.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{page}");
+    }
+    let html = reqwest::get(format!("{}/verify-email", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-page="verify-email""#), "{html}");
+    assert!(!html.contains("<script>"), "no inline script");
+
+    let off = Server::start(&[("AUTH_PAGES", "false")]).await;
+    for page in ["/reset-password", "/onboarding/", "/pages/link.js"] {
+        assert_eq!(off.send(off.get(page)).await.status, 404, "{page}");
+    }
+    // The API stays.
+    let r = off
+        .send(
+            off.post("/onboarding/start")
+                .json(&json!({"email": "api-only@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

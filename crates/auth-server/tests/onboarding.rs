@@ -462,3 +462,208 @@ async fn onboarding_in_a_browser() {
         "no Chromium process or profile folder is left behind"
     );
 }
+
+/// The pages the mailed links open, in a real browser: reset a password (mismatch and policy
+/// errors in plain words, then success, then the spent link), confirm an address, confirm an
+/// email change. The token leaves the address bar as soon as the page has read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_pages_in_a_browser() {
+    let profile = std::env::temp_dir().join(format!("auth-chromium-links-{}", std::process::id()));
+    let Some(browser) = Browser::launch(&profile).await else {
+        return;
+    };
+    let (base, outbox) = start(&[]).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, bearer: Option<&str>, body: Value| {
+        let mut req = http.post(format!("{base}{path}")).json(&body);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send()
+    };
+    let link = |url: &str| url.replace("https://app.example.com", &base);
+    let text = |id: &str| format!("return document.getElementById('{id}').textContent;");
+    let visible = |id: &str| {
+        format!(
+            "return !document.getElementById('{id}').hidden && document.getElementById('{id}').textContent;"
+        )
+    };
+
+    // Reset a password.
+    let r: Value = post(
+        "/auth/register",
+        None,
+        json!({"email": "pat@example.com", "password": PASSWORD}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = r["access_token"].as_str().unwrap().to_owned();
+    post(
+        "/auth/password/reset/request",
+        None,
+        json!({"email": "pat@example.com"}),
+    )
+    .await
+    .unwrap();
+    let token = outbox
+        .token("pat@example.com", "https://app.example.com/reset-password")
+        .await;
+    let url = link(&format!(
+        "https://app.example.com/reset-password?token={token}"
+    ));
+    browser.goto(&url).await;
+    browser
+        .until("return document.getElementById('title').textContent === 'Choose a new password';")
+        .await;
+    assert_eq!(
+        browser.script("return location.search;").await,
+        "",
+        "the token left the address bar"
+    );
+    browser
+        .type_into("input[name=new_password]", "amber-heron-dances-7")
+        .await;
+    browser
+        .type_into("input[name=confirm]", "amber-heron-dances-8")
+        .await;
+    browser.click("#submit").await;
+    let errors = browser.until(&text("errors")).await;
+    assert_eq!(errors, "The two passwords are not the same.");
+    browser.type_into("input[name=new_password]", "short").await;
+    browser.type_into("input[name=confirm]", "short").await;
+    browser.click("#submit").await;
+    let errors = browser
+        .until("const t = document.getElementById('errors').textContent; return t.includes('too short') && t;")
+        .await;
+    assert!(
+        !errors.as_str().unwrap().contains("password_too_short"),
+        "plain words: {errors}"
+    );
+    browser
+        .type_into("input[name=new_password]", "amber-heron-dances-7")
+        .await;
+    browser
+        .type_into("input[name=confirm]", "amber-heron-dances-7")
+        .await;
+    browser.click("#submit").await;
+    let done = browser.until(&visible("result")).await;
+    assert_eq!(
+        done,
+        "Your password was changed. You can sign in with it now."
+    );
+    let status = post(
+        "/auth/login",
+        None,
+        json!({"email": "pat@example.com", "password": "amber-heron-dances-7"}),
+    )
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 200);
+    // The same link again: spent.
+    browser.goto(&url).await;
+    browser
+        .until("return document.getElementById('title').textContent === 'Choose a new password';")
+        .await;
+    browser
+        .type_into("input[name=new_password]", "violet-otter-sings-43")
+        .await;
+    browser
+        .type_into("input[name=confirm]", "violet-otter-sings-43")
+        .await;
+    browser.click("#submit").await;
+    let spent = browser.until(&visible("result")).await;
+    assert!(
+        spent
+            .as_str()
+            .unwrap()
+            .contains("already used or has expired"),
+        "{spent}"
+    );
+
+    // Confirm an address.
+    let r: Value = post(
+        "/auth/register",
+        None,
+        json!({"email": "vera@example.com", "password": PASSWORD}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let vera = r["access_token"].as_str().unwrap().to_owned();
+    post("/auth/email/verify/request", Some(&vera), Value::Null)
+        .await
+        .unwrap();
+    let token = outbox
+        .token("vera@example.com", "https://app.example.com/verify-email")
+        .await;
+    browser
+        .goto(&link(&format!(
+            "https://app.example.com/verify-email?token={token}"
+        )))
+        .await;
+    browser
+        .until("return document.getElementById('submit').textContent === 'Confirm my address';")
+        .await;
+    browser.click("#submit").await;
+    let done = browser.until(&visible("result")).await;
+    assert_eq!(done, "Your email address is confirmed. Thank you.");
+    let me: Value = http
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(&vera)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["is_verified"], true);
+
+    // Confirm an email change.
+    let _ = access;
+    post(
+        "/auth/email/change",
+        Some(&vera),
+        json!({"new_email": "vera@new.example", "password": PASSWORD}),
+    )
+    .await
+    .unwrap();
+    let token = outbox
+        .token(
+            "vera@new.example",
+            "https://app.example.com/confirm-email-change",
+        )
+        .await;
+    browser
+        .goto(&link(&format!(
+            "https://app.example.com/confirm-email-change?token={token}"
+        )))
+        .await;
+    browser
+        .until("return document.getElementById('submit').textContent === 'Confirm the change';")
+        .await;
+    browser.click("#submit").await;
+    let done = browser.until(&visible("result")).await;
+    assert_eq!(
+        done,
+        "Done: your account's email address is now vera@new.example."
+    );
+    let png = browser.screenshot().await;
+    let shot = std::env::temp_dir().join("auth-link-page.png");
+    std::fs::write(&shot, &png).unwrap();
+    println!(
+        "link pages: reset (mismatch, policy error in words, success, spent link), address confirmed, \
+         email change confirmed; screenshot {}",
+        shot.display()
+    );
+    drop(browser);
+    assert!(
+        processes_using(&profile).is_empty() && !profile.exists(),
+        "no Chromium process or profile folder is left behind"
+    );
+}
