@@ -17,12 +17,17 @@ use serde_json::json;
 /// | `MfaRequired` | 403 | `{"error": "mfa_required"}` (the routers answer a login with a challenge instead) |
 /// | `UserNotFound` | 404 | `{"error": "not_found"}` |
 /// | `Unsupported` | 501 | `{"error": "unsupported", "detail": …}` |
+/// | `Backend` (a database, Redis or another source that cannot answer) | 503 + `Retry-After: 5` | `{"error": "unavailable"}` (the detail goes to `tracing` only) |
 /// | anything else | 500 | `{"error": "internal"}` (the detail goes to `tracing` only) |
 ///
 /// ```
 /// use axum::response::IntoResponse;
 /// let response = auth_axum::ApiError(auth_core::Error::TokenExpired).into_response();
 /// assert_eq!(response.status(), 401);
+/// let down = auth_core::Error::backend("reading a user", std::io::Error::other("connection refused"));
+/// let response = auth_axum::ApiError(down).into_response();
+/// assert_eq!(response.status(), 503);
+/// assert_eq!(response.headers()["retry-after"], "5");
 /// ```
 #[derive(Debug)]
 pub struct ApiError(pub Error);
@@ -83,6 +88,7 @@ fn status_of(error: &Error) -> StatusCode {
             Error::MfaRequired => StatusCode::FORBIDDEN,
             Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +134,18 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": "unsupported", "detail": detail})),
             )
                 .into_response(),
+            Error::Backend(e) => {
+                // A part the service needs cannot answer: the request may work again shortly.
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "a backend cannot answer");
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "unavailable"})),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                r
+            }
             other => {
                 tracing::error!(error = %other, source = ?std::error::Error::source(&other), "request failed");
                 (

@@ -33,7 +33,7 @@
 //! | `AUTH_ARGON2_MEMORY_KIB` / `_ITERATIONS` / `_PARALLELISM` | 19456 / 2 / 1 | Argon2id costs of new hashes (existing hashes keep theirs and are upgraded at login); refused below OWASP's minimum for the iteration count |
 //! | `AUTH_PWNED_URL` | none | a Have I Been Pwned range API (`https://api.pwnedpasswords.com` or a mirror): refuse breached passwords (422 `breached_password`) at sign-up, change and reset |
 //! | `AUTH_PWNED_DIR` | none | the same from range files in a directory (`5BAA6`, … each `SUFFIX:COUNT` per line), for machines that must not call out |
-//! | `AUTH_PWNED_THRESHOLD` / `AUTH_PWNED_TIMEOUT_MS` / `AUTH_PWNED_ON_FAILURE` | 1 / 3000 / `allow` | refuse from this many breaches; time allowed per range request; `allow` (accept, with a warning) or `refuse` (the request fails, 500) when the source fails |
+//! | `AUTH_PWNED_THRESHOLD` / `AUTH_PWNED_TIMEOUT_MS` / `AUTH_PWNED_ON_FAILURE` | 1 / 3000 / `allow` | refuse from this many breaches; time allowed per range request; `allow` (accept, with a warning) or `refuse` (the request fails, 503) when the source fails |
 //! | `AUTH_ADMIN_EMAILS` | none | comma-separated emails of administrators (verified accounts): mounts `/admin` |
 //! | `AUTH_ADMIN_API_KEYS` | `true` when `AUTH_ADMIN_EMAILS` is set | API keys with scope `admin` (of service accounts, or of the administrators) may use `/admin`; `true` alone mounts it, `false` refuses keys |
 //! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |

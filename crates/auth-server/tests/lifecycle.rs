@@ -156,8 +156,9 @@ async fn breached_passwords_from_the_range_api() {
                 .json(&json!({"email": "closed@example.com", "password": BREACHED})),
         )
         .await;
-    assert_eq!(r.status, 500, "{}", r.body);
-    assert_eq!(r.body["error"], "internal");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body["error"], "unavailable");
+    assert_eq!(r.headers["retry-after"], "5");
 }
 
 #[test]

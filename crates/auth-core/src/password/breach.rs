@@ -243,7 +243,7 @@ pub enum BreachSourceFailure {
     /// not stop sign-ups and resets).
     #[default]
     Allow,
-    /// Refuse the operation with the source's [`Error::Backend`] (a 500 over HTTP).
+    /// Refuse the operation with the source's [`Error::Backend`] (a 503 over HTTP).
     Refuse,
 }
 
