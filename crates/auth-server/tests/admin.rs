@@ -334,29 +334,11 @@ async fn run(db_url: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn admin_on_sqlite_file_and_from_the_command_line() {
-    let dir = std::env::temp_dir().join(auth_testkit::unique("auth-admin"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    let (dir, url) = common::sqlite_file("auth-admin");
     run(&url, "SQLite").await;
 
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
-            .args(args)
-            .env("DATABASE_URL", &url)
-            .env("AUTH_SIGNING_SECRET", common::SECRET)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
-    let ok = |args: &[&str]| {
-        let (success, out, err) = cli(args);
-        assert!(success, "{args:?}: {err}");
-        out
-    };
+    let cli = |args: &[&str]| common::cli(&url, args);
+    let ok = |args: &[&str]| common::cli_ok(&url, args);
     ok(&["service-account", "create", "ops-bot"]);
     let admin_key = ok(&[
         "apikey",

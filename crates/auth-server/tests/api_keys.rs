@@ -278,26 +278,11 @@ async fn run(db_url: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_keys_on_sqlite_file() {
-    let dir = std::env::temp_dir().join(auth_testkit::unique("auth-apikeys"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    let (dir, url) = common::sqlite_file("auth-apikeys");
     run(&url, "SQLite").await;
 
     // Service accounts and keys from the command line, on the same database.
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
-            .args(args)
-            .env("DATABASE_URL", &url)
-            .env("AUTH_SIGNING_SECRET", common::SECRET)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| common::cli_ok(&url, args);
     assert!(cli(&["service-account", "create", "ci"]).contains("created"));
     let key = cli(&[
         "apikey",

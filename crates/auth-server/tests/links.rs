@@ -54,16 +54,7 @@ async fn login(s: &Server, email: &str) -> u16 {
 
 async fn email_change(s: &Server, what: &str) {
     let token = s.register("amy@example.com").await;
-    let other = s
-        .send(
-            s.post("/auth/login")
-                .json(&json!({"email": "amy@example.com", "password": PASSWORD})),
-        )
-        .await
-        .body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = s.access_token("amy@example.com").await;
 
     // Wrong password: refused, nothing sent.
     let r = s
@@ -208,16 +199,7 @@ async fn email_change(s: &Server, what: &str) {
         "amy.new@example.com"
     };
     s.register("bea@example.com").await;
-    let fresh = s
-        .send(
-            s.post("/auth/login")
-                .json(&json!({"email": amy_now, "password": PASSWORD})),
-        )
-        .await
-        .body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fresh = s.access_token(amy_now).await;
     let r = s
         .send(
             s.post("/auth/email/change")
@@ -258,6 +240,54 @@ async fn magic_link(s: &Server, what: &str) {
         .await;
     let code = magic_code(s, "mel@example.com").await;
     assert_eq!(mails_to(s, "ghost@example.com", "Your sign-in link"), 0);
+    // Look-alike addresses reach nobody's account; crafted input is not an address at all.
+    // ("magic-code:mel@example.com" and "*|mel@example.com" are addresses too: others, each
+    // with throttle keys of its own.)
+    for look_alike in [
+        "m\u{e9}l@example.com",
+        "mel@ex\u{e4}mple.com",
+        "magic-code:mel@example.com",
+        "*|mel@example.com",
+    ] {
+        let r = s
+            .send(
+                s.post("/auth/magic-link/request")
+                    .json(&json!({"email": look_alike})),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{what}: {look_alike}");
+    }
+    for crafted in ["", "mel at example.com", "mel@"] {
+        let r = s
+            .send(
+                s.post("/auth/magic-link/request")
+                    .json(&json!({"email": crafted})),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{what}: {crafted:?}");
+        let r = s
+            .send(
+                s.post("/auth/magic-link/verify")
+                    .json(&json!({"email": crafted, "code": "123456"})),
+            )
+            .await;
+        assert_eq!(r.status, 401, "{what}: {crafted:?}");
+    }
+    // Wrong codes under a key-shaped address lock that address, not mel's code sign-in (the
+    // 30 uses of mel's code below would find it locked).
+    for _ in 0..6 {
+        s.send(
+            s.post("/auth/magic-link/verify")
+                .json(&json!({"email": "magic-code:mel@example.com", "code": "123456"})),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        mails_to(s, "mel@example.com", "Your sign-in link"),
+        1,
+        "{what}: look-alikes mailed mel nothing"
+    );
     // The link logs in once; the code of the same mail is spent with it.
     let r = s
         .send(
@@ -418,9 +448,7 @@ async fn run(db_url: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn links_on_sqlite_file() {
-    let dir = std::env::temp_dir().join(auth_testkit::unique("auth-links"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    let (dir, url) = common::sqlite_file("auth-links");
     run(&url, "SQLite").await;
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -32,6 +32,18 @@ enum AuthAuditLog {
     Detail,
 }
 
+/// The columns of an entry, in the order `append` writes them and `list` reads them.
+const ENTRY_COLUMNS: [AuthAuditLog; 8] = [
+    AuthAuditLog::AtUs,
+    AuthAuditLog::Kind,
+    AuthAuditLog::UserId,
+    AuthAuditLog::Identifier,
+    AuthAuditLog::Ip,
+    AuthAuditLog::UserAgent,
+    AuthAuditLog::Actor,
+    AuthAuditLog::Detail,
+];
+
 /// The longest stored values, in characters (longer ones are cut at a character boundary).
 const MAX_IDENTIFIER: usize = 320;
 const MAX_USER_AGENT: usize = 512;
@@ -166,16 +178,7 @@ impl AuditStore for DbAuditStore {
         let detail = serde_json::Value::Object(entry.detail.clone()).to_string();
         let insert = Query::insert()
             .into_table(AuthAuditLog::Table)
-            .columns([
-                AuthAuditLog::AtUs,
-                AuthAuditLog::Kind,
-                AuthAuditLog::UserId,
-                AuthAuditLog::Identifier,
-                AuthAuditLog::Ip,
-                AuthAuditLog::UserAgent,
-                AuthAuditLog::Actor,
-                AuthAuditLog::Detail,
-            ])
+            .columns(ENTRY_COLUMNS)
             .values([
                 auth_core::unix_micros(entry.at).into(),
                 cut(&entry.kind, 64).into(),
@@ -212,16 +215,7 @@ impl AuditStore for DbAuditStore {
         }
         let mut select = Query::select();
         select
-            .columns([
-                AuthAuditLog::AtUs,
-                AuthAuditLog::Kind,
-                AuthAuditLog::UserId,
-                AuthAuditLog::Identifier,
-                AuthAuditLog::Ip,
-                AuthAuditLog::UserAgent,
-                AuthAuditLog::Actor,
-                AuthAuditLog::Detail,
-            ])
+            .columns(ENTRY_COLUMNS)
             .from(AuthAuditLog::Table)
             .and_where(mine);
         if let Some(before) = query.before {

@@ -64,26 +64,8 @@ impl<U: AuthUser> AuthService<U> {
         password: &str,
     ) -> Result<()> {
         let store = self.challenge_store()?;
-        let user = self
-            .users
-            .find_by_id(user_id)
-            .await?
-            .ok_or(Error::UserNotFound)?;
         // The password, as for a password change: one throttle for every re-authentication.
-        let key = format!("reauth:{user_id}");
-        let grant = self.reserve(self.limiter.as_ref(), &key).await?;
-        let stored = if user.is_active() {
-            user.password_hash()
-        } else {
-            None
-        };
-        if !self.hashing.verify(password, stored).await?.valid {
-            if grant.last {
-                self.locked(self.limiter.as_ref(), &key).await;
-            }
-            return Err(Error::InvalidCredentials);
-        }
-        self.limiter.reset(&key).await?;
+        let user = self.reauthenticate(user_id, password).await?;
         let new_email = normalize_email(new_email)?;
         if new_email == user.email() {
             return Err(Error::invalid(

@@ -133,26 +133,8 @@ impl<U: AuthUser> AuthService<U> {
         new_password: &str,
         keep_session: Option<&str>,
     ) -> Result<()> {
-        let user = self
-            .users
-            .find_by_id(user_id)
-            .await?
-            .ok_or(Error::UserNotFound)?;
-        // The current-password check is a password guess like a login: throttled per account.
-        let key = format!("reauth:{user_id}");
-        let grant = self.reserve(self.limiter.as_ref(), &key).await?;
-        let stored = if user.is_active() {
-            user.password_hash()
-        } else {
-            None
-        };
-        if !self.hashing.verify(current_password, stored).await?.valid {
-            if grant.last {
-                self.locked(self.limiter.as_ref(), &key).await;
-            }
-            return Err(Error::InvalidCredentials);
-        }
-        self.limiter.reset(&key).await?;
+        let user = self.reauthenticate(user_id, current_password).await?;
+        let stored = user.password_hash();
         self.check_new_password(new_password, Some(user.email()))
             .await?;
         let hash = self.hashing.hash(new_password).await?;
@@ -165,6 +147,32 @@ impl<U: AuthUser> AuthService<U> {
             return Err(Error::InvalidCredentials);
         }
         Ok(())
+    }
+
+    /// The account's current password, checked again for a sensitive change (password, email
+    /// address): a password guess like a login, so throttled per account (`reauth:` keys) with
+    /// the same lockout. The user, active and verified against `password`.
+    pub(super) async fn reauthenticate(&self, user_id: &UserId, password: &str) -> Result<U> {
+        let user = self
+            .users
+            .find_by_id(user_id)
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        let key = format!("reauth:{user_id}");
+        let grant = self.reserve(self.limiter.as_ref(), &key).await?;
+        let stored = if user.is_active() {
+            user.password_hash()
+        } else {
+            None
+        };
+        if !self.hashing.verify(password, stored).await?.valid {
+            if grant.last {
+                self.locked(self.limiter.as_ref(), &key).await;
+            }
+            return Err(Error::InvalidCredentials);
+        }
+        self.limiter.reset(&key).await?;
+        Ok(user)
     }
 
     /// The second half of a password reset, for a link or code the caller has checked (see

@@ -145,6 +145,18 @@ impl Server {
     pub(crate) fn delete(&self, path: &str) -> reqwest::RequestBuilder {
         reqwest::Client::new().delete(format!("{}{path}", self.base))
     }
+    /// Logs `email` in with [`PASSWORD`] (which must work); the access token.
+    pub(crate) async fn access_token(&self, email: &str) -> String {
+        let r = self
+            .send(
+                self.post("/auth/login")
+                    .json(&serde_json::json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{email}: {}", r.body);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Registers `email` with [`PASSWORD`]; its access token.
     pub(crate) async fn register(&self, email: &str) -> String {
         let r = self
@@ -156,4 +168,34 @@ impl Server {
         assert_eq!(r.status, 201, "{}", r.body);
         r.body["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// A fresh folder with an SQLite database URL in it: `(folder, url)`.
+pub(crate) fn sqlite_file(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(auth_testkit::unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("auth.db").display());
+    (dir, url)
+}
+
+/// Runs `auth-server ARGS` as a process on `database_url`: (success, stdout, stderr).
+pub(crate) fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("AUTH_SIGNING_SECRET", SECRET)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// [`cli`] that must succeed: its stdout.
+pub(crate) fn cli_ok(database_url: &str, args: &[&str]) -> String {
+    let (success, out, err) = cli(database_url, args);
+    assert!(success, "{args:?}: {err}");
+    out
 }
