@@ -37,6 +37,8 @@ mod guide {
     mod onboarding {}
     #[doc = include_str!("../../docs/mfa.md")]
     mod mfa {}
+    #[doc = include_str!("../../docs/passkeys.md")]
+    mod passkeys {}
     #[doc = include_str!("../../docs/jwt.md")]
     mod jwt {}
     #[doc = include_str!("../../docs/hot-path.md")]

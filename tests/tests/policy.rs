@@ -30,6 +30,8 @@ const LEAVES: &[&str] = &[
     "auth-redis",
     "auth-mfa",
     "auth-apikeys",
+    "auth-pwned",
+    "auth-webauthn",
 ];
 
 fn cargo() -> Command {
@@ -163,6 +165,25 @@ fn auth_mfa_needs_no_database_unless_asked() {
         assert!(
             !tree.contains(heavy),
             "auth-mfa must not depend on {heavy} by default"
+        );
+    }
+}
+
+#[test]
+fn auth_webauthn_needs_no_database_unless_asked() {
+    let tree = normal_tree("auth-webauthn");
+    assert!(tree.contains("webauthn-rs"), "the check sees the real tree");
+    for heavy in [
+        "sea-orm",
+        "sqlx",
+        "axum",
+        "hyper",
+        "jsonwebtoken",
+        "openssl-sys",
+    ] {
+        assert!(
+            !tree.contains(heavy),
+            "auth-webauthn must not depend on {heavy} by default"
         );
     }
 }

@@ -14,6 +14,7 @@ pub(crate) struct Parts {
     pub(crate) audit: bool,
     pub(crate) email_change: bool,
     pub(crate) magic_link: bool,
+    pub(crate) passkeys: bool,
 }
 
 struct Route {
@@ -343,6 +344,89 @@ fn routes(parts: &Parts) -> Vec<Route> {
                     Some(json!({"oneOf": [schema_ref("TokenPair"), schema_ref("MfaChallenge")]})),
                 ),
                 errors: &["401", "422", "429"],
+            },
+        ]);
+    }
+    if parts.passkeys {
+        let login_answer = json!({"oneOf": [schema_ref("TokenPair"), schema_ref("MfaChallenge")]});
+        all.extend([
+            Route {
+                method: "post",
+                path: "/passkeys/register/options",
+                summary: "Options for registering a passkey (navigator.credentials.create)",
+                tag: "passkeys",
+                bearer: true,
+                body: None,
+                ok: ("200", "{publicKey}", None),
+                errors: &["401", "403"],
+            },
+            Route {
+                method: "post",
+                path: "/passkeys/register",
+                summary: "Register the passkey the authenticator created",
+                tag: "passkeys",
+                bearer: true,
+                body: Some(obj(&["id", "rawId", "type", "response"], &["name"])),
+                ok: (
+                    "201",
+                    "{id, name, created_at, last_used_at, backup_eligible, backed_up}",
+                    None,
+                ),
+                errors: &["401", "403", "422"],
+            },
+            Route {
+                method: "post",
+                path: "/passkeys/login/options",
+                summary: "Options for signing in with a passkey (navigator.credentials.get)",
+                tag: "passkeys",
+                bearer: false,
+                body: Some(obj(&[], &["email", "mfa_token"])),
+                ok: ("200", "{challenge_id, publicKey, mediation?}", None),
+                errors: &["401", "422"],
+            },
+            Route {
+                method: "post",
+                path: "/passkeys/login",
+                summary: "Sign in with a passkey, or answer a second-factor challenge with one",
+                tag: "passkeys",
+                bearer: false,
+                body: Some(obj(&["challenge_id", "credential"], &["mfa_token"])),
+                ok: (
+                    "200",
+                    "The token pair, or {mfa_required, mfa_token}",
+                    Some(login_answer),
+                ),
+                errors: &["401", "422", "429"],
+            },
+            Route {
+                method: "get",
+                path: "/passkeys",
+                summary: "The account's passkeys",
+                tag: "passkeys",
+                bearer: true,
+                body: None,
+                ok: ("200", "{passkeys}", None),
+                errors: &["401"],
+            },
+            Route {
+                method: "patch",
+                path: "/passkeys/{id}",
+                summary: "Rename a passkey",
+                tag: "passkeys",
+                bearer: true,
+                body: Some(obj(&["name"], &[])),
+                ok: ("200", "The passkey", None),
+                errors: &["401", "404", "422"],
+            },
+            Route {
+                method: "delete",
+                path: "/passkeys/{id}",
+                summary: "Delete a passkey (not the last way into an account without a password)",
+                tag: "passkeys",
+                bearer: true,
+                body: None,
+                ok: ("204", "Deleted", None),
+                errors: &["401", "403", "404", "422"],
             },
         ]);
     }

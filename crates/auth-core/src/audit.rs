@@ -325,6 +325,26 @@ impl AuditEntry {
                 user = Some(user_id.clone());
                 detail("email", json!(email));
             }
+            AuthEvent::PasskeyAdded {
+                user_id,
+                passkey_id,
+                name,
+            } => {
+                user = Some(user_id.clone());
+                detail("passkey", json!(passkey_id));
+                detail("name", json!(name));
+            }
+            AuthEvent::PasskeyRemoved {
+                user_id,
+                passkey_id,
+            }
+            | AuthEvent::PasskeyCloneDetected {
+                user_id,
+                passkey_id,
+            } => {
+                user = Some(user_id.clone());
+                detail("passkey", json!(passkey_id));
+            }
         }
         entry.user_id = user;
         entry.identifier = identifier;

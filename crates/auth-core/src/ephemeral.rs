@@ -1,8 +1,9 @@
 //! Short-lived state that any instance of a service must be able to pick up: onboarding
-//! sessions (a sign-up flow in progress) and second-factor login challenges (between the
-//! password and the code). The records and store traits live here so that storage crates
-//! (SQL in `auth-onboarding` / `auth-mfa`, Redis in `auth-redis`) implement them without
-//! depending on each other; `auth-onboarding` and `auth-mfa` re-export them.
+//! sessions (a sign-up flow in progress), second-factor login challenges (between the
+//! password and the code) and passkey ceremonies (between the options and the authenticator's
+//! answer). The records and store traits live here so that storage crates (SQL in
+//! `auth-onboarding` / `auth-mfa` / `auth-webauthn`, Redis in `auth-redis`) implement them
+//! without depending on each other; `auth-onboarding` and `auth-mfa` re-export them.
 
 use std::sync::Arc;
 
@@ -257,6 +258,133 @@ impl ChallengeStore for MemoryChallengeStore {
         let mut records = self.lock()?;
         let before = records.len();
         records.retain(|_, (r, _)| r.expires_at > now);
+        Ok((before - records.len()) as u64)
+    }
+}
+
+/// One passkey ceremony in progress: the relying party's state between the options it sent
+/// and the authenticator's answer (webauthn-rs's registration or authentication state, as
+/// JSON). Single use: [`CeremonyStore::take`] hands it to one caller, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CeremonyRecord {
+    /// SHA-256 (hex) of the ceremony's key; the key itself is never stored.
+    pub key_hash: String,
+    /// The account the ceremony is for (registration, second factor), if known.
+    pub user_id: Option<UserId>,
+    /// The relying party's state, opaque to the store.
+    pub state: String,
+    /// It dies then.
+    pub expires_at: OffsetDateTime,
+}
+
+impl CeremonyRecord {
+    /// A ceremony row.
+    ///
+    /// ```
+    /// let c = auth_core::ephemeral::CeremonyRecord::new("ab".into(), None, "{}".into(), time::OffsetDateTime::UNIX_EPOCH);
+    /// assert!(c.user_id.is_none());
+    /// ```
+    #[must_use]
+    pub fn new(
+        key_hash: String,
+        user_id: Option<UserId>,
+        state: String,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            key_hash,
+            user_id,
+            state,
+            expires_at,
+        }
+    }
+}
+
+/// Where passkey ceremonies wait for their answer, shared by every instance: memory
+/// ([`MemoryCeremonyStore`]), SQL (`auth_webauthn::db::DbCeremonyStore`), Redis
+/// (`auth_redis::RedisCeremonyStore`). `take` is atomic: of N concurrent callers with the same
+/// key, one gets the record, so an answer is checked against a challenge once.
+///
+/// ```
+/// use auth_core::ephemeral::{CeremonyRecord, CeremonyStore, MemoryCeremonyStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryCeremonyStore::new();
+/// let now = time::OffsetDateTime::now_utc();
+/// store.put(&CeremonyRecord::new("h".into(), None, "{}".into(), now + time::Duration::minutes(5))).await?;
+/// assert!(store.take("h", now).await?.is_some());
+/// assert!(store.take("h", now).await?.is_none()); // once
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[async_trait]
+pub trait CeremonyStore: Send + Sync + 'static {
+    /// Stores a ceremony, replacing one with the same key.
+    async fn put(&self, record: &CeremonyRecord) -> Result<()>;
+    /// Removes and returns the live ceremony with this key hash: `None` when unknown, already
+    /// taken or expired at `now`.
+    async fn take(&self, key_hash: &str, now: OffsetDateTime) -> Result<Option<CeremonyRecord>>;
+    /// Deletes ceremonies expired at `now`; returns how many.
+    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64>;
+}
+
+#[async_trait]
+impl<T: CeremonyStore + ?Sized> CeremonyStore for Arc<T> {
+    async fn put(&self, record: &CeremonyRecord) -> Result<()> {
+        (**self).put(record).await
+    }
+    async fn take(&self, key_hash: &str, now: OffsetDateTime) -> Result<Option<CeremonyRecord>> {
+        (**self).take(key_hash, now).await
+    }
+    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        (**self).cleanup_expired(now).await
+    }
+}
+
+/// A [`CeremonyStore`] in process memory (one instance; tests and small deployments).
+///
+/// ```
+/// let _ = auth_core::ephemeral::MemoryCeremonyStore::new();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryCeremonyStore {
+    records: Arc<std::sync::Mutex<std::collections::HashMap<String, CeremonyRecord>>>,
+}
+
+impl MemoryCeremonyStore {
+    /// An empty store.
+    ///
+    /// ```
+    /// let _ = auth_core::ephemeral::MemoryCeremonyStore::new();
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, std::collections::HashMap<String, CeremonyRecord>>> {
+        self.records.lock().map_err(|_| {
+            crate::Error::Backend(crate::BackendError::message("ceremony store lock poisoned"))
+        })
+    }
+}
+
+#[async_trait]
+impl CeremonyStore for MemoryCeremonyStore {
+    async fn put(&self, record: &CeremonyRecord) -> Result<()> {
+        self.lock()?.insert(record.key_hash.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn take(&self, key_hash: &str, now: OffsetDateTime) -> Result<Option<CeremonyRecord>> {
+        Ok(self.lock()?.remove(key_hash).filter(|r| r.expires_at > now))
+    }
+
+    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        let mut records = self.lock()?;
+        let before = records.len();
+        records.retain(|_, r| r.expires_at > now);
         Ok((before - records.len()) as u64)
     }
 }

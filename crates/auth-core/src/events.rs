@@ -351,13 +351,37 @@ pub enum AuthEvent {
         /// The 6-digit code.
         code: SecretString,
     },
+    /// A passkey was registered ([`crate::AuthService::register_passkey`]).
+    PasskeyAdded {
+        /// The owner.
+        user_id: UserId,
+        /// The passkey's public id.
+        passkey_id: String,
+        /// Its name.
+        name: String,
+    },
+    /// A passkey was deleted ([`crate::AuthService::delete_passkey`]).
+    PasskeyRemoved {
+        /// The owner.
+        user_id: UserId,
+        /// The passkey's public id.
+        passkey_id: String,
+    },
+    /// A passkey answered with a signature counter that did not advance: the authenticator
+    /// may have been cloned. The sign-in was refused.
+    PasskeyCloneDetected {
+        /// The owner.
+        user_id: UserId,
+        /// The passkey's public id.
+        passkey_id: String,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 40);
+/// assert_eq!(AuthEventKind::ALL.len(), 43);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -404,11 +428,14 @@ pub enum AuthEventKind {
     EmailChanged,
     EmailChangeCancelled,
     MagicLinkRequested,
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyCloneDetected,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 40] = [
+    pub const ALL: [Self; 43] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -449,6 +476,9 @@ impl AuthEventKind {
         Self::EmailChanged,
         Self::EmailChangeCancelled,
         Self::MagicLinkRequested,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyCloneDetected,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -500,6 +530,9 @@ impl AuthEventKind {
             Self::EmailChanged => "email_changed",
             Self::EmailChangeCancelled => "email_change_cancelled",
             Self::MagicLinkRequested => "magic_link_requested",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyCloneDetected => "passkey_clone_detected",
         }
     }
 }
@@ -561,6 +594,9 @@ impl AuthEvent {
             Self::EmailChanged { .. } => AuthEventKind::EmailChanged,
             Self::EmailChangeCancelled { .. } => AuthEventKind::EmailChangeCancelled,
             Self::MagicLinkRequested { .. } => AuthEventKind::MagicLinkRequested,
+            Self::PasskeyAdded { .. } => AuthEventKind::PasskeyAdded,
+            Self::PasskeyRemoved { .. } => AuthEventKind::PasskeyRemoved,
+            Self::PasskeyCloneDetected { .. } => AuthEventKind::PasskeyCloneDetected,
         }
     }
 }

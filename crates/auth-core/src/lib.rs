@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod memory;
 mod mirror;
+mod passkey;
 mod password;
 pub mod random;
 mod rate_limit;
@@ -38,6 +39,9 @@ pub use events::{
 };
 pub use memory::{MemoryTokenBackend, MemoryUserStore};
 pub use mirror::{MirrorStatus, RevocationMirror};
+pub use passkey::{
+    PasskeyAssertion, PasskeyBackend, PasskeyInfo, PasskeyOptions, PasskeyTarget, PasskeyVerdict,
+};
 pub use password::{
     BreachSourceFailure, BreachedPasswordValidator, CommonPasswordValidator,
     DEFAULT_MAX_PASSWORD_LENGTH, HashError, MAX_RANGE_LINES, MinimumLengthValidator,
@@ -51,8 +55,8 @@ pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
     AccountStatus, ApiKeyAuth, AuthResult, AuthService, Challenge, IssuedApiKey, LoginOptions,
-    LoginOutcome, MAGIC_LINK_LIFETIME, NewApiKey, SecondFactorGate, ServiceParts, client_bucket,
-    redact_identifier,
+    LoginOutcome, MAGIC_LINK_LIFETIME, MAX_PASSKEY_NAME, NewApiKey, SecondFactorGate, ServiceParts,
+    client_bucket, redact_identifier,
 };
 pub use token::{
     AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,

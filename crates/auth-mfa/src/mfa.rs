@@ -814,6 +814,36 @@ impl SecondFactorGate for Mfa {
         self.answer(challenge, code).await
     }
 
+    async fn challenge_user(&self, challenge: &str) -> Result<UserId> {
+        if challenge.is_empty() || challenge.len() > MAX_TOKEN_LENGTH {
+            return Err(Error::TokenInvalid);
+        }
+        self.inner
+            .store
+            .attempt_challenge(
+                &random::sha256_hex(challenge),
+                self.now(),
+                self.inner.config.challenge_attempts,
+            )
+            .await?
+            .ok_or(Error::TokenInvalid)
+    }
+
+    async fn redeem_challenge(&self, challenge: &str, user: &UserId) -> Result<()> {
+        if self.challenge_user(challenge).await? != *user {
+            return Err(Error::TokenInvalid);
+        }
+        if !self
+            .inner
+            .store
+            .consume_challenge(&random::sha256_hex(challenge))
+            .await?
+        {
+            return Err(Error::TokenInvalid);
+        }
+        Ok(())
+    }
+
     async fn remove_all(&self, user: &UserId) -> Result<()> {
         self.reset(user).await.map(|_| ())
     }

@@ -13,7 +13,8 @@
 //! - [`RedisChallengeStore`]: second-factor login challenges, so a challenge started on one
 //!   instance completes on another (joined to the SQL enrolments by
 //!   `auth_mfa::WithChallengeStore`); [`RedisSessionStore`]: onboarding sessions, likewise.
-//!   Both implement the traits of `auth_core::ephemeral`, so this crate depends on no sibling;
+//!   [`RedisCeremonyStore`]: passkey ceremonies, finished on any instance. All three
+//!   implement the traits of `auth_core::ephemeral`, so this crate depends on no sibling;
 //! - [`RedisApiKeyStore`]: API keys and service accounts (`auth_core::ApiKeyStore`), one
 //!   script per verification and per roll, per-key limits by `INCR` in window counters;
 //! - [`RedisFeed`]: the change feed over pub/sub, with a heartbeat, so every instance's mirror
@@ -41,6 +42,7 @@
 //! ```
 
 mod api_keys;
+mod ceremonies;
 mod challenges;
 mod connection;
 mod feed;
@@ -50,6 +52,7 @@ mod revocation;
 mod tokens;
 
 pub use crate::api_keys::RedisApiKeyStore;
+pub use crate::ceremonies::RedisCeremonyStore;
 pub use crate::challenges::RedisChallengeStore;
 pub use crate::connection::Redis;
 pub use crate::feed::RedisFeed;

@@ -38,6 +38,9 @@
 //! | `AUTH_ADMIN_API_KEYS` | `true` when `AUTH_ADMIN_EMAILS` is set | API keys with scope `admin` (of service accounts, or of the administrators) may use `/admin`; `true` alone mounts it, `false` refuses keys |
 //! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |
 //! | `AUTH_PAGES` | `true` | `false`: no hosted pages (`/onboarding/`, and `/reset-password`, `/verify-email`, `/confirm-email-change`, `/cancel-email-change` that the mails link to) for API-only deployments |
+//! | `AUTH_PASSKEYS` | `true` | `false`: no passkey routes (`/auth/passkeys/…`) |
+//! | `AUTH_WEBAUTHN_RP_ID` | the host of `AUTH_PUBLIC_URL` (`localhost` for a loopback address) | the domain passkeys are bound to: never change it once users have passkeys |
+//! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
@@ -113,6 +116,9 @@ pub struct Settings {
     pub production: bool,
     /// Base URL of email links.
     pub public_url: String,
+    /// The passkeys' relying party (`AUTH_WEBAUTHN_RP_ID`, `AUTH_WEBAUTHN_ORIGINS`, from
+    /// `AUTH_PUBLIC_URL` by default); `None` with `AUTH_PASSKEYS=false`.
+    pub passkeys: Option<auth::passkeys::WebauthnConfig>,
     /// SMTP URL, which may hold a password (redacted in `Debug`); `None` = console mailer
     /// (development only).
     pub smtp_url: Option<auth::SecretString>,
@@ -487,6 +493,21 @@ impl Settings {
                 return Err(ConfigError::invalid("AUTH_PAGES", "must be true or false"));
             }
         };
+        let passkeys = match lookup("AUTH_PASSKEYS").as_deref() {
+            None | Some("" | "true" | "1") => Some(relying_party(
+                &public_url,
+                lookup("AUTH_WEBAUTHN_RP_ID").filter(|s| !s.is_empty()),
+                lookup("AUTH_WEBAUTHN_ORIGINS").filter(|s| !s.is_empty()),
+                &mfa_issuer,
+            )?),
+            Some("false" | "0") => None,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "AUTH_PASSKEYS",
+                    "must be true or false",
+                ));
+            }
+        };
         let audit_retention = match number("AUTH_AUDIT_RETENTION_DAYS", 90)? {
             0 => None,
             days => Some(Duration::from_secs(days.saturating_mul(86_400))),
@@ -509,6 +530,7 @@ impl Settings {
             mfa_issuer,
             production,
             public_url,
+            passkeys,
             smtp_url,
             mail_from,
             cors_origins,
@@ -999,6 +1021,21 @@ fn build(
         )),
     };
     let auth = auth.with_second_factor(mfa.clone());
+    // Passkeys in SQL; their ceremonies (seconds to minutes) beside the login challenges.
+    let auth = match &settings.passkeys {
+        Some(config) => {
+            let ceremonies: Arc<dyn auth::ephemeral::CeremonyStore> = match &redis {
+                Some(redis) => Arc::new(auth::redis::RedisCeremonyStore::new(redis.clone())),
+                None => Arc::new(auth::passkeys::db::DbCeremonyStore::new(db.clone())),
+            };
+            auth.with_passkeys(auth::passkeys::WebauthnPasskeys::new(
+                config.clone(),
+                auth::passkeys::db::DbPasskeyStore::new(db.clone()),
+                ceremonies,
+            )?)
+        }
+        None => auth,
+    };
     // Every event, without its secrets, with the client's address: durable, in SQL.
     let audit: Arc<dyn auth::AuditStore> = Arc::new(auth::users_db::DbAuditStore::new(db.clone()));
     auth::AuditLog::from_arc(Arc::clone(&audit)).install(auth.events());
@@ -1028,6 +1065,56 @@ fn build(
         audit,
         db,
     })
+}
+
+/// The passkeys' relying party: `rp_id` (else the public URL's host; `localhost` for a
+/// loopback address, since browsers refuse passkeys on IP addresses) and `origins` (else the
+/// public URL's origin, with `localhost` in place of a loopback address).
+fn relying_party(
+    public_url: &str,
+    rp_id: Option<String>,
+    origins: Option<String>,
+    name: &str,
+) -> Result<auth::passkeys::WebauthnConfig, ConfigError> {
+    let url = auth::passkeys::Url::parse(public_url)
+        .map_err(|_| ConfigError::invalid("AUTH_PUBLIC_URL", "is not a URL"))?;
+    let loopback = url
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
+    let host = if loopback {
+        "localhost".to_owned()
+    } else {
+        url.host_str().unwrap_or("localhost").to_owned()
+    };
+    let default_origin = match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    };
+    let origins: Vec<String> = match origins {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => vec![default_origin],
+    };
+    let invalid = |e: Error| match e {
+        Error::Configuration(c) => c,
+        other => ConfigError::invalid("AUTH_WEBAUTHN_ORIGINS", other.to_string()),
+    };
+    let (first, rest) = origins
+        .split_first()
+        .ok_or_else(|| ConfigError::invalid("AUTH_WEBAUTHN_ORIGINS", "names no origin"))?;
+    let mut config =
+        auth::passkeys::WebauthnConfig::new(rp_id.unwrap_or(host), first).map_err(invalid)?;
+    for origin in rest {
+        config = config.with_origin(origin).map_err(invalid)?;
+    }
+    config.validate().map_err(invalid)?;
+    Ok(config.rp_name(name))
 }
 
 /// The mailer the settings ask for: SMTP with `AUTH_SMTP_URL`, else the console mailer.

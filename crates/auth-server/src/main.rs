@@ -23,7 +23,7 @@ const USAGE: &str = "usage: auth-server [COMMAND]
   user unlock EMAIL              lift every lockout of the account (login, second factor)
   user reset-mfa EMAIL           remove the account's second factor (a lost phone)
   user delete EMAIL --yes        delete the account: sessions end, keys and factors go
-  tokens cleanup                 delete expired tokens, revocations, challenges and API keys,
+  tokens cleanup                 delete expired tokens, revocations, challenges, ceremonies and API keys,
                                  and audit entries past AUTH_AUDIT_RETENTION_DAYS
   service-account create NAME    register a service account (an owner of API keys that
                                  belongs to no person)
@@ -404,6 +404,23 @@ async fn tokens_cleanup(
     )
     .await?;
     let removed_onboarding = stack.onboarding.cleanup_expired().await?;
+    let now = auth::Clock::now(&auth::SystemClock);
+    let removed_ceremonies = match &stack.redis {
+        Some(redis) => {
+            auth::ephemeral::CeremonyStore::cleanup_expired(
+                &auth::redis::RedisCeremonyStore::new(redis.clone()),
+                now,
+            )
+            .await?
+        }
+        None => {
+            auth::ephemeral::CeremonyStore::cleanup_expired(
+                &auth::passkeys::db::DbCeremonyStore::new(db.clone()),
+                now,
+            )
+            .await?
+        }
+    };
     let removed_audit = match settings.audit_retention {
         Some(keep) => {
             let cutoff = auth::Clock::now(&auth::SystemClock) - keep;
@@ -436,7 +453,7 @@ async fn tokens_cleanup(
         "deleted {removed_tokens} tokens, {removed_revocations} revocations, \
          {removed_challenges} MFA challenges, {removed_onboarding} onboarding sessions, \
          {removed_keys} API key records, {removed_limits} rate-limit entries, \
-         {removed_audit} audit entries"
+         {removed_audit} audit entries, {removed_ceremonies} passkey ceremonies"
     ));
     Ok(())
 }

@@ -227,17 +227,18 @@ async fn error_statuses_limits_ids_and_openapi() {
     assert_eq!(r.status, 200);
     let doc: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
     // 21 routes, /api-keys, /api-keys/{id}, /api-keys/{id}/roll, /activity, the three email
-    // change routes and the two sign-in link routes.
-    assert_eq!(doc.paths.paths.len(), 30);
+    // change routes, the two sign-in link routes and the six passkey routes.
+    assert_eq!(doc.paths.paths.len(), 36);
     assert_eq!(r.body["servers"][0]["url"], "/auth");
     // The whole service in one document: /auth and /onboarding, references resolvable.
     let r = s.send(s.get("/openapi.json")).await;
     let all: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
-    assert_eq!(all.paths.paths.len(), 33);
+    assert_eq!(all.paths.paths.len(), 39);
     for path in [
         "/auth/activity",
         "/auth/email/change",
         "/auth/magic-link/verify",
+        "/auth/passkeys/{id}",
         "/auth/login",
         "/auth/mfa/verify",
         "/auth/api-keys",

@@ -225,6 +225,8 @@ pub mod migration {
             all.extend(auth_onboarding::db::migrations());
             #[cfg(feature = "db-apikeys")]
             all.extend(auth_apikeys::migrations());
+            #[cfg(feature = "db-passkeys")]
+            all.extend(auth_webauthn::db::migrations());
             all
         }
     }
@@ -250,6 +252,14 @@ pub mod redis {
 #[cfg(feature = "db-apikeys")]
 pub mod apikeys {
     pub use auth_apikeys::*;
+}
+
+/// Passkeys (feature `passkeys`): `WebauthnPasskeys` on webauthn-rs, its stores, and with
+/// `db-passkeys` the SQL stores and migration (`auth::passkeys::db`); see the `auth-webauthn`
+/// crate. Passkeys are used through `AuthService::with_passkeys`.
+#[cfg(feature = "passkeys")]
+pub mod passkeys {
+    pub use auth_webauthn::*;
 }
 
 /// Have I Been Pwned's range API for the breached-password check (feature `pwned`): see the

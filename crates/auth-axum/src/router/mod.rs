@@ -7,6 +7,7 @@ mod api_keys;
 mod cookie;
 mod dto;
 mod lifecycle;
+mod passkeys;
 mod routes;
 mod state;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use auth_core::{AuthService, AuthUser};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 
 pub use self::cookie::RefreshCookie;
@@ -53,6 +54,11 @@ pub const AUTH_TIME_CLAIM: &str = "auth_time";
 /// | `POST /email/verify/confirm` | `{token}` | 200 `{id, is_verified}` |
 /// | `POST /email/change` | Bearer, `{new_email, password}` | 202 (with [`AuthRouter::with_email_change`]); `/email/change/confirm` `{token}` → 200 `{id, email, is_verified}`; `/email/change/cancel` `{token}` → 204 |
 /// | `POST /magic-link/request` | `{email}` | 202 always (with [`AuthRouter::with_magic_link`]); `/magic-link/verify` `{token}` or `{email, code}` → the login answer |
+/// | `POST /passkeys/register/options` | Bearer, fresh | 200 `{publicKey}` for `navigator.credentials.create` (with [`AuthService::with_passkeys`]) |
+/// | `POST /passkeys/register` | Bearer, fresh, the credential (`id`, `rawId`, `type`, `response`) and `name?` | 201 `{id, name, created_at, last_used_at, backup_eligible, backed_up}` |
+/// | `POST /passkeys/login/options` | `{email?}` or `{mfa_token}` | 200 `{challenge_id, publicKey, mediation?}` |
+/// | `POST /passkeys/login` | `{challenge_id, credential, mfa_token?}` | 200 the login answer |
+/// | `GET /passkeys` | Bearer | 200 `{passkeys: [...]}`; `PATCH /passkeys/{id}` `{name}` → 200; `DELETE /passkeys/{id}` (fresh) → 204, or 422 `last_sign_in_method` |
 /// | `GET /activity` | Bearer, `?limit=&before=` | 200 `{entries: [{kind, time, ip, user_agent, detail, by_admin}]}`, newest first: the account's audit log (with [`AuthRouter::with_audit`]) |
 ///
 /// Every request runs inside an [`auth_core::RequestContext`] with the client's address and
@@ -284,6 +290,7 @@ impl<U: AuthUser> AuthRouter<U> {
             audit: self.audit.is_some(),
             email_change: self.email_change,
             magic_link: self.magic_link,
+            passkeys: self.auth.has_passkeys(),
         }
     }
 
@@ -347,6 +354,26 @@ impl<U: AuthUser> AuthRouter<U> {
             router
                 .route("/magic-link/request", post(lifecycle::magic_request::<U>))
                 .route("/magic-link/verify", post(lifecycle::magic_verify::<U>))
+        } else {
+            router
+        };
+        let router = if self.auth.has_passkeys() {
+            router
+                .route(
+                    "/passkeys/register/options",
+                    post(passkeys::register_options::<U>),
+                )
+                .route("/passkeys/register", post(passkeys::register::<U>))
+                .route(
+                    "/passkeys/login/options",
+                    post(passkeys::login_options::<U>),
+                )
+                .route("/passkeys/login", post(passkeys::login::<U>))
+                .route("/passkeys", get(passkeys::list::<U>))
+                .route(
+                    "/passkeys/{id}",
+                    patch(passkeys::rename::<U>).delete(passkeys::remove::<U>),
+                )
         } else {
             router
         };

@@ -174,7 +174,7 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// Deletes the account: every session ends first, its API keys are revoked, its second
-    /// factors removed, then the user row goes (with what the schema cascades) and
+    /// factors and passkeys removed, then the user row goes (with what the schema cascades) and
     /// `UserDeleted` is emitted. `false` when there was no such account. The audit log keeps
     /// its entries (they name the id, which is never given to another account).
     ///
@@ -210,6 +210,7 @@ impl<U: AuthUser> AuthService<U> {
         if let Some(gate) = &self.second_factor {
             gate.remove_all(user_id).await?;
         }
+        self.remove_passkeys(user_id).await?;
         if !self.users.delete(user_id).await? {
             return Ok(false);
         }

@@ -18,6 +18,8 @@ mod email_change;
 mod links;
 mod login;
 mod magic_link;
+mod passkey;
+pub use passkey::MAX_PASSKEY_NAME;
 mod password;
 mod session;
 mod throttle;
@@ -200,6 +202,36 @@ pub trait SecondFactorGate: Send + Sync + 'static {
         ))
     }
 
+    /// Whose live `challenge` this is, counting one attempt on it (so a challenge cannot be
+    /// probed without end): what lets another factor (a passkey) answer it, through
+    /// [`AuthService::passkey_second_factor_options`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenInvalid`] for an unknown, expired, used or exhausted challenge;
+    /// [`Error::Unsupported`] (the default).
+    async fn challenge_user(&self, challenge: &str) -> Result<UserId> {
+        let _ = challenge;
+        Err(Error::Unsupported(
+            "this second-factor gate cannot name a challenge's user".into(),
+        ))
+    }
+
+    /// Ends `challenge` without a code, because another factor of `user` (a passkey) has
+    /// just been verified by the service: counts an attempt, checks the challenge is
+    /// `user`'s, consumes it. Only [`AuthService`] calls it, after that check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TokenInvalid`] for an unknown, expired, used or exhausted challenge, or one of
+    /// another user; [`Error::Unsupported`] (the default).
+    async fn redeem_challenge(&self, challenge: &str, user: &UserId) -> Result<()> {
+        let _ = (challenge, user);
+        Err(Error::Unsupported(
+            "this second-factor gate cannot be answered by another factor".into(),
+        ))
+    }
+
     /// Lifts the factor's lockout of `user` (an administrator's unlock). The default does
     /// nothing.
     ///
@@ -237,6 +269,12 @@ impl<T: SecondFactorGate + ?Sized> SecondFactorGate for Arc<T> {
     }
     async fn remove_all(&self, user: &UserId) -> Result<()> {
         (**self).remove_all(user).await
+    }
+    async fn challenge_user(&self, challenge: &str) -> Result<UserId> {
+        (**self).challenge_user(challenge).await
+    }
+    async fn redeem_challenge(&self, challenge: &str, user: &UserId) -> Result<()> {
+        (**self).redeem_challenge(challenge, user).await
     }
     async fn unlock(&self, user: &UserId) -> Result<()> {
         (**self).unlock(user).await
@@ -362,6 +400,7 @@ pub struct AuthService<U: AuthUser = User> {
     clock: SharedClock,
     api_keys: Option<api_keys::ApiKeys>,
     challenges: Option<Arc<dyn crate::ephemeral::ChallengeStore>>,
+    passkeys: Option<Arc<dyn crate::PasskeyBackend>>,
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
@@ -384,6 +423,7 @@ impl<U: AuthUser> Clone for AuthService<U> {
             clock: Arc::clone(&self.clock),
             api_keys: self.api_keys.clone(),
             challenges: self.challenges.clone(),
+            passkeys: self.passkeys.clone(),
         }
     }
 }
@@ -467,6 +507,7 @@ impl<U: AuthUser> AuthService<U> {
             clock,
             api_keys: None,
             challenges: None,
+            passkeys: None,
         })
     }
 

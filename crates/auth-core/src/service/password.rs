@@ -215,6 +215,7 @@ impl<U: AuthUser> AuthService<U> {
             if let Some(gate) = &self.second_factor {
                 gate.remove_all(user.id()).await?;
             }
+            self.remove_passkeys(user.id()).await?;
             self.events
                 .emit(AuthEvent::EmailVerified {
                     user_id: user.id().clone(),

@@ -8,6 +8,7 @@ mod hashing;
 mod links;
 mod mirror;
 mod orchestrator;
+mod passkeys;
 mod s2s;
 mod service;
 mod timing;

@@ -144,3 +144,15 @@ async fn api_key_store() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ceremony_store() {
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("w"));
+    conformance::ceremony_store(Arc::new(auth_redis::RedisCeremonyStore::new(
+        redis.with_prefix(&prefix),
+    )))
+    .await;
+}

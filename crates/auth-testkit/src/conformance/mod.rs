@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod audit;
+mod ceremony;
 #[cfg(feature = "mfa")]
 mod mfa;
 mod onboarding;
@@ -17,6 +18,7 @@ mod user_store;
 
 pub use api_keys::{api_key_cleanup, api_key_store};
 pub use audit::audit_store;
+pub use ceremony::ceremony_store;
 #[cfg(feature = "mfa")]
 pub use mfa::mfa_store;
 pub use onboarding::session_store;
