@@ -37,7 +37,7 @@
 //! | `AUTH_ADMIN_EMAILS` | none | comma-separated emails of administrators (verified accounts): mounts `/admin` |
 //! | `AUTH_ADMIN_API_KEYS` | `true` when `AUTH_ADMIN_EMAILS` is set | API keys with scope `admin` (of service accounts, or of the administrators) may use `/admin`; `true` alone mounts it, `false` refuses keys |
 //! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |
-//! | `AUTH_PAGES` | `true` | `false`: no hosted pages (`/onboarding/`, and `/reset-password`, `/verify-email`, `/confirm-email-change`, `/cancel-email-change` that the mails link to) for API-only deployments |
+//! | `AUTH_PAGES` | `true` | `false`: no hosted pages (`/login`, `/account`, `/onboarding/`, and `/reset-password`, `/verify-email`, `/confirm-email-change`, `/cancel-email-change` that the mails link to) for API-only deployments |
 //! | `AUTH_PASSKEYS` | `true` | `false`: no passkey routes (`/auth/passkeys/…`) |
 //! | `AUTH_WEBAUTHN_RP_ID` | the host of `AUTH_PUBLIC_URL` (`localhost` for a loopback address) | the domain passkeys are bound to: never change it once users have passkeys |
 //! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
@@ -1258,7 +1258,10 @@ pub fn app_with_mailer(
         .route("/ready", get(move || ready(health.clone())));
     let app = if settings.pages {
         app.route("/onboarding/", get(page::index))
-            .merge(page::link_routes())
+            .merge(page::link_routes(
+                &settings.mfa_issuer,
+                &settings.config.password_policy().help_texts(),
+            ))
     } else {
         app
     };

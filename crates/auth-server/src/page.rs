@@ -12,6 +12,11 @@ const JS: &str = include_str!("page/app.js");
 const CSS: &str = include_str!("page/app.css");
 const LINK_HTML: &str = include_str!("page/link.html");
 const LINK_JS: &str = include_str!("page/link.js");
+const KIT_JS: &str = include_str!("page/kit.js");
+const LOGIN_HTML: &str = include_str!("page/login.html");
+const LOGIN_JS: &str = include_str!("page/login.js");
+const ACCOUNT_HTML: &str = include_str!("page/account.html");
+const ACCOUNT_JS: &str = include_str!("page/account.js");
 
 /// The pages mailed links open, by path (the page key the script reads is the same).
 pub(crate) const LINK_PAGES: [&str; 4] = [
@@ -46,10 +51,72 @@ fn asset(body: impl Into<axum::body::Body>, content_type: &'static str) -> Respo
     r
 }
 
-/// `/reset-password`, `/verify-email`, `/confirm-email-change`, `/cancel-email-change` and
-/// their script and style under `/pages/`: the targets of the links in the mails.
-pub(crate) fn link_routes() -> Router {
+/// `text` safe inside HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The shared placeholders: the name the pages show, and the password policy's rules.
+struct Fill<'a> {
+    brand: &'a str,
+    hints: String,
+}
+
+impl Fill<'_> {
+    fn page(&self, template: &str) -> axum::body::Bytes {
+        axum::body::Bytes::from(
+            template
+                .replace("__BRAND__", &escape(self.brand))
+                .replace("__HINTS__", &self.hints),
+        )
+    }
+}
+
+/// `/login` and `/account` (the sign-in page, with passkeys, and the account page), the pages
+/// mailed links open (`/reset-password`, `/verify-email`, `/confirm-email-change`,
+/// `/cancel-email-change`), and their scripts and style under `/pages/`. `brand` is the name
+/// the pages show (`AUTH_MFA_ISSUER`); `hints` the password policy's rules, shown where a new
+/// password is chosen.
+pub(crate) fn link_routes(brand: &str, hints: &[String]) -> Router {
+    let fill = Fill {
+        brand,
+        hints: hints
+            .iter()
+            .map(|h| format!("<li>{}</li>", escape(h)))
+            .collect(),
+    };
+    let login = fill.page(LOGIN_HTML);
+    let account = fill.page(ACCOUNT_HTML);
     let mut router = Router::new()
+        .route(
+            "/login",
+            get(move || {
+                let html = login.clone();
+                async move { asset(html, "text/html; charset=utf-8") }
+            }),
+        )
+        .route(
+            "/account",
+            get(move || {
+                let html = account.clone();
+                async move { asset(html, "text/html; charset=utf-8") }
+            }),
+        )
+        .route(
+            "/pages/kit.js",
+            get(|| async { asset(KIT_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/pages/login.js",
+            get(|| async { asset(LOGIN_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/pages/account.js",
+            get(|| async { asset(ACCOUNT_JS, "text/javascript; charset=utf-8") }),
+        )
         .route(
             "/pages/link.js",
             get(|| async { asset(LINK_JS, "text/javascript; charset=utf-8") }),
@@ -59,7 +126,7 @@ pub(crate) fn link_routes() -> Router {
             get(|| async { asset(CSS, "text/css; charset=utf-8") }),
         );
     for page in LINK_PAGES {
-        let html = axum::body::Bytes::from(LINK_HTML.replace("__PAGE__", page));
+        let html = fill.page(&LINK_HTML.replace("__PAGE__", page));
         router = router.route(
             &format!("/{page}"),
             get(move || {

@@ -199,6 +199,11 @@ async fn link_pages_are_served_with_strict_headers() {
         "/pages/link.js",
         "/pages/app.css",
         "/onboarding/",
+        "/login",
+        "/account",
+        "/pages/kit.js",
+        "/pages/login.js",
+        "/pages/account.js",
     ] {
         let r = s.send(s.get(page)).await;
         assert_eq!(r.status, 200, "{page}");
@@ -217,9 +222,34 @@ async fn link_pages_are_served_with_strict_headers() {
         .unwrap();
     assert!(html.contains(r#"data-page="verify-email""#), "{html}");
     assert!(!html.contains("<script>"), "no inline script");
+    // The server's name (AUTH_MFA_ISSUER, HTML-escaped) and the password policy's rules.
+    let login = reqwest::get(format!("{}/reset-password", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("at least 8 characters"), "{login}");
+    let named = Server::start(&[("AUTH_MFA_ISSUER", "<Acme & Co>")]).await;
+    let login = reqwest::get(format!("{}/login", named.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        login.contains("&lt;Acme &amp; Co&gt;") && !login.contains("<Acme"),
+        "{login}"
+    );
 
     let off = Server::start(&[("AUTH_PAGES", "false")]).await;
-    for page in ["/reset-password", "/onboarding/", "/pages/link.js"] {
+    for page in [
+        "/reset-password",
+        "/onboarding/",
+        "/pages/link.js",
+        "/login",
+        "/account",
+    ] {
         assert_eq!(off.send(off.get(page)).await.status, 404, "{page}");
     }
     // The API stays.

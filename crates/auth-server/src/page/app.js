@@ -4,6 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const KEY = "onboarding_session";
   let hint = null;
+  let countdown = null;
 
   async function call(path, body) {
     const response = await fetch("/onboarding/" + path, {
@@ -41,25 +42,47 @@
     }
     const extra = $("extra");
     extra.replaceChildren();
-    for (const [key, value] of Object.entries(hint.extra || {})) {
-      if (hint.fields.some((f) => f.name === key)) { continue; }
+    const shown = hint.extra || {};
+    for (const [key, value] of Object.entries(shown)) {
+      if (hint.fields.some((f) => f.name === key) || key === "email" || key === "resend_available_in") { continue; }
       const div = document.createElement("div");
       div.dataset.key = key;
       if (key.endsWith("_svg") && typeof value === "string") {
         div.className = "extra-image";
         div.innerHTML = value; // an image the server drew (a QR code)
+      } else if (key === "otpauth_uri") {
+        const a = Object.assign(document.createElement("a"), { href: value, textContent: "Open in your authenticator app" });
+        div.append(a);
+      } else if (key === "secret") {
+        div.className = "muted";
+        div.append("Can't scan it? Enter this key: ", Object.assign(document.createElement("code"), { textContent: value }));
       } else {
         div.className = "extra-text";
-        div.textContent = key.replace(/_/g, " ") + ": " + value;
+        div.textContent = String(value);
       }
       extra.append(div);
+    }
+    // A code step: a button for a new code, counting down while the server's cooldown runs.
+    clearInterval(countdown);
+    const resend = $("resend");
+    resend.hidden = !("resend_available_in" in shown);
+    if (!resend.hidden) {
+      let wait = Number(shown.resend_available_in) || 0;
+      const tick = () => {
+        resend.disabled = wait > 0;
+        resend.textContent = wait > 0 ? "Send a new code (" + wait + " s)" : "Send a new code";
+        wait -= 1;
+        if (wait < 0) { clearInterval(countdown); }
+      };
+      tick();
+      countdown = setInterval(tick, 1000);
     }
     $("skip").hidden = !hint.skippable;
     const errors = $("errors");
     errors.replaceChildren();
-    for (const [field, message] of Object.entries(result.errors || {})) {
+    for (const message of Object.values(result.errors || {})) {
       const li = document.createElement("li");
-      li.textContent = field + ": " + message;
+      li.textContent = message;
       errors.append(li);
     }
     if (result.output && result.output.recovery_codes) {
@@ -71,7 +94,10 @@
 
   async function finish(result) {
     sessionStorage.removeItem(KEY);
+    if (window.AuthKit) { window.AuthKit.session.set(result); }
+    clearInterval(countdown);
     $("step").hidden = true;
+    $("signin-link").hidden = true;
     $("title").textContent = "Welcome";
     $("description").textContent = "";
     const me = await fetch("/auth/me", { headers: { authorization: "Bearer " + result.access_token } });
@@ -89,7 +115,16 @@
       return;
     }
     const li = document.createElement("li");
-    li.textContent = (data && (data.detail || data.error)) || ("error " + status);
+    const plain = {
+      0: "The server could not be reached. Check your connection and try again.",
+      401: "That did not work. Check what you entered and try again.",
+      429: "Too many attempts. Wait a few minutes and try again.",
+    };
+    if (status === 422 && data && Array.isArray(data.errors) && data.errors.length) {
+      li.textContent = data.errors.map((e) => e.message).join(" ");
+    } else {
+      li.textContent = plain[status] || "Something went wrong on our side. Try again in a moment.";
+    }
     $("errors").replaceChildren(li);
   }
 
@@ -113,6 +148,10 @@
 
   $("step").addEventListener("submit", (e) => { e.preventDefault(); submit(false); });
   $("skip").addEventListener("click", () => submit(true));
+  $("resend").addEventListener("click", async () => {
+    const response = await call("advance", { session_token: sessionStorage.getItem(KEY), resend: true });
+    if (response.status === 200) { render(response.data); } else { failure(response.status, response.data); }
+  });
 
   const saved = sessionStorage.getItem(KEY);
   if (saved) {

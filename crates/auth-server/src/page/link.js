@@ -53,6 +53,8 @@
   };
 
   const page = PAGES[document.querySelector("main").dataset.page];
+  // The password policy's rules, where a new password is chosen.
+  document.getElementById("hints").hidden = !page.fields.some((f) => f.autocomplete === "new-password");
   document.title = page.title;
   $("title").textContent = page.title;
   $("description").textContent = page.description;

@@ -1,0 +1,123 @@
+// The sign-in page: password, passkey (button and autofill), the second step (TOTP, recovery
+// code or passkey), and asking for a reset link. A session goes to /account.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const K = window.AuthKit;
+  let mfaToken = null;
+  let autofill = null; // the pending conditional request, aborted before a modal one
+
+  function show(step) {
+    for (const id of ["password-step", "code-step", "reset-step"]) { $(id).hidden = id !== step; }
+    const focus = { "password-step": "email", "code-step": "code", "reset-step": "reset-email" }[step];
+    $(focus).focus();
+  }
+
+  function signedIn(tokens) {
+    K.session.set(tokens);
+    location.assign("/account");
+  }
+
+  // A login answer: tokens, or the second step.
+  function answer(r, errors) {
+    if (r.status === 200 && r.data.mfa_required) {
+      mfaToken = r.data.mfa_token;
+      $("code").value = "";
+      K.say($("code-errors"), []);
+      show("code-step");
+      return;
+    }
+    if (r.status === 200) { signedIn(r.data); return; }
+    K.say(errors, K.problems(r, {
+      401: "The email address or the password is not right.",
+      403: "This account cannot sign in.",
+    }));
+  }
+
+  $("login").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const email = $("email").value.trim();
+    const password = $("password").value;
+    if (!email || !password) { K.say($("login-errors"), ["Enter your email address and your password."]); return; }
+    $("sign-in").disabled = true;
+    const r = await K.raw("POST", "/auth/login", { email, password });
+    $("sign-in").disabled = false;
+    answer(r, $("login-errors"));
+  });
+
+  $("code-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const code = $("code").value.trim();
+    if (!code) { K.say($("code-errors"), ["Enter the code."]); return; }
+    $("verify").disabled = true;
+    const r = await K.raw("POST", "/auth/mfa/verify", { mfa_token: mfaToken, code });
+    $("verify").disabled = false;
+    if (r.status === 200) { signedIn(r.data); return; }
+    K.say($("code-errors"), K.problems(r, { 401: "That code is not right, or it was already used. Try the next one." }));
+  });
+
+  // A passkey ceremony: options (for an address, none, or the second step), the authenticator,
+  // the answer.
+  async function withPasskey(body, mediation, errors) {
+    const o = await K.raw("POST", "/auth/passkeys/login/options", body);
+    if (o.status !== 200) { if (errors) { K.say(errors, K.problems(o)); } return; }
+    let credential;
+    try {
+      const request = { publicKey: K.requestOptions(o.data.publicKey) };
+      if (mediation) {
+        autofill = new AbortController();
+        request.mediation = mediation;
+        request.signal = autofill.signal;
+      }
+      credential = await navigator.credentials.get(request);
+    } catch (_) {
+      if (errors && !mediation) { K.say(errors, ["No passkey was used. Try again, or sign in with your password."]); }
+      return;
+    }
+    if (!credential) { return; }
+    const login = { challenge_id: o.data.challenge_id, credential: K.credentialJson(credential) };
+    if (body.mfa_token) { login.mfa_token = body.mfa_token; }
+    const r = await K.raw("POST", "/auth/passkeys/login", login);
+    answer(r, errors || $("login-errors"));
+  }
+
+  if (K.passkeysSupported()) {
+    $("passkey-area").hidden = false;
+    $("code-passkey").hidden = false;
+    $("passkey").addEventListener("click", () => {
+      if (autofill) { autofill.abort(); autofill = null; }
+      K.say($("login-errors"), []);
+      withPasskey({}, null, $("login-errors"));
+    });
+    $("code-passkey").addEventListener("click", () => {
+      if (autofill) { autofill.abort(); autofill = null; }
+      withPasskey({ mfa_token: mfaToken }, null, $("code-errors"));
+    });
+    // Passkeys offered in the email field's autofill, where the browser can.
+    if (PublicKeyCredential.isConditionalMediationAvailable) {
+      PublicKeyCredential.isConditionalMediationAvailable().then((yes) => {
+        if (yes) { withPasskey({}, "conditional", null); }
+      });
+    }
+  }
+
+  $("forgot").addEventListener("click", () => { $("reset-email").value = $("email").value; show("reset-step"); });
+  $("reset-back").addEventListener("click", () => show("password-step"));
+  $("back").addEventListener("click", () => { mfaToken = null; show("password-step"); });
+  $("reset-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const email = $("reset-email").value.trim();
+    if (!email) { K.say($("reset-errors"), ["Enter your email address."]); return; }
+    const r = await K.raw("POST", "/auth/password/reset/request", { email });
+    if (r.status === 202 || r.status === 204 || r.status === 200) {
+      K.say($("reset-errors"), []);
+      $("reset-status").textContent = "If an account uses this address, a link is on its way. Check your inbox.";
+      return;
+    }
+    K.say($("reset-errors"), K.problems(r));
+  });
+
+  if (K.session.get()) {
+    K.api("GET", "/auth/me").then((r) => { if (r.status === 200) { location.assign("/account"); } });
+  }
+}());
