@@ -32,6 +32,7 @@ const LEAVES: &[&str] = &[
     "auth-apikeys",
     "auth-pwned",
     "auth-webauthn",
+    "auth-oauth",
 ];
 
 fn cargo() -> Command {

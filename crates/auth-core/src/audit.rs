@@ -345,6 +345,12 @@ impl AuditEntry {
                 user = Some(user_id.clone());
                 detail("passkey", json!(passkey_id));
             }
+            AuthEvent::OAuthLogin { user_id, provider }
+            | AuthEvent::IdentityLinked { user_id, provider }
+            | AuthEvent::IdentityUnlinked { user_id, provider } => {
+                user = Some(user_id.clone());
+                detail("provider", json!(provider));
+            }
         }
         entry.user_id = user;
         entry.identifier = identifier;

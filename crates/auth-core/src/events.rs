@@ -375,13 +375,36 @@ pub enum AuthEvent {
         /// The passkey's public id.
         passkey_id: String,
     },
+    /// A sign-in with another provider's identity
+    /// ([`crate::AuthService::sign_in_with_provider`]); `UserLogin` follows when it gives a
+    /// session.
+    OAuthLogin {
+        /// The user.
+        user_id: UserId,
+        /// The provider's configured name.
+        provider: String,
+    },
+    /// A provider identity was linked to the account.
+    IdentityLinked {
+        /// The user.
+        user_id: UserId,
+        /// The provider's configured name.
+        provider: String,
+    },
+    /// A provider identity was unlinked from the account.
+    IdentityUnlinked {
+        /// The user.
+        user_id: UserId,
+        /// The provider's configured name.
+        provider: String,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 43);
+/// assert_eq!(AuthEventKind::ALL.len(), 46);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -431,11 +454,14 @@ pub enum AuthEventKind {
     PasskeyAdded,
     PasskeyRemoved,
     PasskeyCloneDetected,
+    OAuthLogin,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 43] = [
+    pub const ALL: [Self; 46] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -479,6 +505,9 @@ impl AuthEventKind {
         Self::PasskeyAdded,
         Self::PasskeyRemoved,
         Self::PasskeyCloneDetected,
+        Self::OAuthLogin,
+        Self::IdentityLinked,
+        Self::IdentityUnlinked,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -533,6 +562,9 @@ impl AuthEventKind {
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRemoved => "passkey_removed",
             Self::PasskeyCloneDetected => "passkey_clone_detected",
+            Self::OAuthLogin => "oauth_login",
+            Self::IdentityLinked => "identity_linked",
+            Self::IdentityUnlinked => "identity_unlinked",
         }
     }
 }
@@ -597,6 +629,9 @@ impl AuthEvent {
             Self::PasskeyAdded { .. } => AuthEventKind::PasskeyAdded,
             Self::PasskeyRemoved { .. } => AuthEventKind::PasskeyRemoved,
             Self::PasskeyCloneDetected { .. } => AuthEventKind::PasskeyCloneDetected,
+            Self::OAuthLogin { .. } => AuthEventKind::OAuthLogin,
+            Self::IdentityLinked { .. } => AuthEventKind::IdentityLinked,
+            Self::IdentityUnlinked { .. } => AuthEventKind::IdentityUnlinked,
         }
     }
 }

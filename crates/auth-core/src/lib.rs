@@ -8,6 +8,7 @@ mod config;
 pub mod ephemeral;
 mod error;
 mod events;
+mod identity;
 mod memory;
 mod mirror;
 mod passkey;
@@ -37,6 +38,7 @@ pub use error::{BackendError, ConfigError, Error, FieldError, Result, Validation
 pub use events::{
     AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError, LoginFailureReason,
 };
+pub use identity::{IdentityStore, LinkedIdentity, MemoryIdentityStore, ProviderIdentity};
 pub use memory::{MemoryTokenBackend, MemoryUserStore};
 pub use mirror::{MirrorStatus, RevocationMirror};
 pub use passkey::{

@@ -227,6 +227,8 @@ pub mod migration {
             all.extend(auth_apikeys::migrations());
             #[cfg(feature = "db-passkeys")]
             all.extend(auth_webauthn::db::migrations());
+            #[cfg(feature = "db-oauth")]
+            all.extend(auth_oauth::db::migrations());
             all
         }
     }
@@ -252,6 +254,14 @@ pub mod redis {
 #[cfg(feature = "db-apikeys")]
 pub mod apikeys {
     pub use auth_apikeys::*;
+}
+
+/// Sign-in with OpenID Connect and OAuth 2.0 providers (feature `oauth`; `db-oauth` for the
+/// SQL identity store): see the `auth-oauth` crate. The linking rules are
+/// `AuthService::sign_in_with_provider`.
+#[cfg(feature = "oauth")]
+pub mod oauth {
+    pub use auth_oauth::*;
 }
 
 /// Passkeys (feature `passkeys`): `WebauthnPasskeys` on webauthn-rs, its stores, and with

@@ -174,7 +174,7 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// Deletes the account: every session ends first, its API keys are revoked, its second
-    /// factors and passkeys removed, then the user row goes (with what the schema cascades) and
+    /// factors, passkeys and linked identities removed, then the user row goes (with what the schema cascades) and
     /// `UserDeleted` is emitted. `false` when there was no such account. The audit log keeps
     /// its entries (they name the id, which is never given to another account).
     ///
@@ -211,6 +211,7 @@ impl<U: AuthUser> AuthService<U> {
             gate.remove_all(user_id).await?;
         }
         self.remove_passkeys(user_id).await?;
+        self.remove_identities(user_id).await?;
         if !self.users.delete(user_id).await? {
             return Ok(false);
         }

@@ -15,6 +15,7 @@ mod account;
 mod admin;
 mod api_keys;
 mod email_change;
+mod identity;
 mod links;
 mod login;
 mod magic_link;
@@ -401,6 +402,7 @@ pub struct AuthService<U: AuthUser = User> {
     api_keys: Option<api_keys::ApiKeys>,
     challenges: Option<Arc<dyn crate::ephemeral::ChallengeStore>>,
     passkeys: Option<Arc<dyn crate::PasskeyBackend>>,
+    identities: Option<Arc<dyn crate::IdentityStore>>,
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
@@ -424,6 +426,7 @@ impl<U: AuthUser> Clone for AuthService<U> {
             api_keys: self.api_keys.clone(),
             challenges: self.challenges.clone(),
             passkeys: self.passkeys.clone(),
+            identities: self.identities.clone(),
         }
     }
 }
@@ -508,6 +511,7 @@ impl<U: AuthUser> AuthService<U> {
             api_keys: None,
             challenges: None,
             passkeys: None,
+            identities: None,
         })
     }
 

@@ -5,6 +5,7 @@ mod config;
 mod conformance;
 mod events;
 mod hashing;
+mod identities;
 mod links;
 mod mirror;
 mod orchestrator;

@@ -1,0 +1,197 @@
+//! The linking rules of provider sign-in (`AuthService::sign_in_with_provider`): a linked
+//! subject signs in; a new subject links only when both sides proved the address; anything
+//! else is refused (account pre-hijacking); a new address creates an account without a usable
+//! password; the second factor still applies; unlinking keeps the last way in; concurrent
+//! first sign-ins create one account.
+
+use std::sync::Arc;
+
+use auth_core::{
+    AuthConfig, AuthService, Challenge, Error, LoginOptions, LoginOutcome, MemoryIdentityStore,
+    MemoryTokenBackend, MemoryUserStore, ProviderIdentity, Result, SecondFactorGate, SecretString,
+    UserId, async_trait, is_password_usable,
+};
+
+fn service() -> AuthService {
+    AuthService::new(
+        AuthConfig::default(),
+        MemoryUserStore::new(),
+        auth_testkit::TestHasher::fast(),
+        MemoryTokenBackend::new(),
+    )
+    .unwrap()
+    .with_identities(MemoryIdentityStore::new())
+}
+
+fn session(
+    outcome: Result<LoginOutcome<auth_core::User>>,
+) -> auth_core::AuthResult<auth_core::User> {
+    match outcome {
+        Ok(LoginOutcome::Session(s)) => s,
+        other => panic!("expected a session, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn linking_needs_a_proven_address_on_both_sides() {
+    let auth = service();
+    // A local account whose address is not proven yet (anyone could have registered it).
+    let local = auth
+        .register("ana@example.com", "violet-otter-sings-42")
+        .await
+        .unwrap();
+    let google = ProviderIdentity::new("google", "g-1").with_email("ana@example.com", true);
+    assert!(matches!(
+        auth.sign_in_with_provider(google.clone(), LoginOptions::new())
+            .await,
+        Err(Error::EmailTaken)
+    ));
+    // Proven locally, but the provider does not vouch for the address: still refused.
+    auth.confirm_email(&local.id).await.unwrap();
+    let unverified = ProviderIdentity::new("gitlab", "l-1").with_email("ANA@example.com", false);
+    assert!(matches!(
+        auth.sign_in_with_provider(unverified, LoginOptions::new())
+            .await,
+        Err(Error::EmailTaken)
+    ));
+    assert!(
+        auth.list_identities(&local.id).await.unwrap().is_empty(),
+        "nothing linked silently"
+    );
+    // Both proven: linked, and the same account signs in.
+    let s = session(
+        auth.sign_in_with_provider(google.clone(), LoginOptions::new())
+            .await,
+    );
+    assert_eq!(s.user.id, local.id);
+    assert_eq!(auth.list_identities(&local.id).await.unwrap().len(), 1);
+    // The link now decides, whatever the email says later.
+    let renamed = ProviderIdentity::new("google", "g-1").with_email("other@example.com", true);
+    assert_eq!(
+        session(
+            auth.sign_in_with_provider(renamed, LoginOptions::new())
+                .await
+        )
+        .user
+        .id,
+        local.id
+    );
+    // The owner links a provider explicitly.
+    let gitlab = ProviderIdentity::new("gitlab", "l-1").with_email("ana@example.com", false);
+    auth.link_identity(&local.id, gitlab.clone()).await.unwrap();
+    assert_eq!(
+        session(
+            auth.sign_in_with_provider(gitlab, LoginOptions::new())
+                .await
+        )
+        .user
+        .id,
+        local.id
+    );
+}
+
+#[tokio::test]
+async fn new_addresses_create_accounts_without_a_password() {
+    let auth = service();
+    let s = session(
+        auth.sign_in_with_provider(
+            ProviderIdentity::new("github", "42").with_email("new@example.com", false),
+            LoginOptions::new(),
+        )
+        .await,
+    );
+    assert!(!s.user.is_verified, "the provider did not verify it");
+    assert!(!is_password_usable(s.user.password_hash.as_deref()));
+    assert!(matches!(
+        auth.login("new@example.com", "").await,
+        Err(Error::InvalidCredentials)
+    ));
+    // No email at all: nothing to create an account with.
+    assert!(matches!(
+        auth.sign_in_with_provider(ProviderIdentity::new("github", "43"), LoginOptions::new())
+            .await,
+        Err(Error::Validation(_))
+    ));
+    // Its only way in stays; with a password set it may go.
+    let link = auth.list_identities(&s.user.id).await.unwrap().remove(0);
+    assert!(matches!(
+        auth.unlink_identity(&s.user.id, &link.id).await,
+        Err(Error::Validation(_))
+    ));
+    auth.set_password(&s.user.id, "amber-heron-dances-7")
+        .await
+        .unwrap();
+    assert!(auth.unlink_identity(&s.user.id, &link.id).await.unwrap());
+    assert!(!auth.unlink_identity(&s.user.id, &link.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn inactive_accounts_and_second_factors() {
+    struct Everyone;
+    #[async_trait]
+    impl SecondFactorGate for Everyone {
+        async fn is_required(&self, _: &UserId) -> Result<bool> {
+            Ok(true)
+        }
+        async fn open_challenge(&self, _: &UserId) -> Result<Challenge> {
+            Ok(Challenge::new(
+                SecretString::from("c"),
+                std::time::Duration::from_secs(60),
+            ))
+        }
+    }
+    let auth = service().with_second_factor(Everyone);
+    let id = ProviderIdentity::new("google", "g-2").with_email("mfa@example.com", true);
+    assert!(matches!(
+        auth.sign_in_with_provider(id.clone(), LoginOptions::new())
+            .await,
+        Ok(LoginOutcome::Challenge(_))
+    ));
+    let user = auth
+        .parts()
+        .users
+        .find_by_email("mfa@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    auth.set_active(&user.id, false).await.unwrap();
+    assert!(matches!(
+        auth.sign_in_with_provider(id, LoginOptions::new()).await,
+        Err(Error::InvalidCredentials)
+    ));
+    assert!(auth.delete_user(&user.id).await.unwrap());
+    assert!(auth.list_identities(&user.id).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_concurrent_first_sign_ins_make_one_account() {
+    let auth = Arc::new(service());
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let auth = Arc::clone(&auth);
+            tokio::spawn(async move {
+                let id =
+                    ProviderIdentity::new("google", "race").with_email("race@example.com", true);
+                auth.sign_in_with_provider(id, LoginOptions::new()).await
+            })
+        })
+        .collect();
+    let mut users = std::collections::BTreeSet::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(LoginOutcome::Session(s)) => {
+                users.insert(s.user.id.to_string());
+            }
+            other => panic!("every one of them signs the same person in: {other:?}"),
+        }
+    }
+    assert_eq!(users.len(), 1, "one account: {users:?}");
+    let user = auth
+        .parts()
+        .users
+        .find_by_email("race@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(auth.list_identities(&user.id).await.unwrap().len(), 1);
+}
