@@ -39,6 +39,8 @@ mod guide {
     mod mfa {}
     #[doc = include_str!("../../docs/passkeys.md")]
     mod passkeys {}
+    #[doc = include_str!("../../docs/oauth.md")]
+    mod oauth {}
     #[doc = include_str!("../../docs/jwt.md")]
     mod jwt {}
     #[doc = include_str!("../../docs/hot-path.md")]

@@ -5,13 +5,9 @@
 //! nonce, an ID token for another audience, a provider code used twice, our code used twice,
 //! `redirect_to` off the allow-list, an unverified provider email matching a local account,
 //! denied consent, a provider that is down. Skipped, with the reason printed, without Node.js
-//! and npm.
+//! and npm (the provider harness is `auth_testkit::oidc_provider`).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use auth_core::ephemeral::MemoryCeremonyStore;
 use auth_core::{
@@ -19,108 +15,19 @@ use auth_core::{
     MemoryTokenBackend, MemoryUserStore, Result, async_trait,
 };
 use auth_oauth::{CallbackParams, HttpClient, HttpSend, OAuth, OAuthFailure, Provider};
+use auth_testkit::oidc_provider::{Browser, OidcProvider};
 use serde_json::Value;
 
 const APP: &str = "http://localhost:3000";
 const WELCOME: &str = "http://localhost:3000/welcome";
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
-}
-
-fn on_path(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Node.js, npm, and oidc-provider installed (once per test process).
-fn node_ready() -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    let ready = *READY.get_or_init(|| {
-        if !(on_path("node") && on_path("npm")) {
-            return false;
-        }
-        if !dir().join("node_modules/oidc-provider").exists() {
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(dir())
-                .status()
-                .expect("run npm ci");
-            assert!(status.success(), "npm ci in {} failed", dir().display());
-        }
-        true
-    });
-    if !ready {
-        auth_testkit::skip(
-            "node",
-            "Node.js and npm are not installed (the test runs panva's oidc-provider; apt-get install nodejs npm)",
-        );
-    }
-    ready
-}
-
-/// The provider process; killed on drop.
-struct Op {
-    child: Child,
-    issuer: String,
-}
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn provider() -> Option<Op> {
-    if !node_ready() {
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new("node")
-        .arg("provider.mjs")
-        .arg(port.to_string())
-        .arg(format!("{APP}/auth/oauth/op/callback"))
-        .current_dir(dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start oidc-provider");
-    let op = Op {
-        child,
-        issuer: format!("http://localhost:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let discovery = format!("{}/.well-known/openid-configuration", op.issuer);
-    while !reqwest::get(&discovery)
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "oidc-provider did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(op)
-}
-
-fn oauth(op: &Op, http: impl HttpSend) -> OAuth {
+fn oauth(op: &OidcProvider, http: impl HttpSend) -> OAuth {
     OAuth::new(&format!("{APP}/auth/oauth"), MemoryCeremonyStore::new())
         .unwrap()
         .with_http(http)
         .with_provider(Provider::oidc(
             "op",
-            op.issuer.clone(),
+            op.issuer(),
             "auth-test",
             Some("auth-test-secret"),
         ))
@@ -139,104 +46,16 @@ fn service() -> AuthService {
     .with_identities(MemoryIdentityStore::new())
 }
 
-/// The user's browser: cookies by name, no automatic redirects.
-struct Browser {
-    http: reqwest::Client,
-    cookies: Mutex<BTreeMap<String, String>>,
+async fn provider() -> Option<OidcProvider> {
+    OidcProvider::start(&format!("{APP}/auth/oauth/op/callback")).await
 }
 
-fn absolute(location: &str, from: &str) -> String {
-    reqwest::Url::parse(from)
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
-        .join(location)
+        .local_addr()
         .unwrap()
-        .to_string()
-}
-
-impl Browser {
-    fn new() -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn absorb(&self, headers: &reqwest::header::HeaderMap) {
-        let mut jar = self.cookies.lock().unwrap();
-        for value in headers.get_all(reqwest::header::SET_COOKIE) {
-            let text = value.to_str().unwrap_or_default();
-            let pair = text.split(';').next().unwrap_or_default();
-            if let Some((name, value)) = pair.split_once('=') {
-                if text.contains("1970") || value.is_empty() {
-                    jar.remove(name.trim());
-                } else {
-                    jar.insert(name.trim().to_owned(), value.to_owned());
-                }
-            }
-        }
-    }
-
-    /// `(status, absolute Location, body)`.
-    async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> (u16, Option<String>, String) {
-        let r = req
-            .header(reqwest::header::COOKIE, self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(r.headers());
-        let status = r.status().as_u16();
-        let location = r
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .map(|l| absolute(l.to_str().unwrap(), url));
-        (status, location, r.text().await.unwrap_or_default())
-    }
-
-    /// Follows the provider from `url` until it sends the browser back to the application:
-    /// logs in as `login` on its form and consents on its consent form (or, with `deny`,
-    /// aborts at the first form). The application URL it lands on.
-    async fn dance(&self, url: &str, login: &str, deny: bool) -> String {
-        let mut url = url.to_owned();
-        for _ in 0..16 {
-            let (status, location, body) = self.send(self.http.get(&url), &url).await;
-            let (status, location, body) = if status == 200 && body.contains("name=\"prompt\"") {
-                if deny {
-                    let abort = format!("{url}/abort");
-                    self.send(self.http.get(&abort), &abort).await
-                } else {
-                    let start = body.find("action=\"").expect("a form") + 8;
-                    let action = &body[start..start + body[start..].find('"').unwrap()];
-                    let form: Vec<(&str, &str)> = if body.contains("value=\"login\"") {
-                        vec![("prompt", "login"), ("login", login), ("password", "pass")]
-                    } else {
-                        vec![("prompt", "consent")]
-                    };
-                    self.send(self.http.post(action).form(&form), action).await
-                }
-            } else {
-                (status, location, body)
-            };
-            let next = location.unwrap_or_else(|| panic!("{status}: {body}"));
-            if next.starts_with(APP) {
-                return next;
-            }
-            url = next;
-        }
-        panic!("the provider never sent the browser back")
-    }
+        .port()
 }
 
 fn params(callback: &str) -> CallbackParams {
@@ -288,7 +107,7 @@ async fn sign_in_end_to_end() {
         "PKCE: {}",
         started.url
     );
-    let callback = browser.dance(&started.url, "ada", false).await;
+    let callback = browser.dance(&started.url, APP, "ada", false).await;
     let p = params(&callback);
     let finished = oauth
         .finish("op", &p, Some(&started.binding))
@@ -328,7 +147,9 @@ async fn sign_in_end_to_end() {
     );
     println!(
         "oidc-provider {}: start -> login form -> consent -> callback -> code -> session for {} (sub {}); replayed state refused",
-        op.issuer, me.email, finished.identity.subject
+        op.issuer(),
+        me.email,
+        finished.identity.subject
     );
 }
 
@@ -338,7 +159,7 @@ async fn state_is_single_use_and_bound_to_the_browser() {
     let oauth = oauth(&op, HttpClient::new().unwrap());
     let browser = Browser::new();
     let started = oauth.start("op", WELCOME, None).await.unwrap();
-    let callback = browser.dance(&started.url, "ada", false).await;
+    let callback = browser.dance(&started.url, APP, "ada", false).await;
     let mut p = params(&callback);
 
     let tampered = CallbackParams::new(p.code.clone(), p.state.clone().map(|s| s + "x"), None);
@@ -366,7 +187,7 @@ async fn state_is_single_use_and_bound_to_the_browser() {
     assert_eq!(e.failure, OAuthFailure::InvalidState);
     // Another provider's callback with this provider's state.
     let started = oauth.start("op", WELCOME, None).await.unwrap();
-    let callback = browser.dance(&started.url, "ada", false).await;
+    let callback = browser.dance(&started.url, APP, "ada", false).await;
     p = params(&callback);
     let e = oauth
         .finish("github", &p, Some(&started.binding))
@@ -420,7 +241,7 @@ async fn nonce_and_audience_are_checked() {
     // forged one.
     let started = oauth.start("op", WELCOME, None).await.unwrap();
     let forged = with_query(&started.url, "nonce", "forged-nonce");
-    let callback = browser.dance(&forged, "ada", false).await;
+    let callback = browser.dance(&forged, APP, "ada", false).await;
     let e = oauth
         .finish("op", &params(&callback), Some(&started.binding))
         .await
@@ -439,12 +260,12 @@ async fn nonce_and_audience_are_checked() {
     };
     let other = format!(
         "{}/auth?client_id=other-client&response_type=code&scope=openid%20email&redirect_uri={}&state=s&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
-        op.issuer,
+        op.issuer(),
         urlencode(&format!("{APP}/auth/oauth/op/callback")),
     );
-    let other_code = query(&browser.dance(&other, "ada", false).await, "code");
+    let other_code = query(&browser.dance(&other, APP, "ada", false).await, "code");
     let token: Value = reqwest::Client::new()
-        .post(format!("{}/token", op.issuer))
+        .post(format!("{}/token", op.issuer()))
         .basic_auth("other-client", Some("other-secret"))
         .form(&[
             ("grant_type", "authorization_code"),
@@ -459,7 +280,7 @@ async fn nonce_and_audience_are_checked() {
         .await
         .unwrap();
     *swap.lock().unwrap() = Some(token["id_token"].as_str().expect("an ID token").to_owned());
-    let callback = browser.dance(&started.url, "ada", false).await;
+    let callback = browser.dance(&started.url, APP, "ada", false).await;
     let e = oauth
         .finish("op", &params(&callback), Some(&started.binding))
         .await
@@ -497,7 +318,7 @@ async fn codes_redirects_denial_and_outage() {
 
     // A provider code used twice: the first finish spends it at the provider.
     let first = oauth.start("op", WELCOME, None).await.unwrap();
-    let p = params(&browser.dance(&first.url, "ada", false).await);
+    let p = params(&browser.dance(&first.url, APP, "ada", false).await);
     oauth.finish("op", &p, Some(&first.binding)).await.unwrap();
     let second = oauth.start("op", WELCOME, None).await.unwrap();
     let replay = CallbackParams::new(p.code.clone(), Some(query(&second.url, "state")), None);
@@ -525,7 +346,7 @@ async fn codes_redirects_denial_and_outage() {
     // The user aborts at the provider.
     let started = oauth.start("op", WELCOME, None).await.unwrap();
     // (A new browser: this one has a session at the provider, which would not ask again.)
-    let callback = Browser::new().dance(&started.url, "ada", true).await;
+    let callback = Browser::new().dance(&started.url, APP, "ada", true).await;
     let e = oauth
         .finish("op", &params(&callback), Some(&started.binding))
         .await
@@ -564,7 +385,7 @@ async fn an_unverified_provider_email_takes_over_nothing() {
     auth.confirm_email(&victim.id).await.unwrap();
     let browser = Browser::new();
     let started = oauth.start("op", WELCOME, None).await.unwrap();
-    let callback = browser.dance(&started.url, "eve", false).await;
+    let callback = browser.dance(&started.url, APP, "eve", false).await;
     let finished = oauth
         .finish("op", &params(&callback), Some(&started.binding))
         .await

@@ -38,6 +38,13 @@
 //! | `AUTH_ADMIN_API_KEYS` | `true` when `AUTH_ADMIN_EMAILS` is set | API keys with scope `admin` (of service accounts, or of the administrators) may use `/admin`; `true` alone mounts it, `false` refuses keys |
 //! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |
 //! | `AUTH_PAGES` | `true` | `false`: no hosted pages (`/login`, `/account`, `/onboarding/`, and `/reset-password`, `/verify-email`, `/confirm-email-change`, `/cancel-email-change` that the mails link to) for API-only deployments |
+//! | `AUTH_OAUTH_PROVIDERS` | none | comma-separated providers to sign in with (`google`, `microsoft`, `gitlab`, `github`, or any name with an issuer): mounts `/auth/oauth/…` and `/auth/identities` |
+//! | `AUTH_OAUTH_<NAME>_CLIENT_ID` / `_CLIENT_SECRET` | required / none | the application's credentials at provider `<NAME>` (upper case, `-` as `_`) |
+//! | `AUTH_OAUTH_<NAME>_ISSUER` | the preset's | the OpenID issuer URL (required for a name without a preset) |
+//! | `AUTH_OAUTH_<NAME>_SCOPES` | the preset's | comma-separated scopes |
+//! | `AUTH_OAUTH_MICROSOFT_TENANT` | none | the Entra ID tenant (or give `_ISSUER`) |
+//! | `AUTH_OAUTH_GITHUB_URL` / `_API_URL` | `https://github.com` / `https://api.github.com` | GitHub Enterprise Server's addresses |
+//! | `AUTH_OAUTH_REDIRECT_ALLOWLIST` | the origin of `AUTH_PUBLIC_URL` | comma-separated URL prefixes `redirect_to` may point at |
 //! | `AUTH_PASSKEYS` | `true` | `false`: no passkey routes (`/auth/passkeys/…`) |
 //! | `AUTH_WEBAUTHN_RP_ID` | the host of `AUTH_PUBLIC_URL` (`localhost` for a loopback address) | the domain passkeys are bound to: never change it once users have passkeys |
 //! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
@@ -116,6 +123,10 @@ pub struct Settings {
     pub production: bool,
     /// Base URL of email links.
     pub public_url: String,
+    /// Providers to sign in with (`AUTH_OAUTH_PROVIDERS` and `AUTH_OAUTH_<NAME>_*`).
+    pub oauth_providers: Vec<auth::oauth::Provider>,
+    /// Where provider sign-ins may return (`AUTH_OAUTH_REDIRECT_ALLOWLIST`).
+    pub oauth_redirect_allowlist: Vec<String>,
     /// The passkeys' relying party (`AUTH_WEBAUTHN_RP_ID`, `AUTH_WEBAUTHN_ORIGINS`, from
     /// `AUTH_PUBLIC_URL` by default); `None` with `AUTH_PASSKEYS=false`.
     pub passkeys: Option<auth::passkeys::WebauthnConfig>,
@@ -493,6 +504,17 @@ impl Settings {
                 return Err(ConfigError::invalid("AUTH_PAGES", "must be true or false"));
             }
         };
+        let oauth_providers = oauth_providers(&lookup)?;
+        let oauth_redirect_allowlist =
+            match lookup("AUTH_OAUTH_REDIRECT_ALLOWLIST").filter(|s| !s.trim().is_empty()) {
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => vec![format!("{}/", origin_of(&public_url))],
+            };
         let passkeys = match lookup("AUTH_PASSKEYS").as_deref() {
             None | Some("" | "true" | "1") => Some(relying_party(
                 &public_url,
@@ -531,6 +553,8 @@ impl Settings {
             production,
             public_url,
             passkeys,
+            oauth_providers,
+            oauth_redirect_allowlist,
             smtp_url,
             mail_from,
             cors_origins,
@@ -1020,7 +1044,9 @@ fn build(
             auth::mfa::db::DbMfaStore::new(db.clone()),
         )),
     };
-    let auth = auth.with_second_factor(mfa.clone());
+    let auth = auth
+        .with_second_factor(mfa.clone())
+        .with_identities(auth::oauth::db::DbIdentityStore::new(db.clone()));
     // Passkeys in SQL; their ceremonies (seconds to minutes) beside the login challenges.
     let auth = match &settings.passkeys {
         Some(config) => {
@@ -1065,6 +1091,101 @@ fn build(
         audit,
         db,
     })
+}
+
+/// `scheme://host[:port]` of a URL (the URL itself when it has no path).
+fn origin_of(url: &str) -> String {
+    match url.find("://").map(|i| i + 3) {
+        Some(start) => match url[start..].find('/') {
+            Some(end) => url[..start + end].to_owned(),
+            None => url.trim_end_matches('/').to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// `AUTH_OAUTH_PROVIDERS` and each provider's `AUTH_OAUTH_<NAME>_*` variables.
+fn oauth_providers(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<auth::oauth::Provider>, ConfigError> {
+    let Some(list) = lookup("AUTH_OAUTH_PROVIDERS").filter(|s| !s.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut providers = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ConfigError::invalid(
+                "AUTH_OAUTH_PROVIDERS",
+                format!("{name:?}: provider names are lower-case letters, digits and '-'"),
+            ));
+        }
+        let key = |suffix: &str| {
+            format!(
+                "AUTH_OAUTH_{}_{suffix}",
+                name.to_uppercase().replace('-', "_")
+            )
+        };
+        let var = |suffix: &str| lookup(&key(suffix)).filter(|s| !s.is_empty());
+        let client_id = var("CLIENT_ID").ok_or_else(|| {
+            ConfigError::invalid(
+                key("CLIENT_ID"),
+                "is required: the application's client id at the provider",
+            )
+        })?;
+        let secret = var("CLIENT_SECRET");
+        let needs_secret = |p: &str| {
+            secret.clone().ok_or_else(|| {
+                ConfigError::invalid(
+                    "AUTH_OAUTH_PROVIDERS",
+                    format!("{p} needs {}", key("CLIENT_SECRET")),
+                )
+            })
+        };
+        let provider = match (name, var("ISSUER")) {
+            (_, Some(issuer)) => {
+                auth::oauth::Provider::oidc(name, issuer, client_id, secret.as_deref())
+            }
+            ("google", None) => auth::oauth::Provider::google(client_id, &needs_secret(name)?),
+            ("gitlab", None) => auth::oauth::Provider::gitlab(client_id, &needs_secret(name)?),
+            ("microsoft", None) => {
+                let tenant = var("TENANT").ok_or_else(|| {
+                    ConfigError::invalid(
+                        "AUTH_OAUTH_PROVIDERS",
+                        "microsoft needs AUTH_OAUTH_MICROSOFT_TENANT (or AUTH_OAUTH_MICROSOFT_ISSUER)",
+                    )
+                })?;
+                auth::oauth::Provider::microsoft(client_id, &needs_secret(name)?, &tenant)
+            }
+            ("github", None) => auth::oauth::Provider::github_at(
+                client_id,
+                &needs_secret(name)?,
+                &var("URL").unwrap_or_else(|| "https://github.com".into()),
+                &var("API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+            ),
+            (other, None) => {
+                return Err(ConfigError::invalid(
+                    "AUTH_OAUTH_PROVIDERS",
+                    format!("{other} has no preset: set {}", key("ISSUER")),
+                ));
+            }
+        };
+        let provider = match var("SCOPES") {
+            Some(scopes) => provider.with_scopes(
+                scopes
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            ),
+            None => provider,
+        };
+        providers.push(provider);
+    }
+    Ok(providers)
 }
 
 /// The passkeys' relying party: `rp_id` (else the public URL's host; `localhost` for a
@@ -1170,6 +1291,23 @@ pub fn app_with_mailer(
         audit,
         db,
     } = stack(settings, db)?;
+    // Provider sign-in: redirect states and codes beside the passkey ceremonies.
+    let oauth = if settings.oauth_providers.is_empty() {
+        None
+    } else {
+        let ceremonies: Arc<dyn auth::ephemeral::CeremonyStore> = match &redis {
+            Some(redis) => Arc::new(auth::redis::RedisCeremonyStore::new(redis.clone())),
+            None => Arc::new(auth::passkeys::db::DbCeremonyStore::new(db.clone())),
+        };
+        let mut oauth = auth::oauth::OAuth::new(
+            &format!("{}/auth/oauth", settings.public_url.trim_end_matches('/')),
+            ceremonies,
+        )?;
+        for provider in &settings.oauth_providers {
+            oauth = oauth.with_provider(provider.clone());
+        }
+        Some(oauth.allow_redirects(&settings.oauth_redirect_allowlist)?)
+    };
     let health = Health {
         db: db.clone(),
         feed,
@@ -1206,6 +1344,9 @@ pub fn app_with_mailer(
         .with_magic_link()
         .with_audit(audit)
         .trusted_proxies(settings.trusted_proxies.clone());
+    if let Some(oauth) = oauth {
+        router = router.with_oauth(oauth);
+    }
     if settings.refresh_cookie {
         let mut cookie = auth_axum::RefreshCookie::new().path("/auth");
         if settings.public_url.starts_with("http://") {

@@ -22,6 +22,8 @@ pub mod conformance;
 pub mod db;
 mod events;
 mod hasher;
+#[cfg(feature = "oidc-provider")]
+pub mod oidc_provider;
 mod proxy;
 mod skip;
 

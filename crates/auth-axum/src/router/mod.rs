@@ -7,6 +7,8 @@ mod api_keys;
 mod cookie;
 mod dto;
 mod lifecycle;
+#[cfg(feature = "oauth")]
+mod oauth;
 mod passkeys;
 mod routes;
 mod state;
@@ -127,6 +129,8 @@ pub struct AuthRouter<U: AuthUser> {
     audit: Option<Arc<dyn auth_core::AuditStore>>,
     email_change: bool,
     magic_link: bool,
+    #[cfg(feature = "oauth")]
+    oauth: Option<auth_oauth::OAuth>,
     options: Options,
 }
 
@@ -153,6 +157,8 @@ impl<U: AuthUser> AuthRouter<U> {
             audit: None,
             email_change: false,
             magic_link: false,
+            #[cfg(feature = "oauth")]
+            oauth: None,
             options: Options {
                 mount: String::new(),
                 fresh_window: Duration::from_secs(15 * 60),
@@ -228,6 +234,24 @@ impl<U: AuthUser> AuthRouter<U> {
     #[must_use]
     pub fn with_magic_link(mut self) -> Self {
         self.magic_link = true;
+        self
+    }
+
+    /// Adds sign-in with OpenID Connect and OAuth 2.0 providers (feature `oauth`; the service
+    /// needs `with_identities`):
+    ///
+    /// | route | body | answer |
+    /// |---|---|---|
+    /// | `GET /oauth/{provider}/start?redirect_to=` | | 302 to the provider (and an HttpOnly cookie binding the answer to this browser); 400 `{error}` for an unknown provider or a `redirect_to` off the allow-list |
+    /// | `GET\|POST /oauth/{provider}/callback` | the provider's answer | 302 to `redirect_to` with `?code=` (single use, 60 s), `?linked={provider}`, or `?error=` (`access_denied`, `invalid_state`, `invalid_response`, `provider_unavailable`, `identity_in_use`) |
+    /// | `POST /oauth/exchange` | `{code}` | 200 the login answer; 401 for a spent code; 409 `email_taken` when the address is an account's that cannot be linked silently (sign in, then link) |
+    /// | `POST /oauth/{provider}/link/start` | Bearer, fresh, `{redirect_to}` | 200 `{url}` to open in this browser |
+    /// | `GET /identities` | Bearer | 200 `{identities: [{id, provider, subject, email, created_at, last_used_at}]}` |
+    /// | `DELETE /identities/{id}` | Bearer, fresh | 204, 404, 422 `last_sign_in_method` |
+    #[cfg(feature = "oauth")]
+    #[must_use]
+    pub fn with_oauth(mut self, oauth: auth_oauth::OAuth) -> Self {
+        self.oauth = Some(oauth);
         self
     }
 
@@ -377,6 +401,21 @@ impl<U: AuthUser> AuthRouter<U> {
         } else {
             router
         };
+        #[cfg(feature = "oauth")]
+        let router = if self.oauth.is_some() {
+            router
+                .route("/oauth/{provider}/start", get(oauth::start::<U>))
+                .route(
+                    "/oauth/{provider}/callback",
+                    get(oauth::callback_get::<U>).post(oauth::callback_post::<U>),
+                )
+                .route("/oauth/{provider}/link/start", post(oauth::link_start::<U>))
+                .route("/oauth/exchange", post(oauth::exchange::<U>))
+                .route("/identities", get(oauth::identities::<U>))
+                .route("/identities/{id}", delete(oauth::unlink::<U>))
+        } else {
+            router
+        };
         let router = if self.audit.is_some() {
             router.route("/activity", get(activity::activity::<U>))
         } else {
@@ -399,6 +438,8 @@ impl<U: AuthUser> AuthRouter<U> {
                 reset: self.reset,
                 verification: self.verification,
                 audit: self.audit,
+                #[cfg(feature = "oauth")]
+                oauth: self.oauth,
                 options: Arc::new(self.options),
             });
         let router = crate::client::with_request_context(router, proxies);

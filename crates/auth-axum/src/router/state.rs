@@ -26,6 +26,8 @@ pub(crate) struct RouterState<U: AuthUser> {
     pub(crate) reset: Option<auth_sign::PasswordResetService<U>>,
     pub(crate) verification: Option<auth_sign::EmailVerificationService<U>>,
     pub(crate) audit: Option<Arc<dyn auth_core::AuditStore>>,
+    #[cfg(feature = "oauth")]
+    pub(crate) oauth: Option<auth_oauth::OAuth>,
     pub(crate) options: Arc<Options>,
 }
 
