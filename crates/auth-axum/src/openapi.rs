@@ -15,6 +15,7 @@ pub(crate) struct Parts {
     pub(crate) email_change: bool,
     pub(crate) magic_link: bool,
     pub(crate) passkeys: bool,
+    pub(crate) oauth: bool,
 }
 
 struct Route {
@@ -426,6 +427,71 @@ fn routes(parts: &Parts) -> Vec<Route> {
                 bearer: true,
                 body: None,
                 ok: ("204", "Deleted", None),
+                errors: &["401", "403", "404", "422"],
+            },
+        ]);
+    }
+    if parts.oauth {
+        let login_answer = json!({"oneOf": [schema_ref("TokenPair"), schema_ref("MfaChallenge")]});
+        all.extend([
+            Route {
+                method: "get",
+                path: "/oauth/{provider}/start",
+                summary: "Redirect to the provider (query: redirect_to, on the allow-list)",
+                tag: "oauth",
+                bearer: false,
+                body: None,
+                ok: ("302", "To the provider, with the browser-binding cookie", None),
+                errors: &["400"],
+            },
+            Route {
+                method: "get",
+                path: "/oauth/{provider}/callback",
+                summary: "The provider's answer: back to redirect_to with ?code=, ?linked= or ?error=",
+                tag: "oauth",
+                bearer: false,
+                body: None,
+                ok: ("302", "To redirect_to", None),
+                errors: &["400"],
+            },
+            Route {
+                method: "post",
+                path: "/oauth/exchange",
+                summary: "Exchange the single-use code for the login answer",
+                tag: "oauth",
+                bearer: false,
+                body: Some(obj(&["code"], &[])),
+                ok: ("200", "The token pair, or {mfa_required, mfa_token}", Some(login_answer)),
+                errors: &["401", "409", "422"],
+            },
+            Route {
+                method: "post",
+                path: "/oauth/{provider}/link/start",
+                summary: "Start linking the provider to the signed-in account",
+                tag: "oauth",
+                bearer: true,
+                body: Some(obj(&["redirect_to"], &[])),
+                ok: ("200", "{url}", None),
+                errors: &["401", "403", "422"],
+            },
+            Route {
+                method: "get",
+                path: "/identities",
+                summary: "The account's linked provider identities",
+                tag: "oauth",
+                bearer: true,
+                body: None,
+                ok: ("200", "{identities}", None),
+                errors: &["401"],
+            },
+            Route {
+                method: "delete",
+                path: "/identities/{id}",
+                summary: "Unlink an identity (not the last way into the account)",
+                tag: "oauth",
+                bearer: true,
+                body: None,
+                ok: ("204", "Unlinked", None),
                 errors: &["401", "403", "404", "422"],
             },
         ]);

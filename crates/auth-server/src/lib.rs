@@ -1402,6 +1402,11 @@ pub fn app_with_mailer(
             .merge(page::link_routes(
                 &settings.mfa_issuer,
                 &settings.config.password_policy().help_texts(),
+                &settings
+                    .oauth_providers
+                    .iter()
+                    .map(auth::oauth::Provider::name)
+                    .collect::<Vec<_>>(),
             ))
     } else {
         app

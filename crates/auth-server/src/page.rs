@@ -63,6 +63,7 @@ fn escape(text: &str) -> String {
 struct Fill<'a> {
     brand: &'a str,
     hints: String,
+    providers: String,
 }
 
 impl Fill<'_> {
@@ -70,7 +71,8 @@ impl Fill<'_> {
         axum::body::Bytes::from(
             template
                 .replace("__BRAND__", &escape(self.brand))
-                .replace("__HINTS__", &self.hints),
+                .replace("__HINTS__", &self.hints)
+                .replace("__PROVIDERS__", &self.providers),
         )
     }
 }
@@ -79,14 +81,16 @@ impl Fill<'_> {
 /// mailed links open (`/reset-password`, `/verify-email`, `/confirm-email-change`,
 /// `/cancel-email-change`), and their scripts and style under `/pages/`. `brand` is the name
 /// the pages show (`AUTH_MFA_ISSUER`); `hints` the password policy's rules, shown where a new
-/// password is chosen.
-pub(crate) fn link_routes(brand: &str, hints: &[String]) -> Router {
+/// password is chosen; `providers` the sign-in providers (`AUTH_OAUTH_PROVIDERS`), offered as
+/// buttons.
+pub(crate) fn link_routes(brand: &str, hints: &[String], providers: &[&str]) -> Router {
     let fill = Fill {
         brand,
         hints: hints
             .iter()
             .map(|h| format!("<li>{}</li>", escape(h)))
             .collect(),
+        providers: escape(&providers.join(",")),
     };
     let login = fill.page(LOGIN_HTML);
     let account = fill.page(ACCOUNT_HTML);

@@ -366,6 +366,16 @@ impl Browser {
 async fn start_on_localhost(vars: &[(&str, &str)]) -> (String, Outbox) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    serve_on(listener, &base, vars).await
+}
+
+/// [`start_on_localhost`] on a listener bound already (its URL known to a provider first).
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    base: &str,
+    vars: &[(&str, &str)],
+) -> (String, Outbox) {
+    let base = base.to_owned();
     let mut map: std::collections::HashMap<String, String> = [
         ("AUTH_SIGNING_SECRET", common::SECRET),
         ("DATABASE_URL", "sqlite::memory:"),
@@ -953,6 +963,67 @@ async fn sign_in_and_account_pages_with_passkeys() {
         "pages: password sign-in (wrong, right), address confirmed, passkey added, passwordless passkey \
          sign-in from autofill and from the button, another session signed out, TOTP on, password + code, password + passkey, passkey \
          removed, reset from the mailed link; screenshots in docs/pages/"
+    );
+    browser.quit().await;
+}
+
+/// "Continue with <provider>" on `/login`, through a real OpenID provider's login and consent
+/// pages in Chromium (panva's oidc-provider on localhost), back to `/login` with a code, then
+/// `/account` showing the connected account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_sign_in_in_a_browser() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let Some(op) =
+        auth_testkit::oidc_provider::OidcProvider::start(&format!("{base}/auth/oauth/op/callback"))
+            .await
+    else {
+        return;
+    };
+    let Some(browser) = Browser::launch("oauth").await else {
+        return;
+    };
+    let (base, _outbox) = serve_on(
+        listener,
+        &base,
+        &[
+            ("AUTH_OAUTH_PROVIDERS", "op"),
+            ("AUTH_OAUTH_OP_ISSUER", op.issuer()),
+            ("AUTH_OAUTH_OP_CLIENT_ID", "auth-test"),
+            ("AUTH_OAUTH_OP_CLIENT_SECRET", "auth-test-secret"),
+        ],
+    )
+    .await;
+    browser.goto(&format!("{base}/login")).await;
+    browser.title_is("Sign in").await;
+    browser
+        .until("return document.querySelector('#providers button') !== null;")
+        .await;
+    browser.shots("login-providers").await;
+    browser.click("#providers button[data-provider=op]").await;
+    // The provider's own pages: its login form, then its consent form.
+    browser.type_into("input[name=login]", "ada").await;
+    browser.type_into("input[name=password]", "pass").await;
+    browser.click("button[type=submit]").await;
+    browser.until("return document.body.innerText.includes('Authorize') || location.pathname === '/account';").await;
+    if browser.script("return location.pathname;").await != json!("/account") {
+        browser.click("button[type=submit]").await;
+    }
+    browser.path_is("/account").await;
+    assert_eq!(browser.text("email").await, "ada@example.com");
+    assert_eq!(
+        browser.text("verified").await,
+        "Confirmed",
+        "the provider verified it"
+    );
+    browser.until("return document.getElementById('identities').textContent.includes('Op · ada@example.com');").await;
+    assert_eq!(
+        browser.script("return location.search;").await,
+        "",
+        "the code left the address bar"
+    );
+    println!(
+        "provider sign-in in Chromium: /login -> Continue with Op -> oidc-provider login and consent -> /login?code -> /account (ada@example.com, connected account listed)"
     );
     browser.quit().await;
 }

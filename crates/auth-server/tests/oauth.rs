@@ -172,6 +172,25 @@ async fn sign_in_with_a_provider_over_http() {
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "email_taken");
+    // The routes are in the OpenAPI document.
+    let doc: Value = http
+        .get(format!("{base}/auth/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/oauth/{provider}/start",
+        "/oauth/exchange",
+        "/identities/{id}",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} in the OpenAPI document"
+        );
+    }
     println!(
         "auth-server + oidc-provider {}: start 302 -> login, consent -> callback 302 {welcome}?code=… -> exchange 200 -> /auth/me ada@example.com (verified); code twice 401; other browser invalid_state; evil redirect_to 400; eve -> 409 email_taken",
         op.issuer()
@@ -185,4 +204,52 @@ fn urlencode(s: &str) -> String {
         .unwrap()
         .trim_start_matches("v=")
         .to_owned()
+}
+
+#[test]
+fn provider_settings_say_what_to_set() {
+    let error = |vars: &[(&str, &str)]| {
+        let map: std::collections::HashMap<String, String> =
+            [("AUTH_SIGNING_SECRET", common::SECRET)]
+                .iter()
+                .chain(vars)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+        auth_server::Settings::from_lookup(|n| map.get(n).cloned())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(error(&[("AUTH_OAUTH_PROVIDERS", "corp")]).contains("AUTH_OAUTH_CORP_CLIENT_ID"));
+    assert!(
+        error(&[
+            ("AUTH_OAUTH_PROVIDERS", "corp"),
+            ("AUTH_OAUTH_CORP_CLIENT_ID", "x")
+        ])
+        .contains("AUTH_OAUTH_CORP_ISSUER")
+    );
+    assert!(
+        error(&[
+            ("AUTH_OAUTH_PROVIDERS", "google"),
+            ("AUTH_OAUTH_GOOGLE_CLIENT_ID", "x")
+        ])
+        .contains("AUTH_OAUTH_GOOGLE_CLIENT_SECRET")
+    );
+    assert!(
+        error(&[
+            ("AUTH_OAUTH_PROVIDERS", "microsoft"),
+            ("AUTH_OAUTH_MICROSOFT_CLIENT_ID", "x"),
+            ("AUTH_OAUTH_MICROSOFT_CLIENT_SECRET", "s")
+        ])
+        .contains("AUTH_OAUTH_MICROSOFT_TENANT")
+    );
+    assert!(error(&[("AUTH_OAUTH_PROVIDERS", "Bad Name")]).contains("lower-case"));
+    assert!(
+        error(&[
+            ("AUTH_OAUTH_REDIRECT_ALLOWLIST", "not a url"),
+            ("AUTH_OAUTH_PROVIDERS", "")
+        ])
+        .is_empty(),
+        "the allow-list is checked when providers are configured"
+    );
 }

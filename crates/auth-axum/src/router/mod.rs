@@ -315,6 +315,10 @@ impl<U: AuthUser> AuthRouter<U> {
             email_change: self.email_change,
             magic_link: self.magic_link,
             passkeys: self.auth.has_passkeys(),
+            #[cfg(feature = "oauth")]
+            oauth: self.oauth.is_some(),
+            #[cfg(not(feature = "oauth"))]
+            oauth: false,
         }
     }
 

@@ -175,5 +175,42 @@
     location.assign("/login");
   });
 
-  me().then(() => Promise.all([passkeys(), mfa(), sessions()]));
+  const providerNames = ($("identities-card").dataset.providers || "").split(",").filter(Boolean);
+  const label = (n) => n.charAt(0).toUpperCase() + n.slice(1);
+  async function identities() {
+    if (!providerNames.length) { return; }
+    $("identities-card").hidden = false;
+    const r = await K.api("GET", "/auth/identities");
+    if (r.status !== 200) { return; }
+    $("identities").replaceChildren(...r.data.identities.map((i) => row(
+      label(i.provider) + (i.email ? " · " + i.email : ""),
+      "Connected " + when(i.created_at) + (i.last_used_at ? " · last used " + when(i.last_used_at) : ""),
+      [button("Disconnect", "danger", "Disconnect " + label(i.provider), async () => {
+        const x = await K.api("DELETE", "/auth/identities/" + encodeURIComponent(i.id));
+        if (x.status === 204) { K.say($("identity-errors"), []); identities(); return; }
+        K.say($("identity-errors"), K.problems(x, fresh));
+      })],
+    )));
+    if (!r.data.identities.length) {
+      $("identities").append(Object.assign(document.createElement("li"), { textContent: "None yet." }));
+    }
+    $("connect").replaceChildren(...providerNames.map((name) => button("Connect " + label(name), "secondary", "Connect " + label(name), async () => {
+      const x = await K.api("POST", "/auth/oauth/" + encodeURIComponent(name) + "/link/start", { redirect_to: location.origin + "/account" });
+      if (x.status === 200) { location.assign(x.data.url); return; }
+      K.say($("identity-errors"), K.problems(x, fresh));
+    })));
+  }
+  const back = new URLSearchParams(location.search);
+  if (back.has("linked") || back.has("error")) {
+    history.replaceState(null, "", location.pathname);
+    if (back.has("linked")) {
+      $("identity-status").textContent = label(back.get("linked")) + " is connected: you can sign in with it.";
+    } else {
+      K.say($("identity-errors"), [back.get("error") === "identity_in_use"
+        ? "That account at the provider is already connected to another account here."
+        : "Connecting did not work. Try again."]);
+    }
+  }
+
+  me().then(() => Promise.all([passkeys(), mfa(), sessions(), identities()]));
 }());

@@ -31,6 +31,7 @@
     K.say(errors, K.problems(r, {
       401: "The email address or the password is not right.",
       403: "This account cannot sign in.",
+      409: "An account already uses this email address. Sign in with its password, then connect the provider on your account page.",
     }));
   }
 
@@ -116,6 +117,36 @@
     }
     K.say($("reset-errors"), K.problems(r));
   });
+
+  // Providers (AUTH_OAUTH_PROVIDERS): each a button that leaves for the provider and comes
+  // back here with a single-use code (or an error).
+  const names = ($("provider-area").dataset.providers || "").split(",").filter(Boolean);
+  const label = (n) => n.charAt(0).toUpperCase() + n.slice(1);
+  for (const name of names) {
+    const b = Object.assign(document.createElement("button"), { type: "button", className: "secondary", textContent: "Continue with " + label(name) });
+    b.dataset.provider = name;
+    b.addEventListener("click", () => {
+      const back = location.origin + "/login";
+      location.assign("/auth/oauth/" + encodeURIComponent(name) + "/start?redirect_to=" + encodeURIComponent(back));
+    });
+    $("providers").append(b);
+  }
+  $("provider-area").hidden = names.length === 0;
+  const back = new URLSearchParams(location.search);
+  if (back.has("code") || back.has("error")) {
+    history.replaceState(null, "", location.pathname); // the code is in memory now
+    const PROVIDER_ERRORS = {
+      access_denied: "The sign-in was cancelled at the provider.",
+      invalid_state: "That sign-in attempt expired or came from another browser. Try again.",
+      invalid_response: "The provider's answer could not be checked. Try again.",
+      provider_unavailable: "The provider could not be reached. Try again in a moment.",
+    };
+    if (back.has("error")) {
+      K.say($("login-errors"), [PROVIDER_ERRORS[back.get("error")] || "The sign-in did not work. Try again."]);
+    } else {
+      K.raw("POST", "/auth/oauth/exchange", { code: back.get("code") }).then((r) => answer(r, $("login-errors")));
+    }
+  }
 
   if (K.session.get()) {
     K.api("GET", "/auth/me").then((r) => { if (r.status === 200) { location.assign("/account"); } });
