@@ -335,6 +335,23 @@ impl OAuth {
         names
     }
 
+    /// Whether `provider` answers with a form POST (its binding cookie must then be
+    /// `SameSite=None; Secure`).
+    ///
+    /// ```
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?
+    /// #     .with_provider(auth_oauth::Provider::oidc("x", "https://x.example", "id", None).with_form_post());
+    /// assert!(oauth.posts_back("x"));
+    /// assert!(!oauth.posts_back("unknown"));
+    /// # Ok::<(), auth_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn posts_back(&self, provider: &str) -> bool {
+        self.providers
+            .get(provider)
+            .is_some_and(|c| c.provider.form_post())
+    }
+
     /// The callback URL of `provider` (register it at the provider).
     ///
     /// ```
@@ -429,6 +446,9 @@ impl OAuth {
                 for scope in p.scopes().iter().filter(|s| *s != "openid") {
                     request = request.add_scope(Scope::new(scope.clone()));
                 }
+                if p.form_post() {
+                    request = request.add_extra_param("response_mode", "form_post");
+                }
                 let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
                 (
                     url.to_string(),
@@ -490,13 +510,28 @@ impl OAuth {
         String,
     > {
         let redirect = RedirectUrl::new(self.callback_url(p.name())).map_err(|e| e.to_string())?;
+        // Apple: a fresh signed secret, sent in the request body.
+        let (secret, auth_type) = match p.apple_key() {
+            Some(key) => (
+                Some(ClientSecret::new(
+                    key.client_secret(p.client_id(), self.clock.now().unix_timestamp())
+                        .map_err(|e| e.to_string())?,
+                )),
+                openidconnect::AuthType::RequestBody,
+            ),
+            None => (
+                p.client_secret()
+                    .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
+                openidconnect::AuthType::BasicAuth,
+            ),
+        };
         Ok(CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(p.client_id().to_owned()),
-            p.client_secret()
-                .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
+            secret,
         )
-        .set_redirect_uri(redirect))
+        .set_redirect_uri(redirect)
+        .set_auth_type(auth_type))
     }
 
     /// Checks the provider's answer on `provider`'s callback: the state (once, this browser's

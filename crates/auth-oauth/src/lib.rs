@@ -7,8 +7,9 @@
 //!   [`auth_core::ProviderIdentity`]. The application then redeems a single-use, 60-second
 //!   code (never tokens in a URL), and `AuthService::sign_in_with_provider` applies the
 //!   linking rules, the second factor and the session, as for every other way in.
-//! - [`Provider`]: any issuer URL (discovery), presets for Google, Microsoft, GitLab, and
-//!   GitHub (also at other addresses: Enterprise Server, a stand-in in tests).
+//! - [`Provider`]: any issuer URL (discovery), presets for Google, Microsoft, GitLab, Apple
+//!   (client-secret JWT, form-post answers), and GitHub (also at other addresses: Enterprise
+//!   Server, a stand-in in tests).
 //! - [`HttpClient`] (hyper + rustls on ring, webpki roots, timeout, bounded bodies), or any
 //!   [`HttpSend`].
 //! - `db::DbIdentityStore` (feature `db`): linked identities in SQL, with their migration.
@@ -24,6 +25,7 @@
 //! # Ok::<(), auth_core::Error>(())
 //! ```
 
+mod apple;
 #[cfg(feature = "db")]
 pub mod db;
 mod error;

@@ -45,6 +45,9 @@ pub struct Provider {
     client_id: String,
     client_secret: Option<SecretString>,
     scopes: Vec<String>,
+    /// Sign in with Apple: the client secret is a short JWT signed with the team's key.
+    apple: Option<crate::apple::AppleKey>,
+    form_post: bool,
 }
 
 impl fmt::Debug for Provider {
@@ -84,7 +87,68 @@ impl Provider {
             client_id: client_id.into(),
             client_secret: client_secret.map(SecretString::from),
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            apple: None,
+            form_post: false,
         }
+    }
+
+    /// Sign in with Apple (`https://appleid.apple.com`): `client_id` is the Services ID; the
+    /// client secret is a JWT (ES256, five minutes) signed with the key `key_id` of team
+    /// `team_id` (`private_key_pem`: the `.p8` file), made for each code exchange. Apple
+    /// answers with a form POST to the callback (`response_mode=form_post`), so the binding
+    /// cookie is `SameSite=None; Secure`: serve the callback over HTTPS.
+    ///
+    /// # Errors
+    ///
+    /// [`auth_core::Error::Configuration`] for a key that is not a PKCS#8 P-256 private key.
+    ///
+    /// ```
+    /// let pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----";
+    /// assert!(auth_oauth::Provider::apple("com.example.web", "TEAM123456", "KEY1234567", pem).is_err());
+    /// ```
+    pub fn apple(
+        client_id: impl Into<String>,
+        team_id: &str,
+        key_id: &str,
+        private_key_pem: &str,
+    ) -> auth_core::Result<Self> {
+        let mut p = Self::oidc("apple", "https://appleid.apple.com", client_id, None)
+            .with_scopes(["openid", "email"]);
+        p.apple = Some(crate::apple::AppleKey::new(
+            team_id,
+            key_id,
+            private_key_pem,
+        )?);
+        p.form_post = true;
+        Ok(p)
+    }
+
+    /// Asks the provider to answer with a form POST (`response_mode=form_post`) instead of a
+    /// redirect with a query.
+    ///
+    /// ```
+    /// let p = auth_oauth::Provider::oidc("x", "https://x.example", "id", None).with_form_post();
+    /// assert!(p.form_post());
+    /// ```
+    #[must_use]
+    pub fn with_form_post(mut self) -> Self {
+        self.form_post = true;
+        self
+    }
+
+    /// Whether the provider answers with a form POST (cross-site: the binding cookie must be
+    /// `SameSite=None`).
+    ///
+    /// ```
+    /// assert!(!auth_oauth::Provider::google("id", "s").form_post());
+    /// ```
+    #[must_use]
+    pub fn form_post(&self) -> bool {
+        self.form_post
+    }
+
+    pub(crate) fn apple_key(&self) -> Option<&crate::apple::AppleKey> {
+        self.apple.as_ref()
     }
 
     /// Google (`https://accounts.google.com`).
@@ -177,6 +241,8 @@ impl Provider {
             client_id: client_id.into(),
             client_secret: Some(SecretString::from(client_secret)),
             scopes: vec!["read:user".into(), "user:email".into()],
+            apple: None,
+            form_post: false,
         }
     }
 

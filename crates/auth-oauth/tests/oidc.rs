@@ -405,3 +405,31 @@ async fn an_unverified_provider_email_takes_over_nothing() {
         "eve at the provider with victim@example.com unverified -> email_taken, nothing linked"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_post_answers_as_apple_sends_them() {
+    let Some(op) = provider().await else { return };
+    // Apple answers with a form POST; oidc-provider does too when asked (response_mode).
+    let oauth = OAuth::new(&format!("{APP}/auth/oauth"), MemoryCeremonyStore::new())
+        .unwrap()
+        .with_provider(
+            Provider::oidc("op", op.issuer(), "auth-test", Some("auth-test-secret"))
+                .with_form_post(),
+        )
+        .allow_redirects([format!("{APP}/")])
+        .unwrap();
+    assert!(oauth.posts_back("op"));
+    let started = oauth.start("op", WELCOME, None).await.unwrap();
+    assert!(
+        started.url.contains("response_mode=form_post"),
+        "{}",
+        started.url
+    );
+    let posted = Browser::new().dance(&started.url, APP, "ada", false).await;
+    let finished = oauth
+        .finish("op", &params(&posted), Some(&started.binding))
+        .await
+        .unwrap();
+    assert_eq!(finished.identity.subject, "ada");
+    println!("form_post: the provider's auto-submitted form carries code and state; identity ada");
+}

@@ -43,6 +43,8 @@
 //! | `AUTH_OAUTH_<NAME>_ISSUER` | the preset's | the OpenID issuer URL (required for a name without a preset) |
 //! | `AUTH_OAUTH_<NAME>_SCOPES` | the preset's | comma-separated scopes |
 //! | `AUTH_OAUTH_MICROSOFT_TENANT` | none | the Entra ID tenant (or give `_ISSUER`) |
+//! | `AUTH_OAUTH_APPLE_TEAM_ID` / `_KEY_ID` / `_PRIVATE_KEY_FILE` (or `_PRIVATE_KEY`) | none | Sign in with Apple: the client secret is signed with this key (`_CLIENT_ID` is the Services ID); Apple posts its answer back, so serve HTTPS |
+//! | `AUTH_OAUTH_<NAME>_FORM_POST` | `false` | `true`: ask the provider to answer with a form POST (`response_mode=form_post`) |
 //! | `AUTH_OAUTH_GITHUB_URL` / `_API_URL` | `https://github.com` / `https://api.github.com` | GitHub Enterprise Server's addresses |
 //! | `AUTH_OAUTH_REDIRECT_ALLOWLIST` | the origin of `AUTH_PUBLIC_URL` | comma-separated URL prefixes `redirect_to` may point at |
 //! | `AUTH_PASSKEYS` | `true` | `false`: no passkey routes (`/auth/passkeys/…`) |
@@ -1144,6 +1146,36 @@ fn oauth_providers(
                 )
             })
         };
+        if name == "apple" {
+            let pem = match (var("PRIVATE_KEY"), var("PRIVATE_KEY_FILE")) {
+                (Some(pem), _) => pem,
+                (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::invalid(
+                        key("PRIVATE_KEY_FILE"),
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?,
+                (None, None) => {
+                    return Err(ConfigError::invalid(
+                        key("PRIVATE_KEY_FILE"),
+                        "is required for Sign in with Apple (or AUTH_OAUTH_APPLE_PRIVATE_KEY): the .p8 key file",
+                    ));
+                }
+            };
+            let need = |suffix: &str| {
+                var(suffix).ok_or_else(|| {
+                    ConfigError::invalid(key(suffix), "is required for Sign in with Apple")
+                })
+            };
+            let apple =
+                auth::oauth::Provider::apple(client_id, &need("TEAM_ID")?, &need("KEY_ID")?, &pem)
+                    .map_err(|e| match e {
+                        auth::Error::Configuration(c) => c,
+                        other => ConfigError::invalid(key("PRIVATE_KEY"), other.to_string()),
+                    })?;
+            providers.push(apple);
+            continue;
+        }
         let provider = match (name, var("ISSUER")) {
             (_, Some(issuer)) => {
                 auth::oauth::Provider::oidc(name, issuer, client_id, secret.as_deref())
@@ -1171,6 +1203,11 @@ fn oauth_providers(
                     format!("{other} has no preset: set {}", key("ISSUER")),
                 ));
             }
+        };
+        let provider = if matches!(var("FORM_POST").as_deref(), Some("true" | "1")) {
+            provider.with_form_post()
+        } else {
+            provider
         };
         let provider = match var("SCOPES") {
             Some(scopes) => provider.with_scopes(

@@ -25,17 +25,25 @@ fn query(url: &str, key: &str) -> Option<String> {
 async fn sign_in_with_a_provider_over_http() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
-    let Some(op) = OidcProvider::start(&format!("{base}/auth/oauth/op/callback")).await else {
+    let Some(op) = OidcProvider::start(&format!(
+        "{base}/auth/oauth/op/callback,{base}/auth/oauth/op-post/callback"
+    ))
+    .await
+    else {
         return;
     };
     let vars: std::collections::HashMap<String, String> = [
         ("AUTH_SIGNING_SECRET", common::SECRET),
         ("DATABASE_URL", "sqlite::memory:"),
         ("AUTH_PUBLIC_URL", base.as_str()),
-        ("AUTH_OAUTH_PROVIDERS", "op"),
+        ("AUTH_OAUTH_PROVIDERS", "op,op-post"),
         ("AUTH_OAUTH_OP_ISSUER", op.issuer()),
         ("AUTH_OAUTH_OP_CLIENT_ID", "auth-test"),
         ("AUTH_OAUTH_OP_CLIENT_SECRET", "auth-test-secret"),
+        ("AUTH_OAUTH_OP_POST_ISSUER", op.issuer()),
+        ("AUTH_OAUTH_OP_POST_CLIENT_ID", "auth-test"),
+        ("AUTH_OAUTH_OP_POST_CLIENT_SECRET", "auth-test-secret"),
+        ("AUTH_OAUTH_OP_POST_FORM_POST", "true"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -119,6 +127,39 @@ async fn sign_in_with_a_provider_over_http() {
         .unwrap();
     assert_eq!(ids["identities"][0]["provider"], "op");
     assert_eq!(ids["identities"][0]["subject"], "ada");
+
+    // A provider that answers with a form POST (as Apple does): the browser posts the
+    // provider's form to the callback.
+    let post_start = format!(
+        "{base}/auth/oauth/op-post/start?redirect_to={}",
+        urlencode(&welcome)
+    );
+    let poster = Browser::new();
+    let (_, to_provider, _) = poster.get(&post_start).await;
+    let posted = poster
+        .dance(
+            &to_provider.unwrap(),
+            &format!("{base}/auth/oauth/op-post/callback"),
+            "ada",
+            false,
+        )
+        .await;
+    let (action, fields) = posted.split_once('?').unwrap();
+    let (status, landed, _) = poster
+        .send(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .post(action)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(fields.to_owned()),
+            action,
+        )
+        .await;
+    assert_eq!(status, 302);
+    let code = query(&landed.unwrap(), "code").expect("a code from the form post");
+    assert_eq!(exchange(code).await.unwrap().status(), 200);
 
     // Another browser on the callback (the victim's state in an attacker's session): back
     // to the page with ?error=invalid_state.

@@ -218,7 +218,8 @@ impl Browser {
 
     /// Follows redirects from `url` until one leaves for a URL starting with `until`: logs
     /// in as `login` on the provider's form and consents on its consent form (or, with
-    /// `deny`, aborts at the first form). The URL it was sent to.
+    /// `deny`, aborts at the first form). The URL it was sent to (for a form post to `until`,
+    /// the form's action with its fields as the query).
     ///
     /// # Panics
     ///
@@ -227,6 +228,11 @@ impl Browser {
         let mut url = url.to_owned();
         for _ in 0..16 {
             let (status, location, body) = self.get(&url).await;
+            // A form post back to the application (response_mode=form_post): returned as the
+            // equivalent URL with its fields in the query.
+            if status == 200 && body.contains(&format!("action=\"{until}")) {
+                return form_as_url(&body);
+            }
             let (status, location, body) = if status == 200 && body.contains("name=\"prompt\"") {
                 if deny {
                     let abort = format!("{url}/abort");
@@ -254,4 +260,27 @@ impl Browser {
         }
         panic!("the provider never sent the browser back")
     }
+}
+
+/// An auto-submitting form (a provider's `form_post` answer) as `action?field=value&…`.
+fn form_as_url(body: &str) -> String {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')?;
+        Some(tag[start..start + end].replace("&amp;", "&"))
+    };
+    let form_start = body.find("<form").expect("a form");
+    let form_tag = &body[form_start..form_start + body[form_start..].find('>').expect("a tag")];
+    let action = attr(form_tag, "action").expect("an action");
+    let mut url = reqwest::Url::parse(&action).expect("an absolute action");
+    {
+        let mut query = url.query_pairs_mut();
+        for piece in body.split("<input").skip(1) {
+            let tag = &piece[..piece.find('>').unwrap_or(piece.len())];
+            if let (Some(name), Some(value)) = (attr(tag, "name"), attr(tag, "value")) {
+                query.append_pair(&name, &value);
+            }
+        }
+    }
+    url.to_string()
 }

@@ -41,13 +41,17 @@ fn binding_cookie<U: AuthUser>(
     max_age: u32,
 ) -> Option<HeaderValue> {
     let oauth = state.oauth.as_ref()?;
-    let secure = if oauth.callback_url(provider).starts_with("https://") {
-        "; Secure"
+    let https = oauth.callback_url(provider).starts_with("https://");
+    // A provider that answers with a cross-site form POST (Apple) gets the cookie only with
+    // SameSite=None, which browsers accept only with Secure.
+    let same_site = if oauth.posts_back(provider) && https {
+        "None"
     } else {
-        ""
+        "Lax"
     };
+    let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{}={value}; Path={}/oauth/{provider}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        "{}={value}; Path={}/oauth/{provider}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}",
         cookie_name(provider),
         state.options.mount
     ))

@@ -14,7 +14,7 @@ const accounts = {
 const client = (id, secret) => ({
   client_id: id,
   client_secret: secret,
-  redirect_uris: [redirect],
+  redirect_uris: redirect.split(","),
   grant_types: ["authorization_code"],
   response_types: ["code"],
   token_endpoint_auth_method: "client_secret_basic",
