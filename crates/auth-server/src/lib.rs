@@ -47,7 +47,7 @@
 //! | `AUTH_OAUTH_<NAME>_FORM_POST` | `false` | `true`: ask the provider to answer with a form POST (`response_mode=form_post`) |
 //! | `AUTH_OAUTH_GITHUB_URL` / `_API_URL` | `https://github.com` / `https://api.github.com` | GitHub Enterprise Server's addresses |
 //! | `AUTH_OAUTH_REDIRECT_ALLOWLIST` | the origin of `AUTH_PUBLIC_URL` | comma-separated URL prefixes `redirect_to` may point at |
-//! | `AUTH_PASSKEYS` | `true` | `false`: no passkey routes (`/auth/passkeys/…`) |
+//! | `AUTH_PASSKEYS` | on where possible | `false`: no passkey routes (`/auth/passkeys/…`); unset, they are off (with a warning) when `AUTH_PUBLIC_URL` is on an IP address other than loopback, where browsers refuse passkeys; `true` makes that an error |
 //! | `AUTH_WEBAUTHN_RP_ID` | the host of `AUTH_PUBLIC_URL` (`localhost` for a loopback address) | the domain passkeys are bound to: never change it once users have passkeys |
 //! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
@@ -517,13 +517,27 @@ impl Settings {
                     .collect(),
                 None => vec![format!("{}/", origin_of(&public_url))],
             };
+        let rp_id = lookup("AUTH_WEBAUTHN_RP_ID").filter(|s| !s.is_empty());
+        let rp_origins = lookup("AUTH_WEBAUTHN_ORIGINS").filter(|s| !s.is_empty());
+        let explicit = rp_id.is_some() || rp_origins.is_some();
         let passkeys = match lookup("AUTH_PASSKEYS").as_deref() {
-            None | Some("" | "true" | "1") => Some(relying_party(
-                &public_url,
-                lookup("AUTH_WEBAUTHN_RP_ID").filter(|s| !s.is_empty()),
-                lookup("AUTH_WEBAUTHN_ORIGINS").filter(|s| !s.is_empty()),
-                &mfa_issuer,
-            )?),
+            // On by default, where browsers allow passkeys: a public URL on an IP address
+            // (not loopback) cannot be a relying party, and a server nobody asked passkeys of
+            // still starts, saying why they are off.
+            None | Some("") => match relying_party(&public_url, rp_id, rp_origins, &mfa_issuer) {
+                Ok(config) => Some(config),
+                Err(e) if !explicit => {
+                    tracing::warn!(
+                        public_url = %public_url,
+                        "passkeys are off: browsers allow them only on a domain name (or localhost); \
+                         set AUTH_PUBLIC_URL to one, or AUTH_WEBAUTHN_RP_ID and AUTH_WEBAUTHN_ORIGINS \
+                         ({e})"
+                    );
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            Some("true" | "1") => Some(relying_party(&public_url, rp_id, rp_origins, &mfa_issuer)?),
             Some("false" | "0") => None,
             Some(_) => {
                 return Err(ConfigError::invalid(
@@ -1226,7 +1240,7 @@ fn oauth_providers(
 }
 
 /// The passkeys' relying party: `rp_id` (else the public URL's host; `localhost` for a
-/// loopback address, since browsers refuse passkeys on IP addresses) and `origins` (else the
+/// loopback or unspecified address, since browsers refuse passkeys on IP addresses) and `origins` (else the
 /// public URL's origin, with `localhost` in place of a loopback address).
 fn relying_party(
     public_url: &str,
@@ -1240,7 +1254,7 @@ fn relying_party(
         .host_str()
         .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
         .and_then(|h| h.parse::<std::net::IpAddr>().ok())
-        .is_some_and(|ip| ip.is_loopback());
+        .is_some_and(|ip| ip.is_loopback() || ip.is_unspecified());
     let host = if loopback {
         "localhost".to_owned()
     } else {

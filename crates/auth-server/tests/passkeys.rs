@@ -339,3 +339,67 @@ async fn mysql() {
     flow(Target::MySql).await;
     second_factor(Target::MySql).await;
 }
+
+/// Passkeys are on by default where browsers allow them; a server on an IP address still
+/// starts (passkeys off); asking for them there, or a mismatched RP id, is an error that says
+/// what to set.
+#[test]
+fn relying_party_settings() {
+    let settings = |vars: &[(&str, &str)]| {
+        let map: std::collections::HashMap<String, String> =
+            [("AUTH_SIGNING_SECRET", common::SECRET)]
+                .iter()
+                .chain(vars)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+        auth_server::Settings::from_lookup(|n| map.get(n).cloned())
+    };
+    let rp = |vars: &[(&str, &str)]| {
+        settings(vars)
+            .unwrap()
+            .passkeys
+            .map(|c| (c.rp_id().to_owned(), c.origins()[0].to_string()))
+    };
+    assert_eq!(
+        rp(&[]),
+        Some(("localhost".into(), "http://localhost:8080/".into()))
+    );
+    assert_eq!(
+        rp(&[("AUTH_SERVER_ADDR", "0.0.0.0:8080")]),
+        Some(("localhost".into(), "http://localhost:8080/".into()))
+    );
+    assert_eq!(
+        rp(&[("AUTH_PUBLIC_URL", "https://auth.example.com")]),
+        Some((
+            "auth.example.com".into(),
+            "https://auth.example.com/".into()
+        ))
+    );
+    assert_eq!(
+        rp(&[
+            ("AUTH_PUBLIC_URL", "https://auth.example.com"),
+            ("AUTH_WEBAUTHN_RP_ID", "example.com")
+        ]),
+        Some(("example.com".into(), "https://auth.example.com/".into()))
+    );
+    assert_eq!(
+        rp(&[("AUTH_PUBLIC_URL", "http://10.0.0.5:8080")]),
+        None,
+        "off, and the server starts"
+    );
+    assert_eq!(rp(&[("AUTH_PASSKEYS", "false")]), None);
+    let error = settings(&[
+        ("AUTH_PUBLIC_URL", "http://10.0.0.5:8080"),
+        ("AUTH_PASSKEYS", "true"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("AUTH_WEBAUTHN_RP_ID"), "{error}");
+    let error = settings(&[
+        ("AUTH_PUBLIC_URL", "https://auth.example.com"),
+        ("AUTH_WEBAUTHN_RP_ID", "other.org"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("AUTH_WEBAUTHN_RP_ID"), "{error}");
+}
