@@ -911,6 +911,18 @@ async fn sign_in_and_account_pages_with_passkeys() {
     browser.click("#code-passkey").await;
     browser.path_is("/account").await;
 
+    // Rename it in place.
+    browser.click("#passkeys button.secondary").await;
+    browser
+        .type_into("#passkeys form.rename input[name=name]", "Work laptop")
+        .await;
+    browser
+        .click("#passkeys form.rename button[type=submit]")
+        .await;
+    browser
+        .until("return document.getElementById('passkeys').textContent.includes('Work laptop');")
+        .await;
+
     // Remove the passkey (the password remains).
     browser
         .until("return document.querySelectorAll('#passkeys button.danger').length === 1;")
@@ -962,7 +974,7 @@ async fn sign_in_and_account_pages_with_passkeys() {
     println!(
         "pages: password sign-in (wrong, right), address confirmed, passkey added, passwordless passkey \
          sign-in from autofill and from the button, another session signed out, TOTP on, password + code, password + passkey, passkey \
-         removed, reset from the mailed link; screenshots in docs/pages/"
+         renamed in place, passkey removed, reset from the mailed link; screenshots in docs/pages/"
     );
     browser.quit().await;
 }

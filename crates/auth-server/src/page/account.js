@@ -43,11 +43,28 @@
       p.name,
       "Added " + when(p.created_at) + " · last used " + when(p.last_used_at) + (p.backed_up ? " · synced" : ""),
       [
-        button("Rename", "secondary", "Rename " + p.name, async () => {
-          const name = prompt("A name for this passkey", p.name);
-          if (!name) { return; }
-          const x = await K.api("PATCH", "/auth/passkeys/" + encodeURIComponent(p.id), { name });
-          if (x.status === 200) { passkeys(); } else { K.say($("passkey-errors"), K.problems(x)); }
+        button("Rename", "secondary", "Rename " + p.name, (event) => {
+          // The name becomes a field in place, with Save and Cancel.
+          const li = event.target.closest("li");
+          const form = document.createElement("form");
+          form.className = "rename";
+          const label = Object.assign(document.createElement("label"), { textContent: "Name" });
+          const input = Object.assign(document.createElement("input"), { type: "text", value: p.name, maxLength: 64, name: "name" });
+          label.append(input);
+          const save = Object.assign(document.createElement("button"), { type: "submit", textContent: "Save" });
+          const cancel = Object.assign(document.createElement("button"), { type: "button", className: "secondary", textContent: "Cancel" });
+          cancel.addEventListener("click", () => passkeys());
+          const actions = Object.assign(document.createElement("div"), { className: "actions" });
+          actions.append(save, cancel);
+          form.append(label, actions);
+          form.addEventListener("submit", async (e) => {
+            e.preventDefault();
+            const x = await K.api("PATCH", "/auth/passkeys/" + encodeURIComponent(p.id), { name: input.value.trim() });
+            if (x.status === 200) { K.say($("passkey-errors"), []); passkeys(); } else { K.say($("passkey-errors"), K.problems(x)); }
+          });
+          li.replaceChildren(form);
+          input.focus();
+          input.select();
         }),
         button("Remove", "danger", "Remove " + p.name, async () => {
           const x = await K.api("DELETE", "/auth/passkeys/" + encodeURIComponent(p.id));
