@@ -43,16 +43,6 @@ fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
 
 use auth_core::{from_unix_micros as from_micros, unix_micros as micros};
 
-fn user_pk(id: &UserId) -> Result<i64> {
-    id.as_str().parse().map_err(|_| {
-        Error::invalid(
-            "user_id",
-            "invalid_user_id",
-            "DbApiKeyStore stores integer user ids (auth_users.id)",
-        )
-    })
-}
-
 /// One row into `table`: as many values as columns (checked by the compiler), and a typed error
 /// rather than a panic should sea-query refuse it anyway.
 fn insert_row<C: IntoIden, const N: usize>(
@@ -194,7 +184,7 @@ impl DbApiKeyStore {
 impl ApiKeyStore for DbApiKeyStore {
     async fn create(&self, r: &ApiKeyRecord, secret_hash: &str) -> Result<()> {
         let (user, service) = match &r.owner {
-            ApiKeyOwner::User(id) => (Some(user_pk(id)?), None),
+            ApiKeyOwner::User(id) => (Some(id.to_row_id()?), None),
             ApiKeyOwner::Service(name) => (None, Some(name.clone())),
             _ => {
                 return Err(Error::invalid(
@@ -289,7 +279,7 @@ impl ApiKeyStore for DbApiKeyStore {
         let mut q = Self::select_keys();
         match owner {
             ApiKeyOwner::User(id) => {
-                let Ok(uid) = user_pk(id) else {
+                let Ok(uid) = id.to_row_id() else {
                     return Ok(Vec::new());
                 };
                 q.and_where(Expr::col((AuthApiKeys::Table, AuthApiKeys::UserId)).eq(uid));

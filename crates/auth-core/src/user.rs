@@ -49,6 +49,29 @@ impl UserId {
         &self.0
     }
 
+    /// The id as the integer primary key of `auth_users`, for the SQL stores (which all keep
+    /// integer ids).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Validation`] (`invalid_user_id`) for an id that is not an integer.
+    ///
+    /// ```
+    /// # use auth_core::UserId;
+    /// assert_eq!(UserId::new("42").to_row_id()?, 42);
+    /// assert!(UserId::new("ada").to_row_id().is_err());
+    /// # Ok::<(), auth_core::Error>(())
+    /// ```
+    pub fn to_row_id(&self) -> crate::Result<i64> {
+        self.0.parse().map_err(|_| {
+            crate::Error::invalid(
+                "user_id",
+                "invalid_user_id",
+                "the SQL stores keep integer user ids (auth_users.id)",
+            )
+        })
+    }
+
     /// Consumes the id, returning the string.
     ///
     /// ```

@@ -170,16 +170,6 @@ fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
     move |e| Error::backend(context, e)
 }
 
-fn pk(user: &UserId) -> Result<i64> {
-    user.as_str().parse().map_err(|_| {
-        Error::invalid(
-            "user_id",
-            "invalid_user_id",
-            "DbMfaStore stores integer user ids (auth_users.id)",
-        )
-    })
-}
-
 fn to_record(m: totp::Model) -> Result<TotpRecord> {
     let ciphertext = STANDARD
         .decode(&m.ciphertext)
@@ -212,7 +202,9 @@ fn to_record(m: totp::Model) -> Result<TotpRecord> {
 #[async_trait]
 impl MfaStore for DbMfaStore {
     async fn totp(&self, user: &UserId) -> Result<Option<TotpRecord>> {
-        let Ok(id) = pk(user) else { return Ok(None) };
+        let Ok(id) = user.to_row_id() else {
+            return Ok(None);
+        };
         totp::Entity::find_by_id(id)
             .one(&self.db)
             .await
@@ -222,7 +214,7 @@ impl MfaStore for DbMfaStore {
     }
 
     async fn save_pending(&self, user: &UserId, record: &TotpRecord) -> Result<bool> {
-        let id = pk(user)?;
+        let id = user.to_row_id()?;
         let txn = self
             .db
             .begin()
@@ -260,7 +252,7 @@ impl MfaStore for DbMfaStore {
     }
 
     async fn confirm(&self, user: &UserId, step: i64) -> Result<bool> {
-        let id = pk(user)?;
+        let id = user.to_row_id()?;
         let n = totp::Entity::update_many()
             .col_expr(totp::Column::Confirmed, Expr::value(true))
             .col_expr(totp::Column::LastStep, Expr::value(Some(step)))
@@ -274,7 +266,7 @@ impl MfaStore for DbMfaStore {
     }
 
     async fn accept_step(&self, user: &UserId, step: i64) -> Result<bool> {
-        let id = pk(user)?;
+        let id = user.to_row_id()?;
         let n = totp::Entity::update_many()
             .col_expr(totp::Column::LastStep, Expr::value(Some(step)))
             .filter(totp::Column::UserId.eq(id))
@@ -297,7 +289,7 @@ impl MfaStore for DbMfaStore {
         expected_key_id: &str,
         secret: &EncryptedSecret,
     ) -> Result<bool> {
-        let id = pk(user)?;
+        let id = user.to_row_id()?;
         let n = totp::Entity::update_many()
             .col_expr(totp::Column::KeyId, Expr::value(secret.key_id.clone()))
             .col_expr(
@@ -314,7 +306,9 @@ impl MfaStore for DbMfaStore {
     }
 
     async fn delete(&self, user: &UserId) -> Result<bool> {
-        let Ok(id) = pk(user) else { return Ok(false) };
+        let Ok(id) = user.to_row_id() else {
+            return Ok(false);
+        };
         let txn = self
             .db
             .begin()
@@ -336,7 +330,7 @@ impl MfaStore for DbMfaStore {
     }
 
     async fn replace_recovery_codes(&self, user: &UserId, hashes: &[String]) -> Result<()> {
-        let id = pk(user)?;
+        let id = user.to_row_id()?;
         let txn = self
             .db
             .begin()
@@ -361,7 +355,9 @@ impl MfaStore for DbMfaStore {
     }
 
     async fn use_recovery_code(&self, user: &UserId, hash: &str) -> Result<bool> {
-        let Ok(id) = pk(user) else { return Ok(false) };
+        let Ok(id) = user.to_row_id() else {
+            return Ok(false);
+        };
         let n = recovery_code::Entity::delete_many()
             .filter(recovery_code::Column::UserId.eq(id))
             .filter(recovery_code::Column::CodeHash.eq(hash))
@@ -373,7 +369,9 @@ impl MfaStore for DbMfaStore {
     }
 
     async fn recovery_codes_left(&self, user: &UserId) -> Result<u64> {
-        let Ok(id) = pk(user) else { return Ok(0) };
+        let Ok(id) = user.to_row_id() else {
+            return Ok(0);
+        };
         recovery_code::Entity::find()
             .filter(recovery_code::Column::UserId.eq(id))
             .count(&self.db)
@@ -384,7 +382,7 @@ impl MfaStore for DbMfaStore {
     async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<()> {
         challenge::Entity::insert(challenge::ActiveModel {
             token_hash: Set(challenge.token_hash.clone()),
-            user_id: Set(pk(&challenge.user_id)?),
+            user_id: Set(challenge.user_id.to_row_id()?),
             expires_at: Set(auth_core::truncate_to_micros(challenge.expires_at)),
             attempts: Set(0),
         })

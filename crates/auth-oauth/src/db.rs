@@ -167,16 +167,6 @@ fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
     move |e| Error::backend(context, e)
 }
 
-fn user_pk(id: &UserId) -> Result<i64> {
-    id.as_str().parse().map_err(|_| {
-        Error::invalid(
-            "user_id",
-            "invalid_user_id",
-            "DbIdentityStore stores integer user ids (auth_users.id)",
-        )
-    })
-}
-
 const COLUMNS: [AuthIdentities; 7] = [
     AuthIdentities::Id,
     AuthIdentities::UserId,
@@ -274,7 +264,7 @@ impl IdentityStore for DbIdentityStore {
             .columns(COLUMNS)
             .values([
                 i.id.clone().into(),
-                user_pk(&i.user_id)?.into(),
+                i.user_id.to_row_id()?.into(),
                 i.provider.clone().into(),
                 i.subject.clone().into(),
                 i.email.clone().into(),
@@ -293,7 +283,7 @@ impl IdentityStore for DbIdentityStore {
 
     async fn by_user(&self, user: &UserId) -> Result<Vec<LinkedIdentity>> {
         let mut q = select();
-        q.and_where(Expr::col(AuthIdentities::UserId).eq(user_pk(user)?))
+        q.and_where(Expr::col(AuthIdentities::UserId).eq(user.to_row_id()?))
             .order_by(AuthIdentities::CreatedAt, Order::Asc)
             .order_by(AuthIdentities::Id, Order::Asc);
         self.rows(&q).await
@@ -317,7 +307,7 @@ impl IdentityStore for DbIdentityStore {
         delete
             .from_table(AuthIdentities::Table)
             .and_where(Expr::col(AuthIdentities::Id).eq(id))
-            .and_where(Expr::col(AuthIdentities::UserId).eq(user_pk(user)?));
+            .and_where(Expr::col(AuthIdentities::UserId).eq(user.to_row_id()?));
         Ok(self
             .db
             .execute(&delete)
@@ -331,7 +321,7 @@ impl IdentityStore for DbIdentityStore {
         let mut delete = Query::delete();
         delete
             .from_table(AuthIdentities::Table)
-            .and_where(Expr::col(AuthIdentities::UserId).eq(user_pk(user)?));
+            .and_where(Expr::col(AuthIdentities::UserId).eq(user.to_row_id()?));
         Ok(self
             .db
             .execute(&delete)

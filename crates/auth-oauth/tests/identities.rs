@@ -31,38 +31,18 @@ async fn run(target: Target) {
     .with_identities(DbIdentityStore::new(db));
 
     // 30 first sign-ins of one person at once: one account, one link.
-    let tasks: Vec<_> = (0..30)
-        .map(|_| {
-            let auth = auth.clone();
-            tokio::spawn(async move {
-                let id =
-                    ProviderIdentity::new("google", "Sub-1").with_email("race@example.com", true);
-                auth.sign_in_with_provider(id, LoginOptions::new()).await
-            })
-        })
-        .collect();
-    let mut users = std::collections::BTreeSet::new();
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(LoginOutcome::Session(s)) => {
-                users.insert(s.user.id.to_string());
-            }
-            other => panic!("every one of them signs the same person in: {other:?}"),
-        }
-    }
-    assert_eq!(users.len(), 1, "{users:?}");
-    let user = auth
-        .parts()
-        .users
-        .find_by_email("race@example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let user_id = auth_testkit::conformance::first_provider_sign_ins(
+        &auth,
+        "google",
+        "Sub-1",
+        "race@example.com",
+    )
+    .await;
     let again = ProviderIdentity::new("google", "Sub-1").with_email("race@example.com", true);
     auth.sign_in_with_provider(again, LoginOptions::new())
         .await
         .unwrap();
-    let links = auth.list_identities(&user.id).await.unwrap();
+    let links = auth.list_identities(&user_id).await.unwrap();
     assert_eq!(links.len(), 1);
     assert!(
         links[0].last_used_at.is_some(),
@@ -79,19 +59,19 @@ async fn run(target: Target) {
 
     // Unlink: the only way in stays until a password exists.
     assert!(matches!(
-        auth.unlink_identity(&user.id, &links[0].id).await,
+        auth.unlink_identity(&user_id, &links[0].id).await,
         Err(Error::Validation(_))
     ));
-    auth.set_password(&user.id, "amber-heron-dances-7")
+    auth.set_password(&user_id, "amber-heron-dances-7")
         .await
         .unwrap();
-    assert!(auth.unlink_identity(&user.id, &links[0].id).await.unwrap());
+    assert!(auth.unlink_identity(&user_id, &links[0].id).await.unwrap());
 
     // Deleting the account deletes its links.
     let gh = ProviderIdentity::new("github", "9").with_email("race@example.com", true);
-    auth.link_identity(&user.id, gh.clone()).await.unwrap();
-    assert!(auth.delete_user(&user.id).await.unwrap());
-    assert!(auth.list_identities(&user.id).await.unwrap().is_empty());
+    auth.link_identity(&user_id, gh.clone()).await.unwrap();
+    assert!(auth.delete_user(&user_id).await.unwrap());
+    assert!(auth.list_identities(&user_id).await.unwrap().is_empty());
     // The identity is free again: a new account for it.
     let LoginOutcome::Session(s) = auth
         .sign_in_with_provider(gh, LoginOptions::new())
@@ -100,7 +80,7 @@ async fn run(target: Target) {
     else {
         panic!("a session")
     };
-    assert_ne!(s.user.id, user.id);
+    assert_ne!(s.user.id, user_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

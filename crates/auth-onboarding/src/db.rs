@@ -99,17 +99,7 @@ fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
 }
 
 fn user_pk(user: &Option<UserId>) -> Result<Option<i64>> {
-    user.as_ref()
-        .map(|u| {
-            u.as_str().parse::<i64>().map_err(|_| {
-                Error::invalid(
-                    "user_id",
-                    "invalid_user_id",
-                    "DbSessionStore stores integer user ids (auth_users.id)",
-                )
-            })
-        })
-        .transpose()
+    user.as_ref().map(UserId::to_row_id).transpose()
 }
 
 fn to_record(m: session::Model) -> SessionRecord {

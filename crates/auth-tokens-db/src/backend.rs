@@ -256,16 +256,6 @@ fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
     move |e| Error::backend(context, e)
 }
 
-fn user_pk(user_id: &UserId) -> Result<i64> {
-    user_id.as_str().parse().map_err(|_| {
-        Error::invalid(
-            "user_id",
-            "invalid_user_id",
-            "DbTokenBackend stores integer user ids (auth_users.id)",
-        )
-    })
-}
-
 impl fmt::Debug for DbTokenBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbTokenBackend")
@@ -277,7 +267,7 @@ impl fmt::Debug for DbTokenBackend {
 #[async_trait]
 impl TokenBackend for DbTokenBackend {
     async fn issue(&self, request: &IssueRequest) -> Result<TokenPair> {
-        let user_id = user_pk(&request.user_id)?;
+        let user_id = request.user_id.to_row_id()?;
         let now = self.now();
         let absolute = add(now, request.lifetimes.absolute());
         let family_id = random::token(16);
@@ -425,7 +415,7 @@ impl TokenBackend for DbTokenBackend {
     }
 
     async fn revoke_all(&self, user_id: &UserId, keep: Option<&str>) -> Result<u64> {
-        let Ok(uid) = user_pk(user_id) else {
+        let Ok(uid) = user_id.to_row_id() else {
             return Ok(0);
         };
         let now = self.now();
@@ -457,7 +447,7 @@ impl TokenBackend for DbTokenBackend {
     }
 
     async fn sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>> {
-        let Ok(uid) = user_pk(user_id) else {
+        let Ok(uid) = user_id.to_row_id() else {
             return Ok(Vec::new());
         };
         let rows = family::Entity::find()
@@ -488,7 +478,7 @@ impl TokenBackend for DbTokenBackend {
     }
 
     async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<bool> {
-        let Ok(uid) = user_pk(user_id) else {
+        let Ok(uid) = user_id.to_row_id() else {
             return Ok(false);
         };
         let owned = family::Entity::find_by_id(session_id.to_owned())

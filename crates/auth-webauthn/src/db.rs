@@ -230,16 +230,6 @@ fn db(context: &'static str) -> impl Fn(DbErr) -> Error {
     move |e| Error::backend(context, e)
 }
 
-fn user_pk(id: &UserId) -> Result<i64> {
-    id.as_str().parse().map_err(|_| {
-        Error::invalid(
-            "user_id",
-            "invalid_user_id",
-            "DbPasskeyStore stores integer user ids (auth_users.id)",
-        )
-    })
-}
-
 const COLUMNS: [AuthPasskeys; 12] = [
     AuthPasskeys::Id,
     AuthPasskeys::UserId,
@@ -342,7 +332,7 @@ impl PasskeyStore for DbPasskeyStore {
         insert
             .values([
                 p.id.clone().into(),
-                user_pk(&p.user_id)?.into(),
+                p.user_id.to_row_id()?.into(),
                 p.user_handle.clone().into(),
                 p.credential_id.clone().into(),
                 p.name.clone().into(),
@@ -366,7 +356,7 @@ impl PasskeyStore for DbPasskeyStore {
 
     async fn by_user(&self, user: &UserId) -> Result<Vec<StoredPasskey>> {
         let mut q = Self::select();
-        q.and_where(Expr::col(AuthPasskeys::UserId).eq(user_pk(user)?))
+        q.and_where(Expr::col(AuthPasskeys::UserId).eq(user.to_row_id()?))
             .order_by(AuthPasskeys::CreatedAt, Order::Asc)
             .order_by(AuthPasskeys::Id, Order::Asc);
         self.rows(&q).await
@@ -413,7 +403,7 @@ impl PasskeyStore for DbPasskeyStore {
             .table(AuthPasskeys::Table)
             .value(AuthPasskeys::Name, name)
             .and_where(Expr::col(AuthPasskeys::Id).eq(id))
-            .and_where(Expr::col(AuthPasskeys::UserId).eq(user_pk(user)?));
+            .and_where(Expr::col(AuthPasskeys::UserId).eq(user.to_row_id()?));
         let done = self
             .db
             .execute(&update)
@@ -431,7 +421,7 @@ impl PasskeyStore for DbPasskeyStore {
         delete
             .from_table(AuthPasskeys::Table)
             .and_where(Expr::col(AuthPasskeys::Id).eq(id))
-            .and_where(Expr::col(AuthPasskeys::UserId).eq(user_pk(user)?));
+            .and_where(Expr::col(AuthPasskeys::UserId).eq(user.to_row_id()?));
         let done = self
             .db
             .execute(&delete)
@@ -444,7 +434,7 @@ impl PasskeyStore for DbPasskeyStore {
         let mut delete = Query::delete();
         delete
             .from_table(AuthPasskeys::Table)
-            .and_where(Expr::col(AuthPasskeys::UserId).eq(user_pk(user)?));
+            .and_where(Expr::col(AuthPasskeys::UserId).eq(user.to_row_id()?));
         Ok(self
             .db
             .execute(&delete)

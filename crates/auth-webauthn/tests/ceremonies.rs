@@ -118,6 +118,19 @@ fn request(options: &auth_core::PasskeyOptions) -> RequestChallengeResponse {
     serde_json::from_value(json!({ "publicKey": options.public_key })).unwrap()
 }
 
+/// `key`'s answer to `options`, told (as a lying client would) that `allowed`'s credentials
+/// are the allowed ones.
+fn answer_allowing(
+    key: &mut SoftPasskey,
+    options: &auth_core::PasskeyOptions,
+    allowed: &auth_core::PasskeyOptions,
+) -> Value {
+    let mut forged = request(options).public_key;
+    forged.allow_credentials = request(allowed).public_key.allow_credentials;
+    let answer = AuthenticatorBackend::perform_auth(key, origin(), forged, 60_000).unwrap();
+    serde_json::to_value(answer).unwrap()
+}
+
 /// Registers a passkey held by `key` for `user`.
 async fn enrol(
     rig: &Rig,
@@ -368,17 +381,10 @@ async fn attacks(stores: Stores) {
         .passkey_login_options(Some("bob@example.com"))
         .await
         .unwrap();
-    let mut forged = request(&options).public_key;
-    forged.allow_credentials = request(&bobs).public_key.allow_credentials;
-    let answer =
-        AuthenticatorBackend::perform_auth(&mut bob_key, origin(), forged, 60_000).unwrap();
+    let answer = answer_allowing(&mut bob_key, &options, &bobs);
     assert!(matches!(
         rig.auth
-            .sign_in_with_passkey(
-                &options.ceremony,
-                &serde_json::to_value(answer).unwrap(),
-                LoginOptions::new()
-            )
+            .sign_in_with_passkey(&options.ceremony, &answer, LoginOptions::new())
             .await,
         Err(Error::InvalidCredentials)
     ));
@@ -435,15 +441,10 @@ async fn attacks(stores: Stores) {
             .map(Vec::len),
         Some(0)
     );
-    let (ceremony, answer) = {
-        let mut forged = request(&options).public_key;
-        forged.allow_credentials = request(&bobs).public_key.allow_credentials;
-        let a = AuthenticatorBackend::perform_auth(&mut bob_key, origin(), forged, 60_000).unwrap();
-        (options.ceremony, serde_json::to_value(a).unwrap())
-    };
+    let answer = answer_allowing(&mut bob_key, &options, &bobs);
     assert!(matches!(
         rig.auth
-            .sign_in_with_passkey(&ceremony, &answer, LoginOptions::new())
+            .sign_in_with_passkey(&options.ceremony, &answer, LoginOptions::new())
             .await,
         Err(Error::InvalidCredentials)
     ));
@@ -537,18 +538,10 @@ async fn second_factor(stores: Stores) {
         .passkey_login_options(Some("bob@example.com"))
         .await
         .unwrap();
-    let mut forged = request(&options).public_key;
-    forged.allow_credentials = request(&bobs).public_key.allow_credentials;
-    let answer =
-        AuthenticatorBackend::perform_auth(&mut bob_key, origin(), forged, 60_000).unwrap();
+    let answer = answer_allowing(&mut bob_key, &options, &bobs);
     assert!(matches!(
         rig.auth
-            .complete_sign_in_with_passkey(
-                &token,
-                &options.ceremony,
-                &serde_json::to_value(answer).unwrap(),
-                LoginOptions::new()
-            )
+            .complete_sign_in_with_passkey(&token, &options.ceremony, &answer, LoginOptions::new())
             .await,
         Err(Error::InvalidCredentials)
     ));

@@ -4,8 +4,6 @@
 //! password; the second factor still applies; unlinking keeps the last way in; concurrent
 //! first sign-ins create one account.
 
-use std::sync::Arc;
-
 use auth_core::{
     AuthConfig, AuthService, Challenge, Error, LoginOptions, LoginOutcome, MemoryIdentityStore,
     MemoryTokenBackend, MemoryUserStore, ProviderIdentity, Result, SecondFactorGate, SecretString,
@@ -165,33 +163,11 @@ async fn inactive_accounts_and_second_factors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_concurrent_first_sign_ins_make_one_account() {
-    let auth = Arc::new(service());
-    let tasks: Vec<_> = (0..30)
-        .map(|_| {
-            let auth = Arc::clone(&auth);
-            tokio::spawn(async move {
-                let id =
-                    ProviderIdentity::new("google", "race").with_email("race@example.com", true);
-                auth.sign_in_with_provider(id, LoginOptions::new()).await
-            })
-        })
-        .collect();
-    let mut users = std::collections::BTreeSet::new();
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(LoginOutcome::Session(s)) => {
-                users.insert(s.user.id.to_string());
-            }
-            other => panic!("every one of them signs the same person in: {other:?}"),
-        }
-    }
-    assert_eq!(users.len(), 1, "one account: {users:?}");
-    let user = auth
-        .parts()
-        .users
-        .find_by_email("race@example.com")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(auth.list_identities(&user.id).await.unwrap().len(), 1);
+    auth_testkit::conformance::first_provider_sign_ins(
+        &service(),
+        "google",
+        "race",
+        "race@example.com",
+    )
+    .await;
 }

@@ -8,6 +8,7 @@
 mod api_keys;
 mod audit;
 mod ceremony;
+mod identities;
 #[cfg(feature = "mfa")]
 mod mfa;
 mod onboarding;
@@ -19,6 +20,7 @@ mod user_store;
 pub use api_keys::{api_key_cleanup, api_key_store};
 pub use audit::audit_store;
 pub use ceremony::ceremony_store;
+pub use identities::first_provider_sign_ins;
 #[cfg(feature = "mfa")]
 pub use mfa::mfa_store;
 pub use onboarding::session_store;
