@@ -1,22 +1,61 @@
-//! Redis figures (with `AUTH_BENCH_REDIS_URL`): a revocation check and a rate-limit reservation
-//! against the raw round trip they wrap (`GET`, `INCR`), on the same connection.
+//! Redis figures: a revocation check and a rate-limit reservation against the raw round trip
+//! they wrap (`GET`, `INCR`), on one server (`AUTH_BENCH_REDIS_URL`) and on a Redis Cluster
+//! (`AUTH_BENCH_REDIS_CLUSTER_URL`, seed URLs separated by commas), each time against a raw
+//! connection of the same kind.
 
 use std::hint::black_box;
 
 use auth_core::{RateLimitPolicy, RateLimiter, RevocationQuery, RevocationStore, UserId};
 use auth_redis::{Redis, RedisRateLimiter, RedisRevocationStore};
+use redis::aio::ConnectionLike;
 
 pub(crate) async fn run() -> Result<(), String> {
-    let Ok(url) = std::env::var("AUTH_BENCH_REDIS_URL") else {
-        println!("Redis: skipped (set AUTH_BENCH_REDIS_URL, e.g. redis://127.0.0.1:6379/)");
-        return Ok(());
-    };
     let prefix = format!("auth:bench:{}:", auth_core::random::token(6));
-    let redis = Redis::connect(&url)
-        .await
-        .map_err(|e| e.to_string())?
-        .with_prefix(&prefix);
-    println!("\nRedis ({url}, one connection, loopback) against the raw command it wraps\n");
+    match std::env::var("AUTH_BENCH_REDIS_URL") {
+        Ok(url) => {
+            let redis = Redis::connect(&url).await.map_err(|e| e.to_string())?;
+            let raw = redis::Client::open(url.as_str())
+                .map_err(|e| e.to_string())?
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "\nRedis ({url}, one connection, loopback) against the raw command it wraps\n"
+            );
+            measure(redis.with_prefix(&prefix), raw, &prefix).await?;
+        }
+        Err(_) => {
+            println!("Redis: skipped (set AUTH_BENCH_REDIS_URL, e.g. redis://127.0.0.1:6379/)")
+        }
+    }
+    match std::env::var("AUTH_BENCH_REDIS_CLUSTER_URL") {
+        Ok(urls) => {
+            let seeds: Vec<&str> = urls.split(',').map(str::trim).collect();
+            let redis = Redis::connect_cluster(&seeds)
+                .await
+                .map_err(|e| e.to_string())?;
+            let raw = redis::cluster::ClusterClient::new(seeds.clone())
+                .map_err(|e| e.to_string())?
+                .get_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "\nRedis Cluster ({} seed nodes, loopback) against the raw command it wraps, on a raw cluster connection\n",
+                seeds.len()
+            );
+            measure(redis.with_prefix(&prefix), raw, &prefix).await?;
+        }
+        Err(_) => println!(
+            "Redis Cluster: skipped (set AUTH_BENCH_REDIS_CLUSTER_URL; .ci/redis-cluster start DIR auto prints one)"
+        ),
+    }
+    Ok(())
+}
+
+async fn measure<C>(redis: Redis, conn: C, prefix: &str) -> Result<(), String>
+where
+    C: ConnectionLike + Clone + Send + 'static,
+{
     let store = RedisRevocationStore::new(redis.clone());
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     store
@@ -24,11 +63,6 @@ pub(crate) async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let q = RevocationQuery::new("other-jti", UserId::new("7"), 0).with_family("fam");
-    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-    let conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| e.to_string())?;
     let raw_get = || {
         let mut conn = conn.clone();
         let key = format!("{prefix}raw");
@@ -77,16 +111,11 @@ pub(crate) async fn run() -> Result<(), String> {
         "INCR (one round trip)",
         raw,
     );
-    // Leave nothing behind.
+    // Leave nothing behind (the limiter's window expires by itself within a minute).
     let mut conn = conn.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    if !keys.is_empty() {
+    for key in ["raw", "raw-counter", "rev:t:bench-jti"] {
         let _: i64 = redis::cmd("DEL")
-            .arg(keys)
+            .arg(format!("{prefix}{key}"))
             .query_async(&mut conn)
             .await
             .unwrap_or_default();

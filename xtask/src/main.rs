@@ -121,6 +121,7 @@ fn skip_summary(log: &str) -> Result<(), String> {
         ("AUTH_TEST_POSTGRES_URL", "postgres"),
         ("AUTH_TEST_MYSQL_URL", "mysql"),
         ("AUTH_TEST_REDIS_URL", "redis"),
+        ("AUTH_TEST_REDIS_CLUSTER_URL", "redis-cluster"),
     ]
     .into_iter()
     .filter(|(var, _)| std::env::var(var).is_ok_and(|v| !v.is_empty()))

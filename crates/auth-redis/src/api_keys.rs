@@ -9,50 +9,48 @@ use time::OffsetDateTime;
 
 use crate::connection::{Redis, backend, digest, from_micros, micros};
 
-/// The key a secret names, in one round trip. KEYS: the secret. ARGV: the prefix of key
-/// hashes (ids are checked before they name a key). Returns the secret's `until` ('' for
-/// none) followed by the key hash's fields, or nil.
+/// The key a secret names, in one round trip, on one server (a cluster keeps the two in
+/// different slots: two reads). KEYS: the secret. ARGV: the prefix of key hashes (ids are
+/// checked before they name a key). Returns the secret's `until` ('' for none) followed by the
+/// key hash's fields, or nil.
 const FIND: &str = r"
 local s = redis.call('HMGET', KEYS[1], 'id', 'until')
 if not s[1] then return false end
-local k = redis.call('HGETALL', ARGV[1] .. s[1])
+local k = redis.call('HGETALL', ARGV[1] .. '{' .. s[1] .. '}')
 if #k == 0 then return false end
 table.insert(k, 1, s[2] or '')
 return k
 ";
 
-/// Adds a secret to a key and graces the earlier ones. KEYS: the key hash, its secret set,
-/// the new secret. ARGV: until (us), its ttl (ms), the new secret's hash, the prefix of
-/// secret keys, the key's ttl (ms, or -1 for none). Returns 1, or 0 without the key.
+/// Adds a secret to a key's set. KEYS: the key hash, its secret set (one slot: `{id}`).
+/// ARGV: the new secret's hash. Returns the earlier secrets' hashes, or nil without the key.
 const ROLL: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local earlier = redis.call('SMEMBERS', KEYS[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return earlier
+";
+
+/// Ends a secret's life at `until` at the latest (never later than it was). KEYS: the
+/// secret. ARGV: until (us), its ttl (ms). Returns 0 when the secret is gone.
+const GRACE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local until_us = tonumber(ARGV[1])
-for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local key = ARGV[4] .. h
-  if redis.call('EXISTS', key) == 1 then
-    local cur = redis.call('HGET', key, 'until')
-    if not cur or tonumber(cur) > until_us then
-      redis.call('HSET', key, 'until', ARGV[1])
-      redis.call('PEXPIRE', key, ARGV[2])
-    end
-  else
-    redis.call('SREM', KEYS[2], h)
-  end
+local cur = redis.call('HGET', KEYS[1], 'until')
+if not cur or tonumber(cur) > tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'until', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-redis.call('HSET', KEYS[3], 'id', redis.call('HGET', KEYS[1], 'id'))
-if tonumber(ARGV[5]) > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
-redis.call('SADD', KEYS[2], ARGV[3])
 return 1
 ";
 
-/// Deletes a key and its secrets. KEYS: the key hash, its secret set, the owner's index.
-/// ARGV: the id, the prefix of secret keys. Returns 1 when the key existed.
+/// Deletes a key and its secret set. KEYS: the key hash, its secret set (one slot). Returns
+/// whether the key existed, then the secrets' hashes (whose entries the caller deletes).
 const DELETE: &str = r"
 local existed = redis.call('DEL', KEYS[1])
-for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', ARGV[2] .. h) end
+local secrets = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return existed
+table.insert(secrets, 1, tostring(existed))
+return secrets
 ";
 
 /// Records a use unless one was recorded after `not_before`. KEYS: the key hash.
@@ -75,12 +73,14 @@ return 1
 
 /// API keys in Redis, for services that keep credentials out of SQL or share them between
 /// instances without a database round trip on the primary: a verification is one script
-/// (the secret's hash, then its key), a roll one script, the per-key limit one `INCR` per
-/// request in a window counter. Keys expire in Redis an hour after their expiry (or their
+/// (the secret's hash, then its key; two reads on a cluster), the per-key limit one `INCR`
+/// per request in a window counter. Keys expire in Redis an hour after their expiry (or their
 /// grace period, for a rolled secret); `cleanup_expired` removes them at once by the clock.
 ///
-/// Like the other multi-key scripts of this crate, these assume a single Redis (or a
-/// Sentinel-fronted primary), not Redis Cluster.
+/// On a cluster a key's record, its secret set and its window counters share the hash tag
+/// `{id}`; each secret and each owner's index live in slots of their own. The record decides:
+/// a secret whose key is gone finds nothing, so the steps of a creation, a roll or a deletion
+/// never leave a key usable that should not be (each step's order is chosen for that).
 ///
 /// ```no_run
 /// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
@@ -96,6 +96,7 @@ pub struct RedisApiKeyStore {
     redis: Redis,
     find: Script,
     roll: Script,
+    grace: Script,
     delete: Script,
     touch: Script,
     reserve: Script,
@@ -123,6 +124,7 @@ impl RedisApiKeyStore {
             redis,
             find: Script::new(FIND),
             roll: Script::new(ROLL),
+            grace: Script::new(GRACE),
             delete: Script::new(DELETE),
             touch: Script::new(TOUCH),
             reserve: Script::new(RESERVE),
@@ -134,16 +136,16 @@ impl RedisApiKeyStore {
         self.redis.key(&["ak", "k", ""])
     }
 
-    fn secret_prefix(&self) -> String {
-        self.redis.key(&["ak", "s", ""])
+    fn secret(&self, hash: &str) -> String {
+        self.redis.key(&["ak", "s", hash])
     }
 
     fn key(&self, id: &str) -> String {
-        self.redis.key(&["ak", "k", id])
+        self.redis.key(&["ak", "k", &format!("{{{id}}}")])
     }
 
     fn secrets_of(&self, id: &str) -> String {
-        self.redis.key(&["ak", "ks", id])
+        self.redis.key(&["ak", "ks", &format!("{{{id}}}")])
     }
 
     fn owner_index(&self, owner: &ApiKeyOwner) -> String {
@@ -151,10 +153,42 @@ impl RedisApiKeyStore {
     }
 
     fn window(&self, id: &str, start: i64) -> String {
-        self.redis.key(&["ak", "w", id, &start.to_string()])
+        self.redis
+            .key(&["ak", "w", &format!("{{{id}}}"), &start.to_string()])
     }
 
     /// Milliseconds Redis keeps what lives as long as `record` (-1: no expiry).
+    /// A verification on a cluster: the secret, then the key it names (two slots, two reads;
+    /// a key deleted between them is not found).
+    async fn find_in_cluster(&self, secret_hash: &str) -> Result<Option<FoundApiKey>> {
+        let mut conn = self.redis.conn.clone();
+        let named: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.secret(secret_hash))
+            .arg("id")
+            .arg("until")
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("looking up an API key in Redis"))?;
+        let Some(id) = named.first().cloned().flatten().filter(|id| valid_id(id)) else {
+            return Ok(None);
+        };
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.key(&id))
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("looking up an API key in Redis"))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let until = named
+            .get(1)
+            .cloned()
+            .flatten()
+            .and_then(|u| u.parse::<i64>().ok())
+            .map(from_micros);
+        Ok(Some(FoundApiKey::new(Self::record_of(fields)?, until)))
+    }
+
     fn record_ttl(&self, record: &ApiKeyRecord) -> i64 {
         record
             .expires_at
@@ -210,23 +244,19 @@ impl ApiKeyStore for RedisApiKeyStore {
             ));
         }
         let key = self.key(&record.id);
-        let secret = self.redis.key(&["ak", "s", secret_hash]);
+        let secret = self.secret(secret_hash);
         let secrets = self.secrets_of(&record.id);
         let index = self.owner_index(&record.owner);
         let json =
             serde_json::to_string(record).map_err(|e| Error::backend("encoding an API key", e))?;
         let ttl = self.record_ttl(record);
         let mut conn = self.redis.conn.clone();
-        let (fresh_key, fresh_secret): (bool, bool) = redis::pipe()
-            .cmd("HSETNX")
-            .arg(&key)
-            .arg("id")
-            .arg(&record.id)
-            .cmd("HSETNX")
-            .arg(&secret)
-            .arg("id")
-            .arg(&record.id)
-            .query_async(&mut conn)
+        let mut claim = redis::pipe();
+        claim.cmd("HSETNX").arg(&key).arg("id").arg(&record.id);
+        claim.cmd("HSETNX").arg(&secret).arg("id").arg(&record.id);
+        let (fresh_key, fresh_secret): (bool, bool) = self
+            .redis
+            .batch(&claim)
             .await
             .map_err(backend("storing an API key in Redis"))?;
         if !(fresh_key && fresh_secret) {
@@ -234,6 +264,21 @@ impl ApiKeyStore for RedisApiKeyStore {
                 "an API key with this id or secret exists",
             )));
         }
+        // Listed before it works, so its owner can always see (and revoke) a working key.
+        let mut listed = redis::pipe();
+        listed
+            .cmd("ZADD")
+            .arg(&index)
+            .arg(micros(record.created_at))
+            .arg(&record.id);
+        if ttl > 0 {
+            listed.cmd("PEXPIRE").arg(&secret).arg(ttl);
+        }
+        self.redis
+            .batch::<Vec<i64>>(&listed)
+            .await
+            .map_err(backend("storing an API key in Redis"))?;
+        // The record (what a verification reads) and its secret set: one slot, one transaction.
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.cmd("HSET")
@@ -251,13 +296,8 @@ impl ApiKeyStore for RedisApiKeyStore {
                 .ignore();
         }
         pipe.cmd("SADD").arg(&secrets).arg(secret_hash).ignore();
-        pipe.cmd("ZADD")
-            .arg(&index)
-            .arg(micros(record.created_at))
-            .arg(&record.id)
-            .ignore();
         if ttl > 0 {
-            for k in [&key, &secret, &secrets] {
+            for k in [&key, &secrets] {
                 pipe.cmd("PEXPIRE").arg(k).arg(ttl).ignore();
             }
         }
@@ -270,10 +310,13 @@ impl ApiKeyStore for RedisApiKeyStore {
         if secret_hash.len() > 128 {
             return Ok(None);
         }
+        if self.redis.is_cluster() {
+            return self.find_in_cluster(secret_hash).await;
+        }
         let mut conn = self.redis.conn.clone();
         let found: Option<Vec<String>> = self
             .find
-            .key(self.redis.key(&["ak", "s", secret_hash]))
+            .key(self.secret(secret_hash))
             .arg(self.key_prefix())
             .invoke_async(&mut conn)
             .await
@@ -340,20 +383,71 @@ impl ApiKeyStore for RedisApiKeyStore {
         };
         let until = micros(previous_until);
         let mut conn = self.redis.conn.clone();
-        let rolled: i64 = self
+        // The new secret first (its own slot), naming the key; then the key's set, which
+        // decides (a key deleted meanwhile takes the new secret with it); then the earlier
+        // secrets' grace, each in its slot. Until the last step both secrets work, as they do
+        // through the grace period anyway.
+        let secret = self.secret(new_hash);
+        let fresh: bool = redis::cmd("HSETNX")
+            .arg(&secret)
+            .arg("id")
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("rolling an API key in Redis"))?;
+        let ttl = self.record_ttl(&record);
+        if fresh && ttl > 0 {
+            redis::cmd("PEXPIRE")
+                .arg(&secret)
+                .arg(ttl)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(backend("rolling an API key in Redis"))?;
+        }
+        if !fresh {
+            return Err(Error::Backend(auth_core::BackendError::message(
+                "an API key with this secret exists",
+            )));
+        }
+        let earlier: Option<Vec<String>> = self
             .roll
             .key(self.key(id))
             .key(self.secrets_of(id))
-            .key(self.redis.key(&["ak", "s", new_hash]))
-            .arg(until)
-            .arg(self.redis.ttl_ms(until))
             .arg(new_hash)
-            .arg(self.secret_prefix())
-            .arg(self.record_ttl(&record))
             .invoke_async(&mut conn)
             .await
             .map_err(backend("rolling an API key in Redis"))?;
-        Ok(rolled == 1)
+        let Some(earlier) = earlier else {
+            redis::cmd("DEL")
+                .arg(&secret)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(backend("rolling an API key in Redis"))?;
+            return Ok(false);
+        };
+        let mut gone = Vec::new();
+        for hash in earlier {
+            let live: i64 = self
+                .grace
+                .key(self.secret(&hash))
+                .arg(until)
+                .arg(self.redis.ttl_ms(until))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend("rolling an API key in Redis"))?;
+            if live == 0 {
+                gone.push(hash);
+            }
+        }
+        if !gone.is_empty() {
+            redis::cmd("SREM")
+                .arg(self.secrets_of(id))
+                .arg(&gone)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(backend("rolling an API key in Redis"))?;
+        }
+        Ok(true)
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
@@ -361,17 +455,28 @@ impl ApiKeyStore for RedisApiKeyStore {
             return Ok(false);
         };
         let mut conn = self.redis.conn.clone();
-        let existed: i64 = self
+        // The record first: from then on no secret of it verifies. Then its secrets and its
+        // place in the owner's list, in their own slots.
+        let mut answer: Vec<String> = self
             .delete
             .key(self.key(id))
             .key(self.secrets_of(id))
-            .key(self.owner_index(&record.owner))
-            .arg(id)
-            .arg(self.secret_prefix())
             .invoke_async(&mut conn)
             .await
             .map_err(backend("deleting an API key in Redis"))?;
-        Ok(existed == 1)
+        let secrets = answer.split_off(answer.len().min(1));
+        let mut rest = redis::pipe();
+        for hash in &secrets {
+            rest.cmd("DEL").arg(self.secret(hash));
+        }
+        rest.cmd("ZREM")
+            .arg(self.owner_index(&record.owner))
+            .arg(id);
+        self.redis
+            .batch::<Vec<i64>>(&rest)
+            .await
+            .map_err(backend("deleting an API key in Redis"))?;
+        Ok(answer.first().map(String::as_str) == Some("1"))
     }
 
     async fn set_enabled(&self, id: &str, enabled: bool) -> Result<bool> {

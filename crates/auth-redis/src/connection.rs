@@ -1,5 +1,5 @@
-//! `Redis`: a connection manager (reconnecting by itself), the key prefix and the clock the
-//! stores share.
+//! `Redis`: a connection (one server through a connection manager, or a cluster), the key
+//! prefix and the clock the stores share.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,8 +7,54 @@ use std::time::Duration;
 
 use auth_core::{Clock, Error, Result, SharedClock, SystemClock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
 
-/// A handle on one Redis server: cheap to clone, shared by every store of a service.
+/// The connection the stores send through: one server, or a cluster (feature `cluster`).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A handle on one Redis server or on a Redis Cluster: cheap to clone, shared by every store
+/// of a service.
+///
+/// On a cluster (feature `cluster`, [`Redis::connect_cluster`]) every store works unchanged:
+/// the keys a script or a transaction touches together share a hash tag (`{…}`), so they live
+/// in one slot; reads that span slots are sent to their nodes concurrently; cleanup scans
+/// every primary. Keep `{` and `}` out of the prefix.
 ///
 /// ```no_run
 /// # async fn f() -> auth_core::Result<()> {
@@ -18,8 +64,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 /// ```
 #[derive(Clone)]
 pub struct Redis {
-    pub(crate) client: redis::Client,
-    pub(crate) conn: ConnectionManager,
+    /// Where the change feed subscribes: the server, or each seed node of a cluster in turn
+    /// (a message published on any node of a cluster reaches the subscribers of every node).
+    pub(crate) subscribe_to: Arc<[redis::Client]>,
+    pub(crate) conn: Conn,
     prefix: Arc<str>,
     pub(crate) clock: SharedClock,
 }
@@ -29,6 +77,7 @@ impl fmt::Debug for Redis {
         // The URL may hold a password: only the prefix is shown.
         f.debug_struct("Redis")
             .field("prefix", &self.prefix)
+            .field("cluster", &self.is_cluster())
             .finish_non_exhaustive()
     }
 }
@@ -69,12 +118,16 @@ impl Redis {
             ))
         })?
         .map_err(|e| Error::backend("connecting to Redis (check AUTH_REDIS_URL)", e))?;
-        Ok(Self {
-            client,
+        Ok(Self::new(vec![client], Conn::Single(conn)))
+    }
+
+    fn new(subscribe_to: Vec<redis::Client>, conn: Conn) -> Self {
+        Self {
+            subscribe_to: subscribe_to.into(),
             conn,
             prefix: Arc::from("auth:"),
             clock: Arc::new(SystemClock),
-        })
+        }
     }
 
     /// Like [`connect`](Self::connect), without waiting for the server: the first command
@@ -104,12 +157,116 @@ impl Redis {
             .map_err(|e| Error::backend("parsing the Redis URL (check AUTH_REDIS_URL)", e))?;
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), Self::config())
             .map_err(|e| Error::backend("preparing the Redis connection", e))?;
-        Ok(Self {
-            client,
-            conn,
-            prefix: Arc::from("auth:"),
-            clock: Arc::new(SystemClock),
-        })
+        Ok(Self::new(vec![client], Conn::Single(conn)))
+    }
+
+    /// Connects to a Redis Cluster through `seeds` (one or more nodes' URLs; the others are
+    /// found from them), the way [`connect`](Self::connect) does to one server. Commands time
+    /// out after a second per attempt and three in all, retries included (a primary's
+    /// failover: the slots move to its replica and the commands follow them).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when a URL is invalid, when `seeds` is empty or when no node can be
+    /// reached now.
+    ///
+    /// ```no_run
+    /// # async fn f() -> auth_core::Result<()> {
+    /// let redis = auth_redis::Redis::connect_cluster(&[
+    ///     "redis://10.0.0.1:6379/",
+    ///     "redis://10.0.0.2:6379/",
+    /// ])
+    /// .await?
+    /// .with_prefix("shop:auth:");
+    /// assert!(redis.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub async fn connect_cluster<S: AsRef<str>>(seeds: &[S]) -> Result<Self> {
+        let (client, subscribe_to) = Self::cluster_client(seeds)?;
+        let conn = tokio::time::timeout(RESPONSE_TIMEOUT * 3, client.get_async_connection())
+            .await
+            .map_err(|_| {
+                Error::Backend(auth_core::BackendError::message(
+                    "connecting to the Redis Cluster timed out (check AUTH_REDIS_URL)",
+                ))
+            })?
+            .map_err(|e| {
+                Error::backend("connecting to the Redis Cluster (check AUTH_REDIS_URL)", e)
+            })?;
+        Ok(Self::new(subscribe_to, Conn::Cluster(conn)))
+    }
+
+    /// Like [`connect_cluster`](Self::connect_cluster), without waiting for the nodes: the
+    /// first command connects.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when a URL is invalid or `seeds` is empty, and outside a Tokio
+    /// runtime.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let redis = auth_redis::Redis::open_cluster(&["redis://127.0.0.1:7001/"]).unwrap();
+    /// assert!(redis.is_cluster());
+    /// assert!(auth_redis::Redis::open_cluster::<&str>(&[]).is_err());
+    /// # });
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn open_cluster<S: AsRef<str>>(seeds: &[S]) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Backend(auth_core::BackendError::message(
+                "Redis::open_cluster needs a running Tokio runtime",
+            )));
+        }
+        let (client, subscribe_to) = Self::cluster_client(seeds)?;
+        let conn = client.get_pending_async_connection_with_config(
+            redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(RESPONSE_TIMEOUT)
+                .set_response_timeout(RESPONSE_TIMEOUT),
+        );
+        Ok(Self::new(subscribe_to, Conn::Cluster(conn)))
+    }
+
+    #[cfg(feature = "cluster")]
+    fn cluster_client<S: AsRef<str>>(
+        seeds: &[S],
+    ) -> Result<(redis::cluster::ClusterClient, Vec<redis::Client>)> {
+        if seeds.is_empty() {
+            return Err(Error::Backend(auth_core::BackendError::message(
+                "a Redis Cluster needs at least one seed node (check AUTH_REDIS_URL)",
+            )));
+        }
+        let subscribe_to = seeds
+            .iter()
+            .map(|url| redis::Client::open(url.as_ref()))
+            .collect::<redis::RedisResult<Vec<_>>>()
+            .map_err(|e| Error::backend("parsing a Redis URL (check AUTH_REDIS_URL)", e))?;
+        let client = redis::cluster::ClusterClientBuilder::new(
+            subscribe_to.iter().map(|c| c.get_connection_info().clone()),
+        )
+        .connection_timeout(RESPONSE_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .overall_response_timeout(Some(RESPONSE_TIMEOUT * 3))
+        .retries(8)
+        .min_retry_wait(20)
+        .max_retry_wait(400)
+        .build()
+        .map_err(|e| Error::backend("configuring the Redis Cluster (check AUTH_REDIS_URL)", e))?;
+        Ok((client, subscribe_to))
+    }
+
+    /// Whether this is a Redis Cluster ([`connect_cluster`](Self::connect_cluster)).
+    ///
+    /// ```no_run
+    /// # async fn f() -> auth_core::Result<()> {
+    /// let redis = auth_redis::Redis::connect("redis://127.0.0.1:6379/").await?;
+    /// assert!(!redis.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        !matches!(self.conn, Conn::Single(_))
     }
 
     fn config() -> ConnectionManagerConfig {
@@ -194,29 +351,164 @@ impl Redis {
         i64::try_from(self.clock.now().unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
     }
 
-    /// Keys matching `pattern` (under the prefix), by `SCAN` (never `KEYS`).
+    /// Keys matching `pattern` (under the prefix), by `SCAN` (never `KEYS`), on every
+    /// primary of a cluster.
     pub(crate) async fn scan(&self, pattern: &str) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
         let pattern = format!("{}{pattern}", escape_glob(&self.prefix));
-        let mut cursor: u64 = 0;
         let mut keys = Vec::new();
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1_000)
-                .query_async(&mut conn)
-                .await
-                .map_err(backend("scanning Redis keys"))?;
-            keys.extend(batch);
-            if next == 0 {
-                return Ok(keys);
+        for node in self.primaries().await? {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut cmd = redis::cmd("SCAN");
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1_000);
+                let (next, batch): (u64, Vec<String>) = redis::from_redis_value(
+                    self.send_to(node.as_ref(), cmd)
+                        .await
+                        .map_err(backend("scanning Redis keys"))?,
+                )
+                .map_err(|e| backend("scanning Redis keys")(e.into()))?;
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
+        }
+        if self.is_cluster() {
+            // A key being migrated between two nodes can be listed by both.
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        Ok(keys)
+    }
+
+    /// The nodes a scan visits: `None` for the one server, each primary's address on a
+    /// cluster.
+    async fn primaries(&self) -> Result<Vec<Option<(String, u16)>>> {
+        match &self.conn {
+            Conn::Single(_) => Ok(vec![None]),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(_) => {
+                let mut conn = self.conn.clone();
+                let slots: Value = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend("listing the Redis Cluster's nodes"))?;
+                let mut nodes = cluster_primaries(&slots);
+                if nodes.is_empty() {
+                    return Err(Error::Backend(auth_core::BackendError::message(
+                        "the Redis Cluster reported no primary",
+                    )));
+                }
+                nodes.sort_unstable();
+                nodes.dedup();
+                Ok(nodes.into_iter().map(Some).collect())
+            }
         }
     }
+
+    /// Sends `cmd` to `node` (`None`: wherever the connection routes it).
+    async fn send_to(&self, node: Option<&(String, u16)>, cmd: Cmd) -> redis::RedisResult<Value> {
+        let mut conn = self.conn.clone();
+        match (node, &mut conn) {
+            #[cfg(feature = "cluster")]
+            (Some((host, port)), Conn::Cluster(c)) => {
+                use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                c.route_command(
+                    cmd,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port: *port,
+                    }),
+                )
+                .await
+            }
+            _ => cmd.query_async(&mut conn).await,
+        }
+    }
+
+    /// Runs the commands of a plain (non-atomic) pipeline: in one round trip on one server; on
+    /// a cluster, where they may live in different slots, one pipeline per slot (keeping the
+    /// order of the commands on each key), the slots concurrently. The answer is the
+    /// pipeline's: one value per command, so no `ignore()` and one key per command here.
+    pub(crate) async fn batch<T: FromRedisValue>(&self, pipe: &Pipeline) -> redis::RedisResult<T> {
+        let mut conn = self.conn.clone();
+        match &self.conn {
+            Conn::Single(_) => pipe.query_async(&mut conn).await,
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(_) => {
+                use redis::cluster_routing::Slot;
+                let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
+                let mut groups: Vec<(Slot, Vec<usize>)> = Vec::new();
+                for (i, cmd) in cmds.iter().enumerate() {
+                    let slot = match cmd.args_iter().nth(1) {
+                        Some(redis::Arg::Simple(key)) => Slot::for_key(key),
+                        _ => Slot::for_key(b""),
+                    };
+                    match groups.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, members)) => members.push(i),
+                        None => groups.push((slot, vec![i])),
+                    }
+                }
+                let answers =
+                    futures_util::future::try_join_all(groups.iter().map(|(_, members)| {
+                        let mut group = redis::pipe();
+                        for &i in members {
+                            if let Some(cmd) = cmds.get(i) {
+                                group.add_command((*cmd).clone());
+                            }
+                        }
+                        let mut conn = conn.clone();
+                        async move { group.query_async::<Vec<Value>>(&mut conn).await }
+                    }))
+                    .await?;
+                let mut values = vec![Value::Nil; cmds.len()];
+                for ((_, members), answer) in groups.iter().zip(answers) {
+                    for (&i, value) in members.iter().zip(answer) {
+                        if let Some(slot) = values.get_mut(i) {
+                            *slot = value;
+                        }
+                    }
+                }
+                Ok(redis::from_redis_value(Value::Array(values))?)
+            }
+        }
+    }
+}
+
+/// The primaries' addresses in a `CLUSTER SLOTS` answer: per slot range, its start, its end,
+/// then the primary `[host, port, id, …]`, then the replicas.
+#[cfg(feature = "cluster")]
+fn cluster_primaries(slots: &Value) -> Vec<(String, u16)> {
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let Value::Array(ranges) = slots else {
+        return Vec::new();
+    };
+    ranges
+        .iter()
+        .filter_map(|range| {
+            let Value::Array(range) = range else {
+                return None;
+            };
+            let Value::Array(primary) = range.get(2)? else {
+                return None;
+            };
+            let host = text(primary.first()?)?;
+            let Value::Int(port) = primary.get(1)? else {
+                return None;
+            };
+            Some((host, u16::try_from(*port).ok()?))
+        })
+        .collect()
 }
 
 /// A prefix used literally inside a `SCAN MATCH` pattern.

@@ -160,12 +160,20 @@ async fn pause(stopped: &mut tokio::sync::watch::Receiver<()>, d: Duration) -> b
 
 async fn listen(weak: Weak<Inner>, mut stopped: tokio::sync::watch::Receiver<()>) {
     let mut backoff = Duration::from_millis(100);
+    // On a cluster, each seed node in turn: a message published on any node reaches them all.
+    let mut node = 0usize;
     loop {
         let Some(inner) = weak.upgrade() else {
             return;
         };
+        let nodes = &inner.redis.subscribe_to;
+        let Some(client) = nodes.get(node % nodes.len().max(1)).cloned() else {
+            inner.hub.down("no Redis node to subscribe to");
+            return;
+        };
+        node = node.wrapping_add(1);
         let subscribed = tokio::time::timeout(Duration::from_secs(3), async {
-            let mut pubsub = inner.redis.client.get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&inner.channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         })

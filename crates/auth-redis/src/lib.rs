@@ -21,7 +21,12 @@
 //!   and user cache learn of every revocation and user change.
 //!
 //! Every key lives under a prefix ([`Redis::with_prefix`], default `auth:`), so several
-//! services (or test runs) share a server. Time is read from a `Clock` and passed to the
+//! services (or test runs) share a server.
+//!
+//! With the feature `cluster`, [`Redis::connect_cluster`] puts the same stores on a Redis
+//! Cluster: the keys each script or transaction touches share a hash tag (one slot), steps
+//! that span slots are ordered so that a failure between them leaves nothing usable that should
+//! not be, reads across slots go to their nodes concurrently, and cleanup scans every primary. Time is read from a `Clock` and passed to the
 //! scripts, so expiry is tested without sleeping; Redis expiry only collects garbage.
 //!
 //! When Redis is unreachable every operation fails within the response timeout (1 s by

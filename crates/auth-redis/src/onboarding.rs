@@ -22,28 +22,26 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// Invalidates the open sessions of an email but one. KEYS: the email's index.
-/// ARGV: the kept session id. Returns how many were invalidated; forgets sessions that are gone.
+/// Invalidates one session of an email unless it is the kept one or already over.
+/// KEYS: the session. ARGV: the kept session id. Returns 1 when it invalidated it, 0 when it
+/// left it, -1 when the session is gone.
 const INVALIDATE: &str = r"
-local n = 0
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local s = redis.call('HMGET', key, 'id', 'completed', 'invalidated')
-  if not s[1] then
-    redis.call('SREM', KEYS[1], key)
-  elseif s[1] ~= ARGV[1] and s[2] == '0' and s[3] == '0' then
-    redis.call('HSET', key, 'invalidated', '1')
-    redis.call('HINCRBY', key, 'version', 1)
-    n = n + 1
-  end
+local s = redis.call('HMGET', KEYS[1], 'id', 'completed', 'invalidated')
+if not s[1] then return -1 end
+if s[1] ~= ARGV[1] and s[2] == '0' and s[3] == '0' then
+  redis.call('HSET', KEYS[1], 'invalidated', '1')
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+  return 1
 end
-return n
+return 0
 ";
 
 /// Onboarding sessions in Redis, shared by every instance: a flow started on one instance
 /// continues on any other. Each session is one hash (`onb:s:<token hash>`, the token itself is
 /// never stored); `save` is a compare-and-set on the version in one script, so of two
 /// concurrent `advance` calls one applies and the other gets a conflict, as on SQL. An email's
-/// sessions are indexed in a set so a new start invalidates the older ones atomically. Expiry
+/// sessions are indexed in a set so a new start invalidates the older ones, each by a
+/// compare-and-set of its own (a session and the index live in different cluster slots). Expiry
 /// is read from the stored `expires_at` (the clock decides); Redis drops a session an hour after
 /// it.
 ///
@@ -171,6 +169,27 @@ impl SessionStore for RedisSessionStore {
         let key = self.key(&record.token_hash);
         let email = self.email_key(&record.email);
         let ttl = self.redis.ttl_ms(micros(record.expires_at));
+        let mut conn = self.redis.conn.clone();
+        // Indexed first (another slot): a later start always finds this session to invalidate.
+        let mut indexed = redis::pipe();
+        indexed.cmd("SADD").arg(&email).arg(&key).ignore();
+        // The index lives as long as its longest-lived session.
+        indexed
+            .cmd("PEXPIRE")
+            .arg(&email)
+            .arg(ttl)
+            .arg("GT")
+            .ignore();
+        indexed
+            .cmd("PEXPIRE")
+            .arg(&email)
+            .arg(ttl)
+            .arg("NX")
+            .ignore();
+        indexed
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(backend("storing an onboarding session in Redis"))?;
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("DEL").arg(&key).ignore();
         let hset = pipe.cmd("HSET").arg(&key);
@@ -179,11 +198,6 @@ impl SessionStore for RedisSessionStore {
         }
         hset.ignore();
         pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-        pipe.cmd("SADD").arg(&email).arg(&key).ignore();
-        // The index lives as long as its longest-lived session.
-        pipe.cmd("PEXPIRE").arg(&email).arg(ttl).arg("GT").ignore();
-        pipe.cmd("PEXPIRE").arg(&email).arg(ttl).arg("NX").ignore();
-        let mut conn = self.redis.conn.clone();
         pipe.query_async::<()>(&mut conn)
             .await
             .map_err(backend("storing an onboarding session in Redis"))
@@ -216,15 +230,38 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn invalidate_email(&self, email: &str, except_id: &str) -> Result<u64> {
+        let index = self.email_key(email);
         let mut conn = self.redis.conn.clone();
-        let n: i64 = self
-            .invalidate
-            .key(self.email_key(email))
-            .arg(except_id)
-            .invoke_async(&mut conn)
+        let sessions: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&index)
+            .query_async(&mut conn)
             .await
             .map_err(backend("invalidating onboarding sessions in Redis"))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let mut invalidated = 0;
+        let mut gone = Vec::new();
+        for session in sessions {
+            let n: i64 = self
+                .invalidate
+                .key(&session)
+                .arg(except_id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend("invalidating onboarding sessions in Redis"))?;
+            match n {
+                1 => invalidated += 1,
+                -1 => gone.push(session),
+                _ => {}
+            }
+        }
+        if !gone.is_empty() {
+            redis::cmd("SREM")
+                .arg(&index)
+                .arg(&gone)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(backend("invalidating onboarding sessions in Redis"))?;
+        }
+        Ok(invalidated)
     }
 
     async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {

@@ -132,7 +132,8 @@ impl RedisRateLimiter {
     }
 
     fn keys(&self, key: &str) -> (String, String) {
-        let tag = digest(key);
+        // A hash tag: a key's two entries share a cluster slot (the scripts touch both).
+        let tag = format!("{{{}}}", digest(key));
         let ns = self.namespace();
         (
             self.redis.key(&[&ns, &tag, "f"]),

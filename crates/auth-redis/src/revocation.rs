@@ -69,27 +69,28 @@ if ttl < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
 ";
 
-/// Ends every live tracked session of a user but one; returns how many were live.
-/// KEYS: the user's session index. ARGV: now (us), the kept family (''), the prefix of
-/// session hashes.
+/// Takes every tracked session of a user but one out of the index; returns how many were
+/// live, then the families taken (whose hashes the caller deletes: they live in other cluster
+/// slots). KEYS: the user's session index. ARGV: now (us), the kept family ('').
 const END_SESSIONS: &str = r"
 local now = tonumber(ARGV[1])
-local live = 0
+local out = {0}
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #members, 2 do
   local family = members[i]
   local expires = tonumber(members[i + 1])
   if family ~= ARGV[2] then
-    if expires > now then live = live + 1 end
+    if expires > now then out[1] = out[1] + 1 end
     redis.call('ZREM', KEYS[1], family)
-    redis.call('DEL', ARGV[3] .. family)
+    out[#out + 1] = family
   end
 end
-return live
+return out
 ";
 
 /// A [`RevocationStore`] in Redis, shared by every instance: `is_revoked` is one pipelined
-/// round trip, `consume` and `consume_with` one atomic script each, per-user cut-offs combine by
+/// round trip (on a cluster, its three reads go to their slots concurrently), `consume` one
+/// atomic script and `consume_with` one too (on a cluster, two: consume, then revoke the pair), per-user cut-offs combine by
 /// [`Cutoff`]'s order-independent rule inside a script. Entries carry the expiry of what they
 /// revoke (read from the clock given to [`Redis::with_clock`]); Redis drops them an hour after
 /// it, [`cleanup_expired`](RevocationStore::cleanup_expired) as soon as it passes. Sessions
@@ -245,6 +246,16 @@ impl RevocationStore for RedisRevocationStore {
             return self.consume(jti, expires_at).await;
         };
         let (a, b) = (micros(expires_at), micros(until));
+        if self.redis.is_cluster() {
+            // Two ids, two slots: consuming decides the winner (one key, atomic), then the
+            // winner revokes the pair. A crash between the two leaves the old access token
+            // valid until its own expiry, as it was before the rotation.
+            if !self.mark(&self.token_key(jti), expires_at, "c").await? {
+                return Ok(false);
+            }
+            self.mark(&self.token_key(paired), until, "r").await?;
+            return Ok(true);
+        }
         let mut conn = self.redis.conn.clone();
         let won: i64 = self
             .consume_with
@@ -286,7 +297,6 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     async fn is_revoked(&self, q: &RevocationQuery) -> Result<bool> {
-        let mut conn = self.redis.conn.clone();
         let mut pipe = redis::pipe();
         pipe.cmd("EXISTS").arg(self.token_key(&q.jti));
         pipe.cmd("EXISTS")
@@ -296,8 +306,9 @@ impl RevocationStore for RedisRevocationStore {
             .arg("top")
             .arg("keep")
             .arg("all");
-        let (token, family, cutoff): (i64, i64, Vec<Option<String>>) = pipe
-            .query_async(&mut conn)
+        let (token, family, cutoff): (i64, i64, Vec<Option<String>>) = self
+            .redis
+            .batch(&pipe)
             .await
             .map_err(backend("checking a revocation in Redis"))?;
         Ok(token == 1
@@ -356,9 +367,10 @@ impl RevocationStore for RedisRevocationStore {
                 .map_err(backend("cleaning up sessions in Redis"))?;
             for family in ended {
                 let mut pipe = redis::pipe();
-                pipe.cmd("ZREM").arg(&index).arg(&family).ignore();
-                pipe.cmd("DEL").arg(self.session_key(&family)).ignore();
-                pipe.query_async::<()>(&mut conn)
+                pipe.cmd("ZREM").arg(&index).arg(&family);
+                pipe.cmd("DEL").arg(self.session_key(&family));
+                self.redis
+                    .batch::<(i64, i64)>(&pipe)
                     .await
                     .map_err(backend("cleaning up sessions in Redis"))?;
             }
@@ -457,8 +469,13 @@ impl RevocationStore for RedisRevocationStore {
         let ttl = self.ttl_ms(expires);
         let session = self.session_key(family);
         let index = self.sessions_of(user);
+        // The index and the session live in different cluster slots: listed first, so a
+        // session is never unlisted; an index entry without its session is skipped.
         let mut pipe = redis::pipe();
-        pipe.atomic();
+        pipe.cmd("ZADD").arg(&index).arg(expires).arg(family);
+        pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("GT");
+        // A new index has no expiry for GT to compare with.
+        pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("NX");
         pipe.cmd("HSET")
             .arg(&session)
             .arg("user")
@@ -470,20 +487,12 @@ impl RevocationStore for RedisRevocationStore {
             .arg("ip")
             .arg(meta.ip.map(|ip| ip.to_string()).unwrap_or_default())
             .arg("ua")
-            .arg(meta.user_agent.clone().unwrap_or_default())
-            .ignore();
-        pipe.cmd("PEXPIRE").arg(&session).arg(ttl).ignore();
-        pipe.cmd("ZADD")
-            .arg(&index)
-            .arg(expires)
-            .arg(family)
-            .ignore();
-        pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
-        // A new index has no expiry for GT to compare with.
-        pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
-        let mut conn = self.redis.conn.clone();
-        pipe.query_async::<()>(&mut conn)
+            .arg(meta.user_agent.clone().unwrap_or_default());
+        pipe.cmd("PEXPIRE").arg(&session).arg(ttl);
+        self.redis
+            .batch::<Vec<i64>>(&pipe)
             .await
+            .map(drop)
             .map_err(backend("recording a session in Redis"))
     }
 
@@ -537,10 +546,11 @@ impl RevocationStore for RedisRevocationStore {
                 .arg("ip")
                 .arg("ua");
             pipe.cmd("EXISTS").arg(self.family_key(&family));
-            let (fields, revoked): (Vec<Option<String>>, i64) =
-                pipe.query_async(&mut conn)
-                    .await
-                    .map_err(backend("listing sessions in Redis"))?;
+            let (fields, revoked): (Vec<Option<String>>, i64) = self
+                .redis
+                .batch(&pipe)
+                .await
+                .map_err(backend("listing sessions in Redis"))?;
             let field = |i: usize| fields.get(i).cloned().flatten().filter(|v| !v.is_empty());
             let number = |i: usize| field(i).and_then(|v| v.parse::<i64>().ok());
             let (Some(created), Some(expires)) = (number(0), number(2)) else {
@@ -569,29 +579,46 @@ impl RevocationStore for RedisRevocationStore {
             .await
             .map_err(backend("ending a session in Redis"))?;
         let mut pipe = redis::pipe();
-        pipe.cmd("DEL").arg(&session).ignore();
+        pipe.cmd("DEL").arg(&session);
         if let Some(user) = user {
             pipe.cmd("ZREM")
                 .arg(self.sessions_of(&UserId::new(user)))
-                .arg(family)
-                .ignore();
+                .arg(family);
         }
-        pipe.query_async::<()>(&mut conn)
+        self.redis
+            .batch::<Vec<i64>>(&pipe)
             .await
+            .map(drop)
             .map_err(backend("ending a session in Redis"))
     }
 
     async fn end_sessions(&self, user: &UserId, keep: Option<&str>) -> Result<Option<u64>> {
         let mut conn = self.redis.conn.clone();
-        let ended: i64 = self
+        let (live, families): (i64, Vec<String>) = self
             .end_sessions
             .key(self.sessions_of(user))
             .arg(self.redis.now_us())
             .arg(keep.unwrap_or(""))
-            .arg(self.redis.key(&["rev", "s", ""]))
-            .invoke_async(&mut conn)
+            .invoke_async::<Vec<redis::Value>>(&mut conn)
             .await
+            .and_then(|mut answer| {
+                let families = answer.split_off(answer.len().min(1));
+                let live = answer.pop().map_or(Ok(0), redis::from_redis_value::<i64>)?;
+                Ok((
+                    live,
+                    redis::from_redis_value(redis::Value::Array(families))?,
+                ))
+            })
             .map_err(backend("ending sessions in Redis"))?;
-        Ok(Some(u64::try_from(ended).unwrap_or(0)))
+        // The sessions' hashes, each in its own slot (out of the index already: unlisted).
+        for chunk in families.chunks(500) {
+            let keys: Vec<String> = chunk.iter().map(|f| self.session_key(f)).collect();
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(backend("ending sessions in Redis"))?;
+        }
+        Ok(Some(u64::try_from(live).unwrap_or(0)))
     }
 }

@@ -280,6 +280,34 @@ impl TokenBackend for RedisTokenBackend {
         let family_key = self.family_key(&family);
         let index = self.index_key(&request.user_id);
         let family_ttl = self.redis.ttl_ms(abs_us);
+        let mut conn = self.redis.conn.clone();
+        // The user's index first (its own cluster slot): a session exists only once listed, so
+        // "sign out everywhere" can never miss one; an entry whose session was not written
+        // is dropped by the next listing.
+        let mut listed = redis::pipe();
+        listed
+            .cmd("ZADD")
+            .arg(&index)
+            .arg(abs_us)
+            .arg(&family)
+            .ignore();
+        listed
+            .cmd("PEXPIRE")
+            .arg(&index)
+            .arg(family_ttl)
+            .arg("GT")
+            .ignore();
+        listed
+            .cmd("PEXPIRE")
+            .arg(&index)
+            .arg(family_ttl)
+            .arg("NX")
+            .ignore();
+        listed
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(backend("storing tokens in Redis"))?;
+        // Then the session and its two tokens, in one transaction (one slot: `{family}`).
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.cmd("HSET")
@@ -338,22 +366,6 @@ impl TokenBackend for RedisTokenBackend {
                 .arg(self.redis.ttl_ms(exp))
                 .ignore();
         }
-        pipe.cmd("ZADD")
-            .arg(&index)
-            .arg(abs_us)
-            .arg(&family)
-            .ignore();
-        pipe.cmd("PEXPIRE")
-            .arg(&index)
-            .arg(family_ttl)
-            .arg("GT")
-            .ignore();
-        pipe.cmd("PEXPIRE")
-            .arg(&index)
-            .arg(family_ttl)
-            .arg("NX")
-            .ignore();
-        let mut conn = self.redis.conn.clone();
         pipe.query_async::<()>(&mut conn)
             .await
             .map_err(backend("storing tokens in Redis"))?;
@@ -510,8 +522,9 @@ impl TokenBackend for RedisTokenBackend {
         for family in &families {
             pipe.cmd("HGETALL").arg(self.family_key(family));
         }
-        let rows: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut conn)
+        let rows: Vec<HashMap<String, String>> = self
+            .redis
+            .batch(&pipe)
             .await
             .map_err(backend("listing sessions in Redis"))?;
         let now = micros(self.now());

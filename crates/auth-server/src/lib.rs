@@ -12,7 +12,8 @@
 //! | `AUTH_SIGNING_SECRET` | generated in development | HMAC key for signed links (32+ bytes) |
 //! | `AUTH_JWT_SECRET` | `AUTH_SIGNING_SECRET` | JWT HMAC key (32+ bytes) |
 //! | `AUTH_REDIS_URL` | none | `redis://…`: revocations, rate limits, MFA login challenges, onboarding sessions and the change feed move to Redis (users, factors and `db` tokens stay in the database) |
-//! | `AUTH_REDIS_PREFIX` | `auth:` | the prefix of every Redis key |
+//! | `AUTH_REDIS_CLUSTER` | `false` | `true`: `AUTH_REDIS_URL` names a Redis Cluster, by one or more of its nodes separated by commas (`redis://10.0.0.1:6379/,redis://10.0.0.2:6379/`) |
+//! | `AUTH_REDIS_PREFIX` | `auth:` | the prefix of every Redis key (no `{` or `}`: they would change which cluster slot a key lives in) |
 //! | `AUTH_API_KEY_PREFIX` | `ak_live_` | the prefix of API keys (`/auth/api-keys`), so secret scanners find them |
 //! | `AUTH_JWT_ALGORITHM` | `HS256` | `EdDSA`, `ES256`, `ES384`, `RS256`: sign with a private key, publish `/.well-known/jwks.json` |
 //! | `AUTH_JWT_KEYS_DIR` | beside the database in development; required in production for asymmetric algorithms | the signing keys (`keys.json` + PEM files); Ed25519/ECDSA keys are created when missing; shared by every instance; reloaded on change |
@@ -109,6 +110,9 @@ pub struct Settings {
     pub redis_url: Option<auth::SecretString>,
     /// The prefix of every Redis key (`AUTH_REDIS_PREFIX`, default `auth:`).
     pub redis_prefix: String,
+    /// Whether `redis_url` names a Redis Cluster (`AUTH_REDIS_CLUSTER`, default `false`), by
+    /// one or more seed nodes separated by commas.
+    pub redis_cluster: bool,
     /// The API key format (`AUTH_API_KEY_PREFIX`, default `ak_live_`).
     pub api_key_format: auth::ApiKeyFormat,
     /// Argon2id costs of new hashes (`AUTH_ARGON2_MEMORY_KIB`, `_ITERATIONS`,
@@ -218,16 +222,7 @@ impl Settings {
                 ));
             }
         };
-        let migrate = match lookup("AUTH_MIGRATE").as_deref() {
-            None | Some("" | "true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    "AUTH_MIGRATE",
-                    "must be true or false",
-                ));
-            }
-        };
+        let migrate = flag(&lookup, "AUTH_MIGRATE", true)?;
         let token_backend = match lookup("AUTH_TOKEN_BACKEND").as_deref().unwrap_or("jwt") {
             "jwt" => TokenBackendKind::Jwt,
             "db" => TokenBackendKind::Db,
@@ -282,13 +277,30 @@ impl Settings {
         let redis_url = lookup("AUTH_REDIS_URL")
             .filter(|s| !s.is_empty())
             .map(auth::SecretString::new);
-        if let Some(url) = &redis_url
-            && !(url.expose_secret().starts_with("redis://")
-                || url.expose_secret().starts_with("redis+unix://"))
-        {
+        let redis_cluster = flag(&lookup, "AUTH_REDIS_CLUSTER", false)?;
+        if let Some(url) = &redis_url {
+            let urls: Vec<&str> = url.expose_secret().split(',').map(str::trim).collect();
+            if urls
+                .iter()
+                .any(|u| !(u.starts_with("redis://") || u.starts_with("redis+unix://")))
+            {
+                return Err(ConfigError::invalid(
+                    "AUTH_REDIS_URL",
+                    "must be redis://[:password@]host:port/db (with AUTH_REDIS_CLUSTER=true, one \
+                     or more nodes' URLs separated by commas)",
+                ));
+            }
+            if urls.len() > 1 && !redis_cluster {
+                return Err(ConfigError::invalid(
+                    "AUTH_REDIS_URL",
+                    "names several servers: set AUTH_REDIS_CLUSTER=true for a Redis Cluster, or \
+                     give one URL",
+                ));
+            }
+        } else if redis_cluster {
             return Err(ConfigError::invalid(
-                "AUTH_REDIS_URL",
-                "must be redis://[:password@]host:port/db",
+                "AUTH_REDIS_CLUSTER",
+                "is true: set AUTH_REDIS_URL to the cluster's nodes too",
             ));
         }
         if token_backend == TokenBackendKind::Redis && redis_url.is_none() {
@@ -309,6 +321,12 @@ impl Settings {
         let redis_prefix = lookup("AUTH_REDIS_PREFIX")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "auth:".to_owned());
+        if redis_prefix.contains(['{', '}']) {
+            return Err(ConfigError::invalid(
+                "AUTH_REDIS_PREFIX",
+                "must not contain { or }: they choose a key's Redis Cluster slot",
+            ));
+        }
         let argon2 = argon2_params(&lookup)?;
         let jwt_secret = auth::SecretString::new(
             lookup("AUTH_JWT_SECRET")
@@ -403,16 +421,7 @@ impl Settings {
                 format!("has {bad:?}; list origins such as https://app.example.com"),
             ));
         }
-        let refresh_cookie = match lookup("AUTH_REFRESH_COOKIE").as_deref() {
-            None | Some("" | "false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    "AUTH_REFRESH_COOKIE",
-                    "must be true or false",
-                ));
-            }
-        };
+        let refresh_cookie = flag(&lookup, "AUTH_REFRESH_COOKIE", false)?;
         let trusted_proxies =
             auth_axum::TrustedProxies::parse(&lookup("AUTH_TRUSTED_PROXIES").unwrap_or_default())
                 .map_err(|entry| {
@@ -489,23 +498,8 @@ impl Settings {
                 ));
             }
         };
-        let notify_new_device = match lookup("AUTH_NOTIFY_NEW_DEVICE").as_deref() {
-            None | Some("" | "false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    "AUTH_NOTIFY_NEW_DEVICE",
-                    "must be true or false",
-                ));
-            }
-        };
-        let pages = match lookup("AUTH_PAGES").as_deref() {
-            None | Some("" | "true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(_) => {
-                return Err(ConfigError::invalid("AUTH_PAGES", "must be true or false"));
-            }
-        };
+        let notify_new_device = flag(&lookup, "AUTH_NOTIFY_NEW_DEVICE", false)?;
+        let pages = flag(&lookup, "AUTH_PAGES", true)?;
         let oauth_providers = oauth_providers(&lookup)?;
         let oauth_redirect_allowlist =
             match lookup("AUTH_OAUTH_REDIRECT_ALLOWLIST").filter(|s| !s.trim().is_empty()) {
@@ -560,6 +554,7 @@ impl Settings {
             jwt_secret,
             redis_url,
             redis_prefix,
+            redis_cluster,
             api_key_format,
             argon2,
             jwt_algorithm,
@@ -847,10 +842,29 @@ fn redis_of(settings: &Settings) -> Result<Option<auth::redis::Redis>, Error> {
         .redis_url
         .as_ref()
         .map(|url| {
-            auth::redis::Redis::open(url.expose_secret())
-                .map(|r| r.with_prefix(&settings.redis_prefix))
+            let redis = if settings.redis_cluster {
+                let seeds: Vec<&str> = url.expose_secret().split(',').map(str::trim).collect();
+                auth::redis::Redis::open_cluster(&seeds)
+            } else {
+                auth::redis::Redis::open(url.expose_secret())
+            };
+            redis.map(|r| r.with_prefix(&settings.redis_prefix))
         })
         .transpose()
+}
+
+/// A `true`/`false` variable (`1`/`0` too); `default` when unset or empty.
+fn flag(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match lookup(var).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(ConfigError::invalid(var, "must be true or false")),
+    }
 }
 
 /// `AUTH_PWNED_URL` or `AUTH_PWNED_DIR` (not both), with `AUTH_PWNED_THRESHOLD`,

@@ -1,7 +1,8 @@
 //! Three `auth-server` instances sharing PostgreSQL and Redis (`AUTH_REDIS_URL`), over real
 //! HTTP: revocations, limits and the change feed live in Redis; what one instance does holds on
-//! the others. Needs `AUTH_TEST_POSTGRES_URL` and `AUTH_TEST_REDIS_URL` (skipped, with the
-//! reason printed, without them).
+//! the others. The same on a Redis Cluster (`AUTH_REDIS_CLUSTER=true`). Needs
+//! `AUTH_TEST_POSTGRES_URL` and `AUTH_TEST_REDIS_URL` or `AUTH_TEST_REDIS_CLUSTER_URL` (skipped,
+//! with the reason printed, without them).
 
 mod common;
 
@@ -80,20 +81,38 @@ async fn rows(db_url: &str, table: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_on_postgres_and_redis() {
-    three_instances("jwt").await;
+    three_instances("jwt", false).await;
 }
 
 /// The same with opaque tokens in Redis (`AUTH_TOKEN_BACKEND=redis`): no token row in SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_with_tokens_in_redis() {
-    three_instances("redis").await;
+    three_instances("redis", false).await;
 }
 
-async fn three_instances(token_backend: &str) {
-    let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
-        auth_testkit::skip("redis", "AUTH_TEST_REDIS_URL is not set");
+/// The same on a Redis Cluster (`AUTH_REDIS_CLUSTER=true`, the seed nodes in `AUTH_REDIS_URL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_on_postgres_and_a_redis_cluster() {
+    three_instances("jwt", true).await;
+}
+
+/// Opaque tokens in a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_with_tokens_in_a_redis_cluster() {
+    three_instances("redis", true).await;
+}
+
+async fn three_instances(token_backend: &str, cluster: bool) {
+    let (service, var) = if cluster {
+        ("redis-cluster", "AUTH_TEST_REDIS_CLUSTER_URL")
+    } else {
+        ("redis", "AUTH_TEST_REDIS_URL")
+    };
+    let Ok(redis_url) = std::env::var(var) else {
+        auth_testkit::skip(service, &format!("{var} is not set"));
         return;
     };
+    let kind = if cluster { "Redis Cluster" } else { "Redis" };
     let Some(db_url) = auth_testkit::db::fresh_url(auth_testkit::db::Target::Postgres).await else {
         return;
     };
@@ -106,6 +125,7 @@ async fn three_instances(token_backend: &str) {
         ("DATABASE_URL", db_url.as_str()),
         ("AUTH_REDIS_URL", redis_url.as_str()),
         ("AUTH_REDIS_PREFIX", prefix.as_str()),
+        ("AUTH_REDIS_CLUSTER", if cluster { "true" } else { "false" }),
         ("AUTH_TOKEN_BACKEND", token_backend),
     ];
     let mut instances = Vec::new();
@@ -158,7 +178,7 @@ async fn three_instances(token_backend: &str) {
     let on_b = refused_by(b, &access, "logout on A, seen by B").await;
     let on_c = refused_by(c, &access, "logout on A, seen by C").await;
     println!(
-        "Redis ({token_backend}): logout on A refused by B after {on_b:?}, by C after {on_c:?}"
+        "{kind} ({token_backend}): logout on A refused by B after {on_b:?}, by C after {on_c:?}"
     );
 
     // 30 concurrent refreshes of one token spread over the three: exactly one wins, and the
@@ -198,7 +218,7 @@ async fn three_instances(token_backend: &str) {
         assert_eq!(s, 401, "the reused family's newest refresh token");
     }
     println!(
-        "Redis ({token_backend}): 30 concurrent refreshes over three instances -> 1 x 200, 29 x 401; the family is revoked everywhere"
+        "{kind} ({token_backend}): 30 concurrent refreshes over three instances -> 1 x 200, 29 x 401; the family is revoked everywhere"
     );
 
     // Failed logins spread over the three lock after the policy's total.
@@ -229,7 +249,7 @@ async fn three_instances(token_backend: &str) {
     );
     assert_eq!((denied, limited), (5, 25), "{answers:?}");
     println!(
-        "Redis ({token_backend}): 30 concurrent wrong passwords over three instances -> {denied} x 401, {limited} x 429"
+        "{kind} ({token_backend}): 30 concurrent wrong passwords over three instances -> {denied} x 401, {limited} x 429"
     );
 
     // A second-factor challenge opened on A is answered on B.
@@ -365,7 +385,7 @@ async fn three_instances(token_backend: &str) {
         assert_eq!(token_rows, 0, "opaque tokens are in Redis");
     }
     println!(
-        "Redis ({token_backend}): an MFA challenge opened on A was answered on B; onboarding started on A went on on B and C; \
+        "{kind} ({token_backend}): an MFA challenge opened on A was answered on B; onboarding started on A went on on B and C; \
          a sign-in link asked on A worked once on B (401 on C); \
          SQL holds 0 challenges, 0 onboarding sessions, {token_rows} token rows"
     );

@@ -304,6 +304,42 @@ fn a_redis_url_must_be_one() {
 }
 
 #[test]
+fn a_redis_cluster_is_named_by_its_nodes() {
+    let two = "redis://10.0.0.1:6379/, redis://10.0.0.2:6379/";
+    let ok = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_REDIS_URL", two),
+        ("AUTH_REDIS_CLUSTER", "true"),
+    ])
+    .unwrap();
+    assert!(ok.redis_cluster);
+    // Several servers without saying it is a cluster: refused, saying what to set.
+    let err = settings(&[("AUTH_SIGNING_SECRET", SECRET), ("AUTH_REDIS_URL", two)]).unwrap_err();
+    assert!(err.to_string().contains("AUTH_REDIS_CLUSTER=true"), "{err}");
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_REDIS_CLUSTER", "true"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_REDIS_URL"), "{err}");
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_REDIS_URL", "redis://10.0.0.1:6379/"),
+        ("AUTH_REDIS_CLUSTER", "yes please"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_REDIS_CLUSTER"), "{err}");
+    // Braces choose a key's slot: not in the prefix.
+    let err = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        ("AUTH_REDIS_URL", "redis://10.0.0.1:6379/"),
+        ("AUTH_REDIS_PREFIX", "{auth}:"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("AUTH_REDIS_PREFIX"), "{err}");
+}
+
+#[test]
 fn argon2_costs_are_settable_but_not_below_owasp() {
     let ok = settings(&[
         ("AUTH_SIGNING_SECRET", SECRET),

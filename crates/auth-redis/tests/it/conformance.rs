@@ -11,148 +11,157 @@ const SECRET: &str = "jwt-secret-0123456789abcdef0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limiter() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    conformance::rate_limiter(|clock, policy| {
-        let redis = redis.clone();
-        async move {
-            // A prefix per run of the suite: it reuses its keys across its cases.
-            let redis = redis
-                .clone()
-                .with_prefix(&format!("{}{}:", redis.prefix(), auth_testkit::unique("r")))
-                .with_clock(clock);
-            RedisRateLimiter::new(redis, policy)
-        }
-    })
-    .await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        conformance::rate_limiter(|clock, policy| {
+            let redis = redis.clone();
+            async move {
+                // A prefix per run of the suite: it reuses its keys across its cases.
+                let redis = redis
+                    .clone()
+                    .with_prefix(&format!("{}{}:", redis.prefix(), auth_testkit::unique("r")))
+                    .with_clock(clock);
+                RedisRateLimiter::new(redis, policy)
+            }
+        })
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revocation_store() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    conformance::revocation_store(|clock| {
-        let redis = redis.clone();
-        async move {
-            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("v"));
-            RedisRevocationStore::new(redis.with_prefix(&prefix).with_clock(clock))
-        }
-    })
-    .await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        conformance::revocation_store(|clock| {
+            let redis = redis.clone();
+            async move {
+                let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("v"));
+                RedisRevocationStore::new(redis.with_prefix(&prefix).with_clock(clock))
+            }
+        })
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jwt_backend_over_redis() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    conformance::token_backend(|clock| {
-        let redis = redis.clone();
-        async move {
-            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("j"));
-            let redis = redis.with_prefix(&prefix).with_clock(clock.clone());
-            JwtBackend::try_hmac(Algorithm::HS256, SECRET)
-                .unwrap()
-                .with_revocation_store(RedisRevocationStore::new(redis))
-                .with_clock(clock)
-        }
-    })
-    .await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        conformance::token_backend(|clock| {
+            let redis = redis.clone();
+            async move {
+                let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("j"));
+                let redis = redis.with_prefix(&prefix).with_clock(clock.clone());
+                JwtBackend::try_hmac(Algorithm::HS256, SECRET)
+                    .unwrap()
+                    .with_revocation_store(RedisRevocationStore::new(redis))
+                    .with_clock(clock)
+            }
+        })
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mirror_over_redis() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    conformance::revocation_store(|clock| {
-        let redis = redis.clone();
-        async move {
-            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("m"));
-            let redis = redis.with_prefix(&prefix).with_clock(clock.clone());
-            let mirror = auth_core::RevocationMirror::new(
-                RedisRevocationStore::new(redis.clone()),
-                RedisFeed::start(&redis),
-            )
-            .with_clock(clock);
-            assert!(mirror.wait_ready(std::time::Duration::from_secs(10)).await);
-            mirror
-        }
-    })
-    .await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        conformance::revocation_store(|clock| {
+            let redis = redis.clone();
+            async move {
+                let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("m"));
+                let redis = redis.with_prefix(&prefix).with_clock(clock.clone());
+                let mirror = auth_core::RevocationMirror::new(
+                    RedisRevocationStore::new(redis.clone()),
+                    RedisFeed::start(&redis),
+                )
+                .with_clock(clock);
+                assert!(mirror.wait_ready(std::time::Duration::from_secs(10)).await);
+                mirror
+            }
+        })
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn token_backend() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    conformance::token_backend(|clock| {
-        let redis = redis.clone();
-        async move {
-            let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("o"));
-            RedisTokenBackend::new(redis.with_prefix(&prefix).with_clock(clock))
-        }
-    })
-    .await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        conformance::token_backend(|clock| {
+            let redis = redis.clone();
+            async move {
+                let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("o"));
+                RedisTokenBackend::new(redis.with_prefix(&prefix).with_clock(clock))
+            }
+        })
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mfa_challenges() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    // Enrolments in memory, challenges in Redis: the whole MfaStore suite.
-    let store = auth_mfa::WithChallengeStore::new(
-        auth_mfa::MemoryMfaStore::new(),
-        auth_redis::RedisChallengeStore::new(redis),
-    );
-    conformance::mfa_store(Arc::new(store), UserId::new("1"), UserId::new("2")).await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        // Enrolments in memory, challenges in Redis: the whole MfaStore suite.
+        let store = auth_mfa::WithChallengeStore::new(
+            auth_mfa::MemoryMfaStore::new(),
+            auth_redis::RedisChallengeStore::new(redis),
+        );
+        conformance::mfa_store(Arc::new(store), UserId::new("1"), UserId::new("2")).await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn onboarding_sessions() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    conformance::session_store(
-        Arc::new(auth_redis::RedisSessionStore::new(redis)),
-        UserId::new("1"),
-    )
-    .await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        conformance::session_store(
+            Arc::new(auth_redis::RedisSessionStore::new(redis)),
+            UserId::new("1"),
+        )
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_key_store() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    let suite = redis.clone();
-    conformance::api_key_store(|clock| async move {
-        (
-            auth_redis::RedisApiKeyStore::new(suite.with_clock(clock)),
-            auth_core::MemoryUserStore::new(),
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        let suite = redis.clone();
+        conformance::api_key_store(|clock| async move {
+            (
+                auth_redis::RedisApiKeyStore::new(suite.with_clock(clock)),
+                auth_core::MemoryUserStore::new(),
+            )
+        })
+        .await;
+        let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("c"));
+        conformance::api_key_cleanup(
+            auth_redis::RedisApiKeyStore::new(redis.with_prefix(&prefix)),
+            "1",
         )
-    })
-    .await;
-    let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("c"));
-    conformance::api_key_cleanup(
-        auth_redis::RedisApiKeyStore::new(redis.with_prefix(&prefix)),
-        "1",
-    )
-    .await;
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ceremony_store() {
-    let Some(redis) = crate::redis().await else {
-        return;
-    };
-    let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("w"));
-    conformance::ceremony_store(Arc::new(auth_redis::RedisCeremonyStore::new(
-        redis.with_prefix(&prefix),
-    )))
-    .await;
+    for redis in crate::targets().await {
+        let kind = crate::kind(&redis);
+        let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("w"));
+        conformance::ceremony_store(Arc::new(auth_redis::RedisCeremonyStore::new(
+            redis.with_prefix(&prefix),
+        )))
+        .await;
+        println!("{kind}: suite passed");
+    }
 }
