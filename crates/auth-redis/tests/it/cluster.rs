@@ -155,15 +155,33 @@ impl OwnCluster {
             .port()
     }
 
-    async fn start() -> Option<Self> {
-        if Command::new("redis-server")
+    /// Whether `redis-server` can be run here (the reason printed when not).
+    fn available() -> bool {
+        let found = Command::new("redis-server")
             .arg("--version")
             .output()
-            .is_err()
-        {
+            .is_ok();
+        if !found {
             auth_testkit::skip("redis-cluster", "redis-server is not installed");
+        }
+        found
+    }
+
+    /// Six (port, cluster bus port) pairs free now.
+    fn free_ports() -> Vec<(u16, u16)> {
+        (0..6)
+            .map(|_| (Self::free_port(), Self::free_port()))
+            .collect()
+    }
+
+    async fn start() -> Option<Self> {
+        if !Self::available() {
             return None;
         }
+        Some(Self::start_on(Self::free_ports()).await)
+    }
+
+    async fn start_on(ports: Vec<(u16, u16)>) -> Self {
         let dir = std::env::temp_dir().join(auth_testkit::unique("auth-redis-cluster"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut cluster = Self {
@@ -171,8 +189,7 @@ impl OwnCluster {
             ports: Vec::new(),
             nodes: Vec::new(),
         };
-        for _ in 0..6 {
-            let (port, bus) = (Self::free_port(), Self::free_port());
+        for (port, bus) in ports {
             let child = Command::new("redis-server")
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args([
@@ -216,7 +233,7 @@ impl OwnCluster {
                 .wait_for(port, |c| c.contains("cluster_state:ok"))
                 .await;
         }
-        Some(cluster)
+        cluster
     }
 
     fn seeds(&self) -> Vec<String> {
@@ -457,4 +474,52 @@ async fn a_failover_of_every_primary_loses_nothing() {
     println!(
         "Redis Cluster: every primary failed over in {took:?}; during it {ok} revocation checks answered, {failed} failed; after it 30/30 revocations and lockouts kept, 30/30 sessions rotated, 1 winner of 30 concurrent rotations"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_that_comes_up_later_is_used_as_soon_as_it_does() {
+    if !OwnCluster::available() {
+        return;
+    }
+    // An instance started before its cluster (a compose file starting both at once).
+    let ports = OwnCluster::free_ports();
+    let seeds: Vec<String> = ports
+        .iter()
+        .take(3)
+        .map(|(p, _)| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let redis = Redis::open_cluster(&seeds)
+        .unwrap()
+        .with_prefix("auth:later:");
+    let revocations = RedisRevocationStore::new(redis.clone());
+    let feed = auth_redis::RedisFeed::start(&redis);
+    let q = RevocationQuery::new("jti-later", UserId::new("1"), 0);
+    // Meanwhile: checks fail closed, nothing panics.
+    assert!(matches!(
+        revocations.is_revoked(&q).await,
+        Err(Error::Backend(_))
+    ));
+    assert!(!auth_core::ChangeFeed::status(&feed).live);
+    let cluster = OwnCluster::start_on(ports).await;
+    let start = Instant::now();
+    while redis.ping().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connected_after = start.elapsed();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    revocations.revoke("jti-later", later).await.unwrap();
+    assert!(revocations.is_revoked(&q).await.unwrap());
+    while !auth_core::ChangeFeed::status(&feed).live {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the feed never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "Redis Cluster started after the instance: checks refused until then, connected {connected_after:?} after the cluster was up, the feed subscribed {:?} after",
+        start.elapsed()
+    );
+    drop(cluster);
 }
