@@ -51,7 +51,7 @@ impl redis::aio::ConnectionLike for Conn {
 /// A handle on one Redis server or on a Redis Cluster: cheap to clone, shared by every store
 /// of a service.
 ///
-/// On a cluster (feature `cluster`, [`Redis::connect_cluster`]) every store works unchanged:
+/// On a cluster (feature `cluster`, `Redis::connect_cluster`) every store works unchanged:
 /// the keys a script or a transaction touches together share a hash tag (`{…}`), so they live
 /// in one slot; reads that span slots are sent to their nodes concurrently; cleanup scans
 /// every primary. Keep `{` and `}` out of the prefix.
@@ -256,7 +256,7 @@ impl Redis {
         Ok((client, subscribe_to))
     }
 
-    /// Whether this is a Redis Cluster ([`connect_cluster`](Self::connect_cluster)).
+    /// Whether this is a Redis Cluster (`connect_cluster`, feature `cluster`).
     ///
     /// ```no_run
     /// # async fn f() -> auth_core::Result<()> {

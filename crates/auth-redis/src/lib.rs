@@ -23,7 +23,7 @@
 //! Every key lives under a prefix ([`Redis::with_prefix`], default `auth:`), so several
 //! services (or test runs) share a server.
 //!
-//! With the feature `cluster`, [`Redis::connect_cluster`] puts the same stores on a Redis
+//! With the feature `cluster`, `Redis::connect_cluster` puts the same stores on a Redis
 //! Cluster: the keys each script or transaction touches share a hash tag (one slot), steps
 //! that span slots are ordered so that a failure between them leaves nothing usable that should
 //! not be, reads across slots go to their nodes concurrently, and cleanup scans every primary. Time is read from a `Clock` and passed to the
