@@ -59,6 +59,7 @@ fn service(users: impl UserStore<User = User>, passkeys: impl PasskeyBackend) ->
         AuthEventKind::PasskeyRemoved,
         AuthEventKind::PasskeyCloneDetected,
         AuthEventKind::UserLogin,
+        AuthEventKind::UserLoginFailed,
     ] {
         let events = Arc::clone(&events);
         auth.events().on_fn(kind, move |e| {
@@ -448,6 +449,31 @@ async fn attacks(stores: Stores) {
             .await,
         Err(Error::InvalidCredentials)
     ));
+    // Deactivated between the ceremony's start and its answer (or a discoverable sign-in):
+    // the passkey verifies, the account refuses it, and that is reported as a password
+    // sign-in into a deactivated account is.
+    rig.auth.set_active(&bob.id, true).await.unwrap();
+    let options = rig
+        .auth
+        .passkey_login_options(Some("bob@example.com"))
+        .await
+        .unwrap();
+    rig.auth.set_active(&bob.id, false).await.unwrap();
+    let answer = answer_allowing(&mut bob_key, &options, &bobs);
+    assert!(matches!(
+        rig.auth
+            .sign_in_with_passkey(&options.ceremony, &answer, LoginOptions::new())
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    assert!(
+        rig.events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            AuthEvent::UserLoginFailed { identifier, reason: auth_core::LoginFailureReason::Inactive }
+                if identifier == "bob@example.com"
+        )),
+        "the refusal is reported"
+    );
 }
 
 /// 30 concurrent submissions of one valid answer: one session.

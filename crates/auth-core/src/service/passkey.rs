@@ -198,7 +198,9 @@ impl<U: AuthUser> AuthService<U> {
     /// user (PIN, biometrics) is two factors in one and gives a session; one that did not
     /// gives the account's second-factor challenge, as a password does. Every refusal
     /// (unknown or spent ceremony, bad signature, another origin or RP id, an inactive
-    /// account, a possibly cloned authenticator) is the same [`Error::InvalidCredentials`].
+    /// account, a possibly cloned authenticator) is the same [`Error::InvalidCredentials`]; a
+    /// valid passkey of a deactivated account emits `UserLoginFailed` (reason `inactive`), as
+    /// a password would.
     /// Failures are throttled per client address (`passkey:` keys, on the address limiter of
     /// [`with_ip_rate_limiter`](Self::with_ip_rate_limiter), else the login limiter); a
     /// success gives the attempt back. A cloned authenticator emits `PasskeyCloneDetected`.
@@ -270,8 +272,19 @@ impl<U: AuthUser> AuthService<U> {
             PasskeyVerdict::Verified(assertion) => {
                 match self.uncached_users.find_by_id(&assertion.user_id).await? {
                     Some(user) if user.is_active() => Ok(Some((user, assertion.user_verified))),
-                    _ => {
-                        tracing::info!(user_id = %assertion.user_id, "passkey sign-in refused: the account is inactive or gone");
+                    Some(user) => {
+                        tracing::info!(user_id = %assertion.user_id, "passkey sign-in refused: the account is inactive");
+                        // As a password sign-in into a deactivated account reports it.
+                        self.events
+                            .emit(AuthEvent::UserLoginFailed {
+                                identifier: user.email().to_owned(),
+                                reason: crate::LoginFailureReason::Inactive,
+                            })
+                            .await;
+                        Ok(None)
+                    }
+                    None => {
+                        tracing::info!(user_id = %assertion.user_id, "passkey sign-in refused: the account is gone");
                         Ok(None)
                     }
                 }
