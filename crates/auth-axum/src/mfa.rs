@@ -65,6 +65,13 @@ async fn setup<U: AuthUser>(
 ) -> Result<Response, Rejection> {
     // Enrolling a factor is as sensitive as removing one: a fresh login, like disable.
     state.require_fresh(&headers).await?;
+    // The address may have been confirmed a moment ago on another instance: decide on the
+    // stored account, not on the copy the access token was checked against.
+    let user = state
+        .auth
+        .find_user(user.id())
+        .await?
+        .ok_or(Error::UserNotFound)?;
     let enrollment = mfa_of(&state)?.begin_enrollment(&user).await?;
     Ok(no_store(
         StatusCode::OK,

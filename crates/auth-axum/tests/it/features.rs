@@ -858,6 +858,54 @@ async fn two_factor_enrolment_needs_a_fresh_login() {
     );
 }
 
+/// An address confirmed on another instance a moment ago: the access token's user is a cached
+/// copy the invalidation has not reached yet, but enrolment decides on the stored account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_sees_an_address_confirmed_elsewhere() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let mfa = auth_mfa::Mfa::new(
+        auth_mfa::MemoryMfaStore::new(),
+        auth_mfa::SecretCipher::new("k", &[3u8; 32]).unwrap(),
+        auth_mfa::MfaConfig::new("Acme"),
+    )
+    .unwrap()
+    .with_clock(clock.clone());
+    let users = MemoryUserStore::new();
+    let auth = AuthService::new(
+        AuthConfig::builder()
+            .signing_secret(SECRET)
+            .build()
+            .unwrap(),
+        users.clone(),
+        TestHasher::fast(),
+        MemoryTokenBackend::new().with_clock(clock.clone()),
+    )
+    .unwrap()
+    .with_clock(clock.clone())
+    .with_user_cache(auth_core::UserCache::new(auth_core::LocalFeed::new()))
+    .with_second_factor(mfa.clone());
+    let app = Router::new().nest("/auth", AuthRouter::new(auth.clone()).with_mfa(mfa).build());
+    let (_, _, reg) = call("POST", "/auth/register")
+        .json(json!({"email": "uma@example.com", "password": PASSWORD}))
+        .send(&app)
+        .await;
+    let token = reg["access_token"].as_str().unwrap().to_owned();
+    let (_, _, me) = call("GET", "/auth/me").bearer(&token).send(&app).await;
+    assert_eq!(me["is_verified"], false, "now cached");
+    // Confirmed through another instance: the store changes, this instance's cache does not.
+    let user = auth_core::UserId::new(reg["user_id"].as_str().unwrap());
+    auth_core::UserStore::set_verified(&users, &user, true)
+        .await
+        .unwrap();
+    let (_, _, me) = call("GET", "/auth/me").bearer(&token).send(&app).await;
+    assert_eq!(me["is_verified"], false, "still the cached copy");
+    let (s, _, setup) = call("POST", "/auth/mfa/totp/setup")
+        .bearer(&token)
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{setup}");
+}
+
 /// API keys in a MultiAuth chain and `RequireScope`: no credentials 401, a key without the
 /// scope 403, a key with it (or `*`) 200, the user's own session 200, a mangled key 401, and
 /// the `ApiKeyCaller` extractor sees the key's scopes.

@@ -751,7 +751,10 @@ impl<U: AuthUser> AuthService<U> {
         &self.events
     }
 
-    /// The user with this id, if any (a read: no rule applies).
+    /// The user with this id, if any (a read: no rule applies). It reads the store itself,
+    /// never the [user cache](Self::with_user_cache): what it returns reflects every change
+    /// already made, on any instance, so decisions taken on it (a gate on a write route, an
+    /// onboarding step) never act on a copy an invalidation has not reached yet.
     ///
     /// # Errors
     ///
@@ -766,10 +769,11 @@ impl<U: AuthUser> AuthService<U> {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn find_user(&self, id: &UserId) -> Result<Option<U>> {
-        self.users.find_by_id(id).await
+        self.uncached_users.find_by_id(id).await
     }
 
-    /// The user with this email (canonicalised first), if any.
+    /// The user with this email (canonicalised first), if any; read from the store, as
+    /// [`find_user`](Self::find_user).
     ///
     /// # Errors
     ///
@@ -785,7 +789,9 @@ impl<U: AuthUser> AuthService<U> {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<U>> {
-        self.users.find_by_email(&normalize_email(email)?).await
+        self.uncached_users
+            .find_by_email(&normalize_email(email)?)
+            .await
     }
 
     /// The parts this service was built from, for backend implementers and administrative

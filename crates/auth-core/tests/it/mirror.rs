@@ -379,6 +379,40 @@ async fn while_the_feed_is_down_every_load_asks_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_user_reads_the_store_not_the_cache() {
+    let (users, tokens, feed) = (Gated::new(), MemoryTokenBackend::new(), LocalFeed::new());
+    let auth = service(users.clone(), tokens, UserCache::new(feed));
+    let user = auth.register("oz@example.com", PASSWORD).await.unwrap();
+    let login = auth.login("oz@example.com", PASSWORD).await.unwrap();
+    assert!(
+        !auth
+            .authenticate(login.access_token())
+            .await
+            .unwrap()
+            .is_verified
+    );
+    // Confirmed on another instance whose invalidation has not arrived yet (here: straight
+    // into the store, which the feed never carries).
+    users.inner.set_verified(&user.id, true).await.unwrap();
+    assert!(
+        !auth
+            .authenticate(login.access_token())
+            .await
+            .unwrap()
+            .is_verified,
+        "the hot path answers from the cached copy"
+    );
+    assert!(auth.find_user(&user.id).await.unwrap().unwrap().is_verified);
+    assert!(
+        auth.find_user_by_email("oz@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_verified
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_expire_after_max_age() {
     let clock = FixedClock::from_unix(START);
     let (users, tokens) = (
