@@ -1,6 +1,7 @@
 //! Project automation, in Rust instead of shell scripts.
 //!
-//! - `cargo xtask ci`: what CI runs: fmt check, clippy -D warnings, `cargo test --workspace`
+//! - `cargo xtask ci`: what CI runs: fmt check, clippy -D warnings, rustdoc -D warnings,
+//!   `cargo test --workspace`
 //!   (unit, integration, doc and policy tests), cargo-deny bans/licenses/sources.
 //! - `cargo xtask bench`: each operation as a ratio against the raw work it wraps (release build);
 //!   `cargo xtask bench stack --chart` also writes the HTTP figures as SVG charts in `docs/bench/`;
@@ -76,6 +77,13 @@ fn ci() -> Result<(), String> {
             "-D",
             "warnings",
         ]),
+    )?;
+    // Every intra-doc link resolves and rustdoc has nothing to say.
+    run(
+        "docs",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     // The README's test command, exactly: unit, integration and doc tests of every crate.
     // Every skip is logged (auth_testkit::skip) for the summary below.

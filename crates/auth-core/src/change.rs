@@ -264,7 +264,7 @@ pub trait ChangeFeed: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the channel cannot take them: the change is stored, but other
+    /// [`Error::Backend`](crate::Error::Backend) when the channel cannot take them: the change is stored, but other
     /// instances may not know of it until they reload.
     async fn publish(&self, changes: &[Change]) -> Result<()>;
 

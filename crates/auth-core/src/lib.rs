@@ -43,6 +43,7 @@ pub use memory::{MemoryTokenBackend, MemoryUserStore};
 pub use mirror::{MirrorStatus, RevocationMirror};
 pub use passkey::{
     PasskeyAssertion, PasskeyBackend, PasskeyInfo, PasskeyOptions, PasskeyTarget, PasskeyVerdict,
+    TakenPasskey,
 };
 pub use password::{
     BreachSourceFailure, BreachedPasswordValidator, CommonPasswordValidator,

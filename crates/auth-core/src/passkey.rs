@@ -103,6 +103,73 @@ impl PasskeyInfo {
     }
 }
 
+/// A passkey [`PasskeyBackend::take`] removed, holding what [`PasskeyBackend::restore`] needs
+/// to put it back as it was: the owner's view and the backend's own record (opaque to the
+/// service; no key material shows in `Debug`).
+///
+/// ```
+/// use auth_core::{PasskeyInfo, TakenPasskey};
+/// let taken = TakenPasskey::new(
+///     PasskeyInfo::new("pk_1".into(), "Laptop".into(), time::OffsetDateTime::UNIX_EPOCH),
+///     String::from("the backend's record"),
+/// );
+/// assert_eq!(taken.info().id, "pk_1");
+/// assert_eq!(taken.into_record::<String>().unwrap(), "the backend's record");
+/// ```
+#[non_exhaustive]
+pub struct TakenPasskey {
+    info: PasskeyInfo,
+    record: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl TakenPasskey {
+    /// `info` and the backend's `record` of the removed passkey.
+    ///
+    /// ```
+    /// # use auth_core::{PasskeyInfo, TakenPasskey};
+    /// let _ = TakenPasskey::new(PasskeyInfo::new("pk".into(), "Key".into(), time::OffsetDateTime::UNIX_EPOCH), 7u32);
+    /// ```
+    #[must_use]
+    pub fn new(info: PasskeyInfo, record: impl std::any::Any + Send + Sync) -> Self {
+        Self {
+            info,
+            record: Box::new(record),
+        }
+    }
+
+    /// What its owner saw.
+    ///
+    /// ```
+    /// # use auth_core::{PasskeyInfo, TakenPasskey};
+    /// let t = TakenPasskey::new(PasskeyInfo::new("pk".into(), "Key".into(), time::OffsetDateTime::UNIX_EPOCH), ());
+    /// assert_eq!(t.info().name, "Key");
+    /// ```
+    #[must_use]
+    pub fn info(&self) -> &PasskeyInfo {
+        &self.info
+    }
+
+    /// The backend's record, if it is a `T` (the backend that took it knows its type).
+    ///
+    /// ```
+    /// # use auth_core::{PasskeyInfo, TakenPasskey};
+    /// let t = TakenPasskey::new(PasskeyInfo::new("pk".into(), "Key".into(), time::OffsetDateTime::UNIX_EPOCH), 7u32);
+    /// assert!(t.into_record::<String>().is_none());
+    /// ```
+    #[must_use]
+    pub fn into_record<T: std::any::Any>(self) -> Option<T> {
+        self.record.downcast::<T>().ok().map(|b| *b)
+    }
+}
+
+impl std::fmt::Debug for TakenPasskey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TakenPasskey")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A verified assertion: whose passkey signed, and whether the authenticator verified the user
 /// (PIN, biometrics).
 ///
@@ -256,6 +323,40 @@ pub trait PasskeyBackend: Send + Sync + 'static {
     ///
     /// [`crate::Error::Backend`].
     async fn remove(&self, user: &UserId, id: &str) -> Result<bool>;
+
+    /// Deletes one of `user`'s passkeys and hands it back, so that [`restore`](Self::restore)
+    /// can put it back unchanged; `None` when it is not theirs. The service removes passkeys
+    /// this way: a removal that raced another and would leave the account with no way to sign
+    /// in is undone.
+    ///
+    /// The default removes through [`remove`](Self::remove) and keeps nothing, so its
+    /// [`restore`](Self::restore) cannot put the passkey back: implement both.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Backend`].
+    async fn take(&self, user: &UserId, id: &str) -> Result<Option<TakenPasskey>> {
+        let Some(info) = self.list(user).await?.into_iter().find(|p| p.id == id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .remove(user, id)
+            .await?
+            .then(|| TakenPasskey::new(info, ())))
+    }
+
+    /// Puts back, as it was, a passkey [`take`](Self::take) removed from `user`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Unsupported`] by default (nothing was kept to restore);
+    /// [`crate::Error::Backend`].
+    async fn restore(&self, user: &UserId, passkey: TakenPasskey) -> Result<()> {
+        let _ = (user, passkey);
+        Err(crate::Error::Unsupported(
+            "this passkey backend cannot put a removed passkey back".into(),
+        ))
+    }
 
     /// Deletes every passkey of `user`; returns how many.
     ///

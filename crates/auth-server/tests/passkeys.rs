@@ -2,7 +2,8 @@
 //! (real keys and signatures): register behind a fresh login, sign in by address and
 //! discoverably (no address), the second factor of a password login, rename and delete; a
 //! replayed answer, 30 concurrent submissions of one answer, and refusals that look like every
-//! other failed credential. On SQLite, and on PostgreSQL and MariaDB when their URLs are set.
+//! other failed credential; 30 simultaneous deletions of a passwordless account's passkeys
+//! that always leave one. On SQLite, and on PostgreSQL and MariaDB when their URLs are set.
 
 mod common;
 
@@ -322,22 +323,77 @@ async fn second_factor(target: Target) {
     assert_eq!(r.status, 401);
 }
 
+/// A passwordless account's 30 passkeys, deleted by 30 simultaneous requests: each deletion
+/// that succeeds leaves another passkey, the others are refused as the last way in (422), and
+/// the account keeps at least one.
+async fn concurrent_deletions(target: Target) {
+    let Some(url) = fresh_url(target).await else {
+        return;
+    };
+    let s = Server::start(&[("DATABASE_URL", &url)]).await;
+    let token = s.register("eve@example.com").await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let mut key = SoftPasskey::new(true);
+        let (passkey, _) = enrol(&s, &token, &mut key, &format!("Key {n}")).await;
+        ids.push(passkey["id"].as_str().unwrap().to_owned());
+    }
+    // No password any more (as an account made by a provider sign-in has none).
+    {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = sea_orm::Database::connect(&url).await.unwrap();
+        db.execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            "UPDATE auth_users SET password_hash = '!no-password' WHERE email = 'eve@example.com'",
+        ))
+        .await
+        .unwrap();
+    }
+    let replies = futures_util::future::join_all(ids.iter().map(|id| {
+        s.send(
+            s.delete(&format!("/auth/passkeys/{id}"))
+                .bearer_auth(&token),
+        )
+    }))
+    .await;
+    let deleted = replies.iter().filter(|r| r.status == 204).count();
+    for r in replies.iter().filter(|r| r.status != 204) {
+        assert_eq!(
+            (r.status, r.body["errors"][0]["code"].as_str()),
+            (422, Some("last_sign_in_method")),
+            "{}",
+            r.body
+        );
+    }
+    let r = s.send(s.get("/auth/passkeys").bearer_auth(&token)).await;
+    let left = r.body["passkeys"].as_array().unwrap().len();
+    assert!(left >= 1, "no passkey left: {deleted} deleted");
+    assert_eq!(deleted + left, 30);
+    println!(
+        "{target:?}: 30 concurrent deletions of a passwordless account's 30 passkeys -> {deleted} x 204, {} x 422, {left} left",
+        30 - deleted
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite() {
     flow(Target::SqliteMemory).await;
     second_factor(Target::SqliteMemory).await;
+    concurrent_deletions(Target::SqliteFile).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres() {
     flow(Target::Postgres).await;
     second_factor(Target::Postgres).await;
+    concurrent_deletions(Target::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql() {
     flow(Target::MySql).await;
     second_factor(Target::MySql).await;
+    concurrent_deletions(Target::MySql).await;
 }
 
 /// Passkeys are on by default where browsers allow them; a server on an IP address still

@@ -7,7 +7,8 @@ use std::time::Duration;
 use auth_core::ephemeral::{CeremonyRecord, CeremonyStore};
 use auth_core::{
     Clock, ConfigError, Error, PasskeyAssertion, PasskeyBackend, PasskeyInfo, PasskeyOptions,
-    PasskeyTarget, PasskeyVerdict, Result, SharedClock, SystemClock, UserId, async_trait, random,
+    PasskeyTarget, PasskeyVerdict, Result, SharedClock, SystemClock, TakenPasskey, UserId,
+    async_trait, random,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -655,6 +656,38 @@ impl PasskeyBackend for WebauthnPasskeys {
 
     async fn remove(&self, user: &UserId, id: &str) -> Result<bool> {
         self.inner.store.delete(user, id).await
+    }
+
+    async fn take(&self, user: &UserId, id: &str) -> Result<Option<TakenPasskey>> {
+        let Some(stored) = self
+            .inner
+            .store
+            .by_user(user)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+        else {
+            return Ok(None);
+        };
+        if !self.inner.store.delete(user, id).await? {
+            return Ok(None);
+        }
+        Ok(Some(TakenPasskey::new(stored.info(), stored)))
+    }
+
+    async fn restore(&self, user: &UserId, passkey: TakenPasskey) -> Result<()> {
+        match passkey.into_record::<StoredPasskey>() {
+            Some(stored) if &stored.user_id == user => {
+                if !self.inner.store.insert(&stored).await? {
+                    tracing::warn!(user_id = %user, passkey_id = %stored.id,
+                        "a removed passkey was not put back: its credential is registered again");
+                }
+                Ok(())
+            }
+            _ => Err(Error::Unsupported(
+                "restore takes a passkey this backend took from this account".into(),
+            )),
+        }
     }
 
     async fn remove_all(&self, user: &UserId) -> Result<u64> {

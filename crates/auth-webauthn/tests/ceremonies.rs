@@ -25,6 +25,7 @@ const PASSWORD: &str = "violet-otter-sings-42";
 
 struct Rig {
     auth: AuthService<User>,
+    backend: WebauthnPasskeys,
     mfa: Mfa,
     events: Arc<std::sync::Mutex<Vec<AuthEvent>>>,
 }
@@ -33,7 +34,8 @@ fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
 }
 
-fn service(users: impl UserStore<User = User>, passkeys: impl PasskeyBackend) -> Rig {
+fn service(users: impl UserStore<User = User>, passkeys: WebauthnPasskeys) -> Rig {
+    let backend = passkeys.clone();
     let mfa = Mfa::new(
         MemoryMfaStore::new(),
         SecretCipher::new("k1", &[7u8; 32]).unwrap(),
@@ -70,7 +72,12 @@ fn service(users: impl UserStore<User = User>, passkeys: impl PasskeyBackend) ->
             }
         });
     }
-    Rig { auth, mfa, events }
+    Rig {
+        auth,
+        backend,
+        mfa,
+        events,
+    }
 }
 
 fn relying_party() -> WebauthnConfig {
@@ -679,6 +686,36 @@ async fn last_passkey_and_deletion(stores: Stores) {
     assert!(rig.auth.list_passkeys(&ada.id).await.unwrap().is_empty());
 }
 
+/// A taken passkey is gone until it is restored; restored, it is the same passkey (id, name,
+/// credential) and signs in again.
+async fn take_and_restore(stores: Stores) {
+    let Some(rig) = rig(stores).await else { return };
+    let bo = rig.auth.register("bo@example.com", PASSWORD).await.unwrap();
+    let mut key = SoftPasskey::new(true);
+    let info = enrol(&rig, &bo, &mut key, "Laptop").await;
+    assert!(rig.backend.take(&bo.id, "pk_nope").await.unwrap().is_none());
+    let taken = rig.backend.take(&bo.id, &info.id).await.unwrap().unwrap();
+    assert_eq!(taken.info().id, info.id);
+    assert!(rig.auth.list_passkeys(&bo.id).await.unwrap().is_empty());
+    assert!(rig.backend.take(&bo.id, &info.id).await.unwrap().is_none());
+    rig.backend.restore(&bo.id, taken).await.unwrap();
+    let listed = rig.auth.list_passkeys(&bo.id).await.unwrap();
+    assert_eq!(
+        (listed.len(), &listed[0].id, &listed[0].name),
+        (1, &info.id, &info.name)
+    );
+    let (ceremony, answer) = answer_for(&rig, "bo@example.com", &mut key).await;
+    session(
+        rig.auth
+            .sign_in_with_passkey(&ceremony, &answer, LoginOptions::new())
+            .await,
+    );
+    // Another account's record is not restored into this one.
+    let cy = rig.auth.register("cy@example.com", PASSWORD).await.unwrap();
+    let taken = rig.backend.take(&bo.id, &info.id).await.unwrap().unwrap();
+    assert!(rig.backend.restore(&cy.id, taken).await.is_err());
+}
+
 macro_rules! on_every_store {
     ($($name:ident),*) => {
         mod memory { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::Stores::Memory).await } )* }
@@ -694,5 +731,6 @@ on_every_store!(
     concurrent_answers,
     second_factor,
     no_enumeration,
-    last_passkey_and_deletion
+    last_passkey_and_deletion,
+    take_and_restore
 );

@@ -71,7 +71,7 @@ pub const AUTH_TIME_CLAIM: &str = "auth_time";
 /// `{"error": "reauthentication_required"}`: a stolen long-lived session cannot change the
 /// password or end the owner's other sessions.
 ///
-/// Errors follow [`ApiError`]: every credential or token failure is the same 401. Bodies are
+/// Errors follow [`ApiError`](crate::ApiError): every credential or token failure is the same 401. Bodies are
 /// limited to [`MAX_BODY_BYTES`]; token responses carry `Cache-Control: no-store`.
 ///
 /// ```

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::ways_in::last_way_in;
 use super::{AuthService, LoginOptions, LoginOutcome};
 use crate::error::{Error, Result};
 use crate::events::AuthEvent;
@@ -282,7 +283,8 @@ impl<U: AuthUser> AuthService<U> {
 
     /// Unlinks one of the account's identities (`false` when it is not theirs), unless it is
     /// the last way to sign in: no usable password, no passkey, no other identity.
-    /// Emits `IdentityUnlinked`.
+    /// Concurrent removals never leave the account without a way in: the one that would is
+    /// undone and refused. Emits `IdentityUnlinked`.
     ///
     /// # Errors
     ///
@@ -304,31 +306,26 @@ impl<U: AuthUser> AuthService<U> {
     /// ```
     pub async fn unlink_identity(&self, user_id: &UserId, id: &str) -> Result<bool> {
         let store = Arc::clone(self.identity_store()?);
-        let links = store.by_user(user_id).await?;
-        if !links.iter().any(|l| l.id == id) {
-            return Ok(false);
-        }
-        let has_password = self
-            .uncached_users
-            .find_by_id(user_id)
+        let Some(link) = store
+            .by_user(user_id)
             .await?
-            .is_some_and(|u| crate::is_password_usable(u.password_hash()));
-        let has_passkey = match &self.passkeys {
-            Some(backend) => !backend.list(user_id).await?.is_empty(),
-            None => false,
-        };
-        if !has_password && !has_passkey && links.len() == 1 {
-            return Err(Error::invalid(
-                "identity",
-                "last_sign_in_method",
-                "this is the only way to sign in to this account: set a password or add a passkey first",
-            ));
-        }
-        let Some(link) = links.into_iter().find(|l| l.id == id) else {
+            .into_iter()
+            .find(|l| l.id == id)
+        else {
             return Ok(false);
         };
+        self.check_not_last_way_in(user_id, "identity").await?;
         if !store.delete(user_id, id).await? {
             return Ok(false);
+        }
+        if self.left_without_a_way_in(user_id).await? {
+            // Another removal ran at the same time and took the other way in.
+            if let Err(e) = store.insert(&link).await {
+                tracing::error!(user_id = %user_id, identity_id = id, error = %e,
+                    "an identity unlink raced another removal and could not be put back: the account can only recover through a password reset");
+                return Err(e);
+            }
+            return Err(last_way_in("identity"));
         }
         self.events
             .emit(AuthEvent::IdentityUnlinked {

@@ -67,7 +67,7 @@ impl<U: AuthUser> AuthService<U> {
 
     /// A login that may need a second factor: the password (see
     /// [`check_password`](Self::check_password)), then either a session, or, for an account
-    /// the [`SecondFactorGate`] says has a factor, a single-use challenge to answer with
+    /// the [`SecondFactorGate`](crate::SecondFactorGate) says has a factor, a single-use challenge to answer with
     /// [`complete_sign_in`](Self::complete_sign_in). No tokens are issued on a password alone.
     ///
     /// # Errors

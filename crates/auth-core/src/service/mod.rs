@@ -24,6 +24,7 @@ pub use passkey::MAX_PASSKEY_NAME;
 mod password;
 mod session;
 mod throttle;
+mod ways_in;
 
 pub use admin::AccountStatus;
 pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};

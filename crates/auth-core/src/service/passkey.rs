@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::throttle::client_bucket;
+use super::ways_in::last_way_in;
 use super::{AuthResult, AuthService, LoginOptions, LoginOutcome};
 use crate::error::{Error, Result};
 use crate::events::AuthEvent;
@@ -420,8 +421,9 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// Deletes one of the account's passkeys (`false` when it is not theirs), unless it is
-    /// the last way to sign in: an account without a usable password keeps its last passkey.
-    /// Emits `PasskeyRemoved`.
+    /// the last way to sign in (no usable password, no other passkey, no linked identity).
+    /// Concurrent removals never leave the account without a way in: the one that would is
+    /// undone and refused. Emits `PasskeyRemoved`.
     ///
     /// # Errors
     ///
@@ -437,24 +439,21 @@ impl<U: AuthUser> AuthService<U> {
     /// ```
     pub async fn delete_passkey(&self, user_id: &UserId, id: &str) -> Result<bool> {
         let backend = self.passkey_backend()?;
-        let passkeys = backend.list(user_id).await?;
-        if !passkeys.iter().any(|p| p.id == id) {
+        if !backend.list(user_id).await?.iter().any(|p| p.id == id) {
             return Ok(false);
         }
-        let has_password = self
-            .uncached_users
-            .find_by_id(user_id)
-            .await?
-            .is_some_and(|u| crate::is_password_usable(u.password_hash()));
-        if !has_password && passkeys.len() == 1 {
-            return Err(Error::invalid(
-                "passkey",
-                "last_sign_in_method",
-                "this passkey is the only way to sign in to this account: set a password first",
-            ));
-        }
-        if !backend.remove(user_id, id).await? {
+        self.check_not_last_way_in(user_id, "passkey").await?;
+        let Some(taken) = backend.take(user_id, id).await? else {
             return Ok(false);
+        };
+        if self.left_without_a_way_in(user_id).await? {
+            // Another removal ran at the same time and took the other way in.
+            if let Err(e) = backend.restore(user_id, taken).await {
+                tracing::error!(user_id = %user_id, passkey_id = id, error = %e,
+                    "a passkey removal raced another and could not be put back: the account can only recover through a password reset");
+                return Err(e);
+            }
+            return Err(last_way_in("passkey"));
         }
         self.events
             .emit(AuthEvent::PasskeyRemoved {

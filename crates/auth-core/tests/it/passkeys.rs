@@ -7,11 +7,14 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Barrier;
+
 use auth_core::{
-    AuthConfig, AuthEventKind, AuthService, Challenge, Error, LoginOptions, LoginOutcome,
-    MemoryTokenBackend, MemoryUserStore, PasskeyAssertion, PasskeyBackend, PasskeyInfo,
-    PasskeyOptions, PasskeyTarget, PasskeyVerdict, Result, SecondFactorGate, SecretString,
-    SessionMeta, UserId, async_trait,
+    AuthConfig, AuthEventKind, AuthService, Challenge, Error, IdentityStore, LinkedIdentity,
+    LoginOptions, LoginOutcome, MemoryIdentityStore, MemoryTokenBackend, MemoryUserStore,
+    PasskeyAssertion, PasskeyBackend, PasskeyInfo, PasskeyOptions, PasskeyTarget, PasskeyVerdict,
+    ProviderIdentity, Result, SecondFactorGate, SecretString, SessionMeta, TakenPasskey, UserId,
+    async_trait,
 };
 use serde_json::{Value, json};
 
@@ -20,6 +23,45 @@ struct Verdicts {
     next: Arc<Mutex<Option<PasskeyVerdict>>>,
     keys: Arc<Mutex<Vec<(UserId, PasskeyInfo)>>>,
     targets: Arc<Mutex<Vec<PasskeyTarget>>>,
+    /// When set, removals wait here (after the service's checks) until all have arrived.
+    barrier: Arc<Mutex<Option<Arc<Barrier>>>>,
+}
+
+async fn meet(barrier: &Mutex<Option<Arc<Barrier>>>) {
+    let barrier = barrier.lock().unwrap().clone();
+    if let Some(barrier) = barrier {
+        barrier.wait().await;
+    }
+}
+
+/// Memory identities whose deletions wait at the same barrier as the passkeys'.
+#[derive(Clone, Default)]
+struct Identities {
+    inner: MemoryIdentityStore,
+    barrier: Arc<Mutex<Option<Arc<Barrier>>>>,
+}
+
+#[async_trait]
+impl IdentityStore for Identities {
+    async fn find(&self, provider: &str, subject: &str) -> Result<Option<LinkedIdentity>> {
+        self.inner.find(provider, subject).await
+    }
+    async fn insert(&self, identity: &LinkedIdentity) -> Result<bool> {
+        self.inner.insert(identity).await
+    }
+    async fn by_user(&self, user: &UserId) -> Result<Vec<LinkedIdentity>> {
+        self.inner.by_user(user).await
+    }
+    async fn touch(&self, id: &str, at: time::OffsetDateTime) -> Result<()> {
+        self.inner.touch(id, at).await
+    }
+    async fn delete(&self, user: &UserId, id: &str) -> Result<bool> {
+        meet(&self.barrier).await;
+        self.inner.delete(user, id).await
+    }
+    async fn delete_user(&self, user: &UserId) -> Result<u64> {
+        self.inner.delete_user(user).await
+    }
 }
 
 #[async_trait]
@@ -71,6 +113,20 @@ impl PasskeyBackend for Verdicts {
         let before = keys.len();
         keys.retain(|(u, i)| !(u == user && i.id == id));
         Ok(keys.len() < before)
+    }
+    async fn take(&self, user: &UserId, id: &str) -> Result<Option<TakenPasskey>> {
+        meet(&self.barrier).await;
+        let mut keys = self.keys.lock().unwrap();
+        let at = keys.iter().position(|(u, i)| u == user && i.id == id);
+        Ok(at.map(|at| {
+            let (_, info) = keys.remove(at);
+            TakenPasskey::new(info.clone(), info)
+        }))
+    }
+    async fn restore(&self, user: &UserId, passkey: TakenPasskey) -> Result<()> {
+        let info = passkey.into_record::<PasskeyInfo>().unwrap();
+        self.keys.lock().unwrap().push((user.clone(), info));
+        Ok(())
     }
     async fn remove_all(&self, user: &UserId) -> Result<u64> {
         let mut keys = self.keys.lock().unwrap();
@@ -258,4 +314,94 @@ async fn a_reset_that_proves_the_address_removes_earlier_passkeys() {
         .await
         .unwrap();
     assert!(auth.list_passkeys(&user.id).await.unwrap().is_empty());
+}
+
+/// A passwordless account (made by a provider sign-in) with passkeys and linked identities,
+/// all removed at once: 30 concurrent removals that have all passed their checks before any
+/// removes (the worst interleaving, forced by a barrier). The last to finish puts its way back
+/// and is refused, so a way in remains; every other removal counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_removals_never_leave_an_account_without_a_way_in() {
+    for round in 0..3 {
+        let (backend, links) = (Verdicts::default(), Identities::default());
+        let auth = service(backend.clone()).with_identities(links.clone());
+        let email = format!("way{round}@example.com");
+        let first = ProviderIdentity::new("google", "g-0").with_email(&email, true);
+        auth.sign_in_with_provider(first, LoginOptions::new())
+            .await
+            .unwrap();
+        let user = auth.find_user_by_email(&email).await.unwrap().unwrap().id;
+        for n in 1..15 {
+            let other = ProviderIdentity::new("gitlab", format!("s-{n}"));
+            auth.link_identity(&user, other).await.unwrap();
+        }
+        for n in 0..15 {
+            auth.register_passkey(&user, &json!({}), Some(&format!("Key {n}")))
+                .await
+                .unwrap();
+        }
+        let passkeys = auth.list_passkeys(&user).await.unwrap();
+        let identities = auth.list_identities(&user).await.unwrap();
+        assert_eq!((passkeys.len(), identities.len()), (15, 15));
+
+        let barrier = Some(Arc::new(Barrier::new(30)));
+        backend.barrier.lock().unwrap().clone_from(&barrier);
+        links.barrier.lock().unwrap().clone_from(&barrier);
+        let removals = passkeys
+            .iter()
+            .map(|p| {
+                let (auth, user, id) = (auth.clone(), user.clone(), p.id.clone());
+                tokio::spawn(async move { auth.delete_passkey(&user, &id).await })
+            })
+            .chain(identities.iter().map(|l| {
+                let (auth, user, id) = (auth.clone(), user.clone(), l.id.clone());
+                tokio::spawn(async move { auth.unlink_identity(&user, &id).await })
+            }))
+            .collect::<Vec<_>>();
+        let mut removed = 0;
+        for removal in removals {
+            match removal.await.unwrap() {
+                Ok(true) => removed += 1,
+                Err(Error::Validation(v)) => {
+                    assert_eq!(v.errors()[0].code, "last_sign_in_method");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let left = auth.list_passkeys(&user).await.unwrap().len()
+            + auth.list_identities(&user).await.unwrap().len();
+        assert!(left >= 1, "round {round}: no way in left");
+        assert_eq!(
+            removed + left,
+            30,
+            "round {round}: each way removed or kept"
+        );
+    }
+}
+
+/// A passwordless account with a passkey and a linked identity may remove either (not both).
+#[tokio::test]
+async fn a_passkey_goes_when_a_linked_identity_remains() {
+    let backend = Verdicts::default();
+    let auth = service(backend.clone()).with_identities(MemoryIdentityStore::new());
+    let google = ProviderIdentity::new("google", "g-1").with_email("pk@example.com", true);
+    auth.sign_in_with_provider(google, LoginOptions::new())
+        .await
+        .unwrap();
+    let user = auth
+        .find_user_by_email("pk@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let passkey = auth
+        .register_passkey(&user, &json!({}), None)
+        .await
+        .unwrap();
+    assert!(auth.delete_passkey(&user, &passkey.id).await.unwrap());
+    let link = auth.list_identities(&user).await.unwrap().remove(0);
+    assert!(matches!(
+        auth.unlink_identity(&user, &link.id).await,
+        Err(Error::Validation(_))
+    ));
 }
