@@ -246,16 +246,28 @@ fn databases(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     all
 }
 
-/// A row: its name, the database URL, Redis (URL, prefix) when the row has it, and the
-/// token backend (`AUTH_TOKEN_BACKEND`).
-type Run = (String, String, Option<(String, String)>, &'static str);
+/// Redis for a row: its URL (seed URLs separated by commas for a cluster), this run's key
+/// prefix, and whether it is a Redis Cluster.
+#[derive(Clone, Default)]
+struct RedisVars {
+    url: String,
+    prefix: String,
+    cluster: bool,
+}
 
-/// Redis for the `+ Redis` rows (`AUTH_BENCH_REDIS_URL`), with a prefix of this run's own.
-fn redis_vars() -> Option<(String, String)> {
-    let url = std::env::var("AUTH_BENCH_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())?;
-    Some((url, format!("auth:bench:{}:", auth_core::random::token(6))))
+/// A row: its name, the database URL, Redis when the row has it, and the token backend
+/// (`AUTH_TOKEN_BACKEND`).
+type Run = (String, String, Option<RedisVars>, &'static str);
+
+/// Redis for the `+ Redis` rows (`AUTH_BENCH_REDIS_URL`) or the `+ Cluster` rows
+/// (`AUTH_BENCH_REDIS_CLUSTER_URL`), with a prefix of this run's own.
+fn redis_vars(var: &str, cluster: bool) -> Option<RedisVars> {
+    let url = std::env::var(var).ok().filter(|u| !u.is_empty())?;
+    Some(RedisVars {
+        url,
+        prefix: format!("auth:bench:{}:", auth_core::random::token(6)),
+        cluster,
+    })
 }
 
 /// `cargo xtask bench stack`: the default stack's figures, then revocation propagation.
@@ -266,49 +278,60 @@ pub(crate) async fn run() -> Result<(), String> {
     println!(
         "the release auth-server process (JWT, revocations in the database answered from memory; \"Redis tok\": opaque tokens in Redis), \
          driven over loopback from another process; median of 3 rounds of 2 s per figure\n\
-         database                /health    /auth/me  (ratio)  /auth/verify (ratio)   refresh/s (4 chains)   logins/s"
+         database                    /health    /auth/me  (ratio)  /auth/verify (ratio)   refresh/s (4 chains)   logins/s"
     );
     let mut runs: Vec<Run> = databases(&dir)
         .into_iter()
         .map(|(name, url)| (name.to_owned(), url, None, "jwt"))
         .collect();
-    let redis_rows = redis_vars();
-    match redis_rows.clone() {
-        Some(redis) => {
-            let with_redis: Vec<Run> = runs
-                .iter()
-                .filter(|(name, ..)| name != "MariaDB")
-                .flat_map(|(name, url, ..)| {
-                    [
-                        (
-                            format!("{name} + Redis"),
-                            url.clone(),
-                            Some(redis.clone()),
-                            "jwt",
-                        ),
-                        // Opaque tokens in Redis instead of JWTs.
-                        (
-                            format!("{name} + Redis tok"),
-                            url.clone(),
-                            Some(redis.clone()),
-                            "redis",
-                        ),
-                    ]
-                })
-                .collect();
-            runs.extend(with_redis);
+    let redis_rows: Vec<(&str, RedisVars)> = [
+        ("Redis", "AUTH_BENCH_REDIS_URL", false),
+        ("Cluster", "AUTH_BENCH_REDIS_CLUSTER_URL", true),
+    ]
+    .into_iter()
+    .filter_map(|(label, var, cluster)| match redis_vars(var, cluster) {
+        Some(redis) => Some((label, redis)),
+        None => {
+            println!("+ {label}: skipped (set {var})");
+            None
         }
-        None => println!("+ Redis: skipped (set AUTH_BENCH_REDIS_URL)"),
+    })
+    .collect();
+    let sql_rows: Vec<(String, String)> = runs
+        .iter()
+        .filter(|(name, ..)| name != "MariaDB")
+        .map(|(name, url, ..)| (name.clone(), url.clone()))
+        .collect();
+    for (label, redis) in &redis_rows {
+        for (name, url) in &sql_rows {
+            runs.push((
+                format!("{name} + {label}"),
+                url.clone(),
+                Some(redis.clone()),
+                "jwt",
+            ));
+            // Opaque tokens in Redis instead of JWTs.
+            runs.push((
+                format!("{name} + {label} tok"),
+                url.clone(),
+                Some(redis.clone()),
+                "redis",
+            ));
+        }
     }
     let mut figures: Vec<(String, [f64; 5])> = Vec::new();
     for (name, url, redis, token_backend) in runs {
-        let (redis_url, redis_prefix) = redis.unwrap_or_default();
+        let redis = redis.unwrap_or_default();
         let server = ServerProcess::start(&[
             ("DATABASE_URL", url.as_str()),
             ("AUTH_TOKEN_BACKEND", token_backend),
             ("AUTH_SQLITE_SYNCHRONOUS", durability.as_str()),
-            ("AUTH_REDIS_URL", redis_url.as_str()),
-            ("AUTH_REDIS_PREFIX", redis_prefix.as_str()),
+            ("AUTH_REDIS_URL", redis.url.as_str()),
+            ("AUTH_REDIS_PREFIX", redis.prefix.as_str()),
+            (
+                "AUTH_REDIS_CLUSTER",
+                if redis.cluster { "true" } else { "" },
+            ),
         ])
         .await?;
         let base = &server.base;
@@ -340,7 +363,7 @@ pub(crate) async fn run() -> Result<(), String> {
         });
         figures.push((name.clone(), [health, me, verify, refresh, login]));
         println!(
-            "{name:<22} {health:>9.0} {me:>10.0} ({:>5.3}) {verify:>10.0} ({:>5.3}) {refresh:>12.0}{} {login:>16.0}",
+            "{name:<26} {health:>9.0} {me:>10.0} ({:>5.3}) {verify:>10.0} ({:>5.3}) {refresh:>12.0}{} {login:>16.0}",
             me / health,
             verify / health,
             if failed > 0 {
@@ -364,28 +387,36 @@ pub(crate) async fn run() -> Result<(), String> {
     for (name, url) in databases(&dir).into_iter().skip(1) {
         propagation(name, &url).await?;
     }
-    if let Some((url, prefix)) = redis_rows {
-        forget_redis(&url, &prefix).await;
+    for (_, redis) in &redis_rows {
+        forget_redis(redis).await;
     }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
 
-/// Deletes what the `+ Redis` rows left under their prefix.
-async fn forget_redis(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    for chunk in keys.chunks(500) {
-        let _: Result<i64, _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+/// Deletes what the `+ Redis` / `+ Cluster` rows left under their prefix: on each node given
+/// (a cluster's seeds are its primaries when it is made by `.ci/redis-cluster`), one `DEL` per
+/// key, since a cluster refuses a `DEL` across slots.
+async fn forget_redis(redis: &RedisVars) {
+    for url in redis.url.split(',').map(str::trim) {
+        let Ok(client) = redis::Client::open(url) else {
+            continue;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        for chunk in keys.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.cmd("DEL").arg(key).ignore();
+            }
+            let _: Result<(), _> = pipe.query_async(&mut conn).await;
+        }
     }
 }
 
