@@ -50,14 +50,6 @@ async fn provider() -> Option<OidcProvider> {
     OidcProvider::start(&format!("{APP}/auth/oauth/op/callback")).await
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn params(callback: &str) -> CallbackParams {
     let url = reqwest::Url::parse(callback).unwrap();
     let get = |k: &str| {
@@ -359,7 +351,7 @@ async fn codes_redirects_denial_and_outage() {
         .unwrap()
         .with_provider(Provider::oidc(
             "op",
-            format!("http://127.0.0.1:{}", free_port()),
+            format!("http://127.0.0.1:{}", auth_testkit::free_port()),
             "auth-test",
             Some("x"),
         ))

@@ -47,3 +47,21 @@ pub fn unique(prefix: &str) -> String {
             .replace(['-', '_'], "x")
     )
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a server a test starts).
+///
+/// # Panics
+///
+/// When no port can be bound (a test harness: it fails the test).
+///
+/// ```
+/// assert_ne!(auth_testkit::free_port(), 0);
+/// ```
+#[must_use]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}

@@ -68,14 +68,6 @@ impl Drop for OidcProvider {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
 impl OidcProvider {
     /// Starts a provider whose clients redirect to `redirect_uri`; `None` (skip printed)
     /// without Node.js.
@@ -87,7 +79,7 @@ impl OidcProvider {
         if !node_ready() {
             return None;
         }
-        let port = free_port();
+        let port = crate::free_port();
         let child = Command::new("node")
             .arg("provider.mjs")
             .arg(port.to_string())

@@ -162,9 +162,14 @@ async fn enrol(
         .unwrap()
 }
 
+/// Sign-in options for `email`'s passkeys.
+async fn options_for(rig: &Rig, email: &str) -> auth_core::PasskeyOptions {
+    rig.auth.passkey_login_options(Some(email)).await.unwrap()
+}
+
 /// Options for `email`'s passkeys and `key`'s answer to them.
 async fn answer_for(rig: &Rig, email: &str, key: &mut SoftPasskey) -> (String, Value) {
-    let options = rig.auth.passkey_login_options(Some(email)).await.unwrap();
+    let options = options_for(rig, email).await;
     let answer = key.do_authentication(origin(), request(&options)).unwrap();
     (options.ceremony, serde_json::to_value(&answer).unwrap())
 }
@@ -258,11 +263,7 @@ async fn register_and_sign_in(stores: Stores) {
     assert!(rig.auth.delete_passkey(&user.id, &info.id).await.unwrap());
     assert!(!rig.auth.delete_passkey(&user.id, &info.id).await.unwrap());
     let (ceremony, answer) = {
-        let options = rig
-            .auth
-            .passkey_login_options(Some("ada@example.com"))
-            .await
-            .unwrap();
+        let options = options_for(&rig, "ada@example.com").await;
         // The deleted key is no longer allowed: answer with a forged allow list.
         let mut forged = request(&options);
         forged.public_key.allow_credentials = vec![];
@@ -315,11 +316,7 @@ async fn attacks(stores: Stores) {
     enrol(&rig, &bob, &mut bob_key, "Bob's").await;
 
     // Another origin: the authenticator signs what the page at evil.example asked.
-    let options = rig
-        .auth
-        .passkey_login_options(Some("ada@example.com"))
-        .await
-        .unwrap();
+    let options = options_for(&rig, "ada@example.com").await;
     let evil = Url::parse("https://evil.example").unwrap();
     let answer = AuthenticatorBackend::perform_auth(
         &mut ada_key,
@@ -358,11 +355,7 @@ async fn attacks(stores: Stores) {
     ));
 
     // Another RP id: a credential scoped to evil.example signs our challenge.
-    let options = rig
-        .auth
-        .passkey_login_options(Some("ada@example.com"))
-        .await
-        .unwrap();
+    let options = options_for(&rig, "ada@example.com").await;
     let mut wrong_rp = request(&options).public_key;
     wrong_rp.rp_id = "evil.example".into();
     let answer =
@@ -379,16 +372,8 @@ async fn attacks(stores: Stores) {
     ));
 
     // Bob's passkey answering a ceremony for Ada's passkeys.
-    let options = rig
-        .auth
-        .passkey_login_options(Some("ada@example.com"))
-        .await
-        .unwrap();
-    let bobs = rig
-        .auth
-        .passkey_login_options(Some("bob@example.com"))
-        .await
-        .unwrap();
+    let options = options_for(&rig, "ada@example.com").await;
+    let bobs = options_for(&rig, "bob@example.com").await;
     let answer = answer_allowing(&mut bob_key, &options, &bobs);
     assert!(matches!(
         rig.auth
@@ -438,11 +423,7 @@ async fn attacks(stores: Stores) {
 
     // An inactive account cannot sign in with its passkey.
     rig.auth.set_active(&bob.id, false).await.unwrap();
-    let options = rig
-        .auth
-        .passkey_login_options(Some("bob@example.com"))
-        .await
-        .unwrap();
+    let options = options_for(&rig, "bob@example.com").await;
     assert_ne!(
         options.public_key["allowCredentials"]
             .as_array()
@@ -460,11 +441,7 @@ async fn attacks(stores: Stores) {
     // the passkey verifies, the account refuses it, and that is reported as a password
     // sign-in into a deactivated account is.
     rig.auth.set_active(&bob.id, true).await.unwrap();
-    let options = rig
-        .auth
-        .passkey_login_options(Some("bob@example.com"))
-        .await
-        .unwrap();
+    let options = options_for(&rig, "bob@example.com").await;
     rig.auth.set_active(&bob.id, false).await.unwrap();
     let answer = answer_allowing(&mut bob_key, &options, &bobs);
     assert!(matches!(
@@ -566,11 +543,7 @@ async fn second_factor(stores: Stores) {
         .passkey_second_factor_options(&token)
         .await
         .unwrap();
-    let bobs = rig
-        .auth
-        .passkey_login_options(Some("bob@example.com"))
-        .await
-        .unwrap();
+    let bobs = options_for(&rig, "bob@example.com").await;
     let answer = answer_allowing(&mut bob_key, &options, &bobs);
     assert!(matches!(
         rig.auth
@@ -630,21 +603,9 @@ async fn no_enumeration(stores: Stores) {
         .await
         .unwrap();
     enrol(&rig, &ada, &mut SoftPasskey::new(true), "Laptop").await;
-    let real = rig
-        .auth
-        .passkey_login_options(Some("ada@example.com"))
-        .await
-        .unwrap();
-    let fake = rig
-        .auth
-        .passkey_login_options(Some("nobody@example.com"))
-        .await
-        .unwrap();
-    let again = rig
-        .auth
-        .passkey_login_options(Some("nobody@example.com"))
-        .await
-        .unwrap();
+    let real = options_for(&rig, "ada@example.com").await;
+    let fake = options_for(&rig, "nobody@example.com").await;
+    let again = options_for(&rig, "nobody@example.com").await;
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&real.public_key), keys(&fake.public_key));
     assert_eq!(real.mediation, fake.mediation);

@@ -29,14 +29,30 @@ const SECRET: &str = "a-signing-secret-of-32-bytes-or-more!";
 const S2S_TOKEN: &str = "service-token-0123456789abcdef012345";
 
 fn service(clock: &FixedClock) -> AuthService {
+    service_on(clock, MemoryUserStore::new())
+}
+
+/// [`service`] over `users`, for tests that change the store behind the service's back.
+fn service_on(clock: &FixedClock, users: MemoryUserStore) -> AuthService {
     AuthService::new(
         AuthConfig::builder()
             .signing_secret(SECRET)
             .build()
             .unwrap(),
-        MemoryUserStore::new(),
+        users,
         TestHasher::fast(),
         MemoryTokenBackend::new().with_clock(clock.clone()),
+    )
+    .unwrap()
+    .with_clock(clock.clone())
+}
+
+/// TOTP on memory stores, on `clock`.
+fn mfa(clock: &FixedClock) -> auth_mfa::Mfa {
+    auth_mfa::Mfa::new(
+        auth_mfa::MemoryMfaStore::new(),
+        auth_mfa::SecretCipher::new("k", &[3u8; 32]).unwrap(),
+        auth_mfa::MfaConfig::new("Acme"),
     )
     .unwrap()
     .with_clock(clock.clone())
@@ -783,13 +799,7 @@ async fn basic_auth_is_throttled_per_client_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_factor_enrolment_needs_a_fresh_login() {
     let clock = FixedClock::from_unix(1_800_000_000);
-    let mfa = auth_mfa::Mfa::new(
-        auth_mfa::MemoryMfaStore::new(),
-        auth_mfa::SecretCipher::new("k", &[3u8; 32]).unwrap(),
-        auth_mfa::MfaConfig::new("Acme"),
-    )
-    .unwrap()
-    .with_clock(clock.clone());
+    let mfa = mfa(&clock);
     let auth = service(&clock).with_second_factor(mfa.clone());
     let app = Router::new().nest(
         "/auth",
@@ -863,27 +873,11 @@ async fn two_factor_enrolment_needs_a_fresh_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolment_sees_an_address_confirmed_elsewhere() {
     let clock = FixedClock::from_unix(1_800_000_000);
-    let mfa = auth_mfa::Mfa::new(
-        auth_mfa::MemoryMfaStore::new(),
-        auth_mfa::SecretCipher::new("k", &[3u8; 32]).unwrap(),
-        auth_mfa::MfaConfig::new("Acme"),
-    )
-    .unwrap()
-    .with_clock(clock.clone());
+    let mfa = mfa(&clock);
     let users = MemoryUserStore::new();
-    let auth = AuthService::new(
-        AuthConfig::builder()
-            .signing_secret(SECRET)
-            .build()
-            .unwrap(),
-        users.clone(),
-        TestHasher::fast(),
-        MemoryTokenBackend::new().with_clock(clock.clone()),
-    )
-    .unwrap()
-    .with_clock(clock.clone())
-    .with_user_cache(auth_core::UserCache::new(auth_core::LocalFeed::new()))
-    .with_second_factor(mfa.clone());
+    let auth = service_on(&clock, users.clone())
+        .with_user_cache(auth_core::UserCache::new(auth_core::LocalFeed::new()))
+        .with_second_factor(mfa.clone());
     let app = Router::new().nest("/auth", AuthRouter::new(auth.clone()).with_mfa(mfa).build());
     let (_, _, reg) = call("POST", "/auth/register")
         .json(json!({"email": "uma@example.com", "password": PASSWORD}))

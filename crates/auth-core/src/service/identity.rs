@@ -306,15 +306,11 @@ impl<U: AuthUser> AuthService<U> {
     /// ```
     pub async fn unlink_identity(&self, user_id: &UserId, id: &str) -> Result<bool> {
         let store = Arc::clone(self.identity_store()?);
-        let Some(link) = store
-            .by_user(user_id)
-            .await?
-            .into_iter()
-            .find(|l| l.id == id)
-        else {
+        let ways = self.ways_in(user_id).await?;
+        let Some(link) = ways.identities.iter().find(|l| l.id == id).cloned() else {
             return Ok(false);
         };
-        self.check_not_last_way_in(user_id, "identity").await?;
+        ways.check_not_last("identity")?;
         if !store.delete(user_id, id).await? {
             return Ok(false);
         }

@@ -439,10 +439,11 @@ impl<U: AuthUser> AuthService<U> {
     /// ```
     pub async fn delete_passkey(&self, user_id: &UserId, id: &str) -> Result<bool> {
         let backend = self.passkey_backend()?;
-        if !backend.list(user_id).await?.iter().any(|p| p.id == id) {
+        let ways = self.ways_in(user_id).await?;
+        if !ways.passkeys.iter().any(|p| p.id == id) {
             return Ok(false);
         }
-        self.check_not_last_way_in(user_id, "passkey").await?;
+        ways.check_not_last("passkey")?;
         let Some(taken) = backend.take(user_id, id).await? else {
             return Ok(false);
         };

@@ -8,39 +8,58 @@
 
 use super::AuthService;
 use crate::error::{Error, Result};
+use crate::identity::LinkedIdentity;
+use crate::passkey::PasskeyInfo;
 use crate::user::{AuthUser, UserId};
 
+/// The ways into one account, as the stores hold them now.
+pub(super) struct WaysIn {
+    password: bool,
+    pub(super) passkeys: Vec<PasskeyInfo>,
+    pub(super) identities: Vec<LinkedIdentity>,
+}
+
+impl WaysIn {
+    fn count(&self) -> usize {
+        usize::from(self.password) + self.passkeys.len() + self.identities.len()
+    }
+
+    /// Refuses to remove one of these ways (`field`) when it is the last one.
+    pub(super) fn check_not_last(&self, field: &str) -> Result<()> {
+        if self.count() <= 1 {
+            return Err(last_way_in(field));
+        }
+        Ok(())
+    }
+}
+
 impl<U: AuthUser> AuthService<U> {
-    /// How many ways into the account are left (read from the stores, not the user cache).
-    pub(super) async fn ways_in(&self, user_id: &UserId) -> Result<usize> {
+    /// The ways into the account (read from the stores, not the user cache).
+    pub(super) async fn ways_in(&self, user_id: &UserId) -> Result<WaysIn> {
         let password = self
             .uncached_users
             .find_by_id(user_id)
             .await?
             .is_some_and(|u| crate::is_password_usable(u.password_hash()));
         let passkeys = match &self.passkeys {
-            Some(backend) => backend.list(user_id).await?.len(),
-            None => 0,
+            Some(backend) => backend.list(user_id).await?,
+            None => Vec::new(),
         };
         let identities = match &self.identities {
-            Some(store) => store.by_user(user_id).await?.len(),
-            None => 0,
+            Some(store) => store.by_user(user_id).await?,
+            None => Vec::new(),
         };
-        Ok(usize::from(password) + passkeys + identities)
-    }
-
-    /// Refuses to remove a way in (`field`) that is the account's last one.
-    pub(super) async fn check_not_last_way_in(&self, user_id: &UserId, field: &str) -> Result<()> {
-        if self.ways_in(user_id).await? <= 1 {
-            return Err(last_way_in(field));
-        }
-        Ok(())
+        Ok(WaysIn {
+            password,
+            passkeys,
+            identities,
+        })
     }
 
     /// After a removal: whether another removal that ran at the same time has left the account
     /// with no way in (the caller then puts its own back and refuses).
     pub(super) async fn left_without_a_way_in(&self, user_id: &UserId) -> Result<bool> {
-        Ok(self.ways_in(user_id).await? == 0)
+        Ok(self.ways_in(user_id).await?.count() == 0)
     }
 }
 

@@ -147,14 +147,6 @@ struct OwnCluster {
 }
 
 impl OwnCluster {
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     /// Whether `redis-server` can be run here (the reason printed when not).
     fn available() -> bool {
         let found = Command::new("redis-server")
@@ -170,7 +162,7 @@ impl OwnCluster {
     /// Six (port, cluster bus port) pairs free now.
     fn free_ports() -> Vec<(u16, u16)> {
         (0..6)
-            .map(|_| (Self::free_port(), Self::free_port()))
+            .map(|_| (auth_testkit::free_port(), auth_testkit::free_port()))
             .collect()
     }
 
