@@ -204,7 +204,10 @@ async fn flows_leak_no_secret() {
         .with_events(auth.events().clone());
         let guarded = auth.clone().with_second_factor(mfa.clone());
         let user = guarded.register("mfa@example.com", PASSWORD).await.unwrap();
-        guarded.confirm_email(&user.id).await.unwrap();
+        guarded
+            .prove_address(&user.id, auth_core::AddressProof::InSession)
+            .await
+            .unwrap();
         let user = guarded.find_user(&user.id).await.unwrap().unwrap();
         let enrollment = mfa.begin_enrollment(&user).await.unwrap();
         secrets.push(enrollment.secret_base32().expose_secret().to_owned());

@@ -24,6 +24,7 @@
 //!     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
 //!     .with_api_keys(auth_apikeys::DbApiKeyStore::new(db));
 //! let user = auth.register("ops@example.com", "violet-otter-sings-42").await?;
+//! auth.prove_address(&user.id, auth_core::AddressProof::InSession).await?; // a proven address first
 //! let issued = auth.create_api_key(&ApiKeyOwner::User(user.id), NewApiKey::new("ci")).await?;
 //! assert!(auth.authenticate_api_key(issued.key.expose_secret(), None).await.is_ok());
 //! # Ok::<(), auth_core::Error>(()) }).unwrap();

@@ -1,18 +1,17 @@
 //! The administration router: find an account, see why it cannot log in, and act on it.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use auth_core::{
-    AuditQuery, AuditStore, AuthEventKind, AuthService, AuthUser, Error, RequestContext, UserId,
-    UserQuery, normalize_email,
+    AuditQuery, AuditStore, AuthEventKind, AuthService, AuthUser, Error, RequestContext, Role,
+    UserId, UserQuery,
 };
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -22,19 +21,19 @@ use crate::error::{ApiError, Rejection, unauthorized};
 use crate::extract::bearer;
 use crate::router::activity::{Page, entry_json};
 
-/// Who may administer: verified users whose email is listed, and (when allowed) API keys with
-/// the `admin` scope, of service accounts or of those administrators. A key of any other user
-/// never administers, whatever its scopes: users choose their keys' scopes themselves.
+/// Who may administer: accounts holding the `admin` role (a grant stored on the account, see
+/// [`AuthService::grant_role`]; never an address matched against a list), and (when allowed)
+/// API keys with the `admin` scope, of service accounts or of accounts that hold the role at
+/// the moment of the request. A key whose owner lost the role, or never held it, administers
+/// nothing whatever its scopes.
 ///
 /// ```
 /// use auth_axum::AdminAccess;
-/// let access = AdminAccess::emails(["Ops@Example.com"]).allow_api_keys(true);
-/// assert!(access.is_admin_email("ops@example.com"));
-/// assert!(!access.is_admin_email("dev@example.com"));
+/// let access = AdminAccess::granted().allow_api_keys(true);
+/// assert!(!access.is_empty());
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct AdminAccess {
-    emails: HashSet<String>,
     api_keys: bool,
 }
 
@@ -42,27 +41,38 @@ impl AdminAccess {
     /// The scope an API key needs.
     pub const SCOPE: &'static str = "admin";
 
-    /// Administrators by email (canonicalised here; entries that are not addresses are
-    /// dropped).
+    /// Administrators are the accounts holding the `admin` role.
     ///
     /// ```
-    /// assert!(auth_axum::AdminAccess::emails(["a@b.c"]).is_admin_email("a@b.c"));
+    /// let _ = auth_axum::AdminAccess::granted();
     /// ```
+    #[must_use]
+    pub fn granted() -> Self {
+        Self { api_keys: false }
+    }
+
+    /// Formerly: administrators by listed email. An address never confers authority now; this
+    /// is [`AdminAccess::granted`], and the addresses are ignored. To give a listed address the
+    /// role when its owner proves it, use [`AuthService::with_role_on_proof`].
+    ///
+    /// ```
+    /// #[allow(deprecated)]
+    /// let access = auth_axum::AdminAccess::emails(["ops@example.com"]);
+    /// # let _ = access;
+    /// ```
+    #[deprecated(
+        note = "addresses no longer confer authority: use AdminAccess::granted and AuthService::grant_role / with_role_on_proof"
+    )]
     pub fn emails<S: AsRef<str>>(emails: impl IntoIterator<Item = S>) -> Self {
-        Self {
-            emails: emails
-                .into_iter()
-                .filter_map(|e| normalize_email(e.as_ref()).ok())
-                .collect(),
-            api_keys: false,
-        }
+        drop(emails.into_iter());
+        Self::granted()
     }
 
     /// Also lets API keys with the `admin` scope in (service accounts', and administrators'
     /// own).
     ///
     /// ```
-    /// let _ = auth_axum::AdminAccess::default().allow_api_keys(true);
+    /// let _ = auth_axum::AdminAccess::granted().allow_api_keys(true);
     /// ```
     #[must_use]
     pub fn allow_api_keys(mut self, allow: bool) -> Self {
@@ -70,26 +80,22 @@ impl AdminAccess {
         self
     }
 
-    /// Whether `email` (canonical) is an administrator's.
+    /// Never true: holders of the role may always administer. (Kept for callers that decided
+    /// whether to mount the router with it.)
     ///
     /// ```
-    /// assert!(!auth_axum::AdminAccess::default().is_admin_email("a@b.c"));
-    /// ```
-    #[must_use]
-    pub fn is_admin_email(&self, email: &str) -> bool {
-        self.emails.contains(email)
-    }
-
-    /// Whether nobody at all is let in.
-    ///
-    /// ```
-    /// assert!(auth_axum::AdminAccess::default().is_empty());
+    /// assert!(!auth_axum::AdminAccess::default().is_empty());
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.emails.is_empty() && !self.api_keys
+        false
     }
 }
+
+/// The administrator acting on a request (inserted by the admin router's guard): the account,
+/// or `None` for a service account's key.
+#[derive(Debug, Clone)]
+struct Actor(Option<UserId>);
 
 /// The administration routes, to mount under a prefix (`auth-server` uses `/admin`):
 ///
@@ -207,7 +213,12 @@ impl<U: AuthUser> AdminRouter<U> {
             .route("/users/{id}/reactivate", post(reactivate::<U>))
             .route("/users/{id}/logout-all", post(logout_all::<U>))
             .route("/users/{id}/reset-mfa", post(reset_mfa::<U>))
-            .route("/users/{id}/unlock", post(unlock::<U>));
+            .route("/users/{id}/unlock", post(unlock::<U>))
+            .route("/users/{id}/roles", get(roles::<U>).post(grant::<U>))
+            .route(
+                "/users/{id}/roles/{role}",
+                axum::routing::delete(revoke::<U>),
+            );
         if state.audit.is_some() {
             router = router.route("/users/{id}/audit", get(audit::<U>));
         }
@@ -239,34 +250,43 @@ async fn require_admin<U: AuthUser>(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let meta = state.proxies.meta(&parts);
-    let actor = match crate::schemes::api_key(&state.auth, &parts.headers) {
+    let (actor, acting) = match crate::schemes::api_key(&state.auth, &parts.headers) {
         Some(Ok(key)) => match state.auth.authenticate_api_key(key, meta.ip).await {
             Ok(auth) => {
-                // A user's key acts for its user: it administers only for an administrator.
-                let owner_may = match &auth.user {
-                    None => true,
-                    Some(user) => user.is_verified() && state.access.is_admin_email(user.email()),
-                };
-                if !(state.access.api_keys && owner_may && auth.key.has_scope(AdminAccess::SCOPE)) {
+                // A user's key acts for its user: it administers only while its owner holds
+                // the role (the service decides, from the grant, not from the key's scopes).
+                if !state.access.api_keys {
                     return forbidden();
                 }
-                format!("api_key:{}", auth.key.id)
+                match state.auth.api_key_carries(&auth, AdminAccess::SCOPE).await {
+                    Ok(true) => {}
+                    Ok(false) => return forbidden(),
+                    Err(e) => return ApiError(e).into_response(),
+                }
+                (
+                    format!("api_key:{}", auth.key.id),
+                    auth.user.as_ref().map(|u| u.id().clone()),
+                )
             }
             Err(e) => return ApiError(e).into_response(),
         },
         Some(Err(e)) => return ApiError(e).into_response(),
         None => match bearer(&parts.headers) {
             Ok(Some(token)) => match state.auth.authenticate(token).await {
-                Ok(user) if user.is_verified() && state.access.is_admin_email(user.email()) => {
-                    format!("user:{}", user.id())
-                }
-                Ok(_) => return forbidden(),
+                Ok(user) => match state.auth.has_role(user.id(), Role::Admin).await {
+                    Ok(true) if user.is_verified() => {
+                        (format!("user:{}", user.id()), Some(user.id().clone()))
+                    }
+                    Ok(_) => return forbidden(),
+                    Err(e) => return ApiError(e).into_response(),
+                },
                 Err(e) => return ApiError(e).into_response(),
             },
             _ => return unauthorized(),
         },
     };
-    let req = Request::from_parts(parts, body);
+    let mut req = Request::from_parts(parts, body);
+    req.extensions_mut().insert(Actor(acting));
     RequestContext::new(meta)
         .with_actor(actor)
         .scope(next.run(req))
@@ -397,9 +417,14 @@ async fn show<U: AuthUser>(
 
 async fn deactivate<U: AuthUser>(
     State(state): State<AdminState<U>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Response, Rejection> {
     let user = find(&state, &id).await?;
+    state
+        .auth
+        .may_act_on(actor.0.as_ref(), user.id(), true)
+        .await?;
     state.auth.set_active(user.id(), false).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -415,18 +440,29 @@ async fn reactivate<U: AuthUser>(
 
 async fn logout_all<U: AuthUser>(
     State(state): State<AdminState<U>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Response, Rejection> {
     let user = find(&state, &id).await?;
+    state
+        .auth
+        .may_act_on(actor.0.as_ref(), user.id(), false)
+        .await?;
     let ended = state.auth.logout_all(user.id()).await?;
     Ok(Json(json!({"sessions_ended": ended})).into_response())
 }
 
 async fn reset_mfa<U: AuthUser>(
     State(state): State<AdminState<U>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Response, Rejection> {
-    state.auth.reset_second_factor(&UserId::new(id)).await?;
+    let user = find(&state, &id).await?;
+    state
+        .auth
+        .may_act_on(actor.0.as_ref(), user.id(), false)
+        .await?;
+    state.auth.reset_second_factor(user.id()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -457,9 +493,12 @@ async fn resend_verification<U: AuthUser>(
 
 async fn delete_user<U: AuthUser>(
     State(state): State<AdminState<U>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Response, Rejection> {
-    if state.auth.delete_user(&UserId::new(id)).await? {
+    let id = UserId::new(id);
+    state.auth.may_act_on(actor.0.as_ref(), &id, true).await?;
+    if state.auth.delete_user(&id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Error::UserNotFound.into())
@@ -480,4 +519,85 @@ async fn audit<U: AuthUser>(
         "entries": entries.iter().map(|e| entry_json(e, true)).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+/// `{role}`: `admin` or `owner`.
+#[derive(Debug, Deserialize)]
+struct RoleBody {
+    role: String,
+}
+
+fn role_of(name: &str) -> Result<Role, Rejection> {
+    Role::parse(name)
+        .ok_or_else(|| Error::invalid("role", "unknown_role", "one of: admin, owner").into())
+}
+
+async fn roles<U: AuthUser>(
+    State(state): State<AdminState<U>>,
+    Path(id): Path<String>,
+) -> Result<Response, Rejection> {
+    let user = find(&state, &id).await?;
+    let grants = state.auth.roles(user.id()).await?;
+    Ok(Json(json!({
+        "roles": grants.iter().map(|g| json!({
+            "role": g.role.as_str(),
+            "granted_by": g.granted_by,
+            "granted_at": rfc3339(Some(g.granted_at)),
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// Grants a role: `admin` by any administrator, `owner` only by an owner. The account's
+/// address must be proven (the service refuses otherwise).
+async fn grant<U: AuthUser>(
+    State(state): State<AdminState<U>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Json(body): Json<RoleBody>,
+) -> Result<Response, Rejection> {
+    let role = role_of(&body.role)?;
+    let user = find(&state, &id).await?;
+    let by = match &actor.0 {
+        Some(actor) => {
+            if role == Role::Owner && !state.auth.has_role(actor, Role::Owner).await? {
+                return Err(Error::Forbidden("only an owner may grant `owner`".into()).into());
+            }
+            format!("user:{actor}")
+        }
+        None if role == Role::Owner => {
+            return Err(Error::Forbidden("only an owner may grant `owner`".into()).into());
+        }
+        None => "api_key".to_owned(),
+    };
+    let added = state.auth.grant_role(user.id(), role, &by).await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"role": role.as_str(), "granted": added})),
+    )
+        .into_response())
+}
+
+/// Revokes a role: on another administrator only by an owner, never from its last holder.
+async fn revoke<U: AuthUser>(
+    State(state): State<AdminState<U>>,
+    Extension(actor): Extension<Actor>,
+    Path((id, role)): Path<(String, String)>,
+) -> Result<Response, Rejection> {
+    let role = role_of(&role)?;
+    let user = find(&state, &id).await?;
+    state
+        .auth
+        .may_act_on(actor.0.as_ref(), user.id(), false)
+        .await?;
+    if state.auth.revoke_role(user.id(), role).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Error::UserNotFound.into())
+    }
 }

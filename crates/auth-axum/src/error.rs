@@ -88,6 +88,7 @@ fn status_of(error: &Error) -> StatusCode {
             Error::MfaRequired => StatusCode::FORBIDDEN,
             Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,6 +133,11 @@ impl IntoResponse for ApiError {
             Error::Unsupported(detail) => (
                 StatusCode::NOT_IMPLEMENTED,
                 Json(json!({"error": "unsupported", "detail": detail})),
+            )
+                .into_response(),
+            Error::Forbidden(detail) => (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": "forbidden", "detail": detail})),
             )
                 .into_response(),
             Error::Backend(e) => {

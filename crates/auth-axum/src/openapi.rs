@@ -640,8 +640,15 @@ fn paths_of(routes: Vec<Route>) -> Map<String, Value> {
         if r.bearer {
             op["security"] = json!([{"bearer": []}]);
         }
-        if r.path.contains("{id}") {
-            op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        let params: Vec<Value> = r
+            .path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}'))
+            .map(|(name, _)| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
         }
         let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         item[r.method] = op;
@@ -771,6 +778,28 @@ pub(crate) fn admin_document(audit: bool, verification: bool) -> Value {
             "post",
             "Lift every lockout",
             ("204", "Unlocked"),
+        ),
+        user(
+            "/users/{id}/roles",
+            "get",
+            "The account's roles (admin, owner), who granted them and when",
+            ("200", "{roles: [{role, granted_by, granted_at}]}"),
+        ),
+        Route {
+            method: "post",
+            path: "/users/{id}/roles",
+            summary: "Grant a role (`owner` only by an owner; the address must be proven)",
+            tag: "admin",
+            bearer: true,
+            body: Some(obj(&["role"], &[])),
+            ok: ("201", "{role, granted}", None),
+            errors: &["401", "403", "404", "422"],
+        },
+        user(
+            "/users/{id}/roles/{role}",
+            "delete",
+            "Revoke a role (another administrator's only by an owner; never the last holder)",
+            ("204", "Revoked"),
         ),
     ];
     if audit {

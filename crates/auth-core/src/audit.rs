@@ -351,6 +351,30 @@ impl AuditEntry {
                 user = Some(user_id.clone());
                 detail("provider", json!(provider));
             }
+            AuthEvent::AccountClaimed {
+                user_id,
+                email,
+                proof,
+                removed,
+            } => {
+                user = Some(user_id.clone());
+                detail("email", json!(email));
+                detail("proof", json!(proof));
+                detail("removed", json!(removed));
+            }
+            AuthEvent::RoleGranted {
+                user_id,
+                role,
+                granted_by,
+            } => {
+                user = Some(user_id.clone());
+                detail("role", json!(role.as_str()));
+                detail("granted_by", json!(granted_by));
+            }
+            AuthEvent::RoleRevoked { user_id, role } => {
+                user = Some(user_id.clone());
+                detail("role", json!(role.as_str()));
+            }
         }
         entry.user_id = user;
         entry.identifier = identifier;

@@ -64,6 +64,11 @@ pub enum Error {
     /// The operation is not available with this setup; the message says why.
     #[error("not supported: {0}")]
     Unsupported(Cow<'static, str>),
+    /// The caller is known but may not do this: an action on an administrator by someone who
+    /// is not an owner, the last holder of a role, a scope the caller does not hold, a lasting
+    /// credential on an account whose address nobody has proven. The message says which.
+    #[error("forbidden: {0}")]
+    Forbidden(Cow<'static, str>),
     /// A store, hasher or other backend failed. The cause is in [`std::error::Error::source`].
     #[error("backend error: {0}")]
     Backend(#[source] BackendError),

@@ -398,13 +398,45 @@ pub enum AuthEvent {
         /// The provider's configured name.
         provider: String,
     },
+    /// The owner of an address proved it on an account whose address nobody had proven, by a
+    /// route that does not rest on the account's existing secrets: everything set up before
+    /// (sessions, API keys, passkeys, linked identities, second factors, grants and, unless
+    /// the proof set a new one, the password) was removed in the same step.
+    AccountClaimed {
+        /// The account.
+        user_id: UserId,
+        /// Its address, now proven.
+        email: String,
+        /// The proof: `password_reset`, `verification_link`, `sign_in_code`, `sign_in_link`,
+        /// `provider`.
+        proof: String,
+        /// What was removed: `sessions`, `api_keys:N`, `passkeys:N`, `identities:N`,
+        /// `second_factor`, `grants:N`, `password`.
+        removed: Vec<String>,
+    },
+    /// A role was granted.
+    RoleGranted {
+        /// Who holds it now.
+        user_id: UserId,
+        /// The role.
+        role: crate::Role,
+        /// Who gave it (`user:<id>`, `api_key:<id>`, `operator`, `config`).
+        granted_by: String,
+    },
+    /// A role was revoked.
+    RoleRevoked {
+        /// Who held it.
+        user_id: UserId,
+        /// The role.
+        role: crate::Role,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 46);
+/// assert_eq!(AuthEventKind::ALL.len(), 49);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -457,11 +489,14 @@ pub enum AuthEventKind {
     OAuthLogin,
     IdentityLinked,
     IdentityUnlinked,
+    AccountClaimed,
+    RoleGranted,
+    RoleRevoked,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 46] = [
+    pub const ALL: [Self; 49] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -508,6 +543,9 @@ impl AuthEventKind {
         Self::OAuthLogin,
         Self::IdentityLinked,
         Self::IdentityUnlinked,
+        Self::AccountClaimed,
+        Self::RoleGranted,
+        Self::RoleRevoked,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -565,6 +603,9 @@ impl AuthEventKind {
             Self::OAuthLogin => "oauth_login",
             Self::IdentityLinked => "identity_linked",
             Self::IdentityUnlinked => "identity_unlinked",
+            Self::AccountClaimed => "account_claimed",
+            Self::RoleGranted => "role_granted",
+            Self::RoleRevoked => "role_revoked",
         }
     }
 }
@@ -632,6 +673,9 @@ impl AuthEvent {
             Self::OAuthLogin { .. } => AuthEventKind::OAuthLogin,
             Self::IdentityLinked { .. } => AuthEventKind::IdentityLinked,
             Self::IdentityUnlinked { .. } => AuthEventKind::IdentityUnlinked,
+            Self::AccountClaimed { .. } => AuthEventKind::AccountClaimed,
+            Self::RoleGranted { .. } => AuthEventKind::RoleGranted,
+            Self::RoleRevoked { .. } => AuthEventKind::RoleRevoked,
         }
     }
 }

@@ -8,6 +8,7 @@ mod config;
 pub mod ephemeral;
 mod error;
 mod events;
+mod grant;
 mod identity;
 mod memory;
 mod mirror;
@@ -38,6 +39,7 @@ pub use error::{BackendError, ConfigError, Error, FieldError, Result, Validation
 pub use events::{
     AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError, LoginFailureReason,
 };
+pub use grant::{GrantStore, MemoryGrantStore, Revoked, Role, RoleGrant};
 pub use identity::{IdentityStore, LinkedIdentity, MemoryIdentityStore, ProviderIdentity};
 pub use memory::{MemoryTokenBackend, MemoryUserStore};
 pub use mirror::{MirrorStatus, RevocationMirror};
@@ -57,9 +59,9 @@ pub use revocation::{Cutoff, MemoryRevocationStore, RevocationQuery, RevocationS
 pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
-    AccountStatus, ApiKeyAuth, AuthResult, AuthService, Challenge, IssuedApiKey, LoginOptions,
-    LoginOutcome, MAGIC_LINK_LIFETIME, MAX_PASSKEY_NAME, NewApiKey, SecondFactorGate, ServiceParts,
-    client_bucket, redact_identifier,
+    AccountStatus, AddressProof, ApiKeyAuth, AuthResult, AuthService, Challenge, ClaimReport,
+    IssuedApiKey, LoginOptions, LoginOutcome, MAGIC_LINK_LIFETIME, MAX_PASSKEY_NAME, NewApiKey,
+    SecondFactorGate, ServiceParts, client_bucket, redact_identifier,
 };
 pub use token::{
     AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,

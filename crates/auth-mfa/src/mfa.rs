@@ -217,7 +217,7 @@ pub type MfaChallenge = auth_core::Challenge;
 ///     .with_clock(clock.clone())
 ///     .with_second_factor(mfa.clone());
 /// let user = auth.register("ana@example.com", "violet-otter-sings-42").await?;
-/// auth.confirm_email(&user.id).await?; // enrolment needs a proven address
+/// auth.prove_address(&user.id, AddressProof::InSession).await?; // enrolment needs a proven address
 /// let user = auth.find_user(&user.id).await?.unwrap();
 ///
 /// // Enrol: show the QR code, confirm with the app's code, keep the recovery codes.

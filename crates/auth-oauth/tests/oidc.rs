@@ -374,7 +374,9 @@ async fn an_unverified_provider_email_takes_over_nothing() {
         .register("victim@example.com", "violet-otter-sings-42")
         .await
         .unwrap();
-    auth.confirm_email(&victim.id).await.unwrap();
+    auth.prove_address(&victim.id, auth_core::AddressProof::InSession)
+        .await
+        .unwrap();
     let browser = Browser::new();
     let started = oauth.start("op", WELCOME, None).await.unwrap();
     let callback = browser.dance(&started.url, APP, "eve", false).await;

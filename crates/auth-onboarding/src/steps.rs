@@ -263,7 +263,11 @@ impl<U: AuthUser> OnboardingStep<U> for VerifyEmailStep {
         let Some(user) = ctx.session.user_id.clone() else {
             return Err(Error::UserNotFound);
         };
-        ctx.auth.confirm_email(&user).await?;
+        // The code came back inside the onboarding flow that created the account: the proof
+        // rests on the flow as well as the mailbox, so the password chosen in it stays.
+        ctx.auth
+            .prove_address(&user, auth_core::AddressProof::InSession)
+            .await?;
         Ok(StepOutcome::Complete)
     }
 }

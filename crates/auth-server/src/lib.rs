@@ -35,8 +35,8 @@
 //! | `AUTH_PWNED_URL` | none | a Have I Been Pwned range API (`https://api.pwnedpasswords.com` or a mirror): refuse breached passwords (422 `breached_password`) at sign-up, change and reset |
 //! | `AUTH_PWNED_DIR` | none | the same from range files in a directory (`5BAA6`, … each `SUFFIX:COUNT` per line), for machines that must not call out |
 //! | `AUTH_PWNED_THRESHOLD` / `AUTH_PWNED_TIMEOUT_MS` / `AUTH_PWNED_ON_FAILURE` | 1 / 3000 / `allow` | refuse from this many breaches; time allowed per range request; `allow` (accept, with a warning) or `refuse` (the request fails, 503) when the source fails |
-//! | `AUTH_ADMIN_EMAILS` | none | comma-separated emails of administrators (verified accounts): mounts `/admin` |
-//! | `AUTH_ADMIN_API_KEYS` | `true` when `AUTH_ADMIN_EMAILS` is set | API keys with scope `admin` (of service accounts, or of the administrators) may use `/admin`; `true` alone mounts it, `false` refuses keys |
+//! | `AUTH_ADMIN_EMAILS` | none | comma-separated addresses granted the `admin` role at the moment their owner proves them (verification, reset, sign-in code or link, a provider that vouches), in the step that removes whatever anyone set up before; an address confers nothing by itself (`auth-server admin grant EMAIL` for accounts proven already) |
+//! | `AUTH_ADMIN_API_KEYS` | `true` | API keys with scope `admin` (of service accounts, or of accounts holding the `admin` role) may use `/admin`; `false` refuses keys |
 //! | `AUTH_NOTIFY_NEW_DEVICE` | `false` | `true`: mail the user when they sign in with a user agent not among their recent logins (password changes, new second factors and lockouts are always notified) |
 //! | `AUTH_PAGES` | `true` | `false`: no hosted pages (`/login`, `/account`, `/onboarding/`, and `/reset-password`, `/verify-email`, `/confirm-email-change`, `/cancel-email-change` that the mails link to) for API-only deployments |
 //! | `AUTH_OAUTH_PROVIDERS` | none | comma-separated providers to sign in with (`google`, `microsoft`, `gitlab`, `github`, or any name with an issuer): mounts `/auth/oauth/…` and `/auth/identities` |
@@ -1074,9 +1074,13 @@ fn build(
             auth::mfa::db::DbMfaStore::new(db.clone()),
         )),
     };
+    // Authority is a grant stored on the account; a listed address is granted `admin` only at
+    // the moment its owner proves it.
     let auth = auth
         .with_second_factor(mfa.clone())
-        .with_identities(auth::oauth::db::DbIdentityStore::new(db.clone()));
+        .with_identities(auth::oauth::db::DbIdentityStore::new(db.clone()))
+        .with_grants(auth::users_db::DbGrantStore::new(db.clone()))
+        .with_role_on_proof(&settings.admin_emails, auth::Role::Admin);
     // Passkeys in SQL; their ceremonies (seconds to minutes) beside the login challenges.
     let auth = match &settings.passkeys {
         Some(config) => {
@@ -1387,19 +1391,16 @@ pub fn app_with_mailer(
         Arc::clone(&audit),
         settings.notify_new_device,
     );
-    let access = auth_axum::AdminAccess::emails(&settings.admin_emails).allow_api_keys(
-        settings
-            .admin_api_keys
-            .unwrap_or(!settings.admin_emails.is_empty()),
+    // Administrators are the accounts holding the `admin` role; /admin is always there (it
+    // answers 403 to everyone else).
+    let access =
+        auth_axum::AdminAccess::granted().allow_api_keys(settings.admin_api_keys.unwrap_or(true));
+    let admin = Some(
+        auth_axum::AdminRouter::new(auth.clone(), access)
+            .with_audit(Arc::clone(&audit))
+            .with_email_verification(auth::sign::EmailVerificationService::new(auth.clone())?)
+            .trusted_proxies(settings.trusted_proxies.clone()),
     );
-    let admin = (!access.is_empty())
-        .then(|| -> Result<_, Error> {
-            Ok(auth_axum::AdminRouter::new(auth.clone(), access)
-                .with_audit(Arc::clone(&audit))
-                .with_email_verification(auth::sign::EmailVerificationService::new(auth.clone())?)
-                .trusted_proxies(settings.trusted_proxies.clone()))
-        })
-        .transpose()?;
     let mut router = auth_axum::AuthRouter::new(auth.clone())
         .mounted_at("/auth")
         .with_mfa(mfa)

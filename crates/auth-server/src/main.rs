@@ -23,6 +23,10 @@ const USAGE: &str = "usage: auth-server [COMMAND]
   user unlock EMAIL              lift every lockout of the account (login, second factor)
   user reset-mfa EMAIL           remove the account's second factor (a lost phone)
   user delete EMAIL --yes        delete the account: sessions end, keys and factors go
+  admin grant EMAIL [--owner]    grant the `admin` role (or `owner`: may act on other
+                                 administrators) to an account whose address is proven
+  admin revoke EMAIL [--owner]   revoke it (never from the last holder)
+  admin list                     the accounts holding `admin` or `owner`
   tokens cleanup                 delete expired tokens, revocations, challenges, ceremonies and API keys,
                                  and audit entries past AUTH_AUDIT_RETENTION_DAYS
   service-account create NAME    register a service account (an owner of API keys that
@@ -85,6 +89,9 @@ async fn main() -> ExitCode {
             ]
             | ["user", "delete", _, ..]
             | ["tokens", "cleanup"]
+            | ["admin", "grant" | "revoke", _]
+            | ["admin", "grant" | "revoke", _, "--owner"]
+            | ["admin", "list"]
             | ["service-account", "create", _]
             | ["apikey", ..]
             | ["jwt", ..]
@@ -144,6 +151,10 @@ async fn main() -> ExitCode {
         ] => user_admin(&settings, db, verb, email).await,
         ["user", "delete", email, rest @ ..] => user_delete(&settings, db, email, rest).await,
         ["tokens", "cleanup"] => tokens_cleanup(&settings, db).await,
+        ["admin", "list"] => admin_list(&settings, db).await,
+        ["admin", verb @ ("grant" | "revoke"), email, rest @ ..] => {
+            admin_role(&settings, db, verb, email, rest.contains(&"--owner")).await
+        }
         ["service-account", "create", name] => service_account_create(&settings, db, name).await,
         ["apikey", rest @ ..] => apikey_command(&settings, db, rest).await,
         _ => {
@@ -269,6 +280,71 @@ async fn user_deactivate(
 
 /// `user reactivate|show|unlock|reset-mfa EMAIL`: what the admin API does, from a shell, each
 /// through the service (events, revocation) and recorded in the audit log as done by `cli`.
+/// `admin grant|revoke EMAIL [--owner]`: the operator's grant (audited with actor `cli`).
+async fn admin_role(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    verb: &str,
+    email: &str,
+    owner: bool,
+) -> Result<(), Error> {
+    let stack = auth_server::command_stack(settings, db)?;
+    let user = find(&stack, email).await?;
+    let role = if owner {
+        auth::Role::Owner
+    } else {
+        auth::Role::Admin
+    };
+    let cli = auth::RequestContext::default().with_actor("cli");
+    if verb == "grant" {
+        let added = cli
+            .scope(stack.auth.grant_role(&user.id, role, "operator"))
+            .await?;
+        say(&format!(
+            "{} {} <{}> `{role}`",
+            if added { "granted" } else { "already held:" },
+            user.id,
+            user.email
+        ));
+    } else {
+        let removed = cli.scope(stack.auth.revoke_role(&user.id, role)).await?;
+        say(&format!(
+            "{} `{role}` {} {} <{}>",
+            if removed { "revoked" } else { "not held:" },
+            if removed { "from" } else { "by" },
+            user.id,
+            user.email
+        ));
+    }
+    Ok(())
+}
+
+/// `admin list`: who holds `admin` or `owner`.
+async fn admin_list(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+) -> Result<(), Error> {
+    let stack = auth_server::command_stack(settings, db)?;
+    let mut ids = std::collections::BTreeSet::new();
+    for role in auth::Role::ALL {
+        ids.extend(stack.auth.role_holders(role).await?);
+    }
+    for id in ids {
+        let Some(user) = stack.auth.find_user(&id).await? else {
+            continue;
+        };
+        let roles: Vec<&str> = stack
+            .auth
+            .roles(&id)
+            .await?
+            .iter()
+            .map(|g| g.role.as_str())
+            .collect();
+        say(&format!("{} <{}> {}", user.id, user.email, roles.join(",")));
+    }
+    Ok(())
+}
+
 async fn user_admin(
     settings: &auth_server::Settings,
     db: sea_orm::DatabaseConnection,

@@ -38,7 +38,8 @@ async fn login(s: &Server, email: &str, ua: &str) -> (u16, Value) {
 async fn run(db_url: &str, what: &str) {
     let s = Server::start(&[("DATABASE_URL", db_url), ("AUTH_ADMIN_EMAILS", OPS)]).await;
 
-    // An administrator's email that is not verified yet administers nothing.
+    // A listed address administers nothing until its owner proves it; the proof grants the
+    // role (in the account's own session here, so nothing is removed).
     let ops = s.register(OPS).await;
     let r = s.send(s.get("/admin/users").bearer_auth(&ops)).await;
     assert_eq!(r.status, 403, "{what}: unverified admin: {}", r.body);
@@ -52,6 +53,7 @@ async fn run(db_url: &str, what: &str) {
     let r = s
         .send(
             s.post("/auth/email/verify/confirm")
+                .bearer_auth(&ops)
                 .json(&json!({"token": token})),
         )
         .await;
@@ -81,7 +83,8 @@ async fn run(db_url: &str, what: &str) {
         refused.iter().all(|r| r.status == 403),
         "{what}: 30 concurrent non-admin deletes, all 403"
     );
-    // A user's own key with the `admin` scope is still that user's: refused.
+    // A user without the role cannot give a key the `admin` scope, and a `*` key of theirs
+    // administers nothing.
     let r = s
         .send(
             s.post("/auth/api-keys")
@@ -89,16 +92,29 @@ async fn run(db_url: &str, what: &str) {
                 .json(&json!({"name": "sneaky", "scopes": ["admin"]})),
         )
         .await;
+    assert_eq!(r.status, 422, "{what}: unproven address: {}", r.body);
+    s.verify_in_session(VIC, &vic).await;
+    let r = s
+        .send(
+            s.post("/auth/api-keys")
+                .bearer_auth(&vic)
+                .json(&json!({"name": "sneaky", "scopes": ["admin"]})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{what}: {}", r.body);
+    let r = s
+        .send(
+            s.post("/auth/api-keys")
+                .bearer_auth(&vic)
+                .json(&json!({"name": "all", "scopes": ["*"]})),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let own_key = r.body["key"].as_str().unwrap().to_owned();
     let r = s
         .send(s.get("/admin/users").header("x-api-key", &own_key))
         .await;
-    assert_eq!(
-        r.status, 403,
-        "{what}: a user's admin-scoped key: {}",
-        r.body
-    );
+    assert_eq!(r.status, 403, "{what}: a user's `*` key: {}", r.body);
 
     // List: prefix, no wildcards, pages.
     let r = s.send(s.get("/admin/users?q=VIC").bearer_auth(&ops)).await;
@@ -369,7 +385,8 @@ async fn admin_on_sqlite_file_and_from_the_command_line() {
         .send(s.get("/admin/users").header("x-api-key", reader_key.trim()))
         .await;
     assert_eq!(r.status, 403);
-    // Without AUTH_ADMIN_* there is no /admin at all.
+    // /admin is always there (administrators are whoever holds the role); the operator's
+    // service-account keys administer unless AUTH_ADMIN_API_KEYS=false.
     let plain = Server::start(&[("DATABASE_URL", url.as_str())]).await;
     assert_eq!(
         plain
@@ -380,7 +397,23 @@ async fn admin_on_sqlite_file_and_from_the_command_line() {
             )
             .await
             .status,
-        404
+        200
+    );
+    let no_keys = Server::start(&[
+        ("DATABASE_URL", url.as_str()),
+        ("AUTH_ADMIN_API_KEYS", "false"),
+    ])
+    .await;
+    assert_eq!(
+        no_keys
+            .send(
+                no_keys
+                    .get("/admin/users")
+                    .header("x-api-key", admin_key.trim())
+            )
+            .await
+            .status,
+        403
     );
 
     // The same from a shell.

@@ -41,7 +41,7 @@ fn bearer(token: &str) -> (&'static str, String) {
 }
 
 async fn run(db_url: &str, what: &str) {
-    let (base, _outbox) = common::start(&[("DATABASE_URL", db_url)]).await;
+    let (base, outbox) = common::start(&[("DATABASE_URL", db_url)]).await;
     let c = Client {
         base,
         http: reqwest::Client::new(),
@@ -58,6 +58,42 @@ async fn run(db_url: &str, what: &str) {
     let access = reg["access_token"].as_str().unwrap().to_owned();
     let auth = bearer(&access);
     let auth = [(auth.0, auth.1.as_str())];
+
+    // No key before the address is proven; proven from the account's own session.
+    let (s, body) = c
+        .send(
+            reqwest::Method::POST,
+            "/auth/api-keys",
+            &auth,
+            Some(json!({"name": "early"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["errors"][0]["code"]),
+        (422, &json!("email_not_verified")),
+        "{body}"
+    );
+    let (s, _) = c
+        .send(
+            reqwest::Method::POST,
+            "/auth/email/verify/request",
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(s, 202);
+    let token = outbox
+        .token("keys@example.com", "https://app.example.com/verify-email")
+        .await;
+    let (s, body) = c
+        .send(
+            reqwest::Method::POST,
+            "/auth/email/verify/confirm",
+            &auth,
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!((s, &body["claimed"]), (200, &json!(false)), "{body}");
 
     // Create: 201, the key shown once.
     let (s, created) = c

@@ -20,6 +20,7 @@ struct Server {
     base: String,
     outbox: Outbox,
     http: reqwest::Client,
+    database_url: String,
 }
 
 struct Answer {
@@ -29,17 +30,27 @@ struct Answer {
 }
 
 async fn server(target: Target, vars: &[(&str, &str)]) -> Option<Server> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    server_on(target, listener, vars).await
+}
+
+async fn server_on(
+    target: Target,
+    listener: tokio::net::TcpListener,
+    vars: &[(&str, &str)],
+) -> Option<Server> {
     let url = auth_testkit::db::fresh_url(target).await?;
     let mut all = vec![
         ("DATABASE_URL", url.as_str()),
         ("AUTH_TRUSTED_PROXIES", "127.0.0.1"),
     ];
     all.extend_from_slice(vars);
-    let (base, outbox) = common::start(&all).await;
+    let (base, outbox) = common::start_on(listener, &all).await;
     Some(Server {
         base,
         outbox,
         http: reqwest::Client::new(),
+        database_url: url,
     })
 }
 
@@ -123,7 +134,7 @@ impl Server {
             .post(
                 "/auth/email/verify/confirm",
                 client,
-                None,
+                Some(&access),
                 json!({"token": token}),
             )
             .await;
@@ -161,6 +172,87 @@ impl Server {
             .await;
         assert_eq!(me.status, 200, "{}", me.body);
         me.body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
+        self.call(reqwest::Method::GET, path, "198.51.100.1", bearer, None)
+            .await
+    }
+
+    /// Asks for the verification mail from the session `access`; the link's token.
+    async fn verification_token(&self, email: &str, access: &str) -> String {
+        let a = self
+            .post(
+                "/auth/email/verify/request",
+                "198.51.100.1",
+                Some(access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(a.status, 202, "{}", a.body);
+        self.outbox.token(email, "/verify-email").await
+    }
+
+    /// Registers and proves the address from the account's own session; the access token.
+    async fn register_proven(&self, email: &str, client: &str) -> String {
+        let access = self.register(email, client).await;
+        let token = self.verification_token(email, &access).await;
+        let a = self
+            .post(
+                "/auth/email/verify/confirm",
+                client,
+                Some(&access),
+                json!({"token": token}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body["claimed"], false, "in session: nothing removed");
+        access
+    }
+
+    /// The owner's reset from the mailbox; the owner's new access token.
+    async fn reset_from_mailbox(&self, email: &str, new_password: &str) -> String {
+        let a = self
+            .post(
+                "/auth/password/reset/request",
+                "203.0.113.200",
+                None,
+                json!({"email": email}),
+            )
+            .await;
+        assert_eq!(a.status, 202);
+        let token = self.outbox.token(email, "/reset-password").await;
+        let a = self
+            .post(
+                "/auth/password/reset/confirm",
+                "203.0.113.200",
+                None,
+                json!({"token": token, "new_password": new_password}),
+            )
+            .await;
+        assert_eq!(a.status, 204, "{}", a.body);
+        let a = self.login(email, new_password, "203.0.113.200").await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The 6-digit code of the last sign-in mail to `to`.
+    async fn sign_in_code(&self, to: &str) -> String {
+        for _ in 0..500 {
+            let found = self.outbox.0.lock().unwrap().iter().rev().find_map(|m| {
+                (m.to == to && m.subject == "Your sign-in link").then(|| {
+                    m.body
+                        .split("code: ")
+                        .nth(1)
+                        .map(|rest| rest[..6].to_owned())
+                })?
+            });
+            if let Some(code) = found {
+                return code;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no sign-in mail to {to}")
     }
 
     fn mails_to(&self, to: &str, subject: &str) -> usize {
@@ -673,6 +765,533 @@ async fn login_failures_are_indistinguishable(target: Target) {
     );
 }
 
+// --- Ownership: the squatter ------------------------------------------------------------
+// The attacker registers the victim's address first and builds on it; the owner then proves
+// the address. Nothing of the attacker's may survive, and no authority comes from an address.
+
+const SQUAT_PASSWORD: &str = "squatters-own-password-77";
+
+async fn squat(s: &Server, email: &str) -> String {
+    let a = s
+        .post(
+            "/auth/register",
+            "203.0.113.66",
+            None,
+            json!({"email": email, "password": SQUAT_PASSWORD}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Finding (critical): the attacker registered an address listed in `AUTH_ADMIN_EMAILS` and
+/// created an API key with scope `admin`; the owner's reset left it working, and `/admin`
+/// answered it. Now an unproven account gets no key at all, no scope beyond the holder's
+/// authority, and the owner's reset ends everything the squatter had.
+async fn squatters_admin_key_never_exists(target: Target) {
+    let Some(s) = server(target, &[("AUTH_ADMIN_EMAILS", "ops@example.com")]).await else {
+        return;
+    };
+    let squatter = squat(&s, "ops@example.com").await;
+    let a = s
+        .post(
+            "/auth/api-keys",
+            "203.0.113.66",
+            Some(&squatter),
+            json!({"name": "backdoor", "scopes": ["admin"]}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.body["errors"][0]["code"], "email_not_verified");
+    let a = s
+        .post(
+            "/auth/api-keys",
+            "203.0.113.66",
+            Some(&squatter),
+            json!({"name": "quiet", "scopes": ["read"]}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "no key of any scope: {}", a.body);
+    assert_eq!(s.get("/admin/users", Some(&squatter)).await.status, 403);
+
+    // The owner finds the address taken and resets from the mailbox.
+    let a = s
+        .post(
+            "/auth/register",
+            "198.51.100.20",
+            None,
+            json!({"email": "ops@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(a.status, 409);
+    let owner = s.reset_from_mailbox("ops@example.com", PASSWORD).await;
+    assert_eq!(s.get("/auth/me", Some(&squatter)).await.status, 401);
+    assert_eq!(
+        s.login("ops@example.com", SQUAT_PASSWORD, "203.0.113.66")
+            .await
+            .status,
+        401
+    );
+    // The owner holds the role the configuration named for the address, granted at the
+    // moment of the proof.
+    let a = s.get("/admin/users", Some(&owner)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = s
+        .post(
+            "/auth/api-keys",
+            "198.51.100.20",
+            Some(&owner),
+            json!({"name": "ops", "scopes": ["admin"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+}
+
+/// Finding: any user could give their own key the `admin` scope (and `*` matched it). Now a
+/// scope naming a role needs the role; a key carries only what its owner holds, checked at
+/// each use: `/auth/verify?scope=admin` and `/admin` refuse a `*` key of a user without the
+/// role, and an administrator's key stops administering when the role is revoked.
+async fn api_key_authority_is_bounded_by_the_owner(target: Target) {
+    let Some(s) = server(
+        target,
+        &[("AUTH_ADMIN_EMAILS", "ops@example.com,own@example.com")],
+    )
+    .await
+    else {
+        return;
+    };
+    let dev = s.register_proven("dev@example.com", "198.51.100.30").await;
+    let a = s
+        .post(
+            "/auth/api-keys",
+            "198.51.100.30",
+            Some(&dev),
+            json!({"name": "sneaky", "scopes": ["admin"]}),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = s
+        .post(
+            "/auth/api-keys",
+            "198.51.100.30",
+            Some(&dev),
+            json!({"name": "everything", "scopes": ["*"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let star = a.body["key"].as_str().unwrap().to_owned();
+    let verify = |key: String, scope: &'static str| {
+        let s = &s;
+        async move {
+            s.http
+                .get(format!("{}/auth/verify?scope={scope}", s.base))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = verify(star.clone(), "deploy").await;
+    assert_eq!(r.status(), 204);
+    assert!(
+        r.headers()["x-auth-authority"]
+            .to_str()
+            .unwrap()
+            .starts_with("user:")
+    );
+    assert_eq!(verify(star.clone(), "admin").await.status(), 403);
+    let a = s
+        .http
+        .get(format!("{}/admin/users", s.base))
+        .header("x-api-key", &star)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 403);
+
+    // Administrators' keys work while the role is held. Two administrators (proven listed
+    // addresses), one made owner by the operator.
+    let ops = s.register_proven("ops@example.com", "198.51.100.31").await;
+    let own = s.register_proven("own@example.com", "198.51.100.32").await;
+    let ops_id = s.user_id(&ops).await;
+    let a = s
+        .post(
+            "/auth/api-keys",
+            "198.51.100.31",
+            Some(&ops),
+            json!({"name": "ops", "scopes": ["admin"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let ops_key = a.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(verify(ops_key.clone(), "admin").await.status(), 204);
+    // An administrator acts on another administrator only as an owner.
+    let own_id = s.user_id(&own).await;
+    let a = s
+        .post(
+            &format!("/admin/users/{own_id}/deactivate"),
+            "198.51.100.31",
+            Some(&ops),
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/admin/users/{own_id}/roles/admin"),
+            "198.51.100.31",
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = s
+        .post(
+            &format!("/admin/users/{ops_id}/roles"),
+            "198.51.100.31",
+            Some(&ops),
+            json!({"role": "owner"}),
+        )
+        .await;
+    assert_eq!(a.status, 403, "only an owner grants owner: {}", a.body);
+    // The operator makes `own` an owner; the owner revokes `ops`'s role: the key stops.
+    let url = s.database_url.clone();
+    let out = common::cli_ok(&url, &["admin", "grant", "own@example.com", "--owner"]);
+    assert!(out.contains("granted"), "{out}");
+    let a = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/admin/users/{ops_id}/roles/admin"),
+            "198.51.100.32",
+            Some(&own),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    assert_eq!(verify(ops_key.clone(), "admin").await.status(), 403);
+    let a = s
+        .http
+        .get(format!("{}/admin/users", s.base))
+        .header("x-api-key", &ops_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 403);
+    // Never the last: the owner cannot drop the last `owner` grant, nor the operator.
+    let (ok, _, err) = common::cli(&url, &["admin", "revoke", "own@example.com", "--owner"]);
+    assert!(!ok && err.contains("last"), "{err}");
+    // The operator's grant refuses an address nobody has proven.
+    squat(&s, "later@example.com").await;
+    let (ok, _, err) = common::cli(&url, &["admin", "grant", "later@example.com"]);
+    assert!(!ok && err.contains("confirm"), "{err}");
+    let list = common::cli_ok(&url, &["admin", "list"]);
+    assert!(
+        list.contains("own@example.com") && !list.contains("ops@example.com"),
+        "{list}"
+    );
+}
+
+/// Finding: the attacker pre-registered an administrator's address and had the verification
+/// mailed; the owner's click made the attacker's password and session an administrator's.
+/// Now a verification opened outside the account's session is the owner's proof: the
+/// squatter's password and sessions end in that step, and the role goes to whoever then
+/// proves control of the mailbox.
+async fn owners_click_does_not_promote_the_squatter(target: Target) {
+    let Some(s) = server(target, &[("AUTH_ADMIN_EMAILS", "ops@example.com")]).await else {
+        return;
+    };
+    let squatter = squat(&s, "ops@example.com").await;
+    let token = s.verification_token("ops@example.com", &squatter).await;
+    // The owner opens the mailed link in their own browser.
+    let a = s
+        .post(
+            "/auth/email/verify/confirm",
+            "198.51.100.40",
+            None,
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        (
+            a.body["claimed"].as_bool(),
+            a.body["password_removed"].as_bool()
+        ),
+        (Some(true), Some(true)),
+        "{}",
+        a.body
+    );
+    assert_eq!(s.get("/auth/me", Some(&squatter)).await.status, 401);
+    assert_eq!(s.get("/admin/users", Some(&squatter)).await.status, 401);
+    assert_eq!(
+        s.login("ops@example.com", SQUAT_PASSWORD, "203.0.113.66")
+            .await
+            .status,
+        401
+    );
+    // The owner chooses a password from the mailbox and administers.
+    let owner = s.reset_from_mailbox("ops@example.com", PASSWORD).await;
+    assert_eq!(s.get("/admin/users", Some(&owner)).await.status, 200);
+
+    // A bystander's session opening someone's link counts as no session at all.
+    let bystander = s.register_proven("by@example.com", "198.51.100.41").await;
+    let victim = squat(&s, "vic@example.com").await;
+    let token = s.verification_token("vic@example.com", &victim).await;
+    let a = s
+        .post(
+            "/auth/email/verify/confirm",
+            "198.51.100.41",
+            Some(&bystander),
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["claimed"], true, "{}", a.body);
+    assert_eq!(s.get("/auth/me", Some(&bystander)).await.status, 200);
+}
+
+/// Finding: the attacker changed their own address to a listed address that had no account,
+/// and the owner pressing "confirm the change" gave the attacker's account that address (and
+/// administration). Now the confirmation works only inside a session of the account that
+/// asked: the owner's click, or a bystander's session, moves nothing.
+async fn email_change_confirmation_needs_the_requesters_session(target: Target) {
+    let Some(s) = server(target, &[("AUTH_ADMIN_EMAILS", "ops@example.com")]).await else {
+        return;
+    };
+    let attacker = s
+        .register_proven("mallory@example.com", "203.0.113.66")
+        .await;
+    let a = s
+        .post(
+            "/auth/email/change",
+            "203.0.113.66",
+            Some(&attacker),
+            json!({"new_email": "ops@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let token = s
+        .outbox
+        .token("ops@example.com", "/confirm-email-change")
+        .await;
+    let bystander = s.register_proven("by2@example.com", "198.51.100.42").await;
+    let confirms = (0..30).map(|i| {
+        let s = &s;
+        let token = token.clone();
+        let bearer = (i % 2 == 0).then(|| bystander.clone());
+        async move {
+            s.post(
+                "/auth/email/change/confirm",
+                "198.51.100.42",
+                bearer.as_deref(),
+                json!({"token": token}),
+            )
+            .await
+        }
+    });
+    let answers = join_all(confirms).await;
+    assert_eq!(
+        count(&answers, 403),
+        30,
+        "the owner's click and a bystander's session move nothing"
+    );
+    let me = s.get("/auth/me", Some(&attacker)).await;
+    assert_eq!(me.body["email"], "mallory@example.com");
+    assert_eq!(s.get("/admin/users", Some(&attacker)).await.status, 403);
+    // The address is still free for its owner.
+    s.register("ops@example.com", "198.51.100.43").await;
+}
+
+/// Finding: the owner signed in with a mailed code; the account stayed unverified and the
+/// squatter's password and session kept working. Now a sign-in code is the owner's proof:
+/// the squatter's password and sessions end, and the account is proven.
+async fn sign_in_code_takes_the_account_from_the_squatter(target: Target) {
+    let Some(s) = server(target, &[]).await else {
+        return;
+    };
+    let squatter = squat(&s, "kim@example.com").await;
+    // The squatter cannot add a passkey or link a provider to an unproven account.
+    let a = s
+        .post(
+            "/auth/passkeys/register/options",
+            "203.0.113.66",
+            Some(&squatter),
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    let a = s
+        .post(
+            "/auth/magic-link/request",
+            "198.51.100.50",
+            None,
+            json!({"email": "kim@example.com"}),
+        )
+        .await;
+    assert_eq!(a.status, 202);
+    let code = s.sign_in_code("kim@example.com").await;
+    let a = s
+        .post(
+            "/auth/magic-link/verify",
+            "198.51.100.50",
+            None,
+            json!({"email": "kim@example.com", "code": code}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let owner = a.body["access_token"].as_str().unwrap().to_owned();
+    let me = s.get("/auth/me", Some(&owner)).await;
+    assert_eq!(me.body["is_verified"], true);
+    assert_eq!(s.get("/auth/me", Some(&squatter)).await.status, 401);
+    assert_eq!(
+        s.login("kim@example.com", SQUAT_PASSWORD, "203.0.113.66")
+            .await
+            .status,
+        401
+    );
+    // 30 concurrent proofs of one account by 30 codes: one account, proven, no session of
+    // the squatter's (each proof is a compare of its own code; every claim removes the same).
+    let squatter = squat(&s, "lee@example.com").await;
+    for i in 0..30 {
+        let a = s
+            .post(
+                "/auth/magic-link/request",
+                &format!("198.51.102.{i}"),
+                None,
+                json!({"email": "lee@example.com"}),
+            )
+            .await;
+        if a.status != 202 {
+            break;
+        }
+    }
+    let code = s.sign_in_code("lee@example.com").await;
+    let answers = join_all((0..30).map(|i| {
+        let s = &s;
+        let code = code.clone();
+        async move {
+            s.post(
+                "/auth/magic-link/verify",
+                &format!("198.51.103.{i}"),
+                None,
+                json!({"email": "lee@example.com", "code": code}),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert_eq!(count(&answers, 200), 1, "one code, one sign-in");
+    assert_eq!(s.get("/auth/me", Some(&squatter)).await.status, 401);
+}
+
+/// Findings: a provider asserting the victim's address with `email_verified=false` created an
+/// unverified account linked to the attacker's subject, which survived the victim's reset; and
+/// an unproven account could link a provider. Now an unverified provider address creates and
+/// claims nothing, linking needs a proven address, and a provider that does vouch for an
+/// address nobody proved here is the owner's proof (the squatter's password and sessions end).
+/// Against the real oidc-provider: `eve` asserts `victim@example.com` unverified, `ada`
+/// asserts `ada@example.com` verified.
+async fn provider_sign_in_never_claims_for_the_squatter(target: Target) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let Some(op) =
+        auth_testkit::oidc_provider::OidcProvider::start(&format!("{base}/auth/oauth/op/callback"))
+            .await
+    else {
+        return;
+    };
+    let Some(s) = server_on(
+        target,
+        listener,
+        &[
+            ("AUTH_PUBLIC_URL", base.as_str()),
+            ("AUTH_OAUTH_PROVIDERS", "op"),
+            ("AUTH_OAUTH_OP_ISSUER", op.issuer()),
+            ("AUTH_OAUTH_OP_CLIENT_ID", "auth-test"),
+            ("AUTH_OAUTH_OP_CLIENT_SECRET", "auth-test-secret"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let welcome = format!("{base}/welcome");
+    // Signs in at the provider as `login` and exchanges the code: the exchange's answer.
+    let provider_sign_in = |login: &'static str| {
+        let s = &s;
+        let (base, welcome) = (base.clone(), welcome.clone());
+        async move {
+            let browser = auth_testkit::oidc_provider::Browser::new();
+            let start = reqwest::Url::parse_with_params(
+                &format!("{base}/auth/oauth/op/start"),
+                &[("redirect_to", &welcome)],
+            )
+            .unwrap();
+            let (status, to_provider, _) = browser.get(start.as_str()).await;
+            assert_eq!(status, 302);
+            let callback = browser
+                .dance(
+                    &to_provider.unwrap(),
+                    &format!("{base}/auth/oauth/op/callback"),
+                    login,
+                    false,
+                )
+                .await;
+            let (_, landed, _) = browser.get(&callback).await;
+            let landed = landed.unwrap();
+            let code = reqwest::Url::parse(&landed)
+                .unwrap()
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| panic!("no code: {landed}"));
+            s.post(
+                "/auth/oauth/exchange",
+                "203.0.113.66",
+                None,
+                json!({"code": code}),
+            )
+            .await
+        }
+    };
+    // The attacker, at the provider as `eve` (victim@example.com, unverified): nothing made.
+    let a = provider_sign_in("eve").await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.body["errors"][0]["code"], "provider_email_unverified");
+    // So the victim's sign-up works, and their address is theirs.
+    s.register("victim@example.com", "198.51.100.60").await;
+
+    // A squatter on ada@example.com cannot link a provider before proving the address.
+    let squatter = squat(&s, "ada@example.com").await;
+    let a = s
+        .post(
+            "/auth/oauth/op/link/start",
+            "203.0.113.66",
+            Some(&squatter),
+            json!({"redirect_to": welcome}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.body["errors"][0]["code"], "email_not_verified");
+    // The provider vouches for ada@example.com: the owner's proof. The squatter's password
+    // and session end; the account is the provider identity's.
+    let a = provider_sign_in("ada").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let owner = a.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.get("/auth/me", Some(&owner)).await.body["is_verified"],
+        true
+    );
+    assert_eq!(s.get("/auth/me", Some(&squatter)).await.status, 401);
+    assert_eq!(
+        s.login("ada@example.com", SQUAT_PASSWORD, "203.0.113.66")
+            .await
+            .status,
+        401
+    );
+}
+
 macro_rules! on_every_database {
     ($($attack:ident),* $(,)?) => {
         mod sqlite {
@@ -713,4 +1332,10 @@ on_every_database!(
     second_factor_guesses_are_throttled,
     reset_link_works_once_under_concurrency,
     login_failures_are_indistinguishable,
+    squatters_admin_key_never_exists,
+    api_key_authority_is_bounded_by_the_owner,
+    owners_click_does_not_promote_the_squatter,
+    email_change_confirmation_needs_the_requesters_session,
+    sign_in_code_takes_the_account_from_the_squatter,
+    provider_sign_in_never_claims_for_the_squatter,
 );

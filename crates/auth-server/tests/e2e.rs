@@ -230,10 +230,11 @@ async fn error_statuses_limits_ids_and_openapi() {
     // change routes, the two sign-in link routes and the six passkey routes.
     assert_eq!(doc.paths.paths.len(), 36);
     assert_eq!(r.body["servers"][0]["url"], "/auth");
-    // The whole service in one document: /auth and /onboarding, references resolvable.
+    // The whole service in one document: /auth, /onboarding and /admin (always mounted: its
+    // 11 routes answer holders of the `admin` role), references resolvable.
     let r = s.send(s.get("/openapi.json")).await;
     let all: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
-    assert_eq!(all.paths.paths.len(), 39);
+    assert_eq!(all.paths.paths.len(), 50);
     for path in [
         "/auth/activity",
         "/auth/email/change",
@@ -244,6 +245,8 @@ async fn error_statuses_limits_ids_and_openapi() {
         "/auth/api-keys",
         "/onboarding/start",
         "/onboarding/advance",
+        "/admin/users/{id}/roles",
+        "/admin/users/{id}/roles/{role}",
     ] {
         assert!(all.paths.paths.contains_key(path), "{path}");
     }
@@ -274,6 +277,7 @@ async fn reset_and_verification_links_by_mail() {
     let r = s
         .send(
             s.post("/auth/email/verify/confirm")
+                .bearer_auth(&access)
                 .json(&json!({"token": token})),
         )
         .await;

@@ -98,6 +98,7 @@ async fn email_change(s: &Server, what: &str) {
     let r = s
         .send(
             s.post("/auth/email/change/confirm")
+                .bearer_auth(&token)
                 .json(&json!({"token": confirm})),
         )
         .await;
@@ -167,6 +168,7 @@ async fn email_change(s: &Server, what: &str) {
     let confirms = (0..15).map(|_| {
         s.send(
             s.post("/auth/email/change/confirm")
+                .bearer_auth(&token)
                 .json(&json!({"token": confirm})),
         )
     });

@@ -31,7 +31,7 @@ async fn register_verified(base: &str, outbox: &common::Outbox, email: &str) -> 
     let (s, body) = post(
         base,
         "/auth/email/verify/confirm",
-        None,
+        Some(&access),
         json!({"token": token}),
     )
     .await;

@@ -82,7 +82,7 @@ async fn flow(target: Target) {
     let Some(s) = server(target).await else {
         return;
     };
-    let token = s.register("ada@example.com").await;
+    let token = s.register_verified("ada@example.com").await;
 
     // Registration needs a signed-in account.
     let r = s.send(s.post("/auth/passkeys/register/options")).await;
@@ -269,6 +269,7 @@ async fn second_factor(target: Target) {
     let r = s
         .send(
             s.post("/auth/email/verify/confirm")
+                .bearer_auth(&token)
                 .json(&json!({"token": link})),
         )
         .await;
@@ -331,7 +332,7 @@ async fn concurrent_deletions(target: Target) {
         return;
     };
     let s = Server::start(&[("DATABASE_URL", &url)]).await;
-    let token = s.register("eve@example.com").await;
+    let token = s.register_verified("eve@example.com").await;
     let mut ids = Vec::new();
     for n in 0..30 {
         let mut key = SoftPasskey::new(true);

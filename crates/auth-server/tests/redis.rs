@@ -269,9 +269,13 @@ async fn three_instances(token_backend: &str, cluster: bool) {
     );
     let token = a.outbox.token("mo@example.com", "/verify-email").await;
     assert_eq!(
-        b.post("/auth/email/verify/confirm", None, json!({"token": token}))
-            .await
-            .0,
+        b.post(
+            "/auth/email/verify/confirm",
+            Some(&access),
+            json!({"token": token})
+        )
+        .await
+        .0,
         200
     );
     let (s, setup) = a

@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use auth_core::{
-    AuthEvent, AuthService, AuthUser, Clock, ConfigError, Error, Result, SecretKey, SecretString,
-    User, UserId,
+    AddressProof, AuthEvent, AuthService, AuthUser, ClaimReport, Clock, ConfigError, Error, Result,
+    SecretKey, SecretString, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -389,17 +389,65 @@ impl<U: AuthUser> EmailVerificationService<U> {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn confirm(&self, token: &str) -> Result<U> {
+        self.confirm_in_session(token, None)
+            .await
+            .map(|(user, _)| user)
+    }
+
+    /// Checks the token as [`confirm`](Self::confirm) does, then proves the address with
+    /// [`auth_core::AuthService::prove_address`]: [`AddressProof::InSession`] when `session_user`
+    /// (the account whose session presented the link, if any) is the token's account, so what
+    /// the account holds stays; otherwise the mailbox alone proved it, and on an account whose
+    /// address nobody had proven, everything set up before (the password too) is removed.
+    /// Returns the account and what was removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`confirm`](Self::confirm).
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// # let config = AuthConfig::builder().signing_secret("0123456789abcdef0123456789abcdef").build()?;
+    /// # let auth = AuthService::new(config, MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// auth.events().on_fn(AuthEventKind::EmailVerificationRequested, move |e| {
+    ///     let tx = tx.clone();
+    ///     async move { if let AuthEvent::EmailVerificationRequested { token, .. } = e { tx.send(token).ok(); } Ok(()) }
+    /// });
+    /// let user = auth.register("eve@example.com", "violet-otter-sings-42").await?;
+    /// let v = auth_sign::EmailVerificationService::new(auth.clone())?;
+    /// v.request(&user.id).await?;
+    /// let token = rx.recv().await.unwrap();
+    /// // Opened in the account's own session: the password stays.
+    /// let (user, report) = v.confirm_in_session(token.expose_secret(), Some(&user.id)).await?;
+    /// assert!(user.is_verified && !report.claimed);
+    /// assert!(auth.login("eve@example.com", "violet-otter-sings-42").await.is_ok());
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn confirm_in_session(
+        &self,
+        token: &str,
+        session_user: Option<&UserId>,
+    ) -> Result<(U, ClaimReport)> {
         let user_id = self.tokens.user_id(token).map_err(Error::from)?;
         let user = match self.auth.find_user(&user_id).await? {
             Some(u) if u.is_active() => u,
             _ => return Err(Error::TokenInvalid),
         };
         self.tokens.check(token, &user).map_err(Error::from)?;
-        self.auth.confirm_email(&user_id).await?;
-        self.auth
+        let proof = if session_user == Some(&user_id) {
+            AddressProof::InSession
+        } else {
+            AddressProof::Mailbox("verification_link")
+        };
+        let report = self.auth.prove_address(&user_id, proof).await?;
+        let user = self
+            .auth
             .find_user(&user_id)
             .await?
-            .ok_or(Error::TokenInvalid)
+            .ok_or(Error::TokenInvalid)?;
+        Ok((user, report))
     }
 }
 

@@ -101,7 +101,7 @@ impl MigrationTrait for CreateUsers {
 /// This crate's migrations, in order (the umbrella's migrator chains every enabled crate's).
 ///
 /// ```
-/// assert_eq!(auth_users_db::migrations().len(), 4);
+/// assert_eq!(auth_users_db::migrations().len(), 5);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -110,6 +110,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateRateLimits),
         Box::new(BinaryCollation),
         Box::new(crate::audit::CreateAuditLog),
+        Box::new(crate::grant::CreateGrants),
     ]
 }
 

@@ -27,6 +27,7 @@
 //!     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
 //!     .with_passkeys(passkeys);
 //! let user = auth.register("ada@example.com", "violet-otter-sings-42").await?;
+//! auth.prove_address(&user.id, auth_core::AddressProof::InSession).await?; // a proven address first
 //! // Send `options.public_key` to navigator.credentials.create({publicKey}), then give the
 //! // answer to auth.register_passkey(&user.id, &credential, Some("Laptop")).
 //! let options = auth.passkey_registration_options(&user.id).await?;

@@ -146,6 +146,12 @@ async fn enrol(
     key: &mut SoftPasskey,
     name: &str,
 ) -> auth_core::PasskeyInfo {
+    // Passkeys are for accounts whose address is proven (proven here from the account's own
+    // session, so nothing is removed; a no-op once proven).
+    rig.auth
+        .prove_address(&user.id, auth_core::AddressProof::InSession)
+        .await
+        .unwrap();
     let options = rig
         .auth
         .passkey_registration_options(&user.id)

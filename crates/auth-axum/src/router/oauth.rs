@@ -147,6 +147,7 @@ pub(super) async fn link_start<U: AuthUser>(
     ApiJson(q): ApiJson<StartQuery>,
 ) -> Result<Response, Rejection> {
     state.require_fresh(&headers).await?;
+    state.auth.require_proven(user.id()).await?;
     let oauth = oauth(&state)?;
     match oauth
         .start(&provider, &q.redirect_to, Some(user.id()))

@@ -145,13 +145,15 @@ pub(super) async fn list<U: AuthUser>(
     Ok(axum::Json(json!({ "passkeys": passkeys })).into_response())
 }
 
-/// `PATCH /passkeys/{id} {name}` (Bearer) → 200 the passkey, or 404.
+/// `PATCH /passkeys/{id} {name}` (Bearer, fresh) → 200 the passkey, or 404.
 pub(super) async fn rename<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NameBody>,
 ) -> Result<Response, Rejection> {
+    state.require_fresh(&headers).await?;
     if !state
         .auth
         .rename_passkey(user.id(), &id, &body.name)

@@ -108,8 +108,11 @@ pub(super) async fn me<U: AuthUser>(
 /// memory with a revocation mirror). 204 with the user id in `x-auth-user-id`, for gateways
 /// doing forward authentication (nginx `auth_request`, Traefik `forwardAuth`) and services that
 /// need only the claims. An API key is checked fully (owner, limits) and answered with
-/// `x-auth-api-key-id`, `x-auth-scopes` and the owner (`x-auth-user-id` or
-/// `x-auth-service-account`); `?scope=` makes a key without that scope a 403.
+/// `x-auth-api-key-id`, `x-auth-scopes`, the owner (`x-auth-user-id` or
+/// `x-auth-service-account`) and whose authority the key carries (`x-auth-authority`:
+/// `user:<id>` or `service_account:<name>`); `?scope=` makes a key without that scope a 403,
+/// and a scope naming a role (`admin`) is carried by a user's key only while its owner holds
+/// the role.
 pub(super) async fn verify<U: AuthUser>(
     State(state): State<RouterState<U>>,
     meta: Meta,
@@ -127,8 +130,10 @@ pub(super) async fn verify<U: AuthUser>(
     match crate::schemes::api_key(&state.auth, &headers) {
         Some(Ok(key)) => {
             let caller = state.auth.authenticate_api_key(key, meta.0.ip).await?;
+            // A scope naming a role (`admin`) is carried only while the key's owner holds the
+            // role: the key lends its owner's authority, never more.
             if let Some(scope) = query.scope.as_deref()
-                && !caller.key.has_scope(scope)
+                && !state.auth.api_key_carries(&caller, scope).await?
             {
                 return Ok((
                     StatusCode::FORBIDDEN,
@@ -137,9 +142,13 @@ pub(super) async fn verify<U: AuthUser>(
                     .into_response());
             }
             match (&caller.user, &caller.key.owner) {
-                (Some(user), _) => set("x-auth-user-id", user.id().as_str()),
+                (Some(user), _) => {
+                    set("x-auth-user-id", user.id().as_str());
+                    set("x-auth-authority", &format!("user:{}", user.id()));
+                }
                 (None, auth_core::ApiKeyOwner::Service(name)) => {
                     set("x-auth-service-account", name);
+                    set("x-auth-authority", &format!("service_account:{name}"));
                 }
                 _ => {}
             }
@@ -325,15 +334,34 @@ pub(super) async fn verify_request<U: AuthUser>(
 
 pub(super) async fn verify_confirm<U: AuthUser>(
     State(state): State<RouterState<U>>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<TokenBody>,
 ) -> Result<Response, Rejection> {
     let verification = state
         .verification
         .as_ref()
         .ok_or_else(|| not_configured("email verification is not configured"))?;
-    let user = verification
-        .confirm(&body.token)
+    // Opened inside a session of the account itself, what the account holds stays; any other
+    // way (another browser, another account's session, none), the mailbox alone proved it.
+    let session_user = match bearer(&headers) {
+        Ok(Some(token)) => state
+            .auth
+            .verify_access(token)
+            .await
+            .ok()
+            .map(|c| auth_core::UserId::new(c.sub)),
+        _ => None,
+    };
+    let (user, report) = verification
+        .confirm_in_session(&body.token, session_user.as_ref())
         .await
         .map_err(|e| refused_because(e, "link_used_or_expired"))?;
-    Ok(Json(json!({"id": user.id().to_string(), "is_verified": true})).into_response())
+    Ok(Json(json!({
+        "id": user.id().to_string(),
+        "is_verified": true,
+        "claimed": report.claimed,
+        "password_removed": report.password,
+        "removed": report.removed(),
+    }))
+    .into_response())
 }

@@ -559,12 +559,17 @@ async fn password_reset_and_email_verification_routes() {
             _ => None,
         })
         .unwrap();
+    // Opened in the account's own session: the proof rests on it too, nothing is removed.
     let (s, _, body) = call("POST", "/auth/email/verify/confirm")
+        .bearer(&access)
         .json(json!({"token": token}))
         .send(&app)
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(body["is_verified"], true);
+    assert_eq!(
+        (&body["is_verified"], &body["claimed"]),
+        (&json!(true), &json!(false))
+    );
     let (_, _, me) = call("GET", "/auth/me").bearer(&access).send(&app).await;
     assert_eq!(me["is_verified"], true);
 }
@@ -813,7 +818,9 @@ async fn two_factor_enrolment_needs_a_fresh_login() {
         .send(&app)
         .await;
     let user = auth_core::UserId::new(reg["user_id"].as_str().unwrap());
-    auth.confirm_email(&user).await.unwrap();
+    auth.prove_address(&user, auth_core::AddressProof::InSession)
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(601));
     let (_, _, next) = call("POST", "/auth/refresh")
         .json(json!({"refresh_token": reg["refresh_token"]}))
@@ -910,6 +917,9 @@ async fn api_keys_in_the_chain_and_scopes() {
     let clock = FixedClock::from_unix(1_800_000_000);
     let auth = service(&clock).with_api_keys(MemoryApiKeyStore::new());
     let user = auth.register("kay@example.com", PASSWORD).await.unwrap();
+    auth.prove_address(&user.id, auth_core::AddressProof::InSession)
+        .await
+        .unwrap();
     let token = auth
         .login("kay@example.com", PASSWORD)
         .await

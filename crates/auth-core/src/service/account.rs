@@ -2,7 +2,7 @@
 //! confirmation, profile data and the reset throttle.
 
 use super::throttle::client_bucket;
-use super::{AuthResult, AuthService, LoginOptions};
+use super::{AddressProof, AuthResult, AuthService, LoginOptions};
 use crate::error::{Error, Result};
 use crate::events::AuthEvent;
 use crate::token::SessionMeta;
@@ -201,8 +201,12 @@ impl<U: AuthUser> AuthService<U> {
         self.start_session(user, options).await
     }
 
-    /// Marks the user's address proven (a verification link or code checked by the caller)
-    /// and emits `EmailVerified`.
+    /// Marks the user's address proven by its mailbox alone (a verification link or code
+    /// checked by the caller, outside the account's session): the same as
+    /// [`prove_address`](Self::prove_address) with [`AddressProof::Mailbox`]`("verification_link")`,
+    /// so on an account whose address nobody had proven, everything set up before (the
+    /// password too) is removed. Use `prove_address(id, AddressProof::InSession)` when the
+    /// code came back inside the account's own session.
     ///
     /// # Errors
     ///
@@ -214,17 +218,14 @@ impl<U: AuthUser> AuthService<U> {
     /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
     /// let user = auth.register("quin@example.com", "violet-otter-sings-42").await?;
     /// auth.confirm_email(&user.id).await?;
-    /// assert!(auth.find_user(&user.id).await?.unwrap().is_verified);
+    /// let user = auth.find_user(&user.id).await?.unwrap();
+    /// assert!(user.is_verified && !is_password_usable(user.password_hash.as_deref()));
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn confirm_email(&self, user_id: &UserId) -> Result<()> {
-        self.users.set_verified(user_id, true).await?;
-        self.events
-            .emit(AuthEvent::EmailVerified {
-                user_id: user_id.clone(),
-            })
-            .await;
-        Ok(())
+        self.prove_address(user_id, AddressProof::Mailbox("verification_link"))
+            .await
+            .map(|_| ())
     }
 
     /// Merges profile fields into the user (non-credential data: no session changes).

@@ -265,6 +265,7 @@ impl<U: AuthUser> AuthService<U> {
     /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
     /// #     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?.with_api_keys(MemoryApiKeyStore::new());
     /// let user = auth.register("ops@example.com", "violet-otter-sings-42").await?;
+    /// auth.prove_address(&user.id, AddressProof::InSession).await?;
     /// let issued = auth.create_api_key(&ApiKeyOwner::User(user.id.clone()),
     ///     NewApiKey::new("deploy").with_scopes(["deploy"])).await?;
     /// let found = auth.authenticate_api_key(issued.key.expose_secret(), None).await?;
@@ -282,6 +283,18 @@ impl<U: AuthUser> AuthService<U> {
         match owner {
             ApiKeyOwner::User(id) => {
                 active_user_by_id(self.users.as_ref(), None, id).await?;
+                // A key is lasting access: only for an account whose address is proven, and
+                // never with more authority than its owner holds.
+                self.require_proven(id).await?;
+                for scope in &new.scopes {
+                    if let Some(role) = crate::Role::parse(scope)
+                        && !self.has_role(id, role).await?
+                    {
+                        return Err(Error::Forbidden(
+                            format!("the `{scope}` scope needs the `{role}` role, which this account does not hold").into(),
+                        ));
+                    }
+                }
             }
             ApiKeyOwner::Service(name) => {
                 if !keys.store.service_account_exists(name).await? {
@@ -453,6 +466,7 @@ impl<U: AuthUser> AuthService<U> {
     /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
     /// #     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?.with_api_keys(MemoryApiKeyStore::new());
     /// # let user = auth.register("ops@example.com", "violet-otter-sings-42").await?;
+    /// # auth.prove_address(&user.id, AddressProof::InSession).await?;
     /// let owner = ApiKeyOwner::User(user.id);
     /// let old = auth.create_api_key(&owner, NewApiKey::new("ci")).await?;
     /// let new = auth.roll_api_key(&owner, &old.record.id, std::time::Duration::ZERO).await?;

@@ -49,12 +49,15 @@ impl<U: AuthUser> AuthService<U> {
     ///     async move { if let AuthEvent::EmailChangeRequested { token, .. } = e { tx.send(token).ok(); } Ok(()) }
     /// });
     /// let user = auth.register("old@example.com", "violet-otter-sings-42").await?;
+    /// let session = auth.login("old@example.com", "violet-otter-sings-42").await?;
     /// auth.request_email_change(&user.id, "new@example.com", "violet-otter-sings-42").await?;
     /// let token = rx.recv().await.unwrap();
-    /// let changed = auth.confirm_email_change(token.expose_secret(), None).await?;
+    /// // Whoever holds only the new mailbox cannot confirm: the account's session must.
+    /// assert!(matches!(auth.confirm_email_change(token.expose_secret(), None).await, Err(Error::Forbidden(_))));
+    /// let changed = auth.confirm_email_change(token.expose_secret(), Some(session.access_token())).await?;
     /// assert_eq!(changed.email, "new@example.com");
     /// assert!(changed.is_verified);
-    /// assert!(auth.confirm_email_change(token.expose_secret(), None).await.is_err(), "once");
+    /// assert!(auth.confirm_email_change(token.expose_secret(), Some(session.access_token())).await.is_err(), "once");
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn request_email_change(
@@ -118,17 +121,21 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// Applies a confirmed change: the token is checked (genuine, unexpired, for the account's
-    /// current address and password), its record consumed (once, whatever the concurrency),
-    /// the address replaced by a compare-and-set (the database's unique constraint decides a
-    /// race with a sign-up or another change), marked verified, and every session but
-    /// `keep_session` ended. Emits `EmailChanged`. Returns the updated user.
+    /// current address and password), then `access_token` must be a live session of the same
+    /// account (the change is bound to the account that asked for it: whoever merely holds the
+    /// new mailbox cannot move somebody else's account, and its credentials, onto their
+    /// address), then the record is consumed (once, whatever the concurrency), the address
+    /// replaced by a compare-and-set (the database's unique constraint decides a race with a
+    /// sign-up or another change), marked verified, and every session but the confirming one
+    /// ended. Emits `EmailChanged`. Returns the updated user.
     ///
     /// # Errors
     ///
     /// [`Error::TokenInvalid`] for a forged, used, cancelled or stale token (the address or
-    /// password changed since), [`Error::TokenExpired`]; [`Error::EmailTaken`] when another
-    /// account took the address meanwhile; [`Error::Backend`].
-    pub async fn confirm_email_change(&self, token: &str, keep_session: Option<&str>) -> Result<U> {
+    /// password changed since), [`Error::TokenExpired`]; [`Error::Forbidden`] without a
+    /// session of the account; [`Error::EmailTaken`] when another account took the address
+    /// meanwhile; [`Error::Backend`].
+    pub async fn confirm_email_change(&self, token: &str, access_token: Option<&str>) -> Result<U> {
         let store = self.challenge_store()?;
         let parts: Vec<&str> = token.split('.').collect();
         let [uid, old, new, nonce, exp, mac] = parts.as_slice() else {
@@ -156,6 +163,17 @@ impl<U: AuthUser> AuthService<U> {
         if !user.is_active() || user.email() != old {
             return Err(Error::TokenInvalid);
         }
+        let claims = match access_token {
+            Some(t) => self.verify_access(t).await.ok(),
+            None => None,
+        };
+        let Some(claims) = claims.filter(|c| c.sub == user_id.as_str()) else {
+            return Err(Error::Forbidden(
+                "sign in to the account that asked for this change, then open the link again"
+                    .into(),
+            ));
+        };
+        let keep_session = claims.family.as_deref();
         if !store
             .consume(&self.record_key(CONFIRM, &[user_id.as_str(), nonce])?)
             .await?
@@ -200,10 +218,11 @@ impl<U: AuthUser> AuthService<U> {
     ///     async move { if let AuthEvent::EmailChangeRequested { token, cancel_token, .. } = e { tx.send((token, cancel_token)).ok(); } Ok(()) }
     /// });
     /// let user = auth.register("old@example.com", "violet-otter-sings-42").await?;
+    /// let session = auth.login("old@example.com", "violet-otter-sings-42").await?;
     /// auth.request_email_change(&user.id, "thief@example.com", "violet-otter-sings-42").await?;
     /// let (token, cancel) = rx.recv().await.unwrap();
     /// auth.cancel_email_change(cancel.expose_secret()).await?;
-    /// assert!(matches!(auth.confirm_email_change(token.expose_secret(), None).await, Err(Error::TokenInvalid)));
+    /// assert!(matches!(auth.confirm_email_change(token.expose_secret(), Some(session.access_token())).await, Err(Error::TokenInvalid)));
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn cancel_email_change(&self, token: &str) -> Result<()> {

@@ -49,14 +49,17 @@ impl<U: AuthUser> AuthService<U> {
     /// provider's answer). The rules:
     ///
     /// 1. a linked `(provider, subject)` signs its account in;
-    /// 2. a new subject whose email the provider verified, matching a local account whose
-    ///    email is verified too, is linked to it (`IdentityLinked`) and signs it in;
-    /// 3. any other match of an existing account is refused with [`Error::EmailTaken`]: the
-    ///    owner signs in and links explicitly ([`link_identity`](Self::link_identity)), so
-    ///    nobody pre-creates or takes over an account through a provider that does not prove
-    ///    the address;
-    /// 4. a new email creates an account with an unusable password, verified if the provider
-    ///    verified the email (`UserRegistered`, `IdentityLinked`).
+    /// 2. a new subject whose email the provider verified, matching a local account, is linked
+    ///    to it (`IdentityLinked`) and signs it in; if nobody had proven that account's address,
+    ///    the provider's word is the owner's proof: everything set up on the account before is
+    ///    removed first ([`prove_address`](Self::prove_address)'s rule, `AccountClaimed`);
+    /// 3. a new subject whose email the provider did not verify, matching a local account, is
+    ///    refused with [`Error::EmailTaken`]: the owner signs in and links explicitly
+    ///    ([`link_identity`](Self::link_identity));
+    /// 4. a new email the provider verified creates a verified account with an unusable
+    ///    password (`UserRegistered`, `IdentityLinked`); one it did not verify creates
+    ///    nothing ([`Error::Validation`] `provider_email_unverified`), so nobody pre-creates
+    ///    an account for somebody else's address.
     ///
     /// The account's second factor still applies (a challenge, not a session); inactive
     /// accounts are refused with [`Error::InvalidCredentials`]. Emits `OAuthLogin`.
@@ -143,16 +146,36 @@ impl<U: AuthUser> AuthService<U> {
                 )
             })?;
         if let Some(existing) = self.users.find_by_email(&email).await? {
-            if !(identity.email_verified && existing.is_verified()) {
-                tracing::info!(provider = %identity.provider, "provider identity not linked: it matches an account whose address is not proven on both sides");
+            if !identity.email_verified {
+                tracing::info!(provider = %identity.provider, "provider identity not linked: the provider has not verified the address");
                 return Err(Error::EmailTaken);
             }
+            if !existing.is_verified() {
+                // The provider vouches for an address nobody had proven here: the account
+                // becomes its owner's, and nothing set up before stays.
+                if !existing.is_active() {
+                    return Err(Error::InvalidCredentials);
+                }
+                self.claim(&existing, "provider", false).await?;
+            }
             self.link_to(store, existing.id(), identity).await?;
-            return Ok(existing);
+            return self
+                .uncached_users
+                .find_by_id(existing.id())
+                .await?
+                .ok_or(Error::InvalidCredentials);
+        }
+        if !identity.email_verified {
+            tracing::info!(provider = %identity.provider, "provider sign-in refused: the provider has not verified the address");
+            return Err(Error::invalid(
+                "email",
+                "provider_email_unverified",
+                "the provider has not verified this email address: verify it there, or sign up with it here",
+            ));
         }
         let mut new = NewUser::new(email);
         new.password_hash = Some(crate::make_unusable_password());
-        new.is_verified = identity.email_verified;
+        new.is_verified = true;
         let user = match self.users.create(new).await {
             Ok(user) => user,
             // A concurrent first sign-in of the same person created it: the link it writes
@@ -244,6 +267,7 @@ impl<U: AuthUser> AuthService<U> {
     ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
     ///     .with_identities(MemoryIdentityStore::new());
     /// let user = auth.register("bo@example.com", "violet-otter-sings-42").await?;
+    /// auth.prove_address(&user.id, AddressProof::InSession).await?;
     /// let gh = ProviderIdentity::new("github", "77").with_email("bo@work.example", false);
     /// auth.link_identity(&user.id, gh.clone()).await?;
     /// assert_eq!(auth.list_identities(&user.id).await?.len(), 1);
@@ -256,9 +280,7 @@ impl<U: AuthUser> AuthService<U> {
         identity: ProviderIdentity,
     ) -> Result<LinkedIdentity> {
         let store = Arc::clone(self.identity_store()?);
-        if self.uncached_users.find_by_id(user_id).await?.is_none() {
-            return Err(Error::UserNotFound);
-        }
+        self.require_proven(user_id).await?;
         self.insert_link(store.as_ref(), user_id, &identity).await
     }
 
@@ -333,10 +355,10 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// Removes every linked identity of the account (deletion).
-    pub(super) async fn remove_identities(&self, user_id: &UserId) -> Result<()> {
-        if let Some(store) = &self.identities {
-            store.delete_user(user_id).await?;
+    pub(super) async fn remove_identities(&self, user_id: &UserId) -> Result<u64> {
+        match &self.identities {
+            Some(store) => store.delete_user(user_id).await,
+            None => Ok(0),
         }
-        Ok(())
     }
 }

@@ -121,7 +121,10 @@ impl<U: AuthUser> AuthService<U> {
             return Err(Error::TokenInvalid);
         }
         self.check_expiry(exp)?;
-        match self.spend_magic(&email, code, options).await? {
+        match self
+            .spend_magic(&email, code, options, "sign_in_link")
+            .await?
+        {
             Some(outcome) => Ok(outcome),
             None => Err(Error::TokenInvalid),
         }
@@ -149,7 +152,8 @@ impl<U: AuthUser> AuthService<U> {
         let grant = self.reserve(self.limiter.as_ref(), &key).await?;
         let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
         let outcome = if well_formed {
-            self.spend_magic(&email, code, options).await?
+            self.spend_magic(&email, code, options, "sign_in_code")
+                .await?
         } else {
             None
         };
@@ -180,6 +184,7 @@ impl<U: AuthUser> AuthService<U> {
         email: &str,
         code: &str,
         options: LoginOptions,
+        route: &'static str,
     ) -> Result<Option<LoginOutcome<U>>> {
         let store = self.challenge_store()?;
         let record = self.record_key(PURPOSE, &[email, code])?;
@@ -189,10 +194,19 @@ impl<U: AuthUser> AuthService<U> {
         if !store.consume(&record).await? {
             return Ok(None);
         }
-        let user = match self.users.find_by_id(&user_id).await? {
+        let mut user = match self.users.find_by_id(&user_id).await? {
             Some(u) if u.is_active() && u.email() == email => u,
             _ => return Ok(None),
         };
+        if !user.is_verified() {
+            // The mailbox's owner signs in to an account nobody had proven: it becomes theirs,
+            // and nothing set up before stays.
+            self.claim(&user, route, false).await?;
+            user = match self.users.find_by_id(&user_id).await? {
+                Some(u) => u,
+                None => return Ok(None),
+            };
+        }
         if let Some(gate) = &self.second_factor
             && gate.is_required(user.id()).await?
         {

@@ -19,6 +19,7 @@ mod identity;
 mod links;
 mod login;
 mod magic_link;
+mod ownership;
 mod passkey;
 pub use passkey::MAX_PASSKEY_NAME;
 mod password;
@@ -29,6 +30,7 @@ mod ways_in;
 pub use admin::AccountStatus;
 pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};
 pub use magic_link::MAGIC_LINK_LIFETIME;
+pub use ownership::{AddressProof, ClaimReport};
 pub use throttle::{client_bucket, redact_identifier};
 
 use std::fmt;
@@ -404,6 +406,9 @@ pub struct AuthService<U: AuthUser = User> {
     challenges: Option<Arc<dyn crate::ephemeral::ChallengeStore>>,
     passkeys: Option<Arc<dyn crate::PasskeyBackend>>,
     identities: Option<Arc<dyn crate::IdentityStore>>,
+    grants: Arc<dyn crate::GrantStore>,
+    /// Roles given to an address when its owner proves it ([`AuthService::with_role_on_proof`]).
+    proof_grants: Arc<std::collections::BTreeMap<String, crate::Role>>,
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
@@ -428,6 +433,8 @@ impl<U: AuthUser> Clone for AuthService<U> {
             challenges: self.challenges.clone(),
             passkeys: self.passkeys.clone(),
             identities: self.identities.clone(),
+            grants: Arc::clone(&self.grants),
+            proof_grants: Arc::clone(&self.proof_grants),
         }
     }
 }
@@ -513,6 +520,8 @@ impl<U: AuthUser> AuthService<U> {
             challenges: None,
             passkeys: None,
             identities: None,
+            grants: Arc::new(crate::MemoryGrantStore::new()),
+            proof_grants: Arc::default(),
         })
     }
 

@@ -73,19 +73,6 @@ impl<U: AuthUser> AuthService<U> {
         ))
     }
 
-    /// An active account by id, or `UserNotFound` / `InactiveUser`.
-    async fn active_account(&self, user_id: &UserId) -> Result<U> {
-        let user = self
-            .uncached_users
-            .find_by_id(user_id)
-            .await?
-            .ok_or(Error::UserNotFound)?;
-        if !user.is_active() {
-            return Err(Error::InactiveUser);
-        }
-        Ok(user)
-    }
-
     /// Starts registering a passkey for a signed-in account (routers ask for a fresh login
     /// first): the options for `navigator.credentials.create`, the account's passkeys
     /// excluded. Finish with [`register_passkey`](Self::register_passkey).
@@ -93,7 +80,8 @@ impl<U: AuthUser> AuthService<U> {
     /// # Errors
     ///
     /// [`Error::Unsupported`] without passkeys; [`Error::UserNotFound`];
-    /// [`Error::InactiveUser`]; [`Error::Backend`].
+    /// [`Error::InactiveUser`]; [`Error::Validation`] (`email_not_verified`) for an account
+    /// whose address nobody has proven; [`Error::Backend`].
     ///
     /// ```
     /// # use auth_core::*;
@@ -106,7 +94,7 @@ impl<U: AuthUser> AuthService<U> {
     /// ```
     pub async fn passkey_registration_options(&self, user_id: &UserId) -> Result<PasskeyOptions> {
         let backend = self.passkey_backend()?;
-        let user = self.active_account(user_id).await?;
+        let user = self.require_proven(user_id).await?;
         backend.start_registration(user.id(), user.email()).await
     }
 
@@ -139,7 +127,7 @@ impl<U: AuthUser> AuthService<U> {
     ) -> Result<PasskeyInfo> {
         let backend = self.passkey_backend()?;
         let name = passkey_name(name)?;
-        let user = self.active_account(user_id).await?;
+        let user = self.require_proven(user_id).await?;
         let info = backend
             .finish_registration(user.id(), credential, &name)
             .await?;
@@ -467,14 +455,15 @@ impl<U: AuthUser> AuthService<U> {
 
     /// Removes every passkey of the account (deletion; a reset that proved an address the
     /// account had never proven). Nothing without passkeys.
-    pub(super) async fn remove_passkeys(&self, user_id: &UserId) -> Result<()> {
-        if let Some(backend) = &self.passkeys {
-            let removed = backend.remove_all(user_id).await?;
-            if removed > 0 {
-                tracing::info!(user_id = %user_id, removed, "passkeys removed");
-            }
+    pub(super) async fn remove_passkeys(&self, user_id: &UserId) -> Result<u64> {
+        let Some(backend) = &self.passkeys else {
+            return Ok(0);
+        };
+        let removed = backend.remove_all(user_id).await?;
+        if removed > 0 {
+            tracing::info!(user_id = %user_id, removed, "passkeys removed");
         }
-        Ok(())
+        Ok(removed)
     }
 }
 

@@ -178,8 +178,10 @@ impl<U: AuthUser> AuthService<U> {
     /// The second half of a password reset, for a link or code the caller has checked (see
     /// auth-sign's `PasswordResetService`): the policy, the compare-and-set from the hash the
     /// link was made for, every session ended, and, for an account that had never proven its
-    /// address, the address marked proven and every second factor removed (one enrolled before
-    /// the proof may be an attacker's who pre-registered the address).
+    /// address, the account taken over for the owner of the mailbox: every API key, passkey,
+    /// linked identity, second factor and grant set up before the proof is removed (they may be
+    /// an attacker's who pre-registered the address), then the address is marked proven
+    /// ([`AuthService::prove_address`]'s rule, `AccountClaimed`).
     ///
     /// # Errors
     ///
@@ -211,16 +213,9 @@ impl<U: AuthUser> AuthService<U> {
             return Err(Error::TokenInvalid);
         }
         if !user.is_verified() {
-            self.users.set_verified(user.id(), true).await?;
-            if let Some(gate) = &self.second_factor {
-                gate.remove_all(user.id()).await?;
-            }
-            self.remove_passkeys(user.id()).await?;
-            self.events
-                .emit(AuthEvent::EmailVerified {
-                    user_id: user.id().clone(),
-                })
-                .await;
+            // The owner proved an address nobody had proven: whatever was set up before goes
+            // (the password just chosen stays).
+            self.claim(user, "password_reset", true).await?;
         }
         self.events
             .emit(AuthEvent::PasswordResetCompleted {

@@ -1,7 +1,8 @@
 //! The linking rules of provider sign-in (`AuthService::sign_in_with_provider`): a linked
-//! subject signs in; a new subject links only when both sides proved the address; anything
-//! else is refused (account pre-hijacking); a new address creates an account without a usable
-//! password; the second factor still applies; unlinking keeps the last way in; concurrent
+//! subject signs in; a new subject links only when the provider verified the address (and
+//! on an account nobody had proven, that proof removes what was set up before); anything else
+//! is refused (account pre-hijacking); a new verified address creates an account without a
+//! usable password, an unverified one nothing; the second factor still applies; unlinking keeps the last way in; concurrent
 //! first sign-ins create one account.
 
 use auth_core::{
@@ -33,20 +34,18 @@ fn session(
 #[tokio::test]
 async fn linking_needs_a_proven_address_on_both_sides() {
     let auth = service();
-    // A local account whose address is not proven yet (anyone could have registered it).
+    // A local account whose address is not proven yet (anyone could have registered it), with
+    // a session of whoever did.
     let local = auth
         .register("ana@example.com", "violet-otter-sings-42")
         .await
         .unwrap();
-    let google = ProviderIdentity::new("google", "g-1").with_email("ana@example.com", true);
-    assert!(matches!(
-        auth.sign_in_with_provider(google.clone(), LoginOptions::new())
-            .await,
-        Err(Error::EmailTaken)
-    ));
-    // Proven locally, but the provider does not vouch for the address: still refused.
-    auth.confirm_email(&local.id).await.unwrap();
-    let unverified = ProviderIdentity::new("gitlab", "l-1").with_email("ANA@example.com", false);
+    let squatter = auth
+        .login("ana@example.com", "violet-otter-sings-42")
+        .await
+        .unwrap();
+    // A provider that does not vouch for the address links nothing.
+    let unverified = ProviderIdentity::new("gitlab", "l-0").with_email("ANA@example.com", false);
     assert!(matches!(
         auth.sign_in_with_provider(unverified, LoginOptions::new())
             .await,
@@ -56,13 +55,28 @@ async fn linking_needs_a_proven_address_on_both_sides() {
         auth.list_identities(&local.id).await.unwrap().is_empty(),
         "nothing linked silently"
     );
-    // Both proven: linked, and the same account signs in.
+    // One that vouches is the owner's proof: the account becomes the provider identity's,
+    // and the password and session set up before it are gone.
+    let google = ProviderIdentity::new("google", "g-1").with_email("ana@example.com", true);
     let s = session(
         auth.sign_in_with_provider(google.clone(), LoginOptions::new())
             .await,
     );
     assert_eq!(s.user.id, local.id);
+    assert!(s.user.is_verified && !is_password_usable(s.user.password_hash.as_deref()));
+    assert!(auth.authenticate(squatter.access_token()).await.is_err());
+    assert!(matches!(
+        auth.login("ana@example.com", "violet-otter-sings-42").await,
+        Err(Error::InvalidCredentials)
+    ));
     assert_eq!(auth.list_identities(&local.id).await.unwrap().len(), 1);
+    // Proven now, but another provider that does not vouch: still refused.
+    let unverified = ProviderIdentity::new("gitlab", "l-1").with_email("ANA@example.com", false);
+    assert!(matches!(
+        auth.sign_in_with_provider(unverified, LoginOptions::new())
+            .await,
+        Err(Error::EmailTaken)
+    ));
     // The link now decides, whatever the email says later.
     let renamed = ProviderIdentity::new("google", "g-1").with_email("other@example.com", true);
     assert_eq!(
@@ -91,14 +105,29 @@ async fn linking_needs_a_proven_address_on_both_sides() {
 #[tokio::test]
 async fn new_addresses_create_accounts_without_a_password() {
     let auth = service();
+    // An address the provider did not verify creates nothing: it could be anyone's.
+    assert!(matches!(
+        auth.sign_in_with_provider(
+            ProviderIdentity::new("github", "41").with_email("new@example.com", false),
+            LoginOptions::new(),
+        )
+        .await,
+        Err(Error::Validation(_))
+    ));
+    assert!(
+        auth.find_user_by_email("new@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let s = session(
         auth.sign_in_with_provider(
-            ProviderIdentity::new("github", "42").with_email("new@example.com", false),
+            ProviderIdentity::new("github", "42").with_email("new@example.com", true),
             LoginOptions::new(),
         )
         .await,
     );
-    assert!(!s.user.is_verified, "the provider did not verify it");
+    assert!(s.user.is_verified, "the provider verified it");
     assert!(!is_password_usable(s.user.password_hash.as_deref()));
     assert!(matches!(
         auth.login("new@example.com", "").await,

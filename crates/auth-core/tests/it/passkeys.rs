@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Barrier;
 
 use auth_core::{
-    AuthConfig, AuthEventKind, AuthService, Challenge, Error, IdentityStore, LinkedIdentity,
-    LoginOptions, LoginOutcome, MemoryIdentityStore, MemoryTokenBackend, MemoryUserStore,
-    PasskeyAssertion, PasskeyBackend, PasskeyInfo, PasskeyOptions, PasskeyTarget, PasskeyVerdict,
-    ProviderIdentity, Result, SecondFactorGate, SecretString, SessionMeta, TakenPasskey, UserId,
-    async_trait,
+    AddressProof, AuthConfig, AuthEventKind, AuthService, Challenge, Error, IdentityStore,
+    LinkedIdentity, LoginOptions, LoginOutcome, MemoryIdentityStore, MemoryTokenBackend,
+    MemoryUserStore, PasskeyAssertion, PasskeyBackend, PasskeyInfo, PasskeyOptions, PasskeyTarget,
+    PasskeyVerdict, ProviderIdentity, Result, SecondFactorGate, SecretString, SessionMeta,
+    TakenPasskey, UserId, async_trait,
 };
 use serde_json::{Value, json};
 
@@ -270,6 +270,9 @@ async fn options_by_address_never_tell_whether_the_account_exists() {
         .register("opt@example.com", "violet-otter-sings-42")
         .await
         .unwrap();
+    auth.prove_address(&user.id, AddressProof::InSession)
+        .await
+        .unwrap();
     auth.register_passkey(&user.id, &json!({}), Some("Key"))
         .await
         .unwrap();
@@ -307,9 +310,30 @@ async fn a_reset_that_proves_the_address_removes_earlier_passkeys() {
         .register("squat@example.com", "violet-otter-sings-42")
         .await
         .unwrap();
+    // No passkey on an account whose address nobody has proven.
+    assert!(matches!(
+        auth.passkey_registration_options(&user.id).await,
+        Err(Error::Validation(_))
+    ));
+    assert!(matches!(
+        auth.register_passkey(&user.id, &json!({}), Some("Squatter's"))
+            .await,
+        Err(Error::Validation(_))
+    ));
+    // One left from before that rule (proven, added, then the address unproven again, as an
+    // older version could leave it) goes with the owner's reset.
+    auth.prove_address(&user.id, AddressProof::InSession)
+        .await
+        .unwrap();
     auth.register_passkey(&user.id, &json!({}), Some("Squatter's"))
         .await
         .unwrap();
+    auth.parts()
+        .users
+        .set_verified(&user.id, false)
+        .await
+        .unwrap();
+    let user = auth.find_user(&user.id).await.unwrap().unwrap();
     auth.reset_password(&user, "amber-heron-dances-7")
         .await
         .unwrap();

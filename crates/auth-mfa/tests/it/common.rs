@@ -53,7 +53,10 @@ impl Stack {
     /// A registered account whose address is proven (enrolment needs that by default).
     pub(crate) async fn verified_user(&self, email: &str) -> auth_core::User {
         let user = self.auth.register(email, PASSWORD).await.unwrap();
-        self.auth.confirm_email(&user.id).await.unwrap();
+        self.auth
+            .prove_address(&user.id, auth_core::AddressProof::InSession)
+            .await
+            .unwrap();
         self.auth.find_user(&user.id).await.unwrap().unwrap()
     }
 

@@ -163,7 +163,10 @@ async fn enrolment_needs_a_verified_email() {
     assert_eq!(errors.errors()[0].code, "email_not_verified");
     assert!(!s.mfa.status(&user.id).await.unwrap().pending);
     // Once the address is proven, enrolment works.
-    s.auth.confirm_email(&user.id).await.unwrap();
+    s.auth
+        .prove_address(&user.id, auth_core::AddressProof::InSession)
+        .await
+        .unwrap();
     let user = s.auth.find_user(&user.id).await.unwrap().unwrap();
     assert!(s.mfa.begin_enrollment(&user).await.is_ok());
 }

@@ -69,6 +69,16 @@ impl Outbox {
 /// auth-server on a random port (SQLite in memory, a known secret, links under
 /// https://app.example.com), `vars` on top; its base URL and its outbox.
 pub(crate) async fn start(vars: &[(&str, &str)]) -> (String, Outbox) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(listener, vars).await
+}
+
+/// [`start`] on a listener bound already (so that its address can be given to another party,
+/// an OpenID provider, before the server starts).
+pub(crate) async fn start_on(
+    listener: tokio::net::TcpListener,
+    vars: &[(&str, &str)],
+) -> (String, Outbox) {
     let mut map: HashMap<String, String> = [
         ("AUTH_SIGNING_SECRET", SECRET),
         ("DATABASE_URL", "sqlite::memory:"),
@@ -86,7 +96,6 @@ pub(crate) async fn start(vars: &[(&str, &str)]) -> (String, Outbox) {
         .unwrap();
     let outbox = Outbox::default();
     let app = auth_server::app_with_mailer(&settings, db, Arc::new(outbox.clone())).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(
@@ -155,6 +164,38 @@ impl Server {
             .await;
         assert_eq!(r.status, 200, "{email}: {}", r.body);
         r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers `email` with [`PASSWORD`] and proves the address from the account's own
+    /// session (the mailed verification link confirmed with its bearer token, so nothing is
+    /// removed); its access token. Lasting credentials (API keys, passkeys, linked
+    /// identities, TOTP) need a proven address.
+    pub(crate) async fn register_verified(&self, email: &str) -> String {
+        let access = self.register(email).await;
+        self.verify_in_session(email, &access).await;
+        access
+    }
+
+    /// Proves `email`'s address from the session `access` of its own account (nothing is
+    /// removed).
+    pub(crate) async fn verify_in_session(&self, email: &str, access: &str) {
+        let r = self
+            .send(self.post("/auth/email/verify/request").bearer_auth(access))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let token = self
+            .outbox
+            .token(email, "https://app.example.com/verify-email")
+            .await;
+        let r = self
+            .send(
+                self.post("/auth/email/verify/confirm")
+                    .bearer_auth(access)
+                    .json(&serde_json::json!({"token": token})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["claimed"], false, "in session: nothing removed");
     }
 
     /// Registers `email` with [`PASSWORD`]; its access token.

@@ -115,6 +115,15 @@ where
         .await
         .expect("register");
     let user_id = auth_core::AuthUser::id(&user).clone();
+    // Keys are lasting credentials: only for an account whose address is proven.
+    assert!(matches!(
+        auth.create_api_key(&ApiKeyOwner::User(user_id.clone()), NewApiKey::new("early"))
+            .await,
+        Err(auth_core::Error::Validation(_))
+    ));
+    auth.prove_address(&user_id, auth_core::AddressProof::InSession)
+        .await
+        .expect("prove the address");
     let owner = ApiKeyOwner::User(user_id.clone());
 
     // Create, verify, scopes; the key is shown once and listed without its secret.
