@@ -89,6 +89,7 @@ fn status_of(error: &Error) -> StatusCode {
             Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -135,6 +136,18 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": "unsupported", "detail": detail})),
             )
                 .into_response(),
+            Error::Overloaded { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "overloaded", "retry_after": secs})),
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
             Error::Forbidden(detail) => (
                 StatusCode::FORBIDDEN,
                 Json(json!({"error": "forbidden", "detail": detail})),

@@ -169,6 +169,22 @@ fn routes(parts: &Parts) -> Vec<Route> {
         },
         Route {
             method: "post",
+            path: "/account/secure",
+            summary: "Secure my account (needs a fresh login): every other session ends, every API key is revoked, the passkeys and connected accounts not kept are removed",
+            tag: "sessions",
+            bearer: true,
+            body: Some(json!({"type": "object", "properties": {
+                "keep_passkeys": {"type": "array", "items": {"type": "string"}},
+                "keep_identities": {"type": "array", "items": {"type": "string"}}}})),
+            ok: (
+                "200",
+                "{sessions_ended, api_keys_revoked, passkeys_removed, identities_removed}",
+                None,
+            ),
+            errors: &["401", "403", "422"],
+        },
+        Route {
+            method: "post",
             path: "/api-keys",
             summary: "Create an API key (needs a fresh login); the key is shown this once",
             tag: "api-keys",

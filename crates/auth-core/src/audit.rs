@@ -362,6 +362,10 @@ impl AuditEntry {
                 detail("proof", json!(proof));
                 detail("removed", json!(removed));
             }
+            AuthEvent::AccountSecured { user_id, removed } => {
+                user = Some(user_id.clone());
+                detail("removed", json!(removed));
+            }
             AuthEvent::RoleGranted {
                 user_id,
                 role,

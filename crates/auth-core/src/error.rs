@@ -64,6 +64,13 @@ pub enum Error {
     /// The operation is not available with this setup; the message says why.
     #[error("not supported: {0}")]
     Unsupported(Cow<'static, str>),
+    /// The service is at capacity for this work (the password hasher's queue is full, or this
+    /// client holds its fair share of it): try again after `retry_after`. Nothing was done.
+    #[error("overloaded; retry after {} s", retry_after.as_secs())]
+    Overloaded {
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// The caller is known but may not do this: an action on an administrator by someone who
     /// is not an owner, the last holder of a role, a scope the caller does not hold, a lasting
     /// credential on an account whose address nobody has proven. The message says which.

@@ -414,6 +414,14 @@ pub enum AuthEvent {
         /// `second_factor`, `grants:N`, `password`.
         removed: Vec<String>,
     },
+    /// The owner secured the account ("secure my account"): every other session ended, and the
+    /// API keys, passkeys and linked identities they did not keep removed.
+    AccountSecured {
+        /// The account.
+        user_id: UserId,
+        /// What was removed, as [`crate::ClaimReport::removed`] lists it.
+        removed: Vec<String>,
+    },
     /// A role was granted.
     RoleGranted {
         /// Who holds it now.
@@ -436,7 +444,7 @@ pub enum AuthEvent {
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 49);
+/// assert_eq!(AuthEventKind::ALL.len(), 50);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -490,13 +498,14 @@ pub enum AuthEventKind {
     IdentityLinked,
     IdentityUnlinked,
     AccountClaimed,
+    AccountSecured,
     RoleGranted,
     RoleRevoked,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 49] = [
+    pub const ALL: [Self; 50] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -544,6 +553,7 @@ impl AuthEventKind {
         Self::IdentityLinked,
         Self::IdentityUnlinked,
         Self::AccountClaimed,
+        Self::AccountSecured,
         Self::RoleGranted,
         Self::RoleRevoked,
     ];
@@ -604,6 +614,7 @@ impl AuthEventKind {
             Self::IdentityLinked => "identity_linked",
             Self::IdentityUnlinked => "identity_unlinked",
             Self::AccountClaimed => "account_claimed",
+            Self::AccountSecured => "account_secured",
             Self::RoleGranted => "role_granted",
             Self::RoleRevoked => "role_revoked",
         }
@@ -674,6 +685,7 @@ impl AuthEvent {
             Self::IdentityLinked { .. } => AuthEventKind::IdentityLinked,
             Self::IdentityUnlinked { .. } => AuthEventKind::IdentityUnlinked,
             Self::AccountClaimed { .. } => AuthEventKind::AccountClaimed,
+            Self::AccountSecured { .. } => AuthEventKind::AccountSecured,
             Self::RoleGranted { .. } => AuthEventKind::RoleGranted,
             Self::RoleRevoked { .. } => AuthEventKind::RoleRevoked,
         }

@@ -45,6 +45,18 @@ impl RateLimitPolicy {
         lockout: Duration::from_secs(3600),
     };
 
+    /// Mail a client may make the service send, across addresses (sign-in links, resets,
+    /// verifications, email changes): 20 an hour, then an hour's wait.
+    ///
+    /// ```
+    /// assert_eq!(auth_core::RateLimitPolicy::MAIL.max_attempts(), 20);
+    /// ```
+    pub const MAIL: Self = Self {
+        max_attempts: 20,
+        window: Duration::from_secs(3600),
+        lockout: Duration::from_secs(3600),
+    };
+
     /// Validated policy.
     ///
     /// # Errors

@@ -52,6 +52,8 @@ struct Vouched {
     subject: String,
     email: Option<String>,
     email_verified: bool,
+    /// SHA-256 of the binding of the browser that started the flow.
+    binding: String,
 }
 
 /// A redirect to a provider: where to send the browser, and the value of the cookie that
@@ -686,18 +688,25 @@ impl OAuth {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
     /// let id = auth_core::ProviderIdentity::new("google", "1").with_email("a@example.com", true);
-    /// let code = oauth.issue_code(&id).await?;
-    /// assert_eq!(oauth.redeem_code(&code).await?, id);
-    /// assert!(oauth.redeem_code(&code).await.is_err(), "once");
+    /// let code = oauth.issue_code(&id, "the-browsers-binding").await?;
+    /// // Another browser (another binding, or none) cannot redeem it, and that ends it.
+    /// assert!(oauth.redeem_code(&code, Some("a-bystanders-binding")).await.is_err());
+    /// let code = oauth.issue_code(&id, "the-browsers-binding").await?;
+    /// assert_eq!(oauth.redeem_code(&code, Some("the-browsers-binding")).await?, id);
+    /// assert!(oauth.redeem_code(&code, Some("the-browsers-binding")).await.is_err(), "once");
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
-    pub async fn issue_code(&self, identity: &ProviderIdentity) -> Result<String> {
+    pub async fn issue_code(&self, identity: &ProviderIdentity, binding: &str) -> Result<String> {
+        if binding.is_empty() {
+            return Err(Error::TokenInvalid);
+        }
         let code = random::token(32);
         let vouched = Vouched {
             provider: identity.provider.clone(),
             subject: identity.subject.clone(),
             email: identity.email.clone(),
             email_verified: identity.email_verified,
+            binding: sha(binding),
         };
         self.ceremonies
             .put(&CeremonyRecord::new(
@@ -711,12 +720,15 @@ impl OAuth {
         Ok(code)
     }
 
-    /// What a code stands for, once.
+    /// What a code stands for, once, for the browser that started the flow: `binding` must be
+    /// the value of its binding cookie ([`Started::binding`]). A code presented by any other
+    /// browser (a link sent to a victim: login CSRF) is refused, and spent.
     ///
     /// # Errors
     ///
-    /// [`Error::TokenInvalid`] for an unknown, spent or expired code; [`Error::Backend`].
-    pub async fn redeem_code(&self, code: &str) -> Result<ProviderIdentity> {
+    /// [`Error::TokenInvalid`] for an unknown, spent or expired code, or another browser's;
+    /// [`Error::Backend`].
+    pub async fn redeem_code(&self, code: &str, binding: Option<&str>) -> Result<ProviderIdentity> {
         if code.is_empty() || code.len() > MAX_TOKEN {
             return Err(Error::TokenInvalid);
         }
@@ -726,6 +738,13 @@ impl OAuth {
             .await?
             .ok_or(Error::TokenInvalid)?;
         let v: Vouched = serde_json::from_str(&record.state).map_err(|_| Error::TokenInvalid)?;
+        let bound = binding.is_some_and(|b| {
+            !b.is_empty() && constant_time_eq(sha(b).as_bytes(), v.binding.as_bytes())
+        });
+        if !bound {
+            tracing::info!(provider = %v.provider, "a sign-in code presented by another browser was refused");
+            return Err(Error::TokenInvalid);
+        }
         let mut identity = ProviderIdentity::new(v.provider, v.subject);
         if let Some(email) = v.email {
             identity = identity.with_email(email, v.email_verified);

@@ -110,11 +110,29 @@ async fn sign_in_end_to_end() {
     assert!(finished.identity.email_verified);
     assert_eq!(finished.redirect_to, WELCOME);
 
-    // The application's page gets a single-use code, redeemed once.
-    let code = oauth.issue_code(&finished.identity).await.unwrap();
-    let identity = oauth.redeem_code(&code).await.unwrap();
+    // The application's page gets a single-use code, redeemed once, by the browser that
+    // started the flow only (a link to it in another browser is login CSRF).
+    let code = oauth
+        .issue_code(&finished.identity, &started.binding)
+        .await
+        .unwrap();
+    assert!(matches!(
+        oauth.redeem_code(&code, None).await,
+        Err(Error::TokenInvalid)
+    ));
+    let code = oauth
+        .issue_code(&finished.identity, &started.binding)
+        .await
+        .unwrap();
+    let identity = oauth
+        .redeem_code(&code, Some(&started.binding))
+        .await
+        .unwrap();
     assert!(
-        matches!(oauth.redeem_code(&code).await, Err(Error::TokenInvalid)),
+        matches!(
+            oauth.redeem_code(&code, Some(&started.binding)).await,
+            Err(Error::TokenInvalid)
+        ),
         "our code works once"
     );
     let LoginOutcome::Session(session) = auth

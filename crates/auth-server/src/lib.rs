@@ -29,6 +29,7 @@
 //! | `AUTH_TRUSTED_PROXIES` | none | addresses/CIDRs whose `X-Forwarded-For` is believed |
 //! | `AUTH_IP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 50 / 300 / 900 | failed logins per client IP |
 //! | `AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 10 / 3600 / 3600 | sign-ups per client IP (`/auth/register` and onboarding alike) |
+//! | `AUTH_MAIL_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 20 / 3600 / 3600 | mail one client IP can make the server send, across addresses (sign-in links, resets, verifications, email changes) |
 //! | `AUTH_ONBOARDING_TOTP` | `optional` | the onboarding TOTP step: `required`, `optional` or `off` |
 //! | `AUTH_ONBOARDING_PROFILE_REQUIRED` / `_OPTIONAL` | `first_name,last_name` / `bio` | onboarding profile fields |
 //! | `AUTH_ARGON2_MEMORY_KIB` / `_ITERATIONS` / `_PARALLELISM` | 19456 / 2 / 1 | Argon2id costs of new hashes (existing hashes keep theirs and are upgraded at login); refused below OWASP's minimum for the iteration count |
@@ -53,6 +54,7 @@
 //! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
+//! | `AUTH_HASH_QUEUE` / `AUTH_HASH_QUEUE_PER_CLIENT` / `AUTH_HASH_QUEUE_WAIT_MS` | 2 × concurrency / concurrency / 5000 | callers that may wait for the hasher, places (waiting or running) one client address may hold, the longest wait; past any of them a login, sign-up or password change answers 503 + `Retry-After` at once (a shed login keeps its throttle attempt) |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
 
 pub mod mail;
@@ -151,6 +153,12 @@ pub struct Settings {
     pub ip_rate_limit: auth::RateLimitPolicy,
     /// Sign-ups per client IP (`AUTH_SIGNUP_RATE_LIMIT_*`).
     pub signup_rate_limit: auth::RateLimitPolicy,
+    /// Mail one client may make the server send, across addresses (`AUTH_MAIL_RATE_LIMIT_*`).
+    pub mail_rate_limit: auth::RateLimitPolicy,
+    /// The queue in front of the password hasher: callers that may wait, places one client
+    /// address may hold, the longest wait (`AUTH_HASH_QUEUE`, `AUTH_HASH_QUEUE_PER_CLIENT`,
+    /// `AUTH_HASH_QUEUE_WAIT_MS`).
+    pub hash_queue: (usize, usize, Duration),
     /// The onboarding TOTP step: `required`, `optional` or `off`.
     pub onboarding_totp: String,
     /// Required profile fields of onboarding.
@@ -444,20 +452,39 @@ impl Settings {
             Duration::from_secs(number("AUTH_IP_RATE_LIMIT_WINDOW", 300)?),
             Duration::from_secs(number("AUTH_IP_RATE_LIMIT_LOCKOUT", 900)?),
         )?;
-        let signup_rate_limit = auth::RateLimitPolicy::new(
-            u32::try_from(number(
+        let policy = |[attempts, window, lockout]: [&'static str; 3],
+                      default: auth::RateLimitPolicy| {
+            auth::RateLimitPolicy::new(
+                u32::try_from(number(attempts, u64::from(default.max_attempts()))?)
+                    .unwrap_or(u32::MAX),
+                Duration::from_secs(number(window, default.window().as_secs())?),
+                Duration::from_secs(number(lockout, default.lockout().as_secs())?),
+            )
+        };
+        let signup_rate_limit = policy(
+            [
                 "AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS",
-                u64::from(auth::RateLimitPolicy::SIGNUP.max_attempts()),
-            )?)
-            .unwrap_or(u32::MAX),
-            Duration::from_secs(number(
                 "AUTH_SIGNUP_RATE_LIMIT_WINDOW",
-                auth::RateLimitPolicy::SIGNUP.window().as_secs(),
-            )?),
-            Duration::from_secs(number(
                 "AUTH_SIGNUP_RATE_LIMIT_LOCKOUT",
-                auth::RateLimitPolicy::SIGNUP.lockout().as_secs(),
-            )?),
+            ],
+            auth::RateLimitPolicy::SIGNUP,
+        )?;
+        let hash_parallel = config.hash_concurrency().unwrap_or(1).max(1);
+        let hash_queue = (
+            usize::try_from(number("AUTH_HASH_QUEUE", (hash_parallel * 2) as u64)?)
+                .unwrap_or(usize::MAX),
+            usize::try_from(number("AUTH_HASH_QUEUE_PER_CLIENT", hash_parallel as u64)?)
+                .unwrap_or(usize::MAX)
+                .max(1),
+            Duration::from_millis(number("AUTH_HASH_QUEUE_WAIT_MS", 5_000)?),
+        );
+        let mail_rate_limit = policy(
+            [
+                "AUTH_MAIL_RATE_LIMIT_ATTEMPTS",
+                "AUTH_MAIL_RATE_LIMIT_WINDOW",
+                "AUTH_MAIL_RATE_LIMIT_LOCKOUT",
+            ],
+            auth::RateLimitPolicy::MAIL,
         )?;
         let onboarding_totp = lookup("AUTH_ONBOARDING_TOTP").unwrap_or_else(|| "optional".into());
         if !matches!(onboarding_totp.as_str(), "required" | "optional" | "off") {
@@ -573,6 +600,8 @@ impl Settings {
             trusted_proxies,
             ip_rate_limit,
             signup_rate_limit,
+            mail_rate_limit,
+            hash_queue,
             onboarding_totp,
             onboarding_profile_required,
             onboarding_profile_optional,
@@ -983,6 +1012,7 @@ fn build(
     let limiter = limiter_for(settings.config.rate_limit());
     let ip_limiter = limiter_for(settings.ip_rate_limit);
     let signup_limiter = limiter_for(settings.signup_rate_limit);
+    let mail_limiter = limiter_for(settings.mail_rate_limit);
     // Per-user cut-offs must outlive every token they revoke: a refresh token lives at most
     // the absolute session lifetime, so a cut-off kept shorter could let `tokens cleanup`
     // revive a logged-out session.
@@ -1047,7 +1077,13 @@ fn build(
     .with_api_key_format(settings.api_key_format.clone())
     .with_rate_limiter(limiter)
     .with_ip_rate_limiter(ip_limiter)
-    .with_signup_rate_limiter(signup_limiter);
+    .with_signup_rate_limiter(signup_limiter)
+    .with_mail_rate_limiter(mail_limiter)
+    .with_hash_queue(
+        settings.hash_queue.0,
+        settings.hash_queue.1,
+        settings.hash_queue.2,
+    );
     let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
     let mfa_limiter = limiter_for(mfa_config.failure_policy);
     // Login challenges live minutes: in Redis when it is there; enrolments stay in SQL.
@@ -1066,13 +1102,17 @@ fn build(
         .with_rate_limiter(mfa_limiter)
         .with_events(auth.events().clone());
     // Single-use records of email changes and sign-in links: beside the login challenges.
+    // Sign-in links: one record per address, replaced by the next request, beside the
+    // passkey ceremonies.
     let auth = match &redis {
-        Some(redis) => {
-            auth.with_challenge_store(auth::redis::RedisChallengeStore::new(redis.clone()))
-        }
-        None => auth.with_challenge_store(auth::mfa::ChallengesOf::new(
-            auth::mfa::db::DbMfaStore::new(db.clone()),
-        )),
+        Some(redis) => auth
+            .with_challenge_store(auth::redis::RedisChallengeStore::new(redis.clone()))
+            .with_ceremony_store(auth::redis::RedisCeremonyStore::new(redis.clone())),
+        None => auth
+            .with_challenge_store(auth::mfa::ChallengesOf::new(
+                auth::mfa::db::DbMfaStore::new(db.clone()),
+            ))
+            .with_ceremony_store(auth::passkeys::db::DbCeremonyStore::new(db.clone())),
     };
     // Authority is a grant stored on the account; a listed address is granted `admin` only at
     // the moment its owner proves it.
@@ -1408,6 +1448,7 @@ pub fn app_with_mailer(
         .with_email_verification(auth::sign::EmailVerificationService::new(auth)?)
         .with_email_change()
         .with_magic_link()
+        .secure_cookies(!settings.public_url.starts_with("http://"))
         .with_audit(audit)
         .trusted_proxies(settings.trusted_proxies.clone());
     if let Some(oauth) = oauth {

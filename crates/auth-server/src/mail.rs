@@ -287,17 +287,26 @@ pub fn install_notifications(
         AuthEventKind::PasswordChanged,
         AuthEventKind::MfaEnabled,
         AuthEventKind::AccountLocked,
+        // Every new way into the account, so a stolen session cannot add one silently.
+        AuthEventKind::PasskeyAdded,
+        AuthEventKind::ApiKeyCreated,
+        AuthEventKind::IdentityLinked,
+        AuthEventKind::RecoveryCodesRegenerated,
     ];
     if new_device {
         kinds.push(AuthEventKind::UserLogin);
     }
     for kind in kinds {
-        let (auth, mailer, audit) = (auth.clone(), Arc::clone(&mailer), Arc::clone(&audit));
+        // The handlers hold the user store, never the service: the service holds its event bus,
+        // so a handler holding the service would keep it (and its database pools) alive forever.
+        let users = Arc::clone(auth.parts().users);
+        let (mailer, audit) = (Arc::clone(&mailer), Arc::clone(&audit));
         auth.events().clone().on_fn(kind, move |event| {
-            let (auth, mailer, audit) = (auth.clone(), Arc::clone(&mailer), Arc::clone(&audit));
+            let (users, mailer, audit) =
+                (Arc::clone(&users), Arc::clone(&mailer), Arc::clone(&audit));
             let ctx = auth::RequestContext::current().unwrap_or_default();
             async move {
-                let Some(email) = notice(&auth, &audit, &ctx, event).await? else {
+                let Some(email) = notice(users.as_ref(), &audit, &ctx, event).await? else {
                     return Ok(());
                 };
                 tokio::spawn(async move {
@@ -311,9 +320,14 @@ pub fn install_notifications(
     }
 }
 
+/// What every notice of a new way in ends with.
+const SECURE_HINT: &str = "If it was not you, sign in and choose \"Secure my account\" on your \
+     account page: it signs out every other device and removes API keys, passkeys and connected \
+     accounts you do not keep; then change your password.";
+
 /// The notice for `event`, if it calls for one.
 async fn notice(
-    auth: &auth::AuthService,
+    users: &dyn auth::UserStore<User = auth::User>,
     audit: &Arc<dyn auth::AuditStore>,
     ctx: &auth::RequestContext,
     event: AuthEvent,
@@ -326,7 +340,7 @@ async fn notice(
     let to = |user: Option<auth::User>| user.map(|u| u.email);
     Ok(match event {
         AuthEvent::PasswordChanged { user_id } => {
-            to(auth.find_user(&user_id).await?).map(|to| Email {
+            to(users.find_by_id(&user_id).await?).map(|to| Email {
                 to,
                 subject: "Your password was changed".into(),
                 body: format!(
@@ -335,7 +349,42 @@ async fn notice(
                 ),
             })
         }
-        AuthEvent::MfaEnabled { user_id } => to(auth.find_user(&user_id).await?).map(|to| Email {
+        AuthEvent::PasskeyAdded { user_id, name, .. } => {
+            to(users.find_by_id(&user_id).await?).map(|to| Email {
+                to,
+                subject: "A passkey was added to your account".into(),
+                body: format!(
+                    "A passkey named \"{name}\" was added to this account{from}. {SECURE_HINT}"
+                ),
+            })
+        }
+        AuthEvent::ApiKeyCreated {
+            owner: auth::ApiKeyOwner::User(user_id),
+            ..
+        } => to(users.find_by_id(&user_id).await?).map(|to| Email {
+            to,
+            subject: "An API key was created for your account".into(),
+            body: format!("An API key that acts for this account was created{from}. {SECURE_HINT}"),
+        }),
+        AuthEvent::IdentityLinked { user_id, provider } => {
+            to(users.find_by_id(&user_id).await?).map(|to| Email {
+                to,
+                subject: "An account was connected to yours".into(),
+                body: format!(
+                    "A {provider} account was connected to this account{from}: it can sign in to it. {SECURE_HINT}"
+                ),
+            })
+        }
+        AuthEvent::RecoveryCodesRegenerated { user_id } => {
+            to(users.find_by_id(&user_id).await?).map(|to| Email {
+                to,
+                subject: "New recovery codes were made for your account".into(),
+                body: format!(
+                    "New two-step recovery codes were made for this account{from}; the old ones no longer work. {SECURE_HINT}"
+                ),
+            })
+        }
+        AuthEvent::MfaEnabled { user_id } => to(users.find_by_id(&user_id).await?).map(|to| Email {
             to,
             subject: "Two-factor authentication was turned on".into(),
             body: format!(
@@ -352,7 +401,7 @@ async fn notice(
             else {
                 return Ok(None);
             };
-            to(auth.find_user_by_email(&address).await.ok().flatten()).map(|to| Email {
+            to(users.find_by_email(&address).await.ok().flatten()).map(|to| Email {
                 to,
                 subject: "Sign-in to your account was locked".into(),
                 body: format!(

@@ -22,6 +22,9 @@ const USAGE: &str = "usage: auth-server [COMMAND]
   user show EMAIL                the account: state, second factor, sessions, recent audit
   user unlock EMAIL              lift every lockout of the account (login, second factor)
   user reset-mfa EMAIL           remove the account's second factor (a lost phone)
+  user secure EMAIL              secure the account for its owner: every session ends, every
+                                 API key is revoked, passkeys and connected accounts removed
+                                 (refused when the account would have no password left)
   user delete EMAIL --yes        delete the account: sessions end, keys and factors go
   admin grant EMAIL [--owner]    grant the `admin` role (or `owner`: may act on other
                                  administrators) to an account whose address is proven
@@ -84,7 +87,7 @@ async fn main() -> ExitCode {
             | ["user", "create" | "set-password", _, ..]
             | [
                 "user",
-                "deactivate" | "reactivate" | "show" | "unlock" | "reset-mfa",
+                "deactivate" | "reactivate" | "show" | "unlock" | "reset-mfa" | "secure",
                 _
             ]
             | ["user", "delete", _, ..]
@@ -146,7 +149,7 @@ async fn main() -> ExitCode {
         ["user", "deactivate", email] => user_deactivate(&settings, db, email).await,
         [
             "user",
-            verb @ ("reactivate" | "show" | "unlock" | "reset-mfa"),
+            verb @ ("reactivate" | "show" | "unlock" | "reset-mfa" | "secure"),
             email,
         ] => user_admin(&settings, db, verb, email).await,
         ["user", "delete", email, rest @ ..] => user_delete(&settings, db, email, rest).await,
@@ -380,6 +383,21 @@ async fn user_admin(
                 .collect();
             cli.scope(stack.auth.unlock(&user.id, &clients)).await?;
             say(&format!("unlocked {} <{}>", user.id, user.email));
+        }
+        "secure" => {
+            // Everything but the password and the second factor: the owner keeps nothing else.
+            let report = cli
+                .scope(stack.auth.secure_account(&user.id, None, &[], &[]))
+                .await?;
+            say(&format!(
+                "secured {} <{}>: {} sessions ended, {} API keys revoked, {} passkeys and {} connected accounts removed",
+                user.id,
+                user.email,
+                report.sessions,
+                report.api_keys,
+                report.passkeys,
+                report.identities
+            ));
         }
         "reset-mfa" => {
             cli.scope(stack.auth.reset_second_factor(&user.id)).await?;

@@ -97,6 +97,17 @@ pub(crate) fn link_routes(brand: &str, hints: &[String], providers: &[&str]) -> 
     let mut router = Router::new()
         .route(
             "/login",
+            get({
+                let html = login.clone();
+                move || {
+                    let html = html.clone();
+                    async move { asset(html, "text/html; charset=utf-8") }
+                }
+            }),
+        )
+        // Where a mailed sign-in link lands: the sign-in page, which completes it.
+        .route(
+            "/magic-link",
             get(move || {
                 let html = login.clone();
                 async move { asset(html, "text/html; charset=utf-8") }

@@ -659,8 +659,48 @@ async fn link_pages_in_a_browser() {
         .await;
     browser.shots("verify-email").await;
     browser.click("#submit").await;
+    // Opened in a browser that did not ask for it (the request came from an API client): the
+    // mailbox alone proved the address, so what was set up before is gone, the password too,
+    // and the page asks for a new one at once.
+    browser
+        .until("return document.getElementById('title').textContent === 'Choose a new password';")
+        .await;
+    let said = browser.text("description").await;
+    assert!(said.contains("its password too"), "{said}");
+    browser.shots("verify-email-claimed").await;
+    assert_eq!(
+        http.get(format!("{base}/auth/me"))
+            .bearer_auth(&vera)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "the session from before the proof ended"
+    );
+    browser
+        .type_into("input[name=new_password]", "amber-heron-dances-9")
+        .await;
+    browser
+        .type_into("input[name=confirm]", "amber-heron-dances-9")
+        .await;
+    browser.click("#submit").await;
     let done = browser.until(&visible("result")).await;
-    assert_eq!(done, "Your email address is confirmed. Thank you.");
+    assert_eq!(
+        done,
+        "Your password was changed. You can sign in with it now."
+    );
+    let r: Value = post(
+        "/auth/login",
+        None,
+        json!({"email": "vera@example.com", "password": "amber-heron-dances-9"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let vera = r["access_token"].as_str().unwrap().to_owned();
     let me: Value = http
         .get(format!("{base}/auth/me"))
         .bearer_auth(&vera)
@@ -677,7 +717,7 @@ async fn link_pages_in_a_browser() {
     post(
         "/auth/email/change",
         Some(&vera),
-        json!({"new_email": "vera@new.example", "password": PASSWORD}),
+        json!({"new_email": "vera@new.example", "password": "amber-heron-dances-9"}),
     )
     .await
     .unwrap();
@@ -696,17 +736,102 @@ async fn link_pages_in_a_browser() {
         .until("return document.getElementById('submit').textContent === 'Confirm the change';")
         .await;
     browser.click("#submit").await;
-    let done = browser.until(&visible("result")).await;
+    // This browser did not ask for the change and holds no session of the account: whoever
+    // merely holds the new mailbox cannot move an account onto it.
+    let refused = browser.until(&visible("result")).await;
     assert_eq!(
-        done,
-        "Done: your account's email address is now vera@new.example."
+        refused,
+        "Open this link in the browser where you asked for the change, signed in to your account."
     );
+    // Where the account is signed in, it works.
+    let r = post(
+        "/auth/email/change/confirm",
+        Some(&vera),
+        json!({"token": token}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["email"], "vera@new.example");
+
+    // Sign in with a code by email on /login, then with the mailed link on /magic-link: both
+    // in this browser, which holds the request's flow (an HttpOnly cookie).
+    browser.goto(&format!("{base}/login")).await;
+    browser
+        .until("return !document.getElementById('password-step').hidden;")
+        .await;
+    browser.click("#email-code").await;
+    browser.type_into("#magic-email", "pat@example.com").await;
+    browser.click("#magic-send").await;
+    browser
+        .until("return !document.getElementById('magic-form').hidden;")
+        .await;
+    browser.shots("login-email-code").await;
+    let mails = |to: &'static str| {
+        let outbox = outbox.clone();
+        move || {
+            outbox
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|m| m.to == to && m.subject == "Your sign-in link")
+                .count()
+        }
+    };
+    let pat_mails = mails("pat@example.com");
+    while pat_mails() < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let body = outbox
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m.to == "pat@example.com" && m.subject == "Your sign-in link")
+        .map(|m| m.body.clone())
+        .unwrap();
+    let code = body.split("code: ").nth(1).unwrap()[..6].to_owned();
+    browser.type_into("#magic-code", &code).await;
+    browser.click("#magic-verify").await;
+    browser
+        .until("return location.pathname === '/account';")
+        .await;
+    browser.script("sessionStorage.clear(); return true;").await;
+    // The link: asked again, opened from the mail in this browser.
+    browser.goto(&format!("{base}/login")).await;
+    browser
+        .until("return !document.getElementById('password-step').hidden;")
+        .await;
+    browser.click("#email-code").await;
+    browser.type_into("#magic-email", "pat@example.com").await;
+    browser.click("#magic-send").await;
+    browser
+        .until("return !document.getElementById('magic-form').hidden;")
+        .await;
+    while pat_mails() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let token = outbox
+        .token("pat@example.com", "https://app.example.com/magic-link")
+        .await;
+    browser
+        .goto(&link(&format!(
+            "https://app.example.com/magic-link?token={token}"
+        )))
+        .await;
+    browser
+        .until("return location.pathname === '/account';")
+        .await;
     let png = browser.screenshot().await;
     let shot = std::env::temp_dir().join("auth-link-page.png");
     std::fs::write(&shot, &png).unwrap();
     println!(
-        "link pages: reset (mismatch, policy error in words, success, spent link), address confirmed, \
-         email change confirmed; screenshot {}",
+        "link pages: reset (mismatch, policy error in words, success, spent link), address confirmed from another browser (claimed: a new password chosen on the spot), \
+         email change refused in a browser that did not ask, confirmed from the account's session; \
+         sign-in code by email and the mailed link, each in the browser that asked; screenshot {}",
         shot.display()
     );
     browser.quit().await;
@@ -870,6 +995,62 @@ async fn sign_in_and_account_pages_with_passkeys() {
         "the other device is signed out"
     );
 
+    // Secure my account: a stolen session left an API key behind; the owner keeps the passkey.
+    let (_, thief) = api(
+        &base,
+        reqwest::Method::POST,
+        "/auth/login",
+        None,
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    let thief = thief["access_token"].as_str().unwrap().to_owned();
+    let (status, key) = api(
+        &base,
+        reqwest::Method::POST,
+        "/auth/api-keys",
+        Some(&thief),
+        json!({"name": "backdoor", "scopes": ["read"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    browser.goto(&format!("{base}/account")).await;
+    browser
+        .until("return document.querySelectorAll('#secure-keep-list input[name=passkey]').length === 1;")
+        .await;
+    browser.click("#secure-keep-list input[name=passkey]").await;
+    browser.click("#secure").await;
+    let done = browser
+        .until("const t = document.getElementById('secure-status').textContent; return t.length > 0 && t;")
+        .await;
+    let done = done.as_str().unwrap().to_owned();
+    assert!(
+        done.contains("1 API keys revoked") && done.contains("0 passkeys"),
+        "{done}"
+    );
+    browser.shots("account-secured").await;
+    assert_eq!(
+        api(
+            &base,
+            reqwest::Method::GET,
+            "/auth/me",
+            Some(&thief),
+            Value::Null
+        )
+        .await
+        .0,
+        401,
+        "the thief's session ended"
+    );
+    let key = key["key"].as_str().unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{base}/auth/me"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the key left behind is revoked");
+
     // Turn on two-step verification.
     browser.click("#mfa-setup").await;
     let secret = browser.text("mfa-secret").await;
@@ -973,7 +1154,7 @@ async fn sign_in_and_account_pages_with_passkeys() {
     assert_eq!(s, 200, "the new password works");
     println!(
         "pages: password sign-in (wrong, right), address confirmed, passkey added, passwordless passkey \
-         sign-in from autofill and from the button, another session signed out, TOTP on, password + code, password + passkey, passkey \
+         sign-in from autofill and from the button, another session signed out, account secured (a stolen session's API key revoked, the passkey kept), TOTP on, password + code, password + passkey, passkey \
          renamed in place, passkey removed, reset from the mailed link; screenshots in docs/pages/"
     );
     browser.quit().await;

@@ -227,6 +227,7 @@ async fn email_change(s: &Server, what: &str) {
 
 async fn magic_link(s: &Server, what: &str) {
     s.register("mel@example.com").await;
+    let mut flows = Vec::new();
     for email in ["mel@example.com", "ghost@example.com"] {
         let r = s
             .send(
@@ -235,7 +236,18 @@ async fn magic_link(s: &Server, what: &str) {
             )
             .await;
         assert_eq!(r.status, 202, "{what}: the same answer for {email}");
+        // The flow, in the body and in an HttpOnly cookie for this browser.
+        let cookie = r.headers["set-cookie"].to_str().unwrap().to_owned();
+        let flow = r.body["flow"].as_str().unwrap().to_owned();
+        assert!(
+            cookie.starts_with(&format!("auth_magic_flow={flow};"))
+                && cookie.contains("HttpOnly")
+                && cookie.contains("Path=/auth/magic-link"),
+            "{cookie}"
+        );
+        flows.push(flow);
     }
+    let (mel_flow, ghost_flow) = (flows[0].clone(), flows[1].clone());
     let token = s
         .outbox
         .token("mel@example.com", &format!("{BASE}/magic-link"))
@@ -290,10 +302,23 @@ async fn magic_link(s: &Server, what: &str) {
         1,
         "{what}: look-alikes mailed mel nothing"
     );
-    // The link logs in once; the code of the same mail is spent with it.
+    // Only the browser that asked: without its flow, or with another request's, the link is
+    // refused (a link sent to a victim signs them into nothing).
+    for bystander in [
+        json!({"token": token}),
+        json!({"token": token, "flow": ghost_flow}),
+    ] {
+        let r = s
+            .send(s.post("/auth/magic-link/verify").json(&bystander))
+            .await;
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+    }
+    // The link logs in once, with the flow as a cookie; the code of the same mail is spent
+    // with it.
     let r = s
         .send(
             s.post("/auth/magic-link/verify")
+                .header("cookie", format!("auth_magic_flow={mel_flow}"))
                 .json(&json!({"token": token})),
         )
         .await;
@@ -302,7 +327,7 @@ async fn magic_link(s: &Server, what: &str) {
     let r = s
         .send(
             s.post("/auth/magic-link/verify")
-                .json(&json!({"token": token})),
+                .json(&json!({"token": token, "flow": mel_flow})),
         )
         .await;
     assert_eq!(
@@ -312,18 +337,20 @@ async fn magic_link(s: &Server, what: &str) {
     let r = s
         .send(
             s.post("/auth/magic-link/verify")
-                .json(&json!({"email": "mel@example.com", "code": code})),
+                .json(&json!({"email": "mel@example.com", "code": code, "flow": mel_flow})),
         )
         .await;
     assert_eq!(r.status, 401, "{what}: the code went with the link");
 
     // One code, 30 concurrent uses: one session.
-    s.send(
-        s.post("/auth/magic-link/request")
-            .header("x-forwarded-for", "1.2.3.4")
-            .json(&json!({"email": "mel@example.com"})),
-    )
-    .await;
+    let r = s
+        .send(
+            s.post("/auth/magic-link/request")
+                .header("x-forwarded-for", "1.2.3.4")
+                .json(&json!({"email": "mel@example.com"})),
+        )
+        .await;
+    let mel_flow = r.body["flow"].as_str().unwrap().to_owned();
     let code = loop {
         let c = magic_code(s, "mel@example.com").await;
         if mails_to(s, "mel@example.com", "Your sign-in link") == 2 {
@@ -331,10 +358,11 @@ async fn magic_link(s: &Server, what: &str) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    let answers = join_all((0..30).map(|_| {
+    let answers = join_all((0..30).map(|i| {
         s.send(
             s.post("/auth/magic-link/verify")
-                .json(&json!({"email": "MEL@example.com", "code": code})),
+                .header("x-forwarded-for", format!("10.9.8.{i}"))
+                .json(&json!({"email": "MEL@example.com", "code": code, "flow": mel_flow})),
         )
     }))
     .await;
@@ -344,11 +372,13 @@ async fn magic_link(s: &Server, what: &str) {
     // Wrong codes: a few, then locked (the right code too). Another address: the 30 uses
     // above counted against mel's code throttle in an order that depends on timing.
     s.register("mia@example.com").await;
-    s.send(
-        s.post("/auth/magic-link/request")
-            .json(&json!({"email": "mia@example.com"})),
-    )
-    .await;
+    let r = s
+        .send(
+            s.post("/auth/magic-link/request")
+                .json(&json!({"email": "mia@example.com"})),
+        )
+        .await;
+    let mia_flow = r.body["flow"].as_str().unwrap().to_owned();
     let good = magic_code(s, "mia@example.com").await;
     let wrong = if good == "000000" { "000001" } else { "000000" };
     let mut statuses = Vec::new();
@@ -356,7 +386,7 @@ async fn magic_link(s: &Server, what: &str) {
         statuses.push(
             s.send(
                 s.post("/auth/magic-link/verify")
-                    .json(&json!({"email": "mia@example.com", "code": wrong})),
+                    .json(&json!({"email": "mia@example.com", "code": wrong, "flow": mia_flow})),
             )
             .await
             .status,
@@ -366,7 +396,7 @@ async fn magic_link(s: &Server, what: &str) {
     let r = s
         .send(
             s.post("/auth/magic-link/verify")
-                .json(&json!({"email": "mia@example.com", "code": good})),
+                .json(&json!({"email": "mia@example.com", "code": good, "flow": mia_flow})),
         )
         .await;
     assert_eq!(r.status, 429, "{what}: code sign-in locked for the address");

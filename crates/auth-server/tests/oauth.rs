@@ -21,6 +21,17 @@ fn query(url: &str, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The exchange, from a browser (with its cookies: the code is bound to the browser that
+/// started the flow): status and body.
+async fn exchange(base: &str, browser: &Browser, code: String) -> (u16, Value) {
+    let url = format!("{base}/auth/oauth/exchange");
+    let req = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({"code": code}));
+    let (status, _, body) = browser.send(req, &url).await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_provider_over_http() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -89,17 +100,26 @@ async fn sign_in_with_a_provider_over_http() {
     let code = query(&landed, "code").expect("a code");
 
     let http = reqwest::Client::new();
-    let exchange = |code: String| {
-        http.post(format!("{base}/auth/oauth/exchange"))
-            .json(&json!({"code": code}))
-            .send()
-    };
-    let r = exchange(code.clone()).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let tokens: Value = r.json().await.unwrap();
+    // Another browser (a link to /login?code=… sent to a victim) cannot redeem it.
+    let victim = Browser::new();
+    let (status, _) = exchange(&base, &victim, code.clone()).await;
+    assert_eq!(status, 401, "login CSRF: another browser's code");
+    let (_, to_provider, _) = browser.get(&start).await;
+    let callback = browser
+        .dance(
+            &to_provider.unwrap(),
+            &format!("{base}/auth/oauth/op/callback"),
+            "ada",
+            false,
+        )
+        .await;
+    let (_, landed, _) = browser.get(&callback).await;
+    let code = query(&landed.unwrap(), "code").expect("a code");
+    let (status, tokens) = exchange(&base, &browser, code.clone()).await;
+    assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
-        exchange(code).await.unwrap().status(),
+        exchange(&base, &browser, code).await.0,
         401,
         "the code works once"
     );
@@ -159,7 +179,7 @@ async fn sign_in_with_a_provider_over_http() {
         .await;
     assert_eq!(status, 302);
     let code = query(&landed.unwrap(), "code").expect("a code from the form post");
-    assert_eq!(exchange(code).await.unwrap().status(), 200);
+    assert_eq!(exchange(&base, &poster, code).await.0, 200);
 
     // Another browser on the callback (the victim's state in an attacker's session): back
     // to the page with ?error=invalid_state.
@@ -209,9 +229,8 @@ async fn sign_in_with_a_provider_over_http() {
         .await;
     let (_, landed, _) = eve.get(&callback).await;
     let code = query(&landed.unwrap(), "code").unwrap();
-    let r = exchange(code).await.unwrap();
-    assert_eq!(r.status(), 409);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = exchange(&base, &eve, code).await;
+    assert_eq!(status, 409);
     assert_eq!(body["error"], "email_taken");
     // The routes are in the OpenAPI document.
     let doc: Value = http

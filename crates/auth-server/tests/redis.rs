@@ -359,7 +359,7 @@ async fn three_instances(token_backend: &str, cluster: bool) {
         )
         .await;
     assert_eq!(s, 201);
-    let (s, _) = a
+    let (s, asked) = a
         .post(
             "/auth/magic-link/request",
             None,
@@ -367,16 +367,25 @@ async fn three_instances(token_backend: &str, cluster: bool) {
         )
         .await;
     assert_eq!(s, 202);
+    let flow = asked["flow"].as_str().unwrap().to_owned();
     let link = a
         .outbox
         .token("lin@example.com", "https://app.example.com/magic-link")
         .await;
     let (s, r) = b
-        .post("/auth/magic-link/verify", None, json!({"token": link}))
+        .post(
+            "/auth/magic-link/verify",
+            None,
+            json!({"token": link, "flow": flow}),
+        )
         .await;
     assert_eq!(s, 200, "{r}");
     let (s, _) = c
-        .post("/auth/magic-link/verify", None, json!({"token": link}))
+        .post(
+            "/auth/magic-link/verify",
+            None,
+            json!({"token": link, "flow": flow}),
+        )
         .await;
     assert_eq!(s, 401, "once, across instances");
     assert_eq!(

@@ -360,6 +360,8 @@ impl<U: AuthUser> EmailVerificationService<U> {
         if user.is_verified() {
             return Ok(());
         }
+        // Counted per client across addresses, like every mail a client can make us send.
+        self.auth.reserve_mail().await?;
         let token = self.tokens.make(&user);
         self.auth
             .events()

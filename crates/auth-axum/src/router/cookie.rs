@@ -95,15 +95,7 @@ impl RefreshCookie {
     }
 
     pub(super) fn read<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == self.name)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_empty())
+        read_cookie(headers, &self.name).filter(|v| !v.is_empty())
     }
 
     /// Whether a state-changing request passes the CSRF check.
@@ -141,4 +133,33 @@ pub(super) async fn csrf_guard(
         tracing::info!(path = %request.uri().path(), "cross-site request refused");
         Rejection::Csrf.into_response()
     }
+}
+
+/// The value of the cookie `name` in the request's `Cookie` headers.
+pub(super) fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// An HttpOnly cookie for this router's own flows (`SameSite`, path under the mount, `Secure`
+/// unless the router was told the site is plain HTTP).
+pub(super) fn flow_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: u64,
+    same_site: &str,
+    secure: bool,
+) -> Option<axum::http::HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    axum::http::HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
+    ))
+    .ok()
 }

@@ -49,6 +49,7 @@ pub const AUTH_TIME_CLAIM: &str = "auth_time";
 /// | `GET /sessions` | Bearer | 200 `{sessions: [{id, current, created_at, last_used_at, expires_at, ip, user_agent}]}` (501 only for a token backend that keeps no sessions: JWTs over a revocation store that does not track them) |
 /// | `DELETE /sessions/{id}` | Bearer, fresh | 204, or 404 when not one of the user's sessions |
 /// | `POST /sessions/revoke-others` | Bearer, fresh | 200 `{sessions_ended}` (the current session stays) |
+/// | `POST /account/secure` | Bearer, fresh, `{keep_passkeys, keep_identities}` | 200 `{sessions_ended, api_keys_revoked, passkeys_removed, identities_removed}`: "secure my account" (the current session stays); 422 `last_sign_in_method` when nothing would be left |
 /// | `POST /password/change` | Bearer, fresh, `{current_password, new_password}` | 204; every other session ends |
 /// | `POST /password/reset/request` | `{email}` | 202, whether or not the account exists (with [`AuthRouter::with_password_reset`]) |
 /// | `POST /password/reset/confirm` | `{token, new_password}` | 204; every session ends |
@@ -164,6 +165,7 @@ impl<U: AuthUser> AuthRouter<U> {
                 fresh_window: Duration::from_secs(15 * 60),
                 cookie: None,
                 proxies: TrustedProxies::none(),
+                secure_cookies: true,
             },
         }
     }
@@ -227,13 +229,23 @@ impl<U: AuthUser> AuthRouter<U> {
         self
     }
 
-    /// Adds `POST /magic-link/request` (`{email}` → 202 always) and `/magic-link/verify`
-    /// (`{token}` or `{email, code}` → the login answer: tokens, or the second factor's
-    /// challenge). The service needs a challenge store and a signing secret; the link and code
-    /// reach your mailer through `MagicLinkRequested`.
+    /// Adds `POST /magic-link/request` (`{email}` → 202 `{status, flow}` always, and the flow
+    /// in an HttpOnly cookie `auth_magic_flow`) and `/magic-link/verify` (`{token}` or
+    /// `{email, code}`, with the flow from that cookie or `{flow}` in the body → the login
+    /// answer: tokens, or the second factor's challenge). A link or code works only with the
+    /// flow of the request that asked for it. The service needs a ceremony store and a signing
+    /// secret; the link and code reach your mailer through `MagicLinkRequested`.
     #[must_use]
     pub fn with_magic_link(mut self) -> Self {
         self.magic_link = true;
+        self
+    }
+
+    /// Whether the cookies this router sets besides the refresh cookie (the sign-in flow's)
+    /// are `Secure` (the default; `false` only for plain-HTTP development).
+    #[must_use]
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.options.secure_cookies = secure;
         self
     }
 
@@ -336,6 +348,7 @@ impl<U: AuthUser> AuthRouter<U> {
             .route("/sessions", get(sessions::<U>))
             .route("/sessions/{id}", delete(revoke_session::<U>))
             .route("/sessions/revoke-others", post(revoke_other_sessions::<U>))
+            .route("/account/secure", post(routes::secure_account::<U>))
             .route("/password/change", post(change_password::<U>))
             .route(
                 "/api-keys",

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::cookie::read_cookie;
 use super::dto::{ApiJson, no_store};
 use super::state::{Meta, RouterState};
 use crate::error::Rejection;
@@ -24,6 +25,32 @@ pub(super) struct StartQuery {
 #[derive(Debug, Deserialize)]
 pub(super) struct CodeBody {
     code: String,
+    /// The binding of the browser that started the flow, for clients that keep cookies
+    /// themselves; browsers send it as the `auth_oauth_exchange` cookie.
+    binding: Option<String>,
+}
+
+/// The cookie the callback leaves for the exchange: the starting browser's binding, so the
+/// code it hands the page is redeemable by that browser alone.
+const EXCHANGE_COOKIE: &str = "auth_oauth_exchange";
+
+fn exchange_cookie<U: AuthUser>(
+    state: &RouterState<U>,
+    provider: &str,
+    value: &str,
+    max_age: u32,
+) -> Option<HeaderValue> {
+    let oauth = state.oauth.as_ref()?;
+    let secure = if oauth.callback_url(provider).starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{EXCHANGE_COOKIE}={value}; Path={}/oauth/exchange; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        state.options.mount
+    ))
+    .ok()
 }
 
 fn cookie_name(provider: &str) -> String {
@@ -56,17 +83,6 @@ fn binding_cookie<U: AuthUser>(
         state.options.mount
     ))
     .ok()
-}
-
-fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// `redirect_to` with `key=value` added to its query.
@@ -187,8 +203,15 @@ async fn callback<U: AuthUser>(
                 Err(e) => return Err(e.into()),
             },
             None => {
-                let code = oauth.issue_code(&finished.identity).await?;
-                redirect(&with_param(&finished.redirect_to, "code", &code))
+                // `finish` checked the binding: it is this browser's.
+                let bound = binding.as_deref().unwrap_or_default();
+                let code = oauth.issue_code(&finished.identity, bound).await?;
+                let mut r = redirect(&with_param(&finished.redirect_to, "code", &code));
+                let lifetime = u32::try_from(auth_oauth::CODE_LIFETIME.as_secs()).unwrap_or(60);
+                if let Some(c) = exchange_cookie(state, provider, bound, lifetime) {
+                    r.headers_mut().append(header::SET_COOKIE, c);
+                }
+                r
             }
         },
         Err(f) => failed(&f),
@@ -253,21 +276,33 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `POST /oauth/exchange {code}` → the login answer (tokens, or the second factor's
-/// challenge); 401 for an unknown, spent or expired code; 409 `email_taken` when the address
-/// belongs to an account the provider cannot be linked to silently.
+/// `POST /oauth/exchange {code}` (with the `auth_oauth_exchange` cookie the callback left in
+/// the browser that started the flow, or `{binding}`) → the login answer (tokens, or the
+/// second factor's challenge); 401 for an unknown, spent or expired code, or one presented by
+/// another browser; 409 `email_taken` when the address belongs to an account the provider
+/// cannot be linked to silently.
 pub(super) async fn exchange<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Meta(meta): Meta,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Result<Response, Rejection> {
     let oauth = oauth(&state)?;
-    let identity = oauth.redeem_code(&body.code).await?;
+    let binding = body
+        .binding
+        .clone()
+        .or_else(|| read_cookie(&headers, EXCHANGE_COOKIE).map(str::to_owned));
+    let identity = oauth.redeem_code(&body.code, binding.as_deref()).await?;
+    let provider = identity.provider.clone();
     let outcome = state
         .auth
         .sign_in_with_provider(identity, state.fresh_login(meta))
         .await?;
-    state.login_answer(outcome)
+    let mut response = state.login_answer(outcome)?;
+    if let Some(c) = exchange_cookie(&state, &provider, "", 0) {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(response)
 }
 
 /// `GET /identities` (Bearer) → `{identities: [{id, provider, subject, email, created_at,

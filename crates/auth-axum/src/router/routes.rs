@@ -267,6 +267,43 @@ pub(super) async fn revoke_other_sessions<U: AuthUser>(
     Ok(Json(json!({"sessions_ended": ended})).into_response())
 }
 
+/// `{keep_passkeys, keep_identities}`: the ways in the owner keeps when securing the account.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct SecureBody {
+    #[serde(default)]
+    keep_passkeys: Vec<String>,
+    #[serde(default)]
+    keep_identities: Vec<String>,
+}
+
+/// `POST /account/secure` (Bearer, fresh): "secure my account". Every other session ends, every
+/// API key is revoked, the passkeys and identities not kept are removed.
+pub(super) async fn secure_account<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SecureBody>,
+) -> Result<Response, Rejection> {
+    state.require_fresh(&headers).await?;
+    let current = current_session(&state.auth, &headers).await?;
+    let report = state
+        .auth
+        .secure_account(
+            user.id(),
+            current.as_deref(),
+            &body.keep_passkeys,
+            &body.keep_identities,
+        )
+        .await?;
+    Ok(Json(json!({
+        "sessions_ended": report.sessions,
+        "api_keys_revoked": report.api_keys,
+        "passkeys_removed": report.passkeys,
+        "identities_removed": report.identities,
+    }))
+    .into_response())
+}
+
 pub(super) async fn change_password<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
@@ -320,6 +357,9 @@ pub(super) async fn reset_confirm<U: AuthUser>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The cookie binding the browser that asked for a verification link to its account.
+const VERIFY_BINDING_COOKIE: &str = "auth_verify_binding";
+
 pub(super) async fn verify_request<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Authenticated(user): Authenticated<U>,
@@ -329,7 +369,21 @@ pub(super) async fn verify_request<U: AuthUser>(
         .as_ref()
         .ok_or_else(|| not_configured("email verification is not configured"))?;
     verification.request(user.id()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response())
+    let mut response = (StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response();
+    // The link, opened in any tab of this browser, counts as opened in this account's session.
+    if let Ok(binding) = state.auth.browser_binding("verify-email", user.id())
+        && let Some(v) = super::cookie::flow_cookie(
+            VERIFY_BINDING_COOKIE,
+            &binding,
+            &format!("{}/email/verify", state.options.mount),
+            24 * 3600,
+            "Lax",
+            state.options.secure_cookies,
+        )
+    {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
 }
 
 pub(super) async fn verify_confirm<U: AuthUser>(
@@ -341,8 +395,9 @@ pub(super) async fn verify_confirm<U: AuthUser>(
         .verification
         .as_ref()
         .ok_or_else(|| not_configured("email verification is not configured"))?;
-    // Opened inside a session of the account itself, what the account holds stays; any other
-    // way (another browser, another account's session, none), the mailbox alone proved it.
+    // Opened inside a session of the account itself, or in the browser that asked for the link
+    // (its binding cookie), what the account holds stays; any other way (another browser,
+    // another account's session, none), the mailbox alone proved it.
     let session_user = match bearer(&headers) {
         Ok(Some(token)) => state
             .auth
@@ -350,18 +405,31 @@ pub(super) async fn verify_confirm<U: AuthUser>(
             .await
             .ok()
             .map(|c| auth_core::UserId::new(c.sub)),
-        _ => None,
+        _ => super::cookie::read_cookie(&headers, VERIFY_BINDING_COOKIE)
+            .and_then(|b| state.auth.binding_user("verify-email", b)),
     };
     let (user, report) = verification
         .confirm_in_session(&body.token, session_user.as_ref())
         .await
         .map_err(|e| refused_because(e, "link_used_or_expired"))?;
-    Ok(Json(json!({
+    let mut answer = json!({
         "id": user.id().to_string(),
         "is_verified": true,
         "claimed": report.claimed,
         "password_removed": report.password,
         "removed": report.removed(),
-    }))
-    .into_response())
+    });
+    // The owner of the mailbox just proved it and the password set before is gone: they may
+    // choose one now, as a reset link would let them.
+    if report.password
+        && let Some(reset) = &state.reset
+    {
+        answer["reset_token"] = json!(reset.tokens().make(&user));
+    }
+    let mut response = Json(answer).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }

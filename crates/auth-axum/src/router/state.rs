@@ -38,6 +38,7 @@ pub(crate) struct Options {
     pub(crate) fresh_window: Duration,
     pub(crate) cookie: Option<RefreshCookie>,
     pub(crate) proxies: TrustedProxies,
+    pub(crate) secure_cookies: bool,
 }
 
 impl<U: AuthUser> axum::extract::FromRef<RouterState<U>> for AuthService<U> {

@@ -657,6 +657,7 @@ async fn openapi_document_lists_every_route() {
         ("get", "/api-keys"),
         ("post", "/api-keys/{id}/roll"),
         ("delete", "/api-keys/{id}"),
+        ("post", "/account/secure"),
     ];
     let distinct: std::collections::BTreeSet<&str> = expected.iter().map(|(_, p)| *p).collect();
     assert_eq!(parsed.paths.paths.len(), distinct.len());

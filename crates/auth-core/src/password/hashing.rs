@@ -1,5 +1,7 @@
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
@@ -28,6 +30,11 @@ pub struct Verified {
 /// - Work runs on tokio's blocking threads, never on runtime workers.
 /// - At most `concurrency` hashes run at once (default: the number of cores); further callers
 ///   wait, so a login flood queues instead of exhausting memory.
+/// - With [`with_queue`](Self::with_queue) (auth-server turns it on), the wait is bounded: at
+///   most so many callers wait, each for at most so long, and each client address (from the
+///   request's [`crate::RequestContext`]) holds at most a fair share of the hasher, waiting or
+///   running, so one client cannot occupy it whatever its passwords. Past any bound the call
+///   fails at once with [`Error::Overloaded`] (HTTP 503 + `Retry-After`) instead of queueing.
 /// - Passwords over the maximum length (default 4,096 bytes) are refused before any hashing.
 /// - [`verify`](Self::verify) runs a dummy verification with the hasher's own parameters when
 ///   there is nothing real to check (missing user, unusable password, over-long password, unknown
@@ -53,6 +60,123 @@ pub struct PasswordHashing {
     concurrency: usize,
     max_len: usize,
     dummy_hash: Arc<str>,
+    admission: Arc<Admission>,
+}
+
+/// Who may wait for the hasher: a bounded queue, a fair share per client, a bounded wait.
+#[derive(Debug)]
+struct Admission {
+    max_waiting: usize,
+    per_client: usize,
+    max_wait: Option<Duration>,
+    state: Mutex<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: usize,
+    by_client: HashMap<String, usize>,
+}
+
+impl Admission {
+    /// No bound but the permits: every caller waits its turn.
+    fn unbounded() -> Self {
+        Self {
+            max_waiting: usize::MAX,
+            per_client: usize::MAX,
+            max_wait: None,
+            state: Mutex::new(Queue::default()),
+        }
+    }
+
+    fn bounded(max_waiting: usize, per_client: usize, max_wait: Duration) -> Self {
+        Self {
+            max_waiting,
+            per_client: per_client.max(1),
+            max_wait: Some(max_wait),
+            state: Mutex::new(Queue::default()),
+        }
+    }
+
+    /// A place in the queue for `client`, or `Overloaded`.
+    fn enter(self: &Arc<Self>, client: Option<String>) -> Result<Ticket> {
+        let client = client.filter(|_| self.per_client != usize::MAX);
+        let mut q = self
+            .state
+            .lock()
+            .map_err(|_| Error::backend("password hashing queue", Poisoned))?;
+        if q.waiting >= self.max_waiting {
+            return Err(overloaded());
+        }
+        if let Some(c) = &client {
+            let held = q.by_client.entry(c.clone()).or_insert(0);
+            if *held >= self.per_client {
+                return Err(overloaded());
+            }
+            *held += 1;
+        }
+        q.waiting += 1;
+        Ok(Ticket {
+            admission: Arc::clone(self),
+            client,
+            waiting: true,
+        })
+    }
+}
+
+/// A caller's place: waiting, then running; dropped when its hash is done (it moves into the
+/// blocking task with the permit, so a cancelled caller keeps its share until then).
+struct Ticket {
+    admission: Arc<Admission>,
+    client: Option<String>,
+    waiting: bool,
+}
+
+impl Ticket {
+    fn started(&mut self) {
+        if self.waiting {
+            self.waiting = false;
+            if let Ok(mut q) = self.admission.state.lock() {
+                q.waiting = q.waiting.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let Ok(mut q) = self.admission.state.lock() else {
+            return;
+        };
+        if self.waiting {
+            q.waiting = q.waiting.saturating_sub(1);
+        }
+        if let Some(c) = &self.client
+            && let Some(held) = q.by_client.get_mut(c)
+        {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                q.by_client.remove(c);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Poisoned;
+
+impl fmt::Display for Poisoned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("lock poisoned")
+    }
+}
+
+impl std::error::Error for Poisoned {}
+
+fn overloaded() -> Error {
+    Error::Overloaded {
+        retry_after: Duration::from_secs(1),
+    }
 }
 
 impl PasswordHashing {
@@ -96,7 +220,37 @@ impl PasswordHashing {
             concurrency,
             max_len: DEFAULT_MAX_PASSWORD_LENGTH,
             dummy_hash,
+            admission: Arc::new(Admission::unbounded()),
         })
+    }
+
+    /// Sets the queue in front of the hasher: at most `max_waiting` callers wait for a permit
+    /// (0: none, a call either runs at once or is shed), one client address holds at most
+    /// `per_client` places waiting or running (at least 1), and nobody waits longer than
+    /// `max_wait`. Beyond any of these a call fails with [`Error::Overloaded`] at once. The
+    /// wait is timed by tokio: the runtime needs its timers (`#[tokio::main]` has them; a
+    /// hand-built runtime needs `enable_time`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A hasher that takes 200 ms a hash.
+    /// let slow = auth_testkit::CountingHasher::new(auth_testkit::TestHasher::fast(), Duration::from_millis(200));
+    /// let h = PasswordHashing::new(slow)?
+    ///     .with_concurrency(1)
+    ///     .with_queue(8, 1, Duration::from_secs(2));
+    /// // One client, two hashes at once: the second is shed (503), not queued.
+    /// let client = RequestContext::new(SessionMeta::new().with_ip("203.0.113.7".parse().unwrap()));
+    /// let (a, b) = tokio::join!(client.clone().scope(h.hash("one")), client.scope(h.hash("two")));
+    /// assert!(a.is_ok());
+    /// assert!(matches!(b, Err(Error::Overloaded { .. })));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_queue(mut self, max_waiting: usize, per_client: usize, max_wait: Duration) -> Self {
+        self.admission = Arc::new(Admission::bounded(max_waiting, per_client, max_wait));
+        self
     }
 
     /// Sets how many hashes may run at once (at least 1).
@@ -270,14 +424,31 @@ impl PasswordHashing {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::backend("password hashing queue", e))?;
-        // The permit moves into the blocking task, so the bound holds even when the caller is
-        // cancelled while the hash runs.
+        let client = crate::RequestContext::current()
+            .and_then(|c| c.meta.ip)
+            .map(crate::client_bucket);
+        let mut ticket = self.admission.enter(client)?;
+        let acquire = Arc::clone(&self.permits).acquire_owned();
+        let permit = match self.admission.max_wait {
+            None => acquire.await,
+            Some(max_wait) => match tokio::time::timeout(max_wait, acquire).await {
+                Ok(permit) => permit,
+                Err(_) => {
+                    tracing::warn!(
+                        max_wait_ms = max_wait.as_millis(),
+                        "password hashing waited too long: shed"
+                    );
+                    return Err(overloaded());
+                }
+            },
+        }
+        .map_err(|e| Error::backend("password hashing queue", e))?;
+        ticket.started();
+        // The permit and the ticket move into the blocking task, so the bounds hold even when
+        // the caller is cancelled while the hash runs.
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _ticket = ticket;
             work()
         })
         .await

@@ -254,7 +254,9 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// The first half of a password reset: throttled per canonical email (`reset:` keys, in
-    /// the login limiter), then the active account to mail, if any. The caller mails a link
+    /// the login limiter) and per client across addresses (the mail limiter, with the client
+    /// address of the request's [`crate::RequestContext`]), then the active account to mail,
+    /// if any. The caller mails a link
     /// to the account's stored address, never to what was typed, and answers every request
     /// the same way.
     ///
@@ -275,6 +277,7 @@ impl<U: AuthUser> AuthService<U> {
         let email = normalize_email(email)?;
         self.reserve(self.limiter.as_ref(), &format!("reset:{email}"))
             .await?;
+        self.throttle_mail(None).await?;
         Ok(self
             .users
             .find_by_email(&email)

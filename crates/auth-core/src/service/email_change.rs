@@ -69,6 +69,8 @@ impl<U: AuthUser> AuthService<U> {
         let store = self.challenge_store()?;
         // The password, as for a password change: one throttle for every re-authentication.
         let user = self.reauthenticate(user_id, password).await?;
+        // Two mails go out: counted per client like every other mail.
+        self.throttle_mail(None).await?;
         let new_email = normalize_email(new_email)?;
         if new_email == user.email() {
             return Err(Error::invalid(
@@ -136,6 +138,38 @@ impl<U: AuthUser> AuthService<U> {
     /// session of the account; [`Error::EmailTaken`] when another account took the address
     /// meanwhile; [`Error::Backend`].
     pub async fn confirm_email_change(&self, token: &str, access_token: Option<&str>) -> Result<U> {
+        let holder = match access_token {
+            Some(t) => self
+                .verify_access(t)
+                .await
+                .ok()
+                .map(|c| (UserId::new(c.sub), c.family)),
+            None => None,
+        };
+        self.apply_email_change(token, holder).await
+    }
+
+    /// [`confirm_email_change`](Self::confirm_email_change) for a link opened in the browser
+    /// that asked for the change: `binding` is the value of
+    /// [`browser_binding`](Self::browser_binding)`("email-change", user)` the request that asked
+    /// set as a cookie there. Every session ends (none confirmed it).
+    ///
+    /// # Errors
+    ///
+    /// As [`confirm_email_change`](Self::confirm_email_change).
+    pub async fn confirm_email_change_in_browser(&self, token: &str, binding: &str) -> Result<U> {
+        let holder = self
+            .binding_user("email-change", binding)
+            .map(|user| (user, None));
+        self.apply_email_change(token, holder).await
+    }
+
+    /// The confirmation, for `holder` (the account that presents it, and the session to keep).
+    async fn apply_email_change(
+        &self,
+        token: &str,
+        holder: Option<(UserId, Option<String>)>,
+    ) -> Result<U> {
         let store = self.challenge_store()?;
         let parts: Vec<&str> = token.split('.').collect();
         let [uid, old, new, nonce, exp, mac] = parts.as_slice() else {
@@ -163,17 +197,13 @@ impl<U: AuthUser> AuthService<U> {
         if !user.is_active() || user.email() != old {
             return Err(Error::TokenInvalid);
         }
-        let claims = match access_token {
-            Some(t) => self.verify_access(t).await.ok(),
-            None => None,
-        };
-        let Some(claims) = claims.filter(|c| c.sub == user_id.as_str()) else {
+        let Some((_, keep_session)) = holder.filter(|(holder, _)| *holder == user_id) else {
             return Err(Error::Forbidden(
                 "sign in to the account that asked for this change, then open the link again"
                     .into(),
             ));
         };
-        let keep_session = claims.family.as_deref();
+        let keep_session = keep_session.as_deref();
         if !store
             .consume(&self.record_key(CONFIRM, &[user_id.as_str(), nonce])?)
             .await?

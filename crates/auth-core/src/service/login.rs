@@ -222,7 +222,18 @@ impl<U: AuthUser> AuthService<U> {
         } else {
             None
         };
-        let verified = self.hashing.verify(password, stored).await?;
+        let verified = match self.hashing.verify(password, stored).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                // Shed (or failed) before any check: the attempt was not made, so neither the
+                // account's nor the address's throttle keeps it.
+                self.limiter.release(&login_key).await?;
+                if let Some((limiter, key)) = &ip_key {
+                    limiter.release(key).await?;
+                }
+                return Err(e);
+            }
+        };
 
         let user = match (user, verified.valid) {
             (Some(user), true) if reason.is_none() => user,

@@ -1,21 +1,29 @@
-//! Sign-in by email: a link and a 6-digit code, either of which logs in once, within minutes.
+//! Sign-in by email: a link and a 6-digit code, either of which logs in once, within minutes,
+//! and only for the browser or client that asked for it.
 //!
-//! One single-use record per request, named by a MAC of the address and the code, which the
-//! link and the code both reach: whichever is used first consumes it. The link carries the
-//! address, the code and its expiry under a MAC; the code alone is 20 bits, so its use is
-//! throttled per address (a few wrong codes lock code sign-in for that address). The second
-//! factor still applies: an account that has one gets a challenge, not a session.
+//! A request answers with a **flow id** (kept by the requester: an HttpOnly cookie in a browser,
+//! the answer's body for an API client) and mails the link and the code. One record per address
+//! (the next request for the address replaces it) holds the SHA-256 of the code and of the flow
+//! id, and how many guesses are left. The link and the code both reach it, and both must come
+//! with the flow id: a link forwarded to another browser (login CSRF), or a code typed where it
+//! was not asked for, signs nobody in. Three wrong codes of the right flow end the record;
+//! wrong guesses are throttled per address and per client across addresses; requests are
+//! throttled per address and client, and per client across addresses (the mail limiter). The
+//! second factor still applies: an account that has one gets a challenge, not a session.
 
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use super::links::{b64, unb64};
 use super::throttle::client_bucket;
 use super::{AuthService, LoginOptions, LoginOutcome};
 use crate::audit::RequestContext;
-use crate::ephemeral::ChallengeRecord;
+use crate::ephemeral::{CeremonyRecord, CeremonyStore};
 use crate::error::{Error, Result};
 use crate::events::{AuthEvent, LoginFailureReason};
-use crate::secret::SecretString;
+use crate::random::sha256_hex;
+use crate::secret::{SecretString, constant_time_eq};
 use crate::token::SessionMeta;
 use crate::user::{AuthUser, normalize_email};
 
@@ -24,17 +32,38 @@ const PURPOSE: &str = "magic-link";
 /// How long a sign-in link and code work.
 pub const MAGIC_LINK_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
+/// Wrong codes a flow may try before its record ends.
+pub const MAGIC_CODE_GUESSES: u32 = 3;
+
+/// The record of an address's live sign-in: hashes only.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    user: String,
+    code: String,
+    flow: String,
+    left: u32,
+}
+
 impl<U: AuthUser> AuthService<U> {
-    /// Asks for a sign-in link and code for `email`. The answer is the same whether an account
-    /// has the address or not, and takes the same time: for an existing, active account the
-    /// record is written and `MagicLinkRequested` (the link's token and the code) emitted in
-    /// the background. Requests are throttled per address and client with the login limiter
-    /// (`magic:` keys).
+    fn magic_store(&self) -> Result<&std::sync::Arc<dyn CeremonyStore>> {
+        self.ceremonies.as_ref().ok_or(Error::Unsupported(
+            "sign-in links need a ceremony store (AuthService::with_ceremony_store)".into(),
+        ))
+    }
+
+    /// Asks for a sign-in link and code for `email`; answers the **flow id** the requester
+    /// must present with the code or link ([`sign_in_with_code`](Self::sign_in_with_code),
+    /// [`sign_in_with_magic_link`](Self::sign_in_with_magic_link)). The answer is the same
+    /// whether an account has the address or not, and takes the same time: for an existing,
+    /// active account the record is written (replacing the address's previous one, whose code
+    /// and link stop working) and `MagicLinkRequested` (the link's token and the code) emitted
+    /// in the background. Requests are throttled per address and client with the login
+    /// limiter (`magic:` keys) and per client across addresses with the mail limiter.
     ///
     /// # Errors
     ///
     /// [`Error::Validation`] for input that is not an address; [`Error::RateLimited`];
-    /// [`Error::Unsupported`] without a challenge store; [`Error::Configuration`] without a
+    /// [`Error::Unsupported`] without a ceremony store; [`Error::Configuration`] without a
     /// signing secret; [`Error::Backend`].
     ///
     /// ```
@@ -42,50 +71,73 @@ impl<U: AuthUser> AuthService<U> {
     /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
     /// let config = AuthConfig::builder().signing_secret("0123456789abcdef0123456789abcdef-signing").build()?;
     /// let auth = AuthService::new(config, MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
-    ///     .with_challenge_store(ephemeral::MemoryChallengeStore::new());
+    ///     .with_ceremony_store(ephemeral::MemoryCeremonyStore::new());
     /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     /// auth.events().on_fn(AuthEventKind::MagicLinkRequested, move |e| {
     ///     let tx = tx.clone();
     ///     async move { if let AuthEvent::MagicLinkRequested { token, code, .. } = e { tx.send((token, code)).ok(); } Ok(()) }
     /// });
     /// auth.register("mo@example.com", "violet-otter-sings-42").await?;
-    /// auth.request_magic_link("mo@example.com", &SessionMeta::new()).await?;
+    /// let flow = auth.request_magic_link("mo@example.com", &SessionMeta::new()).await?;
     /// auth.request_magic_link("nobody@example.com", &SessionMeta::new()).await?; // the same answer
     /// let (_token, code) = rx.recv().await.unwrap();
-    /// let LoginOutcome::Session(session) =
-    ///     auth.sign_in_with_code("mo@example.com", code.expose_secret(), LoginOptions::new()).await?
+    /// // Another browser's flow (or none) signs nobody in with this code.
+    /// let elsewhere = auth.request_magic_link("nobody@example.com", &SessionMeta::new()).await?;
+    /// assert!(auth.sign_in_with_code("mo@example.com", code.expose_secret(), elsewhere.expose_secret(), LoginOptions::new()).await.is_err());
+    /// let LoginOutcome::Session(session) = auth
+    ///     .sign_in_with_code("mo@example.com", code.expose_secret(), flow.expose_secret(), LoginOptions::new())
+    ///     .await?
     /// else { unreachable!() };
     /// assert_eq!(session.user.email, "mo@example.com");
     /// // Once: the code (and the link) are spent.
-    /// assert!(auth.sign_in_with_code("mo@example.com", code.expose_secret(), LoginOptions::new()).await.is_err());
+    /// assert!(auth.sign_in_with_code("mo@example.com", code.expose_secret(), flow.expose_secret(), LoginOptions::new()).await.is_err());
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
-    pub async fn request_magic_link(&self, email: &str, meta: &SessionMeta) -> Result<()> {
-        let store = std::sync::Arc::clone(self.challenge_store()?);
+    pub async fn request_magic_link(
+        &self,
+        email: &str,
+        meta: &SessionMeta,
+    ) -> Result<SecretString> {
+        let store = std::sync::Arc::clone(self.magic_store()?);
         let email = normalize_email(email)?;
         let client = meta.ip.map(client_bucket);
         let key = format!("magic:{}|{email}", client.as_deref().unwrap_or("*"));
         self.reserve(self.limiter.as_ref(), &key).await?;
+        self.throttle_mail(meta.ip).await?;
+        let flow = crate::random::token(24);
         let code = six_digits();
         let expires = self.clock.now() + MAGIC_LINK_LIFETIME;
         let exp = expires.unix_timestamp().to_string();
         // The same work for every address: the MACs, one lookup.
         let mac = self.link_mac(PURPOSE, &[&email, &code, &exp])?;
-        let record = self.record_key(PURPOSE, &[&email, &code])?;
+        let record = self.record_key(PURPOSE, &[&email])?;
         let user = match self.users.find_by_email(&email).await? {
             Some(u) if u.is_active() => u,
-            _ => return Ok(()),
+            _ => return Ok(SecretString::new(flow)),
         };
+        let pending = Pending {
+            user: user.id().to_string(),
+            code: sha256_hex(&code),
+            flow: sha256_hex(&flow),
+            left: MAGIC_CODE_GUESSES,
+        };
+        let state = serde_json::to_string(&pending)
+            .map_err(|e| Error::backend("storing a sign-in link", e))?;
         let token = [b64(&email), code.clone(), exp, mac].join(".");
         let events = self.events.clone();
         let ctx = RequestContext::current().unwrap_or_default();
         // Written and mailed after the answer, so neither the write nor a slow mailer tells
         // which addresses have accounts.
         tokio::spawn(ctx.scope(async move {
-            let created = store
-                .create(&ChallengeRecord::new(record, user.id().clone(), expires))
+            let stored = store
+                .put(&CeremonyRecord::new(
+                    record,
+                    Some(user.id().clone()),
+                    state,
+                    expires,
+                ))
                 .await;
-            if let Err(e) = created {
+            if let Err(e) = stored {
                 tracing::error!(error = %e, "storing a sign-in link failed: nothing mailed");
                 return;
             }
@@ -98,18 +150,22 @@ impl<U: AuthUser> AuthService<U> {
                 })
                 .await;
         }));
-        Ok(())
+        Ok(SecretString::new(flow))
     }
 
-    /// Signs in with a sign-in link's token: a session, or the second factor's challenge.
+    /// Signs in with a sign-in link's token, presented with the flow id of the request that
+    /// asked for it: a session, or the second factor's challenge. On an account whose address
+    /// nobody had proven, this is the owner's proof ([`prove_address`](Self::prove_address)'s
+    /// rule: what was set up before is removed).
     ///
     /// # Errors
     ///
-    /// [`Error::TokenInvalid`] for a forged, used or superseded link; [`Error::TokenExpired`];
-    /// [`Error::InactiveUser`] folded into `TokenInvalid`; [`Error::Backend`].
+    /// [`Error::TokenInvalid`] for a forged, used or superseded link, or one presented without
+    /// its flow; [`Error::TokenExpired`]; [`Error::RateLimited`]; [`Error::Backend`].
     pub async fn sign_in_with_magic_link(
         &self,
         token: &str,
+        flow: &str,
         options: LoginOptions,
     ) -> Result<LoginOutcome<U>> {
         let parts: Vec<&str> = token.split('.').collect();
@@ -121,28 +177,34 @@ impl<U: AuthUser> AuthService<U> {
             return Err(Error::TokenInvalid);
         }
         self.check_expiry(exp)?;
+        let guess = self.throttle_guess(&options.meta).await?;
         match self
-            .spend_magic(&email, code, options, "sign_in_link")
+            .spend_magic(&email, code, flow, options, "sign_in_link")
             .await?
         {
-            Some(outcome) => Ok(outcome),
+            Some(outcome) => {
+                self.give_back(guess).await;
+                Ok(outcome)
+            }
             None => Err(Error::TokenInvalid),
         }
     }
 
-    /// Signs in with the address and the 6-digit code of a sign-in mail. Wrong codes are
-    /// throttled per address (the login limiter's policy, `magic-code:` keys): a few wrong
-    /// guesses lock code sign-in for the address until the lockout ends, by which time the
-    /// code has expired.
+    /// Signs in with the address, the 6-digit code of a sign-in mail, and the flow id of the
+    /// request that asked for it. Three wrong codes end the request; wrong codes are also
+    /// throttled per address (the login limiter's policy, `magic-code:` keys) and per client
+    /// across addresses (`magic-guess:` keys, the per-address limiter when one is set).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidCredentials`] for a wrong, used or expired code (or an unknown
-    /// address: the same answer); [`Error::RateLimited`]; [`Error::Backend`].
+    /// [`Error::InvalidCredentials`] for a wrong, used, superseded or expired code, or one
+    /// presented without its flow (or an unknown address: the same answer);
+    /// [`Error::RateLimited`]; [`Error::Backend`].
     pub async fn sign_in_with_code(
         &self,
         email: &str,
         code: &str,
+        flow: &str,
         options: LoginOptions,
     ) -> Result<LoginOutcome<U>> {
         let Ok(email) = normalize_email(email) else {
@@ -150,9 +212,10 @@ impl<U: AuthUser> AuthService<U> {
         };
         let key = format!("magic-code:{email}");
         let grant = self.reserve(self.limiter.as_ref(), &key).await?;
+        let guess = self.throttle_guess(&options.meta).await?;
         let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
         let outcome = if well_formed {
-            self.spend_magic(&email, code, options, "sign_in_code")
+            self.spend_magic(&email, code, flow, options, "sign_in_code")
                 .await?
         } else {
             None
@@ -160,6 +223,7 @@ impl<U: AuthUser> AuthService<U> {
         match outcome {
             Some(outcome) => {
                 self.limiter.reset(&key).await?;
+                self.give_back(guess).await;
                 Ok(outcome)
             }
             None => {
@@ -177,23 +241,72 @@ impl<U: AuthUser> AuthService<U> {
         }
     }
 
-    /// Consumes the record of (`email`, `code`) once and signs its user in; `None` when there
-    /// is no live record (wrong, used, expired) or its user cannot log in.
+    /// One guess by a client, across addresses: reserved before the check (the per-address
+    /// limiter when one is set, else the login limiter); its key, to give back on a success.
+    async fn throttle_guess(&self, meta: &SessionMeta) -> Result<Option<String>> {
+        let Some(ip) = meta.ip else {
+            return Ok(None);
+        };
+        let limiter = self.ip_limiter.as_ref().unwrap_or(&self.limiter);
+        let key = format!("magic-guess:{}", client_bucket(ip));
+        let grant = self.reserve(limiter.as_ref(), &key).await?;
+        if grant.last {
+            self.locked(limiter.as_ref(), &key).await;
+        }
+        Ok(Some(key))
+    }
+
+    /// A guess that signed in is not held against its client.
+    async fn give_back(&self, key: Option<String>) {
+        if let Some(key) = key {
+            let limiter = self.ip_limiter.as_ref().unwrap_or(&self.limiter);
+            if let Err(e) = limiter.release(&key).await {
+                tracing::warn!(error = %e, "giving a sign-in guess back failed");
+            }
+        }
+    }
+
+    /// Takes the address's record once and checks the flow and the code against it; a wrong
+    /// code of the right flow uses one of its guesses (the record goes back while any are
+    /// left), a wrong flow uses none. Signs the user in on a match; `None` otherwise.
     async fn spend_magic(
         &self,
         email: &str,
         code: &str,
+        flow: &str,
         options: LoginOptions,
         route: &'static str,
     ) -> Result<Option<LoginOutcome<U>>> {
-        let store = self.challenge_store()?;
-        let record = self.record_key(PURPOSE, &[email, code])?;
-        let Some(user_id) = store.attempt(&record, self.clock.now(), 1).await? else {
+        let store = self.magic_store()?;
+        let key = self.record_key(PURPOSE, &[email])?;
+        let Some(record) = store.take(&key, self.clock.now()).await? else {
             return Ok(None);
         };
-        if !store.consume(&record).await? {
+        let Ok(mut pending) = serde_json::from_str::<Pending>(&record.state) else {
+            return Ok(None);
+        };
+        let flow_ok = !flow.is_empty()
+            && constant_time_eq(sha256_hex(flow).as_bytes(), pending.flow.as_bytes());
+        let code_ok = constant_time_eq(sha256_hex(code).as_bytes(), pending.code.as_bytes());
+        if !(flow_ok && code_ok) {
+            if flow_ok {
+                pending.left = pending.left.saturating_sub(1);
+            }
+            if pending.left > 0 {
+                let state = serde_json::to_string(&pending)
+                    .map_err(|e| Error::backend("storing a sign-in link", e))?;
+                store
+                    .put(&CeremonyRecord::new(
+                        key,
+                        record.user_id.clone(),
+                        state,
+                        record.expires_at,
+                    ))
+                    .await?;
+            }
             return Ok(None);
         }
+        let user_id = crate::UserId::new(pending.user);
         let mut user = match self.users.find_by_id(&user_id).await? {
             Some(u) if u.is_active() && u.email() == email => u,
             _ => return Ok(None),

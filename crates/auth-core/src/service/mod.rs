@@ -29,7 +29,7 @@ mod ways_in;
 
 pub use admin::AccountStatus;
 pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};
-pub use magic_link::MAGIC_LINK_LIFETIME;
+pub use magic_link::{MAGIC_CODE_GUESSES, MAGIC_LINK_LIFETIME};
 pub use ownership::{AddressProof, ClaimReport};
 pub use throttle::{client_bucket, redact_identifier};
 
@@ -395,6 +395,10 @@ pub struct AuthService<U: AuthUser = User> {
     signup_limiter: Arc<dyn RateLimiter>,
     /// Whether `signup_limiter` is the in-memory default (which then follows `with_clock`).
     default_signup_limiter: bool,
+    mail_limiter: Arc<dyn RateLimiter>,
+    /// Whether `mail_limiter` is the in-memory default (which then follows `with_clock`).
+    default_mail_limiter: bool,
+    ceremonies: Option<Arc<dyn crate::ephemeral::CeremonyStore>>,
     second_factor: Option<Arc<dyn SecondFactorGate>>,
     lookup: Option<Arc<dyn TokenUserLookup<U>>>,
     user_cache: Option<UserCache<U>>,
@@ -423,6 +427,9 @@ impl<U: AuthUser> Clone for AuthService<U> {
             ip_limiter: self.ip_limiter.clone(),
             signup_limiter: Arc::clone(&self.signup_limiter),
             default_signup_limiter: self.default_signup_limiter,
+            mail_limiter: Arc::clone(&self.mail_limiter),
+            default_mail_limiter: self.default_mail_limiter,
+            ceremonies: self.ceremonies.clone(),
             second_factor: self.second_factor.clone(),
             lookup: self.lookup.clone(),
             user_cache: self.user_cache.clone(),
@@ -511,6 +518,9 @@ impl<U: AuthUser> AuthService<U> {
             ip_limiter: None,
             signup_limiter: Arc::new(MemoryRateLimiter::new(RateLimitPolicy::SIGNUP)),
             default_signup_limiter: true,
+            mail_limiter: Arc::new(MemoryRateLimiter::new(RateLimitPolicy::MAIL)),
+            default_mail_limiter: true,
+            ceremonies: None,
             second_factor: None,
             lookup: None,
             user_cache: None,
@@ -579,6 +589,67 @@ impl<U: AuthUser> AuthService<U> {
     pub fn with_signup_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
         self.signup_limiter = Arc::new(limiter);
         self.default_signup_limiter = false;
+        self
+    }
+
+    /// Bounds the queue in front of the password hasher ([`PasswordHashing::with_queue`]): at
+    /// most `max_waiting` callers wait, one client address holds at most `per_client` places
+    /// (waiting or running), nobody waits longer than `max_wait`; past that a login, sign-up or
+    /// password change fails at once with [`Error::Overloaded`] (HTTP 503 + `Retry-After`), and
+    /// a refused login gives its throttle attempt back. auth-server turns it on
+    /// (`AUTH_HASH_QUEUE*`).
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_hash_queue(8, 2, std::time::Duration::from_secs(5));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_hash_queue(
+        mut self,
+        max_waiting: usize,
+        per_client: usize,
+        max_wait: Duration,
+    ) -> Self {
+        self.hashing = self.hashing.with_queue(max_waiting, per_client, max_wait);
+        self
+    }
+
+    /// Counts the mail a client makes the service send (sign-in links, resets, verifications,
+    /// email changes; `mail:` keys per client address, across the addresses mailed) in
+    /// `limiter` instead of in memory with [`RateLimitPolicy::MAIL`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_mail_rate_limiter(MemoryRateLimiter::new(RateLimitPolicy::MAIL));
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_mail_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.mail_limiter = Arc::new(limiter);
+        self.default_mail_limiter = false;
+        self
+    }
+
+    /// Keeps short-lived single-use records that are replaced by the next request for the same
+    /// address (sign-in links and codes) in `store`: memory, SQL
+    /// (`auth_webauthn::db::DbCeremonyStore`) or Redis (`auth_redis::RedisCeremonyStore`),
+    /// shared by every instance.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_ceremony_store(ephemeral::MemoryCeremonyStore::new());
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn with_ceremony_store(mut self, store: impl crate::ephemeral::CeremonyStore) -> Self {
+        self.ceremonies = Some(Arc::new(store));
         self
     }
 
@@ -732,6 +803,11 @@ impl<U: AuthUser> AuthService<U> {
         if self.default_signup_limiter {
             self.signup_limiter = Arc::new(
                 MemoryRateLimiter::new(RateLimitPolicy::SIGNUP).with_clock(Arc::clone(&self.clock)),
+            );
+        }
+        if self.default_mail_limiter {
+            self.mail_limiter = Arc::new(
+                MemoryRateLimiter::new(RateLimitPolicy::MAIL).with_clock(Arc::clone(&self.clock)),
             );
         }
         self

@@ -403,6 +403,59 @@ impl<U: AuthUser> AuthService<U> {
         }
     }
 
+    /// A value that binds a browser to `user_id` for `purpose` (`verify-email`,
+    /// `email-change`): set it as an HttpOnly cookie on a signed-in request that mails a link,
+    /// and the link opened later in any tab of that browser counts as opened in the account's
+    /// session ([`binding_user`](Self::binding_user)). A MAC under the signing secret over the
+    /// purpose, the account and a random nonce; nothing is stored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] without a signing secret.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let config = AuthConfig::builder().signing_secret("0123456789abcdef0123456789abcdef-binding").build()?;
+    /// let auth = AuthService::new(config, MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// let value = auth.browser_binding("verify-email", &UserId::new("7"))?;
+    /// assert_eq!(auth.binding_user("verify-email", &value), Some(UserId::new("7")));
+    /// assert_eq!(auth.binding_user("email-change", &value), None, "one purpose");
+    /// # Ok::<(), auth_core::Error>(())
+    /// ```
+    pub fn browser_binding(&self, purpose: &str, user_id: &UserId) -> Result<String> {
+        let nonce = crate::random::token(16);
+        let user = super::links::b64(user_id.as_str());
+        let mac = self.link_mac(&format!("binding:{purpose}"), &[&user, &nonce])?;
+        Ok(format!("{user}.{nonce}.{mac}"))
+    }
+
+    /// The account a [`browser_binding`](Self::browser_binding) value names, if it is genuine
+    /// (constant-time check) and for `purpose`.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # let config = AuthConfig::builder().signing_secret("0123456789abcdef0123456789abcdef-binding").build()?;
+    /// # let auth = AuthService::new(config, MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// assert_eq!(auth.binding_user("verify-email", "forged.value.here"), None);
+    /// # Ok::<(), auth_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn binding_user(&self, purpose: &str, value: &str) -> Option<UserId> {
+        if value.len() > 512 {
+            return None;
+        }
+        let mut parts = value.split('.');
+        let (Some(user), Some(nonce), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        self.link_mac_ok(mac, &format!("binding:{purpose}"), &[user, nonce])
+            .ok()
+            .filter(|ok| *ok)?;
+        super::links::unb64(user).ok().map(UserId::new)
+    }
+
     /// The account, if it may gain lasting credentials (API keys, passkeys, linked identities,
     /// second factors, roles): active, with its address proven. Read from the store, not the
     /// user cache. Routers call it before starting a ceremony whose end would add one.
@@ -433,6 +486,112 @@ impl<U: AuthUser> AuthService<U> {
             return Err(not_proven("a way to sign in or act for it"));
         }
         Ok(user)
+    }
+
+    /// "Secure my account": ends every session but `keep_session`, revokes every API key, and
+    /// removes the passkeys and linked identities whose ids are not in `keep_passkeys` /
+    /// `keep_identities`, in one call, with `AccountSecured` (audited). The second factor and
+    /// the password stay (change the password first if it may be known). Refused, with nothing
+    /// removed, when it would leave the account no way in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] (`last_sign_in_method`) when nothing would be left to sign in
+    /// with; [`Error::UserNotFound`]; [`Error::Backend`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?.with_api_keys(MemoryApiKeyStore::new());
+    /// let user = auth.register("sec@example.com", "violet-otter-sings-42").await?;
+    /// auth.prove_address(&user.id, AddressProof::InSession).await?;
+    /// let stolen = auth.login("sec@example.com", "violet-otter-sings-42").await?;
+    /// let key = auth.create_api_key(&ApiKeyOwner::User(user.id.clone()), NewApiKey::new("left behind")).await?;
+    /// let mine = auth.login("sec@example.com", "violet-otter-sings-42").await?;
+    /// let keep = auth.verify_access(mine.access_token()).await?.family;
+    /// let report = auth.secure_account(&user.id, keep.as_deref(), &[], &[]).await?;
+    /// assert_eq!(report.api_keys, 1);
+    /// assert!(auth.authenticate(stolen.access_token()).await.is_err());
+    /// assert!(auth.authenticate(mine.access_token()).await.is_ok());
+    /// assert!(auth.authenticate_api_key(key.key.expose_secret(), None).await.is_err());
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn secure_account(
+        &self,
+        user_id: &UserId,
+        keep_session: Option<&str>,
+        keep_passkeys: &[String],
+        keep_identities: &[String],
+    ) -> Result<ClaimReport> {
+        let ways = self.ways_in(user_id).await?;
+        let password = self
+            .uncached_users
+            .find_by_id(user_id)
+            .await?
+            .ok_or(Error::UserNotFound)?
+            .password_hash()
+            .is_some_and(|h| crate::is_password_usable(Some(h)));
+        let kept_passkeys = ways
+            .passkeys
+            .iter()
+            .filter(|p| keep_passkeys.contains(&p.id))
+            .count();
+        let kept_identities = ways
+            .identities
+            .iter()
+            .filter(|i| keep_identities.contains(&i.id))
+            .count();
+        if !password && kept_passkeys == 0 && kept_identities == 0 {
+            return Err(super::ways_in::last_way_in("keep"));
+        }
+        let mut report = ClaimReport {
+            sessions: self.tokens.revoke_all(user_id, keep_session).await?,
+            ..ClaimReport::default()
+        };
+        if self.api_keys.is_some() {
+            let owner = ApiKeyOwner::User(user_id.clone());
+            for key in self.list_api_keys(&owner).await? {
+                if self.revoke_api_key(&owner, &key.id).await? {
+                    report.api_keys += 1;
+                }
+            }
+        }
+        for passkey in &ways.passkeys {
+            if !keep_passkeys.contains(&passkey.id)
+                && let Some(backend) = &self.passkeys
+                && backend.remove(user_id, &passkey.id).await?
+            {
+                report.passkeys += 1;
+                self.events
+                    .emit(AuthEvent::PasskeyRemoved {
+                        user_id: user_id.clone(),
+                        passkey_id: passkey.id.clone(),
+                    })
+                    .await;
+            }
+        }
+        for identity in &ways.identities {
+            if !keep_identities.contains(&identity.id)
+                && let Some(store) = &self.identities
+                && store.delete(user_id, &identity.id).await?
+            {
+                report.identities += 1;
+                self.events
+                    .emit(AuthEvent::IdentityUnlinked {
+                        user_id: user_id.clone(),
+                        provider: identity.provider.clone(),
+                    })
+                    .await;
+            }
+        }
+        tracing::info!(user_id = %user_id, removed = ?report.removed(), "account secured by its owner");
+        self.events
+            .emit(AuthEvent::AccountSecured {
+                user_id: user_id.clone(),
+                removed: report.removed(),
+            })
+            .await;
+        Ok(report)
     }
 
     /// Records that the account's address is proven, and settles whose account it is. With

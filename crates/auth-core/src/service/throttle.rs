@@ -1,7 +1,8 @@
 //! The one throttle: namespaced limiter keys and attempts reserved before the work they guard.
 //!
 //! Every limiter key starts with the name of the throttle that owns it (`login:`, `ip:`,
-//! `signup:`, `reset:`, `reauth:`, and auth-mfa's `mfa:`), and what a client typed only ever
+//! `signup:`, `reset:`, `reauth:`, `magic:`, `magic-code:`, `magic-guess:`, `mail:`, and
+//! auth-mfa's `mfa:`), and what a client typed only ever
 //! ends up *after* that prefix, canonicalised or hashed: a login as `ip:127.0.0.1` or `mfa:42`
 //! is the key `login:#<sha-256>`, never another throttle's key.
 
@@ -131,6 +132,42 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// After a failed attempt that used a key's last attempt: the key is now locked.
+    /// Counts one mail a client makes the service send, per client address across the
+    /// addresses mailed (`mail:<bucket>`, on the mail limiter), before the work. The address
+    /// comes from `ip`, else from the request's [`crate::RequestContext`]; without one nothing
+    /// is counted here (the per-address throttles still hold).
+    pub(super) async fn throttle_mail(&self, ip: Option<IpAddr>) -> Result<()> {
+        let ip = ip.or_else(|| crate::RequestContext::current().and_then(|c| c.meta.ip));
+        if let Some(ip) = ip {
+            let key = format!("mail:{}", client_bucket(ip));
+            let grant = self.reserve(self.mail_limiter.as_ref(), &key).await?;
+            if grant.last {
+                self.locked(self.mail_limiter.as_ref(), &key).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A mail about to be sent to the account's own address on a signed-in request
+    /// (verification, email change): counted per client like every other mail.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RateLimited`].
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// let client = SessionMeta::new().with_ip("203.0.113.5".parse().unwrap());
+    /// for _ in 0..20 { RequestContext::new(client.clone()).scope(auth.reserve_mail()).await?; }
+    /// assert!(matches!(RequestContext::new(client).scope(auth.reserve_mail()).await, Err(Error::RateLimited { .. })));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn reserve_mail(&self) -> Result<()> {
+        self.throttle_mail(None).await
+    }
+
     pub(crate) async fn locked(&self, limiter: &dyn RateLimiter, key: &str) {
         let retry_after: Duration = limiter.policy().lockout();
         tracing::warn!(key = %redact_identifier(key), retry_after_s = retry_after.as_secs(), "rate limit key locked");

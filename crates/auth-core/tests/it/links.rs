@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_core::ephemeral::MemoryChallengeStore;
+use auth_core::ephemeral::{MemoryCeremonyStore, MemoryChallengeStore};
 use auth_core::*;
 use auth_testkit::TestHasher;
 
@@ -26,7 +26,8 @@ fn service(clock: &FixedClock) -> (AuthService, Mail) {
     )
     .unwrap()
     .with_clock(clock.clone())
-    .with_challenge_store(MemoryChallengeStore::new());
+    .with_challenge_store(MemoryChallengeStore::new())
+    .with_ceremony_store(MemoryCeremonyStore::new());
     let mail: Mail = Arc::default();
     for kind in [
         AuthEventKind::EmailChangeRequested,
@@ -163,18 +164,20 @@ async fn sign_in_links_expire_and_keep_the_second_factor() {
     let (auth, mail) = service(&clock);
     auth.register("m@example.com", PASSWORD).await.unwrap();
 
-    auth.request_magic_link("m@example.com", &SessionMeta::new())
+    let flow = auth
+        .request_magic_link("m@example.com", &SessionMeta::new())
         .await
         .unwrap();
+    let flow = flow.expose_secret();
     let (token, code) = magic(&mail).await;
     clock.advance(MAGIC_LINK_LIFETIME);
     assert!(matches!(
-        auth.sign_in_with_magic_link(&token, LoginOptions::new())
+        auth.sign_in_with_magic_link(&token, flow, LoginOptions::new())
             .await,
         Err(Error::TokenExpired)
     ));
     assert!(matches!(
-        auth.sign_in_with_code("m@example.com", &code, LoginOptions::new())
+        auth.sign_in_with_code("m@example.com", &code, flow, LoginOptions::new())
             .await,
         Err(Error::InvalidCredentials)
     ));
@@ -194,20 +197,21 @@ async fn sign_in_links_expire_and_keep_the_second_factor() {
         }
     }
     let guarded = auth.clone().with_second_factor(Everyone);
-    guarded
+    let flow = guarded
         .request_magic_link("m@example.com", &SessionMeta::new())
         .await
         .unwrap();
     let (token, _) = magic(&mail).await;
     assert!(matches!(
         guarded
-            .sign_in_with_magic_link(&token, LoginOptions::new())
+            .sign_in_with_magic_link(&token, flow.expose_secret(), LoginOptions::new())
             .await,
         Ok(LoginOutcome::Challenge(_))
     ));
 
     // A deactivated account gets nothing mailed, and its live link stops working.
-    auth.request_magic_link("m@example.com", &SessionMeta::new())
+    let flow = auth
+        .request_magic_link("m@example.com", &SessionMeta::new())
         .await
         .unwrap();
     let (token, _) = magic(&mail).await;
@@ -218,7 +222,7 @@ async fn sign_in_links_expire_and_keep_the_second_factor() {
         .unwrap();
     auth.set_active(&user.id, false).await.unwrap();
     assert!(
-        auth.sign_in_with_magic_link(&token, LoginOptions::new())
+        auth.sign_in_with_magic_link(&token, flow.expose_secret(), LoginOptions::new())
             .await
             .is_err()
     );
@@ -264,10 +268,97 @@ async fn without_a_store_or_a_secret_the_flows_say_what_is_missing() {
         MemoryTokenBackend::new(),
     )
     .unwrap()
-    .with_challenge_store(MemoryChallengeStore::new());
+    .with_ceremony_store(MemoryCeremonyStore::new());
     let err = unsigned
         .request_magic_link("x@example.com", &SessionMeta::new())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("AUTH_SIGNING_SECRET"), "{err}");
+}
+
+/// A code or link works only with the flow of the request that asked for it; the next request
+/// for the address replaces the live one; three wrong codes of the right flow end it, and a
+/// wrong flow spends none of them; the owner's first sign-in by code proves the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_are_bound_to_their_request() {
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let (auth, mail) = service(&clock);
+    auth.register("b@example.com", PASSWORD).await.unwrap();
+    let code_of = |flow: &SecretString, code: &str| {
+        let auth = auth.clone();
+        let (flow, code) = (flow.expose_secret().to_owned(), code.to_owned());
+        async move {
+            auth.sign_in_with_code("b@example.com", &code, &flow, LoginOptions::new())
+                .await
+        }
+    };
+    let wrong = |code: &str| if code == "000000" { "111111" } else { "000000" }.to_owned();
+
+    // A bystander's flow (asked for another address, or this one elsewhere) opens nothing.
+    let mine = auth
+        .request_magic_link("b@example.com", &SessionMeta::new())
+        .await
+        .unwrap();
+    let (token, code) = magic(&mail).await;
+    let other = auth
+        .request_magic_link("nobody@example.com", &SessionMeta::new())
+        .await
+        .unwrap();
+    assert!(code_of(&other, &code).await.is_err());
+    assert!(
+        auth.sign_in_with_magic_link(&token, other.expose_secret(), LoginOptions::new())
+            .await
+            .is_err()
+    );
+    assert!(
+        auth.sign_in_with_magic_link(&token, "", LoginOptions::new())
+            .await
+            .is_err()
+    );
+    // ...and spent none of the guesses: two wrong codes, then the right one.
+    for _ in 0..2 {
+        assert!(code_of(&mine, &wrong(&code)).await.is_err());
+    }
+    assert!(matches!(
+        code_of(&mine, &code).await,
+        Ok(LoginOutcome::Session(_))
+    ));
+
+    // Three wrong codes end the request: the right one no longer works.
+    let flow = auth
+        .request_magic_link("b@example.com", &SessionMeta::new())
+        .await
+        .unwrap();
+    let (_, code) = magic(&mail).await;
+    for _ in 0..MAGIC_CODE_GUESSES {
+        assert!(code_of(&flow, &wrong(&code)).await.is_err());
+    }
+    assert!(code_of(&flow, &code).await.is_err(), "dead after three");
+
+    // (The wrong codes so far also count against the address: lift that lockout.)
+    let user = auth
+        .find_user_by_email("b@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    auth.unlock(&user.id, &[]).await.unwrap();
+    // A new request replaces the live one: the older code and link stop working.
+    let first = auth
+        .request_magic_link("b@example.com", &SessionMeta::new())
+        .await
+        .unwrap();
+    let (first_token, first_code) = magic(&mail).await;
+    let second = auth
+        .request_magic_link("b@example.com", &SessionMeta::new())
+        .await
+        .unwrap();
+    let (_, second_code) = magic(&mail).await;
+    assert!(code_of(&first, &first_code).await.is_err());
+    assert!(
+        auth.sign_in_with_magic_link(&first_token, first.expose_secret(), LoginOptions::new())
+            .await
+            .is_err()
+    );
+    let last = code_of(&second, &second_code).await;
+    assert!(matches!(last, Ok(LoginOutcome::Session(_))), "{last:?}");
 }

@@ -160,8 +160,10 @@
     if (r.status === 204) {
       K.say($("password-errors"), []);
       $("password-form").reset();
-      $("password-status").textContent = "Your password was changed. Your other devices were signed out.";
+      $("password-status").textContent = "Your password was changed. Your other devices were signed out. If someone else may have used your account, also secure it below: API keys, passkeys and connected accounts stay until you do.";
       sessions();
+      secureChoices();
+      $("secure-card").scrollIntoView({ block: "nearest" });
       return;
     }
     K.say($("password-errors"), K.problems(r, { ...fresh, 401: "Your current password is not right." }));
@@ -229,5 +231,35 @@
     }
   }
 
-  me().then(() => Promise.all([passkeys(), mfa(), sessions(), identities()]));
+  // "Secure my account": what to keep, from the passkeys and connected accounts listed now.
+  async function secureChoices() {
+    const [p, i] = await Promise.all([K.api("GET", "/auth/passkeys"), K.api("GET", "/auth/identities")]);
+    const items = [];
+    for (const x of (p.status === 200 ? p.data.passkeys : [])) { items.push(["passkey", x.id, "Passkey: " + x.name]); }
+    for (const x of (i.status === 200 ? i.data.identities : [])) { items.push(["identity", x.id, "Connected account: " + x.provider + (x.email ? " (" + x.email + ")" : "")]); }
+    $("secure-keep-list").replaceChildren(...items.map(([kind, id, text]) => {
+      const label = document.createElement("label");
+      label.className = "check";
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", name: kind, value: id });
+      label.append(box, " " + text);
+      return label;
+    }));
+    $("secure-keep").hidden = items.length === 0;
+  }
+  $("secure-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const kept = (kind) => [...document.querySelectorAll("#secure-keep-list input[name=" + kind + "]:checked")].map((b) => b.value);
+    $("secure").disabled = true;
+    const r = await K.api("POST", "/auth/account/secure", { keep_passkeys: kept("passkey"), keep_identities: kept("identity") });
+    $("secure").disabled = false;
+    if (r.status === 200) {
+      K.say($("secure-errors"), []);
+      $("secure-status").textContent = "Done: " + r.data.sessions_ended + " other sessions ended, " + r.data.api_keys_revoked + " API keys revoked, " + r.data.passkeys_removed + " passkeys and " + r.data.identities_removed + " connected accounts removed.";
+      passkeys(); sessions(); identities(); secureChoices();
+      return;
+    }
+    K.say($("secure-errors"), K.problems(r, { ...fresh, 422: "Keep at least one way to sign in: this account has no password." }));
+  });
+
+  me().then(() => Promise.all([passkeys(), mfa(), sessions(), identities(), secureChoices()]));
 }());

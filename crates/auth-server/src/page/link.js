@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const token = new URLSearchParams(location.search).get("token") || "";
+  let token = new URLSearchParams(location.search).get("token") || "";
   // The token is in memory now: take it out of the address bar and the history.
   history.replaceState(null, "", location.pathname);
 
@@ -30,7 +30,11 @@
       button: "Confirm my address",
       path: "/auth/email/verify/confirm",
       body: () => ({ token }),
+      // Confirmed from another browser than the one that asked: whatever was set up on the
+      // account before (its password too) is gone, and the owner chooses a password now.
+      next: (d) => (d.reset_token ? { page: "reset-password", token: d.reset_token } : null),
       done: () => "Your email address is confirmed. Thank you.",
+      then: "Your email address is confirmed. For your safety, everything set up on this account before it was confirmed was removed, its password too: choose a password now.",
     },
     "confirm-email-change": {
       title: "Confirm your new email address",
@@ -39,6 +43,7 @@
       button: "Confirm the change",
       path: "/auth/email/change/confirm",
       body: () => ({ token }),
+      refused: "Open this link in the browser where you asked for the change, signed in to your account.",
       done: (d) => "Done: your account's email address is now " + (d.email || "the new one") + ".",
     },
     "cancel-email-change": {
@@ -52,23 +57,28 @@
     },
   };
 
-  const page = PAGES[document.querySelector("main").dataset.page];
-  // The password policy's rules, where a new password is chosen.
-  document.getElementById("hints").hidden = !page.fields.some((f) => f.autocomplete === "new-password");
-  document.title = page.title;
-  $("title").textContent = page.title;
-  $("description").textContent = page.description;
-  $("submit").textContent = page.button;
-  for (const f of page.fields) {
-    const label = document.createElement("label");
-    const input = document.createElement("input");
-    input.name = f.name;
-    input.type = f.type;
-    input.required = true;
-    input.autocomplete = f.autocomplete;
-    label.append(f.label, input);
-    $("fields").append(label);
+  let page = PAGES[document.querySelector("main").dataset.page];
+  // Lays the page out for `page` (again when one page leads to another).
+  function render(description) {
+    // The password policy's rules, where a new password is chosen.
+    document.getElementById("hints").hidden = !page.fields.some((f) => f.autocomplete === "new-password");
+    document.title = page.title;
+    $("title").textContent = page.title;
+    $("description").textContent = description || page.description;
+    $("submit").textContent = page.button;
+    $("fields").replaceChildren();
+    for (const f of page.fields) {
+      const label = document.createElement("label");
+      const input = document.createElement("input");
+      input.name = f.name;
+      input.type = f.type;
+      input.required = true;
+      input.autocomplete = f.autocomplete;
+      label.append(f.label, input);
+      $("fields").append(label);
+    }
   }
+  render();
 
   function show(messages) {
     const list = $("errors");
@@ -113,7 +123,20 @@
       return;
     }
     $("submit").disabled = false;
-    if (status >= 200 && status < 300) { finish(page.done(data)); return; }
+    if (status >= 200 && status < 300) {
+      const next = page.next ? page.next(data) : null;
+      if (next) {
+        const said = page.then;
+        page = PAGES[next.page];
+        token = next.token;
+        render(said);
+        show([]);
+        return;
+      }
+      finish(page.done(data));
+      return;
+    }
+    if (status === 403 && page.refused) { finish(page.refused); return; }
     if (status === 401 || status === 403 || status === 404) { finish(SPENT); return; }
     if (status === 409) { show(["Another account uses this address now."]); return; }
     if (status === 422 && Array.isArray(data.errors)) { show(data.errors.map((e) => e.message)); return; }

@@ -1,5 +1,7 @@
-// The sign-in page: password, passkey (button and autofill), the second step (TOTP, recovery
-// code or passkey), and asking for a reset link. A session goes to /account.
+// The sign-in page: password, passkey (button and autofill), a code or link by email (bound to
+// this browser by an HttpOnly cookie), the second step (TOTP, recovery code or passkey), and
+// asking for a reset link. It is also /magic-link, where a mailed sign-in link lands. A session
+// goes to /account.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -8,8 +10,8 @@
   let autofill = null; // the pending conditional request, aborted before a modal one
 
   function show(step) {
-    for (const id of ["password-step", "code-step", "reset-step"]) { $(id).hidden = id !== step; }
-    const focus = { "password-step": "email", "code-step": "code", "reset-step": "reset-email" }[step];
+    for (const id of ["password-step", "code-step", "reset-step", "magic-step"]) { $(id).hidden = id !== step; }
+    const focus = { "password-step": "email", "code-step": "code", "reset-step": "reset-email", "magic-step": "magic-email" }[step];
     $(focus).focus();
   }
 
@@ -102,6 +104,43 @@
     }
   }
 
+  // A code or link by email: asked for here, so only this browser holds the flow it is bound to.
+  $("email-code").addEventListener("click", () => {
+    $("magic-email").value = $("email").value;
+    $("magic-form").hidden = true;
+    $("magic-request").hidden = false;
+    $("magic-status").textContent = "";
+    K.say($("magic-errors"), []);
+    show("magic-step");
+  });
+  $("magic-back").addEventListener("click", () => show("password-step"));
+  $("magic-request").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const email = $("magic-email").value.trim();
+    if (!email) { K.say($("magic-errors"), ["Enter your email address."]); return; }
+    $("magic-send").disabled = true;
+    const r = await K.raw("POST", "/auth/magic-link/request", { email });
+    $("magic-send").disabled = false;
+    if (r.status !== 202) { K.say($("magic-errors"), K.problems(r)); return; }
+    K.say($("magic-errors"), []);
+    $("magic-status").textContent = "If an account uses this address, a code is on its way. Enter it here, or open the link in this browser.";
+    $("magic-request").hidden = true;
+    $("magic-form").hidden = false;
+    $("magic-code").focus();
+  });
+  $("magic-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const code = $("magic-code").value.trim();
+    if (!code) { K.say($("magic-errors"), ["Enter the code."]); return; }
+    $("magic-verify").disabled = true;
+    const r = await K.raw("POST", "/auth/magic-link/verify", { email: $("magic-email").value.trim(), code });
+    $("magic-verify").disabled = false;
+    answer(r, $("magic-errors"));
+    if (r.status === 401) {
+      K.say($("magic-errors"), ["That code is not right, or it expired. After three wrong codes, ask for a new one."]);
+    }
+  });
+
   $("forgot").addEventListener("click", () => { $("reset-email").value = $("email").value; show("reset-step"); });
   $("reset-back").addEventListener("click", () => show("password-step"));
   $("back").addEventListener("click", () => { mfaToken = null; show("password-step"); });
@@ -146,6 +185,22 @@
     } else {
       K.raw("POST", "/auth/oauth/exchange", { code: back.get("code") }).then((r) => answer(r, $("login-errors")));
     }
+  }
+
+  // A mailed sign-in link: /magic-link?token=… in the browser that asked for it.
+  if (location.pathname === "/magic-link") {
+    const token = back.get("token") || "";
+    history.replaceState(null, "", "/login"); // the token is in memory now
+    if (token) {
+      K.raw("POST", "/auth/magic-link/verify", { token }).then((r) => {
+        if (r.status === 401) {
+          K.say($("login-errors"), ["This sign-in link works once, for 10 minutes, and only in the browser where it was asked for. Open it there, or ask for a new one here."]);
+          return;
+        }
+        answer(r, $("login-errors"));
+      });
+    }
+    return;
   }
 
   if (K.session.get()) {
