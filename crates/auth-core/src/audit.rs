@@ -415,6 +415,9 @@ pub struct AuditQuery {
     /// Its email: entries about attempts on that address (failed logins, lockouts) are
     /// included.
     pub email: Option<String>,
+    /// Attempts on `email` only from this instant on: when the account came to hold the
+    /// address, so a later owner of an address never sees an earlier owner's attempts.
+    pub email_since: Option<OffsetDateTime>,
     /// Only entries strictly before this instant (for the next page).
     pub before: Option<OffsetDateTime>,
     /// Only entries of these kinds (all when empty).
@@ -437,6 +440,7 @@ impl AuditQuery {
         Self {
             user_id,
             email: None,
+            email_since: None,
             before: None,
             kinds: Vec::new(),
             limit: 50,
@@ -452,6 +456,19 @@ impl AuditQuery {
     #[must_use]
     pub fn with_email(mut self, email: impl Into<String>) -> Self {
         self.email = Some(email.into());
+        self
+    }
+
+    /// The attempts on the email only from `instant` on.
+    ///
+    /// ```
+    /// # use auth_core::{AuditQuery, UserId};
+    /// let q = AuditQuery::for_user(UserId::new("1")).with_email("a@b.c").email_since(time::OffsetDateTime::UNIX_EPOCH);
+    /// assert!(q.email_since.is_some());
+    /// ```
+    #[must_use]
+    pub fn email_since(mut self, instant: OffsetDateTime) -> Self {
+        self.email_since = Some(instant);
         self
     }
 
@@ -506,7 +523,8 @@ impl AuditQuery {
         let mine = entry.user_id.as_ref() == Some(&self.user_id)
             || (entry.user_id.is_none()
                 && self.email.is_some()
-                && entry.identifier.as_deref() == self.email.as_deref());
+                && entry.identifier.as_deref() == self.email.as_deref()
+                && self.email_since.is_none_or(|since| entry.at >= since));
         mine && self.before.is_none_or(|b| entry.at < b)
             && (self.kinds.is_empty() || self.kinds.contains(&entry.kind))
     }

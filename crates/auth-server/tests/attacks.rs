@@ -1583,6 +1583,53 @@ async fn new_ways_in_are_told_and_secure_my_account_removes_them(target: Target)
     assert_eq!(s.get("/auth/me", Some(&owner)).await.status, 200);
 }
 
+/// Finding: `/auth/activity` showed a later owner of an address the earlier owner's failed
+/// sign-ins, with their IP and user agent. Now attempts on the address are listed only from
+/// when the account came to hold it (its creation, an email change onto it, or a claim).
+async fn activity_shows_only_the_addresss_time_with_this_account(target: Target) {
+    let Some(s) = server(target, &[]).await else {
+        return;
+    };
+    s.register("ann@example.com", "198.51.100.95").await;
+    for _ in 0..3 {
+        assert_eq!(
+            s.login("ann@example.com", "not-her-password-1", "198.51.100.96")
+                .await
+                .status,
+            401
+        );
+    }
+    let out = common::cli_ok(
+        &s.database_url,
+        &["user", "delete", "ann@example.com", "--yes"],
+    );
+    assert!(out.contains("deleted"), "{out}");
+    // A new person registers the freed address.
+    let later = s.register("ann@example.com", "203.0.113.97").await;
+    let a = s.get("/auth/activity", Some(&later)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let entries = a.body["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["kind"] != "user_login_failed" && e["ip"] != "198.51.100.96"),
+        "the earlier owner's attempts stay out: {entries:?}"
+    );
+    // The new owner's own failed attempts on the address are listed.
+    s.login("ann@example.com", "a-wrong-guess-7", "203.0.113.98")
+        .await;
+    let a = s.get("/auth/activity", Some(&later)).await;
+    assert!(
+        a.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "user_login_failed" && e["ip"] == "203.0.113.98"),
+        "{}",
+        a.body
+    );
+}
+
 macro_rules! on_every_database {
     ($($attack:ident),* $(,)?) => {
         mod sqlite {
@@ -1632,4 +1679,5 @@ on_every_database!(
     sign_in_codes_are_bound_to_their_request,
     hashing_sheds_load_and_shares_fairly,
     new_ways_in_are_told_and_secure_my_account_removes_them,
+    activity_shows_only_the_addresss_time_with_this_account,
 );

@@ -209,9 +209,14 @@ impl AuditStore for DbAuditStore {
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let mut mine = Expr::col(AuthAuditLog::UserId).eq(query.user_id.as_str());
         if let Some(email) = &query.email {
-            mine = mine.or(Expr::col(AuthAuditLog::UserId)
+            let mut attempts = Expr::col(AuthAuditLog::UserId)
                 .is_null()
-                .and(Expr::col(AuthAuditLog::Identifier).eq(email.as_str())));
+                .and(Expr::col(AuthAuditLog::Identifier).eq(email.as_str()));
+            if let Some(since) = query.email_since {
+                attempts =
+                    attempts.and(Expr::col(AuthAuditLog::AtUs).gte(auth_core::unix_micros(since)));
+            }
+            mine = mine.or(attempts);
         }
         let mut select = Query::select();
         select

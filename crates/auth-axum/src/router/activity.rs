@@ -70,7 +70,25 @@ pub(super) async fn activity<U: AuthUser>(
     let Some(audit) = &state.audit else {
         return Err(auth_core::Error::Unsupported("no audit log is configured".into()).into());
     };
-    let entries = audit.list(&page.query(&user)?).await?;
+    // Attempts on the address only from when this account came to hold it (its creation, or
+    // the email change or claim that gave it the address): a later owner of an address never
+    // sees an earlier owner's failed sign-ins, their addresses or their devices.
+    let held_since = audit
+        .list(
+            &AuditQuery::for_user(user.id().clone())
+                .kinds([
+                    auth_core::AuthEventKind::UserRegistered,
+                    auth_core::AuthEventKind::EmailChanged,
+                    auth_core::AuthEventKind::AccountClaimed,
+                ])
+                .limit(1),
+        )
+        .await?
+        .first()
+        .map(|e| e.at);
+    let mut query = page.query(&user)?;
+    query.email_since = Some(held_since.unwrap_or(time::OffsetDateTime::UNIX_EPOCH));
+    let entries = audit.list(&query).await?;
     let list: Vec<Value> = entries.iter().map(|e| entry_json(e, false)).collect();
     Ok(Json(json!({"entries": list})).into_response())
 }

@@ -98,6 +98,18 @@ impl Admission {
         }
     }
 
+    /// Whether `client` would find a place now (no place is taken): for callers that do other
+    /// work (throttle writes) before they hash, so a shed caller costs nothing.
+    fn has_room(&self, client: Option<&str>) -> bool {
+        let Ok(q) = self.state.lock() else {
+            return false;
+        };
+        q.waiting < self.max_waiting
+            && (self.per_client == usize::MAX
+                || client
+                    .is_none_or(|c| q.by_client.get(c).copied().unwrap_or(0) < self.per_client))
+    }
+
     /// A place in the queue for `client`, or `Overloaded`.
     fn enter(self: &Arc<Self>, client: Option<String>) -> Result<Ticket> {
         let client = client.filter(|_| self.per_client != usize::MAX);
@@ -421,6 +433,31 @@ impl PasswordHashing {
     /// ```
     pub async fn dummy_verify(&self, password: &str) -> Result<()> {
         self.verify(password, None).await.map(|_| ())
+    }
+
+    /// Fails with [`Error::Overloaded`] when the current request's client (from its
+    /// [`crate::RequestContext`]) would be shed by the hasher's queue now: a cheap check before
+    /// a flow's other work, so a flood of shed requests costs no throttle writes. The place is
+    /// not reserved; the hash itself may still be shed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Overloaded`].
+    ///
+    /// ```
+    /// # use auth_core::PasswordHashing;
+    /// let h = PasswordHashing::new(auth_testkit::TestHasher::fast()).unwrap();
+    /// assert!(h.check_room().is_ok());
+    /// ```
+    pub fn check_room(&self) -> Result<()> {
+        let client = crate::RequestContext::current()
+            .and_then(|c| c.meta.ip)
+            .map(crate::client_bucket);
+        if self.admission.has_room(client.as_deref()) {
+            Ok(())
+        } else {
+            Err(overloaded())
+        }
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {

@@ -185,6 +185,8 @@ impl<U: AuthUser> AuthService<U> {
             .clone()
             .unwrap_or_else(|| throttle::opaque(email));
         let client = options.meta.ip.map(client_bucket);
+        // A login the hasher would shed now is answered before any throttle write.
+        self.hashing.check_room()?;
         let login_key = throttle::login_key(&identifier, client.as_deref());
         let ip_key = match (&self.ip_limiter, &client) {
             (Some(limiter), Some(c)) => Some((Arc::clone(limiter), format!("ip:{c}"))),
