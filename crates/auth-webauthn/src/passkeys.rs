@@ -598,19 +598,16 @@ impl PasskeyBackend for WebauthnPasskeys {
                 Ok(out)
             }
             PasskeyTarget::Decoy(seed) => {
-                // Shaped like an account's options: one allowed credential (derived from the
-                // seed, held by no authenticator), no mediation, no extensions.
+                // Shaped like an account's options: allowed credentials (derived from the
+                // seed, held by no authenticator: one or two, of the lengths and transports
+                // real authenticators give), no mediation, no extensions.
                 let (options, _) = webauthn
                     .start_discoverable_authentication()
                     .map_err(failed)?;
                 let mut public_key = Self::public_key(&options)?;
                 if let Some(map) = public_key.as_object_mut() {
                     map.remove("extensions");
-                    let id = decoy_credential_id(seed);
-                    map.insert(
-                        "allowCredentials".into(),
-                        serde_json::json!([{ "type": "public-key", "id": b64(&id) }]),
-                    );
+                    map.insert("allowCredentials".into(), decoy_credentials(seed));
                 }
                 let key = self.open(&Ceremony::Decoy, None).await?;
                 Ok(PasskeyOptions::new(key, public_key))
@@ -695,11 +692,48 @@ impl PasskeyBackend for WebauthnPasskeys {
     }
 }
 
-/// 32 bytes from `seed` (already a MAC under the service's secret).
-fn decoy_credential_id(seed: &str) -> Vec<u8> {
-    let hex = random::sha256_hex(&format!("auth-webauthn/decoy:{seed}"));
-    (0..hex.len())
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
+/// `len` bytes derived from `seed` (already a MAC under the service's secret) and `label`.
+fn derived_bytes(seed: &str, label: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut block = 0u32;
+    while out.len() < len {
+        let hex = random::sha256_hex(&format!("auth-webauthn/decoy:{label}:{block}:{seed}"));
+        out.extend(
+            (0..hex.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()),
+        );
+        block += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// The credential ids lengths real authenticators use (platform passkeys 16 to 32 bytes,
+/// security keys 48 to 64 and more), weighted towards the common ones.
+const DECOY_ID_LENGTHS: [usize; 8] = [16, 20, 32, 32, 48, 64, 64, 96];
+
+/// What transports real entries carry (none, when the authenticator did not say).
+const DECOY_TRANSPORTS: [&[&str]; 4] =
+    [&["hybrid", "internal"], &["internal"], &["nfc", "usb"], &[]];
+
+/// An address's decoy `allowCredentials`: one or two entries, stable for the address, each of a
+/// length and with transports drawn from what real authenticators give, so their count and
+/// shape do not tell an address without passkeys from one with them.
+fn decoy_credentials(seed: &str) -> Value {
+    let shape = derived_bytes(seed, "shape", 8);
+    let count = if shape[0].is_multiple_of(3) { 2 } else { 1 };
+    let entries: Vec<Value> = (0..count)
+        .map(|i| {
+            let len = DECOY_ID_LENGTHS[usize::from(shape[1 + i]) % DECOY_ID_LENGTHS.len()];
+            let id = derived_bytes(seed, &format!("id{i}"), len);
+            let transports = DECOY_TRANSPORTS[usize::from(shape[4 + i]) % DECOY_TRANSPORTS.len()];
+            let mut entry = serde_json::json!({ "type": "public-key", "id": b64(&id) });
+            if !transports.is_empty() {
+                entry["transports"] = serde_json::json!(transports);
+            }
+            entry
+        })
+        .collect();
+    Value::Array(entries)
 }

@@ -616,17 +616,45 @@ async fn no_enumeration(stores: Stores) {
     assert_eq!(keys(&real.public_key), keys(&fake.public_key));
     assert_eq!(real.mediation, fake.mediation);
     assert_eq!(
-        fake.public_key["allowCredentials"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
         fake.public_key["allowCredentials"], again.public_key["allowCredentials"],
         "the decoy is stable"
     );
     assert_ne!(real.public_key["challenge"], fake.public_key["challenge"]);
+    // Across addresses, decoys vary as real lists do: one or two entries, ids of the lengths
+    // real authenticators use, entries with the same fields as a real one.
+    let real_fields: Vec<String> = real.public_key["allowCredentials"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "transports")
+        .cloned()
+        .collect();
+    let (mut counts, mut lengths) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for i in 0..40 {
+        let decoy = options_for(&rig, &format!("nobody{i}@example.com")).await;
+        let list = decoy.public_key["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .clone();
+        counts.insert(list.len());
+        for entry in &list {
+            let fields: Vec<String> = entry
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "transports")
+                .cloned()
+                .collect();
+            assert_eq!(fields, real_fields);
+            let id = entry["id"].as_str().unwrap();
+            lengths.insert(id.len() * 3 / 4);
+        }
+    }
+    assert_eq!(counts, [1, 2].into(), "one or two entries");
+    assert!(lengths.len() >= 4, "several id lengths: {lengths:?}");
 }
 
 /// The last way into an account without a password stays; deleting the account deletes its

@@ -41,16 +41,14 @@ fn exchange_cookie<U: AuthUser>(
     max_age: u32,
 ) -> Option<HeaderValue> {
     let oauth = state.oauth.as_ref()?;
-    let secure = if oauth.callback_url(provider).starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{EXCHANGE_COOKIE}={value}; Path={}/oauth/exchange; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-        state.options.mount
-    ))
-    .ok()
+    super::cookie::flow_cookie(
+        EXCHANGE_COOKIE,
+        value,
+        &format!("{}/oauth/exchange", state.options.mount),
+        u64::from(max_age),
+        "Lax",
+        oauth.callback_url(provider).starts_with("https://"),
+    )
 }
 
 fn cookie_name(provider: &str) -> String {
@@ -76,13 +74,14 @@ fn binding_cookie<U: AuthUser>(
     } else {
         "Lax"
     };
-    let secure = if https { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{}={value}; Path={}/oauth/{provider}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}",
-        cookie_name(provider),
-        state.options.mount
-    ))
-    .ok()
+    super::cookie::flow_cookie(
+        &cookie_name(provider),
+        value,
+        &format!("{}/oauth/{provider}", state.options.mount),
+        u64::from(max_age),
+        same_site,
+        https,
+    )
 }
 
 /// `redirect_to` with `key=value` added to its query.

@@ -145,8 +145,9 @@ impl<U: AuthUser> AuthService<U> {
     /// Options for signing in with a passkey. Without `email`: any discoverable credential
     /// (the authenticator names the account; conditional UI). With `email`: that account's
     /// passkeys, and for an address with no account or no passkey the same kind of answer,
-    /// listing a credential id derived from the address under the signing secret that no
-    /// authenticator holds (without a signing secret the address is ignored: discoverable
+    /// listing credential ids derived from the address under the signing secret that no
+    /// authenticator holds (auth-webauthn gives one or two, of the lengths and transports real
+    /// authenticators use, stable per address; without a signing secret the address is ignored: discoverable
     /// options for everyone, so the answer never tells whether an account exists).
     ///
     /// # Errors

@@ -56,6 +56,25 @@ impl Outbox {
         panic!("no mail to {to}")
     }
 
+    /// The 6-digit code of the last sign-in mail to `to`, waiting for delivery.
+    pub(crate) async fn sign_in_code(&self, to: &str) -> String {
+        for _ in 0..500 {
+            let found = self.0.lock().unwrap().iter().rev().find_map(|m| {
+                (m.to == to && m.subject == "Your sign-in link").then(|| {
+                    m.body
+                        .split("code: ")
+                        .nth(1)
+                        .map(|rest| rest[..6].to_owned())
+                })?
+            });
+            if let Some(code) = found {
+                return code;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no sign-in mail to {to}")
+    }
+
     /// The last 6-digit verification code sent to `to`.
     pub(crate) fn code(&self, to: &str) -> String {
         self.0
