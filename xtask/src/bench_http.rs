@@ -37,6 +37,7 @@ async fn serve_server(vars: &[(&str, &str)]) -> Result<String, String> {
             "bench-signing-secret-0123456789abcdef0123",
         ),
         ("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000"),
+        ("AUTH_LOGIN_RATE_LIMIT_ATTEMPTS", "1000000"),
     ];
     all.extend_from_slice(vars);
     let settings = auth_server::Settings::from_lookup(|n| {

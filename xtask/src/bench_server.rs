@@ -56,6 +56,7 @@ impl ServerProcess {
             .env("AUTH_SIGNING_SECRET", SECRET)
             .env("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000")
             .env("AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS", "1000000")
+            .env("AUTH_LOGIN_RATE_LIMIT_ATTEMPTS", "1000000")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in vars {

@@ -45,6 +45,19 @@ impl RateLimitPolicy {
         lockout: Duration::from_secs(3600),
     };
 
+    /// Successful logins one client address may make, across accounts: 300 in five minutes,
+    /// then five minutes' wait. Generous for a household or an office behind one address; a
+    /// flood of valid logins from one address stops there.
+    ///
+    /// ```
+    /// assert_eq!(auth_core::RateLimitPolicy::LOGINS.max_attempts(), 300);
+    /// ```
+    pub const LOGINS: Self = Self {
+        max_attempts: 300,
+        window: Duration::from_secs(300),
+        lockout: Duration::from_secs(300),
+    };
+
     /// Mail a client may make the service send, across addresses (sign-in links, resets,
     /// verifications, email changes): 20 an hour, then an hour's wait.
     ///

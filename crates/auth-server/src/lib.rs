@@ -29,6 +29,7 @@
 //! | `AUTH_TRUSTED_PROXIES` | none | addresses/CIDRs whose `X-Forwarded-For` is believed |
 //! | `AUTH_IP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 50 / 300 / 900 | failed logins per client IP |
 //! | `AUTH_SIGNUP_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 10 / 3600 / 3600 | sign-ups per client IP (`/auth/register` and onboarding alike) |
+//! | `AUTH_LOGIN_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 300 / 300 / 300 | successful logins per client IP across accounts; past it 429 before any password is checked |
 //! | `AUTH_MAIL_RATE_LIMIT_ATTEMPTS` / `_WINDOW` / `_LOCKOUT` | 20 / 3600 / 3600 | mail one client IP can make the server send, across addresses (sign-in links, resets, verifications, email changes) |
 //! | `AUTH_ONBOARDING_TOTP` | `optional` | the onboarding TOTP step: `required`, `optional` or `off` |
 //! | `AUTH_ONBOARDING_PROFILE_REQUIRED` / `_OPTIONAL` | `first_name,last_name` / `bio` | onboarding profile fields |
@@ -155,6 +156,8 @@ pub struct Settings {
     pub signup_rate_limit: auth::RateLimitPolicy,
     /// Mail one client may make the server send, across addresses (`AUTH_MAIL_RATE_LIMIT_*`).
     pub mail_rate_limit: auth::RateLimitPolicy,
+    /// Successful logins one client may make, across accounts (`AUTH_LOGIN_RATE_LIMIT_*`).
+    pub login_rate_limit: auth::RateLimitPolicy,
     /// The queue in front of the password hasher: callers that may wait, places one client
     /// address may hold, the longest wait (`AUTH_HASH_QUEUE`, `AUTH_HASH_QUEUE_PER_CLIENT`,
     /// `AUTH_HASH_QUEUE_WAIT_MS`).
@@ -478,6 +481,14 @@ impl Settings {
                 .max(1),
             Duration::from_millis(number("AUTH_HASH_QUEUE_WAIT_MS", 5_000)?),
         );
+        let login_rate_limit = policy(
+            [
+                "AUTH_LOGIN_RATE_LIMIT_ATTEMPTS",
+                "AUTH_LOGIN_RATE_LIMIT_WINDOW",
+                "AUTH_LOGIN_RATE_LIMIT_LOCKOUT",
+            ],
+            auth::RateLimitPolicy::LOGINS,
+        )?;
         let mail_rate_limit = policy(
             [
                 "AUTH_MAIL_RATE_LIMIT_ATTEMPTS",
@@ -601,6 +612,7 @@ impl Settings {
             ip_rate_limit,
             signup_rate_limit,
             mail_rate_limit,
+            login_rate_limit,
             hash_queue,
             onboarding_totp,
             onboarding_profile_required,
@@ -1013,6 +1025,7 @@ fn build(
     let ip_limiter = limiter_for(settings.ip_rate_limit);
     let signup_limiter = limiter_for(settings.signup_rate_limit);
     let mail_limiter = limiter_for(settings.mail_rate_limit);
+    let login_limiter = limiter_for(settings.login_rate_limit);
     // Per-user cut-offs must outlive every token they revoke: a refresh token lives at most
     // the absolute session lifetime, so a cut-off kept shorter could let `tokens cleanup`
     // revive a logged-out session.
@@ -1079,6 +1092,7 @@ fn build(
     .with_ip_rate_limiter(ip_limiter)
     .with_signup_rate_limiter(signup_limiter)
     .with_mail_rate_limiter(mail_limiter)
+    .with_login_rate_limiter(login_limiter)
     .with_hash_queue(
         settings.hash_queue.0,
         settings.hash_queue.1,

@@ -1616,6 +1616,44 @@ async fn activity_shows_only_the_addresss_time_with_this_account(target: Target)
     );
 }
 
+/// Finding: correct-password logins were never counted, so one address could sign in (and
+/// make the server hash) without end. Now successful logins are counted per client address
+/// across accounts, with a generous limit (`AUTH_LOGIN_RATE_LIMIT_*`, 300 in five minutes; 5
+/// here): past it 429 + `Retry-After` before any password is checked; other addresses are not
+/// affected.
+async fn successful_logins_are_counted_per_client(target: Target) {
+    let Some(s) = server(target, &[("AUTH_LOGIN_RATE_LIMIT_ATTEMPTS", "5")]).await else {
+        return;
+    };
+    s.register("busy@example.com", "198.51.100.110").await;
+    s.register("busier@example.com", "198.51.100.110").await;
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        let email = if i % 2 == 0 {
+            "busy@example.com"
+        } else {
+            "busier@example.com"
+        };
+        let a = s.login(email, PASSWORD, "203.0.113.120").await;
+        if a.status == 429 {
+            assert!(a.headers.contains_key("retry-after"));
+        }
+        statuses.push(a.status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 429, 429],
+        "across accounts"
+    );
+    assert_eq!(
+        s.login("busy@example.com", PASSWORD, "198.51.100.121")
+            .await
+            .status,
+        200,
+        "another address signs in"
+    );
+}
+
 macro_rules! on_every_database {
     ($($attack:ident),* $(,)?) => {
         mod sqlite {
@@ -1666,4 +1704,5 @@ on_every_database!(
     hashing_sheds_load_and_shares_fairly,
     new_ways_in_are_told_and_secure_my_account_removes_them,
     activity_shows_only_the_addresss_time_with_this_account,
+    successful_logins_are_counted_per_client,
 );

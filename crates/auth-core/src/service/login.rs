@@ -187,6 +187,19 @@ impl<U: AuthUser> AuthService<U> {
         let client = options.meta.ip.map(client_bucket);
         // A login the hasher would shed now is answered before any throttle write.
         self.hashing.check_room()?;
+        // A client past its (generous) count of successful logins is refused before any work.
+        let ok_key = match (&self.login_limiter, &client) {
+            (Some(limiter), Some(c)) => {
+                let key = format!("ok:{c}");
+                if let crate::rate_limit::RateLimitStatus::Limited { retry_after } =
+                    limiter.check(&key).await?
+                {
+                    return Err(Error::RateLimited { retry_after });
+                }
+                Some((Arc::clone(limiter), key))
+            }
+            _ => None,
+        };
         let login_key = throttle::login_key(&identifier, client.as_deref());
         let ip_key = match (&self.ip_limiter, &client) {
             (Some(limiter), Some(c)) => Some((Arc::clone(limiter), format!("ip:{c}"))),
@@ -262,6 +275,11 @@ impl<U: AuthUser> AuthService<U> {
         self.limiter.reset(&login_key).await?;
         if let Some((limiter, key)) = &ip_key {
             limiter.release(key).await?;
+        }
+        if let Some((limiter, key)) = &ok_key
+            && !limiter.record(key).await?.is_allowed()
+        {
+            self.locked(limiter.as_ref(), key).await;
         }
         if verified.needs_update {
             self.upgrade_hash(user.id(), user.password_hash(), password)

@@ -392,6 +392,8 @@ pub struct AuthService<U: AuthUser = User> {
     /// Whether `limiter` is the in-memory default (which then follows `with_clock`).
     default_limiter: bool,
     ip_limiter: Option<Arc<dyn RateLimiter>>,
+    /// Successful logins per client address (`with_login_rate_limiter`).
+    login_limiter: Option<Arc<dyn RateLimiter>>,
     signup_limiter: Arc<dyn RateLimiter>,
     /// Whether `signup_limiter` is the in-memory default (which then follows `with_clock`).
     default_signup_limiter: bool,
@@ -425,6 +427,7 @@ impl<U: AuthUser> Clone for AuthService<U> {
             limiter: Arc::clone(&self.limiter),
             default_limiter: self.default_limiter,
             ip_limiter: self.ip_limiter.clone(),
+            login_limiter: self.login_limiter.clone(),
             signup_limiter: Arc::clone(&self.signup_limiter),
             default_signup_limiter: self.default_signup_limiter,
             mail_limiter: Arc::clone(&self.mail_limiter),
@@ -516,6 +519,7 @@ impl<U: AuthUser> AuthService<U> {
             tokens,
             default_limiter: true,
             ip_limiter: None,
+            login_limiter: None,
             signup_limiter: Arc::new(MemoryRateLimiter::new(RateLimitPolicy::SIGNUP)),
             default_signup_limiter: true,
             mail_limiter: Arc::new(MemoryRateLimiter::new(RateLimitPolicy::MAIL)),
@@ -614,6 +618,30 @@ impl<U: AuthUser> AuthService<U> {
         max_wait: Duration,
     ) -> Self {
         self.hashing = self.hashing.with_queue(max_waiting, per_client, max_wait);
+        self
+    }
+
+    /// Counts successful logins per client address (`ok:` keys, across accounts) in `limiter`
+    /// ([`RateLimitPolicy::LOGINS`] is a generous policy): a client past it is refused (429)
+    /// before any password is checked. Failures are the per-address limiter's
+    /// ([`with_ip_rate_limiter`](Self::with_ip_rate_limiter)).
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
+    ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
+    ///     .with_login_rate_limiter(MemoryRateLimiter::new(
+    ///         RateLimitPolicy::new(2, std::time::Duration::from_secs(60), std::time::Duration::from_secs(60))?));
+    /// auth.register("lo@example.com", "violet-otter-sings-42").await?;
+    /// let from = LoginOptions::new().with_meta(SessionMeta::new().with_ip("203.0.113.4".parse().unwrap()));
+    /// for _ in 0..2 { auth.login_with("lo@example.com", "violet-otter-sings-42", from.clone()).await?; }
+    /// assert!(matches!(auth.login_with("lo@example.com", "violet-otter-sings-42", from).await, Err(Error::RateLimited { .. })));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_login_rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.login_limiter = Some(Arc::new(limiter));
         self
     }
 
