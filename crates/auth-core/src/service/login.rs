@@ -191,11 +191,7 @@ impl<U: AuthUser> AuthService<U> {
         let ok_key = match (&self.login_limiter, &client) {
             (Some(limiter), Some(c)) => {
                 let key = format!("ok:{c}");
-                if let crate::rate_limit::RateLimitStatus::Limited { retry_after } =
-                    limiter.check(&key).await?
-                {
-                    return Err(Error::RateLimited { retry_after });
-                }
+                self.peek(limiter.as_ref(), &key).await?;
                 Some((Arc::clone(limiter), key))
             }
             _ => None,
@@ -276,10 +272,13 @@ impl<U: AuthUser> AuthService<U> {
         if let Some((limiter, key)) = &ip_key {
             limiter.release(key).await?;
         }
-        if let Some((limiter, key)) = &ok_key
-            && !limiter.record(key).await?.is_allowed()
-        {
-            self.locked(limiter.as_ref(), key).await;
+        if let Some((limiter, key)) = &ok_key {
+            // Counting a success never fails the login it counts.
+            match limiter.record(key).await {
+                Ok(status) if !status.is_allowed() => self.locked(limiter.as_ref(), key).await,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "a successful login could not be counted"),
+            }
         }
         if verified.needs_update {
             self.upgrade_hash(user.id(), user.password_hash(), password)

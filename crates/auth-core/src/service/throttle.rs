@@ -168,6 +168,25 @@ impl<U: AuthUser> AuthService<U> {
         self.throttle_mail(None).await
     }
 
+    /// Whether `key` is free now, without counting anything: `RateLimited` when it is locked
+    /// or when the limiter cannot be asked (fail closed, as [`reserve`](Self::reserve) does).
+    pub(super) async fn peek(&self, limiter: &dyn RateLimiter, key: &str) -> Result<()> {
+        match limiter.check(key).await {
+            Ok(RateLimitStatus::Limited { retry_after }) => Err(Error::RateLimited { retry_after }),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(
+                    key = %redact_identifier(key),
+                    error = %e,
+                    "the rate limiter cannot be reached: the attempt is refused (fail closed)"
+                );
+                Err(Error::RateLimited {
+                    retry_after: Duration::from_secs(UNAVAILABLE_RETRY_SECS),
+                })
+            }
+        }
+    }
+
     pub(crate) async fn locked(&self, limiter: &dyn RateLimiter, key: &str) {
         let retry_after: Duration = limiter.policy().lockout();
         tracing::warn!(key = %redact_identifier(key), retry_after_s = retry_after.as_secs(), "rate limit key locked");
