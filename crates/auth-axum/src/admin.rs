@@ -548,8 +548,7 @@ async fn roles<U: AuthUser>(
     .into_response())
 }
 
-/// Grants a role: `admin` by any administrator, `owner` only by an owner. The account's
-/// address must be proven (the service refuses otherwise).
+/// Grants a role (the service's rules: `owner` only by an owner, a proven address).
 async fn grant<U: AuthUser>(
     State(state): State<AdminState<U>>,
     Extension(actor): Extension<Actor>,
@@ -558,19 +557,10 @@ async fn grant<U: AuthUser>(
 ) -> Result<Response, Rejection> {
     let role = role_of(&body.role)?;
     let user = find(&state, &id).await?;
-    let by = match &actor.0 {
-        Some(actor) => {
-            if role == Role::Owner && !state.auth.has_role(actor, Role::Owner).await? {
-                return Err(Error::Forbidden("only an owner may grant `owner`".into()).into());
-            }
-            format!("user:{actor}")
-        }
-        None if role == Role::Owner => {
-            return Err(Error::Forbidden("only an owner may grant `owner`".into()).into());
-        }
-        None => "api_key".to_owned(),
-    };
-    let added = state.auth.grant_role(user.id(), role, &by).await?;
+    let added = state
+        .auth
+        .grant_role_as(actor.0.as_ref(), user.id(), role)
+        .await?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -583,7 +573,8 @@ async fn grant<U: AuthUser>(
         .into_response())
 }
 
-/// Revokes a role: on another administrator only by an owner, never from its last holder.
+/// Revokes a role (the service's rules: another administrator's only by an owner, never the
+/// last holder).
 async fn revoke<U: AuthUser>(
     State(state): State<AdminState<U>>,
     Extension(actor): Extension<Actor>,
@@ -591,11 +582,11 @@ async fn revoke<U: AuthUser>(
 ) -> Result<Response, Rejection> {
     let role = role_of(&role)?;
     let user = find(&state, &id).await?;
-    state
+    if state
         .auth
-        .may_act_on(actor.0.as_ref(), user.id(), false)
-        .await?;
-    if state.auth.revoke_role(user.id(), role).await? {
+        .revoke_role_as(actor.0.as_ref(), user.id(), role)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Error::UserNotFound.into())

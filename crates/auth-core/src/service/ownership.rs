@@ -274,6 +274,59 @@ impl<U: AuthUser> AuthService<U> {
         Ok(true)
     }
 
+    /// [`grant_role`](Self::grant_role) by an administrator: `actor` is the administrator's
+    /// account (`None` for a service account's key), recorded as `user:<id>` / `api_key`;
+    /// `owner` is granted only by an owner.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] for `owner` granted by anyone but an owner; as
+    /// [`grant_role`](Self::grant_role) otherwise.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?;
+    /// let a = auth.register("ga@example.com", "violet-otter-sings-42").await?;
+    /// auth.prove_address(&a.id, AddressProof::InSession).await?;
+    /// auth.grant_role(&a.id, Role::Admin, "operator").await?;
+    /// assert!(matches!(auth.grant_role_as(Some(&a.id), &a.id, Role::Owner).await, Err(Error::Forbidden(_))));
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn grant_role_as(
+        &self,
+        actor: Option<&UserId>,
+        user_id: &UserId,
+        role: Role,
+    ) -> Result<bool> {
+        let actor_is_owner = match actor {
+            Some(a) => self.has_role(a, Role::Owner).await?,
+            None => false,
+        };
+        if role == Role::Owner && !actor_is_owner {
+            return Err(Error::Forbidden("only an owner may grant `owner`".into()));
+        }
+        let by = actor.map_or_else(|| "api_key".to_owned(), |a| format!("user:{a}"));
+        self.grant_role(user_id, role, &by).await
+    }
+
+    /// [`revoke_role`](Self::revoke_role) by an administrator (`actor`, `None` for a service
+    /// account's key): another administrator's role only by an owner
+    /// ([`may_act_on`](Self::may_act_on)), never from its last holder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`]; [`Error::Backend`].
+    pub async fn revoke_role_as(
+        &self,
+        actor: Option<&UserId>,
+        user_id: &UserId,
+        role: Role,
+    ) -> Result<bool> {
+        self.may_act_on(actor, user_id, false).await?;
+        self.revoke_role(user_id, role).await
+    }
+
     /// Revokes `role`, never from its last holder. `false` when it was not held. Emits
     /// `RoleRevoked`.
     ///
