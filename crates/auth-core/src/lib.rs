@@ -49,7 +49,7 @@ pub use passkey::{
 };
 pub use password::{
     BreachSourceFailure, BreachedPasswordValidator, CommonPasswordValidator,
-    DEFAULT_MAX_PASSWORD_LENGTH, HashError, MAX_RANGE_LINES, MinimumLengthValidator,
+    DEFAULT_MAX_PASSWORD_LENGTH, HashError, HashLane, MAX_RANGE_LINES, MinimumLengthValidator,
     NumericPasswordValidator, PasswordContext, PasswordHasher, PasswordHashing, PasswordPolicy,
     PasswordValidator, PwnedPasswords, PwnedPasswordsDir, PwnedRange, UNUSABLE_PASSWORD_PREFIX,
     UserAttributeSimilarityValidator, Verified, is_password_usable, make_unusable_password,

@@ -1410,7 +1410,8 @@ fn count_status(statuses: &[u16], status: u16) -> usize {
 /// 45 addresses) pushed another user's login from ~30 ms to ~1 s. Now the queue in front of the
 /// hasher is bounded and shared fairly per client address: one client holds at most its share
 /// (the calm user from another address gets in during the flood), and past the bounds a call
-/// is answered 503 with `Retry-After` at once instead of waiting. Timings are measured by
+/// is answered 503 with `Retry-After` at once instead of waiting; addresses that failed wait in
+/// a narrow lane, so their flood cannot shed a client that signed in. Timings are measured by
 /// `cargo xtask bench` (docs/bench.md), not here.
 async fn hashing_sheds_load_and_shares_fairly(target: Target) {
     let Some(s) = server(
@@ -1457,18 +1458,14 @@ async fn hashing_sheds_load_and_shares_fairly(target: Target) {
 
     // 45 wrong passwords from 45 addresses: past the bounded queue, 503 at once; nothing waits
     // behind the flood, and afterwards sign-in works at once.
-    let flood = join_all((0..45).map(|i| {
-        let s = &s;
-        async move {
-            s.login(
-                "calm@example.com",
-                "not-the-password-1",
-                &format!("198.51.105.{i}"),
-            )
-            .await
-        }
-    }))
-    .await;
+    let wrong_from_45 = || {
+        join_all((0..45).map(|i| {
+            let ip = format!("198.51.105.{i}");
+            let s = &s;
+            async move { s.login("calm@example.com", "not-the-password-1", &ip).await }
+        }))
+    };
+    let flood = wrong_from_45().await;
     let (denied, shed) = (
         count(&flood, 401),
         flood.iter().filter(|a| shed_properly(a)).count(),
@@ -1476,6 +1473,40 @@ async fn hashing_sheds_load_and_shares_fairly(target: Target) {
     println!("{target:?}: 45 wrong passwords from 45 addresses -> {denied} x 401, {shed} x 503");
     assert_eq!(denied + shed, 45);
     assert!(shed > 0);
+
+    // Addresses that failed wait in a narrow lane (one place per running hash): once each has
+    // failed, their next wave cannot fill the queue ahead of a client that signed in before.
+    for (i, a) in flood.iter().enumerate() {
+        if a.status != 401 {
+            let ip = format!("198.51.105.{i}");
+            let again = s.login("calm@example.com", "not-the-password-1", &ip).await;
+            assert_eq!(again.status, 401, "{}", again.body);
+        }
+    }
+    let wave = wrong_from_45();
+    let calm = async {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        s.login("calm@example.com", PASSWORD, "198.51.100.81").await
+    };
+    let (wave, calm) = tokio::join!(wave, calm);
+    let (denied, shed) = (
+        count(&wave, 401),
+        wave.iter().filter(|a| shed_properly(a)).count(),
+    );
+    println!(
+        "{target:?}: the 45 failed addresses again -> {denied} x 401, {shed} x 503; meanwhile a client that signed in before -> {}",
+        calm.status
+    );
+    assert_eq!(
+        calm.status, 200,
+        "a returning client is not shed: {}",
+        calm.body
+    );
+    assert_eq!(denied + shed, 45);
+    assert!(
+        shed > denied,
+        "the suspects' lane holds one place at a time"
+    );
     // A shed login is not held against its address or the account: the calm user, and each
     // flooding address with the right password, still sign in.
     assert_eq!(

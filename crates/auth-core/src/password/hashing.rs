@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
@@ -76,6 +76,86 @@ struct Admission {
 struct Queue {
     waiting: usize,
     by_client: HashMap<String, usize>,
+    /// Places (waiting or running) held by callers in [`HashLane::Suspect`].
+    suspects: usize,
+    /// Clients with a recent outcome: failed or signed in.
+    seen: Outcomes,
+}
+
+/// How long an outcome sets its client's lane.
+const REMEMBER_FOR: Duration = Duration::from_secs(15 * 60);
+/// Clients remembered per generation; memory stays bounded whatever the number of addresses.
+const CLIENTS_KEPT: usize = 65_536;
+
+/// Clients' recent outcomes (`true`: failed), in two generations: lookups see both, inserts
+/// go to the current one, which becomes the previous one when it is full or older than the
+/// window. The oldest generation is dropped whole, so memory is bounded and nothing needs
+/// sweeping.
+#[derive(Debug, Default)]
+struct Outcomes {
+    current: HashMap<String, (Instant, bool)>,
+    previous: HashMap<String, (Instant, bool)>,
+    since: Option<Instant>,
+}
+
+impl Outcomes {
+    fn note(&mut self, client: &str, failed: bool, now: Instant) {
+        let stale = self
+            .since
+            .is_none_or(|since| now.saturating_duration_since(since) >= REMEMBER_FOR);
+        if stale || self.current.len() >= CLIENTS_KEPT {
+            self.previous = std::mem::take(&mut self.current);
+            self.since = Some(now);
+        }
+        self.previous.remove(client);
+        self.current.insert(client.to_owned(), (now, failed));
+    }
+
+    fn lane(&self, client: Option<&str>, now: Instant) -> HashLane {
+        let recent = client.and_then(|c| {
+            [&self.current, &self.previous]
+                .iter()
+                .find_map(|g| g.get(c))
+                .filter(|(at, _)| now.saturating_duration_since(*at) < REMEMBER_FOR)
+        });
+        match recent {
+            Some((_, true)) => HashLane::Suspect,
+            Some((_, false)) => HashLane::Trusted,
+            None => HashLane::Standard,
+        }
+    }
+}
+
+/// Where a client stands in the hasher's queue ([`PasswordHashing::lane`]).
+///
+/// With a bounded queue ([`PasswordHashing::with_queue`]), a client's last outcome in the
+/// past 15 minutes sets its lane (`AuthService` records every login's:
+/// [`PasswordHashing::note_failure`], [`PasswordHashing::note_success`]):
+/// - clients that failed share a narrow lane: together they hold at most as many places,
+///   waiting or running, as hashes run at once. They can keep the hasher busy when nobody else
+///   needs it, but never stand in line ahead of others by more than one round of hashes;
+/// - one waiting place (of two or more) is kept for clients that signed in, so a flood from
+///   addresses never seen before cannot shed a returning user;
+/// - past its lane a caller is shed (HTTP 503 + `Retry-After`) in memory, before any throttle
+///   write or database read.
+///
+/// The record is per process and bounded (two generations of at most 65,536 clients).
+///
+/// ```
+/// use auth_core::HashLane;
+/// assert_eq!(HashLane::default(), HashLane::Standard);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HashLane {
+    /// A client with no recent outcome: every waiting place but the one kept for
+    /// [`Trusted`](Self::Trusted) clients.
+    #[default]
+    Standard,
+    /// A client whose last outcome was a success: the whole queue.
+    Trusted,
+    /// A client whose last outcome was a failure: the narrow lane.
+    Suspect,
 }
 
 impl Admission {
@@ -98,26 +178,41 @@ impl Admission {
         }
     }
 
+    /// How many may be waiting when a caller in `lane` arrives: one place of two or more is
+    /// kept for trusted clients (only when the queue is bounded).
+    fn waiting_for(&self, lane: HashLane) -> usize {
+        if lane == HashLane::Trusted || self.max_wait.is_none() || self.max_waiting < 2 {
+            self.max_waiting
+        } else {
+            self.max_waiting - 1
+        }
+    }
+
     /// Whether `client` would find a place now (no place is taken): for callers that do other
     /// work (throttle writes) before they hash, so a shed caller costs nothing.
-    fn has_room(&self, client: Option<&str>) -> bool {
+    fn has_room(&self, client: Option<&str>, concurrency: usize) -> bool {
         let Ok(q) = self.state.lock() else {
             return false;
         };
-        q.waiting < self.max_waiting
+        let lane = q.seen.lane(client, Instant::now());
+        q.waiting < self.waiting_for(lane)
+            && !(lane == HashLane::Suspect && q.suspects >= concurrency)
             && (self.per_client == usize::MAX
                 || client
                     .is_none_or(|c| q.by_client.get(c).copied().unwrap_or(0) < self.per_client))
     }
 
-    /// A place in the queue for `client`, or `Overloaded`.
-    fn enter(self: &Arc<Self>, client: Option<String>) -> Result<Ticket> {
+    /// A place in the queue for `client`, or `Overloaded`. Suspects together hold at most
+    /// `concurrency` places (only when the queue is bounded).
+    fn enter(self: &Arc<Self>, client: Option<String>, concurrency: usize) -> Result<Ticket> {
         let client = client.filter(|_| self.per_client != usize::MAX);
         let mut q = self
             .state
             .lock()
             .map_err(|_| Error::backend("password hashing queue", Poisoned))?;
-        if q.waiting >= self.max_waiting {
+        let lane = q.seen.lane(client.as_deref(), Instant::now());
+        let suspect = lane == HashLane::Suspect && self.max_wait.is_some();
+        if q.waiting >= self.waiting_for(lane) || (suspect && q.suspects >= concurrency) {
             return Err(overloaded());
         }
         if let Some(c) = &client {
@@ -128,13 +223,21 @@ impl Admission {
             *held += 1;
         }
         q.waiting += 1;
+        if suspect {
+            q.suspects += 1;
+        }
         Ok(Ticket {
             admission: Arc::clone(self),
             client,
             waiting: true,
+            suspect,
         })
     }
 }
+
+/// A place in the hasher's queue, taken ahead of the hash ([`PasswordHashing::take_place`]);
+/// dropping it gives the place back.
+pub(crate) struct HashPlace(Ticket);
 
 /// A caller's place: waiting, then running; dropped when its hash is done (it moves into the
 /// blocking task with the permit, so a cancelled caller keeps its share until then).
@@ -142,6 +245,7 @@ struct Ticket {
     admission: Arc<Admission>,
     client: Option<String>,
     waiting: bool,
+    suspect: bool,
 }
 
 impl Ticket {
@@ -162,6 +266,9 @@ impl Drop for Ticket {
         };
         if self.waiting {
             q.waiting = q.waiting.saturating_sub(1);
+        }
+        if self.suspect {
+            q.suspects = q.suspects.saturating_sub(1);
         }
         if let Some(c) = &self.client
             && let Some(held) = q.by_client.get_mut(c)
@@ -244,7 +351,7 @@ impl PasswordHashing {
     /// hand-built runtime needs `enable_time`).
     ///
     /// ```
-    /// # use std::time::Duration;
+    /// # use std::time::{Duration, Instant};
     /// # use auth_core::*;
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// // A hasher that takes 200 ms a hash.
@@ -380,6 +487,100 @@ impl PasswordHashing {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn verify(&self, password: &str, encoded: Option<&str>) -> Result<Verified> {
+        let place = self.take_place()?;
+        self.verify_placed(place, password, encoded).await
+    }
+
+    /// Records a failed attempt by the current request's client (from its
+    /// [`crate::RequestContext`]): for 15 minutes, or until its next success, its hashes wait
+    /// in the narrow lane of a bounded queue ([`HashLane::Suspect`]).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let slow = auth_testkit::CountingHasher::new(auth_testkit::TestHasher::fast(), Duration::from_millis(200));
+    /// let hash = slow.hash("pw")?;
+    /// let h = PasswordHashing::new(slow)?.with_concurrency(1).with_queue(8, 1, Duration::from_secs(2));
+    /// let client = |ip: &str| RequestContext::new(SessionMeta::new().with_ip(ip.parse().unwrap()));
+    /// for ip in ["198.18.0.1", "198.18.0.2"] {
+    ///     client(ip).scope(async { h.note_failure() }).await;
+    /// }
+    /// assert_eq!(client("198.18.0.1").scope(async { h.lane() }).await, HashLane::Suspect);
+    /// // Two suspects at once: their lane holds one place (one hash runs at a time), so the
+    /// // second is shed; a client in good standing still gets its place.
+    /// let (a, b, c) = tokio::join!(
+    ///     client("198.18.0.1").scope(h.verify("x", Some(&hash))),
+    ///     client("198.18.0.2").scope(h.verify("x", Some(&hash))),
+    ///     client("203.0.113.7").scope(h.verify("pw", Some(&hash))),
+    /// );
+    /// assert!(a.is_ok());
+    /// assert!(matches!(b, Err(Error::Overloaded { .. })));
+    /// assert!(c?.valid);
+    /// client("198.18.0.2").scope(async { h.note_success() }).await;
+    /// assert_eq!(client("198.18.0.2").scope(async { h.lane() }).await, HashLane::Trusted);
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    pub fn note_failure(&self) {
+        if let Some(client) = current_client()
+            && let Ok(mut q) = self.admission.state.lock()
+        {
+            q.seen.note(&client, true, Instant::now());
+        }
+    }
+
+    /// Records a success by the current request's client: for 15 minutes, or until its next
+    /// failure, it may take the waiting place kept for [`HashLane::Trusted`] clients.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let h = PasswordHashing::new(auth_testkit::TestHasher::fast()).unwrap();
+    /// let client = RequestContext::new(SessionMeta::new().with_ip("203.0.113.7".parse().unwrap()));
+    /// let lane = |h: &PasswordHashing| { let h = h.clone(); client.clone().scope(async move { h.lane() }) };
+    /// assert_eq!(lane(&h).await, HashLane::Standard);
+    /// client.clone().scope(async { h.note_success() }).await;
+    /// assert_eq!(lane(&h).await, HashLane::Trusted);
+    /// # });
+    /// ```
+    pub fn note_success(&self) {
+        if let Some(client) = current_client()
+            && let Ok(mut q) = self.admission.state.lock()
+        {
+            q.seen.note(&client, false, Instant::now());
+        }
+    }
+
+    /// The lane the current request's client waits in.
+    ///
+    /// ```
+    /// # use auth_core::*;
+    /// let h = PasswordHashing::new(auth_testkit::TestHasher::fast()).unwrap();
+    /// assert_eq!(h.lane(), HashLane::Standard);
+    /// ```
+    #[must_use]
+    pub fn lane(&self) -> HashLane {
+        let client = current_client();
+        self.admission.state.lock().map_or(HashLane::Standard, |q| {
+            q.seen.lane(client.as_deref(), Instant::now())
+        })
+    }
+
+    /// A place in the queue for the current request's client, taken before a flow's other
+    /// work (its database reads) so a caller that would be shed is shed before any I/O.
+    pub(crate) fn take_place(&self) -> Result<HashPlace> {
+        self.admission
+            .enter(current_client(), self.concurrency)
+            .map(HashPlace)
+    }
+
+    /// [`verify`](Self::verify) on a place already taken.
+    pub(crate) async fn verify_placed(
+        &self,
+        place: HashPlace,
+        password: &str,
+        encoded: Option<&str>,
+    ) -> Result<Verified> {
         let checkable = password.len() <= self.max_len && is_password_usable(encoded);
         let (password, target, real) = match encoded {
             Some(hash) if checkable => (Zeroizing::new(password.to_owned()), hash.to_owned(), true),
@@ -394,7 +595,7 @@ impl PasswordHashing {
         let hasher = Arc::clone(&self.hasher);
         let dummy = Arc::clone(&self.dummy_hash);
         let outcome = self
-            .run(move || {
+            .run_placed(place, move || {
                 match hasher.verify(&password, &target) {
                     Ok(valid) if real => Ok(Verified {
                         valid,
@@ -450,10 +651,8 @@ impl PasswordHashing {
     /// assert!(h.check_room().is_ok());
     /// ```
     pub fn check_room(&self) -> Result<()> {
-        let client = crate::RequestContext::current()
-            .and_then(|c| c.meta.ip)
-            .map(crate::client_bucket);
-        if self.admission.has_room(client.as_deref()) {
+        let client = current_client();
+        if self.admission.has_room(client.as_deref(), self.concurrency) {
             Ok(())
         } else {
             Err(overloaded())
@@ -461,10 +660,15 @@ impl PasswordHashing {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let client = crate::RequestContext::current()
-            .and_then(|c| c.meta.ip)
-            .map(crate::client_bucket);
-        let mut ticket = self.admission.enter(client)?;
+        let place = self.take_place()?;
+        self.run_placed(place, work).await
+    }
+
+    async fn run_placed<T: Send + 'static>(
+        &self,
+        HashPlace(mut ticket): HashPlace,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
         let acquire = Arc::clone(&self.permits).acquire_owned();
         let permit = match self.admission.max_wait {
             None => acquire.await,
@@ -501,6 +705,13 @@ impl fmt::Debug for PasswordHashing {
             .field("max_len", &self.max_len)
             .finish_non_exhaustive()
     }
+}
+
+/// The current request's client bucket, from its [`crate::RequestContext`].
+fn current_client() -> Option<String> {
+    crate::RequestContext::current()
+        .and_then(|c| c.meta.ip)
+        .map(crate::client_bucket)
 }
 
 fn too_long(max: usize) -> Error {

@@ -8,7 +8,7 @@ pub use breach::{
     BreachSourceFailure, BreachedPasswordValidator, MAX_RANGE_LINES, PwnedPasswords,
     PwnedPasswordsDir, PwnedRange,
 };
-pub use hashing::{PasswordHashing, Verified};
+pub use hashing::{HashLane, PasswordHashing, Verified};
 pub use validation::{
     CommonPasswordValidator, MinimumLengthValidator, NumericPasswordValidator, PasswordContext,
     PasswordPolicy, PasswordValidator, UserAttributeSimilarityValidator,

@@ -185,8 +185,10 @@ impl<U: AuthUser> AuthService<U> {
             .clone()
             .unwrap_or_else(|| throttle::opaque(email));
         let client = options.meta.ip.map(client_bucket);
-        // A login the hasher would shed now is answered before any throttle write.
-        self.hashing.check_room()?;
+        // A place in the hasher's queue first: a login the hasher would shed (its queue full,
+        // or the lane of clients that failed recently full) is answered before any throttle
+        // write or database read, in memory.
+        let place = self.hashing.take_place()?;
         // A client past its (generous) count of successful logins is refused before any work.
         let ok_key = match (&self.login_limiter, &client) {
             (Some(limiter), Some(c)) => {
@@ -233,11 +235,11 @@ impl<U: AuthUser> AuthService<U> {
         } else {
             None
         };
-        let verified = match self.hashing.verify(password, stored).await {
+        let verified = match self.hashing.verify_placed(place, password, stored).await {
             Ok(verified) => verified,
             Err(e) => {
-                // Shed (or failed) before any check: the attempt was not made, so neither the
-                // account's nor the address's throttle keeps it.
+                // Shed (waited too long) or failed before any check: the attempt was not made,
+                // so neither the account's nor the address's throttle keeps it.
                 self.limiter.release(&login_key).await?;
                 if let Some((limiter, key)) = &ip_key {
                     limiter.release(key).await?;
@@ -250,6 +252,7 @@ impl<U: AuthUser> AuthService<U> {
             (Some(user), true) if reason.is_none() => user,
             _ => {
                 tracing::info!(identifier = %redact_identifier(&identifier), "login failed");
+                self.hashing.note_failure();
                 self.events
                     .emit(AuthEvent::UserLoginFailed {
                         identifier,
@@ -268,6 +271,7 @@ impl<U: AuthUser> AuthService<U> {
             }
         };
 
+        self.hashing.note_success();
         self.limiter.reset(&login_key).await?;
         if let Some((limiter, key)) = &ip_key {
             limiter.release(key).await?;

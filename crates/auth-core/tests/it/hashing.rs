@@ -167,3 +167,66 @@ fn needs_update_is_reported_only_for_valid_passwords() {
         assert!(!v.valid && !v.needs_update);
     });
 }
+
+fn from(ip: &str) -> auth_core::RequestContext {
+    auth_core::RequestContext::new(auth_core::SessionMeta::new().with_ip(ip.parse().unwrap()))
+}
+
+/// A bounded queue sorts callers by their client's last outcome: clients that failed share a
+/// lane of one place per running hash; one waiting place is kept for clients that signed in;
+/// clients never seen take the rest. Shedding is decided on arrival, in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_prefers_clients_in_good_standing() {
+    use auth_core::HashLane;
+    let slow = CountingHasher::new(TestHasher::fast(), Duration::from_millis(300));
+    let hash = slow.hash("pw").unwrap();
+    let h = PasswordHashing::new(slow)
+        .unwrap()
+        .with_concurrency(1)
+        .with_queue(2, 1, Duration::from_secs(5));
+    for ip in ["198.18.0.1", "198.18.0.2", "198.18.0.3"] {
+        from(ip).scope(async { h.note_failure() }).await;
+    }
+    from("203.0.113.7").scope(async { h.note_success() }).await;
+    let lane = |ip: &str| {
+        let h = h.clone();
+        from(ip).scope(async move { h.lane() })
+    };
+    assert_eq!(lane("198.18.0.1").await, HashLane::Suspect);
+    assert_eq!(lane("203.0.113.7").await, HashLane::Trusted);
+    assert_eq!(lane("192.0.2.50").await, HashLane::Standard);
+
+    let verify = |ip: &'static str, delay_ms: u64| {
+        let (h, hash) = (h.clone(), hash.clone());
+        tokio::spawn(from(ip).scope(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            h.verify("pw", Some(&hash)).await
+        }))
+    };
+    // Three suspects at once: their lane holds one place, so two are shed.
+    let suspects = [
+        verify("198.18.0.1", 0),
+        verify("198.18.0.2", 0),
+        verify("198.18.0.3", 0),
+    ];
+    // Meanwhile (the suspect's hash running): a new client takes one waiting place, a second
+    // new client finds the rest kept and is shed, a trusted client takes the kept place.
+    let first_new = verify("192.0.2.50", 50);
+    let second_new = verify("192.0.2.51", 100);
+    let trusted = verify("203.0.113.7", 150);
+    let mut shed = 0;
+    for s in suspects {
+        match s.await.unwrap() {
+            Ok(v) => assert!(v.valid),
+            Err(Error::Overloaded { .. }) => shed += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(shed, 2, "the suspects' lane holds one place");
+    assert!(first_new.await.unwrap().unwrap().valid);
+    assert!(matches!(
+        second_new.await.unwrap(),
+        Err(Error::Overloaded { .. })
+    ));
+    assert!(trusted.await.unwrap().unwrap().valid, "the kept place");
+}
