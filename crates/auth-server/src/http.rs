@@ -61,6 +61,9 @@ pub fn layers(app: Router, settings: &Settings) -> Router {
         },
     );
     let mut app = app
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            settings.body_timeout,
+        ))
         .layer(axum::middleware::map_response(json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)

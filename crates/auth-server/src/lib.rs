@@ -55,6 +55,8 @@
 //! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
+//! | `AUTH_HEADER_TIMEOUT_SECS` / `AUTH_BODY_TIMEOUT_SECS` | 10 / 15 | how long a client has to send a request's headers (from the connection's start or the previous response: idle keep-alive connections close too) and its body (408 past it) |
+//! | `AUTH_MAX_CONNECTIONS` / `AUTH_MAX_CONNECTIONS_PER_CLIENT` | open-file limit − 256 / an eighth of that | connections open at once, in all and per client address (trusted proxies exempt); past either, 503 + `Retry-After` and the connection closed |
 //! | `AUTH_HASH_QUEUE` / `AUTH_HASH_QUEUE_PER_CLIENT` / `AUTH_HASH_QUEUE_WAIT_MS` | 2 × concurrency / concurrency / 5000 | callers that may wait for the hasher, places (waiting or running) one client address may hold, the longest wait; past any of them a login, sign-up or password change answers 503 + `Retry-After` at once (a shed login keeps its throttle attempt) |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
 
@@ -180,6 +182,18 @@ pub struct Settings {
     pub notify_new_device: bool,
     /// Serve the hosted pages (`AUTH_PAGES`, default `true`).
     pub pages: bool,
+    /// How long a client has to send a request's headers, from the connection's start or the
+    /// previous response (`AUTH_HEADER_TIMEOUT_SECS`, default 10).
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body (`AUTH_BODY_TIMEOUT_SECS`, default 15):
+    /// past it the request is answered 408.
+    pub body_timeout: Duration,
+    /// Connections open at once (`AUTH_MAX_CONNECTIONS`; default: the open-file limit less 256
+    /// for the database and files, at least 64).
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (`AUTH_MAX_CONNECTIONS_PER_CLIENT`;
+    /// default an eighth of the total, at least 16; trusted proxies are exempt).
+    pub max_connections_per_client: Option<usize>,
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {
@@ -196,6 +210,39 @@ fn dev_secret_file(database_url: &str) -> PathBuf {
 }
 
 impl Settings {
+    /// The listener's bounds, sized below `open_files` (the process's open-file limit, from
+    /// [`raise_open_file_limit`]) unless set.
+    ///
+    /// ```
+    /// let settings = auth_server::Settings::from_lookup(|k| match k {
+    ///     "AUTH_SIGNING_SECRET" => Some("a-development-secret-of-32-bytes!!".into()),
+    ///     _ => None,
+    /// }).unwrap();
+    /// let limits = settings.connection_limits(Some(1024));
+    /// assert_eq!((limits.max_connections, limits.max_per_client), (768, 96));
+    /// ```
+    #[must_use]
+    pub fn connection_limits(&self, open_files: Option<u64>) -> ConnectionLimits {
+        let fit = open_files
+            .map_or(10_000, |n| {
+                usize::try_from(n.saturating_sub(256)).unwrap_or(usize::MAX)
+            })
+            .max(64);
+        let total = self.max_connections.unwrap_or(fit);
+        if total > fit {
+            tracing::warn!(
+                max_connections = total,
+                open_file_limit = open_files,
+                "AUTH_MAX_CONNECTIONS is above what the open-file limit allows"
+            );
+        }
+        let per_client = self
+            .max_connections_per_client
+            .unwrap_or((total / 8).max(16));
+        ConnectionLimits::new(self.header_timeout, total, per_client)
+            .with_trusted_proxies(self.trusted_proxies.clone())
+    }
+
     /// Reads the environment through `lookup`.
     ///
     /// # Errors
@@ -497,6 +544,16 @@ impl Settings {
             ],
             auth::RateLimitPolicy::MAIL,
         )?;
+        let header_timeout = Duration::from_secs(number("AUTH_HEADER_TIMEOUT_SECS", 10)?.max(1));
+        let body_timeout = Duration::from_secs(number("AUTH_BODY_TIMEOUT_SECS", 15)?.max(1));
+        let max_connections = lookup("AUTH_MAX_CONNECTIONS")
+            .map(|_| number("AUTH_MAX_CONNECTIONS", 0))
+            .transpose()?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1));
+        let max_connections_per_client = lookup("AUTH_MAX_CONNECTIONS_PER_CLIENT")
+            .map(|_| number("AUTH_MAX_CONNECTIONS_PER_CLIENT", 0))
+            .transpose()?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1));
         let onboarding_totp = lookup("AUTH_ONBOARDING_TOTP").unwrap_or_else(|| "optional".into());
         if !matches!(onboarding_totp.as_str(), "required" | "optional" | "off") {
             return Err(ConfigError::invalid(
@@ -614,6 +671,10 @@ impl Settings {
             mail_rate_limit,
             login_rate_limit,
             hash_queue,
+            header_timeout,
+            body_timeout,
+            max_connections,
+            max_connections_per_client,
             onboarding_totp,
             onboarding_profile_required,
             onboarding_profile_optional,
@@ -1643,5 +1704,7 @@ async fn ready(health: Health) -> axum::response::Response {
 }
 
 pub mod http;
+pub mod listen;
+pub use listen::{ConnectionLimits, raise_open_file_limit};
 pub mod keys;
 mod page;

@@ -2,7 +2,6 @@
 //! Django's manage.py. `auth-server help` lists them.
 
 use std::io::{BufRead as _, IsTerminal as _};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use auth::Error;
@@ -750,6 +749,15 @@ async fn serve(settings: &auth_server::Settings, db: sea_orm::DatabaseConnection
             return ExitCode::FAILURE;
         }
     };
+    let open_files = auth_server::raise_open_file_limit();
+    let limits = settings.connection_limits(open_files);
+    tracing::info!(
+        open_file_limit = open_files,
+        max_connections = limits.max_connections,
+        max_connections_per_client = limits.max_per_client,
+        header_timeout_s = limits.header_timeout.as_secs(),
+        "connection limits"
+    );
     tracing::info!(addr = %settings.addr, backend = ?settings.token_backend, "auth-server listening");
     let shutdown = async {
         // Ctrl-C, or SIGTERM from a process manager.
@@ -769,15 +777,8 @@ async fn serve(settings: &auth_server::Settings, db: sea_orm::DatabaseConnection
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down: finishing requests in flight");
     };
-    match axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    {
+    match auth_server::listen::serve(listener, app, limits, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server error");
