@@ -671,6 +671,19 @@ impl JwtBackend {
         if claims.exp <= now.saturating_sub(leeway) {
             return Err(Error::TokenExpired);
         }
+        // Issued in the future by more than the tolerance: the issuer's clock runs ahead, and
+        // its tokens would outlive cut-offs made by correct clocks. Refused (fail closed).
+        if claims.iat
+            > now
+                .saturating_add(leeway)
+                .saturating_add(ISSUED_AHEAD_TOLERANCE)
+        {
+            tracing::warn!(
+                ahead_s = claims.iat.saturating_sub(now),
+                "token issued in the future: the issuing instance's clock runs ahead"
+            );
+            return Err(Error::TokenInvalid);
+        }
         Ok(())
     }
 
@@ -812,6 +825,14 @@ impl fmt::Debug for JwtBackend {
     }
 }
 
+/// How far in the future (beyond the leeway) a token's issue instant may lie, in seconds:
+/// instances' clocks differ by milliseconds under NTP; a token from further ahead is refused.
+///
+/// ```
+/// assert_eq!(auth_tokens_jwt::ISSUED_AHEAD_TOLERANCE, 60);
+/// ```
+pub const ISSUED_AHEAD_TOLERANCE: i64 = 60;
+
 /// Seconds between two records of a session's last use.
 const SESSION_TOUCH_EVERY: i64 = 60;
 
@@ -938,6 +959,16 @@ impl TokenBackend for JwtBackend {
         // now: everything issued before it is refused, nothing issued after it.
         let not_before = self.clock.now();
         store.revoke_user(user_id, not_before, keep).await?;
+        // A cut-off compares issue instants made on different machines: an instance whose
+        // clock runs ahead issues tokens "after" it. Every session the store tracks is also
+        // revoked by family, which no clock can outrun.
+        if let Some(sessions) = store.list_sessions(user_id).await? {
+            for session in sessions.iter().filter(|s| Some(s.id.as_str()) != keep) {
+                store
+                    .revoke_family(&session.id, session.expires_at.max(not_before))
+                    .await?;
+            }
+        }
         // The sessions the store tracked (every one issued while it did); a store that tracks
         // none cannot count stateless tokens.
         Ok(store.end_sessions(user_id, keep).await?.unwrap_or(0))

@@ -6,6 +6,6 @@ mod error;
 mod keys;
 mod provider;
 
-pub use crate::backend::{Algorithm, JwtBackend};
+pub use crate::backend::{Algorithm, ISSUED_AHEAD_TOLERANCE, JwtBackend};
 pub use crate::error::JwtError;
 pub use crate::keys::{JwtKey, JwtKeySet, KeyState};

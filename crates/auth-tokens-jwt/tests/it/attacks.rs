@@ -516,3 +516,59 @@ async fn verified_token_memory_never_skips_time_kind_or_revocation() {
         Err(Error::TokenInvalid)
     ));
 }
+
+/// Finding (issue 30): two instances, one with its clock 10 minutes ahead. A token it issued
+/// (`iat` = now + 600 s) was accepted by both and survived "log out everywhere" made on the
+/// other: per-user cut-offs compare issue instants across machines. Now logout-all also revokes
+/// every tracked session by family (no clock outruns that), and a token issued further in the
+/// future than the tolerance is refused by an instance with a correct clock.
+#[tokio::test]
+async fn a_fast_clock_does_not_outlive_logout_everywhere() {
+    use auth_core::{AllowAll, MemoryRevocationStore, RotateRequest};
+    let store = MemoryRevocationStore::new().with_clock(FixedClock::from_unix(NOW));
+    let fast = JwtBackend::hmac(Algorithm::HS256, SECRET)
+        .with_clock(FixedClock::from_unix(NOW + 600))
+        .with_revocation_store(store.clone());
+    let slow = JwtBackend::hmac(Algorithm::HS256, SECRET)
+        .with_clock(FixedClock::from_unix(NOW))
+        .with_revocation_store(store.clone());
+    let user = UserId::new("42");
+    let pair = fast.issue(&IssueRequest::new(user.clone())).await.unwrap();
+    let access = pair.access_token.expose_secret().to_owned();
+    let refresh = pair.refresh_token.expose_secret().to_owned();
+    // The correct clock refuses a token from ten minutes ahead outright.
+    assert!(matches!(
+        slow.verify(&access, TokenKind::Access).await,
+        Err(Error::TokenInvalid)
+    ));
+    // The fast instance accepts its own token, until logout-all on the correct one.
+    assert!(fast.verify(&access, TokenKind::Access).await.is_ok());
+    assert_eq!(slow.revoke_all(&user, None).await.unwrap(), 1);
+    assert!(matches!(
+        fast.verify(&access, TokenKind::Access).await,
+        Err(Error::TokenRevoked)
+    ));
+    let rotated = fast
+        .rotate(&refresh, &RotateRequest::new(), &AllowAll)
+        .await;
+    assert!(
+        matches!(rotated, Err(Error::TokenRevoked)),
+        "the refresh token outlived logout-all: {:?}",
+        rotated.map(|_| ())
+    );
+    // A token within the tolerance is accepted by both.
+    let near = JwtBackend::hmac(Algorithm::HS256, SECRET)
+        .with_clock(FixedClock::from_unix(
+            NOW + auth_tokens_jwt::ISSUED_AHEAD_TOLERANCE,
+        ))
+        .with_revocation_store(store.clone());
+    let pair = near
+        .issue(&IssueRequest::new(UserId::new("7")))
+        .await
+        .unwrap();
+    assert!(
+        slow.verify(pair.access_token.expose_secret(), TokenKind::Access)
+            .await
+            .is_ok()
+    );
+}
