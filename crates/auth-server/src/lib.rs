@@ -55,6 +55,7 @@
 //! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
+//! | `AUTH_DB_TIMEOUT_MS` | 2000 | how long a request waits for a database connection (or a new one to open) before it is answered 503; an SQLite file waits at least its 5 s busy timeout |
 //! | `AUTH_HEADER_TIMEOUT_SECS` / `AUTH_BODY_TIMEOUT_SECS` | 10 / 15 | how long a client has to send a request's headers (from the connection's start or the previous response: idle keep-alive connections close too) and its body (408 past it) |
 //! | `AUTH_MAX_CONNECTIONS` / `AUTH_MAX_CONNECTIONS_PER_CLIENT` | open-file limit − 256 / an eighth of that | connections open at once, in all and per client address (trusted proxies exempt); past either, 503 + `Retry-After` and the connection closed |
 //! | `AUTH_HASH_QUEUE` / `AUTH_HASH_QUEUE_PER_CLIENT` / `AUTH_HASH_QUEUE_WAIT_MS` | 2 × concurrency / concurrency / 5000 | callers that may wait for the hasher, places (waiting or running) one client address may hold, the longest wait; past any of them a login, sign-up or password change answers 503 + `Retry-After` at once (a shed login keeps its throttle attempt) |
@@ -182,6 +183,9 @@ pub struct Settings {
     pub notify_new_device: bool,
     /// Serve the hosted pages (`AUTH_PAGES`, default `true`).
     pub pages: bool,
+    /// How long a request waits for a database connection before a 503
+    /// (`AUTH_DB_TIMEOUT_MS`, default 2000; an SQLite file waits at least its 5 s busy timeout).
+    pub db_wait: Duration,
     /// How long a client has to send a request's headers, from the connection's start or the
     /// previous response (`AUTH_HEADER_TIMEOUT_SECS`, default 10).
     pub header_timeout: Duration,
@@ -544,6 +548,13 @@ impl Settings {
             ],
             auth::RateLimitPolicy::MAIL,
         )?;
+        let db_wait = Duration::from_millis(
+            number(
+                "AUTH_DB_TIMEOUT_MS",
+                u64::try_from(DEFAULT_DB_WAIT.as_millis()).unwrap_or(2_000),
+            )?
+            .max(100),
+        );
         let header_timeout = Duration::from_secs(number("AUTH_HEADER_TIMEOUT_SECS", 10)?.max(1));
         let body_timeout = Duration::from_secs(number("AUTH_BODY_TIMEOUT_SECS", 15)?.max(1));
         let max_connections = lookup("AUTH_MAX_CONNECTIONS")
@@ -671,6 +682,7 @@ impl Settings {
             mail_rate_limit,
             login_rate_limit,
             hash_queue,
+            db_wait,
             header_timeout,
             body_timeout,
             max_connections,
@@ -785,19 +797,34 @@ pub async fn connect_with(
     url: &str,
     durability: SqliteDurability,
 ) -> Result<DatabaseConnection, Error> {
-    open(url, durability, true).await
+    open(url, durability, true, DEFAULT_DB_WAIT).await
 }
+
+/// How long a request waits for a database connection (or a new connection to open) before
+/// it is answered 503, unless `AUTH_DB_TIMEOUT_MS` says otherwise: during an outage every
+/// request fails fast instead of hanging.
+pub const DEFAULT_DB_WAIT: Duration = Duration::from_secs(2);
 
 async fn open(
     url: &str,
     durability: SqliteDurability,
     migrate: bool,
+    wait: Duration,
 ) -> Result<DatabaseConnection, Error> {
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 
     let mut options = sea_orm::ConnectOptions::new(url.to_owned());
     // Statement logging would flood the service log; errors are reported where they happen.
     options.sqlx_logging(false);
+    // Bounded waits: a server database that is away (stopped, unreachable) answers 503 within
+    // `wait` instead of the pool's 30 s. An SQLite file is never away; its waits are writers
+    // queueing, bounded by the busy timeout (5 s) instead.
+    let wait = if url.starts_with("sqlite:") {
+        wait.max(Duration::from_secs(5))
+    } else {
+        wait
+    };
+    options.acquire_timeout(wait).connect_timeout(wait);
     // sqlx pings every connection it hands out by default: one more round trip per statement.
     // A connection in steady use is alive; only one idle for a while (that a server, proxy or
     // firewall may have dropped) is checked first. An SQLite connection cannot drop.
@@ -865,6 +892,7 @@ pub async fn connect_from(settings: &Settings) -> Result<DatabaseConnection, Err
         &settings.database_url,
         settings.sqlite_durability,
         settings.migrate,
+        settings.db_wait,
     )
     .await
 }
@@ -1650,7 +1678,14 @@ struct Health {
 /// are answered from memory, `"database"` while the change feed is down (or the mirror is
 /// loading or full) and every check queries the database instead: correct, slower.
 async fn ready(health: Health) -> axum::response::Response {
-    if let Err(e) = health.db.ping().await {
+    // A probe is answered within a second either way: a database or Redis that does not
+    // answer in time is unreachable for this purpose.
+    let within = Duration::from_secs(1);
+    let db = match tokio::time::timeout(within, health.db.ping()).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within a second".to_owned()),
+    };
+    if let Err(e) = db {
         tracing::warn!(error = %e, "database not reachable");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1659,7 +1694,10 @@ async fn ready(health: Health) -> axum::response::Response {
             .into_response();
     }
     if let Some(redis) = &health.redis
-        && let Err(e) = redis.ping().await
+        && let Err(e) = match tokio::time::timeout(within, redis.ping()).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within a second".to_owned()),
+        }
     {
         tracing::warn!(error = %e, "Redis not reachable: logins are refused and token checks fail");
         return (
