@@ -325,6 +325,38 @@ async fn lockout_holds_under_concurrency(target: Target) {
     // ...but the lockout is no denial of service: the owner elsewhere logs in.
     let a = s.login("alice@example.com", PASSWORD, "198.51.100.1").await;
     assert_eq!(a.status, 200, "{}", a.body);
+    // One lockout, one mail (issue 30 found five).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        s.mails_to("alice@example.com", "Sign-in to your account was locked"),
+        1
+    );
+}
+
+/// Finding (issue 30): on MariaDB a race of right and wrong logins sent an "account locked"
+/// mail with a limit of 1,000,000, though nothing was locked. No lock event (and so no mail)
+/// unless something was locked.
+async fn no_lock_mail_unless_locked(target: Target) {
+    let Some(s) = server(target, &[("AUTH_RATE_LIMIT_MAX_ATTEMPTS", "1000000")]).await else {
+        return;
+    };
+    s.register("race@example.com", "198.51.100.3").await;
+    let attempts = (0..40).map(|i| {
+        let s = &s;
+        let password = if i % 2 == 0 {
+            PASSWORD.to_owned()
+        } else {
+            format!("wrong-{i}")
+        };
+        async move { s.login("race@example.com", &password, "203.0.113.67").await }
+    });
+    let answers = join_all(attempts).await;
+    assert_eq!(count(&answers, 429), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        s.mails_to("race@example.com", "Sign-in to your account was locked"),
+        0
+    );
 }
 
 /// Finding: all limiters shared one table with no namespace and a malformed login email was
@@ -1716,6 +1748,7 @@ macro_rules! on_every_database {
 
 on_every_database!(
     lockout_holds_under_concurrency,
+    no_lock_mail_unless_locked,
     crafted_identifiers_lock_nothing_else,
     look_alike_addresses_open_nothing,
     onboarding_steps_cannot_be_skipped,

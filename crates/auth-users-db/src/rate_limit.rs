@@ -194,44 +194,48 @@ impl RateLimiter for DbRateLimiter {
         // A few rounds at most: each round either takes an attempt, refuses, or moves the row
         // to a state (created, rolled over) in which the next round decides.
         for _ in 0..6 {
-            // The guard itself, one conditional statement: take an attempt from an unlocked
-            // key in its current window while attempts are left, and lock it when this was the
-            // last one. `locked_until` is assigned first so that every database (MySQL
-            // evaluates assignments left to right) computes it from the old count.
-            let took = self
-                .update(
-                    Query::update()
-                        .table(AuthRateLimits::Table)
-                        .value(
-                            AuthRateLimits::LockedUntil,
-                            Expr::case(
-                                Expr::col(AuthRateLimits::Failures).add(1).gte(max),
-                                Expr::val(Some(lock_at)),
-                            )
-                            .finally(Expr::val(Option::<OffsetDateTime>::None)),
-                        )
-                        .value(
-                            AuthRateLimits::Failures,
-                            Expr::col(AuthRateLimits::Failures).add(1),
-                        )
-                        .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
-                        .and_where(Expr::col(AuthRateLimits::LockedUntil).is_null())
-                        .and_where(Expr::col(AuthRateLimits::WindowStart).gt(window_floor))
-                        .and_where(Expr::col(AuthRateLimits::Failures).lt(max))
-                        .to_owned(),
-                )
-                .await?;
-            let row = self.row(&key).await?;
-            if took == 1 {
-                let remaining = row.as_ref().map_or(0, |r| {
-                    if r.locked_until.is_some() {
-                        0
-                    } else {
-                        u32::try_from(max.saturating_sub(r.failures)).unwrap_or(0)
-                    }
+            // The guard itself, in conditional statements that each decide alone. First an
+            // attempt that is not the key's last: from an unlocked key in its current window,
+            // while at least one more would be left after it.
+            let live = |q: &mut sea_orm::sea_query::UpdateStatement| {
+                q.table(AuthRateLimits::Table)
+                    .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
+                    .and_where(Expr::col(AuthRateLimits::LockedUntil).is_null())
+                    .and_where(Expr::col(AuthRateLimits::WindowStart).gt(window_floor));
+            };
+            let mut take = Query::update();
+            live(&mut take);
+            take.value(
+                AuthRateLimits::Failures,
+                Expr::col(AuthRateLimits::Failures).add(1),
+            )
+            .and_where(Expr::col(AuthRateLimits::Failures).add(1).lt(max));
+            if self.update(take).await? == 1 {
+                // Not the last: at least one attempt is left, whatever others took since.
+                let row = self.row(&key).await?;
+                let remaining = Ord::max(
+                    row.as_ref()
+                        .map_or(max - 1, |r| max.saturating_sub(r.failures)),
+                    1,
+                );
+                return Ok(RateLimitStatus::Allowed {
+                    remaining: u32::try_from(remaining).unwrap_or(1),
                 });
-                return Ok(RateLimitStatus::Allowed { remaining });
             }
+            // Then the last attempt, which locks the key: exactly one caller takes it, so one
+            // lockout is reported once (one event, one mail).
+            let mut last = Query::update();
+            live(&mut last);
+            last.value(AuthRateLimits::LockedUntil, Some(lock_at))
+                .value(
+                    AuthRateLimits::Failures,
+                    Expr::col(AuthRateLimits::Failures).add(1),
+                )
+                .and_where(Expr::col(AuthRateLimits::Failures).add(1).eq(max));
+            if self.update(last).await? == 1 {
+                return Ok(RateLimitStatus::Allowed { remaining: 0 });
+            }
+            let row = self.row(&key).await?;
             match row {
                 None => {
                     // A row to take from; a duplicate means another caller made it first.

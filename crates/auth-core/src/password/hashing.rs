@@ -132,7 +132,8 @@ impl Outcomes {
 /// past 15 minutes sets its lane (`AuthService` records every login's:
 /// [`PasswordHashing::note_failure`], [`PasswordHashing::note_success`]):
 /// - clients that failed share a narrow lane: together they hold at most as many places,
-///   waiting or running, as hashes run at once. They can keep the hasher busy when nobody else
+///   waiting or running, as hashes run at once (or as one client may hold, where that is
+///   larger). They can keep the hasher busy when nobody else
 ///   needs it, but never stand in line ahead of others by more than one round of hashes;
 /// - one waiting place (of two or more) is kept for clients that signed in, so a flood from
 ///   addresses never seen before cannot shed a returning user;
@@ -178,6 +179,12 @@ impl Admission {
         }
     }
 
+    /// Places (waiting or running) the suspects' lane holds: one per running hash, or the
+    /// per-client share where that is larger (a queue opened wide sheds no one).
+    fn suspect_places(&self, concurrency: usize) -> usize {
+        concurrency.max(self.per_client)
+    }
+
     /// How many may be waiting when a caller in `lane` arrives: one place of two or more is
     /// kept for trusted clients (only when the queue is bounded).
     fn waiting_for(&self, lane: HashLane) -> usize {
@@ -196,7 +203,7 @@ impl Admission {
         };
         let lane = q.seen.lane(client, Instant::now());
         q.waiting < self.waiting_for(lane)
-            && !(lane == HashLane::Suspect && q.suspects >= concurrency)
+            && !(lane == HashLane::Suspect && q.suspects >= self.suspect_places(concurrency))
             && (self.per_client == usize::MAX
                 || client
                     .is_none_or(|c| q.by_client.get(c).copied().unwrap_or(0) < self.per_client))
@@ -212,7 +219,9 @@ impl Admission {
             .map_err(|_| Error::backend("password hashing queue", Poisoned))?;
         let lane = q.seen.lane(client.as_deref(), Instant::now());
         let suspect = lane == HashLane::Suspect && self.max_wait.is_some();
-        if q.waiting >= self.waiting_for(lane) || (suspect && q.suspects >= concurrency) {
+        if q.waiting >= self.waiting_for(lane)
+            || (suspect && q.suspects >= self.suspect_places(concurrency))
+        {
             return Err(overloaded());
         }
         if let Some(c) = &client {
