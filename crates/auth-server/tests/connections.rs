@@ -7,70 +7,22 @@
 //! client (`accept error: Too many open files`) until they closed.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-const SECRET: &str = "connections-test-secret-0123456789abcdef";
+mod common;
 
-/// The server binary in its own process, under `ulimit -n 1024`, with a 2 s header deadline.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    dir: std::path::PathBuf,
-}
+use common::Process;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn start() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let dir = std::env::temp_dir().join(format!("auth-connections-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n 1024 && exec "$0""#)
-        .arg(env!("CARGO_BIN_EXE_auth-server"))
-        .env("AUTH_SERVER_ADDR", addr.to_string())
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", dir.join("auth.db").display()),
-        )
-        .env("AUTH_SIGNING_SECRET", SECRET)
-        .env("AUTH_HEADER_TIMEOUT_SECS", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, addr, dir };
-    let client = reqwest::Client::new();
-    let start = Instant::now();
-    while !client
-        .get(format!("http://{addr}/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server
+/// The binary under `ulimit -n 1024`, with a 2 s header deadline.
+async fn start() -> Process {
+    Process::start(
+        &["sh", "-c", r#"ulimit -n 1024 && exec "$0""#],
+        &[("AUTH_HEADER_TIMEOUT_SECS", "2")],
+    )
+    .await
 }
 
 /// A connection from a given loopback address (Linux routes all of 127/8 to lo).

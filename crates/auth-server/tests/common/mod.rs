@@ -269,3 +269,78 @@ pub(crate) fn cli_ok(database_url: &str, args: &[&str]) -> String {
     assert!(success, "{args:?}: {err}");
     out
 }
+
+/// The `auth-server` binary in a process of its own (its open-file limit, its clock), started
+/// through `wrapper` (`sh -c 'ulimit …; exec "$0"'`, `faketime -f +10m`, or nothing), with an
+/// SQLite file of its own unless `vars` name a `DATABASE_URL`; killed when dropped.
+pub(crate) struct Process {
+    child: std::process::Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Process {
+    /// Starts the binary and waits for `/health` (at most a minute).
+    pub(crate) async fn start(wrapper: &[&str], vars: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let dir = std::env::temp_dir().join(format!("auth-process-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let binary = env!("CARGO_BIN_EXE_auth-server");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => std::process::Command::new(binary),
+        };
+        command
+            .env("AUTH_SERVER_ADDR", addr.to_string())
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", dir.join("auth.db").display()),
+            )
+            .env("AUTH_SIGNING_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let process = Self {
+            child: command.spawn().unwrap(),
+            addr,
+            base: format!("http://{addr}"),
+            dir,
+        };
+        let client = reqwest::Client::new();
+        let start = std::time::Instant::now();
+        while !client
+            .get(format!("{}/health", process.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "server did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        process
+    }
+}
