@@ -1,5 +1,5 @@
 //! Clock skew between instances, with real clocks: two `auth-server` processes on one
-//! PostgreSQL database, one of them under `faketime` ten minutes ahead.
+//! PostgreSQL database, one of them under libfaketime ten minutes ahead.
 //!
 //! Finding (issue 30): a token the fast instance issued (`iat` = now + 600 s) was accepted by
 //! both and survived "log out everywhere" and a password change made on the other: per-user
@@ -15,6 +15,14 @@ use auth_testkit::db::Target;
 use serde_json::{Value, json};
 
 use common::{PASSWORD, Process};
+
+/// Where Debian and others install the multithreaded libfaketime.
+const FAKETIME_LIBRARIES: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/faketime/libfaketimeMT.so.1",
+    "/usr/local/lib/faketime/libfaketimeMT.so.1",
+];
 
 async fn call(
     base: &str,
@@ -37,20 +45,31 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_instance_does_not_outlive_logout_everywhere() {
-    if std::process::Command::new("faketime")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        auth_testkit::skip("faketime", "the faketime command is not installed");
+    // libfaketime preloaded into the server itself (the `faketime` command would fork it as
+    // a child that outlives the test's kill).
+    let Some(library) = FAKETIME_LIBRARIES
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        auth_testkit::skip(
+            "faketime",
+            "libfaketime is not installed (Debian: apt-get install faketime)",
+        );
         return;
-    }
+    };
     let Some(url) = auth_testkit::db::fresh_url(Target::Postgres).await else {
         return;
     };
-    let vars = [("DATABASE_URL", url.as_str())];
-    let right = Process::start(&[], &vars).await;
-    let fast = Process::start(&["faketime", "-f", "+10m"], &vars).await;
+    let right = Process::start(&[], &[("DATABASE_URL", url.as_str())]).await;
+    let fast = Process::start(
+        &[],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("LD_PRELOAD", library),
+            ("FAKETIME", "+10m"),
+        ],
+    )
+    .await;
     let creds = json!({"email": "skew@example.com", "password": PASSWORD});
     let (status, _) = call(
         &right.base,

@@ -271,7 +271,7 @@ pub(crate) fn cli_ok(database_url: &str, args: &[&str]) -> String {
 }
 
 /// The `auth-server` binary in a process of its own (its open-file limit, its clock), started
-/// through `wrapper` (`sh -c 'ulimit …; exec "$0"'`, `faketime -f +10m`, or nothing), with an
+/// through `wrapper` (`sh -c 'ulimit …; exec "$0"'`, which must exec it, or nothing), with an
 /// SQLite file of its own unless `vars` name a `DATABASE_URL`; killed when dropped.
 pub(crate) struct Process {
     child: std::process::Child,
