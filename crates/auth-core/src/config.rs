@@ -39,6 +39,7 @@ pub struct AuthConfig {
     password_policy: PasswordPolicy,
     hash_concurrency: Option<usize>,
     s2s_tokens: Vec<SecretString>,
+    refresh_reuse_window: Duration,
 }
 
 impl Default for AuthConfig {
@@ -52,6 +53,7 @@ impl Default for AuthConfig {
             password_policy: PasswordPolicy::default(),
             hash_concurrency: None,
             s2s_tokens: Vec::new(),
+            refresh_reuse_window: crate::token::DEFAULT_REUSE_WINDOW,
         }
     }
 }
@@ -70,6 +72,7 @@ impl fmt::Debug for AuthConfig {
             .field("password_policy", &self.password_policy.help_texts().len())
             .field("hash_concurrency", &self.hash_concurrency)
             .field("s2s_tokens", &self.s2s_tokens.len())
+            .field("refresh_reuse_window", &self.refresh_reuse_window)
             .finish()
     }
 }
@@ -115,6 +118,7 @@ impl AuthConfig {
     /// | `AUTH_ACCESS_TOKEN_LIFETIME` | seconds | 900 |
     /// | `AUTH_REFRESH_TOKEN_LIFETIME` | seconds | 604800 |
     /// | `AUTH_REFRESH_ABSOLUTE_LIFETIME` | seconds | 2592000 |
+    /// | `AUTH_REFRESH_REUSE_WINDOW` | seconds a rotated refresh token still yields its successor (≤ 60, 0 off) | 10 |
     /// | `AUTH_MAX_PASSWORD_LENGTH` | bytes | 4096 |
     /// | `AUTH_RATE_LIMIT_MAX_ATTEMPTS` | failures | 5 |
     /// | `AUTH_RATE_LIMIT_WINDOW` | seconds | 300 |
@@ -177,6 +181,9 @@ impl AuthConfig {
         if let Some(v) = secs("AUTH_RATE_LIMIT_LOCKOUT")? {
             b = b.rate_limit_lockout(v);
         }
+        if let Some(v) = secs("AUTH_REFRESH_REUSE_WINDOW")? {
+            b = b.refresh_reuse_window(v);
+        }
         if let Some(v) = secs("AUTH_PASSWORD_RESET_TOKEN_LIFETIME")? {
             b = b.password_reset_token_lifetime(v);
         }
@@ -233,6 +240,18 @@ impl AuthConfig {
     #[must_use]
     pub fn signing_secret(&self) -> Option<&SecretKey> {
         self.signing_secret.as_ref()
+    }
+
+    /// How long a rotated refresh token may be presented again by its own racing client and
+    /// receive the same successor ([`RotateRequest::reuse_window`](crate::RotateRequest::reuse_window);
+    /// default 10 s, zero: every second use revokes the session).
+    ///
+    /// ```
+    /// assert_eq!(auth_core::AuthConfig::default().refresh_reuse_window().as_secs(), 10);
+    /// ```
+    #[must_use]
+    pub fn refresh_reuse_window(&self) -> Duration {
+        self.refresh_reuse_window
     }
 
     /// How long password reset links stay valid.
@@ -434,6 +453,21 @@ impl AuthConfigBuilder {
         self
     }
 
+    /// How long a rotated refresh token may be presented again by its own racing client (two
+    /// tabs, an app resuming) and receive the same successor; at most one minute, zero turns
+    /// it off (`AUTH_REFRESH_REUSE_WINDOW`, seconds). See `docs/tokens.md` for the trade-off.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = auth_core::AuthConfig::builder().refresh_reuse_window(Duration::ZERO).build().unwrap();
+    /// assert!(c.refresh_reuse_window().is_zero());
+    /// assert!(auth_core::AuthConfig::builder().refresh_reuse_window(Duration::from_secs(3600)).build().is_err());
+    /// ```
+    pub fn refresh_reuse_window(mut self, window: Duration) -> Self {
+        self.config.refresh_reuse_window = window;
+        self
+    }
+
     /// How long password reset links stay valid (must be positive).
     ///
     /// ```
@@ -502,6 +536,14 @@ impl AuthConfigBuilder {
                 "max_password_length",
                 "must be between 1 and 65536 bytes",
             ));
+        }
+        if config.refresh_reuse_window > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid {
+                name: "refresh_reuse_window".into(),
+                reason:
+                    "at most 60 seconds: a longer window lets a stolen refresh token go unnoticed"
+                        .into(),
+            });
         }
         if config.password_reset_token_lifetime.is_zero() {
             return Err(ConfigError::invalid(

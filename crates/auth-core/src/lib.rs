@@ -55,7 +55,9 @@ pub use password::{
     UserAttributeSimilarityValidator, Verified, is_password_usable, make_unusable_password,
 };
 pub use rate_limit::{MemoryRateLimiter, RateLimitPolicy, RateLimitStatus, RateLimiter};
-pub use revocation::{Cutoff, MemoryRevocationStore, RevocationQuery, RevocationStore};
+pub use revocation::{
+    Consumption, Cutoff, MemoryRevocationStore, RevocationQuery, RevocationStore,
+};
 pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
@@ -64,9 +66,9 @@ pub use service::{
     MAX_PASSKEY_NAME, NewApiKey, SecondFactorGate, ServiceParts, client_bucket, redact_identifier,
 };
 pub use token::{
-    AllowAll, Claims, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, RotateOutcome,
-    RotateRequest, SessionInfo, SessionMeta, TokenBackend, TokenKind, TokenLifetimes, TokenPair,
-    TokenUserLookup,
+    AllowAll, Claims, DEFAULT_REUSE_WINDOW, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH,
+    RefreshGuard, RotateOutcome, RotateRequest, SessionInfo, SessionMeta, TokenBackend, TokenKind,
+    TokenLifetimes, TokenPair, TokenUserLookup,
 };
 pub use user::{
     AuthUser, MAX_EMAIL_LEN, NewUser, User, UserId, UserQuery, UserStore, normalize_email,

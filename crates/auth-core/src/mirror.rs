@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::change::{Change, ChangeFeed, ChangeSubscriber, FeedStatus};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Result;
-use crate::revocation::{Cutoff, RevocationQuery, RevocationStore};
+use crate::revocation::{Consumption, Cutoff, RevocationQuery, RevocationStore};
 use crate::token::{SessionInfo, SessionMeta};
 use crate::user::UserId;
 
@@ -458,6 +458,19 @@ impl Inner {
         self.feed.publish(&changes).await
     }
 
+    /// The paired access token ends whatever the outcome of a consumption: it belongs to the
+    /// presented refresh token, which is either rotated now or being reused (its session then
+    /// ends). So the announcement need not wait for the write: both go out at once, and a
+    /// rotation costs one round trip of latency, not two. Announcing a revocation before it is
+    /// stored errs on the safe side.
+    async fn announce_paired(&self, jti: &str, until: OffsetDateTime) -> Result<()> {
+        self.publish(vec![Change::TokenRevoked {
+            jti: jti.to_owned(),
+            until,
+        }])
+        .await
+    }
+
     fn user_until(&self) -> OffsetDateTime {
         crate::clock::add(
             self.clock.now(),
@@ -520,21 +533,30 @@ impl RevocationStore for RevocationMirror {
         let Some((paired_jti, until)) = paired else {
             return self.inner.store.consume(jti, expires_at).await;
         };
-        // The paired access token ends whatever the outcome: it belongs to the presented
-        // refresh token, which is either rotated now or being reused (its session then ends).
-        // So the announcement need not wait for the write: both go out at once, and a rotation
-        // costs one round trip of latency, not two. Announcing a revocation before it is
-        // stored errs on the safe side.
-        let announce = vec![Change::TokenRevoked {
-            jti: paired_jti.to_owned(),
-            until,
-        }];
         let (won, published) = tokio::join!(
             self.inner.store.consume_with(jti, expires_at, paired),
-            self.inner.publish(announce),
+            self.inner.announce_paired(paired_jti, until),
         );
         published?;
         won
+    }
+
+    async fn consume_at(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+        at: OffsetDateTime,
+    ) -> Result<Consumption> {
+        let Some((paired_jti, until)) = paired else {
+            return self.inner.store.consume_at(jti, expires_at, None, at).await;
+        };
+        let (outcome, published) = tokio::join!(
+            self.inner.store.consume_at(jti, expires_at, paired, at),
+            self.inner.announce_paired(paired_jti, until),
+        );
+        published?;
+        outcome
     }
 
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {

@@ -99,6 +99,35 @@ impl RevocationQuery {
     }
 }
 
+/// What became of a consumption ([`RevocationStore::consume_at`]).
+///
+/// ```
+/// use auth_core::Consumption;
+/// assert!(Consumption::Won.won());
+/// assert!(!Consumption::Taken { at: None }.won());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Consumption {
+    /// This caller consumed the id (and revoked its pair).
+    Won,
+    /// The id was already consumed or revoked: `at` is when it was consumed, where the store
+    /// knows (`None` for an id revoked rather than consumed, or a store that keeps no time).
+    /// A rotation uses it to tell its own racing client from a replay.
+    Taken {
+        /// When the id was consumed, to the microsecond.
+        at: Option<OffsetDateTime>,
+    },
+}
+
+impl Consumption {
+    /// Whether this caller won.
+    #[must_use]
+    pub fn won(self) -> bool {
+        matches!(self, Self::Won)
+    }
+}
+
 /// Remembers which stateless tokens no longer count. Entries carry the expiry of what they
 /// revoke, so [`cleanup_expired`](RevocationStore::cleanup_expired) can forget them once the
 /// tokens could not verify anyway. Implementations run `auth_testkit::conformance::revocation_store`.
@@ -160,6 +189,43 @@ pub trait RevocationStore: Send + Sync + 'static {
             self.revoke(paired, until).await?;
         }
         Ok(won)
+    }
+
+    /// [`consume_with`](Self::consume_with) at the instant `at` (truncated to the
+    /// microsecond), which the store keeps with the consumed id: a caller that loses learns
+    /// when the id was consumed ([`Consumption::Taken`]), so a rotation can give its own
+    /// racing client the successor it just issued at that instant. The default consumes
+    /// with [`consume_with`](Self::consume_with) and keeps no time (`Taken { at: None }`:
+    /// every second use is reuse).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::{Consumption, MemoryRevocationStore, RevocationStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryRevocationStore::new();
+    /// let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    /// let later = now + time::Duration::days(7);
+    /// assert_eq!(store.consume_at("refresh-1", later, None, now).await?, Consumption::Won);
+    /// let again = store.consume_at("refresh-1", later, None, now + time::Duration::seconds(1)).await?;
+    /// assert_eq!(again, Consumption::Taken { at: Some(now) });
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    async fn consume_at(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+        at: OffsetDateTime,
+    ) -> Result<Consumption> {
+        let _ = at;
+        Ok(if self.consume_with(jti, expires_at, paired).await? {
+            Consumption::Won
+        } else {
+            Consumption::Taken { at: None }
+        })
     }
 
     /// Revokes every token of a family until `expires_at`.
@@ -332,6 +398,8 @@ struct Tracked {
 #[derive(Default)]
 struct RevocationState {
     jtis: HashMap<String, OffsetDateTime>,
+    /// Consumed ids (also in `jtis`) -> when they were consumed.
+    consumed: HashMap<String, OffsetDateTime>,
     families: HashMap<String, OffsetDateTime>,
     /// Per user: the combined cut-off, and when the entry may be forgotten.
     users: HashMap<UserId, (Cutoff, OffsetDateTime)>,
@@ -423,17 +491,16 @@ fn extend(map: &mut HashMap<String, OffsetDateTime>, key: &str, expires_at: Offs
 #[async_trait]
 impl RevocationStore for MemoryRevocationStore {
     async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
-        extend(&mut self.lock()?.jtis, jti, expires_at);
+        let mut state = self.lock()?;
+        extend(&mut state.jtis, jti, expires_at);
+        // Revoked after it was consumed (a logout): no racing client may use it again.
+        state.consumed.remove(jti);
         Ok(())
     }
 
     async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
-        let mut state = self.lock()?;
-        if state.jtis.contains_key(jti) {
-            return Ok(false);
-        }
-        state.jtis.insert(jti.to_owned(), expires_at);
-        Ok(true)
+        let at = self.clock.now();
+        Ok(self.consume_at(jti, expires_at, None, at).await?.won())
     }
 
     async fn consume_with(
@@ -442,15 +509,31 @@ impl RevocationStore for MemoryRevocationStore {
         expires_at: OffsetDateTime,
         paired: Option<(&str, OffsetDateTime)>,
     ) -> Result<bool> {
+        let at = self.clock.now();
+        Ok(self.consume_at(jti, expires_at, paired, at).await?.won())
+    }
+
+    async fn consume_at(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+        at: OffsetDateTime,
+    ) -> Result<Consumption> {
         let mut state = self.lock()?;
         if state.jtis.contains_key(jti) {
-            return Ok(false);
+            return Ok(Consumption::Taken {
+                at: state.consumed.get(jti).copied(),
+            });
         }
         state.jtis.insert(jti.to_owned(), expires_at);
+        state
+            .consumed
+            .insert(jti.to_owned(), crate::truncate_to_micros(at));
         if let Some((paired, until)) = paired {
             extend(&mut state.jtis, paired, until);
         }
-        Ok(true)
+        Ok(Consumption::Won)
     }
 
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {
@@ -501,6 +584,8 @@ impl RevocationStore for MemoryRevocationStore {
         let mut state = self.lock()?;
         let before = state.jtis.len() + state.families.len() + state.users.len();
         state.jtis.retain(|_, exp| *exp > now);
+        let RevocationState { jtis, consumed, .. } = &mut *state;
+        consumed.retain(|jti, _| jtis.contains_key(jti));
         state.families.retain(|_, exp| *exp > now);
         state.users.retain(|_, (_, until)| *until > now);
         state.sessions.retain(|_, t| t.info.expires_at > now);

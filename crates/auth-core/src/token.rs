@@ -485,13 +485,38 @@ impl IssueRequest {
 /// let r = RotateRequest::new();
 /// assert!(r.meta.ip.is_none());
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RotateRequest {
     /// Metadata of the client that is refreshing (updates the session's last-used data).
     pub meta: SessionMeta,
     /// Lifetimes for the new pair.
     pub lifetimes: TokenLifetimes,
+    /// How long after its rotation the same refresh token may be presented again by its own
+    /// racing client (two tabs, an app resuming with two requests in flight) and receive the
+    /// same successor, instead of counting as reuse (RFC 9700 §4.14.2). Once the successor
+    /// has been used, or after the window, a second use still revokes the whole family.
+    /// [`DEFAULT_REUSE_WINDOW`] unless set; zero turns it off.
+    pub reuse_window: Duration,
+}
+
+/// The default [`RotateRequest::reuse_window`]: ten seconds, Supabase's reuse interval. Long
+/// enough for the requests a client sends at once, short enough that a token stolen and used
+/// later is still caught.
+///
+/// ```
+/// assert_eq!(auth_core::DEFAULT_REUSE_WINDOW.as_secs(), 10);
+/// ```
+pub const DEFAULT_REUSE_WINDOW: Duration = Duration::from_secs(10);
+
+impl Default for RotateRequest {
+    fn default() -> Self {
+        Self {
+            meta: SessionMeta::default(),
+            lifetimes: TokenLifetimes::default(),
+            reuse_window: DEFAULT_REUSE_WINDOW,
+        }
+    }
 }
 
 impl RotateRequest {
@@ -527,6 +552,19 @@ impl RotateRequest {
     #[must_use]
     pub fn with_lifetimes(mut self, lifetimes: TokenLifetimes) -> Self {
         self.lifetimes = lifetimes;
+        self
+    }
+
+    /// Sets the reuse window (zero: any second use is reuse).
+    ///
+    /// ```
+    /// # use auth_core::RotateRequest;
+    /// use std::time::Duration;
+    /// assert_eq!(RotateRequest::new().with_reuse_window(Duration::ZERO).reuse_window, Duration::ZERO);
+    /// ```
+    #[must_use]
+    pub fn with_reuse_window(mut self, window: Duration) -> Self {
+        self.reuse_window = window;
         self
     }
 }

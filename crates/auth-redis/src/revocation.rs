@@ -4,8 +4,8 @@
 use std::fmt;
 
 use auth_core::{
-    Change, Cutoff, Result, RevocationQuery, RevocationStore, SessionInfo, SessionMeta, UserId,
-    async_trait,
+    Change, Consumption, Cutoff, Result, RevocationQuery, RevocationStore, SessionInfo,
+    SessionMeta, UserId, async_trait,
 };
 use redis::Script;
 use time::OffsetDateTime;
@@ -20,13 +20,15 @@ local function exp_of(v) return tonumber(string.match(v, '(%-?%d+)$')) or 0 end
 
 /// Revokes (or consumes) an id or a family. KEYS: the key. ARGV: expiry (us), ttl (ms),
 /// mode: 'r' revoke (extend to the later expiry, a consumed id becomes revoked),
-/// 'c' consume (only if absent). Returns 1 when written as asked.
+/// 'c' consume (only if absent), then for 'c' the instant of consumption (us).
+/// Returns 1 when written as asked; a 'c' that finds the id returns its value
+/// (`c:<consumed us>:<expiry us>` for a consumed id, `r:<expiry us>` for a revoked one).
 const MARK: &str = r"
 local cur = redis.call('GET', KEYS[1])
 local exp = tonumber(ARGV[1])
 if ARGV[3] == 'c' then
-  if cur then return 0 end
-  redis.call('SET', KEYS[1], 'c:' .. s(exp), 'PX', ARGV[2])
+  if cur then return cur end
+  redis.call('SET', KEYS[1], 'c:' .. ARGV[4] .. ':' .. s(exp), 'PX', ARGV[2])
   return 1
 end
 if cur and exp_of(cur) > exp then exp = exp_of(cur) end
@@ -35,10 +37,12 @@ return 1
 ";
 
 /// Consumes KEYS[1] and, for the winner, revokes KEYS[2], atomically.
-/// ARGV: expiry and ttl of the first, then of the second.
+/// ARGV: expiry and ttl of the first, then of the second, then the instant of consumption.
+/// Returns 1 for the winner, else the first key's value (as `MARK`).
 const CONSUME_WITH: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[1], 'c:' .. ARGV[1], 'PX', ARGV[2])
+local taken = redis.call('GET', KEYS[1])
+if taken then return taken end
+redis.call('SET', KEYS[1], 'c:' .. ARGV[5] .. ':' .. ARGV[1], 'PX', ARGV[2])
 local cur = redis.call('GET', KEYS[2])
 local exp = tonumber(ARGV[3])
 if cur and exp_of(cur) > exp then exp = exp_of(cur) end
@@ -87,6 +91,24 @@ for i = 1, #members, 2 do
 end
 return out
 ";
+
+/// What a consuming script answered: 1 for the winner, else the id's value, which for a
+/// consumed id carries when (`c:<consumed us>:<expiry us>`; ids consumed before that format,
+/// `c:<expiry us>`, and revoked ids, `r:…`, carry none).
+fn consumption(answer: &redis::Value) -> Consumption {
+    let value = match answer {
+        redis::Value::Int(1) => return Consumption::Won,
+        redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        _ => String::new(),
+    };
+    let at = value
+        .strip_prefix("c:")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(at, _)| at.parse::<i64>().ok())
+        .map(from_micros);
+    Consumption::Taken { at }
+}
 
 /// A [`RevocationStore`] in Redis, shared by every instance: `is_revoked` is one pipelined
 /// round trip (on a cluster, its three reads go to their slots concurrently), `consume` one
@@ -188,6 +210,23 @@ impl RedisRevocationStore {
         Ok(written == 1)
     }
 
+    /// Consumes an id at `at`: one atomic script.
+    async fn consume_key(&self, key: &str, until: OffsetDateTime, at: i64) -> Result<Consumption> {
+        let us = micros(until);
+        let mut conn = self.redis.conn.clone();
+        let answer: redis::Value = self
+            .mark
+            .key(key)
+            .arg(us)
+            .arg(self.ttl_ms(us))
+            .arg("c")
+            .arg(at)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend("consuming a refresh token in Redis"))?;
+        Ok(consumption(&answer))
+    }
+
     fn token_key(&self, jti: &str) -> String {
         self.redis.key(&["rev", "t", jti])
     }
@@ -233,7 +272,11 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool> {
-        self.mark(&self.token_key(jti), expires_at, "c").await
+        let at = self.redis.now_us();
+        Ok(self
+            .consume_key(&self.token_key(jti), expires_at, at)
+            .await?
+            .won())
     }
 
     async fn consume_with(
@@ -242,22 +285,36 @@ impl RevocationStore for RedisRevocationStore {
         expires_at: OffsetDateTime,
         paired: Option<(&str, OffsetDateTime)>,
     ) -> Result<bool> {
+        let at = self.redis.clock.now();
+        Ok(self.consume_at(jti, expires_at, paired, at).await?.won())
+    }
+
+    async fn consume_at(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+        at: OffsetDateTime,
+    ) -> Result<Consumption> {
+        let at = micros(at);
         let Some((paired, until)) = paired else {
-            return self.consume(jti, expires_at).await;
+            return self.consume_key(&self.token_key(jti), expires_at, at).await;
         };
         let (a, b) = (micros(expires_at), micros(until));
         if self.redis.is_cluster() {
             // Two ids, two slots: consuming decides the winner (one key, atomic), then the
             // winner revokes the pair. A crash between the two leaves the old access token
             // valid until its own expiry, as it was before the rotation.
-            if !self.mark(&self.token_key(jti), expires_at, "c").await? {
-                return Ok(false);
+            let outcome = self
+                .consume_key(&self.token_key(jti), expires_at, at)
+                .await?;
+            if outcome.won() {
+                self.mark(&self.token_key(paired), until, "r").await?;
             }
-            self.mark(&self.token_key(paired), until, "r").await?;
-            return Ok(true);
+            return Ok(outcome);
         }
         let mut conn = self.redis.conn.clone();
-        let won: i64 = self
+        let answer: redis::Value = self
             .consume_with
             .key(self.token_key(jti))
             .key(self.token_key(paired))
@@ -265,10 +322,11 @@ impl RevocationStore for RedisRevocationStore {
             .arg(self.ttl_ms(a))
             .arg(b)
             .arg(self.ttl_ms(b))
+            .arg(at)
             .invoke_async(&mut conn)
             .await
             .map_err(backend("consuming a refresh token in Redis"))?;
-        Ok(won == 1)
+        Ok(consumption(&answer))
     }
 
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {

@@ -1717,6 +1717,153 @@ async fn successful_logins_are_counted_per_client(target: Target) {
     );
 }
 
+/// Revocations where the deployment keeps them: the database, and Redis or a Redis Cluster
+/// where `AUTH_TEST_REDIS_URL` / `AUTH_TEST_REDIS_CLUSTER_URL` are set.
+fn revocation_homes() -> Vec<(String, Vec<(&'static str, String)>)> {
+    let mut homes = vec![("database".to_owned(), Vec::new())];
+    for (name, var, cluster) in [
+        ("redis", "AUTH_TEST_REDIS_URL", "false"),
+        ("redis cluster", "AUTH_TEST_REDIS_CLUSTER_URL", "true"),
+    ] {
+        let Ok(url) = std::env::var(var) else {
+            auth_testkit::skip(name, &format!("{var} is not set"));
+            continue;
+        };
+        let prefix = format!(
+            "{}{}:",
+            std::env::var("AUTH_TEST_REDIS_PREFIX").unwrap_or_else(|_| "auth:test:".into()),
+            auth_testkit::unique("race")
+        );
+        homes.push((
+            name.to_owned(),
+            vec![
+                ("AUTH_REDIS_URL", url),
+                ("AUTH_REDIS_PREFIX", prefix),
+                ("AUTH_REDIS_CLUSTER", cluster.to_owned()),
+            ],
+        ));
+    }
+    homes
+}
+
+/// Two tabs (here 2, then 30 requests) refresh with the same refresh token at once: within
+/// the reuse window every one gets working tokens, the same successor, and the session
+/// survives. A replay once the successor was used, or with the window off, still ends it.
+async fn racing_refreshes_keep_the_session(target: Target) {
+    for (home, extra) in revocation_homes() {
+        let vars: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let Some(s) = server(target, &vars).await else {
+            return;
+        };
+        let email = format!("{}@example.com", auth_testkit::unique("tabs"));
+        s.register(&email, "198.51.100.7").await;
+        let login = s.login(&email, PASSWORD, "198.51.100.7").await;
+        let mut refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+        let mut previous = String::new();
+        let count = |a: &Answer| a.body["sessions"].as_array().map_or(0, Vec::len);
+        let before = count(
+            &s.get("/auth/sessions", login.body["access_token"].as_str())
+                .await,
+        );
+        for racers in [2, 30] {
+            let answers = join_all((0..racers).map(|_| {
+                s.post(
+                    "/auth/refresh",
+                    "198.51.100.7",
+                    None,
+                    json!({"refresh_token": refresh}),
+                )
+            }))
+            .await;
+            let mut successors = std::collections::HashSet::new();
+            for a in &answers {
+                assert_eq!(
+                    a.status, 200,
+                    "{home}: every racing refresh succeeds: {}",
+                    a.body
+                );
+                let access = a.body["access_token"].as_str().unwrap();
+                let me = s.get("/auth/me", Some(access)).await;
+                assert_eq!(me.status, 200, "{home}: every racer's access token works");
+                successors.insert(a.body["refresh_token"].as_str().unwrap().to_owned());
+            }
+            assert_eq!(
+                successors.len(),
+                1,
+                "{home}: {racers} racing refreshes receive one successor"
+            );
+            previous = std::mem::replace(&mut refresh, successors.into_iter().next().unwrap());
+        }
+        let access = s
+            .post(
+                "/auth/refresh",
+                "198.51.100.7",
+                None,
+                json!({"refresh_token": refresh}),
+            )
+            .await;
+        assert_eq!(access.status, 200, "{home}: the successor works");
+        let access = access.body["access_token"].as_str().unwrap().to_owned();
+        let sessions = s.get("/auth/sessions", Some(&access)).await;
+        assert_eq!(sessions.status, 200);
+        assert_eq!(
+            count(&sessions),
+            before,
+            "{home}: the racing refreshes started no session: {}",
+            sessions.body
+        );
+        // The chain moved on (the successor of `previous` was used): `previous` again is a
+        // replay, and ends the session.
+        let replay = s
+            .post(
+                "/auth/refresh",
+                "198.51.100.7",
+                None,
+                json!({"refresh_token": previous}),
+            )
+            .await;
+        assert_eq!(
+            replay.status, 401,
+            "{home}: a replay after the successor was used"
+        );
+        assert_eq!(
+            s.get("/auth/me", Some(&access)).await.status,
+            401,
+            "{home}: the replay ended the session"
+        );
+    }
+    // With the window off, the second of two racing refreshes is reuse.
+    let Some(s) = server(target, &[("AUTH_REFRESH_REUSE_WINDOW", "0")]).await else {
+        return;
+    };
+    let email = format!("{}@example.com", auth_testkit::unique("strict"));
+    s.register(&email, "198.51.100.8").await;
+    let refresh = s.login(&email, PASSWORD, "198.51.100.8").await.body["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = s
+        .post(
+            "/auth/refresh",
+            "198.51.100.8",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(first.status, 200);
+    let again = s
+        .post(
+            "/auth/refresh",
+            "198.51.100.8",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(again.status, 401, "no window: a second use is reuse");
+    let access = first.body["access_token"].as_str().unwrap();
+    assert_eq!(s.get("/auth/me", Some(access)).await.status, 401);
+}
+
 macro_rules! on_every_database {
     ($($attack:ident),* $(,)?) => {
         mod sqlite {
@@ -1769,4 +1916,5 @@ on_every_database!(
     new_ways_in_are_told_and_secure_my_account_removes_them,
     activity_shows_only_the_addresss_time_with_this_account,
     successful_logins_are_counted_per_client,
+    racing_refreshes_keep_the_session,
 );

@@ -10,7 +10,7 @@ mod revocation;
 pub use crate::backend::{CLEANUP_BATCH, DbTokenBackend, TOKEN_BYTES};
 pub use crate::feed::{DbChangeFeed, DbFeedOptions};
 pub use crate::migration::{
-    CreateJwtSessions, CreateRevocations, CreateTokens, JwtSessionDetails, NotBeforeMicros,
-    RevocationMirrorSupport, migrations,
+    ConsumedAt, CreateJwtSessions, CreateRevocations, CreateTokens, JwtSessionDetails,
+    NotBeforeMicros, RevocationMirrorSupport, migrations,
 };
 pub use crate::revocation::DbRevocationStore;

@@ -220,7 +220,7 @@ impl MigrationTrait for CreateTokens {
 /// revocation mirror and the change feed need, then the JWT sessions' details.
 ///
 /// ```
-/// assert_eq!(auth_tokens_db::migrations().len(), 6);
+/// assert_eq!(auth_tokens_db::migrations().len(), 7);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -231,7 +231,49 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateJwtSessions),
         Box::new(RevocationMirrorSupport),
         Box::new(JwtSessionDetails),
+        Box::new(ConsumedAt),
     ]
+}
+
+/// When each refresh token was consumed (`auth_revoked_tokens.consumed_us`, Unix
+/// microseconds; empty for ids revoked rather than consumed), so that a rotation can give its
+/// own racing client the successor it issued at that instant within the reuse window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsumedAt;
+
+impl MigrationName for ConsumedAt {
+    fn name(&self) -> &str {
+        "m20261207_000001_auth_consumed_at"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ConsumedAt {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuthRevokedTokens::Table)
+                    .add_column(
+                        ColumnDef::new(AuthRevokedTokens::ConsumedUs)
+                            .big_integer()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuthRevokedTokens::Table)
+                    .drop_column(AuthRevokedTokens::ConsumedUs)
+                    .to_owned(),
+            )
+            .await
+    }
 }
 
 /// What listing JWT sessions shows: when each started and was last refreshed, and from which
@@ -539,6 +581,7 @@ pub(crate) enum AuthRevokedTokens {
     Jti,
     ExpiresAt,
     Consumed,
+    ConsumedUs,
 }
 
 #[derive(DeriveIden)]

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use auth_core::{
-    BackendError, Change, Clock, Cutoff, Error, Result, RevocationQuery, RevocationStore,
-    SessionInfo, SessionMeta, SharedClock, SystemClock, UserId, async_trait,
+    BackendError, Change, Clock, Consumption, Cutoff, Error, Result, RevocationQuery,
+    RevocationStore, SessionInfo, SessionMeta, SharedClock, SystemClock, UserId, async_trait,
 };
 use sea_orm::sea_query::{DynIden, Expr, ExprTrait, IntoIden, Query, UnionType};
 use sea_orm::{
@@ -104,7 +104,29 @@ impl DbRevocationStore {
     }
 }
 
-/// Inserts `(key, expires_at)` (and `consumed`, for token ids) into a revocation table;
+/// How a token id enters `auth_revoked_tokens`.
+#[derive(Clone, Copy)]
+enum Mark {
+    /// Revoked.
+    Revoked,
+    /// Consumed at this instant, Unix microseconds.
+    ConsumedAt(i64),
+}
+
+impl Mark {
+    fn columns(self) -> [sea_orm::Value; 2] {
+        match self {
+            Self::Revoked => [false.into(), Option::<i64>::None.into()],
+            Self::ConsumedAt(us) => [true.into(), Some(us).into()],
+        }
+    }
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// Inserts `(key, expires_at)` (and how, for token ids) into a revocation table;
 /// `Ok(false)` when the key exists.
 async fn insert_key(
     conn: &impl ConnectionTrait,
@@ -113,13 +135,26 @@ async fn insert_key(
     exp_col: DynIden,
     key: &str,
     expires_at: OffsetDateTime,
-    consumed: Option<bool>,
+    mark: Option<Mark>,
 ) -> Result<bool> {
     let mut insert = Query::insert().into_table(table).to_owned();
-    match consumed {
-        Some(consumed) => insert
-            .columns([key_col, exp_col, AuthRevokedTokens::Consumed.into_iden()])
-            .values_panic([key.into(), expires_at.into(), consumed.into()]),
+    match mark {
+        Some(mark) => {
+            let [consumed, consumed_us] = mark.columns();
+            insert
+                .columns([
+                    key_col,
+                    exp_col,
+                    AuthRevokedTokens::Consumed.into_iden(),
+                    AuthRevokedTokens::ConsumedUs.into_iden(),
+                ])
+                .values_panic([
+                    key.into(),
+                    expires_at.into(),
+                    consumed.into(),
+                    consumed_us.into(),
+                ])
+        }
         None => insert
             .columns([key_col, exp_col])
             .values_panic([key.into(), expires_at.into()]),
@@ -149,7 +184,7 @@ async fn record(
         exp_col.clone(),
         key,
         expires_at,
-        token.then_some(false),
+        token.then_some(Mark::Revoked),
     )
     .await?
     {
@@ -164,7 +199,9 @@ async fn record(
             .and_where(Expr::col(key_col).eq(key))
             .to_owned();
         if token {
+            // Revoked after it was consumed (a logout): no racing client may use it again.
             update.value(AuthRevokedTokens::Consumed, false);
+            update.value(AuthRevokedTokens::ConsumedUs, Option::<i64>::None);
         }
         conn.execute(&update)
             .await
@@ -173,14 +210,15 @@ async fn record(
     Ok(())
 }
 
-/// Consumes `jti` and, for the one caller that wins, revokes `paired`: one statement when
-/// neither exists (the rotation's single write).
+/// Consumes `jti` at `at` and, for the one caller that wins, revokes `paired`: one statement
+/// when neither exists (the rotation's single write). A loser reads when `jti` was consumed.
 async fn consume_pair(
     conn: &impl ConnectionTrait,
     jti: &str,
     expires_at: OffsetDateTime,
     paired: Option<(&str, OffsetDateTime)>,
-) -> Result<bool> {
+    at: i64,
+) -> Result<Consumption> {
     let consume = |conn| {
         insert_key(
             conn,
@@ -189,44 +227,71 @@ async fn consume_pair(
             AuthRevokedTokens::ExpiresAt.into_iden(),
             jti,
             expires_at,
-            Some(true),
+            Some(Mark::ConsumedAt(at)),
         )
     };
-    let Some((paired, until)) = paired else {
-        return consume(conn).await;
-    };
-    let insert = Query::insert()
-        .into_table(AuthRevokedTokens::Table)
-        .columns([
-            AuthRevokedTokens::Jti,
-            AuthRevokedTokens::ExpiresAt,
-            AuthRevokedTokens::Consumed,
-        ])
-        .values_panic([jti.into(), expires_at.into(), true.into()])
-        .values_panic([paired.into(), until.into(), false.into()])
-        .to_owned();
-    match conn.execute(&insert).await {
-        Ok(_) => Ok(true),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            // Usually another rotation consumed `jti` first. If instead the paired token
-            // was already revoked (a logout racing the rotation), consume alone.
-            let won = consume(conn).await?;
-            if won {
-                record(
-                    conn,
-                    AuthRevokedTokens::Table.into_iden(),
-                    AuthRevokedTokens::Jti.into_iden(),
-                    AuthRevokedTokens::ExpiresAt.into_iden(),
-                    paired,
-                    until,
-                    true,
-                )
-                .await?;
+    let won = if let Some((paired, until)) = paired {
+        let [consumed, consumed_us] = Mark::ConsumedAt(at).columns();
+        let [revoked, no_time] = Mark::Revoked.columns();
+        let insert = Query::insert()
+            .into_table(AuthRevokedTokens::Table)
+            .columns([
+                AuthRevokedTokens::Jti,
+                AuthRevokedTokens::ExpiresAt,
+                AuthRevokedTokens::Consumed,
+                AuthRevokedTokens::ConsumedUs,
+            ])
+            .values_panic([
+                jti.into(),
+                expires_at.into(),
+                consumed.into(),
+                consumed_us.into(),
+            ])
+            .values_panic([paired.into(), until.into(), revoked.into(), no_time.into()])
+            .to_owned();
+        match conn.execute(&insert).await {
+            Ok(_) => true,
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                // Usually another rotation consumed `jti` first. If instead the paired token
+                // was already revoked (a logout racing the rotation), consume alone.
+                let won = consume(conn).await?;
+                if won {
+                    record(
+                        conn,
+                        AuthRevokedTokens::Table.into_iden(),
+                        AuthRevokedTokens::Jti.into_iden(),
+                        AuthRevokedTokens::ExpiresAt.into_iden(),
+                        paired,
+                        until,
+                        true,
+                    )
+                    .await?;
+                }
+                won
             }
-            Ok(won)
+            Err(e) => return Err(Error::backend("consuming a refresh token", e)),
         }
-        Err(e) => Err(Error::backend("consuming a refresh token", e)),
+    } else {
+        consume(conn).await?
+    };
+    if won {
+        return Ok(Consumption::Won);
     }
+    // Lost: when was it consumed (none if it was revoked instead)?
+    let select = Query::select()
+        .column(AuthRevokedTokens::ConsumedUs)
+        .from(AuthRevokedTokens::Table)
+        .and_where(Expr::col(AuthRevokedTokens::Jti).eq(jti))
+        .and_where(Expr::col(AuthRevokedTokens::Consumed).eq(true))
+        .to_owned();
+    let row = conn
+        .query_one(&select)
+        .await
+        .map_err(db("reading when a refresh token was consumed"))?;
+    let at = row
+        .and_then(|row| row.try_get_by_index::<Option<i64>>(0).ok().flatten())
+        .and_then(|us| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok());
+    Ok(Consumption::Taken { at })
 }
 
 /// One rotation waiting for its commit.
@@ -234,7 +299,8 @@ struct Job {
     jti: String,
     expires_at: OffsetDateTime,
     paired: Option<(String, OffsetDateTime)>,
-    done: tokio::sync::oneshot::Sender<std::result::Result<bool, String>>,
+    at: i64,
+    done: tokio::sync::oneshot::Sender<std::result::Result<Consumption, String>>,
 }
 
 /// Group commit for SQLite: an SQLite file syncs its log once per commit (`synchronous=full`),
@@ -298,35 +364,37 @@ impl GroupCommit {
         Some(Self { jobs })
     }
 
-    async fn commit(conn: &DatabaseConnection, batch: &[Job]) -> Result<Vec<bool>> {
+    async fn commit(conn: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Consumption>> {
         if let [job] = batch {
             // Alone: its own statement is its own transaction, without BEGIN and COMMIT.
             let paired = job.paired.as_ref().map(|(p, until)| (p.as_str(), *until));
             return Ok(vec![
-                consume_pair(conn, &job.jti, job.expires_at, paired).await?,
+                consume_pair(conn, &job.jti, job.expires_at, paired, job.at).await?,
             ]);
         }
         let txn = conn.begin().await.map_err(db("starting a transaction"))?;
         let mut wins = Vec::with_capacity(batch.len());
         for job in batch {
             let paired = job.paired.as_ref().map(|(p, until)| (p.as_str(), *until));
-            wins.push(consume_pair(&txn, &job.jti, job.expires_at, paired).await?);
+            wins.push(consume_pair(&txn, &job.jti, job.expires_at, paired, job.at).await?);
         }
         txn.commit().await.map_err(db("committing rotations"))?;
         Ok(wins)
     }
 
-    async fn consume_with(
+    async fn consume_at(
         &self,
         jti: &str,
         expires_at: OffsetDateTime,
         paired: Option<(&str, OffsetDateTime)>,
-    ) -> Result<bool> {
+        at: i64,
+    ) -> Result<Consumption> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             jti: jti.to_owned(),
             expires_at,
             paired: paired.map(|(p, until)| (p.to_owned(), until)),
+            at,
             done,
         };
         let failed = |m: String| {
@@ -379,7 +447,7 @@ impl RevocationStore for DbRevocationStore {
             AuthRevokedTokens::ExpiresAt.into_iden(),
             jti,
             expires_at,
-            Some(true),
+            Some(Mark::ConsumedAt(micros(self.now()))),
         )
         .await
     }
@@ -390,11 +458,23 @@ impl RevocationStore for DbRevocationStore {
         expires_at: OffsetDateTime,
         paired: Option<(&str, OffsetDateTime)>,
     ) -> Result<bool> {
+        let at = self.now();
+        Ok(self.consume_at(jti, expires_at, paired, at).await?.won())
+    }
+
+    async fn consume_at(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        paired: Option<(&str, OffsetDateTime)>,
+        at: OffsetDateTime,
+    ) -> Result<Consumption> {
+        let at = micros(at);
         // SQLite commits one rotation per fsync; concurrent rotations share one transaction.
         if let Some(group) = self.group_commit() {
-            return group.consume_with(jti, expires_at, paired).await;
+            return group.consume_at(jti, expires_at, paired, at).await;
         }
-        consume_pair(&self.db, jti, expires_at, paired).await
+        consume_pair(&self.db, jti, expires_at, paired, at).await
     }
 
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()> {

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{
-    Clock, Error, IssueRequest, MAX_TOKEN_LENGTH, MemoryRevocationStore, RefreshGuard, Result,
-    RevocationQuery, RevocationStore, RotateOutcome, RotateRequest, SecretString, SessionInfo,
-    SharedClock, SystemClock, TokenBackend, TokenKind, TokenPair, UserId, async_trait, random,
+    Clock, Consumption, Error, IssueRequest, MAX_TOKEN_LENGTH, MemoryRevocationStore, RefreshGuard,
+    Result, RevocationQuery, RevocationStore, RotateOutcome, RotateRequest, SecretString,
+    SessionInfo, SharedClock, SystemClock, TokenBackend, TokenKind, TokenPair, UserId, async_trait,
+    random,
 };
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
@@ -721,7 +722,11 @@ impl JwtBackend {
         jsonwebtoken::encode(&header, claims, key).map_err(|e| Error::backend("signing a JWT", e))
     }
 
-    /// Issues a pair in `family`, ending no later than `fexp`.
+    /// Issues a pair in `family` at `instant`, ending no later than `fexp`. The token ids are
+    /// random, or, for the successor of a rotated refresh token, derived from its id
+    /// (`successor_of`): a racing request of the same client within the reuse window then
+    /// rebuilds the very same pair (same ids, same instants), not a second session.
+    #[allow(clippy::too_many_arguments)]
     fn pair(
         &self,
         user_id: &str,
@@ -729,8 +734,10 @@ impl JwtBackend {
         fexp: i64,
         extra: Option<auth_core::ExtraClaims>,
         lifetimes: &auth_core::TokenLifetimes,
+        instant: OffsetDateTime,
+        successor_of: Option<&str>,
     ) -> Result<TokenPair> {
-        let instant = self.clock.now();
+        let instant = auth_core::truncate_to_micros(instant);
         let now = instant.unix_timestamp();
         let now_us = i64::try_from(instant.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
@@ -738,10 +745,17 @@ impl JwtBackend {
         let refresh_exp = now.saturating_add(secs(lifetimes.refresh())).min(fexp);
         let aud = self.audience.clone().map(Audience::One);
         let extra = extra.filter(|e| !e.is_empty());
+        let (access_jti, refresh_jti) = match successor_of {
+            Some(previous) => (
+                successor_jti(previous, "access"),
+                successor_jti(previous, "refresh"),
+            ),
+            None => (random::token(16), random::token(16)),
+        };
         let access = WireClaims {
             sub: user_id.to_owned(),
             token_type: TokenKind::Access,
-            jti: random::token(16),
+            jti: access_jti,
             iat: now,
             iat_us: Some(now_us),
             exp: access_exp,
@@ -752,12 +766,14 @@ impl JwtBackend {
             family: Some(family.to_owned()),
             fexp: Some(fexp),
             ajti: None,
+            aexp: None,
         };
         let refresh = WireClaims {
             token_type: TokenKind::Refresh,
-            jti: random::token(16),
+            jti: refresh_jti,
             exp: refresh_exp,
             ajti: Some(access.jti.clone()),
+            aexp: Some(access_exp),
             ..access.clone()
         };
         let at = |secs: i64| {
@@ -779,6 +795,35 @@ impl JwtBackend {
 
     fn instant(secs: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Whether a refresh token consumed at `consumed` and presented again now is its own
+    /// client racing: within `window` of the consumption, and the successor not yet used (a
+    /// used successor means the chain moved on, so this is a replay) nor its session ended.
+    async fn same_client(
+        &self,
+        store: &Arc<dyn RevocationStore>,
+        claims: &WireClaims,
+        consumed: OffsetDateTime,
+        window: Duration,
+    ) -> Result<bool> {
+        if window.is_zero() {
+            return Ok(false);
+        }
+        let since = self.clock.now() - consumed;
+        if since > time::Duration::try_from(window).unwrap_or(time::Duration::MAX) {
+            return Ok(false);
+        }
+        let successor = RevocationQuery::new(
+            successor_jti(&claims.jti, "refresh"),
+            UserId::new(claims.sub.clone()),
+            consumed.unix_timestamp(),
+        )
+        .with_issued_at_micros(
+            i64::try_from(consumed.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX),
+        )
+        .with_family(claims.family_or_jti().to_owned());
+        Ok(!store.is_revoked(&successor).await?)
     }
 
     /// Revokes a token's session until its family could have ended.
@@ -833,6 +878,21 @@ impl fmt::Debug for JwtBackend {
 /// ```
 pub const ISSUED_AHEAD_TOLERANCE: i64 = 60;
 
+/// The id of the access or refresh token that succeeds the refresh token `previous` in a
+/// rotation: a digest of it, so every racing request of one client derives the same
+/// successor. Ids are not secrets (they are inside the signed tokens); they only must not
+/// collide, and 128 bits of SHA-256 do not.
+fn successor_jti(previous: &str, kind: &str) -> String {
+    use base64::Engine as _;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in ["auth-jwt-successor", kind, previous] {
+        ctx.update(part.as_bytes());
+        ctx.update(&[0]);
+    }
+    let digest = ctx.finish();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+}
+
 /// Seconds between two records of a session's last use.
 const SESSION_TOUCH_EVERY: i64 = 60;
 
@@ -849,6 +909,8 @@ impl TokenBackend for JwtBackend {
             fexp,
             Some(request.extra.clone()),
             &request.lifetimes,
+            self.clock.now(),
+            None,
         )?;
         // Remembered so that sessions can be listed and ended one by one, and logout
         // everywhere can say how many it ended.
@@ -912,26 +974,37 @@ impl TokenBackend for JwtBackend {
         }
         let previous = claims.to_claims();
         guard.allow(&previous).await?;
+        let mut at = auth_core::truncate_to_micros(self.clock.now());
         if let Some(store) = &self.revocation {
             // The atomic step: of concurrent rotations exactly one consumes the jti.
-            // The paired access token ends in the same write.
-            let paired = claims
-                .ajti
-                .as_deref()
-                .map(|ajti| (ajti, Self::instant(claims.exp)));
-            if !store
-                .consume_with(&claims.jti, Self::instant(claims.exp), paired)
+            // The paired access token ends in the same write, as long as it could verify.
+            let paired = claims.ajti.as_deref().map(|ajti| {
+                let until = claims.aexp.unwrap_or(claims.exp).min(claims.exp);
+                (ajti, Self::instant(until))
+            });
+            match store
+                .consume_at(&claims.jti, Self::instant(claims.exp), paired, at)
                 .await?
             {
-                return reused(Arc::clone(store), claims).await;
-            }
-            // The session's last use, at most once a minute (the presented token's issue
-            // instant is its previous use): rotating chains cost no extra write.
-            let now = self.clock.now();
-            if now.unix_timestamp().saturating_sub(claims.iat) >= SESSION_TOUCH_EVERY {
-                store
-                    .touch_session(claims.family_or_jti(), &request.meta, now)
-                    .await?;
+                Consumption::Won => {
+                    // The session's last use, at most once a minute (the presented token's
+                    // issue instant is its previous use): rotating chains cost no extra write.
+                    if at.unix_timestamp().saturating_sub(claims.iat) >= SESSION_TOUCH_EVERY {
+                        store
+                            .touch_session(claims.family_or_jti(), &request.meta, at)
+                            .await?;
+                    }
+                }
+                Consumption::Taken { at: Some(consumed) }
+                    if self
+                        .same_client(store, &claims, consumed, request.reuse_window)
+                        .await? =>
+                {
+                    // Its own client, racing: the successor issued at `consumed`, again.
+                    tracing::debug!("refresh token presented again within the reuse window");
+                    at = consumed;
+                }
+                _ => return reused(Arc::clone(store), claims).await,
             }
         }
         let pair = self.pair(
@@ -940,6 +1013,8 @@ impl TokenBackend for JwtBackend {
             fexp,
             claims.extra.clone(),
             &request.lifetimes,
+            at,
+            Some(&claims.jti),
         )?;
         Ok(RotateOutcome::Rotated { previous, pair })
     }

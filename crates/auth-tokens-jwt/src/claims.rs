@@ -40,6 +40,10 @@ pub(crate) struct WireClaims {
     /// On a refresh token: the jti of the access token issued with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ajti: Option<String>,
+    /// On a refresh token: when that access token expires (Unix seconds), so that rotating
+    /// revokes it only as long as it could verify (tokens without it: the refresh's expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) aexp: Option<i64>,
 }
 
 impl WireClaims {

@@ -102,7 +102,8 @@ impl<U: AuthUser> AuthService<U> {
     pub async fn refresh_with(&self, refresh_token: &str, meta: SessionMeta) -> Result<TokenPair> {
         let request = RotateRequest::new()
             .with_meta(meta)
-            .with_lifetimes(self.config.lifetimes());
+            .with_lifetimes(self.config.lifetimes())
+            .with_reuse_window(self.config.refresh_reuse_window());
         let guard = ActiveUserGuard {
             users: self.users.as_ref(),
             cache: self.user_cache.as_ref(),

@@ -77,16 +77,34 @@
     return { status: response.status, data };
   }
 
+  // One refresh at a time for the whole page: calls that find the access token expired
+  // together share it, instead of each presenting the same refresh token.
+  let refreshing = null;
+  function refreshOnce(refreshToken) {
+    if (!refreshing) {
+      refreshing = raw("POST", "/auth/refresh", { refresh_token: refreshToken })
+        .then((next) => {
+          if (next.status === 200) { session.set(next.data); }
+          return next;
+        })
+        .finally(() => { refreshing = null; });
+    }
+    return refreshing;
+  }
+
   // A call as the signed-in user: refreshes the session once when the access token expired.
   async function api(method, path, body) {
     const s = session.get();
     let r = await raw(method, path, body, s && s.access);
     if (r.status === 401 && s && s.refresh) {
-      const next = await raw("POST", "/auth/refresh", { refresh_token: s.refresh });
-      if (next.status === 200) {
-        session.set(next.data);
-        r = await raw(method, path, body, next.data.access_token);
+      // Another call may have refreshed meanwhile: use its tokens.
+      const now = session.get();
+      let access = now && now.access !== s.access ? now.access : null;
+      if (!access) {
+        const next = await refreshOnce(s.refresh);
+        access = next.status === 200 ? next.data.access_token : null;
       }
+      if (access) { r = await raw(method, path, body, access); }
     }
     return r;
   }

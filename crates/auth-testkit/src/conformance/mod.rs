@@ -26,7 +26,7 @@ pub use mfa::mfa_store;
 pub use onboarding::session_store;
 pub use rate_limiter::rate_limiter;
 pub use revocation::revocation_store;
-pub use token_backend::token_backend;
+pub use token_backend::{refresh_reuse_window, token_backend};
 pub use user_store::user_store;
 
 /// The instant the suites' clocks start at (2023-11-14T22:13:20Z).

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{FixedClock, RevocationQuery, RevocationStore, UserId};
+use auth_core::{Consumption, FixedClock, RevocationQuery, RevocationStore, UserId};
 use time::OffsetDateTime;
 
 use super::START;
@@ -13,7 +13,8 @@ fn at(secs: i64) -> OffsetDateTime {
 }
 
 /// Runs the [`RevocationStore`] suite: revoke by id, single-use consume and `consume_with` (also under 50
-/// concurrent callers), family revocation, per-user not-before that never moves back and can
+/// concurrent callers), `consume_at` keeping the instant of consumption for the callers that
+/// lose (and forgetting it once the id is revoked), family revocation, per-user not-before that never moves back and can
 /// keep one session, and
 /// cleanup of expired entries.
 ///
@@ -85,6 +86,52 @@ where
     assert!(
         !store.consume(&jti, at(START + 100)).await.expect("consume"),
         "a revoked id cannot be consumed"
+    );
+
+    // The instant of consumption, for a rotation's reuse window.
+    let timed = unique("timed");
+    let instant = at(START + 7) + time::Duration::microseconds(250);
+    let paired = unique("paired");
+    assert_eq!(
+        store
+            .consume_at(
+                &timed,
+                at(START + 100),
+                Some((&paired, at(START + 50))),
+                instant
+            )
+            .await
+            .expect("consume_at"),
+        Consumption::Won
+    );
+    assert!(
+        store.is_revoked(&q(&paired, START)).await.expect("check"),
+        "consume_at revokes the pair"
+    );
+    assert_eq!(
+        store
+            .consume_at(&timed, at(START + 100), None, at(START + 8))
+            .await
+            .expect("consume_at"),
+        Consumption::Taken { at: Some(instant) },
+        "a losing consume learns when the id was consumed, to the microsecond"
+    );
+    assert_eq!(
+        store
+            .consume_at(&jti, at(START + 100), None, at(START + 8))
+            .await
+            .expect("consume_at"),
+        Consumption::Taken { at: None },
+        "a revoked id was never consumed"
+    );
+    store.revoke(&timed, at(START + 100)).await.expect("revoke");
+    assert_eq!(
+        store
+            .consume_at(&timed, at(START + 100), None, at(START + 9))
+            .await
+            .expect("consume_at"),
+        Consumption::Taken { at: None },
+        "a consumed id revoked afterwards (a logout) no longer says when it was consumed"
     );
     let race = unique("race");
     let mut tasks = Vec::new();

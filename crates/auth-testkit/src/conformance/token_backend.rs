@@ -24,8 +24,12 @@ fn request(user: &str) -> IssueRequest {
     IssueRequest::new(UserId::new(user)).with_lifetimes(lifetimes())
 }
 
+/// Without a reuse window: the general suite checks that any second use is reuse
+/// ([`refresh_reuse_window`] covers the window).
 fn rotate_request() -> RotateRequest {
-    RotateRequest::new().with_lifetimes(lifetimes())
+    RotateRequest::new()
+        .with_lifetimes(lifetimes())
+        .with_reuse_window(Duration::ZERO)
 }
 
 fn unsupported<T>(result: &Result<T, Error>) -> bool {
@@ -558,5 +562,177 @@ async fn cleanup<B: TokenBackend>(clock: &FixedClock, b: &B) {
         b.cleanup_expired().await.expect("cleanup"),
         0,
         "a second cleanup finds nothing"
+    );
+}
+
+/// Runs the reuse-window suite for a [`TokenBackend`] that tolerates its own racing client
+/// ([`RotateRequest::reuse_window`]): 30 concurrent rotations of one refresh token within the
+/// window all succeed with the same successor and leave one live session; presenting the
+/// token again after the successor was used, after the window, with the window off, or after
+/// a logout still counts as reuse and ends the session.
+///
+/// ```no_run
+/// # async fn your_backend(clock: auth_core::FixedClock) -> auth_core::MemoryTokenBackend { unimplemented!() }
+/// # async fn run() {
+/// // auth_tokens_jwt::JwtBackend runs it over each revocation store.
+/// auth_testkit::conformance::refresh_reuse_window(|clock| your_backend(clock)).await;
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// When the backend breaks a promise of the trait.
+pub async fn refresh_reuse_window<B, F, Fut>(make: F)
+where
+    B: TokenBackend,
+    F: Fn(FixedClock) -> Fut,
+    Fut: Future<Output = B>,
+{
+    let window = |secs| rotate_request().with_reuse_window(Duration::from_secs(secs));
+    let fresh = || async {
+        let clock = FixedClock::from_unix(START);
+        let backend = Arc::new(make(clock.clone()).await);
+        (clock, backend)
+    };
+    let refresh_of = |r: Result<RotateOutcome, Error>, what: &str| match r {
+        Ok(RotateOutcome::Rotated { pair, .. }) => pair,
+        other => panic!("{what}: expected a rotation, got {other:?}"),
+    };
+    let reused = |r: &Result<RotateOutcome, Error>| {
+        matches!(
+            r,
+            Ok(RotateOutcome::Reused { .. }) | Err(Error::TokenRevoked)
+        )
+    };
+
+    // 30 racing rotations of one token: every one gets working tokens, all the same successor.
+    let (clock, b) = fresh().await;
+    let first = b.issue(&request("7")).await.expect("issue");
+    let token = first.refresh_token.expose_secret().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let b = Arc::clone(&b);
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            b.rotate(&token, &window(10), &AllowAll).await
+        }));
+    }
+    let mut successors = Vec::new();
+    for task in tasks {
+        let pair = refresh_of(
+            task.await.expect("task"),
+            "a racing rotation within the window",
+        );
+        let access = b
+            .verify(pair.access_token.expose_secret(), TokenKind::Access)
+            .await
+            .expect("every racing client's access token works");
+        let refresh = b
+            .verify(pair.refresh_token.expose_secret(), TokenKind::Refresh)
+            .await
+            .expect("every racing client's refresh token works");
+        successors.push((access.jti, refresh.jti, pair));
+    }
+    assert!(
+        successors
+            .iter()
+            .all(|(a, r, _)| *a == successors[0].0 && *r == successors[0].1),
+        "every racing client receives the same successor"
+    );
+    if let Ok(sessions) = b.sessions(&UserId::new("7")).await {
+        assert_eq!(sessions.len(), 1, "racing rotations leave one live session");
+    }
+    // A moment later, still inside the window, the token comes again: the same successor.
+    clock.advance(Duration::from_secs(3));
+    let late = refresh_of(
+        b.rotate(&token, &window(10), &AllowAll).await,
+        "a second use within the window",
+    );
+    let late_claims = b
+        .verify(late.refresh_token.expose_secret(), TokenKind::Refresh)
+        .await
+        .expect("the successor again");
+    assert_eq!(late_claims.jti, successors[0].1, "the same successor");
+    // The chain moves on: the successor is used. The first token again is a replay.
+    let (_, _, successor) = &successors[0];
+    let third = refresh_of(
+        b.rotate(
+            successor.refresh_token.expose_secret(),
+            &window(10),
+            &AllowAll,
+        )
+        .await,
+        "the successor rotates",
+    );
+    let r = b.rotate(&token, &window(10), &AllowAll).await;
+    assert!(
+        reused(&r),
+        "once its successor was used, the token again is reuse, got {r:?}"
+    );
+    let r = b
+        .verify(third.access_token.expose_secret(), TokenKind::Access)
+        .await;
+    assert!(
+        matches!(r, Err(Error::TokenRevoked)),
+        "reuse after the successor was used ends the session, got {r:?}"
+    );
+
+    // After the window: reuse.
+    let (clock, b) = fresh().await;
+    let first = b.issue(&request("7")).await.expect("issue");
+    let second = refresh_of(
+        b.rotate(first.refresh_token.expose_secret(), &window(10), &AllowAll)
+            .await,
+        "a fresh token rotates",
+    );
+    clock.advance(Duration::from_secs(11));
+    let r = b
+        .rotate(first.refresh_token.expose_secret(), &window(10), &AllowAll)
+        .await;
+    assert!(
+        reused(&r),
+        "after the window a second use is reuse, got {r:?}"
+    );
+    let r = b
+        .verify(second.refresh_token.expose_secret(), TokenKind::Refresh)
+        .await;
+    assert!(
+        matches!(r, Err(Error::TokenRevoked)),
+        "reuse after the window ends the session, got {r:?}"
+    );
+
+    // The window off: reuse at once.
+    let (_, b) = fresh().await;
+    let first = b.issue(&request("7")).await.expect("issue");
+    refresh_of(
+        b.rotate(first.refresh_token.expose_secret(), &window(0), &AllowAll)
+            .await,
+        "a fresh token rotates",
+    );
+    let r = b
+        .rotate(first.refresh_token.expose_secret(), &window(0), &AllowAll)
+        .await;
+    assert!(
+        reused(&r),
+        "with no window a second use is reuse, got {r:?}"
+    );
+
+    // Logged out in between: nothing comes back.
+    let (_, b) = fresh().await;
+    let first = b.issue(&request("7")).await.expect("issue");
+    let second = refresh_of(
+        b.rotate(first.refresh_token.expose_secret(), &window(10), &AllowAll)
+            .await,
+        "a fresh token rotates",
+    );
+    b.revoke(second.refresh_token.expose_secret())
+        .await
+        .expect("logout");
+    let r = b
+        .rotate(first.refresh_token.expose_secret(), &window(10), &AllowAll)
+        .await;
+    assert!(
+        !matches!(r, Ok(RotateOutcome::Rotated { .. })),
+        "a logged-out session does not come back through the window, got {r:?}"
     );
 }

@@ -31,6 +31,15 @@ async fn suite(target: Target) {
             .with_clock(clock)
     })
     .await;
+    conformance::refresh_reuse_window(|clock| async move {
+        let store = DbRevocationStore::new(fresh(target, migrations).await.unwrap())
+            .with_clock(clock.clone());
+        JwtBackend::try_hmac(Algorithm::HS256, SECRET)
+            .unwrap()
+            .with_revocation_store(store)
+            .with_clock(clock)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

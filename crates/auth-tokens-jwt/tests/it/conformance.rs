@@ -16,6 +16,12 @@ async fn hs256_with_default_revocation() {
         JwtBackend::hmac(Algorithm::HS256, SECRET).with_clock(clock)
     })
     .await;
+    conformance::refresh_reuse_window(|clock| async move {
+        JwtBackend::hmac(Algorithm::HS256, SECRET)
+            .with_revocation_store(MemoryRevocationStore::new().with_clock(clock.clone()))
+            .with_clock(clock)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -45,6 +51,18 @@ async fn asymmetric_algorithms() {
                 JwtBackend::from_pem(alg, &private, &public)
                     .unwrap()
                     .with_key_id("k1")
+                    .with_clock(clock)
+            }
+        })
+        .await;
+        // ES256 signs with a fresh nonce: racing clients' successors differ in signature,
+        // never in their claims.
+        conformance::refresh_reuse_window(|clock| {
+            let (private, public) = (private.clone(), public.clone());
+            async move {
+                JwtBackend::from_pem(alg, &private, &public)
+                    .unwrap()
+                    .with_revocation_store(MemoryRevocationStore::new().with_clock(clock.clone()))
                     .with_clock(clock)
             }
         })

@@ -85,10 +85,11 @@ async fn tortoise_auth_and_pyjwt_tokens_verify() {
                 .await
                 .unwrap();
             assert!(matches!(outcome, auth_core::RotateOutcome::Rotated { .. }));
+            // Outside any reuse window (off here): single use.
             let again = b
                 .rotate(
                     &v.token,
-                    &auth_core::RotateRequest::new(),
+                    &auth_core::RotateRequest::new().with_reuse_window(std::time::Duration::ZERO),
                     &auth_core::AllowAll,
                 )
                 .await

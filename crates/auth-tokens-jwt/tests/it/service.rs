@@ -60,6 +60,8 @@ async fn login_refresh_logout_with_jwts() {
         "admin",
         "extra claims survive refresh"
     );
+    // Replayed after the reuse window (10 s by default).
+    clock.advance(Duration::from_secs(11));
     assert!(
         matches!(
             auth.refresh(login.refresh_token()).await,
@@ -145,4 +147,61 @@ async fn logout_everywhere_and_change_password_keep_one_session() {
         .await
         .unwrap();
     assert!(auth.authenticate(again.access_token()).await.is_ok());
+}
+
+/// A rotation revokes the access token issued with the refresh token only as long as that
+/// access token could verify (15 minutes), not as long as the refresh token (7 days): the
+/// revocation mirror holds each rotation's entry for minutes, not a week.
+#[tokio::test]
+async fn rotation_revokes_the_old_access_token_until_it_expires() {
+    use auth_core::{
+        AllowAll, Change, IssueRequest, MemoryRevocationStore, RevocationStore, RotateRequest,
+        TokenBackend, TokenLifetimes, UserId,
+    };
+    let clock = FixedClock::from_unix(1_795_345_084);
+    let store = MemoryRevocationStore::new().with_clock(clock.clone());
+    let jwt = auth_tokens_jwt::JwtBackend::hmac(auth_tokens_jwt::Algorithm::HS256, SECRET)
+        .with_revocation_store(store.clone())
+        .with_clock(clock.clone());
+    let lifetimes = TokenLifetimes::new(
+        Duration::from_secs(900),
+        Duration::from_secs(7 * 86_400),
+        Duration::from_secs(30 * 86_400),
+    )
+    .unwrap();
+    let pair = jwt
+        .issue(&IssueRequest::new(UserId::new("7")).with_lifetimes(lifetimes))
+        .await
+        .unwrap();
+    jwt.rotate(
+        pair.refresh_token.expose_secret(),
+        &RotateRequest::new().with_lifetimes(lifetimes),
+        &AllowAll,
+    )
+    .await
+    .unwrap();
+    let live = store.live_revocations().await.unwrap().unwrap();
+    let until: Vec<_> = live
+        .iter()
+        .filter_map(|c| match c {
+            Change::TokenRevoked { until, .. } => Some(*until),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        until.contains(&pair.access_expires_at),
+        "the old access token is revoked until its own expiry: {until:?}"
+    );
+    assert!(
+        until
+            .iter()
+            .all(|u| *u <= pair.access_expires_at || *u == pair.refresh_expires_at),
+        "{until:?}"
+    );
+    clock.advance(Duration::from_secs(901));
+    assert_eq!(
+        store.cleanup_expired().await.unwrap(),
+        1,
+        "gone with the access token"
+    );
 }
