@@ -28,6 +28,11 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts the release binary beside this one with `vars` (plus a bench secret and no
     /// effective login or sign-up limit) on a free port, and waits for `/health`.
     pub(crate) async fn start(vars: &[(&str, &str)]) -> Result<Self, String> {
@@ -81,8 +86,8 @@ impl ServerProcess {
             {
                 return Ok(server);
             }
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err("auth-server did not become ready in 30 s".into());
+            if start.elapsed() > Duration::from_secs(120) {
+                return Err("auth-server did not become ready in 120 s".into());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

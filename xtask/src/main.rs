@@ -16,6 +16,7 @@ mod bench_db;
 mod bench_http;
 mod bench_peer;
 mod bench_redis;
+mod bench_scale;
 mod bench_server;
 mod chart;
 

@@ -20,15 +20,92 @@ use crate::user::UserId;
 /// How often expired entries are swept out of memory, at most.
 const SWEEP_EVERY_SECS: i64 = 30;
 
-#[derive(Default)]
+/// After an overflow, the first retry of a load; it doubles up to [`OVERFLOW_RETRY_MAX`].
+/// The default most entries a mirror holds: see [`RevocationMirror::with_max_entries`].
+const DEFAULT_MAX_ENTRIES: usize = 12_000_000;
+
+const OVERFLOW_RETRY: Duration = Duration::from_secs(60);
+const OVERFLOW_RETRY_MAX: Duration = Duration::from_secs(900);
+
+/// A token id or family as the mirror holds it: 128 bits of two keyed SipHash digests, so an
+/// entry costs 24 bytes in its table whatever the id's length (the table's own overhead comes
+/// to about 30–60 bytes an entry in all). The keys are random per mirror; a collision, which
+/// would refuse one valid token, has a chance of about n / 2^128 per check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Digest([u64; 2]);
+
+impl std::hash::Hash for Digest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Already uniformly random: the table's hash is its first half.
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// Hashes a [`Digest`] to itself.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type DigestMap = HashMap<Digest, i64, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// The two random keys of a mirror's digests.
+struct Keys(std::hash::RandomState, std::hash::RandomState);
+
+impl Keys {
+    fn new() -> Self {
+        Self(std::hash::RandomState::new(), std::hash::RandomState::new())
+    }
+
+    fn digest(&self, id: &str) -> Digest {
+        use std::hash::BuildHasher as _;
+        Digest([self.0.hash_one(id), self.1.hash_one(id)])
+    }
+}
+
 struct Mirrored {
+    keys: Keys,
     /// Revoked (not consumed) token ids -> expiry, Unix seconds.
-    jtis: HashMap<String, i64>,
+    jtis: DigestMap,
     /// Revoked families -> expiry.
-    families: HashMap<String, i64>,
+    families: DigestMap,
     /// Per-user cut-offs, combined as the stores combine them, and their expiry.
     users: HashMap<UserId, (Cutoff, i64)>,
+    /// More live revocations than the mirror may hold: it holds none, merges none, and the
+    /// store answers every check until a load fits again.
+    overflowed: bool,
+    /// Tokens issued before this instant (Unix µs) are revoked: the store's
+    /// [`RevocationStore::revoked_before`], read with every load.
+    floor_us: i64,
     next_sweep: i64,
+}
+
+impl Default for Mirrored {
+    fn default() -> Self {
+        Self {
+            keys: Keys::new(),
+            jtis: DigestMap::default(),
+            families: DigestMap::default(),
+            users: HashMap::new(),
+            overflowed: false,
+            floor_us: i64::MIN,
+            next_sweep: 0,
+        }
+    }
 }
 
 impl Mirrored {
@@ -37,19 +114,21 @@ impl Mirrored {
     }
 
     fn merge(&mut self, change: &Change) {
-        let extend = |map: &mut HashMap<String, i64>, key: &str, until: i64| {
-            if let Some(e) = map.get_mut(key) {
-                *e = (*e).max(until);
-            } else {
-                map.insert(key.to_owned(), until);
-            }
+        if self.overflowed {
+            return;
+        }
+        let extend = |map: &mut DigestMap, key: Digest, until: i64| {
+            let e = map.entry(key).or_insert(until);
+            *e = (*e).max(until);
         };
         match change {
             Change::TokenRevoked { jti, until } => {
-                extend(&mut self.jtis, jti, until.unix_timestamp());
+                let key = self.keys.digest(jti);
+                extend(&mut self.jtis, key, until.unix_timestamp());
             }
             Change::FamilyRevoked { family, until } => {
-                extend(&mut self.families, family, until.unix_timestamp());
+                let key = self.keys.digest(family);
+                extend(&mut self.families, key, until.unix_timestamp());
             }
             Change::UserCutoff {
                 user,
@@ -75,6 +154,20 @@ impl Mirrored {
         }
     }
 
+    /// Forgets everything and merges nothing more until [`restart`](Self::restart).
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.jtis = DigestMap::default();
+        self.families = DigestMap::default();
+        self.users = HashMap::new();
+    }
+
+    /// Merges again, from empty, for a new load.
+    fn restart(&mut self) {
+        self.overflow();
+        self.overflowed = false;
+    }
+
     fn sweep(&mut self, now: i64) {
         self.jtis.retain(|_, until| *until > now);
         self.families.retain(|_, until| *until > now);
@@ -83,10 +176,11 @@ impl Mirrored {
     }
 
     fn is_revoked(&self, q: &RevocationQuery) -> bool {
-        self.jtis.contains_key(q.jti.as_str())
+        q.issued_at_us < self.floor_us
+            || (!q.jti.is_empty() && self.jtis.contains_key(&self.keys.digest(&q.jti)))
             || q.family
                 .as_deref()
-                .is_some_and(|f| self.families.contains_key(f))
+                .is_some_and(|f| self.families.contains_key(&self.keys.digest(f)))
             || self
                 .users
                 .get(&q.user_id)
@@ -211,7 +305,7 @@ impl RevocationMirror {
             feed,
             Arc::new(SystemClock),
             time::Duration::days(31),
-            2_000_000,
+            DEFAULT_MAX_ENTRIES,
         )
     }
 
@@ -292,7 +386,8 @@ impl RevocationMirror {
         self.rebuild(|p| p.1 = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX))
     }
 
-    /// The most entries held in memory (default 2,000,000, about 200 MB); above it every check
+    /// The most entries held in memory (default 12,000,000: at most about 500 MB, each entry a
+    /// 16-byte digest and an expiry); above it every check
     /// asks the store until expired entries are swept out.
     ///
     /// ```
@@ -373,22 +468,40 @@ impl Inner {
         if now >= state.next_sweep {
             state.sweep(now);
         }
-        self.check_capacity(state.len());
+        if state.len() > self.max_entries {
+            self.overflow(&mut state, OVERFLOW_RETRY);
+        }
     }
 
-    fn check_capacity(&self, len: usize) {
-        if len > self.max_entries {
-            if !self.over_capacity.swap(true, Ordering::AcqRel) {
-                tracing::error!(
-                    entries = len,
-                    max = self.max_entries,
-                    "revocation mirror over capacity: checks query the store until expired entries are swept"
-                );
-            }
-        } else if len <= self.max_entries / 10 * 9
-            && self.over_capacity.swap(false, Ordering::AcqRel)
-        {
-            tracing::info!(entries = len, "revocation mirror back under capacity");
+    /// More live revocations than it may hold: forget them all (memory stays bounded), let
+    /// the store answer (one indexed lookup a check), and try a load again later.
+    fn overflow(&self, state: &mut Mirrored, retry_in: Duration) {
+        let entries = state.len();
+        state.overflow();
+        let was_over = self.over_capacity.swap(true, Ordering::AcqRel);
+        self.ready_tx.send_replace(false);
+        if !was_over {
+            tracing::error!(
+                entries,
+                max = self.max_entries,
+                retry_in_s = retry_in.as_secs(),
+                "revocation mirror over capacity: it holds nothing and every check queries the store (one indexed lookup) until a load fits again"
+            );
+        }
+        self.reload_later(retry_in);
+    }
+
+    /// A new load after `delay` (a later suspend, resume or load supersedes it).
+    fn reload_later(&self, delay: Duration) {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let Some(this) = self.this.upgrade() else {
+            return;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                tokio::time::sleep(delay).await;
+                this.reload(epoch, delay).await;
+            });
         }
     }
 
@@ -405,7 +518,7 @@ impl Inner {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(this.reload(epoch));
+                handle.spawn(this.reload(epoch, Duration::ZERO));
             }
             Err(_) => tracing::warn!(
                 "revocation mirror created outside a Tokio runtime: it cannot load, every check queries the store"
@@ -413,23 +526,61 @@ impl Inner {
         }
     }
 
-    async fn reload(self: Arc<Self>, epoch: u64) {
+    /// Loads the store's live revocations batch by batch into a fresh state. `waited` is how
+    /// long this load waited after an overflow (the next one waits twice as long).
+    async fn reload(self: Arc<Self>, epoch: u64, waited: Duration) {
         let mut delay = Duration::from_millis(100);
         loop {
             if self.epoch.load(Ordering::SeqCst) != epoch {
                 return;
             }
-            match self.store.live_revocations().await {
-                Ok(Some(changes)) => {
-                    self.apply(&changes);
+            // What the store can vouch for: a store that lost revocations refuses what came
+            // before (read before the scan, so nothing lost after it goes unnoticed).
+            let floor = match self.store.revoked_before().await {
+                Ok(floor) => floor,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "loading revocations failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Ok(mut state) = self.state.write() {
+                state.restart();
+                state.floor_us = floor.unwrap_or(i64::MIN);
+            }
+            let mut over = false;
+            let mut merge = |batch: &[Change]| {
+                let Ok(mut state) = self.state.write() else {
+                    return false;
+                };
+                for c in batch {
+                    state.merge(c);
+                }
+                over = state.len() > self.max_entries;
+                !over && self.epoch.load(Ordering::SeqCst) == epoch
+            };
+            match self.store.scan_revocations(&mut merge).await {
+                Ok(true) if over => {
+                    let retry_in = (waited * 2).clamp(OVERFLOW_RETRY, OVERFLOW_RETRY_MAX);
+                    if let Ok(mut state) = self.state.write()
+                        && self.epoch.load(Ordering::SeqCst) == epoch
+                    {
+                        self.overflow(&mut state, retry_in);
+                    }
+                    return;
+                }
+                Ok(true) => {
                     let now = self.clock.now().unix_timestamp();
                     let entries = self.state.write().map_or(0, |mut s| {
                         s.sweep(now);
                         s.len()
                     });
-                    self.check_capacity(entries);
-                    // Trusted only if no outage overtook the load.
+                    // Trusted only if no outage (or overflow) overtook the load.
                     if self.epoch.load(Ordering::SeqCst) == epoch {
+                        if self.over_capacity.swap(false, Ordering::AcqRel) {
+                            tracing::info!(entries, "revocation mirror back under capacity");
+                        }
                         self.set_ready(true);
                         tracing::info!(
                             entries,
@@ -438,7 +589,7 @@ impl Inner {
                     }
                     return;
                 }
-                Ok(None) => {
+                Ok(false) => {
                     tracing::warn!(
                         "the revocation store cannot list its revocations: every check queries it"
                     );
@@ -612,16 +763,30 @@ impl RevocationStore for RevocationMirror {
     async fn cleanup_expired(&self) -> Result<u64> {
         let removed = self.inner.store.cleanup_expired().await?;
         let now = self.inner.clock.now().unix_timestamp();
-        let len = self.inner.state.write().map_or(0, |mut s| {
+        let overflowed = self.inner.state.write().is_ok_and(|mut s| {
             s.sweep(now);
-            s.len()
+            s.overflowed
         });
-        self.inner.check_capacity(len);
+        // The store has just forgotten what expired: the moment to try a load again.
+        if overflowed && removed > 0 {
+            self.inner.reload_later(Duration::ZERO);
+        }
         Ok(removed)
     }
 
     async fn live_revocations(&self) -> Result<Option<Vec<Change>>> {
         self.inner.store.live_revocations().await
+    }
+
+    async fn scan_revocations(
+        &self,
+        each: &mut (dyn for<'c> FnMut(&'c [Change]) -> bool + Send),
+    ) -> Result<bool> {
+        self.inner.store.scan_revocations(each).await
+    }
+
+    async fn revoked_before(&self) -> Result<Option<i64>> {
+        self.inner.store.revoked_before().await
     }
 
     async fn track_session(

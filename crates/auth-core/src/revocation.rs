@@ -293,6 +293,61 @@ pub trait RevocationStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Tokens issued before this instant (Unix microseconds) count as revoked, whatever else
+    /// the store holds: a store that may have lost revocations (a Redis restarted without
+    /// persistence, or flushed) says from when it can vouch for them again, so nothing it
+    /// forgot is accepted. `None` (the default, and every durable store): no such floor.
+    /// A [`RevocationMirror`](crate::RevocationMirror) reads it with every load.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::{MemoryRevocationStore, RevocationStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// assert_eq!(MemoryRevocationStore::new().revoked_before().await?, None);
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    async fn revoked_before(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    /// Hands every live revocation to `each`, batch by batch, until `each` returns `false`
+    /// (a mirror stops a load that would not fit); `Ok(false)` for a store that cannot list
+    /// them. What a [`RevocationMirror`](crate::RevocationMirror) loads with: a store with
+    /// millions of rows overrides it to read them in pages (the SQL store reads 10,000 rows at
+    /// a time by primary key), so a load never holds them all at once. The default hands over
+    /// [`live_revocations`](Self::live_revocations) in one batch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`].
+    ///
+    /// ```
+    /// use auth_core::{MemoryRevocationStore, RevocationStore};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryRevocationStore::new();
+    /// let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    /// store.revoke("jti-1", later).await?;
+    /// let mut seen = 0;
+    /// assert!(store.scan_revocations(&mut |batch| { seen += batch.len(); true }).await?);
+    /// assert_eq!(seen, 1);
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    async fn scan_revocations(
+        &self,
+        each: &mut (dyn for<'c> FnMut(&'c [Change]) -> bool + Send),
+    ) -> Result<bool> {
+        match self.live_revocations().await? {
+            Some(all) => {
+                each(&all);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Remembers a new session (refresh family) of `user` that can live until `expires_at`
     /// (its absolute end), so that ending every session can say how many ended. The default
     /// keeps nothing.

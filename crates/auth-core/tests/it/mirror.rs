@@ -194,28 +194,142 @@ async fn a_store_that_cannot_list_is_always_asked() {
 async fn memory_is_bounded_and_expired_entries_leave() {
     let clock = FixedClock::from_unix(START);
     let store = Counting::new(&clock);
-    let mirror = RevocationMirror::new(store.clone(), LocalFeed::new())
+    let feed = LocalFeed::new();
+    let mirror = RevocationMirror::new(store.clone(), feed.clone())
         .with_clock(clock.clone())
         .with_max_entries(10);
     assert!(mirror.wait_ready(READY).await);
-    for i in 0..12 {
+    for i in 0..8 {
+        mirror
+            .revoke(&format!("t{i}"), at(START + 60))
+            .await
+            .unwrap();
+    }
+    assert_eq!(mirror.status().entries, 8);
+    // Past capacity: it holds nothing (memory stays bounded however many arrive) and every
+    // check is one lookup in the store, never a collapse; the feed stays live.
+    for i in 8..1_000 {
         mirror
             .revoke(&format!("t{i}"), at(START + 60))
             .await
             .unwrap();
     }
     let status = mirror.status();
-    assert_eq!(status.entries, 12);
+    assert_eq!(status.entries, 0, "over capacity it holds nothing");
     assert!(!status.ready, "over capacity: the store answers");
-    assert!(mirror.is_revoked(&access("t3", "1")).await.unwrap());
-    assert!(!mirror.is_revoked(&access("t99", "1")).await.unwrap());
-    assert_eq!(store.checks(), 2);
+    assert!(status.feed.live, "the feed is unaffected");
+    for (i, jti) in ["t3", "t999", "t99x"].iter().enumerate() {
+        let revoked = mirror.is_revoked(&access(jti, "1")).await.unwrap();
+        assert_eq!(revoked, *jti != "t99x");
+        assert_eq!(store.checks(), i as u64 + 1, "one store lookup per check");
+    }
+    // Another instance's revocation still counts while over capacity.
+    feed.publish(&[Change::TokenRevoked {
+        jti: "elsewhere".into(),
+        until: at(START + 60),
+    }])
+    .await
+    .unwrap();
+    store.revoke("elsewhere", at(START + 60)).await.unwrap();
+    assert!(mirror.is_revoked(&access("elsewhere", "1")).await.unwrap());
 
+    // What they revoked expires; cleaning up is the moment to load again.
     clock.advance(Duration::from_secs(61));
-    mirror.cleanup_expired().await.unwrap();
+    mirror.revoke("late", at(START + 200)).await.unwrap();
+    assert!(mirror.cleanup_expired().await.unwrap() > 0);
+    assert!(
+        mirror.wait_ready(READY).await,
+        "back under capacity: memory again"
+    );
     let status = mirror.status();
-    assert_eq!(status.entries, 0, "what they revoked has expired");
-    assert!(status.ready);
+    assert_eq!(status.entries, 1, "only what is still live");
+    let checks = store.checks();
+    assert!(mirror.is_revoked(&access("late", "1")).await.unwrap());
+    assert!(!mirror.is_revoked(&access("t3", "1")).await.unwrap());
+    assert_eq!(store.checks(), checks, "answered from memory again");
+}
+
+/// A store that lists its revocations in pages of three, to prove a mirror loads page by page
+/// and stops a load that would not fit.
+#[derive(Clone)]
+struct Paged(Counting, Arc<AtomicU64>);
+
+#[async_trait]
+impl RevocationStore for Paged {
+    async fn revoke(&self, jti: &str, exp: OffsetDateTime) -> auth_core::Result<()> {
+        self.0.revoke(jti, exp).await
+    }
+    async fn consume(&self, jti: &str, exp: OffsetDateTime) -> auth_core::Result<bool> {
+        self.0.consume(jti, exp).await
+    }
+    async fn revoke_family(&self, family: &str, exp: OffsetDateTime) -> auth_core::Result<()> {
+        self.0.revoke_family(family, exp).await
+    }
+    async fn revoke_user(
+        &self,
+        user: &UserId,
+        nb: OffsetDateTime,
+        keep: Option<&str>,
+    ) -> auth_core::Result<()> {
+        self.0.revoke_user(user, nb, keep).await
+    }
+    async fn is_revoked(&self, q: &RevocationQuery) -> auth_core::Result<bool> {
+        self.0.is_revoked(q).await
+    }
+    async fn cleanup_expired(&self) -> auth_core::Result<u64> {
+        self.0.cleanup_expired().await
+    }
+    async fn scan_revocations(
+        &self,
+        each: &mut (dyn for<'c> FnMut(&'c [Change]) -> bool + Send),
+    ) -> auth_core::Result<bool> {
+        let all = self.0.inner.live_revocations().await?.unwrap_or_default();
+        for page in all.chunks(3) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            if !each(page) {
+                break;
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_goes_page_by_page_and_stops_when_it_cannot_fit() {
+    let clock = FixedClock::from_unix(START);
+    let inner = Counting::new(&clock);
+    for i in 0..30 {
+        inner
+            .revoke(&format!("t{i}"), at(START + 60))
+            .await
+            .unwrap();
+    }
+    let pages = Arc::new(AtomicU64::new(0));
+    let store = Paged(inner.clone(), Arc::clone(&pages));
+    let roomy = RevocationMirror::new(store.clone(), LocalFeed::new()).with_clock(clock.clone());
+    assert!(roomy.wait_ready(READY).await);
+    assert_eq!(roomy.status().entries, 30);
+    assert!(pages.load(Ordering::SeqCst) >= 10, "ten pages of three");
+    assert!(roomy.is_revoked(&access("t29", "1")).await.unwrap());
+
+    pages.store(0, Ordering::SeqCst);
+    let small = RevocationMirror::new(store, LocalFeed::new())
+        .with_clock(clock)
+        .with_max_entries(10);
+    assert!(!small.wait_ready(Duration::from_millis(300)).await);
+    assert_eq!(
+        small.status().entries,
+        0,
+        "a load that cannot fit keeps nothing"
+    );
+    // Building it with options made two default mirrors on the way, each of which read all
+    // ten pages; the small one stopped at its fourth (12 entries > 10): 24, not 30.
+    assert_eq!(
+        pages.load(Ordering::SeqCst),
+        24,
+        "it stopped reading once over capacity"
+    );
+    assert!(small.is_revoked(&access("t29", "1")).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
