@@ -36,6 +36,28 @@ pub fn bytes(n_bytes: usize) -> Vec<u8> {
     buf
 }
 
+/// A token derived from `parts` under `key` (HMAC-SHA256, as unpadded base64url: 43
+/// characters, like [`token`]`(32)`): the same inputs give the same token, and without the key
+/// it cannot be told from a random one. How an opaque token backend gives a refresh token's
+/// racing client the same successor.
+///
+/// ```
+/// let a = auth_core::random::keyed_token(b"server key", &["successor", "refresh-1"]);
+/// assert_eq!(a, auth_core::random::keyed_token(b"server key", &["successor", "refresh-1"]));
+/// assert_ne!(a, auth_core::random::keyed_token(b"other key", &["successor", "refresh-1"]));
+/// assert_eq!(a.len(), 43);
+/// ```
+#[must_use]
+pub fn keyed_token(key: &[u8], parts: &[&str]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    for part in parts {
+        ctx.update(part.as_bytes());
+        ctx.update(&[0]);
+    }
+    URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
+}
+
 /// SHA-256 of a token, as 64 lowercase hex characters: how stores keep opaque tokens, so a
 /// leaked table yields nothing usable.
 ///

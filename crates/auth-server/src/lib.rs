@@ -1159,7 +1159,10 @@ fn build(
             }
         }
         TokenBackendKind::Db => {
-            let tokens = DbTokenBackend::new(db.clone());
+            // Successors derived under the signing secret: a refresh token presented again
+            // by its own racing client within the reuse window gets the same successor.
+            let tokens = DbTokenBackend::new(db.clone())
+                .with_successor_key(settings.jwt_secret.expose_secret());
             AuthService::new(settings.config.clone(), users, hasher, tokens.clone())?
                 .with_token_user_lookup(tokens)
         }

@@ -1717,10 +1717,17 @@ async fn successful_logins_are_counted_per_client(target: Target) {
     );
 }
 
-/// Revocations where the deployment keeps them: the database, and Redis or a Redis Cluster
-/// where `AUTH_TEST_REDIS_URL` / `AUTH_TEST_REDIS_CLUSTER_URL` are set.
+/// Where sessions live: JWTs with revocations in the database, opaque tokens in the
+/// database, and JWTs with revocations in Redis or a Redis Cluster where
+/// `AUTH_TEST_REDIS_URL` / `AUTH_TEST_REDIS_CLUSTER_URL` are set.
 fn revocation_homes() -> Vec<(String, Vec<(&'static str, String)>)> {
-    let mut homes = vec![("database".to_owned(), Vec::new())];
+    let mut homes = vec![
+        ("database".to_owned(), Vec::new()),
+        (
+            "opaque tokens in the database".to_owned(),
+            vec![("AUTH_TOKEN_BACKEND", "db".to_owned())],
+        ),
+    ];
     for (name, var, cluster) in [
         ("redis", "AUTH_TEST_REDIS_URL", "false"),
         ("redis cluster", "AUTH_TEST_REDIS_CLUSTER_URL", "true"),

@@ -54,6 +54,8 @@ pub const CLEANUP_BATCH: u64 = 1_000;
 pub struct DbTokenBackend {
     db: DatabaseConnection,
     clock: SharedClock,
+    /// The key successors are derived from (see [`with_successor_key`](Self::with_successor_key)).
+    successor_key: Option<Arc<[u8]>>,
 }
 
 impl DbTokenBackend {
@@ -69,7 +71,97 @@ impl DbTokenBackend {
         Self {
             db,
             clock: Arc::new(SystemClock),
+            successor_key: None,
         }
+    }
+
+    /// Derives each rotation's successor pair from the refresh token it replaces under `key`
+    /// (a server secret of at least 32 bytes; `auth-server` uses its signing secret), so that
+    /// the same refresh token presented again within the reuse window
+    /// ([`RotateRequest::reuse_window`]) yields the same, working successor instead of
+    /// counting as reuse. Without a key every second use is reuse. The key never leaves the
+    /// server: knowing a refresh token does not tell its successor.
+    ///
+    /// ```no_run
+    /// # async fn f(db: sea_orm::DatabaseConnection) {
+    /// let backend = auth_tokens_db::DbTokenBackend::new(db)
+    ///     .with_successor_key(b"a-server-secret-of-at-least-32-bytes!!");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_successor_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.successor_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// The successor pair of the refresh token `presented`: derived under the key, or random.
+    fn successors(&self, presented: &str) -> (String, String) {
+        match &self.successor_key {
+            Some(key) => (
+                random::keyed_token(key, &["auth-tokens-db successor", "access", presented]),
+                random::keyed_token(key, &["auth-tokens-db successor", "refresh", presented]),
+            ),
+            None => (random::token(TOKEN_BYTES), random::token(TOKEN_BYTES)),
+        }
+    }
+
+    /// A consumed refresh token presented again: its own client racing, within the window
+    /// and before the successor was used or the session ended, gets the same successor;
+    /// anything else is reuse.
+    async fn presented_again(
+        &self,
+        presented: &str,
+        t: &token::Model,
+        f: &family::Model,
+        request: &RotateRequest,
+        guard: &dyn RefreshGuard,
+    ) -> Result<RotateOutcome> {
+        if let Some(pair) = self.same_successor(presented, t, f, request).await? {
+            let previous = Self::claims(t, f);
+            guard.allow(&previous).await?;
+            tracing::debug!("refresh token presented again within the reuse window");
+            return Ok(RotateOutcome::Rotated { previous, pair });
+        }
+        self.reused(t).await
+    }
+
+    async fn same_successor(
+        &self,
+        presented: &str,
+        t: &token::Model,
+        f: &family::Model,
+        request: &RotateRequest,
+    ) -> Result<Option<TokenPair>> {
+        let (Some(_), Some(consumed)) = (&self.successor_key, t.consumed_at) else {
+            return Ok(None);
+        };
+        let window = time::Duration::try_from(request.reuse_window).unwrap_or(time::Duration::MAX);
+        if window.is_zero() || f.revoked_at.is_some() || self.now() - consumed > window {
+            return Ok(None);
+        }
+        let (access, refresh) = self.successors(presented);
+        let Some((next, next_family)) = self.lookup(&self.db, &refresh).await? else {
+            return Ok(None);
+        };
+        if next.family_id != t.family_id
+            || next.consumed_at.is_some()
+            || next.revoked_at.is_some()
+            || next_family.revoked_at.is_some()
+        {
+            return Ok(None);
+        }
+        let Some((next_access, _)) = self.lookup(&self.db, &access).await? else {
+            return Ok(None);
+        };
+        if next_access.revoked_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(TokenPair::new(
+            SecretString::new(access),
+            next_access.expires_at,
+            SecretString::new(refresh),
+            next.expires_at,
+        )))
     }
 
     /// Reads time from `clock`.
@@ -141,7 +233,9 @@ impl DbTokenBackend {
         c
     }
 
-    /// Inserts an access/refresh pair into `family_id` (which exists) and returns it.
+    /// Inserts the access/refresh pair `(access, refresh)` into `family_id` (which exists)
+    /// and returns it.
+    #[allow(clippy::too_many_arguments)]
     async fn insert_pair(
         &self,
         conn: &impl ConnectionTrait,
@@ -150,11 +244,10 @@ impl DbTokenBackend {
         absolute: OffsetDateTime,
         now: OffsetDateTime,
         lifetimes: &TokenLifetimes,
+        (access, refresh): (String, String),
     ) -> Result<TokenPair> {
         let access_exp = Ord::min(add(now, lifetimes.access()), absolute);
         let refresh_exp = Ord::min(add(now, lifetimes.refresh()), absolute);
-        let access = random::token(TOKEN_BYTES);
-        let refresh = random::token(TOKEN_BYTES);
         let access_hash = random::sha256_hex(&access);
         let row =
             |hash: String, kind: &str, expires_at, paired: Option<String>| token::ActiveModel {
@@ -293,7 +386,15 @@ impl TokenBackend for DbTokenBackend {
         .await
         .map_err(db("storing a session"))?;
         let pair = self
-            .insert_pair(&txn, user_id, &family_id, absolute, now, &request.lifetimes)
+            .insert_pair(
+                &txn,
+                user_id,
+                &family_id,
+                absolute,
+                now,
+                &request.lifetimes,
+                (random::token(TOKEN_BYTES), random::token(TOKEN_BYTES)),
+            )
             .await?;
         txn.commit().await.map_err(db("committing"))?;
         Ok(pair)
@@ -331,7 +432,9 @@ impl TokenBackend for DbTokenBackend {
             return Err(Error::TokenInvalid);
         }
         if t.consumed_at.is_some() {
-            return self.reused(&t).await;
+            return self
+                .presented_again(refresh_token, &t, &f, request, guard)
+                .await;
         }
         if let Some(refusal) = Self::refusal(&t, &f, now) {
             return Err(refusal);
@@ -359,7 +462,10 @@ impl TokenBackend for DbTokenBackend {
             txn.rollback().await.map_err(db("rolling back"))?;
             // Someone else consumed it first (reuse), or it was revoked meanwhile.
             return match self.lookup(&self.db, refresh_token).await? {
-                Some((t, _)) if t.consumed_at.is_some() => self.reused(&t).await,
+                Some((t, f)) if t.consumed_at.is_some() => {
+                    self.presented_again(refresh_token, &t, &f, request, guard)
+                        .await
+                }
                 _ => Err(Error::TokenRevoked),
             };
         }
@@ -395,6 +501,7 @@ impl TokenBackend for DbTokenBackend {
                 f.absolute_expires_at,
                 now,
                 &request.lifetimes,
+                self.successors(refresh_token),
             )
             .await?;
         txn.commit().await.map_err(db("committing"))?;

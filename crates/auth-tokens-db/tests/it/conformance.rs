@@ -53,6 +53,14 @@ async fn suite(target: Target) {
         DbTokenBackend::new(db).with_clock(clock)
     })
     .await;
+    conformance::refresh_reuse_window(|clock| async move {
+        let db = fresh(target, migrations).await.unwrap();
+        seed_users(&db).await;
+        DbTokenBackend::new(db)
+            .with_successor_key(b"a-server-secret-of-at-least-32-bytes!!")
+            .with_clock(clock)
+    })
+    .await;
     flows(target).await;
 }
 
