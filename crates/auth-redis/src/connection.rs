@@ -347,6 +347,84 @@ impl Redis {
         key
     }
 
+    /// The key holding this prefix's epoch: when (Unix µs) the revocations kept under it
+    /// started. It has no expiry; it is missing only when Redis lost its data (restarted
+    /// without persistence, flushed, or evicted it) or before the first start.
+    pub(crate) fn epoch_key(&self) -> String {
+        self.key(&["epoch"])
+    }
+
+    /// The epoch (see [`epoch_key`](Self::epoch_key)), read; `None` when it is missing.
+    pub(crate) async fn read_epoch(&self) -> Result<Option<i64>> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = redis::cmd("GET")
+            .arg(self.epoch_key())
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("reading the revocation epoch in Redis"))?;
+        Ok(value.and_then(|v| v.parse().ok()))
+    }
+
+    /// The epoch, starting one now if it is missing (whoever sets it first wins): from then
+    /// on, tokens issued before it are refused, since what Redis held before may be lost.
+    pub(crate) async fn ensure_epoch(&self) -> Result<i64> {
+        if let Some(epoch) = self.read_epoch().await? {
+            return Ok(epoch);
+        }
+        let now = self.now_us();
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.epoch_key())
+            .arg(now)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("starting the revocation epoch in Redis"))?;
+        if set.is_some() {
+            tracing::warn!(
+                "no revocation epoch in Redis (its first start, or Redis lost its data: restarted without persistence, flushed or evicted): \
+                 every token issued before now is refused, so no logout it may have forgotten is undone"
+            );
+            return Ok(now);
+        }
+        Ok(self.read_epoch().await?.unwrap_or(now))
+    }
+
+    /// Whether this Redis keeps its data on disk (`appendonly yes` or a `save` schedule):
+    /// `Some(false)` when it keeps nothing (a restart loses every revocation, which the epoch
+    /// then turns into "sign in again"), `None` when it will not say (`CONFIG` disabled, as on
+    /// managed services). Asks the first node of a cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when Redis cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+    /// if redis.keeps_data().await? == Some(false) {
+    ///     eprintln!("Redis keeps nothing on disk: a restart signs everyone out");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn keeps_data(&self) -> Result<Option<bool>> {
+        let mut conn = self.conn.clone();
+        let config = |name: &'static str| redis::cmd("CONFIG").arg("GET").arg(name).clone();
+        let aof: redis::RedisResult<Vec<String>> =
+            config("appendonly").query_async(&mut conn).await;
+        let save: redis::RedisResult<Vec<String>> = config("save").query_async(&mut conn).await;
+        match (aof, save) {
+            (Ok(aof), Ok(save)) => {
+                let aof = aof.get(1).is_some_and(|v| v == "yes");
+                let save = save.get(1).is_some_and(|v| !v.trim().is_empty());
+                Ok(Some(aof || save))
+            }
+            _ => {
+                self.ping().await?;
+                Ok(None)
+            }
+        }
+    }
+
     pub(crate) fn now_us(&self) -> i64 {
         i64::try_from(self.clock.now().unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
     }

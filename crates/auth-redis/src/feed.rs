@@ -162,6 +162,8 @@ async fn listen(weak: Weak<Inner>, mut stopped: tokio::sync::watch::Receiver<()>
     let mut backoff = Duration::from_millis(100);
     // On a cluster, each seed node in turn: a message published on any node reaches them all.
     let mut node = 0usize;
+    // The revocation epoch last seen: if it changes or disappears, Redis lost its data.
+    let mut epoch: Option<i64> = None;
     loop {
         let Some(inner) = weak.upgrade() else {
             return;
@@ -225,6 +227,18 @@ async fn listen(weak: Weak<Inner>, mut stopped: tokio::sync::watch::Receiver<()>
                 _ = beat.tick() => {
                     if last_heard.elapsed() > HEARTBEAT * 3 {
                         break format!("no message for {} ms", last_heard.elapsed().as_millis());
+                    }
+                    // Redis lost its data (restarted empty, flushed): what any mirror holds
+                    // may be more than Redis now knows, and less than it must refuse. Down,
+                    // so that every subscriber reloads, with the new epoch as its floor.
+                    match inner.redis.read_epoch().await {
+                        Ok(now) if epoch.is_some() && now != epoch => {
+                            let _ = inner.redis.ensure_epoch().await;
+                            epoch = None;
+                            break "Redis lost its data (its revocation epoch changed): reloading".to_owned();
+                        }
+                        Ok(now) => epoch = now.or(epoch),
+                        Err(e) => break format!("heartbeat failed: {e}"),
                     }
                     let mut conn = inner.redis.conn.clone();
                     if let Err(e) = redis::cmd("PUBLISH")

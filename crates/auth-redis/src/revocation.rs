@@ -132,6 +132,9 @@ fn consumption(answer: &redis::Value) -> Consumption {
 #[derive(Clone)]
 pub struct RedisRevocationStore {
     redis: Redis,
+    /// Whether this process has made sure the revocation epoch exists (before its first
+    /// write, so that what it writes is never older than the epoch).
+    epoch_known: std::sync::Arc<std::sync::atomic::AtomicBool>,
     user_retention: time::Duration,
     mark: Script,
     consume_with: Script,
@@ -169,6 +172,7 @@ impl RedisRevocationStore {
     pub fn new(redis: Redis) -> Self {
         Self {
             redis,
+            epoch_known: std::sync::Arc::default(),
             user_retention: time::Duration::days(31),
             mark: Script::new(&format!("{LIB}{MARK}")),
             consume_with: Script::new(&format!("{LIB}{CONSUME_WITH}")),
@@ -195,7 +199,19 @@ impl RedisRevocationStore {
         self.redis.ttl_ms(us)
     }
 
+    /// Makes sure the revocation epoch exists before this process first writes: a token it
+    /// issued is then never older than the epoch (unless Redis later loses its data).
+    async fn epoch_first(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if !self.epoch_known.load(Ordering::Acquire) {
+            self.redis.ensure_epoch().await?;
+            self.epoch_known.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
     async fn mark(&self, key: &str, until: OffsetDateTime, mode: &str) -> Result<bool> {
+        self.epoch_first().await?;
         let us = micros(until);
         let mut conn = self.redis.conn.clone();
         let written: i64 = self
@@ -212,6 +228,7 @@ impl RedisRevocationStore {
 
     /// Consumes an id at `at`: one atomic script.
     async fn consume_key(&self, key: &str, until: OffsetDateTime, at: i64) -> Result<Consumption> {
+        self.epoch_first().await?;
         let us = micros(until);
         let mut conn = self.redis.conn.clone();
         let answer: redis::Value = self
@@ -300,6 +317,7 @@ impl RevocationStore for RedisRevocationStore {
         let Some((paired, until)) = paired else {
             return self.consume_key(&self.token_key(jti), expires_at, at).await;
         };
+        self.epoch_first().await?;
         let (a, b) = (micros(expires_at), micros(until));
         if self.redis.is_cluster() {
             // Two ids, two slots: consuming decides the winner (one key, atomic), then the
@@ -356,6 +374,7 @@ impl RevocationStore for RedisRevocationStore {
 
     async fn is_revoked(&self, q: &RevocationQuery) -> Result<bool> {
         let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(self.redis.epoch_key());
         pipe.cmd("EXISTS").arg(self.token_key(&q.jti));
         pipe.cmd("EXISTS")
             .arg(self.family_key(q.family.as_deref().unwrap_or("")));
@@ -364,12 +383,18 @@ impl RevocationStore for RedisRevocationStore {
             .arg("top")
             .arg("keep")
             .arg("all");
-        let (token, family, cutoff): (i64, i64, Vec<Option<String>>) = self
+        let (epoch, token, family, cutoff): (Option<String>, i64, i64, Vec<Option<String>>) = self
             .redis
             .batch(&pipe)
             .await
             .map_err(backend("checking a revocation in Redis"))?;
-        Ok(token == 1
+        // Issued before the epoch: what revoked it may be lost (a Redis that came back empty).
+        let epoch = match epoch.and_then(|e| e.parse::<i64>().ok()) {
+            Some(epoch) => epoch,
+            None => self.redis.ensure_epoch().await?,
+        };
+        Ok(q.issued_at_us < epoch
+            || token == 1
             || (q.family.is_some() && family == 1)
             || Self::cutoff_of(&cutoff)
                 .is_some_and(|c| c.revokes(q.issued_at_us, q.family.as_deref())))
@@ -434,6 +459,10 @@ impl RevocationStore for RedisRevocationStore {
             }
         }
         Ok(removed)
+    }
+
+    async fn revoked_before(&self) -> Result<Option<i64>> {
+        self.redis.ensure_epoch().await.map(Some)
     }
 
     async fn live_revocations(&self) -> Result<Option<Vec<Change>>> {
@@ -523,6 +552,8 @@ impl RevocationStore for RedisRevocationStore {
         meta: &SessionMeta,
         at: OffsetDateTime,
     ) -> Result<()> {
+        // A session starts with its tokens: they must not predate the epoch.
+        self.epoch_first().await?;
         let expires = micros(expires_at);
         let ttl = self.ttl_ms(expires);
         let session = self.session_key(family);

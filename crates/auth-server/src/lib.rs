@@ -944,10 +944,30 @@ impl std::fmt::Debug for Stack {
 pub fn stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error> {
     let redis = redis_of(settings)?;
     let feed: Arc<dyn ChangeFeed> = match &redis {
-        Some(redis) => Arc::new(auth::redis::RedisFeed::start(redis)),
+        Some(redis) => {
+            warn_without_persistence(redis);
+            Arc::new(auth::redis::RedisFeed::start(redis))
+        }
         None => Arc::new(DbChangeFeed::start(db.clone())),
     };
     build(settings, db, feed, redis)
+}
+
+/// Says in the log, once at start, when Redis keeps nothing on disk: a restart then loses
+/// every revocation, which the revocation epoch turns into "everyone signs in again".
+fn warn_without_persistence(redis: &auth::redis::Redis) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let redis = redis.clone();
+    handle.spawn(async move {
+        if let Ok(Some(false)) = redis.keeps_data().await {
+            tracing::warn!(
+                "Redis keeps nothing on disk (appendonly no, no save schedule): if it restarts, every session ends \
+                 (tokens issued before are refused, so no logout is forgotten); turn on appendonly to keep them"
+            );
+        }
+    });
 }
 
 /// Builds the service for a management command: it receives nothing, asks the database for

@@ -513,3 +513,119 @@ async fn redis_outage_fails_closed_and_recovers() {
     let (code, _) = s.send(reqwest::Method::GET, "/ready", None, None).await;
     assert_eq!(code, 200);
 }
+
+/// Redis comes back empty (here: every key under the prefix deleted, as a restart without
+/// persistence or a flush leaves it): over HTTP, nine logged-out tokens stay refused by an
+/// instance started afterwards and, within seconds, by the instance that was running; every
+/// session from before ends (sign in again), and new sign-ins work on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_restarted_empty_forgets_no_logout() {
+    let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
+        auth_testkit::skip("redis", "AUTH_TEST_REDIS_URL is not set");
+        return;
+    };
+    let Some(db_url) = auth_testkit::db::fresh_url(auth_testkit::db::Target::Postgres).await else {
+        return;
+    };
+    let prefix = format!(
+        "{}{}:",
+        std::env::var("AUTH_TEST_REDIS_PREFIX").unwrap_or_else(|_| "auth:test:".into()),
+        auth_testkit::unique("empty")
+    );
+    let vars = [
+        ("DATABASE_URL", db_url.as_str()),
+        ("AUTH_REDIS_URL", redis_url.as_str()),
+        ("AUTH_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let instance = || async {
+        let (base, outbox) = common::start(&vars).await;
+        Instance {
+            base,
+            outbox,
+            http: reqwest::Client::new(),
+        }
+    };
+    let running = instance().await;
+    let mut logged_out = Vec::new();
+    let mut kept = Vec::new();
+    for n in 0..9 {
+        let email = format!("empty{n}@example.com");
+        let (s, _) = running
+            .post(
+                "/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(s, 201);
+        for list in [&mut logged_out, &mut kept] {
+            let (s, login) = running
+                .post(
+                    "/auth/login",
+                    None,
+                    json!({"email": email, "password": PASSWORD}),
+                )
+                .await;
+            assert_eq!(s, 200);
+            list.push(login["access_token"].as_str().unwrap().to_owned());
+        }
+        let token = logged_out.last().unwrap();
+        assert_eq!(
+            running.post("/auth/logout", Some(token), json!({})).await.0,
+            204
+        );
+    }
+
+    // Redis loses its data.
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let started_after = instance().await;
+    for token in logged_out.iter().chain(&kept) {
+        assert_eq!(
+            started_after.me(token).await,
+            401,
+            "a token from before the loss, on an instance started after it"
+        );
+    }
+    for token in logged_out.iter().chain(&kept) {
+        refused_by(
+            &running,
+            token,
+            "a token from before the loss, on the running instance",
+        )
+        .await;
+    }
+    // Sign in again: works on both.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (s, login) = started_after
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": "empty0@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let fresh = login["access_token"].as_str().unwrap();
+    assert_eq!(started_after.me(fresh).await, 200);
+    let start = Instant::now();
+    while running.me(fresh).await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the running instance reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("Redis emptied: 9 logged-out tokens refused by a new and the running instance");
+}

@@ -107,3 +107,117 @@ async fn an_outage_fails_closed_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Redis comes back empty (restarted without persistence, or flushed): nothing it forgot is
+/// accepted. Tokens issued before it lost its data are refused by an instance started
+/// afterwards and, within a few heartbeats, by one that was running; new sign-ins work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_that_lost_its_data_forgets_no_logout() {
+    use auth_core::{IssueRequest, TokenBackend, TokenKind};
+    use auth_tokens_jwt::{Algorithm, JwtBackend};
+    let Some(redis) = crate::redis().await else {
+        return;
+    };
+    let instance = |redis: &Redis| {
+        let mirror = RevocationMirror::new(
+            RedisRevocationStore::new(redis.clone()),
+            RedisFeed::start(redis),
+        );
+        let jwt = JwtBackend::try_hmac(
+            Algorithm::HS256,
+            "jwt-secret-0123456789abcdef0123456789abcdef",
+        )
+        .unwrap()
+        .with_revocation_store(mirror.clone());
+        (mirror, jwt)
+    };
+    let (mirror, running) = instance(&redis);
+    assert!(mirror.wait_ready(Duration::from_secs(10)).await);
+    let issue = |jwt: &JwtBackend| {
+        let jwt = jwt.clone();
+        async move {
+            jwt.issue(&IssueRequest::new(UserId::new("7")))
+                .await
+                .unwrap()
+        }
+    };
+    let logged_out = issue(&running).await;
+    let kept = issue(&running).await;
+    running
+        .revoke(logged_out.access_token.expose_secret())
+        .await
+        .unwrap();
+    let verify = |jwt: &JwtBackend, token: &str| {
+        let (jwt, token) = (jwt.clone(), token.to_owned());
+        async move { jwt.verify(&token, TokenKind::Access).await }
+    };
+    assert!(
+        verify(&running, kept.access_token.expose_secret())
+            .await
+            .is_ok()
+    );
+
+    // Redis loses everything under this prefix, the epoch with it.
+    let mut conn = redis::Client::open(std::env::var("AUTH_TEST_REDIS_URL").unwrap())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", redis.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // An instance started now refuses the logged-out token, and everything issued before.
+    let (fresh_mirror, fresh) = instance(&redis);
+    assert!(fresh_mirror.wait_ready(Duration::from_secs(10)).await);
+    for token in [&logged_out, &kept] {
+        assert!(
+            matches!(
+                verify(&fresh, token.access_token.expose_secret()).await,
+                Err(Error::TokenRevoked)
+            ),
+            "a token from before the loss is refused"
+        );
+    }
+    // The running instance notices within a few heartbeats, and refuses them too (the
+    // logged-out one it refused all along, from memory).
+    let start = Instant::now();
+    while verify(&running, kept.access_token.expose_secret())
+        .await
+        .is_ok()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the running instance notices"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(mirror.wait_ready(Duration::from_secs(10)).await);
+    for token in [&logged_out, &kept] {
+        assert!(matches!(
+            verify(&running, token.access_token.expose_secret()).await,
+            Err(Error::TokenRevoked)
+        ));
+    }
+    // Signing in again works everywhere.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let again = issue(&fresh).await;
+    assert!(
+        verify(&running, again.access_token.expose_secret())
+            .await
+            .is_ok()
+    );
+    assert!(
+        verify(&fresh, again.access_token.expose_secret())
+            .await
+            .is_ok()
+    );
+}

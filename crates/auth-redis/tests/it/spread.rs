@@ -24,7 +24,12 @@ async fn a_revocation_on_one_instance_is_refused_by_the_other() {
         let mut took = Vec::new();
         for i in 0..50 {
             let jti = format!("access-{i}");
-            let q = RevocationQuery::new(jti.as_str(), UserId::new("7"), 0).with_consumable(false);
+            // Issued now: after the revocation epoch the mirrors started (a token issued
+            // before it counts as revoked).
+            let now = time::OffsetDateTime::now_utc();
+            let q = RevocationQuery::new(jti.as_str(), UserId::new("7"), now.unix_timestamp())
+                .with_issued_at_micros(i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap())
+                .with_consumable(false);
             assert!(!mirror_b.is_revoked(&q).await.unwrap());
             mirror_a.revoke(&jti, later).await.unwrap();
             let start = Instant::now();
