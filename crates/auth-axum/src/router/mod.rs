@@ -448,7 +448,7 @@ impl<U: AuthUser> AuthRouter<U> {
         let proxies = self.options.proxies.clone();
         let router = router
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .with_state(RouterState {
+            .with_state(RouterState::new(state::RouterParts {
                 auth: self.auth,
                 #[cfg(feature = "mfa")]
                 mfa: self.mfa,
@@ -458,7 +458,7 @@ impl<U: AuthUser> AuthRouter<U> {
                 #[cfg(feature = "oauth")]
                 oauth: self.oauth,
                 options: Arc::new(self.options),
-            });
+            }));
         let router = crate::client::with_request_context(router, proxies);
         match cookie {
             Some(cookie) => {

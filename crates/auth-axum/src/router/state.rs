@@ -17,9 +17,32 @@ use crate::client::TrustedProxies;
 use crate::error::Rejection;
 use crate::extract::bearer;
 
-/// The routers' state: the service, and the optional parts.
-#[derive(Clone)]
-pub(crate) struct RouterState<U: AuthUser> {
+/// The routers' state: the service, and the optional parts, behind one reference count
+/// (axum clones the state for every request).
+pub(crate) struct RouterState<U: AuthUser>(Arc<RouterParts<U>>);
+
+impl<U: AuthUser> RouterState<U> {
+    pub(crate) fn new(parts: RouterParts<U>) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl<U: AuthUser> Clone for RouterState<U> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<U: AuthUser> std::ops::Deref for RouterState<U> {
+    type Target = RouterParts<U>;
+
+    fn deref(&self) -> &RouterParts<U> {
+        &self.0
+    }
+}
+
+/// What [`RouterState`] holds.
+pub(crate) struct RouterParts<U: AuthUser> {
     pub(crate) auth: AuthService<U>,
     #[cfg(feature = "mfa")]
     pub(crate) mfa: Option<auth_mfa::Mfa>,

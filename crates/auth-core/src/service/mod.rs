@@ -384,6 +384,16 @@ impl<U: AuthUser> fmt::Debug for ServiceParts<'_, U> {
 /// # Ok::<(), auth_core::Error>(()) }).unwrap();
 /// ```
 pub struct AuthService<U: AuthUser = User> {
+    /// Everything, behind one reference count: a clone (axum clones its state for every
+    /// request) is one atomic increment, not one per part.
+    parts: Arc<Parts<U>>,
+}
+
+/// What an [`AuthService`] holds. Reached through `Deref`; builders change it through
+/// `DerefMut`, which copies it first only if it is shared (never, while building). Public only
+/// because `Deref` names it; it cannot be named or used outside this crate.
+#[allow(unreachable_pub)]
+pub struct Parts<U: AuthUser> {
     config: Arc<AuthConfig>,
     users: Arc<dyn UserStore<User = U>>,
     hashing: PasswordHashing,
@@ -418,6 +428,28 @@ pub struct AuthService<U: AuthUser = User> {
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
+    fn clone(&self) -> Self {
+        Self {
+            parts: Arc::clone(&self.parts),
+        }
+    }
+}
+
+impl<U: AuthUser> std::ops::Deref for AuthService<U> {
+    type Target = Parts<U>;
+
+    fn deref(&self) -> &Parts<U> {
+        &self.parts
+    }
+}
+
+impl<U: AuthUser> std::ops::DerefMut for AuthService<U> {
+    fn deref_mut(&mut self) -> &mut Parts<U> {
+        Arc::make_mut(&mut self.parts)
+    }
+}
+
+impl<U: AuthUser> Clone for Parts<U> {
     fn clone(&self) -> Self {
         Self {
             config: Arc::clone(&self.config),
@@ -510,7 +542,7 @@ impl<U: AuthUser> AuthService<U> {
             hashing = hashing.with_concurrency(n);
         }
         let clock: SharedClock = Arc::new(SystemClock);
-        Ok(Self {
+        let parts = Parts {
             uncached_users: Arc::clone(&users),
             limiter: Arc::new(MemoryRateLimiter::new(config.rate_limit())),
             config: Arc::new(config),
@@ -536,6 +568,9 @@ impl<U: AuthUser> AuthService<U> {
             identities: None,
             grants: Arc::new(crate::MemoryGrantStore::new()),
             proof_grants: Arc::default(),
+        };
+        Ok(Self {
+            parts: Arc::new(parts),
         })
     }
 
@@ -617,7 +652,10 @@ impl<U: AuthUser> AuthService<U> {
         per_client: usize,
         max_wait: Duration,
     ) -> Self {
-        self.hashing = self.hashing.with_queue(max_waiting, per_client, max_wait);
+        self.hashing = self
+            .hashing
+            .clone()
+            .with_queue(max_waiting, per_client, max_wait);
         self
     }
 
