@@ -510,6 +510,29 @@ async fn scan_pages(
     }
 }
 
+/// [`scan_pages`] over a table of revoked ids: `select` reads `(id, expires_at)`.
+async fn scan_ids(
+    conn: &DatabaseConnection,
+    select: SelectStatement,
+    key: DynIden,
+    make: impl Fn(String, OffsetDateTime) -> Change,
+    each: &mut (dyn for<'c> FnMut(&'c [Change]) -> bool + Send),
+) -> Result<bool> {
+    let read = db("reading a revocation");
+    scan_pages(
+        conn,
+        select,
+        key,
+        |row| {
+            let id: String = row.try_get_by_index(0).map_err(&read)?;
+            let until = row.try_get_by_index(1).map_err(&read)?;
+            Ok((id.clone(), vec![make(id, until)]))
+        },
+        each,
+    )
+    .await
+}
+
 /// SQLite: reads the live rows of a revocation table (`key`, `expires_at`) a page at a time
 /// as **one** row per page (the keys hex-encoded, each with its expiry in Unix seconds,
 /// joined into one string), since the SQLite driver hands rows over one by one between
@@ -946,30 +969,17 @@ impl RevocationStore for DbRevocationStore {
             }
             return self.scan_cutoffs(now, each).await.map(|_| true);
         }
-        let read = |what| db(what);
         let tokens = Query::select()
             .columns([AuthRevokedTokens::Jti, AuthRevokedTokens::ExpiresAt])
             .from(AuthRevokedTokens::Table)
             .and_where(Expr::col(AuthRevokedTokens::ExpiresAt).gt(now))
             .and_where(Expr::col(AuthRevokedTokens::Consumed).eq(false))
             .to_owned();
-        let more = scan_pages(
+        let more = scan_ids(
             &self.db,
             tokens,
             AuthRevokedTokens::Jti.into_iden(),
-            |row| {
-                let jti: String = row
-                    .try_get_by_index(0)
-                    .map_err(read("reading a revoked token"))?;
-                let until = row
-                    .try_get_by_index(1)
-                    .map_err(read("reading a revoked token"))?;
-                let change = Change::TokenRevoked {
-                    jti: jti.clone(),
-                    until,
-                };
-                Ok((jti, vec![change]))
-            },
+            |jti, until| Change::TokenRevoked { jti, until },
             each,
         )
         .await?;
@@ -981,23 +991,11 @@ impl RevocationStore for DbRevocationStore {
             .from(AuthRevokedFamilies::Table)
             .and_where(Expr::col(AuthRevokedFamilies::ExpiresAt).gt(now))
             .to_owned();
-        let more = scan_pages(
+        let more = scan_ids(
             &self.db,
             families,
             AuthRevokedFamilies::Family.into_iden(),
-            |row| {
-                let family: String = row
-                    .try_get_by_index(0)
-                    .map_err(read("reading a revoked session"))?;
-                let until = row
-                    .try_get_by_index(1)
-                    .map_err(read("reading a revoked session"))?;
-                let change = Change::FamilyRevoked {
-                    family: family.clone(),
-                    until,
-                };
-                Ok((family, vec![change]))
-            },
+            |family, until| Change::FamilyRevoked { family, until },
             each,
         )
         .await?;
