@@ -162,8 +162,8 @@ async fn listen(weak: Weak<Inner>, mut stopped: tokio::sync::watch::Receiver<()>
     let mut backoff = Duration::from_millis(100);
     // On a cluster, each seed node in turn: a message published on any node reaches them all.
     let mut node = 0usize;
-    // The revocation epoch last seen: if it changes or disappears, Redis lost its data.
-    let mut epoch: Option<i64> = None;
+    // The revocation epoch at subscription: if it changes or disappears, Redis lost its data.
+    let mut epoch: Option<i64>;
     loop {
         let Some(inner) = weak.upgrade() else {
             return;
@@ -203,6 +203,21 @@ async fn listen(weak: Weak<Inner>, mut stopped: tokio::sync::watch::Receiver<()>
         };
         backoff = Duration::from_millis(100);
         let mut messages = pubsub.into_on_message();
+        // The revocation epoch the subscribers will load with (started now if Redis has
+        // none): a later heartbeat that finds it gone or changed knows Redis lost its data.
+        epoch = match inner.redis.ensure_epoch().await {
+            Ok(e) => Some(e),
+            Err(e) => {
+                inner
+                    .hub
+                    .down(format!("cannot read the revocation epoch: {e}"));
+                drop(inner);
+                if !pause(&mut stopped, backoff).await {
+                    return;
+                }
+                continue;
+            }
+        };
         // Subscribed: what is published from now on arrives; subscribers reload the rest.
         inner.hub.up();
         let mut last_heard = Instant::now();
@@ -232,12 +247,10 @@ async fn listen(weak: Weak<Inner>, mut stopped: tokio::sync::watch::Receiver<()>
                     // may be more than Redis now knows, and less than it must refuse. Down,
                     // so that every subscriber reloads, with the new epoch as its floor.
                     match inner.redis.read_epoch().await {
-                        Ok(now) if epoch.is_some() && now != epoch => {
-                            let _ = inner.redis.ensure_epoch().await;
-                            epoch = None;
+                        Ok(now) if now != epoch => {
                             break "Redis lost its data (its revocation epoch changed): reloading".to_owned();
                         }
-                        Ok(now) => epoch = now.or(epoch),
+                        Ok(_) => {}
                         Err(e) => break format!("heartbeat failed: {e}"),
                     }
                     let mut conn = inner.redis.conn.clone();
