@@ -29,7 +29,7 @@ local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'gone' end
 if st ~= '' then return st end
 if redis.call('HGET', KEYS[2], 'revoked') ~= '0' then return 'r' end
-redis.call('HSET', KEYS[1], 'state', 'c')
+redis.call('HSET', KEYS[1], 'state', 'c', 'consumed', ARGV[1])
 if KEYS[3] ~= KEYS[1] and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HSET', KEYS[3], 'state', 'r')
 end
@@ -85,6 +85,8 @@ pub struct RedisTokenBackend {
     redis: Redis,
     rotate: Script,
     end_family: Script,
+    /// The key successors are derived from (see [`with_successor_key`](Self::with_successor_key)).
+    successor_key: Option<std::sync::Arc<[u8]>>,
 }
 
 impl fmt::Debug for RedisTokenBackend {
@@ -104,6 +106,8 @@ struct Found {
     exp: i64,
     state: String,
     paired: String,
+    /// When it was consumed (µs), 0 if it was not.
+    consumed: i64,
     user: String,
     absolute: i64,
     revoked: bool,
@@ -139,7 +143,96 @@ impl RedisTokenBackend {
             redis,
             rotate: Script::new(ROTATE),
             end_family: Script::new(END_FAMILY),
+            successor_key: None,
         }
+    }
+
+    /// Derives each rotation's successor pair from the refresh token it replaces under `key`
+    /// (a server secret of at least 32 bytes; `auth-server` uses its JWT secret), so that the
+    /// same refresh token presented again within the reuse window
+    /// ([`RotateRequest::reuse_window`]) yields the same, working successor instead of
+    /// counting as reuse. Without a key every second use is reuse.
+    ///
+    /// ```no_run
+    /// # async fn f(redis: auth_redis::Redis) {
+    /// let backend = auth_redis::RedisTokenBackend::new(redis)
+    ///     .with_successor_key(b"a-server-secret-of-at-least-32-bytes!!");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_successor_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.successor_key = Some(std::sync::Arc::from(key.as_ref()));
+        self
+    }
+
+    /// The successor access and refresh token of `presented` in `family`: derived under the
+    /// key, or random; with their hashes.
+    fn successors(&self, family: &str, presented: &str) -> ((String, String), (String, String)) {
+        let Some(key) = &self.successor_key else {
+            return (Self::new_token(family), Self::new_token(family));
+        };
+        let derive = |kind: &str| {
+            let secret = random::keyed_token(key, &["auth-redis successor", kind, presented]);
+            let token = format!("{family}.{secret}");
+            let hash = random::sha256_hex(&token);
+            (token, hash)
+        };
+        (derive("access"), derive("refresh"))
+    }
+
+    /// A consumed refresh token presented again: its own client racing, within the window
+    /// and before the successor was used or the session ended, gets the same successor;
+    /// anything else is reuse.
+    async fn presented_again(
+        &self,
+        presented: &str,
+        found: &Found,
+        request: &RotateRequest,
+        guard: &dyn RefreshGuard,
+    ) -> Result<RotateOutcome> {
+        if let Some(pair) = self.same_successor(presented, found, request).await? {
+            let previous = Self::claims(found);
+            guard.allow(&previous).await?;
+            tracing::debug!("refresh token presented again within the reuse window");
+            return Ok(RotateOutcome::Rotated { previous, pair });
+        }
+        self.reused(found).await
+    }
+
+    async fn same_successor(
+        &self,
+        presented: &str,
+        found: &Found,
+        request: &RotateRequest,
+    ) -> Result<Option<TokenPair>> {
+        let window = i64::try_from(request.reuse_window.as_micros()).unwrap_or(i64::MAX);
+        if self.successor_key.is_none()
+            || window == 0
+            || found.consumed == 0
+            || found.revoked
+            || micros(self.now()).saturating_sub(found.consumed) > window
+        {
+            return Ok(None);
+        }
+        let ((access, _), (refresh, _)) = self.successors(&found.family, presented);
+        let (Some(next), Some(next_access)) =
+            (self.lookup(&refresh).await?, self.lookup(&access).await?)
+        else {
+            return Ok(None);
+        };
+        if next.kind != "refresh"
+            || !next.state.is_empty()
+            || next.revoked
+            || !next_access.state.is_empty()
+        {
+            return Ok(None);
+        }
+        Ok(Some(TokenPair::new(
+            SecretString::new(access),
+            from_micros(next_access.exp),
+            SecretString::new(refresh),
+            from_micros(next.exp),
+        )))
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -165,9 +258,9 @@ impl RedisTokenBackend {
         let hash = random::sha256_hex(token);
         let mut conn = self.redis.conn.clone();
         let mut pipe = redis::pipe();
-        pipe.cmd("HMGET")
-            .arg(self.token_key(family, &hash))
-            .arg(&["kind", "jti", "created", "exp", "state", "paired"]);
+        pipe.cmd("HMGET").arg(self.token_key(family, &hash)).arg(&[
+            "kind", "jti", "created", "exp", "state", "paired", "consumed",
+        ]);
         pipe.cmd("HMGET")
             .arg(self.family_key(family))
             .arg(&["user", "absolute", "revoked", "extra"]);
@@ -190,6 +283,7 @@ impl RedisTokenBackend {
             exp: num(&t, 3),
             state: field(&t, 4).unwrap_or_default(),
             paired: field(&t, 5).unwrap_or_default(),
+            consumed: num(&t, 6),
             user,
             absolute: num(&f, 1),
             revoked: field(&f, 2).as_deref() != Some("0"),
@@ -407,7 +501,9 @@ impl TokenBackend for RedisTokenBackend {
             return Err(Error::TokenInvalid);
         }
         if found.state == "c" {
-            return self.reused(&found).await;
+            return self
+                .presented_again(refresh_token, &found, request, guard)
+                .await;
         }
         if !found.state.is_empty() || found.revoked {
             return Err(Error::TokenRevoked);
@@ -421,8 +517,8 @@ impl TokenBackend for RedisTokenBackend {
         let absolute = from_micros(found.absolute);
         let access_exp = Ord::min(add(now, request.lifetimes.access()), absolute);
         let refresh_exp = Ord::min(add(now, request.lifetimes.refresh()), absolute);
-        let (access, access_hash) = Self::new_token(&found.family);
-        let (refresh, refresh_hash) = Self::new_token(&found.family);
+        let ((access, access_hash), (refresh, refresh_hash)) =
+            self.successors(&found.family, refresh_token);
         let (a_us, r_us) = (micros(access_exp), micros(refresh_exp));
         let old_key = self.token_key(&found.family, &random::sha256_hex(refresh_token));
         let paired_key = if found.paired.is_empty() {
@@ -464,8 +560,14 @@ impl TokenBackend for RedisTokenBackend {
                     refresh_exp,
                 ),
             }),
-            // Another rotation consumed it first: reuse.
-            "c" => self.reused(&found).await,
+            // Another rotation consumed it first: its racing client, or reuse.
+            "c" => match self.lookup(refresh_token).await? {
+                Some(again) => {
+                    self.presented_again(refresh_token, &again, request, guard)
+                        .await
+                }
+                None => self.reused(&found).await,
+            },
             "gone" => Err(Error::TokenInvalid),
             _ => Err(Error::TokenRevoked),
         }

@@ -1193,7 +1193,8 @@ fn build(
                     "is `redis`: set AUTH_REDIS_URL too",
                 )));
             };
-            let tokens = auth::redis::RedisTokenBackend::new(redis.clone());
+            let tokens = auth::redis::RedisTokenBackend::new(redis.clone())
+                .with_successor_key(settings.jwt_secret.expose_secret());
             AuthService::new(settings.config.clone(), users, hasher, tokens)?
         }
     }

@@ -1741,14 +1741,15 @@ fn revocation_homes() -> Vec<(String, Vec<(&'static str, String)>)> {
             std::env::var("AUTH_TEST_REDIS_PREFIX").unwrap_or_else(|_| "auth:test:".into()),
             auth_testkit::unique("race")
         );
-        homes.push((
-            name.to_owned(),
-            vec![
-                ("AUTH_REDIS_URL", url),
-                ("AUTH_REDIS_PREFIX", prefix),
-                ("AUTH_REDIS_CLUSTER", cluster.to_owned()),
-            ],
-        ));
+        let vars = vec![
+            ("AUTH_REDIS_URL", url),
+            ("AUTH_REDIS_PREFIX", prefix),
+            ("AUTH_REDIS_CLUSTER", cluster.to_owned()),
+        ];
+        let mut opaque = vars.clone();
+        opaque.push(("AUTH_TOKEN_BACKEND", "redis".to_owned()));
+        homes.push((name.to_owned(), vars));
+        homes.push((format!("opaque tokens in {name}"), opaque));
     }
     homes
 }

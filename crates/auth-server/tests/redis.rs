@@ -127,6 +127,12 @@ async fn three_instances(token_backend: &str, cluster: bool) {
         ("AUTH_REDIS_PREFIX", prefix.as_str()),
         ("AUTH_REDIS_CLUSTER", if cluster { "true" } else { "false" }),
         ("AUTH_TOKEN_BACKEND", token_backend),
+        // JWTs: racing refreshes within the reuse window; opaque Redis tokens: the window
+        // off, so that exactly one of the racers wins across the instances.
+        (
+            "AUTH_REFRESH_REUSE_WINDOW",
+            if token_backend == "jwt" { "10" } else { "0" },
+        ),
     ];
     let mut instances = Vec::new();
     for _ in 0..3 {

@@ -112,6 +112,15 @@ async fn token_backend() {
             }
         })
         .await;
+        conformance::refresh_reuse_window(|clock| {
+            let redis = redis.clone();
+            async move {
+                let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("ow"));
+                RedisTokenBackend::new(redis.with_prefix(&prefix).with_clock(clock))
+                    .with_successor_key(b"a-server-secret-of-at-least-32-bytes!!")
+            }
+        })
+        .await;
         println!("{kind}: suite passed");
     }
 }
