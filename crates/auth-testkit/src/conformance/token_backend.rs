@@ -572,11 +572,16 @@ async fn cleanup<B: TokenBackend>(clock: &FixedClock, b: &B) {
 /// a logout still counts as reuse and ends the session.
 ///
 /// ```no_run
-/// # async fn your_backend(clock: auth_core::FixedClock) -> auth_core::MemoryTokenBackend { unimplemented!() }
-/// # async fn run() {
-/// // auth_tokens_jwt::JwtBackend runs it over each revocation store.
-/// auth_testkit::conformance::refresh_reuse_window(|clock| your_backend(clock)).await;
-/// # }
+/// // In a backend's tests: `make` builds a fresh backend on the given clock (the JWT backend
+/// // runs it over each revocation store, the SQL and Redis opaque backends with a successor key).
+/// async fn run<B, F>(make: F)
+/// where
+///     B: auth_core::TokenBackend,
+///     F: Fn(auth_core::FixedClock) -> std::future::Ready<B>,
+/// {
+///     auth_testkit::conformance::refresh_reuse_window(make).await;
+/// }
+/// # let _ = run::<auth_core::MemoryTokenBackend, fn(auth_core::FixedClock) -> std::future::Ready<auth_core::MemoryTokenBackend>>;
 /// ```
 ///
 /// # Panics
