@@ -28,6 +28,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(),
         Some("deny") => deny(),
+        // The flood of `bench flood`, run by the bench itself as a process of its own.
+        Some("flood-client") => bench_http::flood_client(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <ci|bench|deny>");
             return ExitCode::from(2);

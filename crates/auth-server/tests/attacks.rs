@@ -1506,7 +1506,7 @@ async fn hashing_sheds_load_and_shares_fairly(target: Target) {
     assert_eq!(denied + shed, 45);
     assert!(shed > 0);
 
-    // Addresses that failed wait in a narrow lane (one place per running hash): once each has
+    // Addresses that failed wait in a narrow lane (one place fewer than the running hashes, at least one): once each has
     // failed, their next wave cannot fill the queue ahead of a client that signed in before.
     for (i, a) in flood.iter().enumerate() {
         if a.status != 401 {

@@ -131,10 +131,11 @@ impl Outcomes {
 /// With a bounded queue ([`PasswordHashing::with_queue`]), a client's last outcome in the
 /// past 15 minutes sets its lane (`AuthService` records every login's:
 /// [`PasswordHashing::note_failure`], [`PasswordHashing::note_success`]):
-/// - clients that failed share a narrow lane: together they hold at most as many places,
-///   waiting or running, as hashes run at once (or as one client may hold, where that is
-///   larger). They can keep the hasher busy when nobody else
-///   needs it, but never stand in line ahead of others by more than one round of hashes;
+/// - clients that failed share a narrow lane: together they hold at most one place fewer,
+///   waiting or running, than hashes run at once (or than one client may hold, where that is
+///   larger), and at least one. They can keep most of the hasher busy when nobody else needs
+///   it, but with two hashers or more one is always free for the others, and they never stand
+///   in line ahead of others;
 /// - one waiting place (of two or more) is kept for clients that signed in, so a flood from
 ///   addresses never seen before cannot shed a returning user;
 /// - past its lane a caller is shed (HTTP 503 + `Retry-After`) in memory, before any throttle
@@ -179,10 +180,12 @@ impl Admission {
         }
     }
 
-    /// Places (waiting or running) the suspects' lane holds: one per running hash, or the
-    /// per-client share where that is larger (a queue opened wide sheds no one).
+    /// Places (waiting or running) the suspects' lane holds: one fewer than the hashes that run
+    /// at once (or than the per-client share, where that is larger: a queue opened wide sheds no
+    /// one), and at least one. With two hashers or more, one is always left to everybody else, so
+    /// a returning user never waits behind a flood of failures.
     fn suspect_places(&self, concurrency: usize) -> usize {
-        concurrency.max(self.per_client)
+        concurrency.max(self.per_client).saturating_sub(1).max(1)
     }
 
     /// How many may be waiting when a caller in `lane` arrives: one place of two or more is

@@ -173,7 +173,7 @@ fn from(ip: &str) -> auth_core::RequestContext {
 }
 
 /// A bounded queue sorts callers by their client's last outcome: clients that failed share a
-/// lane of one place per running hash; one waiting place is kept for clients that signed in;
+/// lane of one place fewer than the running hashes (at least one); one waiting place is kept for clients that signed in;
 /// clients never seen take the rest. Shedding is decided on arrival, in memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_prefers_clients_in_good_standing() {
@@ -229,4 +229,47 @@ async fn the_queue_prefers_clients_in_good_standing() {
         Err(Error::Overloaded { .. })
     ));
     assert!(trusted.await.unwrap().unwrap().valid, "the kept place");
+}
+
+/// With two hashers or more, clients that failed never hold them all: one is always left to
+/// everybody else, so a returning user's login runs beside the flood instead of after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_never_hold_every_hasher() {
+    let slow = CountingHasher::new(TestHasher::fast(), Duration::from_millis(300));
+    let stats = slow.stats();
+    let hash = slow.hash("pw").unwrap();
+    let h = PasswordHashing::new(slow)
+        .unwrap()
+        .with_concurrency(2)
+        .with_queue(4, 2, Duration::from_secs(5));
+    for i in 0..4 {
+        from(&format!("198.18.0.{i}"))
+            .scope(async { h.note_failure() })
+            .await;
+    }
+    from("203.0.113.7").scope(async { h.note_success() }).await;
+    let verify = |ip: String, delay_ms: u64| {
+        let (h, hash) = (h.clone(), hash.clone());
+        tokio::spawn(from(&ip).scope(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            h.verify("pw", Some(&hash)).await
+        }))
+    };
+    let suspects: Vec<_> = (0..4).map(|i| verify(format!("198.18.0.{i}"), 0)).collect();
+    let trusted = verify("203.0.113.7".into(), 100);
+    let mut shed = 0;
+    for s in suspects {
+        match s.await.unwrap() {
+            Ok(v) => assert!(v.valid),
+            Err(Error::Overloaded { .. }) => shed += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(shed, 3, "the suspects' lane holds one of the two hashers");
+    assert!(trusted.await.unwrap().unwrap().valid);
+    assert_eq!(
+        stats.max_in_flight(),
+        2,
+        "the trusted client's hash ran beside the suspect's"
+    );
 }
