@@ -513,3 +513,89 @@ impl ChangeFeed for LocalFeed {
         self.hub.status()
     }
 }
+
+/// How long a subscriber keeps vouching for its memory after its feed went down
+/// ([`RevocationMirror::with_outage_grace`](crate::RevocationMirror::with_outage_grace),
+/// [`UserCache::with_outage_grace`](crate::UserCache::with_outage_grace)): the feed may miss
+/// changes made on other instances, so the bound is how late such a change may be honoured here.
+#[derive(Debug, Default)]
+pub(crate) struct Grace {
+    period: std::time::Duration,
+    /// The end of the current outage's grace, while it runs.
+    until: Mutex<Option<tokio::time::Instant>>,
+}
+
+/// What a subscriber does when its feed goes down ([`Grace::begin`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OnDown {
+    /// Stop answering from memory now.
+    Suspend,
+    /// Keep answering: the grace already runs.
+    Keep,
+    /// Keep answering until this instant, then call [`Grace::expired`] with it.
+    Until(tokio::time::Instant),
+}
+
+impl Grace {
+    pub(crate) fn new(period: std::time::Duration) -> Self {
+        Self {
+            period,
+            until: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn period(&self) -> std::time::Duration {
+        self.period
+    }
+
+    /// The feed went down (feeds say so again on every failed attempt). `vouching`: the
+    /// subscriber holds a complete state it may answer from.
+    pub(crate) fn begin(&self, vouching: bool) -> OnDown {
+        let Ok(mut until) = self.until.lock() else {
+            return OnDown::Suspend;
+        };
+        if self.period.is_zero() || !vouching || tokio::runtime::Handle::try_current().is_err() {
+            *until = None;
+            return OnDown::Suspend;
+        }
+        let now = tokio::time::Instant::now();
+        match *until {
+            None => {
+                let end = now + self.period;
+                *until = Some(end);
+                OnDown::Until(end)
+            }
+            Some(end) if now >= end => {
+                *until = None;
+                OnDown::Suspend
+            }
+            Some(_) => OnDown::Keep,
+        }
+    }
+
+    /// The grace that ends at `end` is over: whether the subscriber must suspend now (the feed
+    /// did not come back meanwhile).
+    pub(crate) fn expired(&self, end: tokio::time::Instant) -> bool {
+        let Ok(mut until) = self.until.lock() else {
+            return true;
+        };
+        if *until == Some(end) {
+            *until = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The feed is back: no grace runs.
+    pub(crate) fn end(&self) {
+        if let Ok(mut until) = self.until.lock() {
+            *until = None;
+        }
+    }
+
+    /// Whether a grace runs now.
+    pub(crate) fn running(&self) -> bool {
+        self.until.lock().is_ok_and(|u| u.is_some())
+    }
+}

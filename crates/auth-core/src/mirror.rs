@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::change::{Change, ChangeFeed, ChangeSubscriber, FeedStatus};
+use crate::change::{Change, ChangeFeed, ChangeSubscriber, FeedStatus, Grace, OnDown};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Result;
 use crate::revocation::{Consumption, Cutoff, RevocationQuery, RevocationStore};
@@ -214,6 +214,9 @@ pub struct MirrorStatus {
     pub store_checks: u64,
     /// The feed's health.
     pub feed: FeedStatus,
+    /// The feed is down and memory still answers, for the outage grace
+    /// ([`RevocationMirror::with_outage_grace`]).
+    pub in_outage_grace: bool,
 }
 
 struct Inner {
@@ -222,6 +225,8 @@ struct Inner {
     clock: SharedClock,
     user_retention: time::Duration,
     max_entries: usize,
+    /// How long memory still answers after the feed went down.
+    grace: Grace,
     state: RwLock<Mirrored>,
     /// Loaded since the feed last (re)started and the feed is live.
     ready: AtomicBool,
@@ -243,7 +248,9 @@ struct Inner {
 /// - **Writes** go to the store first, then into memory, then to the feed, which delivers them
 ///   to the other instances' mirrors.
 /// - **Fail closed.** Until it has loaded the store's live revocations, while its feed is down
-///   (it may have missed a revocation), and above `max_entries`, every check asks the store.
+///   (it may have missed a revocation) past the outage grace
+///   ([`with_outage_grace`](Self::with_outage_grace), default 0), and above `max_entries`,
+///   every check asks the store.
 ///   When the feed is back the mirror reloads, then answers from memory again. `/ready` can
 ///   show [`status`](Self::status).
 /// - **Bounded.** Entries leave memory when what they revoke has expired (swept at most every
@@ -306,6 +313,7 @@ impl RevocationMirror {
             Arc::new(SystemClock),
             time::Duration::days(31),
             DEFAULT_MAX_ENTRIES,
+            Duration::ZERO,
         )
     }
 
@@ -315,6 +323,7 @@ impl RevocationMirror {
         clock: SharedClock,
         user_retention: time::Duration,
         max_entries: usize,
+        grace: Duration,
     ) -> Self {
         let inner = Arc::new_cyclic(|this| Inner {
             store,
@@ -322,6 +331,7 @@ impl RevocationMirror {
             clock,
             user_retention,
             max_entries,
+            grace: Grace::new(grace),
             state: RwLock::default(),
             ready: AtomicBool::new(false),
             over_capacity: AtomicBool::new(false),
@@ -339,11 +349,12 @@ impl RevocationMirror {
         Self { inner }
     }
 
-    fn rebuild(self, f: impl FnOnce(&mut (SharedClock, time::Duration, usize))) -> Self {
+    fn rebuild(self, f: impl FnOnce(&mut (SharedClock, time::Duration, usize, Duration))) -> Self {
         let mut parts = (
             Arc::clone(&self.inner.clock),
             self.inner.user_retention,
             self.inner.max_entries,
+            self.inner.grace.period(),
         );
         f(&mut parts);
         // The first mirror's subscription ends with it (the feed holds it weakly).
@@ -353,6 +364,7 @@ impl RevocationMirror {
             parts.0,
             parts.1,
             parts.2,
+            parts.3,
         )
     }
 
@@ -403,6 +415,41 @@ impl RevocationMirror {
         self.rebuild(|p| p.2 = max.max(1))
     }
 
+    /// Keeps answering checks from memory for `grace` after the feed went down (default 0:
+    /// every check asks the store at once). A database or Redis that cannot be reached then
+    /// does not stop authenticated requests that memory can answer; the price is that a
+    /// revocation made meanwhile on another instance, which the feed could not deliver, is
+    /// honoured here up to `grace` late. Past it, or once the feed is back (the mirror then
+    /// reloads), the store answers again: fail closed.
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new())
+    ///     .with_outage_grace(std::time::Duration::from_secs(30));
+    /// assert_eq!(mirror.outage_grace(), std::time::Duration::from_secs(30));
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_outage_grace(self, grace: Duration) -> Self {
+        self.rebuild(|p| p.3 = grace)
+    }
+
+    /// How long memory still answers after the feed went down
+    /// ([`with_outage_grace`](Self::with_outage_grace)).
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, MemoryRevocationStore, RevocationMirror};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mirror = RevocationMirror::new(MemoryRevocationStore::new(), LocalFeed::new());
+    /// assert!(mirror.outage_grace().is_zero());
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn outage_grace(&self) -> Duration {
+        self.inner.grace.period()
+    }
+
     /// Health and size.
     ///
     /// ```
@@ -420,6 +467,7 @@ impl RevocationMirror {
             max_entries: self.inner.max_entries,
             store_checks: self.inner.store_checks.load(Ordering::Relaxed),
             feed: self.inner.feed.status(),
+            in_outage_grace: self.inner.grace.running(),
         }
     }
 
@@ -511,6 +559,7 @@ impl Inner {
     }
 
     fn resume(&self) {
+        self.grace.end();
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.set_ready(false);
         let Some(this) = self.this.upgrade() else {
@@ -642,8 +691,30 @@ impl ChangeSubscriber for Subscriber {
     }
 
     fn suspend(&self) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.suspend();
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        match inner.grace.begin(inner.answers_from_memory()) {
+            OnDown::Suspend => inner.suspend(),
+            OnDown::Keep => {}
+            OnDown::Until(end) => {
+                tracing::warn!(
+                    grace_s = inner.grace.period().as_secs_f64(),
+                    "change feed down: revocation checks still answered from memory for the outage grace"
+                );
+                let this = Weak::clone(&self.0);
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(end).await;
+                    if let Some(inner) = this.upgrade()
+                        && inner.grace.expired(end)
+                    {
+                        tracing::warn!(
+                            "outage grace over: revocation checks query the store until the feed is back"
+                        );
+                        inner.suspend();
+                    }
+                });
+            }
         }
     }
 

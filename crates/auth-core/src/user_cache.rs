@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::change::{Change, ChangeFeed, ChangeSubscriber};
+use crate::change::{Change, ChangeFeed, ChangeSubscriber, Grace, OnDown};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Result;
 use crate::user::{AuthUser, NewUser, UserId, UserStore};
@@ -57,6 +57,8 @@ struct Inner<U> {
     clock: SharedClock,
     capacity: usize,
     max_age_ms: i64,
+    /// How long memory still answers after the feed went down.
+    grace: Grace,
     slots: Mutex<Slots<U>>,
     /// Bumped by every invalidation: a load that started before one is not cached.
     epoch: AtomicU64,
@@ -71,8 +73,9 @@ struct Inner<U> {
 /// the feed, on every other instance. Set it with
 /// [`AuthService::with_user_cache`](crate::AuthService::with_user_cache).
 ///
-/// - While the feed is down the cache answers nothing (every load queries the store); when it is
-///   back the cache starts empty.
+/// - While the feed is down (past the outage grace, [`with_outage_grace`](Self::with_outage_grace),
+///   default 0) the cache answers nothing (every load queries the store); when it is back the
+///   cache starts empty.
 /// - Entries older than `max_age` (default 60 s) are not used: the bound on staleness for a
 ///   change made behind the service's back (SQL by hand).
 /// - A load that raced an invalidation is not cached, so a stale user is never put back.
@@ -137,7 +140,7 @@ impl<U: AuthUser> UserCache<U> {
     /// ```
     #[must_use]
     pub fn from_arc(feed: Arc<dyn ChangeFeed>) -> Self {
-        Self::build(feed, Arc::new(SystemClock), 10_000, 60_000)
+        Self::build(feed, Arc::new(SystemClock), 10_000, 60_000, Duration::ZERO)
     }
 
     fn build(
@@ -145,6 +148,7 @@ impl<U: AuthUser> UserCache<U> {
         clock: SharedClock,
         capacity: usize,
         max_age_ms: i64,
+        grace: Duration,
     ) -> Self {
         let live = feed.status().live;
         let inner = Arc::new(Inner {
@@ -152,6 +156,7 @@ impl<U: AuthUser> UserCache<U> {
             clock,
             capacity,
             max_age_ms,
+            grace: Grace::new(grace),
             slots: Mutex::new(Slots {
                 map: HashMap::new(),
                 order: VecDeque::new(),
@@ -167,7 +172,46 @@ impl<U: AuthUser> UserCache<U> {
     }
 
     fn rebuild(self, clock: SharedClock, capacity: usize, max_age_ms: i64) -> Self {
-        Self::build(Arc::clone(&self.inner.feed), clock, capacity, max_age_ms)
+        let grace = self.inner.grace.period();
+        Self::build(
+            Arc::clone(&self.inner.feed),
+            clock,
+            capacity,
+            max_age_ms,
+            grace,
+        )
+    }
+
+    /// Keeps answering from memory for `grace` after the feed went down (default 0: every
+    /// load queries the store at once), so authenticated requests keep working while the
+    /// database cannot be reached. A change made meanwhile on another instance, which the feed
+    /// could not deliver, is seen here up to `grace` late (and never later than `max_age`
+    /// after the entry was loaded). Pair it with
+    /// [`RevocationMirror::with_outage_grace`](crate::RevocationMirror::with_outage_grace).
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, User, UserCache};
+    /// let cache = UserCache::<User>::new(LocalFeed::new())
+    ///     .with_outage_grace(std::time::Duration::from_secs(30));
+    /// assert_eq!(cache.outage_grace(), std::time::Duration::from_secs(30));
+    /// ```
+    #[must_use]
+    pub fn with_outage_grace(self, grace: Duration) -> Self {
+        let inner = &self.inner;
+        let (feed, clock) = (Arc::clone(&inner.feed), Arc::clone(&inner.clock));
+        let (capacity, age) = (inner.capacity, inner.max_age_ms);
+        Self::build(feed, clock, capacity, age, grace)
+    }
+
+    /// How long memory still answers after the feed went down.
+    ///
+    /// ```
+    /// # use auth_core::{LocalFeed, User, UserCache};
+    /// assert!(UserCache::<User>::new(LocalFeed::new()).outage_grace().is_zero());
+    /// ```
+    #[must_use]
+    pub fn outage_grace(&self) -> Duration {
+        self.inner.grace.period()
     }
 
     /// Holds at most `capacity` users (the oldest leave first).
@@ -312,6 +356,11 @@ impl<U> Inner<U> {
         }
     }
 
+    fn suspend(&self) {
+        self.live.store(false, Ordering::Release);
+        self.clear();
+    }
+
     fn clear(&self) {
         if let Ok(mut slots) = self.slots.lock() {
             self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -336,14 +385,29 @@ impl<U: AuthUser> ChangeSubscriber for Subscriber<U> {
     }
 
     fn suspend(&self) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.live.store(false, Ordering::Release);
-            inner.clear();
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        match inner.grace.begin(inner.live.load(Ordering::Acquire)) {
+            OnDown::Suspend => inner.suspend(),
+            OnDown::Keep => {}
+            OnDown::Until(end) => {
+                let this = Weak::clone(&self.0);
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(end).await;
+                    if let Some(inner) = this.upgrade()
+                        && inner.grace.expired(end)
+                    {
+                        inner.suspend();
+                    }
+                });
+            }
         }
     }
 
     fn resume(&self) {
         if let Some(inner) = self.0.upgrade() {
+            inner.grace.end();
             inner.clear();
             inner.live.store(true, Ordering::Release);
         }

@@ -55,6 +55,7 @@
 //! | `AUTH_WEBAUTHN_ORIGINS` | the origin of `AUTH_PUBLIC_URL` | comma-separated origins whose pages may use passkeys (each the RP id or a subdomain of it) |
 //! | `AUTH_AUDIT_RETENTION_DAYS` | `90` | audit entries older than this are deleted by `tokens cleanup` (0 keeps them) |
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
+//! | `AUTH_OUTAGE_GRACE_SECS` | 30 (at most 3600) | how long token checks (`/auth/me`, `/auth/verify`, any route behind a JWT) and cached users keep answering from memory after the change feed went down (the database or Redis unreachable); a logout made meanwhile on another instance is honoured here up to that late; past it every check asks the database (fail closed); 0: at once |
 //! | `AUTH_DB_TIMEOUT_MS` | 2000 | how long a request waits for a database connection (or a new one to open) before it is answered 503; an SQLite file waits at least its 5 s busy timeout |
 //! | `AUTH_HEADER_TIMEOUT_SECS` / `AUTH_BODY_TIMEOUT_SECS` | 10 / 15 | how long a client has to send a request's headers (from the connection's start or the previous response: idle keep-alive connections close too) and its body (408 past it) |
 //! | `AUTH_MAX_CONNECTIONS` / `AUTH_MAX_CONNECTIONS_PER_CLIENT` | open-file limit − 256 / an eighth of that | connections open at once, in all and per client address (trusted proxies exempt); past either, 503 + `Retry-After` and the connection closed |
@@ -186,6 +187,9 @@ pub struct Settings {
     /// How long a request waits for a database connection before a 503
     /// (`AUTH_DB_TIMEOUT_MS`, default 2000; an SQLite file waits at least its 5 s busy timeout).
     pub db_wait: Duration,
+    /// How long token checks and user loads keep answering from memory after the change feed
+    /// went down (`AUTH_OUTAGE_GRACE_SECS`, default 30; 0: the database answers at once).
+    pub outage_grace: Duration,
     /// How long a client has to send a request's headers, from the connection's start or the
     /// previous response (`AUTH_HEADER_TIMEOUT_SECS`, default 10).
     pub header_timeout: Duration,
@@ -555,6 +559,7 @@ impl Settings {
             )?
             .max(100),
         );
+        let outage_grace = Duration::from_secs(number("AUTH_OUTAGE_GRACE_SECS", 30)?.min(3_600));
         let header_timeout = Duration::from_secs(number("AUTH_HEADER_TIMEOUT_SECS", 10)?.max(1));
         let body_timeout = Duration::from_secs(number("AUTH_BODY_TIMEOUT_SECS", 15)?.max(1));
         let max_connections = lookup("AUTH_MAX_CONNECTIONS")
@@ -683,6 +688,7 @@ impl Settings {
             login_rate_limit,
             hash_queue,
             db_wait,
+            outage_grace,
             header_timeout,
             body_timeout,
             max_connections,
@@ -1156,7 +1162,8 @@ fn build(
                 None => Arc::new(DbRevocationStore::new(db.clone()).with_user_retention(retention)),
             };
             let mirror = RevocationMirror::from_arcs(store, Arc::clone(&feed))
-                .with_user_retention(retention);
+                .with_user_retention(retention)
+                .with_outage_grace(settings.outage_grace);
             revocations = Some(mirror.clone());
             match &settings.jwt_keys_dir {
                 Some(dir) if !settings.jwt_algorithm.is_hmac() => {
@@ -1198,7 +1205,9 @@ fn build(
             AuthService::new(settings.config.clone(), users, hasher, tokens)?
         }
     }
-    .with_user_cache(UserCache::from_arc(Arc::clone(&feed)))
+    .with_user_cache(
+        UserCache::from_arc(Arc::clone(&feed)).with_outage_grace(settings.outage_grace),
+    )
     .with_api_keys(auth::apikeys::DbApiKeyStore::new(db.clone()))
     .with_api_key_format(settings.api_key_format.clone())
     .with_rate_limiter(limiter)
@@ -1754,6 +1763,7 @@ async fn ready(health: Health) -> axum::response::Response {
             "entries": m.entries,
             "max_entries": m.max_entries,
             "database_checks": m.store_checks,
+            "outage_grace": m.in_outage_grace,
         })),
         "user_cache": cache.map(|c| serde_json::json!({
             "live": c.live,

@@ -3,8 +3,11 @@
 //!
 //! Finding (issue 30): with PostgreSQL (or MariaDB) stopped, `/ready`, `/auth/me`,
 //! `/auth/verify`, refresh, logout and login waited up to the pool's 30 s acquire timeout before
-//! a 503 (login 429): a readiness probe timed out instead of failing. Now every wait for the
-//! database is bounded (`AUTH_DB_TIMEOUT_MS`, 2 s) and `/ready` answers within a second.
+//! a 503 (login 429): a readiness probe timed out instead of failing, and `/auth/me`, which
+//! answers from memory when the database is up, stopped answering at all. Now every wait for
+//! the database is bounded (`AUTH_DB_TIMEOUT_MS`, 2 s), `/ready` answers within a second, and
+//! token checks keep answering from memory for the outage grace (`AUTH_OUTAGE_GRACE_SECS`),
+//! then fail closed.
 
 mod common;
 
@@ -86,7 +89,12 @@ async fn a_stopped_database_fails_fast_everywhere(target: Target) {
     .unwrap();
     let proxy = Proxy::start(upstream).await;
     proxied.set_port(Some(proxy.addr.port())).unwrap();
-    let s = common::Server::start(&[("DATABASE_URL", proxied.as_str())]).await;
+    let grace = Duration::from_secs(8);
+    let s = common::Server::start(&[
+        ("DATABASE_URL", proxied.as_str()),
+        ("AUTH_OUTAGE_GRACE_SECS", "8"),
+    ])
+    .await;
     let http = reqwest::Client::new();
     let creds = json!({"email": "fault@example.com", "password": PASSWORD});
     let signup = s
@@ -98,9 +106,43 @@ async fn a_stopped_database_fails_fast_everywhere(target: Target) {
         .await;
     let access = login.body["access_token"].as_str().unwrap().to_owned();
     let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    // A second session, logged out before the outage: memory holds its revocation.
+    let other = s
+        .send(http.post(format!("{}/auth/login", s.base)).json(&creds))
+        .await;
+    let other_access = other.body["access_token"].as_str().unwrap().to_owned();
+    let out = s
+        .send(
+            http.post(format!("{}/auth/logout", s.base))
+                .bearer_auth(&other_access)
+                .json(&json!({"refresh_token": other.body["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    // A third session nothing touches during the outage (the refresh attempted below revokes
+    // its own access token in memory, as it must).
+    let spare = s
+        .send(http.post(format!("{}/auth/login", s.base)).json(&creds))
+        .await;
+    let spare_access = spare.body["access_token"].as_str().unwrap().to_owned();
+    // The user is loaded once (a sign-in changes the user, so this comes after the last).
+    let me = s
+        .send(http.get(format!("{}/auth/me", s.base)).bearer_auth(&access))
+        .await;
+    assert_eq!(me.status, 200, "{}", me.body);
 
     proxy.cut();
+    let cut_at = Instant::now();
     let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "GET /auth/me",
+            http.get(format!("{}/auth/me", s.base)).bearer_auth(&access),
+        ),
+        (
+            "GET /auth/me (logged out before)",
+            http.get(format!("{}/auth/me", s.base))
+                .bearer_auth(&other_access),
+        ),
         ("GET /ready", http.get(format!("{}/ready", s.base))),
         (
             "POST /auth/login",
@@ -110,10 +152,6 @@ async fn a_stopped_database_fails_fast_everywhere(target: Target) {
             "POST /auth/refresh",
             http.post(format!("{}/auth/refresh", s.base))
                 .json(&json!({"refresh_token": refresh})),
-        ),
-        (
-            "GET /auth/me",
-            http.get(format!("{}/auth/me", s.base)).bearer_auth(&access),
         ),
         (
             "POST /auth/register",
@@ -136,7 +174,13 @@ async fn a_stopped_database_fails_fast_everywhere(target: Target) {
         if what == "GET /ready" {
             assert_eq!(answer.status, 503, "{}", answer.body);
             assert!(took < Duration::from_millis(2500), "{took:?}");
-        } else if what != "GET /auth/me" {
+        } else if what == "GET /auth/me" {
+            // Answered from memory: the mirror and the user cache vouch for the outage grace.
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            assert_eq!(answer.body["email"], "fault@example.com");
+        } else if what == "GET /auth/me (logged out before)" {
+            assert_eq!(answer.status, 401, "{}", answer.body);
+        } else {
             // Nothing is granted while the database is away (a throttle that cannot be asked
             // refuses: 429; anything else: 503).
             assert!(
@@ -145,15 +189,40 @@ async fn a_stopped_database_fails_fast_everywhere(target: Target) {
                 answer.status,
                 answer.body
             );
-        } else {
-            assert!(
-                matches!(answer.status, 200 | 503),
-                "{what}: {} {}",
-                answer.status,
-                answer.body
-            );
         }
     }
+    // Past the grace (counted from when the change feed noticed) memory cannot vouch any
+    // more: fail closed, fast.
+    let (mut answered, mut late) = (0, None);
+    while cut_at.elapsed() < grace + Duration::from_secs(8) {
+        let started = Instant::now();
+        let me = s
+            .send(
+                http.get(format!("{}/auth/me", s.base))
+                    .bearer_auth(&spare_access),
+            )
+            .await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        match me.status {
+            200 => answered += 1,
+            503 => {
+                late = Some(took);
+                break;
+            }
+            other => panic!("GET /auth/me during the outage: {other} {}", me.body),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let late = late.expect("memory stopped vouching once the outage grace was over");
+    println!(
+        "{target:?}, database stopped: GET /auth/me answered from memory {answered} times, then after {:.1?} (grace {grace:?}) -> 503 in {late:.2?}",
+        cut_at.elapsed()
+    );
+    assert!(
+        cut_at.elapsed() >= grace,
+        "memory vouched for the whole grace"
+    );
 
     // Back: the server answers again without a restart.
     proxy.restore().await;

@@ -445,7 +445,8 @@ async fn three_instances(token_backend: &str, cluster: bool) {
 }
 
 /// Redis goes away under a running server: `/ready` says so (503), logins are refused (429),
-/// tokens are not accepted; when it is back, everything works again without a restart.
+/// tokens are answered from memory for the outage grace and not accepted after it; when Redis
+/// is back, everything works again without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_fails_closed_and_recovers() {
     let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
@@ -469,6 +470,7 @@ async fn redis_outage_fails_closed_and_recovers() {
     let (base, outbox) = common::start(&[
         ("AUTH_REDIS_URL", through.as_str()),
         ("AUTH_REDIS_PREFIX", prefix.as_str()),
+        ("AUTH_OUTAGE_GRACE_SECS", "2"),
     ])
     .await;
     let s = Instance {
@@ -495,13 +497,27 @@ async fn redis_outage_fails_closed_and_recovers() {
     }
     let (code, body) = s.post("/auth/login", None, creds.clone()).await;
     assert_eq!(code, 429, "a throttle that cannot be asked refuses: {body}");
-    let me = s.me(&access).await;
-    assert_ne!(me, 200, "no token is accepted unchecked");
+    // Memory vouches for the grace (2 s here), then nothing is accepted unchecked.
+    let mut from_memory = 0;
+    let me = loop {
+        let me = s.me(&access).await;
+        if me != 200 {
+            break me;
+        }
+        from_memory += 1;
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "memory stops vouching after the grace"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         me == 503 || me == 401,
         "a backend that cannot answer is 503 (or the token is refused): {me}"
     );
-    println!("Redis down: /ready 503, login 429, /auth/me {me}");
+    println!(
+        "Redis down: /ready 503, login 429, /auth/me 200 from memory {from_memory} times during the grace, then {me}"
+    );
 
     proxy.restore();
     let start = Instant::now();

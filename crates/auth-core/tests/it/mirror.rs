@@ -628,3 +628,62 @@ fn changes_survive_encoding() {
         assert_eq!(Change::decode(bad), None, "{bad:?}");
     }
 }
+
+/// With an outage grace, a feed that goes down does not stop checks answered from memory: the
+/// mirror and the user cache vouch for what they hold until the grace is over (a change the
+/// feed could not deliver is honoured that late), then the store answers (fail closed). A feed
+/// back within the grace reloads as always.
+#[tokio::test(start_paused = true)]
+async fn memory_vouches_for_the_outage_grace_then_fails_closed() {
+    let clock = FixedClock::from_unix(START);
+    let store = Counting::new(&clock);
+    let feed = LocalFeed::new();
+    let grace = Duration::from_secs(30);
+    let mirror = RevocationMirror::new(store.clone(), feed.clone())
+        .with_clock(clock.clone())
+        .with_outage_grace(grace);
+    let users = UserCache::<User>::new(feed.clone()).with_outage_grace(grace);
+    assert!(mirror.wait_ready(READY).await);
+    mirror.revoke("t1", at(START + 900)).await.unwrap();
+
+    feed.hub().down("database unreachable");
+    assert!(mirror.status().ready && mirror.status().in_outage_grace);
+    assert!(users.status().live, "the user cache vouches too");
+    // Written behind the feed's back: memory cannot know of it during the grace.
+    store.revoke("missed", at(START + 900)).await.unwrap();
+    assert!(mirror.is_revoked(&access("t1", "1")).await.unwrap());
+    assert!(!mirror.is_revoked(&access("fine", "1")).await.unwrap());
+    assert!(!mirror.is_revoked(&access("missed", "1")).await.unwrap());
+    assert_eq!(store.checks(), 0, "answered from memory");
+    // The feed says so again and again: the grace is not extended.
+    tokio::time::sleep(grace / 2).await;
+    feed.hub().down("still unreachable");
+    assert!(mirror.status().ready);
+
+    tokio::time::sleep(grace / 2 + Duration::from_millis(10)).await;
+    assert!(!mirror.status().ready && !mirror.status().in_outage_grace);
+    assert!(!users.status().live);
+    assert!(
+        mirror.is_revoked(&access("missed", "1")).await.unwrap(),
+        "past the grace the store answers"
+    );
+    assert_eq!(store.checks(), 1);
+
+    // Back: reload, memory again; a later outage has a grace of its own.
+    feed.hub().up();
+    assert!(mirror.wait_ready(READY).await);
+    assert!(users.status().live);
+    assert!(mirror.is_revoked(&access("missed", "1")).await.unwrap());
+    assert_eq!(store.checks(), 1, "loaded into memory");
+    feed.hub().down("again");
+    assert!(mirror.status().in_outage_grace);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    feed.hub().up();
+    assert!(mirror.wait_ready(READY).await);
+    assert!(!mirror.status().in_outage_grace);
+    tokio::time::sleep(grace).await;
+    assert!(
+        mirror.status().ready,
+        "the ended outage's timer suspends nothing"
+    );
+}
