@@ -17,7 +17,8 @@ use serde_json::json;
 /// | `MfaRequired` | 403 | `{"error": "mfa_required"}` (the routers answer a login with a challenge instead) |
 /// | `UserNotFound` | 404 | `{"error": "not_found"}` |
 /// | `Unsupported` | 501 | `{"error": "unsupported", "detail": …}` |
-/// | `Backend` (a database, Redis or another source that cannot answer) | 503 + `Retry-After: 5` | `{"error": "unavailable"}` (the detail goes to `tracing` only) |
+/// | `Backend` that is a storage failure (a full disk, a read-only database: [`auth_core::Error::is_storage_failure`]) | 503 + `Retry-After: 30` | `{"error": "storage_unavailable"}` (the detail goes to `tracing` only) |
+/// | any other `Backend` (a database, Redis or another source that cannot answer) | 503 + `Retry-After: 5` | `{"error": "unavailable"}` (the detail goes to `tracing` only) |
 /// | anything else | 500 | `{"error": "internal"}` (the detail goes to `tracing` only) |
 ///
 /// ```
@@ -153,6 +154,18 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": "forbidden", "detail": detail})),
             )
                 .into_response(),
+            Error::Backend(e) if e.is_storage_failure() => {
+                // Storage refuses writes until an operator frees space or permission.
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "storage refuses writes");
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "storage_unavailable"})),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                r
+            }
             Error::Backend(e) => {
                 // A part the service needs cannot answer: the request may work again shortly.
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e), "a backend cannot answer");

@@ -102,6 +102,20 @@ impl Error {
         )
     }
 
+    /// Whether this is a [`BackendError`] that is a storage failure
+    /// ([`BackendError::is_storage_failure`]): a full disk or a read-only database.
+    ///
+    /// ```
+    /// use auth_core::Error;
+    /// let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+    /// assert!(Error::backend("saving a user", full).is_storage_failure());
+    /// assert!(!Error::EmailTaken.is_storage_failure());
+    /// ```
+    #[must_use]
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self, Self::Backend(e) if e.is_storage_failure())
+    }
+
     /// Wraps a backend failure with a short description of what was being done.
     ///
     /// ```
@@ -158,10 +172,53 @@ impl BackendError {
         context: impl Into<Cow<'static, str>>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self {
+        let err = Self {
             context: context.into(),
             source: Box::new(source),
+        };
+        if err.is_storage_failure() {
+            storage::note_failure(&err.context);
         }
+        err
+    }
+
+    /// Whether storage refused a write for lack of space or permission: a full disk or
+    /// quota, a read-only file or file system, a database in read-only mode (SQLite
+    /// `SQLITE_FULL`/`SQLITE_READONLY`, PostgreSQL `53100`/`25006`, MariaDB `1021`/`1114`/`1290`,
+    /// `ENOSPC`/`EROFS`/`EDQUOT`). Such a failure lasts until an operator acts, unlike a
+    /// database that is briefly unreachable; HTTP answers it 503 `storage_unavailable`, and
+    /// [`storage::recent_failure`] reports it to readiness probes.
+    ///
+    /// ```
+    /// use auth_core::BackendError;
+    /// let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+    /// assert!(BackendError::new("writing", full).is_storage_failure());
+    /// let sqlite = std::io::Error::other("error returned from database: (code: 13) database or disk is full");
+    /// assert!(BackendError::new("writing", sqlite).is_storage_failure());
+    /// let gone = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// assert!(!BackendError::new("reading", gone).is_storage_failure());
+    /// ```
+    #[must_use]
+    pub fn is_storage_failure(&self) -> bool {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self.source.as_ref());
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && (matches!(
+                    io.kind(),
+                    std::io::ErrorKind::StorageFull
+                        | std::io::ErrorKind::ReadOnlyFilesystem
+                        | std::io::ErrorKind::QuotaExceeded
+                ) || matches!(io.raw_os_error(), Some(28 | 30 | 122)))
+            {
+                return true;
+            }
+            let text = e.to_string().to_ascii_lowercase();
+            if STORAGE_FAILURES.iter().any(|m| text.contains(m)) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
     }
 
     /// A backend failure with only a description (for example a lock poisoned by a panic).
@@ -401,5 +458,71 @@ impl fmt::Display for ValidationErrors {
             write!(f, "{}: {}", e.field, e.message)?;
         }
         Ok(())
+    }
+}
+
+/// How databases word a write refused for space or permission (their codes are not reachable
+/// from here without their drivers; these messages are what the drivers print with them).
+const STORAGE_FAILURES: &[&str] = &[
+    // SQLite: SQLITE_FULL, SQLITE_READONLY (and its extended codes)
+    "database or disk is full",
+    "attempt to write a readonly database",
+    // PostgreSQL 53100 (disk_full) and the file-extension failure behind it; 25006
+    "no space left on device",
+    "could not extend file",
+    "read-only transaction",
+    // MariaDB / MySQL 1021, 1114, 1290 (--read-only), errno 28 from the engine
+    "disk full",
+    "' is full",
+    "--read-only option",
+    "got error 28 from storage engine",
+    "disk quota exceeded",
+];
+
+/// A process-wide record of the last storage failure ([`BackendError::is_storage_failure`]),
+/// for readiness probes: a full disk or a read-only database makes every write fail until an
+/// operator acts, while reads (and a ping) keep working.
+pub mod storage {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    static LAST: Mutex<Option<(Instant, String)>> = Mutex::new(None);
+
+    pub(crate) fn note_failure(context: &str) {
+        if let Ok(mut last) = LAST.lock() {
+            if last.is_none() {
+                tracing::error!(
+                    during = context,
+                    "storage refuses writes (full disk, quota or read-only): requests that write answer 503 storage_unavailable until it is fixed"
+                );
+            }
+            *last = Some((Instant::now(), context.to_owned()));
+        }
+    }
+
+    /// The last storage failure if it happened within `within`: what was being done, and how
+    /// long ago. Once none has happened for `within`, the record is gone (the condition has
+    /// cleared, or nothing tried to write since).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use auth_core::{BackendError, storage};
+    /// let _ = BackendError::new("saving a user", std::io::Error::from(std::io::ErrorKind::StorageFull));
+    /// let (what, ago) = storage::recent_failure(Duration::from_secs(15)).unwrap();
+    /// assert_eq!(what, "saving a user");
+    /// assert!(ago < Duration::from_secs(15));
+    /// ```
+    #[must_use]
+    pub fn recent_failure(within: Duration) -> Option<(String, Duration)> {
+        let mut last = LAST.lock().ok()?;
+        match last.as_ref() {
+            Some((at, what)) if at.elapsed() < within => Some((what.clone(), at.elapsed())),
+            Some(_) => {
+                tracing::info!("no storage failure for a while: writes are assumed to work again");
+                *last = None;
+                None
+            }
+            None => None,
+        }
     }
 }

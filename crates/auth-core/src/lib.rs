@@ -35,7 +35,7 @@ pub use clock::{
     truncate_to_micros, unix_micros,
 };
 pub use config::{AuthConfig, AuthConfigBuilder};
-pub use error::{BackendError, ConfigError, Error, FieldError, Result, ValidationErrors};
+pub use error::{BackendError, ConfigError, Error, FieldError, Result, ValidationErrors, storage};
 pub use events::{
     AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError, LoginFailureReason,
 };

@@ -860,6 +860,9 @@ async fn open(
         let pool = u32::try_from((cores * 4).max(8)).unwrap_or(32);
         options.max_connections(pool);
     }
+    if url.starts_with("sqlite:") {
+        writable_sqlite_file(url)?;
+    }
     let db = sea_orm::Database::connect(options)
         .await
         .map_err(|e| Error::backend("connecting to the database (check DATABASE_URL)", e))?;
@@ -884,6 +887,51 @@ async fn open(
         }
     }
     Ok(db)
+}
+
+/// An SQLite file the server cannot write is refused at start, naming it: SQLite would open
+/// it read-only without a word, and every write would fail afterwards. The folder must be
+/// writable too (the write-ahead log and its index live beside the file).
+fn writable_sqlite_file(url: &str) -> Result<(), Error> {
+    use std::str::FromStr;
+    let Ok(options) = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url) else {
+        return Ok(()); // sqlx says what is wrong with the URL when it connects
+    };
+    let path = options.get_filename();
+    let text = path.to_string_lossy();
+    if text.is_empty() || text.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let refuse = |what: String| {
+        Err(Error::Configuration(ConfigError::invalid(
+            "DATABASE_URL",
+            what,
+        )))
+    };
+    if path.exists()
+        && let Err(e) = std::fs::OpenOptions::new().write(true).open(path)
+    {
+        return refuse(format!(
+            "names the SQLite file {}, which cannot be written: {e}",
+            path.display()
+        ));
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let probe = folder.join(format!(".auth-write-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => refuse(format!(
+            "names the SQLite file {} in the folder {}, which cannot be written (SQLite keeps its write-ahead log there): {e}",
+            path.display(),
+            folder.display()
+        )),
+    }
 }
 
 /// Connects as `settings` say: [`connect_with`] its durability, migrating unless
@@ -1706,7 +1754,11 @@ struct Health {
     users: Option<UserCache<auth::User>>,
 }
 
-/// `/ready`: 503 when the database cannot be reached; otherwise 200 `"ready"` (the instance
+/// How long a storage failure keeps `/ready` at 503 after it was last seen.
+const STORAGE_FAILURE_MEMORY: Duration = Duration::from_secs(15);
+
+/// `/ready`: 503 when the database cannot be reached, or when storage refused a write in the
+/// last 15 s (a full disk, a read-only file); otherwise 200 `"ready"` (the instance
 /// answers correctly either way), with `"answers_from": "memory"` when token and user checks
 /// are answered from memory, `"database"` while the change feed is down (or the mirror is
 /// loading or full) and every check queries the database instead: correct, slower.
@@ -1739,6 +1791,21 @@ async fn ready(health: Health) -> axum::response::Response {
                 "status": "unavailable",
                 "database": "reachable",
                 "redis": "unreachable",
+            })),
+        )
+            .into_response();
+    }
+    // Reads (and the ping) work on a full disk or a read-only file; writes do not. A storage
+    // failure within the last 15 s makes the instance unready until writes work again.
+    if let Some((during, ago)) = auth::storage::recent_failure(STORAGE_FAILURE_MEMORY) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "unavailable",
+                "database": "reachable",
+                "storage": "refuses writes (full disk, quota or read-only)",
+                "during": during,
+                "seconds_ago": ago.as_secs(),
             })),
         )
             .into_response();

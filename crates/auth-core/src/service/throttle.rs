@@ -99,10 +99,15 @@ impl<U: AuthUser> AuthService<U> {
     ///
     /// A limiter that cannot answer (its store is down) refuses the attempt too, as
     /// [`Error::RateLimited`] with a short wait: an unthrottled credential check is what an
-    /// attacker would wait for. The outage is logged at ERROR with the store's error.
+    /// attacker would wait for. The outage is logged at ERROR with the store's error. A
+    /// limiter whose storage refuses writes (a full disk, a read-only database) refuses with
+    /// that error instead ([`Error::is_storage_failure`]), so it is not mistaken for a limit.
     pub(crate) async fn reserve(&self, limiter: &dyn RateLimiter, key: &str) -> Result<Grant> {
         let status = match limiter.acquire(key).await {
             Ok(status) => status,
+            // Storage that refuses writes is said as such (503 storage_unavailable), not as a
+            // rate limit: the attempt is refused all the same.
+            Err(e) if e.is_storage_failure() => return Err(e),
             Err(e) => {
                 tracing::error!(
                     key = %redact_identifier(key),
@@ -174,6 +179,7 @@ impl<U: AuthUser> AuthService<U> {
         match limiter.check(key).await {
             Ok(RateLimitStatus::Limited { retry_after }) => Err(Error::RateLimited { retry_after }),
             Ok(_) => Ok(()),
+            Err(e) if e.is_storage_failure() => Err(e),
             Err(e) => {
                 tracing::error!(
                     key = %redact_identifier(key),
