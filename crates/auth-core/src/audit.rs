@@ -686,6 +686,12 @@ impl AuditStore for MemoryAuditStore {
 /// [`AuditStore`]. By default it skips the two that come with ordinary traffic,
 /// `token_refreshed` and `api_key_used`.
 ///
+/// An entry the store refuses (a full disk, a database away) is not dropped: it waits in
+/// memory, in order, and a task writes it again after 0.5 s, doubling to 30 s, until the store
+/// takes it; entries that come meanwhile wait behind it, keeping the instant of their event.
+/// At most 100,000 wait (beyond that the oldest is dropped, logged at ERROR); a process that
+/// ends while entries wait loses them. [`pending`](Self::pending) says how many wait.
+///
 /// ```
 /// use auth_core::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -710,7 +716,29 @@ pub struct AuditLog {
     store: Arc<dyn AuditStore>,
     clock: SharedClock,
     skip: Vec<AuthEventKind>,
+    retry: Arc<Retry>,
 }
+
+/// Entries the store refused, kept in order to be written again.
+#[derive(Debug, Default)]
+struct Retry {
+    state: Mutex<RetryState>,
+}
+
+#[derive(Debug, Default)]
+struct RetryState {
+    pending: VecDeque<AuditEntry>,
+    /// A task is writing `pending`.
+    running: bool,
+    /// Entries dropped because more than `MAX_PENDING` waited.
+    dropped: u64,
+}
+
+/// Most entries kept for a retry (the oldest are dropped beyond it, counted and logged).
+const MAX_PENDING: usize = 100_000;
+/// The first wait before a retry; it doubles up to `RETRY_MAX`.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -743,6 +771,89 @@ impl AuditLog {
             store,
             clock: Arc::new(SystemClock),
             skip: vec![AuthEventKind::TokenRefreshed, AuthEventKind::ApiKeyUsed],
+            retry: Arc::default(),
+        }
+    }
+
+    /// Entries waiting to be written again because the store refused them.
+    ///
+    /// ```
+    /// assert_eq!(auth_core::AuditLog::new(auth_core::MemoryAuditStore::new()).pending(), 0);
+    /// ```
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.retry.state.lock().map_or(0, |s| s.pending.len())
+    }
+
+    /// Keeps `entry` for a retry (after any already waiting) and makes sure a task writes
+    /// them. Without a Tokio runtime there is nobody to retry: the entry is dropped, logged.
+    fn keep(&self, entry: AuditEntry) {
+        let Ok(mut state) = self.retry.state.lock() else {
+            return;
+        };
+        if state.pending.len() >= MAX_PENDING {
+            state.pending.pop_front();
+            state.dropped += 1;
+            tracing::error!(
+                dropped = state.dropped,
+                max = MAX_PENDING,
+                "audit store unavailable for long: the oldest entry waiting for a retry was dropped"
+            );
+        }
+        state.pending.push_back(entry);
+        if state.running {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(
+                "audit entry could not be written and no runtime can retry it: dropped"
+            );
+            state.pending.clear();
+            return;
+        };
+        state.running = true;
+        let log = self.clone();
+        handle.spawn(async move { log.write_pending().await });
+    }
+
+    /// Writes the waiting entries in order, waiting longer after each refusal.
+    async fn write_pending(self) {
+        let mut wait = RETRY_FIRST;
+        loop {
+            tokio::time::sleep(wait).await;
+            loop {
+                let next = self
+                    .retry
+                    .state
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.pending.front().cloned());
+                let Some(entry) = next else {
+                    if let Ok(mut state) = self.retry.state.lock() {
+                        // Checked under the lock: an entry kept meanwhile finds `running`.
+                        if state.pending.is_empty() {
+                            state.running = false;
+                            tracing::info!("audit entries kept for a retry are written");
+                            return;
+                        }
+                    }
+                    continue;
+                };
+                match self.store.append(&entry).await {
+                    Ok(()) => {
+                        if let Ok(mut state) = self.retry.state.lock() {
+                            state.pending.pop_front();
+                        }
+                        wait = RETRY_FIRST;
+                    }
+                    Err(e) => {
+                        let waiting = self.pending();
+                        tracing::warn!(error = %e, waiting, retry_in_ms = wait.as_millis(), "audit store still refuses entries");
+                        wait = (wait * 2).min(RETRY_MAX);
+                        break;
+                    }
+                }
+            }
         }
     }
 
@@ -795,7 +906,16 @@ impl EventHandler for AuditLog {
         let ctx = RequestContext::current();
         let at = crate::truncate_to_micros(self.clock.now());
         let entry = AuditEntry::from_event(event, ctx.as_ref(), at);
-        self.store.append(&entry).await.map_err(Into::into)
+        // Behind entries already waiting, so the log keeps its order.
+        if self.pending() > 0 {
+            self.keep(entry);
+            return Ok(());
+        }
+        if let Err(e) = self.store.append(&entry).await {
+            tracing::warn!(error = %e, kind = %entry.kind, "audit entry not written: kept for a retry");
+            self.keep(entry);
+        }
+        Ok(())
     }
 }
 

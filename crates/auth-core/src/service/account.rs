@@ -100,11 +100,13 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// Sign-up and login in one: [`register_with`](Self::register_with), then a session for
-    /// the new account (what `POST /register` answers with).
+    /// the new account (what `POST /register` answers with). When the session cannot be
+    /// started (its store refuses the write), the account just created is removed again, so a
+    /// sign-up that answered an error has created nothing.
     ///
     /// # Errors
     ///
-    /// As [`register_with`](Self::register_with).
+    /// As [`register_with`](Self::register_with), and as starting a session.
     ///
     /// ```
     /// # use auth_core::*;
@@ -121,7 +123,27 @@ impl<U: AuthUser> AuthService<U> {
         options: LoginOptions,
     ) -> Result<AuthResult<U>> {
         let user = self.register_with(email, password, &options.meta).await?;
-        self.start_session(user, options).await
+        let id = user.id().clone();
+        match self.start_session(user, options).await {
+            Ok(done) => Ok(done),
+            // A sign-up that answers an error leaves no account behind (the address stays
+            // free to sign up again): the session could not be started, so the account just
+            // made is removed (`UserDeleted` follows `UserRegistered`).
+            Err(e) => {
+                match self.delete_user(&id).await {
+                    Ok(_) => {
+                        tracing::warn!(error = %e, "sign-up failed after the account was created: the account was removed")
+                    }
+                    Err(undo) => tracing::error!(
+                        error = %e,
+                        undo_error = %undo,
+                        user_id = %id,
+                        "sign-up failed after the account was created, and the account could not be removed"
+                    ),
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The account behind an onboarding flow: created *inactive*, so no entry point (login,

@@ -109,3 +109,70 @@ fn every_kind_has_a_distinct_name() {
         assert!(names.contains(&name), "{name}");
     }
 }
+
+/// An audit store that refuses entries while `down` (a full disk, a database away).
+#[derive(Clone, Default)]
+struct Flaky {
+    inner: auth_core::MemoryAuditStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[auth_core::async_trait]
+impl auth_core::AuditStore for Flaky {
+    async fn append(&self, entry: &auth_core::AuditEntry) -> auth_core::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(auth_core::Error::backend(
+                "writing an audit entry",
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+            ));
+        }
+        self.inner.append(entry).await
+    }
+    async fn list(
+        &self,
+        query: &auth_core::AuditQuery,
+    ) -> auth_core::Result<Vec<auth_core::AuditEntry>> {
+        self.inner.list(query).await
+    }
+    async fn delete_before(&self, cutoff: time::OffsetDateTime) -> auth_core::Result<u64> {
+        self.inner.delete_before(cutoff).await
+    }
+}
+
+/// Finding (issue 30): on a full disk 24 audit entries were dropped. Now the entries a store
+/// refuses wait, in order, and are written once it takes them again.
+#[tokio::test(start_paused = true)]
+async fn audit_entries_the_store_refuses_are_written_later_in_order() {
+    let store = Flaky::default();
+    let bus = EventBus::new();
+    let log = auth_core::AuditLog::new(store.clone());
+    log.clone().install(&bus);
+    let login = |n: &str| AuthEvent::UserLogin {
+        user_id: UserId::new(n),
+        email: format!("{n}@example.com"),
+    };
+    bus.emit(login("1")).await;
+    store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    for n in ["2", "3", "4"] {
+        bus.emit(login(n)).await;
+    }
+    assert_eq!(log.pending(), 3);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(log.pending(), 3, "still refused: still waiting");
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    bus.emit(login("5")).await;
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    assert_eq!(log.pending(), 0);
+    let written: Vec<String> = store
+        .inner
+        .entries()
+        .unwrap()
+        .iter()
+        .map(|e| e.user_id.clone().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        written,
+        ["1", "2", "3", "4", "5"],
+        "in the order of the events"
+    );
+}

@@ -609,3 +609,94 @@ async fn default_limiter_follows_the_service_clock() {
     clock.advance(Duration::from_secs(3_600));
     assert!(auth.login("z@example.com", PASSWORD).await.is_ok());
 }
+
+/// A token store whose writes fail as a full disk does: sessions cannot be started.
+struct FullDisk(MemoryTokenBackend);
+
+fn disk_full() -> Error {
+    Error::backend(
+        "saving a session",
+        std::io::Error::from(std::io::ErrorKind::StorageFull),
+    )
+}
+
+#[auth_core::async_trait]
+impl auth_core::TokenBackend for FullDisk {
+    async fn issue(&self, _: &auth_core::IssueRequest) -> auth_core::Result<auth_core::TokenPair> {
+        Err(disk_full())
+    }
+    async fn verify(
+        &self,
+        token: &str,
+        kind: auth_core::TokenKind,
+    ) -> auth_core::Result<auth_core::Claims> {
+        self.0.verify(token, kind).await
+    }
+    async fn rotate(
+        &self,
+        refresh_token: &str,
+        request: &auth_core::RotateRequest,
+        guard: &dyn auth_core::RefreshGuard,
+    ) -> auth_core::Result<auth_core::RotateOutcome> {
+        self.0.rotate(refresh_token, request, guard).await
+    }
+    async fn revoke(&self, token: &str) -> auth_core::Result<()> {
+        self.0.revoke(token).await
+    }
+    async fn revoke_all(&self, user_id: &UserId, keep: Option<&str>) -> auth_core::Result<u64> {
+        self.0.revoke_all(user_id, keep).await
+    }
+    async fn sessions(&self, user_id: &UserId) -> auth_core::Result<Vec<auth_core::SessionInfo>> {
+        self.0.sessions(user_id).await
+    }
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> auth_core::Result<bool> {
+        self.0.revoke_session(user_id, session_id).await
+    }
+    async fn cleanup_expired(&self) -> auth_core::Result<u64> {
+        self.0.cleanup_expired().await
+    }
+}
+
+/// Finding (issue 30): on a full disk, sign-ups that answered 503 had created the account
+/// anyway, so the address was taken by an account nobody had been told of. Now a sign-up that
+/// answers an error leaves nothing behind.
+#[tokio::test]
+async fn a_sign_up_that_fails_creates_nothing() {
+    let users = MemoryUserStore::new();
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        users.clone(),
+        TestHasher::fast(),
+        FullDisk(MemoryTokenBackend::new()),
+    )
+    .unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for kind in AuthEventKind::ALL {
+        let events = Arc::clone(&events);
+        auth.events().on_fn(kind, move |e| {
+            let events = Arc::clone(&events);
+            async move {
+                events.lock().unwrap().push(e.kind());
+                Ok(())
+            }
+        });
+    }
+    let err = auth
+        .sign_up("tess@example.com", PASSWORD, LoginOptions::new())
+        .await
+        .unwrap_err();
+    assert!(err.is_storage_failure(), "{err}");
+    assert!(
+        users
+            .find_by_email("tess@example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "the account was removed again"
+    );
+    let kinds = events.lock().unwrap().clone();
+    assert!(
+        kinds.ends_with(&[AuthEventKind::UserRegistered, AuthEventKind::UserDeleted]),
+        "{kinds:?}"
+    );
+}
