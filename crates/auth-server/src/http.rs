@@ -64,6 +64,10 @@ pub fn layers(app: Router, settings: &Settings) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             settings.body_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.request_timeout,
+            deadline,
+        ))
         .layer(axum::middleware::map_response(json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
@@ -87,6 +91,34 @@ pub fn layers(app: Router, settings: &Settings) -> Router {
 
 /// 404 and 405 answers without a body (no route, wrong method) get the JSON shape every other
 /// error has; answers that already carry a body are left alone.
+/// Every request within `limit` once its headers are in: whatever it waits for (a database
+/// that stopped answering without closing its connections, a provider that hangs), past the
+/// deadline the client is answered 503 + `Retry-After` and the work is dropped.
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(
+                limit_s = limit.as_secs(),
+                "request took longer than AUTH_REQUEST_TIMEOUT_SECS: answered 503"
+            );
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"error": "unavailable"})),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+    }
+}
+
 async fn json_errors(response: Response) -> Response {
     let code = match response.status() {
         StatusCode::NOT_FOUND => "not_found",

@@ -57,7 +57,8 @@
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | `AUTH_OUTAGE_GRACE_SECS` | 30 (at most 3600) | how long token checks (`/auth/me`, `/auth/verify`, any route behind a JWT) and cached users keep answering from memory after the change feed went down (the database or Redis unreachable); a logout made meanwhile on another instance is honoured here up to that late; past it every check asks the database (fail closed); 0: at once |
 //! | `AUTH_DB_TIMEOUT_MS` | 2000 | how long a request waits for a database connection (or a new one to open) before it is answered 503; an SQLite file waits at least its 5 s busy timeout |
-//! | `AUTH_HEADER_TIMEOUT_SECS` / `AUTH_BODY_TIMEOUT_SECS` | 10 / 15 | how long a client has to send a request's headers (from the connection's start or the previous response: idle keep-alive connections close too) and its body (408 past it) |
+//! | `AUTH_HEADER_TIMEOUT_SECS` / `AUTH_BODY_TIMEOUT_SECS` | 10 / 8 | how long a client has to send a request's headers (from the connection's start or the previous response: idle keep-alive connections close too) and its body (408 past it) |
+//! | `AUTH_REQUEST_TIMEOUT_SECS` | 10 | the longest a request may take once its headers are in, body included: past it the answer is 503 `{"error": "unavailable"}` + `Retry-After: 5`, whatever it waits for (a database that stopped answering without closing its connections, a provider that hangs) |
 //! | `AUTH_MAX_CONNECTIONS` / `AUTH_MAX_CONNECTIONS_PER_CLIENT` | open-file limit − 256 / an eighth of that | connections open at once, in all and per client address (trusted proxies exempt); past either, 503 + `Retry-After` and the connection closed |
 //! | `AUTH_HASH_QUEUE` / `AUTH_HASH_QUEUE_PER_CLIENT` / `AUTH_HASH_QUEUE_WAIT_MS` | 2 × concurrency / concurrency / 5000 | callers that may wait for the hasher, places (waiting or running) one client address may hold, the longest wait; past any of them a login, sign-up or password change answers 503 + `Retry-After` at once (a shed login keeps its throttle attempt) |
 //! | other `AUTH_*` | see `auth::AuthConfig::from_lookup` | lifetimes, rate limits, password length |
@@ -193,7 +194,10 @@ pub struct Settings {
     /// How long a client has to send a request's headers, from the connection's start or the
     /// previous response (`AUTH_HEADER_TIMEOUT_SECS`, default 10).
     pub header_timeout: Duration,
-    /// How long a client has to send a request's body (`AUTH_BODY_TIMEOUT_SECS`, default 15):
+    /// The longest a request may take once its headers are in, body included
+    /// (`AUTH_REQUEST_TIMEOUT_SECS`, default 10): past it, 503.
+    pub request_timeout: Duration,
+    /// How long a client has to send a request's body (`AUTH_BODY_TIMEOUT_SECS`, default 8):
     /// past it the request is answered 408.
     pub body_timeout: Duration,
     /// Connections open at once (`AUTH_MAX_CONNECTIONS`; default: the open-file limit less 256
@@ -561,7 +565,8 @@ impl Settings {
         );
         let outage_grace = Duration::from_secs(number("AUTH_OUTAGE_GRACE_SECS", 30)?.min(3_600));
         let header_timeout = Duration::from_secs(number("AUTH_HEADER_TIMEOUT_SECS", 10)?.max(1));
-        let body_timeout = Duration::from_secs(number("AUTH_BODY_TIMEOUT_SECS", 15)?.max(1));
+        let body_timeout = Duration::from_secs(number("AUTH_BODY_TIMEOUT_SECS", 8)?.max(1));
+        let request_timeout = Duration::from_secs(number("AUTH_REQUEST_TIMEOUT_SECS", 10)?.max(1));
         let max_connections = lookup("AUTH_MAX_CONNECTIONS")
             .map(|_| number("AUTH_MAX_CONNECTIONS", 0))
             .transpose()?
@@ -691,6 +696,7 @@ impl Settings {
             outage_grace,
             header_timeout,
             body_timeout,
+            request_timeout,
             max_connections,
             max_connections_per_client,
             onboarding_totp,

@@ -28,6 +28,8 @@ struct Proxy {
     upstream: SocketAddr,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: Mutex<Option<JoinHandle<()>>>,
+    /// While true, nothing is forwarded and nothing is closed: packets are dropped.
+    hole: tokio::sync::watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -38,6 +40,7 @@ impl Proxy {
             upstream,
             tasks: Arc::default(),
             accept: Mutex::new(None),
+            hole: tokio::sync::watch::Sender::new(false),
         };
         proxy.serve(listener);
         proxy
@@ -45,11 +48,23 @@ impl Proxy {
 
     fn serve(&self, listener: TcpListener) {
         let (tasks, upstream) = (Arc::clone(&self.tasks), self.upstream);
+        let hole = self.hole.subscribe();
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let mut hole = hole.clone();
                 let task = tokio::spawn(async move {
+                    if *hole.borrow() {
+                        // Accepted, never answered.
+                        return std::future::pending::<()>().await;
+                    }
                     if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            () = async { let _ = hole.wait_for(|h| *h).await; } => {
+                                // Both sockets stay open; nothing passes any more.
+                                std::future::pending::<()>().await;
+                            }
+                        }
                     }
                 });
                 tasks.lock().unwrap().push(task);
@@ -70,9 +85,54 @@ impl Proxy {
 
     /// The database is back, on the same port.
     async fn restore(&self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.hole.send_replace(false);
+        // The cut listener closes once its aborted task has been dropped.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
         self.serve(listener);
     }
+
+    /// A partition that drops packets: connections stay open and go silent, new ones are
+    /// accepted and never answered.
+    fn blackhole(&self) {
+        self.hole.send_replace(true);
+    }
+}
+
+/// Asks `/auth/me` until revocations and the user come from memory (`/ready` says so and
+/// counts the cache's hits): the mirror loads just after start, and the feed delivers the
+/// instance's own earlier changes a moment later, each one emptying the user's entry.
+async fn cached(s: &common::Server, access: &str) {
+    let ready = || async {
+        let body = s.send(s.get("/ready")).await.body;
+        (
+            body["answers_from"] == "memory",
+            body["user_cache"]["hits"].as_u64().unwrap_or(0),
+        )
+    };
+    for _ in 0..50 {
+        let me = s.send(s.get("/auth/me").bearer_auth(access)).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+        let (_, before) = ready().await;
+        let me = s.send(s.get("/auth/me").bearer_auth(access)).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+        let (from_memory, hits) = ready().await;
+        if from_memory && hits > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the user is never answered from the cache");
 }
 
 async fn a_stopped_database_fails_fast_everywhere(target: Target) {
@@ -126,10 +186,7 @@ async fn a_stopped_database_fails_fast_everywhere(target: Target) {
         .await;
     let spare_access = spare.body["access_token"].as_str().unwrap().to_owned();
     // The user is loaded once (a sign-in changes the user, so this comes after the last).
-    let me = s
-        .send(http.get(format!("{}/auth/me", s.base)).bearer_auth(&access))
-        .await;
-    assert_eq!(me.status, 200, "{}", me.body);
+    cached(&s, &access).await;
 
     proxy.cut();
     let cut_at = Instant::now();
@@ -253,4 +310,114 @@ async fn postgres_stopped_fails_fast_everywhere() {
 #[tokio::test]
 async fn mysql_stopped_fails_fast_everywhere() {
     a_stopped_database_fails_fast_everywhere(Target::MySql).await;
+}
+
+/// A database that stops answering without closing anything (a partition that drops packets):
+/// every request is bounded by `AUTH_REQUEST_TIMEOUT_SECS`, `/ready` by its one second, and
+/// `/auth/me` keeps answering from memory. Before, such requests hung for as long as TCP
+/// retransmits (minutes).
+async fn a_silent_database_bounds_every_request(target: Target) {
+    let Some(url) = auth_testkit::db::fresh_url(target).await else {
+        return;
+    };
+    let mut proxied = url::Url::parse(&url).unwrap();
+    let upstream: SocketAddr = format!(
+        "{}:{}",
+        proxied.host_str().unwrap(),
+        proxied.port_or_known_default().unwrap()
+    )
+    .parse()
+    .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    proxied.set_port(Some(proxy.addr.port())).unwrap();
+    let s = common::Server::start(&[
+        ("DATABASE_URL", proxied.as_str()),
+        ("AUTH_REQUEST_TIMEOUT_SECS", "3"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let creds = json!({"email": "silent@example.com", "password": PASSWORD});
+    let signup = s
+        .send(http.post(format!("{}/auth/register", s.base)).json(&creds))
+        .await;
+    assert_eq!(signup.status, 201, "{}", signup.body);
+    let access = signup.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = signup.body["refresh_token"].as_str().unwrap().to_owned();
+    cached(&s, &access).await;
+
+    proxy.blackhole();
+    let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "GET /auth/me",
+            http.get(format!("{}/auth/me", s.base)).bearer_auth(&access),
+        ),
+        ("GET /ready", http.get(format!("{}/ready", s.base))),
+        (
+            "POST /auth/login",
+            http.post(format!("{}/auth/login", s.base)).json(&creds),
+        ),
+        (
+            "POST /auth/refresh",
+            http.post(format!("{}/auth/refresh", s.base))
+                .json(&json!({"refresh_token": refresh})),
+        ),
+        (
+            "POST /auth/register",
+            http.post(format!("{}/auth/register", s.base))
+                .json(&json!({"email": "late@example.com", "password": PASSWORD})),
+        ),
+    ];
+    for (what, request) in requests {
+        let started = Instant::now();
+        let answer = s.send(request).await;
+        let took = started.elapsed();
+        println!(
+            "{target:?}, database silent: {what} -> {} in {took:.2?}",
+            answer.status
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{what} waited {took:?} for a silent database"
+        );
+        match what {
+            "GET /auth/me" => assert_eq!(answer.status, 200, "{}", answer.body),
+            "GET /ready" => assert_eq!(answer.status, 503, "{}", answer.body),
+            _ => assert!(
+                matches!(answer.status, 503 | 429),
+                "{what}: {} {}",
+                answer.status,
+                answer.body
+            ),
+        }
+    }
+
+    // The database restarts (every connection closed, then back): the server answers again.
+    proxy.cut();
+    proxy.restore().await;
+    let started = Instant::now();
+    loop {
+        let again = s
+            .send(http.post(format!("{}/auth/login", s.base)).json(&creds))
+            .await;
+        if again.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not back: {} {}",
+            again.status,
+            again.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_silent_bounds_every_request() {
+    a_silent_database_bounds_every_request(Target::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_silent_bounds_every_request() {
+    a_silent_database_bounds_every_request(Target::MySql).await;
 }
