@@ -57,6 +57,7 @@
 //! | `AUTH_HASH_CONCURRENCY` | cores - 1 (at least 1) | password hashes at once; one core stays free for requests |
 //! | `AUTH_OUTAGE_GRACE_SECS` | 30 (at most 3600) | how long token checks (`/auth/me`, `/auth/verify`, any route behind a JWT) and cached users keep answering from memory after the change feed went down (the database or Redis unreachable); a logout made meanwhile on another instance is honoured here up to that late; past it every check asks the database (fail closed); 0: at once |
 //! | `AUTH_DB_TIMEOUT_MS` | 2000 | how long a request waits for a database connection (or a new one to open) before it is answered 503; an SQLite file waits at least its 5 s busy timeout |
+//! | `AUTH_DB_STATEMENT_TIMEOUT_MS` | 2000 | the longest one statement may run on PostgreSQL (`statement_timeout`) or MariaDB (`max_statement_time`; MySQL: `max_execution_time`, reads only) before the database cancels it and the request is answered 503: a lock held elsewhere or a runaway query holds one connection for that long, not the pool; 0: no limit. Only the serving connections: migrations, `tokens cleanup` and the other commands run without it |
 //! | `AUTH_HEADER_TIMEOUT_SECS` / `AUTH_BODY_TIMEOUT_SECS` | 10 / 8 | how long a client has to send a request's headers (from the connection's start or the previous response: idle keep-alive connections close too) and its body (408 past it) |
 //! | `AUTH_REQUEST_TIMEOUT_SECS` | 10 | the longest a request may take once its headers are in, body included: past it the answer is 503 `{"error": "unavailable"}` + `Retry-After: 5`, whatever it waits for (a database that stopped answering without closing its connections, a provider that hangs) |
 //! | `AUTH_MAX_CONNECTIONS` / `AUTH_MAX_CONNECTIONS_PER_CLIENT` | open-file limit − 256 / an eighth of that | connections open at once, in all and per client address (trusted proxies exempt); past either, 503 + `Retry-After` and the connection closed |
@@ -188,6 +189,10 @@ pub struct Settings {
     /// How long a request waits for a database connection before a 503
     /// (`AUTH_DB_TIMEOUT_MS`, default 2000; an SQLite file waits at least its 5 s busy timeout).
     pub db_wait: Duration,
+    /// The longest one statement may run on PostgreSQL or MariaDB/MySQL before the database
+    /// cancels it (`AUTH_DB_STATEMENT_TIMEOUT_MS`, default 2000; zero: no limit). Applied by
+    /// [`connect_from`] to the serving connections only.
+    pub db_statement_timeout: Duration,
     /// How long token checks and user loads keep answering from memory after the change feed
     /// went down (`AUTH_OUTAGE_GRACE_SECS`, default 30; 0: the database answers at once).
     pub outage_grace: Duration,
@@ -563,6 +568,10 @@ impl Settings {
             )?
             .max(100),
         );
+        let db_statement_timeout = Duration::from_millis(number(
+            "AUTH_DB_STATEMENT_TIMEOUT_MS",
+            u64::try_from(DEFAULT_STATEMENT_TIMEOUT.as_millis()).unwrap_or(2_000),
+        )?);
         let outage_grace = Duration::from_secs(number("AUTH_OUTAGE_GRACE_SECS", 30)?.min(3_600));
         let header_timeout = Duration::from_secs(number("AUTH_HEADER_TIMEOUT_SECS", 10)?.max(1));
         let body_timeout = Duration::from_secs(number("AUTH_BODY_TIMEOUT_SECS", 8)?.max(1));
@@ -693,6 +702,7 @@ impl Settings {
             login_rate_limit,
             hash_queue,
             db_wait,
+            db_statement_timeout,
             outage_grace,
             header_timeout,
             body_timeout,
@@ -809,7 +819,7 @@ pub async fn connect_with(
     url: &str,
     durability: SqliteDurability,
 ) -> Result<DatabaseConnection, Error> {
-    open(url, durability, true, DEFAULT_DB_WAIT).await
+    open(url, durability, true, DEFAULT_DB_WAIT, Duration::ZERO).await
 }
 
 /// How long a request waits for a database connection (or a new connection to open) before
@@ -817,12 +827,82 @@ pub async fn connect_with(
 /// request fails fast instead of hanging.
 pub const DEFAULT_DB_WAIT: Duration = Duration::from_secs(2);
 
+/// The longest one statement runs on PostgreSQL or MariaDB/MySQL before the database cancels
+/// it, unless `AUTH_DB_STATEMENT_TIMEOUT_MS` says otherwise: a row or table lock held
+/// elsewhere, or a query gone slow, then holds one connection for that long and the request
+/// is answered 503, instead of every request queueing behind it.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn open(
     url: &str,
     durability: SqliteDurability,
     migrate: bool,
     wait: Duration,
+    statement_timeout: Duration,
 ) -> Result<DatabaseConnection, Error> {
+    let separate = migrate && !url.starts_with("sqlite:") && !statement_timeout.is_zero();
+    if separate {
+        // Migrations (and the lock that lets one instance of many run them) may take longer
+        // than a request's statement: they run on a pool of their own, without the limit.
+        let db = connected(url, durability, wait, Duration::ZERO).await?;
+        auth::migration::up(&db)
+            .await
+            .map_err(|e| Error::backend("migrating the database", e))?;
+        db.close()
+            .await
+            .map_err(|e| Error::backend("closing the migration connections", e))?;
+    }
+    let db = connected(url, durability, wait, statement_timeout).await?;
+    if separate {
+        return Ok(db);
+    }
+    if migrate {
+        // Under a database lock: instances starting together migrate once.
+        auth::migration::up(&db)
+            .await
+            .map_err(|e| Error::backend("migrating the database", e))?;
+    } else {
+        let pending = auth::migration::pending(&db)
+            .await
+            .map_err(|e| Error::backend("reading the applied migrations", e))?;
+        if !pending.is_empty() {
+            return Err(Error::Configuration(ConfigError::invalid(
+                "AUTH_MIGRATE",
+                format!(
+                    "is false and {} migrations are pending ({}): run `auth-server migrate` first",
+                    pending.len(),
+                    pending.join(", ")
+                ),
+            )));
+        }
+    }
+    Ok(db)
+}
+
+async fn connected(
+    url: &str,
+    durability: SqliteDurability,
+    wait: Duration,
+    statement_timeout: Duration,
+) -> Result<DatabaseConnection, Error> {
+    let options = pool(url, durability, wait, statement_timeout)?;
+    if url.starts_with("sqlite:") {
+        writable_sqlite_file(url)?;
+    }
+    sea_orm::Database::connect(options)
+        .await
+        .map_err(|e| Error::backend("connecting to the database (check DATABASE_URL)", e))
+}
+
+/// The pool's options: bounded waits, SQLite's journal and durability, a server database's
+/// size and statement timeout.
+#[allow(clippy::unnecessary_wraps)] // room for options that can be refused
+fn pool(
+    url: &str,
+    durability: SqliteDurability,
+    wait: Duration,
+    statement_timeout: Duration,
+) -> Result<sea_orm::ConnectOptions, Error> {
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 
     let mut options = sea_orm::ConnectOptions::new(url.to_owned());
@@ -866,33 +946,31 @@ async fn open(
         let pool = u32::try_from((cores * 4).max(8)).unwrap_or(32);
         options.max_connections(pool);
     }
-    if url.starts_with("sqlite:") {
-        writable_sqlite_file(url)?;
-    }
-    let db = sea_orm::Database::connect(options)
-        .await
-        .map_err(|e| Error::backend("connecting to the database (check DATABASE_URL)", e))?;
-    if migrate {
-        // Under a database lock: instances starting together migrate once.
-        auth::migration::up(&db)
-            .await
-            .map_err(|e| Error::backend("migrating the database", e))?;
-    } else {
-        let pending = auth::migration::pending(&db)
-            .await
-            .map_err(|e| Error::backend("reading the applied migrations", e))?;
-        if !pending.is_empty() {
-            return Err(Error::Configuration(ConfigError::invalid(
-                "AUTH_MIGRATE",
-                format!(
-                    "is false and {} migrations are pending ({}): run `auth-server migrate` first",
-                    pending.len(),
-                    pending.join(", ")
-                ),
-            )));
+    if !statement_timeout.is_zero() {
+        if url.starts_with("postgres") {
+            // Sent with the connection's start-up parameters: no extra round trip.
+            options.statement_timeout(statement_timeout);
+        } else if url.starts_with("mysql") || url.starts_with("mariadb") {
+            let seconds = statement_timeout.as_secs_f64();
+            let millis = statement_timeout.as_millis();
+            options.map_sqlx_mysql_pool_opts(move |o| {
+                o.after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        use sea_orm::sqlx::{AssertSqlSafe, Executor, raw_sql};
+                        // Numbers formatted here, nothing from outside. MariaDB bounds every
+                        // statement; MySQL has only a bound for reads.
+                        let mariadb = format!("SET SESSION max_statement_time = {seconds:.3}");
+                        if conn.execute(raw_sql(AssertSqlSafe(mariadb))).await.is_err() {
+                            let mysql = format!("SET SESSION max_execution_time = {millis}");
+                            conn.execute(raw_sql(AssertSqlSafe(mysql))).await?;
+                        }
+                        Ok(())
+                    })
+                })
+            });
         }
     }
-    Ok(db)
+    Ok(options)
 }
 
 /// An SQLite file the server cannot write is refused at start, naming it: SQLite would open
@@ -953,6 +1031,7 @@ pub async fn connect_from(settings: &Settings) -> Result<DatabaseConnection, Err
         settings.sqlite_durability,
         settings.migrate,
         settings.db_wait,
+        settings.db_statement_timeout,
     )
     .await
 }

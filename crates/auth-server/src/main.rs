@@ -125,8 +125,14 @@ async fn main() -> ExitCode {
     // `migrate` migrates whatever AUTH_MIGRATE says; everything else follows it.
     let connected = if args.as_slice() == ["migrate"] {
         auth_server::connect_with(&settings.database_url, settings.sqlite_durability).await
-    } else {
+    } else if matches!(args.as_slice(), [] | ["serve"]) {
         auth_server::connect_from(&settings).await
+    } else {
+        // Maintenance (cleanup over a large backlog, say) may run statements longer than a
+        // request's: the statement timeout is for serving.
+        let mut tools = settings.clone();
+        tools.db_statement_timeout = std::time::Duration::ZERO;
+        auth_server::connect_from(&tools).await
     };
     let db = match connected {
         Ok(db) => db,

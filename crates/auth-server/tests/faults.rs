@@ -421,3 +421,71 @@ async fn postgres_silent_bounds_every_request() {
 async fn mysql_silent_bounds_every_request() {
     a_silent_database_bounds_every_request(Target::MySql).await;
 }
+
+/// A lock held elsewhere (a migration by hand, a long report, a stuck transaction) holds one
+/// statement for `AUTH_DB_STATEMENT_TIMEOUT_MS`, then the database cancels it and the request
+/// is answered 503: it does not wait for the lock, nor for the request deadline (30 s here).
+/// The sign-up that was cancelled created nothing: the same address signs up once the lock is
+/// gone.
+async fn a_lock_held_elsewhere_bounds_the_statement(target: Target) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let Some(url) = auth_testkit::db::fresh_url(target).await else {
+        return;
+    };
+    let s = common::Server::start(&[
+        ("DATABASE_URL", url.as_str()),
+        ("AUTH_DB_STATEMENT_TIMEOUT_MS", "1000"),
+        ("AUTH_REQUEST_TIMEOUT_SECS", "30"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let first = json!({"email": "first@example.com", "password": PASSWORD});
+    let signup = s
+        .send(http.post(format!("{}/auth/register", s.base)).json(&first))
+        .await;
+    assert_eq!(signup.status, 201, "{}", signup.body);
+
+    let other = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let holder = other.begin().await.unwrap();
+    let lock = match target {
+        Target::Postgres => "LOCK TABLE auth_users IN ACCESS EXCLUSIVE MODE",
+        _ => "LOCK TABLES auth_users WRITE",
+    };
+    holder.execute_unprepared(lock).await.unwrap();
+
+    let late = json!({"email": "late@example.com", "password": PASSWORD});
+    let started = Instant::now();
+    let answer = s
+        .send(http.post(format!("{}/auth/register", s.base)).json(&late))
+        .await;
+    let took = started.elapsed();
+    println!(
+        "{target:?}, auth_users locked elsewhere: sign-up -> {} {} in {took:.2?}",
+        answer.status, answer.body
+    );
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(
+        took < Duration::from_secs(5),
+        "the sign-up waited {took:?} for a lock held elsewhere"
+    );
+
+    if target == Target::MySql {
+        holder.execute_unprepared("UNLOCK TABLES").await.unwrap();
+    }
+    holder.rollback().await.unwrap();
+    let again = s
+        .send(http.post(format!("{}/auth/register", s.base)).json(&late))
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+}
+
+#[tokio::test]
+async fn postgres_lock_held_elsewhere_bounds_the_statement() {
+    a_lock_held_elsewhere_bounds_the_statement(Target::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_lock_held_elsewhere_bounds_the_statement() {
+    a_lock_held_elsewhere_bounds_the_statement(Target::MySql).await;
+}

@@ -120,9 +120,7 @@ pub(crate) async fn start_on(
         map.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = auth_server::Settings::from_lookup(|n| map.get(n).cloned()).unwrap();
-    let db = auth_server::connect_with(&settings.database_url, settings.sqlite_durability)
-        .await
-        .unwrap();
+    let db = auth_server::connect_from(&settings).await.unwrap();
     let outbox = Outbox::default();
     let app = auth_server::app_with_mailer(&settings, db, Arc::new(outbox.clone())).unwrap();
     let addr = listener.local_addr().unwrap();
