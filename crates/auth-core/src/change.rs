@@ -64,6 +64,19 @@ pub enum Change {
         /// The user.
         user: UserId,
     },
+    /// The signing key set `name` (`jwt`) was replaced (a rotation, an import): instances
+    /// that sign or verify with it load it again.
+    ///
+    /// ```
+    /// use auth_core::Change;
+    /// let c = Change::SigningKeysChanged { name: "jwt".into() };
+    /// assert_eq!(c.encode(), "k jwt");
+    /// assert_eq!(Change::decode("k jwt"), Some(c));
+    /// ```
+    SigningKeysChanged {
+        /// Which key set.
+        name: String,
+    },
 }
 
 /// Characters escaped in encoded fields: the separator, the line break and the escape itself.
@@ -139,6 +152,7 @@ impl Change {
                 escape(user.as_str())
             ),
             Self::UserChanged { user } => format!("c {}", escape(user.as_str())),
+            Self::SigningKeysChanged { name } => format!("k {}", escape(name)),
         }
     }
 
@@ -182,6 +196,9 @@ impl Change {
             }
             "c" => Self::UserChanged {
                 user: UserId::new(unescape(parts.next()?)?),
+            },
+            "k" => Self::SigningKeysChanged {
+                name: unescape(parts.next()?)?,
             },
             _ => return None,
         };

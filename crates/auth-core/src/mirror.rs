@@ -150,7 +150,7 @@ impl Mirrored {
                     }
                 }
             }
-            Change::UserChanged { .. } => {}
+            Change::UserChanged { .. } | Change::SigningKeysChanged { .. } => {}
         }
     }
 

@@ -16,7 +16,8 @@
 //! | `AUTH_REDIS_PREFIX` | `auth:` | the prefix of every Redis key (no `{` or `}`: they would change which cluster slot a key lives in) |
 //! | `AUTH_API_KEY_PREFIX` | `ak_live_` | the prefix of API keys (`/auth/api-keys`), so secret scanners find them |
 //! | `AUTH_JWT_ALGORITHM` | `HS256` | `EdDSA`, `ES256`, `ES384`, `RS256`: sign with a private key, publish `/.well-known/jwks.json` |
-//! | `AUTH_JWT_KEYS_DIR` | beside the database in development; required in production for asymmetric algorithms | the signing keys (`keys.json` + PEM files); Ed25519/ECDSA keys are created when missing; shared by every instance; reloaded on change |
+//! | `AUTH_JWT_KEYS_DIR` | unset: the keys live in the database | a folder for the signing keys instead (`keys.json` + PEM files); Ed25519/ECDSA keys are created when missing; it must be shared by every instance; reloaded on change |
+//! | `AUTH_JWT_KEYS_SECRET` | `AUTH_SIGNING_SECRET` | seals the signing keys kept in the database (AES-256-GCM under a key derived by HKDF-SHA256); at least 32 bytes; changing it makes the stored keys unreadable (the server refuses to start, naming it) |
 //! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
 //! | `AUTH_MFA_OLD_KEYS` | none | earlier `AUTH_MFA_KEY` values, comma-separated, still opening old secrets |
 //! | `AUTH_MFA_ISSUER` | `auth-server` | the name authenticator apps show |
@@ -127,9 +128,12 @@ pub struct Settings {
     /// Argon2id costs of new hashes (`AUTH_ARGON2_MEMORY_KIB`, `_ITERATIONS`,
     /// `_PARALLELISM`; default OWASP's 19,456 KiB, 2, 1; refused below OWASP's minimum).
     pub argon2: auth::hash::Argon2Params,
-    /// Where asymmetric signing keys live (`AUTH_JWT_KEYS_DIR`; in development a folder
-    /// beside the database).
+    /// A folder for the asymmetric signing keys (`AUTH_JWT_KEYS_DIR`); `None`: they live in
+    /// the database, sealed under [`jwt_keys_secret`](Self::jwt_keys_secret).
     pub jwt_keys_dir: Option<PathBuf>,
+    /// Seals the signing keys kept in the database (`AUTH_JWT_KEYS_SECRET`, at least 32
+    /// bytes; `AUTH_SIGNING_SECRET` without it). Redacted in `Debug`.
+    pub jwt_keys_secret: auth::SecretString,
     /// Seals TOTP secrets at rest.
     pub mfa_cipher: auth::mfa::SecretCipher,
     /// Issuer shown in authenticator apps.
@@ -337,18 +341,10 @@ impl Settings {
                 }
             },
         };
-        let jwt_keys_dir = match lookup("AUTH_JWT_KEYS_DIR").filter(|s| !s.is_empty()) {
-            Some(dir) => Some(PathBuf::from(dir)),
-            None if jwt_algorithm.is_hmac() => None,
-            None if production => {
-                return Err(ConfigError::Missing {
-                    var: "AUTH_JWT_KEYS_DIR",
-                });
-            }
-            None => dev_secret_file(&database_url)
-                .parent()
-                .map(|d| d.join("auth-jwt-keys")),
-        };
+        // Without a folder the keys live in the database, for every instance on it.
+        let jwt_keys_dir = lookup("AUTH_JWT_KEYS_DIR")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         let redis_url = lookup("AUTH_REDIS_URL")
             .filter(|s| !s.is_empty())
             .map(auth::SecretString::new);
@@ -403,6 +399,16 @@ impl Settings {
             ));
         }
         let argon2 = argon2_params(&lookup)?;
+        let jwt_keys_secret = match lookup("AUTH_JWT_KEYS_SECRET").filter(|s| !s.is_empty()) {
+            Some(s) if s.len() < 32 => {
+                return Err(ConfigError::invalid(
+                    "AUTH_JWT_KEYS_SECRET",
+                    "must be at least 32 bytes (`auth-server secret generate` makes one)",
+                ));
+            }
+            Some(s) => auth::SecretString::new(s),
+            None => auth::SecretString::new(secret.clone()),
+        };
         let jwt_secret = auth::SecretString::new(
             lookup("AUTH_JWT_SECRET")
                 .filter(|s| !s.is_empty())
@@ -684,6 +690,7 @@ impl Settings {
             argon2,
             jwt_algorithm,
             jwt_keys_dir,
+            jwt_keys_secret,
             mfa_cipher,
             mfa_issuer,
             production,
@@ -1052,6 +1059,9 @@ pub struct Stack {
     /// The asymmetric signing keys (`AUTH_JWT_ALGORITHM` other than HS256), as published at
     /// `/.well-known/jwks.json`; reloaded when `AUTH_JWT_KEYS_DIR` changes.
     pub jwt_keys: Option<Arc<std::sync::RwLock<auth::jwt::JwtKeySet>>>,
+    /// The same keys, loaded from the database on first use when they live there
+    /// ([`keys::SigningKeys::ready`] waits for them).
+    pub signing_keys: Option<keys::SigningKeys>,
     /// Two-factor.
     pub mfa: auth::mfa::Mfa,
     /// The onboarding engine (register, verify email, TOTP, profile).
@@ -1118,11 +1128,28 @@ fn warn_without_persistence(redis: &auth::redis::Redis) {
 /// As [`stack`].
 pub fn command_stack(settings: &Settings, db: DatabaseConnection) -> Result<Stack, Error> {
     let redis = redis_of(settings)?;
-    let feed: Arc<dyn ChangeFeed> = match &redis {
+    let feed = publisher(&redis, &db);
+    build(settings, db, feed, redis)
+}
+
+fn publisher(redis: &Option<auth::redis::Redis>, db: &DatabaseConnection) -> Arc<dyn ChangeFeed> {
+    match redis {
         Some(redis) => Arc::new(auth::redis::RedisFeed::publisher(redis)),
         None => Arc::new(DbChangeFeed::publisher(db.clone())),
-    };
-    build(settings, db, feed, redis)
+    }
+}
+
+/// The change feed of a management command: it publishes (through the database, or Redis
+/// with `AUTH_REDIS_URL`) and receives nothing.
+///
+/// # Errors
+///
+/// [`Error::Configuration`] for an unusable `AUTH_REDIS_URL`.
+pub fn publisher_feed(
+    settings: &Settings,
+    db: &DatabaseConnection,
+) -> Result<Arc<dyn ChangeFeed>, Error> {
+    Ok(publisher(&redis_of(settings)?, db))
 }
 
 /// Redis, when `AUTH_REDIS_URL` is set (connected on first use).
@@ -1285,6 +1312,7 @@ fn build(
     let hasher = auth::hash::MultiHasher::with_argon2(settings.argon2);
     let mut revocations = None;
     let mut jwt_keys = None;
+    let mut signing_keys = None;
     let auth = match settings.token_backend {
         TokenBackendKind::Jwt => {
             let store: Arc<dyn auth::RevocationStore> = match &redis {
@@ -1299,22 +1327,31 @@ fn build(
                 .with_outage_grace(settings.outage_grace);
             revocations = Some(mirror.clone());
             match &settings.jwt_keys_dir {
-                Some(dir) if !settings.jwt_algorithm.is_hmac() => {
-                    let keyed = keys::KeyedJwt::new(
-                        keys::load_or_create(dir, settings.jwt_algorithm)?,
-                        Arc::new(mirror),
-                    )?;
-                    keyed.watch(dir.clone());
-                    jwt_keys = Some(keyed.keys());
-                    AuthService::new(settings.config.clone(), users, hasher, keyed)?
-                }
-                _ => {
+                _ if settings.jwt_algorithm.is_hmac() => {
                     let jwt = JwtBackend::try_hmac(
                         settings.jwt_algorithm,
                         settings.jwt_secret.expose_secret(),
                     )?
                     .with_revocation_store(mirror);
                     AuthService::new(settings.config.clone(), users, hasher, jwt)?
+                }
+                Some(dir) => {
+                    let keyed = keys::KeyedJwt::new(
+                        keys::load_or_create(dir, settings.jwt_algorithm)?,
+                        Arc::new(mirror),
+                    )?;
+                    keyed.watch(dir.clone());
+                    jwt_keys = Some(keyed.keys());
+                    signing_keys = Some(keys::SigningKeys(keyed.clone()));
+                    AuthService::new(settings.config.clone(), users, hasher, keyed)?
+                }
+                None => {
+                    let keyed =
+                        keys::KeyedJwt::from_vault(key_vault(settings, &db), Arc::new(mirror))?;
+                    keyed.watch_database(&feed);
+                    jwt_keys = Some(keyed.keys());
+                    signing_keys = Some(keys::SigningKeys(keyed.clone()));
+                    AuthService::new(settings.config.clone(), users, hasher, keyed)?
                 }
             }
         }
@@ -1429,11 +1466,44 @@ fn build(
         redis,
         revocations,
         jwt_keys,
+        signing_keys,
         mfa,
         onboarding,
         audit,
         db,
     })
+}
+
+/// The signing keys in the database, as `settings` say (sealed under `AUTH_JWT_KEYS_SECRET`;
+/// in development, a key folder the server used before is taken over).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let settings = auth_server::Settings::from_lookup(|k| match k {
+///     "AUTH_SIGNING_SECRET" => Some("a-development-secret-of-32-bytes!!".into()),
+///     "AUTH_JWT_ALGORITHM" => Some("EdDSA".into()),
+///     "DATABASE_URL" => Some("sqlite::memory:".into()),
+///     _ => None,
+/// }).unwrap();
+/// let db = auth_server::connect(&settings.database_url).await.unwrap();
+/// let vault = auth_server::key_vault(&settings, &db);
+/// let (version, keys) = vault.load_or_create().await.unwrap();
+/// assert_eq!(version, 1);
+/// let (again, same) = vault.load_or_create().await.unwrap();
+/// assert_eq!((again, same.current().unwrap().kid()), (1, keys.current().unwrap().kid()));
+/// # });
+/// ```
+#[must_use]
+pub fn key_vault(settings: &Settings, db: &DatabaseConnection) -> keys::KeyVault {
+    let legacy = (!settings.production)
+        .then(|| dev_secret_file(&settings.database_url))
+        .and_then(|f| f.parent().map(|d| d.join("auth-jwt-keys")));
+    keys::KeyVault::new(
+        auth::tokens_db::DbSigningKeyStore::new(db.clone()),
+        settings.jwt_keys_secret.clone(),
+        settings.jwt_algorithm,
+    )
+    .importing_from(legacy)
 }
 
 /// `scheme://host[:port]` of a URL (the URL itself when it has no path).
@@ -1663,7 +1733,8 @@ pub fn app_with_mailer(
         feed,
         redis,
         revocations,
-        jwt_keys,
+        jwt_keys: _,
+        signing_keys,
         mfa,
         onboarding,
         audit,
@@ -1791,7 +1862,7 @@ pub fn app_with_mailer(
         Some(admin) => app.nest("/admin", admin.build()),
         None => app,
     };
-    let app = match jwt_keys {
+    let app = match signing_keys {
         Some(keys) => {
             let lifetimes = settings.config.lifetimes();
             // A retired key stays published while a token it signed can still be valid.
@@ -1799,8 +1870,14 @@ pub fn app_with_mailer(
             app.route(
                 "/.well-known/jwks.json",
                 get(move || {
-                    let keys = Arc::clone(&keys);
-                    async move { jwks(&keys, retention) }
+                    let keys = keys.clone();
+                    async move {
+                        // Never an empty document (cached for minutes) before the keys load.
+                        match keys.ready().await {
+                            Ok(set) => jwks(&set, retention),
+                            Err(e) => auth_axum::ApiError(e).into_response(),
+                        }
+                    }
                 }),
             )
         }
@@ -1811,14 +1888,8 @@ pub fn app_with_mailer(
 
 /// `/.well-known/jwks.json`: the public keys (next, current, retired ones still needed), with
 /// `kid`; cacheable for five minutes (the next key is published long before it signs).
-fn jwks(
-    keys: &std::sync::RwLock<auth::jwt::JwtKeySet>,
-    retention: Duration,
-) -> axum::response::Response {
-    let document = keys
-        .read()
-        .map(|k| k.jwks(auth::Clock::now(&auth::SystemClock), retention))
-        .unwrap_or_else(|_| serde_json::json!({"keys": []}));
+fn jwks(keys: &auth::jwt::JwtKeySet, retention: Duration) -> axum::response::Response {
+    let document = keys.jwks(auth::Clock::now(&auth::SystemClock), retention);
     (
         [
             (axum::http::header::CACHE_CONTROL, "public, max-age=300"),

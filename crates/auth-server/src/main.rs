@@ -43,7 +43,8 @@ const USAGE: &str = "usage: auth-server [COMMAND]
   jwt keys                       list the signing keys (AUTH_JWT_ALGORITHM other than HS256)
   jwt rotate                     next key signs, current retires, a new next is made;
                                  retired keys past every token's lifetime are removed;
-                                 running servers pick it up within 2 s
+                                 running servers pick it up at once (keys in the
+                                 database) or within 2 s (AUTH_JWT_KEYS_DIR)
   jwt import FILE [--next]       add a PEM private key as the current (or next) key
   secret generate [--mfa]        print a new AUTH_SIGNING_SECRET (or AUTH_MFA_KEY)
   help                           this text
@@ -113,7 +114,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let ["jwt", rest @ ..] = args.as_slice() {
+    if let ["jwt", rest @ ..] = args.as_slice()
+        && settings.jwt_keys_dir.is_some()
+    {
         return match jwt_command(&settings, rest) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -165,6 +168,7 @@ async fn main() -> ExitCode {
         }
         ["service-account", "create", name] => service_account_create(&settings, db, name).await,
         ["apikey", rest @ ..] => apikey_command(&settings, db, rest).await,
+        ["jwt", rest @ ..] => jwt_database_command(&settings, db, rest).await,
         _ => {
             say(USAGE);
             return ExitCode::from(2);
@@ -740,7 +744,126 @@ fn jwt_command(settings: &auth_server::Settings, args: &[&str]) -> Result<(), Er
     Ok(())
 }
 
+/// `jwt keys|rotate|import` on the keys kept in the database: each change is a
+/// compare-and-swap on the stored version (two rotations at once both take effect), and is
+/// published on the change feed so that running servers load it at once.
+async fn jwt_database_command(
+    settings: &auth_server::Settings,
+    db: sea_orm::DatabaseConnection,
+    args: &[&str],
+) -> Result<(), Error> {
+    use auth::jwt::{JwtKeySet, KeyState};
+    if settings.jwt_algorithm.is_hmac() {
+        return Err(Error::Configuration(auth::ConfigError::invalid(
+            "AUTH_JWT_ALGORITHM",
+            "is HS256 (a shared secret, no keys to manage): set EdDSA, ES256, ES384 or RS256",
+        )));
+    }
+    let vault = auth_server::key_vault(settings, &db);
+    let now = auth::Clock::now(&auth::SystemClock);
+    let list = |version: i64, keys: &JwtKeySet| {
+        for k in keys.keys() {
+            say(&format!(
+                "{}  {:?}{}",
+                k.kid(),
+                k.state(),
+                k.retired_at()
+                    .map(|at| format!(" since {at}"))
+                    .unwrap_or_default()
+            ));
+        }
+        say(&format!("(in the database, version {version})"));
+    };
+    let changed = match args {
+        ["keys"] => {
+            let (version, keys) = vault.load_or_create().await?;
+            list(version, &keys);
+            false
+        }
+        ["rotate"] => {
+            let lifetimes = settings.config.lifetimes();
+            let retention = lifetimes.refresh().max(lifetimes.absolute());
+            let pruned = std::sync::Mutex::new(Vec::new());
+            vault.load_or_create().await?;
+            let (version, keys) = vault
+                .update(|keys| {
+                    keys.rotate(now).map_err(Error::from)?;
+                    *pruned
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        keys.prune(now, retention);
+                    Ok(())
+                })
+                .await?;
+            list(version, &keys);
+            let pruned = pruned
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !pruned.is_empty() {
+                say(&format!(
+                    "removed (every token they signed has expired): {}",
+                    pruned.join(", ")
+                ));
+            }
+            true
+        }
+        ["import", file, rest @ ..] => {
+            let state = match rest {
+                [] => KeyState::Current,
+                ["--next"] => KeyState::Next,
+                _ => {
+                    return Err(Error::invalid(
+                        "arguments",
+                        "unknown_flag",
+                        "usage: jwt import FILE [--next]",
+                    ));
+                }
+            };
+            let pem = zeroize::Zeroizing::new(
+                std::fs::read_to_string(file)
+                    .map_err(|e| Error::backend("reading the key file", e))?,
+            );
+            let kid = format!(
+                "{}-imported-{}",
+                settings.jwt_algorithm.name().to_lowercase(),
+                now.unix_timestamp()
+            );
+            let (version, keys) = vault
+                .update(|keys| keys.add_pem(&kid, &pem, state, now).map_err(Error::from))
+                .await?;
+            list(version, &keys);
+            true
+        }
+        _ => {
+            say(USAGE);
+            return Err(Error::invalid("arguments", "usage", "see the usage above"));
+        }
+    };
+    if changed {
+        let feed = auth_server::publisher_feed(settings, &db)?;
+        if let Err(e) = feed
+            .publish(&[auth::Change::SigningKeysChanged {
+                name: auth_server::keys::JWT_KEY_SET.to_owned(),
+            }])
+            .await
+        {
+            tracing::warn!(error = %e, "the change is stored; running servers load it within 30 s");
+        }
+    }
+    Ok(())
+}
+
 async fn serve(settings: &auth_server::Settings, db: sea_orm::DatabaseConnection) -> ExitCode {
+    // Signing keys in the database: loaded (or made) before listening, so that a secret that
+    // cannot open them stops the start, naming it.
+    if matches!(settings.token_backend, auth_server::TokenBackendKind::Jwt)
+        && !settings.jwt_algorithm.is_hmac()
+        && settings.jwt_keys_dir.is_none()
+        && let Err(e) = auth_server::key_vault(settings, &db).load_or_create().await
+    {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
     let app = match auth_server::app(settings, db) {
         Ok(app) => app,
         Err(e) => {

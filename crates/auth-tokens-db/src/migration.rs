@@ -217,10 +217,11 @@ impl MigrationTrait for CreateTokens {
 
 /// This crate's migrations (after the users migration): the token tables, the JWT
 /// revocation tables, per-user cut-offs in microseconds, the JWT sessions table, then what the
-/// revocation mirror and the change feed need, then the JWT sessions' details.
+/// revocation mirror and the change feed need, the JWT sessions' details, the instants of
+/// consumption, and the sealed signing keys.
 ///
 /// ```
-/// assert_eq!(auth_tokens_db::migrations().len(), 7);
+/// assert_eq!(auth_tokens_db::migrations().len(), 8);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -232,7 +233,66 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(RevocationMirrorSupport),
         Box::new(JwtSessionDetails),
         Box::new(ConsumedAt),
+        Box::new(CreateSigningKeys),
     ]
+}
+
+/// Signing keys shared by every instance (`auth_signing_keys`): one row per key set (`name`),
+/// the set sealed (encrypted) as text, and a version that grows with every change, so that a
+/// rotation replaces exactly the set it read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateSigningKeys;
+
+impl MigrationName for CreateSigningKeys {
+    fn name(&self) -> &str {
+        "m20261207_000002_auth_signing_keys"
+    }
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuthSigningKeys {
+    Table,
+    Name,
+    Version,
+    Sealed,
+    UpdatedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSigningKeys {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthSigningKeys::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthSigningKeys::Name)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthSigningKeys::Version)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AuthSigningKeys::Sealed).text().not_null())
+                    .col(
+                        ColumnDef::new(AuthSigningKeys::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuthSigningKeys::Table).to_owned())
+            .await
+    }
 }
 
 /// When each refresh token was consumed (`auth_revoked_tokens.consumed_us`, Unix

@@ -694,6 +694,154 @@ impl JwtKeySet {
     }
 }
 
+/// The sealed form's version and the label its encryption key is derived under.
+const SEALED_PREFIX: &str = "v1.";
+const SEAL_LABEL: &[u8] = b"auth-jwt-keys/v1";
+
+/// What is sealed: the manifest and each key's private half.
+#[derive(Serialize, Deserialize)]
+struct SealedSet {
+    algorithm: String,
+    keys: Vec<SealedKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedKey {
+    #[serde(flatten)]
+    meta: ManifestKey,
+    /// The private key, PKCS#8 or PKCS#1 DER in standard base64.
+    der: String,
+}
+
+/// AES-256-GCM under a key derived from `secret` with HKDF-SHA256.
+fn seal_key(secret: &[u8]) -> Result<ring::aead::LessSafeKey, JwtError> {
+    use ring::{aead, hkdf};
+    if secret.len() < 32 {
+        return Err(JwtError::InvalidKey(
+            "the secret that seals signing keys must be at least 32 bytes".into(),
+        ));
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SEAL_LABEL).extract(secret);
+    let info = [SEAL_LABEL];
+    let okm = prk
+        .expand(&info, &aead::AES_256_GCM)
+        .map_err(|_| JwtError::InvalidKey("key derivation failed".into()))?;
+    Ok(aead::LessSafeKey::new(aead::UnboundKey::from(okm)))
+}
+
+impl JwtKeySet {
+    /// The whole set (algorithm, states, dates and private keys) encrypted under `secret`, as
+    /// one line of text to keep in a database: AES-256-GCM with a fresh nonce, its key derived
+    /// from `secret` by HKDF-SHA256. Nothing of a private key is readable without `secret`,
+    /// and a sealed set that was altered does not open.
+    ///
+    /// # Errors
+    ///
+    /// [`JwtError::InvalidKey`] when `secret` is shorter than 32 bytes.
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::{Algorithm, JwtKeySet};
+    /// let secret = b"0123456789abcdef0123456789abcdef";
+    /// let set = JwtKeySet::generate(Algorithm::EdDSA, time::OffsetDateTime::now_utc())?;
+    /// let sealed = set.seal(secret)?;
+    /// assert!(sealed.starts_with("v1."));
+    /// let opened = JwtKeySet::unseal(&sealed, secret)?;
+    /// assert_eq!(opened.current().unwrap().kid(), set.current().unwrap().kid());
+    /// assert!(JwtKeySet::unseal(&sealed, b"another secret, 32 bytes or more").is_err());
+    /// # Ok::<(), auth_tokens_jwt::JwtError>(())
+    /// ```
+    pub fn seal(&self, secret: &[u8]) -> Result<String, JwtError> {
+        use ring::aead;
+        let key = seal_key(secret)?;
+        let plain = SealedSet {
+            algorithm: self.algorithm.name().to_owned(),
+            keys: self
+                .keys
+                .iter()
+                .map(|k| SealedKey {
+                    meta: ManifestKey {
+                        kid: k.kid.clone(),
+                        state: k.state,
+                        created_at: k.created_at,
+                        retired_at: k.retired_at,
+                    },
+                    der: STANDARD.encode(&*k.der),
+                })
+                .collect(),
+        };
+        let mut buffer = Zeroizing::new(
+            serde_json::to_vec(&plain).map_err(|e| JwtError::InvalidKey(e.to_string()))?,
+        );
+        for k in plain.keys {
+            drop(Zeroizing::new(k.der));
+        }
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut nonce)
+            .map_err(|_| JwtError::InvalidKey("no randomness for the nonce".into()))?;
+        let mut sealed = std::mem::take(&mut *buffer);
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(SEAL_LABEL),
+            &mut sealed,
+        )
+        .map_err(|_| JwtError::InvalidKey("sealing failed".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
+    }
+
+    /// Opens what [`seal`](Self::seal) wrote with the same `secret`.
+    ///
+    /// # Errors
+    ///
+    /// [`JwtError::InvalidKey`] when the text is not a sealed set, was altered, or was sealed
+    /// under another secret (the message says so, never what it holds).
+    ///
+    /// ```
+    /// # use auth_tokens_jwt::JwtKeySet;
+    /// let err = JwtKeySet::unseal("v1.AAAA", b"0123456789abcdef0123456789abcdef").unwrap_err();
+    /// assert!(err.to_string().contains("cannot be opened"), "{err}");
+    /// ```
+    pub fn unseal(sealed: &str, secret: &[u8]) -> Result<Self, JwtError> {
+        use ring::aead;
+        let key = seal_key(secret)?;
+        let refused = || {
+            JwtError::InvalidKey(
+                "the stored signing keys cannot be opened with this secret (another secret sealed them, or they were altered)"
+                    .into(),
+            )
+        };
+        let bytes = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+            .filter(|b| b.len() > aead::NONCE_LEN)
+            .ok_or_else(refused)?;
+        let (nonce, cipher) = bytes.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| refused())?;
+        let mut cipher = Zeroizing::new(cipher.to_vec());
+        let plain = key
+            .open_in_place(nonce, aead::Aad::from(SEAL_LABEL), &mut cipher)
+            .map_err(|_| refused())?;
+        let set: SealedSet = serde_json::from_slice(plain).map_err(|_| refused())?;
+        let algorithm = Algorithm::from_name(&set.algorithm).ok_or_else(refused)?;
+        let mut out = Self::empty(algorithm)?;
+        for k in set.keys {
+            let der = Zeroizing::new(k.der);
+            let der = STANDARD.decode(der.as_bytes()).map_err(|_| refused())?;
+            let mut key =
+                JwtKey::from_der(algorithm, k.meta.kid, k.meta.state, k.meta.created_at, der)?;
+            key.retired_at = k.meta.retired_at;
+            out.keys.push(key);
+        }
+        if out.current().is_none() {
+            return Err(JwtError::InvalidKey(
+                "the stored signing keys have no current key".into(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), JwtError> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
