@@ -238,8 +238,11 @@ struct TokenRecord {
     iat: i64,
     expires_at: OffsetDateTime,
     revoked: bool,
-    /// Set when a refresh token was rotated: presenting it again is reuse.
+    /// Set when a refresh token was rotated: presenting it again is reuse (but for its own
+    /// racing client within the reuse window, with a successor key).
     consumed: bool,
+    /// When it was consumed.
+    consumed_at: Option<OffsetDateTime>,
     /// For a refresh token, the SHA-256 of the access token issued with it.
     paired_access: Option<String>,
 }
@@ -279,6 +282,7 @@ struct TokenState {
 pub struct MemoryTokenBackend {
     state: Arc<Mutex<TokenState>>,
     clock: SharedClock,
+    successor_key: Option<Arc<[u8]>>,
 }
 
 impl MemoryTokenBackend {
@@ -295,7 +299,94 @@ impl MemoryTokenBackend {
         Self {
             state: Arc::default(),
             clock: Arc::new(SystemClock),
+            successor_key: None,
         }
+    }
+
+    /// Derives each rotation's successor pair from the refresh token it replaces under `key`
+    /// (any secret; [`with_random_successor_key`](Self::with_random_successor_key) makes one),
+    /// so that the same refresh token presented again within the reuse window
+    /// ([`RotateRequest::reuse_window`]) yields the same, working successor, as the SQL and
+    /// Redis backends do: two tabs refreshing at once keep their session. Without a key every
+    /// second use is reuse. Tokens are still stored only as SHA-256.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use auth_core::{AllowAll, IssueRequest, MemoryTokenBackend, RotateOutcome, RotateRequest, TokenBackend, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let backend = MemoryTokenBackend::new().with_successor_key(b"a secret of this backend");
+    /// let pair = backend.issue(&IssueRequest::new(UserId::new("1"))).await?;
+    /// let request = RotateRequest::default().with_reuse_window(Duration::from_secs(10));
+    /// let refresh = pair.refresh_token.expose_secret();
+    /// let RotateOutcome::Rotated { pair: first, .. } = backend.rotate(refresh, &request, &AllowAll).await? else { panic!() };
+    /// let RotateOutcome::Rotated { pair: again, .. } = backend.rotate(refresh, &request, &AllowAll).await? else { panic!() };
+    /// assert_eq!(first.refresh_token.expose_secret(), again.refresh_token.expose_secret());
+    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_successor_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.successor_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// [`with_successor_key`](Self::with_successor_key) with 256 random bits, kept in memory
+    /// only (as the tokens are).
+    ///
+    /// ```
+    /// let _ = auth_core::MemoryTokenBackend::new().with_random_successor_key();
+    /// ```
+    #[must_use]
+    pub fn with_random_successor_key(self) -> Self {
+        let key = random::token(32);
+        self.with_successor_key(key)
+    }
+
+    /// The successor pair of the refresh token `presented`: derived under the key, or random.
+    fn successors(key: Option<&[u8]>, presented: &str) -> (String, String) {
+        match key {
+            Some(key) => (
+                random::keyed_token(key, &["auth-core memory successor", "access", presented]),
+                random::keyed_token(key, &["auth-core memory successor", "refresh", presented]),
+            ),
+            None => (
+                random::token(Self::TOKEN_BYTES),
+                random::token(Self::TOKEN_BYTES),
+            ),
+        }
+    }
+
+    /// A consumed refresh token presented again by its own racing client: the successor it
+    /// got, when the key derives it, within the window, and the successor is still unused and
+    /// the session alive; `None` otherwise (reuse).
+    fn same_successor(
+        &self,
+        state: &TokenState,
+        presented: &str,
+        hash: &str,
+        now: OffsetDateTime,
+        window: std::time::Duration,
+    ) -> Option<(Claims, TokenPair)> {
+        let key = self.successor_key.as_deref()?;
+        let record = state.tokens.get(hash)?;
+        let consumed = record.consumed_at?;
+        let family = state.families.get(&record.family)?;
+        let window = time::Duration::try_from(window).unwrap_or(time::Duration::MAX);
+        if window.is_zero() || family.revoked || now - consumed > window {
+            return None;
+        }
+        let (access, refresh) = Self::successors(Some(key), presented);
+        let next = state.tokens.get(&random::sha256_hex(&refresh))?;
+        let next_access = state.tokens.get(&random::sha256_hex(&access))?;
+        if next.family != record.family || next.consumed || next.revoked || next_access.revoked {
+            return None;
+        }
+        let pair = TokenPair::new(
+            SecretString::new(access),
+            next_access.expires_at,
+            SecretString::new(refresh),
+            next.expires_at,
+        );
+        Some((Self::claims(record, family), pair))
     }
 
     /// Reads time from `clock`.
@@ -322,6 +413,7 @@ impl MemoryTokenBackend {
         family_id: &str,
         now: OffsetDateTime,
         lifetimes: &TokenLifetimes,
+        tokens: (String, String),
     ) -> Result<TokenPair> {
         let family = state
             .families
@@ -331,8 +423,7 @@ impl MemoryTokenBackend {
         let refresh_exp = add(now, lifetimes.refresh()).min(family.absolute_expires_at);
         family.refresh_expires_at = refresh_exp;
         family.last_used_at = Some(now);
-        let access = random::token(Self::TOKEN_BYTES);
-        let refresh = random::token(Self::TOKEN_BYTES);
+        let (access, refresh) = tokens;
         let access_hash = random::sha256_hex(&access);
         let record = |kind, expires_at, paired_access| TokenRecord {
             kind,
@@ -342,6 +433,7 @@ impl MemoryTokenBackend {
             expires_at,
             revoked: false,
             consumed: false,
+            consumed_at: None,
             paired_access,
         };
         state.tokens.insert(
@@ -449,7 +541,8 @@ impl TokenBackend for MemoryTokenBackend {
                 revoked: false,
             },
         );
-        Self::add_pair(&mut state, &family_id, now, &request.lifetimes)
+        let tokens = Self::successors(None, "");
+        Self::add_pair(&mut state, &family_id, now, &request.lifetimes, tokens)
     }
 
     async fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims> {
@@ -487,6 +580,15 @@ impl TokenBackend for MemoryTokenBackend {
         }
         let now = self.clock.now();
         let hash = random::sha256_hex(refresh_token);
+        // Its own racing client, within the reuse window: the same successor.
+        let again = {
+            let state = self.lock()?;
+            self.same_successor(&state, refresh_token, &hash, now, request.reuse_window)
+        };
+        if let Some((previous, pair)) = again {
+            guard.allow(&previous).await?;
+            return Ok(RotateOutcome::Rotated { previous, pair });
+        }
         // First look (no change), so the guard can run without holding the lock.
         let first_look = Self::check_refresh(&mut *self.lock()?, &hash, now)?;
         let previous = match first_look {
@@ -498,11 +600,18 @@ impl TokenBackend for MemoryTokenBackend {
         // the token unconsumed here; the others see it consumed and report reuse.
         let mut state = self.lock()?;
         let state = &mut *state;
+        // Another rotation of the same token won meanwhile: its own racing client.
+        if let Some((previous, pair)) =
+            self.same_successor(state, refresh_token, &hash, now, request.reuse_window)
+        {
+            return Ok(RotateOutcome::Rotated { previous, pair });
+        }
         if let Err(reused) = Self::check_refresh(state, &hash, now)? {
             return Ok(reused);
         }
         let record = state.tokens.get_mut(&hash).ok_or(Error::TokenInvalid)?;
         record.consumed = true;
+        record.consumed_at = Some(now);
         record.revoked = true;
         let family_id = record.family.clone();
         // The access token issued with this refresh token ends with it.
@@ -520,7 +629,8 @@ impl TokenBackend for MemoryTokenBackend {
         {
             f.meta = request.meta.clone();
         }
-        let pair = Self::add_pair(state, &family_id, now, &request.lifetimes)?;
+        let tokens = Self::successors(self.successor_key.as_deref(), refresh_token);
+        let pair = Self::add_pair(state, &family_id, now, &request.lifetimes, tokens)?;
         Ok(RotateOutcome::Rotated { previous, pair })
     }
 

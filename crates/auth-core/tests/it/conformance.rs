@@ -12,6 +12,13 @@ async fn memory_user_store() {
 async fn memory_token_backend() {
     conformance::token_backend(|clock| async move { MemoryTokenBackend::new().with_clock(clock) })
         .await;
+    // With a successor key: its own racing client within the reuse window keeps the session.
+    conformance::refresh_reuse_window(|clock| async move {
+        MemoryTokenBackend::new()
+            .with_random_successor_key()
+            .with_clock(clock)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
