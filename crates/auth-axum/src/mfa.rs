@@ -17,6 +17,10 @@ use crate::router::{ApiJson, Meta, RouterState, no_store};
 struct VerifyBody {
     mfa_token: String,
     code: String,
+    /// Trust this device: later sign-ins from it skip the second factor (when trusted
+    /// devices are on).
+    #[serde(default)]
+    trust_device: bool,
 }
 
 #[derive(Deserialize)]
@@ -36,11 +40,44 @@ async fn verify<U: AuthUser>(
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, Rejection> {
     mfa_of(&state)?;
+    let mut options = state.fresh_login(meta);
+    if body.trust_device {
+        options = options.trusting_this_device();
+    }
     let login = state
         .auth
-        .complete_sign_in(&body.mfa_token, &body.code, state.fresh_login(meta))
+        .complete_sign_in(&body.mfa_token, &body.code, options)
         .await?;
-    Ok(state.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
+    Ok(state.tokens_and_device(
+        StatusCode::OK,
+        Some(login.user.id()),
+        &login.tokens,
+        login.trusted_device.as_ref(),
+    ))
+}
+
+/// `GET /devices`: the devices the user trusts (never their credentials).
+async fn devices<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+) -> Result<Response, Rejection> {
+    let devices = state.auth.trusted_devices(user.id()).await?;
+    Ok(no_store(StatusCode::OK, json!({ "devices": devices })))
+}
+
+/// `DELETE /devices/{id}`: stop trusting one device (needs a fresh login).
+async fn forget_device<U: AuthUser>(
+    State(state): State<RouterState<U>>,
+    Authenticated(user): Authenticated<U>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, Rejection> {
+    state.require_fresh(&headers).await?;
+    if state.auth.forget_trusted_device(user.id(), &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Error::UserNotFound.into())
+    }
 }
 
 async fn status<U: AuthUser>(
@@ -111,6 +148,8 @@ async fn disable<U: AuthUser>(
         .disable(user.id(), &body.code)
         .await
         .map_err(|e| refused_because(e, "invalid_code"))?;
+    // A factor enrolled later must not be skipped by a device trusted under this one.
+    state.auth.forget_trusted_devices(user.id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -136,4 +175,6 @@ pub(crate) fn routes<U: AuthUser>(router: Router<RouterState<U>>) -> Router<Rout
         .route("/mfa/totp/confirm", post(confirm::<U>))
         .route("/mfa/totp/disable", post(disable::<U>))
         .route("/mfa/recovery-codes", post(regenerate::<U>))
+        .route("/devices", get(devices::<U>))
+        .route("/devices/{id}", axum::routing::delete(forget_device::<U>))
 }

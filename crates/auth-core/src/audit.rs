@@ -379,6 +379,14 @@ impl AuditEntry {
                 user = Some(user_id.clone());
                 detail("role", json!(role.as_str()));
             }
+            AuthEvent::DeviceTrusted { user_id, device_id } => {
+                user = Some(user_id.clone());
+                detail("device", json!(device_id));
+            }
+            AuthEvent::DeviceForgotten { user_id, devices } => {
+                user = Some(user_id.clone());
+                detail("devices", json!(devices));
+            }
         }
         entry.user_id = user;
         entry.identifier = identifier;

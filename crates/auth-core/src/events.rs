@@ -438,13 +438,27 @@ pub enum AuthEvent {
         /// The role.
         role: crate::Role,
     },
+    /// A device was trusted after the second factor ([`crate::AuthService::with_trusted_devices`]).
+    DeviceTrusted {
+        /// Whose device.
+        user_id: UserId,
+        /// Its id.
+        device_id: String,
+    },
+    /// Trusted devices were forgotten (one revoked, or all with the sessions).
+    DeviceForgotten {
+        /// Whose devices.
+        user_id: UserId,
+        /// How many.
+        devices: u64,
+    },
 }
 
 /// The kind of an [`AuthEvent`], for registering handlers.
 ///
 /// ```
 /// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 50);
+/// assert_eq!(AuthEventKind::ALL.len(), 52);
 /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -501,11 +515,13 @@ pub enum AuthEventKind {
     AccountSecured,
     RoleGranted,
     RoleRevoked,
+    DeviceTrusted,
+    DeviceForgotten,
 }
 
 impl AuthEventKind {
     /// Every kind.
-    pub const ALL: [Self; 50] = [
+    pub const ALL: [Self; 52] = [
         Self::UserRegistered,
         Self::UserLogin,
         Self::UserLoginFailed,
@@ -556,6 +572,8 @@ impl AuthEventKind {
         Self::AccountSecured,
         Self::RoleGranted,
         Self::RoleRevoked,
+        Self::DeviceTrusted,
+        Self::DeviceForgotten,
     ];
 
     /// The event name (tortoise-auth's, where it has one).
@@ -617,6 +635,8 @@ impl AuthEventKind {
             Self::AccountSecured => "account_secured",
             Self::RoleGranted => "role_granted",
             Self::RoleRevoked => "role_revoked",
+            Self::DeviceTrusted => "device_trusted",
+            Self::DeviceForgotten => "device_forgotten",
         }
     }
 }
@@ -688,6 +708,8 @@ impl AuthEvent {
             Self::AccountSecured { .. } => AuthEventKind::AccountSecured,
             Self::RoleGranted { .. } => AuthEventKind::RoleGranted,
             Self::RoleRevoked { .. } => AuthEventKind::RoleRevoked,
+            Self::DeviceTrusted { .. } => AuthEventKind::DeviceTrusted,
+            Self::DeviceForgotten { .. } => AuthEventKind::DeviceForgotten,
         }
     }
 }

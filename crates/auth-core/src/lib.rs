@@ -5,6 +5,7 @@ mod audit;
 mod change;
 mod clock;
 mod config;
+mod device;
 pub mod ephemeral;
 mod error;
 mod events;
@@ -35,6 +36,7 @@ pub use clock::{
     truncate_to_micros, unix_micros,
 };
 pub use config::{AuthConfig, AuthConfigBuilder};
+pub use device::{MemoryTrustedDevices, TrustedDevice, TrustedDeviceStore};
 pub use error::{BackendError, ConfigError, Error, FieldError, Result, ValidationErrors, storage};
 pub use events::{
     AuthEvent, AuthEventKind, EventBus, EventHandler, HandlerError, LoginFailureReason,

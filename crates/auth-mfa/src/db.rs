@@ -448,11 +448,14 @@ impl MfaStore for DbMfaStore {
 /// The migrations of this crate, in order.
 ///
 /// ```
-/// assert_eq!(auth_mfa::db::migrations().len(), 1);
+/// assert_eq!(auth_mfa::db::migrations().len(), 2);
 /// ```
 #[must_use]
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateMfa)]
+    vec![
+        Box::new(CreateMfa),
+        Box::new(crate::devices::CreateTrustedDevices),
+    ]
 }
 
 /// Creates `auth_mfa_totp`, `auth_mfa_recovery_codes` and `auth_mfa_challenges`, each with a

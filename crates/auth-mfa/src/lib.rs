@@ -24,6 +24,8 @@
 mod cipher;
 #[cfg(feature = "db")]
 pub mod db;
+#[cfg(feature = "db")]
+mod devices;
 mod mfa;
 #[cfg(feature = "qr")]
 mod qr;
@@ -31,6 +33,8 @@ mod store;
 mod totp;
 
 pub use cipher::{EncryptedSecret, KEY_LEN, SecretCipher};
+#[cfg(feature = "db")]
+pub use devices::{CreateTrustedDevices, DbTrustedDevices};
 pub use mfa::{
     Enrollment, FactorUsed, LoginOutcome, Mfa, MfaChallenge, MfaConfig, MfaStatus, RecoveryCodes,
     SECRET_BYTES,

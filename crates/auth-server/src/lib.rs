@@ -20,6 +20,7 @@
 //! | `AUTH_JWT_KEYS_SECRET` | `AUTH_SIGNING_SECRET` | seals the signing keys kept in the database (AES-256-GCM under a key derived by HKDF-SHA256); at least 32 bytes; changing it makes the stored keys unreadable (the server refuses to start, naming it) |
 //! | `AUTH_MFA_KEY` | derived from the signing secret in development | `key_id:base64` of 32 random bytes sealing TOTP secrets (`auth-server secret generate --mfa`) |
 //! | `AUTH_MFA_OLD_KEYS` | none | earlier `AUTH_MFA_KEY` values, comma-separated, still opening old secrets |
+//! | `AUTH_TRUSTED_DEVICE_DAYS` | `0` (off) | days a device stays trusted when the user ticks "trust this device" at the second factor (`trust_device` in `POST /auth/mfa/verify`): its sign-ins then skip the second factor, never the password; every device is forgotten at logout everywhere, a password change or reset, "secure my account" and a second-factor reset; at most 365 |
 //! | `AUTH_MFA_ISSUER` | `auth-server` | the name authenticator apps show |
 //! | `AUTH_PUBLIC_URL` | `http://<AUTH_SERVER_ADDR>` | base of the links in reset and verification emails; must be `https://` in production |
 //! | `AUTH_ALLOW_HTTP_PUBLIC_URL` | `false` | `true`: accept an `http://` public URL in production (TLS ends at a proxy in front) |
@@ -138,6 +139,9 @@ pub struct Settings {
     pub mfa_cipher: auth::mfa::SecretCipher,
     /// Issuer shown in authenticator apps.
     pub mfa_issuer: String,
+    /// How long a device the user chose to trust after a second factor skips it
+    /// (`AUTH_TRUSTED_DEVICE_DAYS`, default 0: off).
+    pub trusted_device_lifetime: Duration,
     /// `AUTH_ENV=production`.
     pub production: bool,
     /// Base URL of email links.
@@ -578,6 +582,8 @@ impl Settings {
             "AUTH_DB_STATEMENT_TIMEOUT_MS",
             u64::try_from(DEFAULT_STATEMENT_TIMEOUT.as_millis()).unwrap_or(2_000),
         )?);
+        let trusted_device_lifetime =
+            Duration::from_secs(number("AUTH_TRUSTED_DEVICE_DAYS", 0)?.min(365) * 86_400);
         let outage_grace = Duration::from_secs(number("AUTH_OUTAGE_GRACE_SECS", 30)?.min(3_600));
         let header_timeout = Duration::from_secs(number("AUTH_HEADER_TIMEOUT_SECS", 10)?.max(1));
         let body_timeout = Duration::from_secs(number("AUTH_BODY_TIMEOUT_SECS", 8)?.max(1));
@@ -692,6 +698,7 @@ impl Settings {
             jwt_keys_dir,
             jwt_keys_secret,
             mfa_cipher,
+            trusted_device_lifetime,
             mfa_issuer,
             production,
             public_url,
@@ -896,9 +903,30 @@ async fn connected(
     if url.starts_with("sqlite:") {
         writable_sqlite_file(url)?;
     }
-    sea_orm::Database::connect(options)
-        .await
-        .map_err(|e| Error::backend("connecting to the database (check DATABASE_URL)", e))
+    // Instances starting together on a new SQLite file race to set it up (WAL mode takes
+    // the file's lock for a moment): a busy file is tried again for a few seconds.
+    let mut tries = 0;
+    loop {
+        match sea_orm::Database::connect(options.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(e) if url.starts_with("sqlite:") && tries < 20 && is_busy(&e) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(Error::backend(
+                    "connecting to the database (check DATABASE_URL)",
+                    e,
+                ));
+            }
+        }
+    }
+}
+
+/// Whether an SQLite error says the file is locked by another connection for now.
+fn is_busy(e: &sea_orm::DbErr) -> bool {
+    let text = e.to_string().to_lowercase();
+    text.contains("database is locked") || text.contains("busy")
 }
 
 /// The pool's options: bounded waits, SQLite's journal and durability, a server database's
@@ -1422,8 +1450,16 @@ fn build(
     };
     // Authority is a grant stored on the account; a listed address is granted `admin` only at
     // the moment its owner proves it.
+    let auth = auth.with_second_factor(mfa.clone());
+    let auth = if settings.trusted_device_lifetime.is_zero() {
+        auth
+    } else {
+        auth.with_trusted_devices(
+            auth::mfa::DbTrustedDevices::new(db.clone()),
+            settings.trusted_device_lifetime,
+        )
+    };
     let auth = auth
-        .with_second_factor(mfa.clone())
         .with_identities(auth::oauth::db::DbIdentityStore::new(db.clone()))
         .with_grants(auth::users_db::DbGrantStore::new(db.clone()))
         .with_role_on_proof(&settings.admin_emails, auth::Role::Admin);

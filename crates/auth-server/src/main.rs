@@ -500,7 +500,12 @@ async fn tokens_cleanup(
         )
         .await?;
     }
-    let removed_challenges = stack.mfa.cleanup_expired().await?;
+    let removed_challenges = stack.mfa.cleanup_expired().await?
+        + auth::TrustedDeviceStore::cleanup_expired(
+            &auth::mfa::DbTrustedDevices::new(db.clone()),
+            auth::Clock::now(&auth::SystemClock),
+        )
+        .await?;
     let removed_keys = auth::ApiKeyStore::cleanup_expired(
         &auth::apikeys::DbApiKeyStore::new(db.clone()),
         auth::Clock::now(&auth::SystemClock),

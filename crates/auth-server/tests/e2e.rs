@@ -227,14 +227,15 @@ async fn error_statuses_limits_ids_and_openapi() {
     assert_eq!(r.status, 200);
     let doc: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
     // 21 routes, /api-keys, /api-keys/{id}, /api-keys/{id}/roll, /activity, the three email
-    // change routes, the two sign-in link routes, the six passkey routes and /account/secure.
-    assert_eq!(doc.paths.paths.len(), 37);
+    // change routes, the two sign-in link routes, the six passkey routes, /account/secure, and
+    // /devices and /devices/{id} (trusted devices).
+    assert_eq!(doc.paths.paths.len(), 39);
     assert_eq!(r.body["servers"][0]["url"], "/auth");
     // The whole service in one document: /auth, /onboarding and /admin (always mounted: its
     // 11 routes answer holders of the `admin` role), references resolvable.
     let r = s.send(s.get("/openapi.json")).await;
     let all: utoipa::openapi::OpenApi = serde_json::from_value(r.body.clone()).unwrap();
-    assert_eq!(all.paths.paths.len(), 51);
+    assert_eq!(all.paths.paths.len(), 53);
     for path in [
         "/auth/activity",
         "/auth/email/change",
@@ -242,6 +243,7 @@ async fn error_statuses_limits_ids_and_openapi() {
         "/auth/passkeys/{id}",
         "/auth/login",
         "/auth/mfa/verify",
+        "/auth/devices/{id}",
         "/auth/api-keys",
         "/onboarding/start",
         "/onboarding/advance",

@@ -222,7 +222,12 @@ async fn start_together(target: Target) {
         auth_server::connect(&url)
     );
     for (name, db) in [("a", a), ("b", b), ("c", c)] {
-        let db = db.unwrap_or_else(|e| panic!("{target:?}: instance {name} failed: {e}"));
+        let db = db.unwrap_or_else(|e| {
+            panic!(
+                "{target:?}: instance {name} failed: {e}: {:?}",
+                std::error::Error::source(&e)
+            )
+        });
         assert!(
             auth::migration::pending(&db).await.unwrap().is_empty(),
             "{target:?}"

@@ -319,3 +319,186 @@ async fn enrolment_needs_a_verified_email() {
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["errors"][0]["code"], "email_not_verified", "{body}");
 }
+
+/// Enrols a TOTP factor for a verified account: its recovery codes.
+async fn enrol(base: &str, access: &str) -> Vec<String> {
+    let (_, setup) = post(base, "/auth/mfa/totp/setup", Some(access), json!({})).await;
+    let app =
+        TotpCode::from_base32(setup["secret"].as_str().unwrap(), TotpSettings::default()).unwrap();
+    let (s, confirmed) = post(
+        base,
+        "/auth/mfa/totp/confirm",
+        Some(access),
+        json!({"code": app.generate(now())}),
+    )
+    .await;
+    assert_eq!(s, 200, "{confirmed}");
+    confirmed["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A password login presenting `device` (header `X-Auth-Device`, or the cookie): the answer.
+async fn login_on(base: &str, email: &str, device: Option<(&str, &str)>) -> Value {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}));
+    match device {
+        Some(("header", token)) => req = req.header("x-auth-device", token),
+        Some((_, token)) => req = req.header("cookie", format!("auth_device={token}")),
+        None => {}
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Trusted devices (issue 29), on SQLite, PostgreSQL and MariaDB: after the second factor with
+/// `trust_device`, the password alone signs in from that device (header or cookie), never from
+/// another device nor for another account; the device is listed, and stops skipping the
+/// factor once forgotten, after logout everywhere, and after a password change.
+async fn trusted_devices(url: &str, what: &str) {
+    let (base, outbox) =
+        common::start(&[("DATABASE_URL", url), ("AUTH_TRUSTED_DEVICE_DAYS", "30")]).await;
+    let access = register_verified(&base, &outbox, "tru@example.com").await;
+    let codes = enrol(&base, &access).await;
+    let other = register_verified(&base, &outbox, "oth@example.com").await;
+    enrol(&base, &other).await;
+
+    let trust = |code: String| {
+        let base = base.clone();
+        async move {
+            let challenge = login_on(&base, "tru@example.com", None).await;
+            assert_eq!(challenge["mfa_required"], true, "{challenge}");
+            let (s, headers, body) = call(
+                reqwest::Method::POST,
+                format!("{base}/auth/mfa/verify"),
+                None,
+                Some(json!({"mfa_token": challenge["mfa_token"], "code": code, "trust_device": true})),
+            )
+            .await;
+            assert_eq!(s, 200, "{body}");
+            let cookie = headers.get("set-cookie").cloned().unwrap_or_default();
+            assert!(
+                cookie.contains("auth_device=")
+                    && cookie.contains("HttpOnly")
+                    && cookie.contains("SameSite=Strict"),
+                "{cookie}"
+            );
+            body["device_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let device = trust(codes[0].clone()).await;
+    for how in ["header", "cookie"] {
+        let signed = login_on(&base, "tru@example.com", Some((how, &device))).await;
+        assert!(signed["access_token"].is_string(), "{what} {how}: {signed}");
+    }
+    assert_eq!(
+        login_on(&base, "tru@example.com", None).await["mfa_required"],
+        true
+    );
+    assert_eq!(
+        login_on(
+            &base,
+            "tru@example.com",
+            Some(("header", "forged-device-credential"))
+        )
+        .await["mfa_required"],
+        true
+    );
+    assert_eq!(
+        login_on(&base, "oth@example.com", Some(("header", &device))).await["mfa_required"],
+        true,
+        "{what}: a device trusted by one account does nothing for another"
+    );
+
+    // Listed, then forgotten one by one.
+    let session = login_on(&base, "tru@example.com", Some(("header", &device))).await;
+    let fresh = session["access_token"].as_str().unwrap().to_owned();
+    let (s, _, listed) = call(
+        reqwest::Method::GET,
+        format!("{base}/auth/devices"),
+        Some(&fresh),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let devices = listed["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "{listed}");
+    assert!(devices[0].get("device_token").is_none() && devices[0]["expires_at"].is_string());
+    let id = devices[0]["id"].as_str().unwrap();
+    let (s, _, _) = call(
+        reqwest::Method::DELETE,
+        format!("{base}/auth/devices/{id}"),
+        Some(&fresh),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        login_on(&base, "tru@example.com", Some(("header", &device))).await["mfa_required"],
+        true,
+        "{what}: a forgotten device asks for the second factor again"
+    );
+
+    // Logout everywhere forgets every device.
+    let device = trust(codes[1].clone()).await;
+    let session = login_on(&base, "tru@example.com", Some(("header", &device))).await;
+    let fresh = session["access_token"].as_str().unwrap().to_owned();
+    let (s, _) = post(&base, "/auth/logout-all", Some(&fresh), json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        login_on(&base, "tru@example.com", Some(("header", &device))).await["mfa_required"],
+        true,
+        "{what}: logout everywhere ends the device's trust"
+    );
+
+    // So does a password change.
+    let device = trust(codes[2].clone()).await;
+    let session = login_on(&base, "tru@example.com", Some(("header", &device))).await;
+    let fresh = session["access_token"].as_str().unwrap().to_owned();
+    let (s, body) = post(
+        &base,
+        "/auth/password/change",
+        Some(&fresh),
+        json!({"current_password": PASSWORD, "new_password": PASSWORD_2}),
+    )
+    .await;
+    assert_eq!(s, 204, "{body}");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/login"))
+        .header("x-auth-device", &device)
+        .json(&json!({"email": "tru@example.com", "password": PASSWORD_2}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["mfa_required"], true,
+        "{what}: a password change ends the device's trust"
+    );
+}
+
+const PASSWORD_2: &str = "another-violet-otter-43";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_devices_sqlite() {
+    trusted_devices("sqlite::memory:", "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_devices_postgres() {
+    if let Some(url) = auth_testkit::db::fresh_url(auth_testkit::db::Target::Postgres).await {
+        trusted_devices(&url, "postgres").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_devices_mysql() {
+    if let Some(url) = auth_testkit::db::fresh_url(auth_testkit::db::Target::MySql).await {
+        trusted_devices(&url, "mysql").await;
+    }
+}

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::dto::{ApiJson, EmailBody, TokenBody};
-use super::{Meta, RouterState};
+use super::{Device, Meta, RouterState};
 use crate::error::{Rejection, refused_because};
 use crate::extract::Authenticated;
 
@@ -137,10 +137,11 @@ pub(super) async fn magic_request<U: AuthUser>(
 pub(super) async fn magic_verify<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Meta(meta): Meta,
+    Device(device): Device,
     headers: HeaderMap,
     ApiJson(body): ApiJson<MagicVerify>,
 ) -> Result<Response, Rejection> {
-    let options = state.fresh_login(meta);
+    let options = state.fresh_login(meta).with_device(device);
     // The flow of the request that asked: the body's (API clients), else this browser's cookie.
     let flow = body
         .flow

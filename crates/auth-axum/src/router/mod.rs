@@ -29,7 +29,7 @@ use self::routes::{
     change_password, login, logout, logout_all, me, refresh, register, reset_confirm,
     reset_request, revoke_other_sessions, revoke_session, sessions, verify_confirm, verify_request,
 };
-pub(crate) use self::state::{Meta, Options, RouterState};
+pub(crate) use self::state::{Device, Meta, Options, RouterState};
 use crate::client::TrustedProxies;
 
 /// The claim recording when the password (or a second factor) was last entered, carried across

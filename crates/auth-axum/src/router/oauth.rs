@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::cookie::read_cookie;
 use super::dto::{ApiJson, no_store};
-use super::state::{Meta, RouterState};
+use super::state::{Device, Meta, RouterState};
 use crate::error::Rejection;
 use crate::extract::Authenticated;
 
@@ -283,6 +283,7 @@ fn percent_decode(s: &str) -> String {
 pub(super) async fn exchange<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Meta(meta): Meta,
+    Device(device): Device,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Result<Response, Rejection> {
@@ -295,7 +296,7 @@ pub(super) async fn exchange<U: AuthUser>(
     let provider = identity.provider.clone();
     let outcome = state
         .auth
-        .sign_in_with_provider(identity, state.fresh_login(meta))
+        .sign_in_with_provider(identity, state.fresh_login(meta).with_device(device))
         .await?;
     let mut response = state.login_answer(outcome)?;
     if let Some(c) = exchange_cookie(&state, &provider, "", 0) {

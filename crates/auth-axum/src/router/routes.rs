@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::dto::{
     ApiJson, ChangePassword, Credentials, EmailBody, RefreshBody, ResetConfirm, TokenBody,
 };
-use super::state::{Meta, RouterState};
+use super::state::{Device, Meta, RouterState};
 use crate::error::{Rejection, refused_because};
 use crate::extract::{Authenticated, bearer};
 
@@ -31,9 +31,10 @@ pub(super) async fn register<U: AuthUser>(
 pub(super) async fn login<U: AuthUser>(
     State(state): State<RouterState<U>>,
     Meta(meta): Meta,
+    Device(device): Device,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, Rejection> {
-    let options = state.fresh_login(meta);
+    let options = state.fresh_login(meta).with_device(device);
     // One login path: the service asks its second-factor gate, if it has one.
     let outcome = state
         .auth

@@ -84,7 +84,55 @@ impl<U: AuthUser> FromRequestParts<RouterState<U>> for Meta {
     }
 }
 
+/// The trusted-device cookie (HttpOnly, `SameSite=Strict`, under the router's mount).
+pub(crate) const DEVICE_COOKIE: &str = "auth_device";
+
+/// The trusted-device credential a sign-in presents: the `auth_device` cookie, or the
+/// `X-Auth-Device` header (API clients, which keep the `device_token` they were given).
+pub(crate) struct Device(pub(crate) Option<String>);
+
+impl<U: AuthUser> FromRequestParts<RouterState<U>> for Device {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &RouterState<U>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get("x-auth-device")
+            .and_then(|v| v.to_str().ok());
+        let cookie = super::cookie::read_cookie(&parts.headers, DEVICE_COOKIE);
+        Ok(Device(
+            header
+                .or(cookie)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+        ))
+    }
+}
+
 impl<U: AuthUser> RouterState<U> {
+    /// The `Set-Cookie` value that keeps a trusted-device credential in this browser.
+    pub(crate) fn device_cookie(&self, credential: &str, max_age: i64) -> Option<HeaderValue> {
+        let path: String = self
+            .options
+            .mount
+            .chars()
+            .filter(|c| !matches!(c, ';' | ',' | ' '))
+            .collect();
+        let path = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        };
+        HeaderValue::from_str(&format!(
+            "{DEVICE_COOKIE}={credential}; Max-Age={max_age}; Path={path}; HttpOnly{}; SameSite=Strict",
+            if self.options.secure_cookies { "; Secure" } else { "" },
+        ))
+        .ok()
+    }
+
     /// The answer to a sign-in: the token pair, or `{mfa_required, mfa_token, expires_in}`.
     pub(crate) fn login_answer(
         &self,
@@ -123,6 +171,19 @@ impl<U: AuthUser> RouterState<U> {
         user_id: Option<&UserId>,
         pair: &TokenPair,
     ) -> Response {
+        self.tokens_and_device(status, user_id, pair, None)
+    }
+
+    /// [`tokens`](Self::tokens), and the credential of a device trusted at this sign-in: in
+    /// the `auth_device` cookie for browsers and as `device_token` for API clients (which
+    /// send it back in `X-Auth-Device`).
+    pub(crate) fn tokens_and_device(
+        &self,
+        status: StatusCode,
+        user_id: Option<&UserId>,
+        pair: &TokenPair,
+        device: Option<&auth_core::SecretString>,
+    ) -> Response {
         let now = self.auth.clock().now();
         let mut body = json!({
             "access_token": pair.access_token.expose_secret(),
@@ -141,8 +202,22 @@ impl<U: AuthUser> RouterState<U> {
             if let Some(id) = user_id {
                 map.insert("user_id".into(), Value::String(id.to_string()));
             }
+            if let Some(device) = device {
+                map.insert(
+                    "device_token".into(),
+                    Value::String(device.expose_secret().to_owned()),
+                );
+            }
         }
         let mut response = no_store(status, body);
+        if let Some(device) = device
+            && let Some(cookie) = self.device_cookie(
+                device.expose_secret(),
+                i64::try_from(self.auth.trusted_device_lifetime().as_secs()).unwrap_or(i64::MAX),
+            )
+        {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
         if let Some(cookie) = &self.options.cookie {
             let max_age = (pair.refresh_expires_at - now).whole_seconds().max(0);
             if let Ok(v) =

@@ -653,6 +653,8 @@ async fn openapi_document_lists_every_route() {
         ("post", "/mfa/totp/confirm"),
         ("post", "/mfa/totp/disable"),
         ("post", "/mfa/recovery-codes"),
+        ("get", "/devices"),
+        ("delete", "/devices/{id}"),
         ("post", "/api-keys"),
         ("get", "/api-keys"),
         ("post", "/api-keys/{id}/roll"),

@@ -170,7 +170,10 @@ impl<U: AuthUser> AuthService<U> {
         if self.uncached_users.find_by_id(user_id).await?.is_none() {
             return Err(Error::UserNotFound);
         }
-        gate.remove_all(user_id).await
+        gate.remove_all(user_id).await?;
+        // A factor enrolled later must not be skipped by a device trusted under this one.
+        self.forget_trusted_devices(user_id).await?;
+        Ok(())
     }
 
     /// Deletes the account: every session ends first, its API keys are revoked, its second
@@ -200,7 +203,7 @@ impl<U: AuthUser> AuthService<U> {
         };
         // Sessions first: from here on no token of the account is accepted, whatever fails
         // next.
-        self.tokens.revoke_all(user_id, None).await?;
+        self.end_sessions(user_id, None).await?;
         if self.api_keys.is_some() {
             let owner = ApiKeyOwner::User(user_id.clone());
             for key in self.list_api_keys(&owner).await? {

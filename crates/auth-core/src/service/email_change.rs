@@ -214,7 +214,7 @@ impl<U: AuthUser> AuthService<U> {
             return Err(Error::TokenInvalid);
         }
         self.users.set_verified(&user_id, true).await?;
-        self.tokens.revoke_all(&user_id, keep_session).await?;
+        self.end_sessions(&user_id, keep_session).await?;
         self.events
             .emit(AuthEvent::EmailChanged {
                 user_id: user_id.clone(),

@@ -59,7 +59,7 @@ impl<U: AuthUser> AuthService<U> {
     ) -> Result<AuthResult<U>> {
         // The same path as `sign_in`, without opening a challenge nobody will answer.
         let user = self.check_password(email, password, &options).await?;
-        if self.requires_second_factor(user.id()).await? {
+        if self.second_factor_due(user.id(), &options).await? {
             return Err(Error::MfaRequired);
         }
         self.start_session(user, options).await
@@ -95,7 +95,7 @@ impl<U: AuthUser> AuthService<U> {
     ) -> Result<LoginOutcome<U>> {
         let user = self.check_password(email, password, &options).await?;
         if let Some(gate) = &self.second_factor
-            && gate.is_required(user.id()).await?
+            && self.second_factor_due(user.id(), &options).await?
         {
             return Ok(LoginOutcome::Challenge(
                 gate.open_challenge(user.id()).await?,
@@ -139,7 +139,10 @@ impl<U: AuthUser> AuthService<U> {
             Some(u) => u,
             None => return Err(Error::TokenInvalid),
         };
-        self.start_session(user, options).await
+        let asked = options.clone();
+        let mut result = self.start_session(user, options).await?;
+        result.trusted_device = self.trust_device(&user_id, &asked).await?;
+        Ok(result)
     }
 
     /// The first factor of a login, without issuing anything, for schemes that check a
@@ -315,7 +318,11 @@ impl<U: AuthUser> AuthService<U> {
                 email: user.email().to_owned(),
             })
             .await;
-        Ok(AuthResult { user, tokens })
+        Ok(AuthResult {
+            user,
+            tokens,
+            trusted_device: None,
+        })
     }
 
     /// Whether `user` has a second factor (per the gate given to

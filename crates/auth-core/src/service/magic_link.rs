@@ -321,7 +321,7 @@ impl<U: AuthUser> AuthService<U> {
             };
         }
         if let Some(gate) = &self.second_factor
-            && gate.is_required(user.id()).await?
+            && self.second_factor_due(user.id(), &options).await?
         {
             return Ok(Some(LoginOutcome::Challenge(
                 gate.open_challenge(user.id()).await?,

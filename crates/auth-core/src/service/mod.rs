@@ -14,6 +14,7 @@
 mod account;
 mod admin;
 mod api_keys;
+mod devices;
 mod email_change;
 mod identity;
 mod links;
@@ -61,6 +62,10 @@ pub struct AuthResult<U> {
     pub user: U,
     /// Their new token pair.
     pub tokens: TokenPair,
+    /// The credential of the device trusted at this sign-in
+    /// ([`LoginOptions::trusting_this_device`]), to keep in the client (a cookie); `None`
+    /// otherwise. Redacted in `Debug`.
+    pub trusted_device: Option<crate::SecretString>,
 }
 
 impl<U> AuthResult<U> {
@@ -113,6 +118,10 @@ pub struct LoginOptions {
     pub extra: ExtraClaims,
     /// Client metadata for the session list.
     pub meta: SessionMeta,
+    /// The trusted-device credential the client presented (its cookie), if any.
+    pub device: Option<crate::SecretString>,
+    /// Trust this device after the second factor of this sign-in.
+    pub trust_device: bool,
 }
 
 impl LoginOptions {
@@ -147,6 +156,33 @@ impl LoginOptions {
     #[must_use]
     pub fn with_meta(mut self, meta: SessionMeta) -> Self {
         self.meta = meta;
+        self
+    }
+
+    /// The trusted-device credential the client presented: with trusted devices on
+    /// ([`AuthService::with_trusted_devices`]), a live credential of the signing-in account
+    /// skips its second factor.
+    ///
+    /// ```
+    /// # use auth_core::LoginOptions;
+    /// assert!(LoginOptions::new().with_device(Some("credential".into())).device.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_device(mut self, device: Option<String>) -> Self {
+        self.device = device.map(crate::SecretString::new);
+        self
+    }
+
+    /// Asks [`AuthService::complete_sign_in`] to trust this device once the second factor is
+    /// answered: the result then carries [`AuthResult::trusted_device`].
+    ///
+    /// ```
+    /// # use auth_core::LoginOptions;
+    /// assert!(LoginOptions::new().trusting_this_device().trust_device);
+    /// ```
+    #[must_use]
+    pub fn trusting_this_device(mut self) -> Self {
+        self.trust_device = true;
         self
     }
 }
@@ -425,6 +461,8 @@ pub struct Parts<U: AuthUser> {
     grants: Arc<dyn crate::GrantStore>,
     /// Roles given to an address when its owner proves it ([`AuthService::with_role_on_proof`]).
     proof_grants: Arc<std::collections::BTreeMap<String, crate::Role>>,
+    /// Trusted devices and how long a trust lasts ([`AuthService::with_trusted_devices`]).
+    devices: Option<(Arc<dyn crate::TrustedDeviceStore>, std::time::Duration)>,
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
@@ -477,6 +515,7 @@ impl<U: AuthUser> Clone for Parts<U> {
             identities: self.identities.clone(),
             grants: Arc::clone(&self.grants),
             proof_grants: Arc::clone(&self.proof_grants),
+            devices: self.devices.clone(),
         }
     }
 }
@@ -568,6 +607,7 @@ impl<U: AuthUser> AuthService<U> {
             identities: None,
             grants: Arc::new(crate::MemoryGrantStore::new()),
             proof_grants: Arc::default(),
+            devices: None,
         };
         Ok(Self {
             parts: Arc::new(parts),

@@ -598,7 +598,7 @@ impl<U: AuthUser> AuthService<U> {
             return Err(super::ways_in::last_way_in("keep"));
         }
         let mut report = ClaimReport {
-            sessions: self.tokens.revoke_all(user_id, keep_session).await?,
+            sessions: self.end_sessions(user_id, keep_session).await?,
             ..ClaimReport::default()
         };
         if self.api_keys.is_some() {
@@ -721,7 +721,7 @@ impl<U: AuthUser> AuthService<U> {
                 .await?;
             report.password = true;
         }
-        report.sessions = self.tokens.revoke_all(id, None).await?;
+        report.sessions = self.end_sessions(id, None).await?;
         if self.api_keys.is_some() {
             let owner = ApiKeyOwner::User(id.clone());
             for key in self.list_api_keys(&owner).await? {
@@ -740,7 +740,7 @@ impl<U: AuthUser> AuthService<U> {
         report.identities = self.remove_identities(id).await?;
         report.grants = self.grants.revoke_all(id).await?;
         self.users.set_verified(id, true).await?;
-        report.sessions += self.tokens.revoke_all(id, None).await?;
+        report.sessions += self.end_sessions(id, None).await?;
         tracing::warn!(user_id = %id, proof = route, removed = ?report.removed(), "address proven by its owner: what was set up before is removed");
         self.events
             .emit(AuthEvent::AccountClaimed {

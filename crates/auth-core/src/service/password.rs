@@ -242,7 +242,7 @@ impl<U: AuthUser> AuthService<U> {
         {
             return Ok(false);
         }
-        self.tokens.revoke_all(user.id(), keep_session).await?;
+        self.end_sessions(user.id(), keep_session).await?;
         self.events
             .emit(AuthEvent::PasswordChanged {
                 user_id: user.id().clone(),
@@ -279,7 +279,7 @@ impl<U: AuthUser> AuthService<U> {
             .await?
         {
             self.users.set_password_hash(user_id, &unusable).await?;
-            self.tokens.revoke_all(user_id, None).await?;
+            self.end_sessions(user_id, None).await?;
         }
         Ok(())
     }

@@ -251,7 +251,7 @@ impl<U: AuthUser> AuthService<U> {
     /// # Ok::<(), auth_core::Error>(()) }).unwrap();
     /// ```
     pub async fn revoke_other_sessions(&self, user_id: &UserId, keep: Option<&str>) -> Result<u64> {
-        let ended = self.tokens.revoke_all(user_id, keep).await?;
+        let ended = self.end_sessions(user_id, keep).await?;
         self.events
             .emit(AuthEvent::UserLogout {
                 user_id: user_id.clone(),
@@ -280,7 +280,7 @@ impl<U: AuthUser> AuthService<U> {
     pub async fn set_active(&self, user_id: &UserId, active: bool) -> Result<()> {
         self.users.set_active(user_id, active).await?;
         if !active {
-            self.tokens.revoke_all(user_id, None).await?;
+            self.end_sessions(user_id, None).await?;
         }
         self.events
             .emit(AuthEvent::UserActiveChanged {
