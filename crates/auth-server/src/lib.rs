@@ -1890,6 +1890,7 @@ pub fn app_with_mailer(
                     .iter()
                     .map(auth::oauth::Provider::name)
                     .collect::<Vec<_>>(),
+                settings.trusted_device_lifetime.as_secs() / 86_400,
             ))
     } else {
         app

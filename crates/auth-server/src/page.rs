@@ -64,6 +64,7 @@ struct Fill<'a> {
     brand: &'a str,
     hints: String,
     providers: String,
+    trust_days: u64,
 }
 
 impl Fill<'_> {
@@ -72,7 +73,8 @@ impl Fill<'_> {
             template
                 .replace("__BRAND__", &escape(self.brand))
                 .replace("__HINTS__", &self.hints)
-                .replace("__PROVIDERS__", &self.providers),
+                .replace("__PROVIDERS__", &self.providers)
+                .replace("__TRUST_DAYS__", &self.trust_days.to_string()),
         )
     }
 }
@@ -82,8 +84,14 @@ impl Fill<'_> {
 /// `/cancel-email-change`), and their scripts and style under `/pages/`. `brand` is the name
 /// the pages show (`AUTH_MFA_ISSUER`); `hints` the password policy's rules, shown where a new
 /// password is chosen; `providers` the sign-in providers (`AUTH_OAUTH_PROVIDERS`), offered as
-/// buttons.
-pub(crate) fn link_routes(brand: &str, hints: &[String], providers: &[&str]) -> Router {
+/// buttons; `trust_days` how long a browser stays trusted when the user ticks "trust this
+/// browser" at the second factor (`AUTH_TRUSTED_DEVICE_DAYS`; 0 hides the box).
+pub(crate) fn link_routes(
+    brand: &str,
+    hints: &[String],
+    providers: &[&str],
+    trust_days: u64,
+) -> Router {
     let fill = Fill {
         brand,
         hints: hints
@@ -91,6 +99,7 @@ pub(crate) fn link_routes(brand: &str, hints: &[String], providers: &[&str]) -> 
             .map(|h| format!("<li>{}</li>", escape(h)))
             .collect(),
         providers: escape(&providers.join(",")),
+        trust_days,
     };
     let login = fill.page(LOGIN_HTML);
     let account = fill.page(ACCOUNT_HTML);

@@ -363,6 +363,14 @@ async fn login_on(base: &str, email: &str, device: Option<(&str, &str)>) -> Valu
 async fn trusted_devices(url: &str, what: &str) {
     let (base, outbox) =
         common::start(&[("DATABASE_URL", url), ("AUTH_TRUSTED_DEVICE_DAYS", "30")]).await;
+    // The hosted sign-in page offers "trust this browser" for the configured days.
+    let page = reqwest::get(format!("{base}/login"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"id="trust-row" data-days="30""#) && page.contains("for 30 days"));
     let access = register_verified(&base, &outbox, "tru@example.com").await;
     let codes = enrol(&base, &access).await;
     let other = register_verified(&base, &outbox, "oth@example.com").await;

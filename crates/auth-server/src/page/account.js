@@ -162,6 +162,7 @@
       $("password-form").reset();
       $("password-status").textContent = "Your password was changed. Your other devices were signed out. If someone else may have used your account, also secure it below: API keys, passkeys and connected accounts stay until you do.";
       sessions();
+      devices();
       secureChoices();
       $("secure-card").scrollIntoView({ block: "nearest" });
       return;
@@ -179,6 +180,22 @@
         const x = await K.api("DELETE", "/auth/sessions/" + encodeURIComponent(s.id));
         if (x.status === 204) { K.say($("session-errors"), []); sessions(); return; }
         K.say($("session-errors"), K.problems(x, fresh));
+      })],
+    )));
+  }
+
+  // Browsers trusted at the second factor (shown only when there are any).
+  async function devices() {
+    const r = await K.api("GET", "/auth/devices");
+    const list = r.status === 200 ? r.data.devices : [];
+    $("devices-card").hidden = list.length === 0;
+    $("devices").replaceChildren(...list.map((d) => row(
+      d.user_agent || "Unknown browser",
+      (d.ip ? d.ip + " · " : "") + "trusted " + when(d.created_at) + " · until " + when(d.expires_at),
+      [button("Forget", "danger", "Forget " + (d.user_agent || "this browser"), async () => {
+        const x = await K.api("DELETE", "/auth/devices/" + encodeURIComponent(d.id));
+        if (x.status === 204) { K.say($("device-errors"), []); devices(); return; }
+        K.say($("device-errors"), K.problems(x, fresh));
       })],
     )));
   }
@@ -261,5 +278,5 @@
     K.say($("secure-errors"), K.problems(r, { ...fresh, 422: "Keep at least one way to sign in: this account has no password." }));
   });
 
-  me().then(() => Promise.all([passkeys(), mfa(), sessions(), identities(), secureChoices()]));
+  me().then(() => Promise.all([passkeys(), mfa(), sessions(), devices(), identities(), secureChoices()]));
 }());

@@ -7,6 +7,8 @@
   const $ = (id) => document.getElementById(id);
   const K = window.AuthKit;
   let mfaToken = null;
+  // "Trust this browser" is offered where the server trusts devices (AUTH_TRUSTED_DEVICE_DAYS).
+  $("trust-row").hidden = $("trust-row").dataset.days === "0";
   let autofill = null; // the pending conditional request, aborted before a modal one
 
   function show(step) {
@@ -53,7 +55,8 @@
     const code = $("code").value.trim();
     if (!code) { K.say($("code-errors"), ["Enter the code."]); return; }
     $("verify").disabled = true;
-    const r = await K.raw("POST", "/auth/mfa/verify", { mfa_token: mfaToken, code });
+    const trust = !$("trust-row").hidden && $("trust").checked;
+    const r = await K.raw("POST", "/auth/mfa/verify", { mfa_token: mfaToken, code, trust_device: trust });
     $("verify").disabled = false;
     if (r.status === 200) { signedIn(r.data); return; }
     K.say($("code-errors"), K.problems(r, { 401: "That code is not right, or it was already used. Try the next one." }));
