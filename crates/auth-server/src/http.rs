@@ -81,7 +81,13 @@ pub fn layers(app: Router, settings: &Settings) -> Router {
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                REQUEST_ID,
+                // A trusted device's credential, for API clients of another origin.
+                HeaderName::from_static("x-auth-device"),
+            ])
             .expose_headers([REQUEST_ID, header::RETRY_AFTER])
             .allow_credentials(settings.refresh_cookie);
         app = app.layer(cors);
