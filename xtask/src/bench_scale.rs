@@ -4,7 +4,9 @@
 //! beside the same server's `/health`.
 //!
 //! `AUTH_BENCH_SCALE_REVOCATIONS` (default 10,000,000) and `AUTH_BENCH_SCALE_USERS` (default
-//! 1,000,000) set the volume; `AUTH_BENCH_SCALE_DB` keeps the seeded SQLite file between runs.
+//! 1,000,000) set the volume; `AUTH_BENCH_SCALE_DB` keeps the seeded SQLite file between runs;
+//! `AUTH_BENCH_SCALE_URL` (a PostgreSQL or MariaDB URL of an empty database) runs the same on
+//! that server instead of an SQLite file.
 
 use std::time::{Duration, Instant};
 
@@ -91,8 +93,24 @@ pub(crate) async fn run() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("auth-bench-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let file = kept.clone().unwrap_or_else(|| dir.join("scale.db"));
-    let url = format!("sqlite://{}?mode=rwc", file.display());
-    if kept.as_ref().is_none_or(|f| !f.exists()) {
+    let server_url = std::env::var("AUTH_BENCH_SCALE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let (url, what) = match &server_url {
+        Some(url) => (
+            url.clone(),
+            if url.starts_with("postgres") {
+                "PostgreSQL"
+            } else {
+                "MariaDB"
+            },
+        ),
+        None => (
+            format!("sqlite://{}?mode=rwc", file.display()),
+            "SQLite file",
+        ),
+    };
+    if server_url.is_some() || kept.as_ref().is_none_or(|f| !f.exists()) {
         seed(&url, users, revocations).await?;
     } else {
         println!("reusing {}", file.display());
@@ -109,7 +127,7 @@ pub(crate) async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let (rss, peak) = memory_kb(server.pid());
     println!(
-        "started on {revocations} live revocations and {users} users (SQLite file): ready, answering from {}, in {:.1} s; \
+        "started on {revocations} live revocations and {users} users ({what}): ready, answering from {}, in {:.1} s; \
          mirror {} entries; memory {} MB (peak {} MB)",
         ready["answers_from"],
         load.as_secs_f64(),

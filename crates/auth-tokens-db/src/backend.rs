@@ -237,7 +237,6 @@ impl DbTokenBackend {
     /// and returns it.
     #[allow(clippy::too_many_arguments)]
     async fn insert_pair(
-        &self,
         conn: &impl ConnectionTrait,
         user_id: i64,
         family_id: &str,
@@ -245,6 +244,7 @@ impl DbTokenBackend {
         now: OffsetDateTime,
         lifetimes: &TokenLifetimes,
         (access, refresh): (String, String),
+        meta: Option<&SessionMeta>,
     ) -> Result<TokenPair> {
         let access_exp = Ord::min(add(now, lifetimes.access()), absolute);
         let refresh_exp = Ord::min(add(now, lifetimes.refresh()), absolute);
@@ -274,9 +274,23 @@ impl DbTokenBackend {
         .exec(conn)
         .await
         .map_err(db("storing tokens"))?;
-        family::Entity::update_many()
+        // One statement for the session: its new refresh expiry, last use and, on a
+        // rotation from another client, where it is now.
+        let mut update = family::Entity::update_many()
             .col_expr(family::Column::RefreshExpiresAt, Expr::value(refresh_exp))
-            .col_expr(family::Column::LastUsedAt, Expr::value(Some(now)))
+            .col_expr(family::Column::LastUsedAt, Expr::value(Some(now)));
+        if let Some(meta) = meta {
+            update = update
+                .col_expr(
+                    family::Column::Ip,
+                    Expr::value(meta.ip.map(|ip| ip.to_string())),
+                )
+                .col_expr(
+                    family::Column::UserAgent,
+                    Expr::value(meta.user_agent.clone()),
+                );
+        }
+        update
             .filter(family::Column::Id.eq(family_id))
             .exec(conn)
             .await
@@ -385,17 +399,17 @@ impl TokenBackend for DbTokenBackend {
         .insert(&txn)
         .await
         .map_err(db("storing a session"))?;
-        let pair = self
-            .insert_pair(
-                &txn,
-                user_id,
-                &family_id,
-                absolute,
-                now,
-                &request.lifetimes,
-                (random::token(TOKEN_BYTES), random::token(TOKEN_BYTES)),
-            )
-            .await?;
+        let pair = Self::insert_pair(
+            &txn,
+            user_id,
+            &family_id,
+            absolute,
+            now,
+            &request.lifetimes,
+            (random::token(TOKEN_BYTES), random::token(TOKEN_BYTES)),
+            None,
+        )
+        .await?;
         txn.commit().await.map_err(db("committing"))?;
         Ok(pair)
     }
@@ -442,24 +456,29 @@ impl TokenBackend for DbTokenBackend {
         let previous = Self::claims(&t, &f);
         guard.allow(&previous).await?;
 
+        let rotation = Rotation {
+            refresh_hash: t.token_hash.clone(),
+            paired: t.paired_access_hash.clone(),
+            family: f.id.clone(),
+            user_id: t.user_id,
+            absolute: f.absolute_expires_at,
+            now,
+            lifetimes: request.lifetimes,
+            meta: (request.meta != SessionMeta::default()).then(|| request.meta.clone()),
+            tokens: self.successors(refresh_token),
+        };
         let txn = self
             .db
             .begin()
             .await
             .map_err(db("starting a transaction"))?;
-        // The atomic step: one conditional UPDATE decides which concurrent rotation wins.
-        let consumed = token::Entity::update_many()
-            .col_expr(token::Column::ConsumedAt, Expr::value(Some(now)))
-            .col_expr(token::Column::RevokedAt, Expr::value(Some(now)))
-            .filter(token::Column::TokenHash.eq(t.token_hash.clone()))
-            .filter(token::Column::ConsumedAt.is_null())
-            .filter(token::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(db("consuming a refresh token"))?
-            .rows_affected;
-        if consumed != 1 {
+        let won = rotation.apply(&txn).await?;
+        if won.is_some() {
+            txn.commit().await.map_err(db("committing"))?;
+        } else {
             txn.rollback().await.map_err(db("rolling back"))?;
+        }
+        let Some(pair) = won else {
             // Someone else consumed it first (reuse), or it was revoked meanwhile.
             return match self.lookup(&self.db, refresh_token).await? {
                 Some((t, f)) if t.consumed_at.is_some() => {
@@ -468,43 +487,7 @@ impl TokenBackend for DbTokenBackend {
                 }
                 _ => Err(Error::TokenRevoked),
             };
-        }
-        if let Some(access) = &t.paired_access_hash {
-            token::Entity::update_many()
-                .col_expr(token::Column::RevokedAt, Expr::value(Some(now)))
-                .filter(token::Column::TokenHash.eq(access.clone()))
-                .filter(token::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await
-                .map_err(db("revoking the previous access token"))?;
-        }
-        if request.meta != SessionMeta::default() {
-            family::Entity::update_many()
-                .col_expr(
-                    family::Column::Ip,
-                    Expr::value(request.meta.ip.map(|ip| ip.to_string())),
-                )
-                .col_expr(
-                    family::Column::UserAgent,
-                    Expr::value(request.meta.user_agent.clone()),
-                )
-                .filter(family::Column::Id.eq(f.id.clone()))
-                .exec(&txn)
-                .await
-                .map_err(db("updating a session"))?;
-        }
-        let pair = self
-            .insert_pair(
-                &txn,
-                t.user_id,
-                &f.id,
-                f.absolute_expires_at,
-                now,
-                &request.lifetimes,
-                self.successors(refresh_token),
-            )
-            .await?;
-        txn.commit().await.map_err(db("committing"))?;
+        };
         Ok(RotateOutcome::Rotated { previous, pair })
     }
 
@@ -646,5 +629,61 @@ impl TokenBackend for DbTokenBackend {
         removed += sessions;
         tracing::info!(tokens_and_sessions = removed, "token cleanup finished");
         Ok(removed)
+    }
+}
+
+/// One rotation's writes: consume the refresh token (the conditional `UPDATE` that decides the
+/// single winner), end the access token issued with it, insert the successor pair and move
+/// the session on.
+struct Rotation {
+    refresh_hash: String,
+    paired: Option<String>,
+    family: String,
+    user_id: i64,
+    absolute: OffsetDateTime,
+    now: OffsetDateTime,
+    lifetimes: TokenLifetimes,
+    meta: Option<SessionMeta>,
+    tokens: (String, String),
+}
+
+impl Rotation {
+    /// Applies the rotation in `conn` (a transaction): the successor pair, or `None` when
+    /// another rotation consumed the token first (then nothing was written).
+    async fn apply(&self, conn: &impl ConnectionTrait) -> Result<Option<TokenPair>> {
+        let consumed = token::Entity::update_many()
+            .col_expr(token::Column::ConsumedAt, Expr::value(Some(self.now)))
+            .col_expr(token::Column::RevokedAt, Expr::value(Some(self.now)))
+            .filter(token::Column::TokenHash.eq(self.refresh_hash.clone()))
+            .filter(token::Column::ConsumedAt.is_null())
+            .filter(token::Column::RevokedAt.is_null())
+            .exec(conn)
+            .await
+            .map_err(db("consuming a refresh token"))?
+            .rows_affected;
+        if consumed != 1 {
+            return Ok(None);
+        }
+        if let Some(access) = &self.paired {
+            token::Entity::update_many()
+                .col_expr(token::Column::RevokedAt, Expr::value(Some(self.now)))
+                .filter(token::Column::TokenHash.eq(access.clone()))
+                .filter(token::Column::RevokedAt.is_null())
+                .exec(conn)
+                .await
+                .map_err(db("revoking the previous access token"))?;
+        }
+        let pair = DbTokenBackend::insert_pair(
+            conn,
+            self.user_id,
+            &self.family,
+            self.absolute,
+            self.now,
+            &self.lifetimes,
+            self.tokens.clone(),
+            self.meta.as_ref(),
+        )
+        .await?;
+        Ok(Some(pair))
     }
 }
