@@ -362,3 +362,99 @@ async fn codes_are_bound_to_their_request() {
     let last = code_of(&second, &second_code).await;
     assert!(matches!(last, Ok(LoginOutcome::Session(_))), "{last:?}");
 }
+
+/// A device trusted after the second factor skips it at a sign-in by emailed code or link, as
+/// at a password sign-in; without it, or once forgotten, the factor is asked again (issue 29).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_device_skips_the_factor_on_code_and_link_sign_ins() {
+    struct Always;
+    #[async_trait]
+    impl SecondFactorGate for Always {
+        async fn is_required(&self, _user: &UserId) -> Result<bool> {
+            Ok(true)
+        }
+        async fn open_challenge(&self, user: &UserId) -> Result<Challenge> {
+            Ok(Challenge::new(
+                SecretString::new(format!("challenge-{user}")),
+                Duration::from_secs(300),
+            ))
+        }
+        async fn answer_challenge(&self, challenge: &str, code: &str) -> Result<UserId> {
+            match (challenge.strip_prefix("challenge-"), code) {
+                (Some(user), "123456") => Ok(UserId::new(user)),
+                _ => Err(Error::InvalidCredentials),
+            }
+        }
+        async fn remove_all(&self, _user: &UserId) -> Result<()> {
+            Ok(())
+        }
+    }
+    let clock = FixedClock::from_unix(1_800_000_000);
+    let (auth, mail) = service(&clock);
+    let auth = auth
+        .with_second_factor(Always)
+        .with_trusted_devices(MemoryTrustedDevices::new(), Duration::from_secs(86_400));
+    auth.register("t@example.com", PASSWORD).await.unwrap();
+    let by_code = |device: Option<String>| {
+        let (auth, mail) = (auth.clone(), Arc::clone(&mail));
+        async move {
+            let flow = auth
+                .request_magic_link("t@example.com", &SessionMeta::new())
+                .await
+                .unwrap();
+            let (_, code) = magic(&mail).await;
+            auth.sign_in_with_code(
+                "t@example.com",
+                &code,
+                flow.expose_secret(),
+                LoginOptions::new().with_device(device),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let LoginOutcome::Challenge(challenge) = by_code(None).await else {
+        panic!("the factor is asked");
+    };
+    let done = auth
+        .complete_sign_in(
+            challenge.token.expose_secret(),
+            "123456",
+            LoginOptions::new().trusting_this_device(),
+        )
+        .await
+        .unwrap();
+    let device = done
+        .trusted_device
+        .expect("a device credential")
+        .expose_secret()
+        .to_owned();
+
+    assert!(matches!(
+        by_code(Some(device.clone())).await,
+        LoginOutcome::Session(_)
+    ));
+    assert!(matches!(by_code(None).await, LoginOutcome::Challenge(_)));
+    let flow = auth
+        .request_magic_link("t@example.com", &SessionMeta::new())
+        .await
+        .unwrap();
+    let (token, _) = magic(&mail).await;
+    assert!(matches!(
+        auth.sign_in_with_magic_link(
+            &token,
+            flow.expose_secret(),
+            LoginOptions::new().with_device(Some(device.clone()))
+        )
+        .await
+        .unwrap(),
+        LoginOutcome::Session(_)
+    ));
+
+    // Past its lifetime, the device is trusted no more.
+    clock.advance(Duration::from_secs(86_400));
+    assert!(matches!(
+        by_code(Some(device)).await,
+        LoginOutcome::Challenge(_)
+    ));
+}
