@@ -148,8 +148,6 @@ async fn disable<U: AuthUser>(
         .disable(user.id(), &body.code)
         .await
         .map_err(|e| refused_because(e, "invalid_code"))?;
-    // A factor enrolled later must not be skipped by a device trusted under this one.
-    state.auth.forget_trusted_devices(user.id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -664,8 +664,38 @@ async fn apikey_command(
 
 /// `jwt keys | rotate | import FILE [--next]`: the asymmetric signing keys in
 /// `AUTH_JWT_KEYS_DIR`.
+/// Prints the signing keys, a line each (and the stored version for keys in the database).
+fn list_keys(keys: &auth::jwt::JwtKeySet, version: Option<i64>) {
+    for k in keys.keys() {
+        say(&format!(
+            "{}  {:?}{}",
+            k.kid(),
+            k.state(),
+            k.retired_at()
+                .map(|at| format!(" since {at}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(version) = version {
+        say(&format!("(in the database, version {version})"));
+    }
+}
+
+/// The state `jwt import FILE [--next]` gives the imported key.
+fn import_state(rest: &[&str]) -> Result<auth::jwt::KeyState, Error> {
+    match rest {
+        [] => Ok(auth::jwt::KeyState::Current),
+        ["--next"] => Ok(auth::jwt::KeyState::Next),
+        _ => Err(Error::invalid(
+            "arguments",
+            "unknown_flag",
+            "usage: jwt import FILE [--next]",
+        )),
+    }
+}
+
 fn jwt_command(settings: &auth_server::Settings, args: &[&str]) -> Result<(), Error> {
-    use auth::jwt::{JwtKeySet, KeyState};
+    use auth::jwt::JwtKeySet;
     let dir = match (&settings.jwt_keys_dir, settings.jwt_algorithm.is_hmac()) {
         (Some(dir), false) => dir.clone(),
         _ => {
@@ -682,18 +712,7 @@ fn jwt_command(settings: &auth_server::Settings, args: &[&str]) -> Result<(), Er
             e.to_string(),
         ))
     };
-    let list = |keys: &JwtKeySet| {
-        for k in keys.keys() {
-            say(&format!(
-                "{}  {:?}{}",
-                k.kid(),
-                k.state(),
-                k.retired_at()
-                    .map(|at| format!(" since {at}"))
-                    .unwrap_or_default()
-            ));
-        }
-    };
+    let list = |keys: &JwtKeySet| list_keys(keys, None);
     match args {
         ["keys"] => {
             let keys = auth_server::keys::load_or_create(&dir, settings.jwt_algorithm)?;
@@ -714,17 +733,7 @@ fn jwt_command(settings: &auth_server::Settings, args: &[&str]) -> Result<(), Er
             }
         }
         ["import", file, rest @ ..] => {
-            let state = match rest {
-                [] => KeyState::Current,
-                ["--next"] => KeyState::Next,
-                _ => {
-                    return Err(Error::invalid(
-                        "arguments",
-                        "unknown_flag",
-                        "usage: jwt import FILE [--next]",
-                    ));
-                }
-            };
+            let state = import_state(rest)?;
             let pem = std::fs::read_to_string(file)
                 .map_err(|e| Error::backend("reading the key file", e))?;
             let mut keys = if JwtKeySet::manifest_path(&dir).exists() {
@@ -757,7 +766,7 @@ async fn jwt_database_command(
     db: sea_orm::DatabaseConnection,
     args: &[&str],
 ) -> Result<(), Error> {
-    use auth::jwt::{JwtKeySet, KeyState};
+    use auth::jwt::JwtKeySet;
     if settings.jwt_algorithm.is_hmac() {
         return Err(Error::Configuration(auth::ConfigError::invalid(
             "AUTH_JWT_ALGORITHM",
@@ -766,19 +775,7 @@ async fn jwt_database_command(
     }
     let vault = auth_server::key_vault(settings, &db);
     let now = auth::Clock::now(&auth::SystemClock);
-    let list = |version: i64, keys: &JwtKeySet| {
-        for k in keys.keys() {
-            say(&format!(
-                "{}  {:?}{}",
-                k.kid(),
-                k.state(),
-                k.retired_at()
-                    .map(|at| format!(" since {at}"))
-                    .unwrap_or_default()
-            ));
-        }
-        say(&format!("(in the database, version {version})"));
-    };
+    let list = |version: i64, keys: &JwtKeySet| list_keys(keys, Some(version));
     let changed = match args {
         ["keys"] => {
             let (version, keys) = vault.load_or_create().await?;
@@ -813,17 +810,7 @@ async fn jwt_database_command(
             true
         }
         ["import", file, rest @ ..] => {
-            let state = match rest {
-                [] => KeyState::Current,
-                ["--next"] => KeyState::Next,
-                _ => {
-                    return Err(Error::invalid(
-                        "arguments",
-                        "unknown_flag",
-                        "usage: jwt import FILE [--next]",
-                    ));
-                }
-            };
+            let state = import_state(rest)?;
             let pem = zeroize::Zeroizing::new(
                 std::fs::read_to_string(file)
                     .map_err(|e| Error::backend("reading the key file", e))?,

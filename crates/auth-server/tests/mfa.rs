@@ -423,6 +423,40 @@ async fn trusted_devices(url: &str, what: &str) {
         "{what}: a device trusted by one account does nothing for another"
     );
 
+    // As an attacker with the password of `oth`: 30 sign-ins at once presenting `tru`'s device,
+    // crafted credentials (empty, over-long, not ASCII, a replayed digest-like value), none
+    // skips the factor; the password alone never opens a session.
+    let forged = [
+        device.clone(),
+        String::new(),
+        "x".repeat(10_000),
+        "ü".repeat(40),
+        format!("{device}{device}"),
+        device[..device.len() - 1].to_owned(),
+    ];
+    let attempts = (0..30).map(|i| {
+        let (base, forged) = (base.clone(), forged[i % forged.len()].clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/auth/login"))
+                .header("cookie", format!("auth_device={forged}"))
+                .json(&json!({"email": "oth@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    });
+    for (status, body) in futures_util::future::join_all(attempts).await {
+        assert!(
+            body.get("access_token").is_none(),
+            "{what}: a session without the second factor: {status} {body}"
+        );
+    }
+
     // Listed, then forgotten one by one.
     let session = login_on(&base, "tru@example.com", Some(("header", &device))).await;
     let fresh = session["access_token"].as_str().unwrap().to_owned();

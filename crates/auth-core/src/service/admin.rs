@@ -170,10 +170,8 @@ impl<U: AuthUser> AuthService<U> {
         if self.uncached_users.find_by_id(user_id).await?.is_none() {
             return Err(Error::UserNotFound);
         }
-        gate.remove_all(user_id).await?;
-        // A factor enrolled later must not be skipped by a device trusted under this one.
-        self.forget_trusted_devices(user_id).await?;
-        Ok(())
+        // The gate's `MfaDisabled` event forgets the devices trusted under the factor.
+        gate.remove_all(user_id).await
     }
 
     /// Deletes the account: every session ends first, its API keys are revoked, its second

@@ -25,7 +25,7 @@ impl<U: AuthUser> AuthService<U> {
     /// Every device of an account is forgotten when its sessions end together: logout
     /// everywhere, a password change or reset, "secure my account", an address change, a
     /// deactivation, the owner's proof of a squatted address, and the removal of the second
-    /// factor.
+    /// factor (any `MfaDisabled` event on the service's bus).
     ///
     /// ```
     /// use std::time::Duration;
@@ -70,7 +70,24 @@ impl<U: AuthUser> AuthService<U> {
         store: impl TrustedDeviceStore,
         lifetime: Duration,
     ) -> Self {
-        self.devices = Some((Arc::new(store), lifetime));
+        let store: Arc<dyn TrustedDeviceStore> = Arc::new(store);
+        // Wherever the second factor is removed (its owner turning it off, an administrator's
+        // reset, a claimed address), the devices trusted under it go too: a factor enrolled
+        // later is never skipped by an older trust.
+        let forget = Arc::downgrade(&store);
+        self.events
+            .on_fn(crate::AuthEventKind::MfaDisabled, move |event| {
+                let forget = forget.clone();
+                async move {
+                    if let (Some(store), AuthEvent::MfaDisabled { user_id }) =
+                        (forget.upgrade(), &event)
+                    {
+                        store.remove_all(user_id).await?;
+                    }
+                    Ok(())
+                }
+            });
+        self.devices = Some((store, lifetime));
         self
     }
 

@@ -457,4 +457,38 @@ async fn a_trusted_device_skips_the_factor_on_code_and_link_sign_ins() {
         by_code(Some(device)).await,
         LoginOutcome::Challenge(_)
     ));
+
+    // Removing the second factor (its `MfaDisabled` event, from any path) forgets the devices
+    // trusted under it.
+    let LoginOutcome::Challenge(challenge) = by_code(None).await else {
+        panic!("the factor is asked");
+    };
+    let done = auth
+        .complete_sign_in(
+            challenge.token.expose_secret(),
+            "123456",
+            LoginOptions::new().trusting_this_device(),
+        )
+        .await
+        .unwrap();
+    let device = done.trusted_device.unwrap().expose_secret().to_owned();
+    assert!(matches!(
+        by_code(Some(device.clone())).await,
+        LoginOutcome::Session(_)
+    ));
+    auth.events()
+        .emit(AuthEvent::MfaDisabled {
+            user_id: done.user.id.clone(),
+        })
+        .await;
+    assert!(
+        auth.trusted_devices(&done.user.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        by_code(Some(device)).await,
+        LoginOutcome::Challenge(_)
+    ));
 }
