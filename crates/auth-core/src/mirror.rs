@@ -357,7 +357,9 @@ impl RevocationMirror {
             self.inner.grace.period(),
         );
         f(&mut parts);
-        // The first mirror's subscription ends with it (the feed holds it weakly).
+        // The first mirror's subscription ends with it (the feed holds it weakly), and its load
+        // stops: a chain of options makes one load, not one per option.
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         Self::build(
             Arc::clone(&self.inner.store),
             Arc::clone(&self.inner.feed),
@@ -542,13 +544,13 @@ impl Inner {
     /// A new load after `delay` (a later suspend, resume or load supersedes it).
     fn reload_later(&self, delay: Duration) {
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        let Some(this) = self.this.upgrade() else {
-            return;
-        };
+        let this = Weak::clone(&self.this);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 tokio::time::sleep(delay).await;
-                this.reload(epoch, delay).await;
+                if let Some(this) = this.upgrade() {
+                    this.reload(epoch, delay).await;
+                }
             });
         }
     }
@@ -562,12 +564,16 @@ impl Inner {
         self.grace.end();
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.set_ready(false);
-        let Some(this) = self.this.upgrade() else {
-            return;
-        };
+        // Held weakly until the load begins: a mirror dropped (or superseded by an option)
+        // before then never loads.
+        let this = Weak::clone(&self.this);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(this.reload(epoch, Duration::ZERO));
+                handle.spawn(async move {
+                    if let Some(this) = this.upgrade() {
+                        this.reload(epoch, Duration::ZERO).await;
+                    }
+                });
             }
             Err(_) => tracing::warn!(
                 "revocation mirror created outside a Tokio runtime: it cannot load, every check queries the store"
@@ -594,6 +600,9 @@ impl Inner {
                     continue;
                 }
             };
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                return;
+            }
             if let Ok(mut state) = self.state.write() {
                 state.restart();
                 state.floor_us = floor.unwrap_or(i64::MIN);

@@ -489,7 +489,12 @@ async fn scan_pages(
     loop {
         let next = if rows.len() as u64 >= SCAN_PAGE {
             let last = rows.last().map(&convert).transpose()?.map(|(key, _)| key);
-            Some(fetch(page_after(last.as_deref())))
+            let next = fetch(page_after(last.as_deref()));
+            // Start it now: a task spawned from a worker waits in that worker's own slot,
+            // which no other worker takes, until this one yields, and this one is about to
+            // merge a whole page first. Yielding once hands the query to the driver.
+            tokio::task::yield_now().await;
+            Some(next)
         } else {
             None
         };
@@ -598,6 +603,8 @@ async fn scan_sqlite(
         let full = entries.len() as u64 >= SCAN_PAGE;
         if full {
             pending = Some(fetch(after));
+            // Start it now (see scan_pages): the page is read while this one is merged.
+            tokio::task::yield_now().await;
         }
         let batch: Vec<Change> = entries
             .into_iter()
