@@ -69,6 +69,11 @@ pub(crate) fn run() -> Result<(), String> {
             .block_on(crate::bench_scale::run())
             .map_err(|e| e.to_string());
     }
+    if only.as_deref() == Some("soak") {
+        return rt
+            .block_on(crate::bench_soak::run())
+            .map_err(|e| e.to_string());
+    }
     if only.as_deref() == Some("flood") {
         return rt
             .block_on(crate::bench_http::login_under_flood())

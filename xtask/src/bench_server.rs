@@ -329,6 +329,10 @@ pub(crate) async fn run() -> Result<(), String> {
             ));
         }
     }
+    // AUTH_BENCH_ROWS=tok runs only the rows whose name holds "tok" (to profile one).
+    if let Ok(only) = std::env::var("AUTH_BENCH_ROWS") {
+        runs.retain(|(name, ..)| name.contains(only.as_str()));
+    }
     let mut figures: Vec<(String, [f64; 5])> = Vec::new();
     for (name, url, redis, token_backend) in runs {
         let redis = redis.unwrap_or_default();

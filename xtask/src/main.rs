@@ -18,6 +18,7 @@ mod bench_peer;
 mod bench_redis;
 mod bench_scale;
 mod bench_server;
+mod bench_soak;
 mod chart;
 
 use std::process::{Command, ExitCode};
