@@ -190,6 +190,103 @@ async fn inactive_accounts_and_second_factors() {
     assert!(auth.list_identities(&user.id).await.unwrap().is_empty());
 }
 
+/// A device trusted at the second factor skips it at the next provider sign-in, as at a
+/// password or code sign-in; another account's device, a forged one and a forgotten one do not.
+#[tokio::test]
+async fn a_trusted_device_skips_the_factor_on_provider_sign_ins() {
+    struct Everyone;
+    #[async_trait]
+    impl SecondFactorGate for Everyone {
+        async fn is_required(&self, _: &UserId) -> Result<bool> {
+            Ok(true)
+        }
+        async fn open_challenge(&self, user: &UserId) -> Result<Challenge> {
+            Ok(Challenge::new(
+                SecretString::new(format!("c-{user}")),
+                std::time::Duration::from_secs(60),
+            ))
+        }
+        async fn answer_challenge(&self, challenge: &str, code: &str) -> Result<UserId> {
+            match (challenge.strip_prefix("c-"), code) {
+                (Some(user), "123456") => Ok(UserId::new(user)),
+                _ => Err(Error::InvalidCredentials),
+            }
+        }
+        async fn remove_all(&self, _: &UserId) -> Result<()> {
+            Ok(())
+        }
+    }
+    let auth = service().with_second_factor(Everyone).with_trusted_devices(
+        auth_core::MemoryTrustedDevices::new(),
+        std::time::Duration::from_secs(86_400),
+    );
+    let trust = |id: ProviderIdentity| {
+        let auth = auth.clone();
+        async move {
+            let Ok(LoginOutcome::Challenge(c)) =
+                auth.sign_in_with_provider(id, LoginOptions::new()).await
+            else {
+                panic!("the factor is asked");
+            };
+            let done = auth
+                .complete_sign_in(
+                    c.token.expose_secret(),
+                    "123456",
+                    LoginOptions::new().trusting_this_device(),
+                )
+                .await
+                .unwrap();
+            (
+                done.user.id.clone(),
+                done.trusted_device
+                    .expect("a device credential")
+                    .expose_secret()
+                    .to_owned(),
+            )
+        }
+    };
+    let alice = ProviderIdentity::new("google", "g-a").with_email("a@example.com", true);
+    let bob = ProviderIdentity::new("google", "g-b").with_email("b@example.com", true);
+    let (alice_id, device) = trust(alice.clone()).await;
+    let (_, bobs_device) = trust(bob).await;
+    let with = |device: Option<String>| {
+        let (auth, alice) = (auth.clone(), alice.clone());
+        async move {
+            auth.sign_in_with_provider(alice, LoginOptions::new().with_device(device))
+                .await
+                .unwrap()
+        }
+    };
+
+    assert!(matches!(
+        with(Some(device.clone())).await,
+        LoginOutcome::Session(_)
+    ));
+    assert!(matches!(with(None).await, LoginOutcome::Challenge(_)));
+    assert!(matches!(
+        with(Some(bobs_device)).await,
+        LoginOutcome::Challenge(_)
+    ));
+    let mut forged = device.clone();
+    forged.push('x');
+    assert!(matches!(
+        with(Some(forged)).await,
+        LoginOutcome::Challenge(_)
+    ));
+
+    let devices = auth.trusted_devices(&alice_id).await.unwrap();
+    assert_eq!(devices.len(), 1);
+    assert!(
+        auth.forget_trusted_device(&alice_id, &devices[0].id)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        with(Some(device)).await,
+        LoginOutcome::Challenge(_)
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_concurrent_first_sign_ins_make_one_account() {
     auth_testkit::conformance::first_provider_sign_ins(
