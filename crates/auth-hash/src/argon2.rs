@@ -247,23 +247,22 @@ pub(crate) fn parse_phc(encoded: &str) -> Result<Phc, HashError> {
         }
         None => Version::V0x10,
     };
-    let (mut m, mut t, mut p) = (None, None, None);
-    for pair in field.split(',') {
-        let (name, value) = pair.split_once('=').ok_or(HashError::Malformed)?;
-        let value: u32 = value.parse().map_err(|_| HashError::Malformed)?;
-        let slot = match name {
-            "m" => &mut m,
-            "t" => &mut t,
-            "p" => &mut p,
-            _ => return Err(HashError::Malformed),
-        };
-        if slot.replace(value).is_some() {
-            return Err(HashError::Malformed);
-        }
-    }
-    let (Some(m), Some(t), Some(p)) = (m, t, p) else {
-        return Err(HashError::Malformed);
+    // Exactly `m=…,t=…,p=…` in that order, as libargon2 writes them and argon2-cffi and
+    // Django read them: `t=1,m=1024,p=1` is malformed, not a reordering to accept.
+    let mut pairs = field.split(',');
+    let mut next = |name: &str| -> Result<u32, HashError> {
+        pairs
+            .next()
+            .and_then(|pair| pair.strip_prefix(name))
+            .and_then(|rest| rest.strip_prefix('='))
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
+            .ok_or(HashError::Malformed)
     };
+    let (m, t, p) = (next("m")?, next("t")?, next("p")?);
+    if pairs.next().is_some() {
+        return Err(HashError::Malformed);
+    }
     if m > Argon2Params::MAX_MEMORY_KIB
         || t > Argon2Params::MAX_ITERATIONS
         || p > Argon2Params::MAX_PARALLELISM

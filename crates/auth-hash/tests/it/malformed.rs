@@ -94,3 +94,41 @@ fn stored_hashes_cannot_demand_unbounded_work() {
         Err(HashError::Unsupported(_))
     ));
 }
+
+/// Argon2 parameters are written `m=…,t=…,p=…`, in that order, by libargon2 and every library
+/// that follows it; argon2-cffi (and so Django) refuses any other order, a repeated or missing
+/// one, an unknown one, a sign or an empty value. So does this crate: a hash that another
+/// verifier would refuse is malformed here too, whatever its password.
+#[test]
+fn argon2_parameters_out_of_order_are_malformed() {
+    let argon = Argon2Hasher::default();
+    let good = argon.hash("password").unwrap();
+    assert!(good.contains("$m=19456,t=2,p=1$"), "{good}");
+    assert_eq!(argon.verify("password", &good), Ok(true));
+    let django = format!("argon2{good}");
+    assert_eq!(MultiHasher::default().verify("password", &django), Ok(true));
+    for params in [
+        "t=2,m=19456,p=1",
+        "p=1,t=2,m=19456",
+        "m=19456,p=1,t=2",
+        "m=19456,t=2",
+        "m=19456,t=2,p=1,p=1",
+        "m=19456,t=2,p=1,keyid=x",
+        "m=+19456,t=2,p=1",
+        "m=19456,t=,p=1",
+        "M=19456,t=2,p=1",
+        "m =19456,t=2,p=1",
+    ] {
+        let bad = good.replace("m=19456,t=2,p=1", params);
+        assert_eq!(
+            argon.verify("password", &bad),
+            Err(HashError::Malformed),
+            "{bad}"
+        );
+        assert_eq!(
+            MultiHasher::default().verify("password", &format!("argon2{bad}")),
+            Err(HashError::Malformed),
+            "django's {bad}"
+        );
+    }
+}
