@@ -65,3 +65,26 @@ pub fn free_port() -> u16 {
         .expect("its address")
         .port()
 }
+
+/// A free port on 127.0.0.1 below the kernel's ephemeral range (Linux: 32768–60999), for a
+/// server that a client dials before it listens. A port from [`free_port`] lies in that range,
+/// so a client that keeps dialling it while nothing listens can be handed the same port for
+/// its own outgoing socket and connect to itself (a TCP self-connect); the server then cannot
+/// bind it.
+///
+/// ```
+/// let port = auth_testkit::free_port_outside_ephemeral();
+/// assert!((20_000..32_000).contains(&port));
+/// ```
+#[must_use]
+pub fn free_port_outside_ephemeral() -> u16 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    loop {
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u64(u64::from(std::process::id()));
+        let port = 20_000 + u16::try_from(random.finish() % 12_000).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

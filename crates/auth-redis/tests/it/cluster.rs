@@ -160,10 +160,19 @@ impl OwnCluster {
     }
 
     /// Six (port, cluster bus port) pairs free now.
+    /// Six nodes' ports and bus ports, below the ephemeral range: a client dials them before
+    /// the cluster is up (`a_cluster_that_comes_up_later_is_used_as_soon_as_it_does`), and a
+    /// dial of a port in that range can connect to itself and hold the port (CI, stop 40:
+    /// "node … not ready").
     fn free_ports() -> Vec<(u16, u16)> {
-        (0..6)
-            .map(|_| (auth_testkit::free_port(), auth_testkit::free_port()))
-            .collect()
+        let mut ports = Vec::new();
+        while ports.len() < 12 {
+            let port = auth_testkit::free_port_outside_ephemeral();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        ports.chunks(2).map(|pair| (pair[0], pair[1])).collect()
     }
 
     async fn start() -> Option<Self> {
