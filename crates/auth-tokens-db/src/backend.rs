@@ -1,7 +1,7 @@
 //! `DbTokenBackend`: opaque tokens in SQL with refresh families.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use auth_core::{
     Claims, Clock, Error, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, Result, RotateOutcome,
@@ -16,6 +16,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 
 use crate::entity::{family, token};
+use crate::group::GroupCommit;
 
 /// Random bytes per token (256 bits).
 pub const TOKEN_BYTES: usize = 32;
@@ -56,6 +57,8 @@ pub struct DbTokenBackend {
     clock: SharedClock,
     /// The key successors are derived from (see [`with_successor_key`](Self::with_successor_key)).
     successor_key: Option<Arc<[u8]>>,
+    /// SQLite: the task that commits concurrent rotations together (started on first use).
+    rotations: Arc<OnceLock<Option<RotationCommit>>>,
 }
 
 impl DbTokenBackend {
@@ -72,6 +75,7 @@ impl DbTokenBackend {
             db,
             clock: Arc::new(SystemClock),
             successor_key: None,
+            rotations: Arc::default(),
         }
     }
 
@@ -162,6 +166,24 @@ impl DbTokenBackend {
             SecretString::new(refresh),
             next.expires_at,
         )))
+    }
+
+    /// The group committer of rotations on SQLite (inside a Tokio runtime); `None` elsewhere.
+    fn rotation_commit(&self) -> Option<&RotationCommit> {
+        self.rotations
+            .get_or_init(|| {
+                let db = self.db.clone();
+                #[cfg(feature = "sqlite")]
+                if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+                    return GroupCommit::start(Box::new(move |batch: &[Rotation]| {
+                        let db = db.clone();
+                        Box::pin(async move { Rotation::commit_scripts(&db, batch).await })
+                    }));
+                }
+                let _ = db;
+                None
+            })
+            .as_ref()
     }
 
     /// Reads time from `clock`.
@@ -467,17 +489,27 @@ impl TokenBackend for DbTokenBackend {
             meta: (request.meta != SessionMeta::default()).then(|| request.meta.clone()),
             tokens: self.successors(refresh_token),
         };
-        let txn = self
-            .db
-            .begin()
-            .await
-            .map_err(db("starting a transaction"))?;
-        let won = rotation.apply(&txn).await?;
-        if won.is_some() {
-            txn.commit().await.map_err(db("committing"))?;
-        } else {
-            txn.rollback().await.map_err(db("rolling back"))?;
-        }
+        let won = match self.rotation_commit() {
+            Some(group) => group.submit(rotation, "rotating a refresh token").await?,
+            // One statement, so its own transaction: one round trip.
+            None if self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres => {
+                rotation.apply_postgres(&self.db).await?
+            }
+            None => {
+                let txn = self
+                    .db
+                    .begin()
+                    .await
+                    .map_err(db("starting a transaction"))?;
+                let won = rotation.apply(&txn).await?;
+                if won.is_some() {
+                    txn.commit().await.map_err(db("committing"))?;
+                } else {
+                    txn.rollback().await.map_err(db("rolling back"))?;
+                }
+                won
+            }
+        };
         let Some(pair) = won else {
             // Someone else consumed it first (reuse), or it was revoked meanwhile.
             return match self.lookup(&self.db, refresh_token).await? {
@@ -632,6 +664,9 @@ impl TokenBackend for DbTokenBackend {
     }
 }
 
+/// Rotations committed together: each answers its successor pair, or `None` when it lost.
+type RotationCommit = GroupCommit<Rotation, Option<TokenPair>>;
+
 /// One rotation's writes: consume the refresh token (the conditional `UPDATE` that decides the
 /// single winner), end the access token issued with it, insert the successor pair and move
 /// the session on.
@@ -648,6 +683,246 @@ struct Rotation {
 }
 
 impl Rotation {
+    /// SQLite: the rotation as one script of statements, each applied only if the statement
+    /// before it changed exactly one row (`changes() = 1`, which counts the last *completed*
+    /// statement): the conditional consumption decides, and a loser writes nothing. Its
+    /// `SELECT changes()` answers 1 when this rotation won. The same writes as
+    /// [`apply`](Self::apply), in one hand-over to the driver instead of four.
+    #[cfg(feature = "sqlite")]
+    fn script(&self) -> Result<(String, Vec<sea_orm::Value>, TokenPair)> {
+        use sea_orm::sea_query::{Query, SqliteQueryBuilder};
+        let chained = || Expr::cust("changes() = 1");
+        let (access, refresh) = &self.tokens;
+        let access_exp = Ord::min(add(self.now, self.lifetimes.access()), self.absolute);
+        let refresh_exp = Ord::min(add(self.now, self.lifetimes.refresh()), self.absolute);
+        let access_hash = random::sha256_hex(access);
+        let insert = |hash: String, kind: &str, expires: OffsetDateTime, paired: Option<String>| {
+            let values = Query::select()
+                .exprs([
+                    Expr::val(hash),
+                    Expr::val(kind),
+                    Expr::val(random::token(16)),
+                    Expr::val(self.family.clone()),
+                    Expr::val(self.user_id),
+                    Expr::val(self.now),
+                    Expr::val(expires),
+                    Expr::val(paired),
+                ])
+                .and_where(chained())
+                .to_owned();
+            Query::insert()
+                .into_table(token::Entity)
+                .columns([
+                    token::Column::TokenHash,
+                    token::Column::Kind,
+                    token::Column::Jti,
+                    token::Column::FamilyId,
+                    token::Column::UserId,
+                    token::Column::CreatedAt,
+                    token::Column::ExpiresAt,
+                    token::Column::PairedAccessHash,
+                ])
+                .select_from(values)
+                .map(|q| q.to_owned())
+                .map_err(|e| Error::backend("building a rotation", e))
+        };
+        let consume = Query::update()
+            .table(token::Entity)
+            .value(token::Column::ConsumedAt, Some(self.now))
+            .value(token::Column::RevokedAt, Some(self.now))
+            .and_where(token::Column::TokenHash.eq(self.refresh_hash.clone()))
+            .and_where(token::Column::ConsumedAt.is_null())
+            .and_where(token::Column::RevokedAt.is_null())
+            .to_owned();
+        let mut session = Query::update()
+            .table(family::Entity)
+            .value(family::Column::RefreshExpiresAt, refresh_exp)
+            .value(family::Column::LastUsedAt, Some(self.now))
+            .and_where(family::Column::Id.eq(self.family.clone()))
+            .and_where(chained())
+            .to_owned();
+        if let Some(meta) = &self.meta {
+            session
+                .value(family::Column::Ip, meta.ip.map(|ip| ip.to_string()))
+                .value(family::Column::UserAgent, meta.user_agent.clone());
+        }
+        let mut parts = vec![
+            consume.build(SqliteQueryBuilder),
+            insert(access_hash.clone(), "access", access_exp, None)?.build(SqliteQueryBuilder),
+            insert(
+                random::sha256_hex(refresh),
+                "refresh",
+                refresh_exp,
+                Some(access_hash),
+            )?
+            .build(SqliteQueryBuilder),
+            session.build(SqliteQueryBuilder),
+            (
+                "SELECT changes()".to_owned(),
+                sea_orm::sea_query::Values(Vec::new()),
+            ),
+        ];
+        if let Some(previous) = &self.paired {
+            parts.push(
+                Query::update()
+                    .table(token::Entity)
+                    .value(token::Column::RevokedAt, Some(self.now))
+                    .and_where(token::Column::TokenHash.eq(previous.clone()))
+                    .and_where(token::Column::RevokedAt.is_null())
+                    .and_where(chained())
+                    .to_owned()
+                    .build(SqliteQueryBuilder),
+            );
+        }
+        let mut sql = String::new();
+        let mut values = Vec::new();
+        for (statement, bound) in parts {
+            sql.push_str(&statement);
+            sql.push_str(";\n");
+            values.extend(bound.0);
+        }
+        let pair = TokenPair::new(
+            SecretString::new(access.clone()),
+            access_exp,
+            SecretString::new(refresh.clone()),
+            refresh_exp,
+        );
+        Ok((sql, values, pair))
+    }
+
+    /// SQLite: commits `batch` in one transaction written as one script (`BEGIN IMMEDIATE`
+    /// … `COMMIT`), so one hand-over to the driver and one sync for all of them; each
+    /// rotation's successor pair, or `None` for a rotation that lost its token to another.
+    /// The script runs on a connection of its own from the pool; if it fails, that
+    /// connection is closed rather than returned, so no transaction it opened survives.
+    #[cfg(feature = "sqlite")]
+    async fn commit_scripts(
+        conn: &DatabaseConnection,
+        batch: &[Rotation],
+    ) -> Result<Vec<Option<TokenPair>>> {
+        use sea_orm::sqlx::{Acquire as _, Row as _};
+        let mut sql = String::from("BEGIN IMMEDIATE;\n");
+        let mut values = Vec::new();
+        let mut pairs = Vec::with_capacity(batch.len());
+        for rotation in batch {
+            let (script, bound, pair) = rotation.script()?;
+            sql.push_str(&script);
+            values.extend(bound);
+            pairs.push(pair);
+        }
+        sql.push_str("COMMIT;");
+        let failed = |e: sea_orm::sqlx::Error| Error::backend("rotating refresh tokens", e);
+        let mut own = conn
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .map_err(failed)?;
+        let ran = sea_orm::sqlx::query_with(
+            sea_orm::sqlx::AssertSqlSafe(sql),
+            sea_query_sqlx::SqlxValues(sea_orm::sea_query::Values(values)),
+        )
+        .fetch_all(own.acquire().await.map_err(failed)?)
+        .await;
+        let rows = match ran {
+            Ok(rows) if rows.len() == batch.len() => rows,
+            other => {
+                // Whatever the script left open ends with its connection.
+                let _ = own.close().await;
+                return Err(match other {
+                    Err(e) => failed(e),
+                    Ok(rows) => Error::Backend(auth_core::BackendError::message(format!(
+                        "a rotation script answered {} rows for {} rotations",
+                        rows.len(),
+                        batch.len()
+                    ))),
+                });
+            }
+        };
+        let mut won = Vec::with_capacity(batch.len());
+        for (row, pair) in rows.iter().zip(pairs) {
+            let changed: i64 = row.try_get(0).map_err(failed)?;
+            won.push((changed == 1).then_some(pair));
+        }
+        Ok(won)
+    }
+
+    /// PostgreSQL: the rotation as one statement (data-modifying `WITH` clauses), so one round
+    /// trip and its own transaction: the successor pair and the session's move happen only if
+    /// the conditional consumption changed the row; under concurrent rotations of one token
+    /// the second waits for the first's row lock, then finds it consumed and writes nothing.
+    async fn apply_postgres(&self, conn: &DatabaseConnection) -> Result<Option<TokenPair>> {
+        use sea_orm::Value;
+        let (access, refresh) = &self.tokens;
+        let access_exp = Ord::min(add(self.now, self.lifetimes.access()), self.absolute);
+        let refresh_exp = Ord::min(add(self.now, self.lifetimes.refresh()), self.absolute);
+        let access_hash = random::sha256_hex(access);
+        let mut values: Vec<Value> = vec![
+            self.now.into(),                    // $1
+            self.refresh_hash.clone().into(),   // $2
+            access_hash.into(),                 // $3
+            random::token(16).into(),           // $4
+            self.family.clone().into(),         // $5
+            self.user_id.into(),                // $6
+            access_exp.into(),                  // $7
+            random::sha256_hex(refresh).into(), // $8
+            random::token(16).into(),           // $9
+            refresh_exp.into(),                 // $10
+        ];
+        let mut session = String::from("refresh_expires_at = $10, last_used_at = $1");
+        if let Some(meta) = &self.meta {
+            values.push(meta.ip.map(|ip| ip.to_string()).into());
+            values.push(meta.user_agent.clone().into());
+            session.push_str(&format!(
+                ", ip = ${}, user_agent = ${}",
+                values.len() - 1,
+                values.len()
+            ));
+        }
+        let previous = match &self.paired {
+            Some(paired) => {
+                values.push(paired.clone().into());
+                format!(
+                    ", previous AS (UPDATE auth_tokens SET revoked_at = $1 \
+                     WHERE token_hash = ${} AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM consumed))",
+                    values.len()
+                )
+            }
+            None => String::new(),
+        };
+        let sql = format!(
+            "WITH consumed AS (UPDATE auth_tokens SET consumed_at = $1, revoked_at = $1 \
+               WHERE token_hash = $2 AND consumed_at IS NULL AND revoked_at IS NULL RETURNING 1), \
+             successors AS (INSERT INTO auth_tokens \
+               (token_hash, kind, jti, family_id, user_id, created_at, expires_at, paired_access_hash) \
+               SELECT $3, 'access', $4, $5, $6, $1, $7, NULL::text FROM consumed \
+               UNION ALL SELECT $8, 'refresh', $9, $5, $6, $1, $10, $3 FROM consumed), \
+             session AS (UPDATE auth_token_families SET {session} \
+               WHERE id = $5 AND EXISTS (SELECT 1 FROM consumed)){previous} \
+             SELECT count(*) FROM consumed"
+        );
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await
+            .map_err(db("rotating a refresh token"))?;
+        let won = row
+            .map(|row| row.try_get_by_index::<i64>(0))
+            .transpose()
+            .map_err(db("reading a rotation's outcome"))?
+            == Some(1);
+        Ok(won.then(|| {
+            TokenPair::new(
+                SecretString::new(access.clone()),
+                access_exp,
+                SecretString::new(refresh.clone()),
+                refresh_exp,
+            )
+        }))
+    }
+
     /// Applies the rotation in `conn` (a transaction): the successor pair, or `None` when
     /// another rotation consumed the token first (then nothing was written).
     async fn apply(&self, conn: &impl ConnectionTrait) -> Result<Option<TokenPair>> {

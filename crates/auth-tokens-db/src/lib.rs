@@ -3,6 +3,7 @@
 mod backend;
 pub mod entity;
 mod feed;
+mod group;
 mod lookup;
 mod migration;
 mod revocation;

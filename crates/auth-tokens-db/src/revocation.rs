@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use time::OffsetDateTime;
 
+use crate::group::GroupCommit;
 use crate::migration::{
     AuthJwtSessions, AuthRevokedFamilies, AuthRevokedTokens, AuthUserNotBefore,
 };
@@ -43,7 +44,7 @@ pub struct DbRevocationStore {
     clock: SharedClock,
     user_retention: time::Duration,
     /// SQLite: the task that commits concurrent rotations together (started on first use).
-    group: Arc<OnceLock<Option<GroupCommit>>>,
+    group: Arc<OnceLock<Option<GroupCommit<Job, Consumption>>>>,
 }
 
 impl DbRevocationStore {
@@ -136,11 +137,11 @@ impl DbRevocationStore {
     }
 
     /// The group committer on SQLite (inside a Tokio runtime); `None` elsewhere.
-    fn group_commit(&self) -> Option<&GroupCommit> {
+    fn group_commit(&self) -> Option<&GroupCommit<Job, Consumption>> {
         self.group
             .get_or_init(|| {
                 (self.db.get_database_backend() == DatabaseBackend::Sqlite)
-                    .then(|| GroupCommit::start(self.db.clone()))
+                    .then(|| start_group_commit(self.db.clone()))
                     .flatten()
             })
             .as_ref()
@@ -343,115 +344,35 @@ struct Job {
     expires_at: OffsetDateTime,
     paired: Option<(String, OffsetDateTime)>,
     at: i64,
-    done: tokio::sync::oneshot::Sender<std::result::Result<Consumption, String>>,
 }
 
-/// Group commit for SQLite: an SQLite file syncs its log once per commit (`synchronous=full`),
-/// so rotations committed one by one are bound by the disk's sync latency. The rotations that
-/// arrive while a commit is in flight are committed together in the next transaction, each
-/// still decided by its own insert (the primary key picks one winner per token id), and each
-/// caller answered only once that transaction is durable.
-#[derive(Clone)]
-struct GroupCommit {
-    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+/// SQLite: concurrent rotations share a transaction ([`GroupCommit`]), each still decided by
+/// its own insert (the primary key picks one winner per token id).
+fn start_group_commit(db: DatabaseConnection) -> Option<GroupCommit<Job, Consumption>> {
+    GroupCommit::start(Box::new(move |batch: &[Job]| {
+        let db = db.clone();
+        Box::pin(async move { commit_rotations(&db, batch).await })
+    }))
 }
 
-impl GroupCommit {
-    /// Most rotations per transaction.
-    const MAX_BATCH: usize = 256;
-    /// The longest a rotation waits for others to share its commit (the timer rounds it up to
-    /// its next tick, about a millisecond); only while rotations arrive together.
-    const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
-
-    fn start(db: DatabaseConnection) -> Option<Self> {
-        let handle = tokio::runtime::Handle::try_current().ok()?;
-        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        handle.spawn(async move {
-            let mut last = 0;
-            while let Some(first) = queue.recv().await {
-                let mut batch = vec![first];
-                // Several rotations were committed together last time: the clients are busy.
-                // Wait (without spinning) for as many again, at most about a timer tick, so
-                // they share this sync too, instead of splitting into smaller commits.
-                if last > 1 {
-                    let deadline = tokio::time::Instant::now() + Self::GATHER;
-                    while batch.len() < last {
-                        match tokio::time::timeout_at(deadline, queue.recv()).await {
-                            Ok(Some(job)) => batch.push(job),
-                            _ => break,
-                        }
-                    }
-                }
-                while batch.len() < Self::MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                last = batch.len();
-                match Self::commit(&db, &batch).await {
-                    Ok(wins) => {
-                        for (job, won) in batch.into_iter().zip(wins) {
-                            let _ = job.done.send(Ok(won));
-                        }
-                    }
-                    Err(e) => {
-                        let message = e.to_string();
-                        for job in batch {
-                            let _ = job.done.send(Err(message.clone()));
-                        }
-                    }
-                }
-            }
-        });
-        Some(Self { jobs })
+async fn commit_rotations(conn: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Consumption>> {
+    if let [job] = batch {
+        // Alone: its own statement is its own transaction, without BEGIN and COMMIT.
+        return Ok(vec![job.consume(conn).await?]);
     }
-
-    async fn commit(conn: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Consumption>> {
-        if let [job] = batch {
-            // Alone: its own statement is its own transaction, without BEGIN and COMMIT.
-            let paired = job.paired.as_ref().map(|(p, until)| (p.as_str(), *until));
-            return Ok(vec![
-                consume_pair(conn, &job.jti, job.expires_at, paired, job.at).await?,
-            ]);
-        }
-        let txn = conn.begin().await.map_err(db("starting a transaction"))?;
-        let mut wins = Vec::with_capacity(batch.len());
-        for job in batch {
-            let paired = job.paired.as_ref().map(|(p, until)| (p.as_str(), *until));
-            wins.push(consume_pair(&txn, &job.jti, job.expires_at, paired, job.at).await?);
-        }
-        txn.commit().await.map_err(db("committing rotations"))?;
-        Ok(wins)
+    let txn = conn.begin().await.map_err(db("starting a transaction"))?;
+    let mut wins = Vec::with_capacity(batch.len());
+    for job in batch {
+        wins.push(job.consume(&txn).await?);
     }
+    txn.commit().await.map_err(db("committing rotations"))?;
+    Ok(wins)
+}
 
-    async fn consume_at(
-        &self,
-        jti: &str,
-        expires_at: OffsetDateTime,
-        paired: Option<(&str, OffsetDateTime)>,
-        at: i64,
-    ) -> Result<Consumption> {
-        let (done, answer) = tokio::sync::oneshot::channel();
-        let job = Job {
-            jti: jti.to_owned(),
-            expires_at,
-            paired: paired.map(|(p, until)| (p.to_owned(), until)),
-            at,
-            done,
-        };
-        let failed = |m: String| {
-            Error::Backend(BackendError::message(format!(
-                "consuming a refresh token: {m}"
-            )))
-        };
-        self.jobs
-            .send(job)
-            .map_err(|_| failed("the group commit task has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| failed("the group commit task has stopped".into()))?
-            .map_err(failed)
+impl Job {
+    async fn consume(&self, conn: &impl ConnectionTrait) -> Result<Consumption> {
+        let paired = self.paired.as_ref().map(|(p, until)| (p.as_str(), *until));
+        consume_pair(conn, &self.jti, self.expires_at, paired, self.at).await
     }
 }
 
@@ -694,7 +615,13 @@ impl RevocationStore for DbRevocationStore {
         let at = micros(at);
         // SQLite commits one rotation per fsync; concurrent rotations share one transaction.
         if let Some(group) = self.group_commit() {
-            return group.consume_at(jti, expires_at, paired, at).await;
+            let job = Job {
+                jti: jti.to_owned(),
+                expires_at,
+                paired: paired.map(|(p, until)| (p.to_owned(), until)),
+                at,
+            };
+            return group.submit(job, "consuming a refresh token").await;
         }
         consume_pair(&self.db, jti, expires_at, paired, at).await
     }
