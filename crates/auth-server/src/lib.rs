@@ -68,6 +68,7 @@
 
 pub mod mail;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,8 +96,21 @@ pub enum TokenBackendKind {
     Redis,
 }
 
-/// Everything the server reads from its environment.
-#[derive(Debug, Clone)]
+/// Everything the server reads from its environment. Its `Debug` shows no secret: the
+/// database URL's password is replaced by `***`, secrets print as redacted.
+///
+/// ```
+/// let settings = auth_server::Settings::from_lookup(|name| match name {
+///     "DATABASE_URL" => Some("postgres://app:hunter2-secret@db.internal:5432/auth".into()),
+///     "AUTH_SIGNING_SECRET" => Some("s".repeat(40)),
+///     _ => None,
+/// })
+/// .unwrap();
+/// let shown = format!("{settings:?}");
+/// assert!(shown.contains("postgres://app:***@db.internal:5432/auth"));
+/// assert!(!shown.contains("hunter2-secret"));
+/// ```
+#[derive(Clone)]
 pub struct Settings {
     /// Listen address.
     pub addr: SocketAddr,
@@ -219,6 +233,109 @@ pub struct Settings {
     /// Connections open at once from one client address (`AUTH_MAX_CONNECTIONS_PER_CLIENT`;
     /// default an eighth of the total, at least 16; trusted proxies are exempt).
     pub max_connections_per_client: Option<usize>,
+}
+
+impl fmt::Debug for Settings {
+    // Every field, in order; the database URL without its password (the secrets' own types
+    // redact themselves).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("sqlite_durability", &self.sqlite_durability)
+            .field("migrate", &self.migrate)
+            .field("token_backend", &self.token_backend)
+            .field("config", &self.config)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("redis_cluster", &self.redis_cluster)
+            .field("api_key_format", &self.api_key_format)
+            .field("argon2", &self.argon2)
+            .field("jwt_keys_dir", &self.jwt_keys_dir)
+            .field("jwt_keys_secret", &self.jwt_keys_secret)
+            .field("mfa_cipher", &self.mfa_cipher)
+            .field("mfa_issuer", &self.mfa_issuer)
+            .field("trusted_device_lifetime", &self.trusted_device_lifetime)
+            .field("production", &self.production)
+            .field("public_url", &self.public_url)
+            .field("oauth_providers", &self.oauth_providers)
+            .field("oauth_redirect_allowlist", &self.oauth_redirect_allowlist)
+            .field("passkeys", &self.passkeys)
+            .field("smtp_url", &self.smtp_url)
+            .field("mail_from", &self.mail_from)
+            .field("cors_origins", &self.cors_origins)
+            .field("refresh_cookie", &self.refresh_cookie)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("ip_rate_limit", &self.ip_rate_limit)
+            .field("signup_rate_limit", &self.signup_rate_limit)
+            .field("mail_rate_limit", &self.mail_rate_limit)
+            .field("login_rate_limit", &self.login_rate_limit)
+            .field("hash_queue", &self.hash_queue)
+            .field("onboarding_totp", &self.onboarding_totp)
+            .field(
+                "onboarding_profile_required",
+                &self.onboarding_profile_required,
+            )
+            .field(
+                "onboarding_profile_optional",
+                &self.onboarding_profile_optional,
+            )
+            .field("admin_emails", &self.admin_emails)
+            .field("admin_api_keys", &self.admin_api_keys)
+            .field("audit_retention", &self.audit_retention)
+            .field("notify_new_device", &self.notify_new_device)
+            .field("pages", &self.pages)
+            .field("db_wait", &self.db_wait)
+            .field("db_statement_timeout", &self.db_statement_timeout)
+            .field("outage_grace", &self.outage_grace)
+            .field("header_timeout", &self.header_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_client",
+                &self.max_connections_per_client,
+            )
+            .finish()
+    }
+}
+
+/// `url` with the password of its user part, and the value of any `password` query
+/// parameter, replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let mut shown = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let authority = match authority.rsplit_once('@') {
+                Some((user, host)) => match user.split_once(':') {
+                    Some((name, _)) => format!("{name}:***@{host}"),
+                    None => format!("{user}@{host}"),
+                },
+                None => authority.to_owned(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                    format!("{name}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
+    }
+    shown
 }
 
 fn dev_secret_file(database_url: &str) -> PathBuf {

@@ -202,6 +202,50 @@ fn settings_name_what_to_set() {
     assert_eq!(s.token_backend, TokenBackendKind::Jwt);
 }
 
+/// `Settings`' `Debug` (what a `tracing::debug!(?settings)` or a panic prints) shows no
+/// secret: the database URL's password (in the user part or a query parameter), the Redis and
+/// SMTP URLs, the signing and key-sealing secrets.
+#[test]
+fn settings_debug_shows_no_secret() {
+    let s = settings(&[
+        ("AUTH_SIGNING_SECRET", SECRET),
+        (
+            "DATABASE_URL",
+            "postgres://app:pg-pass-1@db.internal:5432/auth?sslmode=require&password=pg-pass-2",
+        ),
+        (
+            "AUTH_REDIS_URL",
+            "redis://:redis-pass-3@cache.internal:6379/",
+        ),
+        (
+            "AUTH_SMTP_URL",
+            "smtps://mailer:smtp-pass-4@smtp.internal:465",
+        ),
+        (
+            "AUTH_JWT_KEYS_SECRET",
+            "keys-secret-5-keys-secret-5-keys-secret-5",
+        ),
+    ])
+    .unwrap();
+    let shown = format!("{s:?}");
+    for secret in [
+        SECRET,
+        "pg-pass-1",
+        "pg-pass-2",
+        "redis-pass-3",
+        "smtp-pass-4",
+        "keys-secret-5",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(
+        shown.contains("postgres://app:***@db.internal:5432/auth?sslmode=require&password=***"),
+        "{shown}"
+    );
+    // The value itself is untouched.
+    assert!(s.database_url.contains("pg-pass-1"));
+}
+
 #[tokio::test]
 async fn sqlite_files_run_in_wal_mode_with_the_chosen_durability() {
     use sea_orm::ConnectionTrait;
