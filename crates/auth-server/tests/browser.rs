@@ -286,6 +286,11 @@ impl Browser {
 
     /// Screenshots of the current page at desktop and phone width, into `docs/pages/`.
     async fn shots(&self, name: &str) {
+        self.shots_of(name, None).await;
+    }
+
+    /// Screenshots as [`shots`](Self::shots), scrolled to the element `id` when given.
+    async fn shots_of(&self, name: &str, id: Option<&str>) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pages");
         std::fs::create_dir_all(&dir).unwrap();
         for (size, width, height) in [("desktop", 1280, 900), ("phone", 390, 844)] {
@@ -293,6 +298,12 @@ impl Browser {
                 .set_window_rect(0, 0, width, height)
                 .await
                 .unwrap();
+            if let Some(id) = id {
+                self.script(&format!(
+                    "document.getElementById('{id}').scrollIntoView({{block: 'center'}}); return true;"
+                ))
+                .await;
+            }
             tokio::time::sleep(Duration::from_millis(150)).await;
             let png = self.screenshot().await;
             std::fs::write(dir.join(format!("{name}-{size}.png")), png).unwrap();
@@ -862,7 +873,7 @@ async fn sign_in_and_account_pages_with_passkeys() {
     let Some(browser) = Browser::launch("pages").await else {
         return;
     };
-    let (base, outbox) = start_on_localhost(&[]).await;
+    let (base, outbox) = start_on_localhost(&[("AUTH_TRUSTED_DEVICE_DAYS", "30")]).await;
     let email = "page@example.com";
     let (s, r) = api(
         &base,
@@ -1076,9 +1087,41 @@ async fn sign_in_and_account_pages_with_passkeys() {
     browser.type_into("#code", "000000").await;
     browser.click("#verify").await;
     assert!(browser.text("code-errors").await.contains("not right"));
+    // Trust this browser (AUTH_TRUSTED_DEVICE_DAYS=30): the account page lists it.
+    assert_eq!(
+        browser
+            .script("return document.getElementById('trust-row').hidden;")
+            .await,
+        Value::Bool(false),
+        "the trust checkbox is offered"
+    );
+    browser.click("#trust").await;
     browser.type_into("#code", &app.generate(now() + 30)).await;
     browser.click("#verify").await;
     browser.path_is("/account").await;
+    browser
+        .until("return !document.getElementById('devices-card').hidden;")
+        .await;
+    browser
+        .shots_of("account-trusted-browser", Some("devices-card"))
+        .await;
+
+    // The trusted browser signs in with the password alone.
+    browser.click("#sign-out").await;
+    browser.path_is("/login").await;
+    browser.type_into("#email", email).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.path_is("/account").await;
+
+    // Forgotten on the account page: the next sign-in asks for the second step again.
+    browser
+        .until("return document.querySelectorAll('#devices button.danger').length === 1;")
+        .await;
+    browser.click("#devices button.danger").await;
+    browser
+        .until("return document.getElementById('devices-card').hidden;")
+        .await;
 
     // Password, then the passkey as the second step.
     browser.click("#sign-out").await;
@@ -1154,7 +1197,7 @@ async fn sign_in_and_account_pages_with_passkeys() {
     assert_eq!(s, 200, "the new password works");
     println!(
         "pages: password sign-in (wrong, right), address confirmed, passkey added, passwordless passkey \
-         sign-in from autofill and from the button, another session signed out, account secured (a stolen session's API key revoked, the passkey kept), TOTP on, password + code, password + passkey, passkey \
+         sign-in from autofill and from the button, another session signed out, account secured (a stolen session's API key revoked, the passkey kept), TOTP on, password + code (trusting the browser), password alone on the trusted browser, the browser forgotten, password + passkey, passkey \
          renamed in place, passkey removed, reset from the mailed link; screenshots in docs/pages/"
     );
     browser.quit().await;
