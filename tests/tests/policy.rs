@@ -200,3 +200,57 @@ fn auth_onboarding_needs_no_database_or_http_unless_asked() {
         );
     }
 }
+
+/// Dependency versions are chosen once, in the workspace root's `[workspace.dependencies]`:
+/// every member names its dependencies with `workspace = true` (adding features of its own),
+/// so two members cannot drift apart on one crate (issue 31: hyper, rustls and their client
+/// stack were pinned in three member manifests).
+#[test]
+fn dependency_versions_only_in_the_workspace_root() {
+    let out = cargo()
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--no-deps",
+        ])
+        .output()
+        .expect("run cargo metadata");
+    assert!(out.status.success());
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let mut pinned = Vec::new();
+    let mut checked = 0;
+    for package in meta["packages"].as_array().expect("packages") {
+        let path = package["manifest_path"].as_str().expect("manifest path");
+        let manifest = std::fs::read_to_string(path).expect("read the manifest");
+        let mut in_dependencies = false;
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_dependencies = line.trim_end_matches(']').ends_with("dependencies");
+                continue;
+            }
+            let Some((name, value)) = line.split_once('=') else {
+                continue;
+            };
+            if !in_dependencies || line.starts_with('#') {
+                continue;
+            }
+            checked += 1;
+            let (name, value) = (name.trim(), value.trim());
+            let inherited = name.ends_with(".workspace") || value.contains("workspace = true");
+            if !inherited && !value.contains("path =") {
+                pinned.push(format!("{path}: {line}"));
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "the check reads the manifests ({checked} entries)"
+    );
+    assert!(
+        pinned.is_empty(),
+        "set these versions in the root Cargo.toml's [workspace.dependencies]:\n{}",
+        pinned.join("\n")
+    );
+}
