@@ -254,3 +254,55 @@ fn dependency_versions_only_in_the_workspace_root() {
         pinned.join("\n")
     );
 }
+
+/// The umbrella's features are documented where its docs are generated from (a `##` comment
+/// above each in `crates/auth/Cargo.toml`, rendered by document-features), and `full` is
+/// every one of them.
+#[test]
+fn umbrella_features_are_documented_and_full_is_everything() {
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/auth/Cargo.toml"
+    ))
+    .expect("read the umbrella's manifest");
+    let section = manifest
+        .split("[features]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [features] table");
+    let (mut features, mut undocumented) = (Vec::new(), Vec::new());
+    let mut documented = false;
+    for line in section.lines().map(str::trim) {
+        if line.starts_with("##") {
+            documented = true;
+            continue;
+        }
+        let Some((name, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        if !name.contains('"') && !name.starts_with('#') {
+            if name != "default" {
+                features.push(name.to_owned());
+                if !documented {
+                    undocumented.push(name.to_owned());
+                }
+            }
+            documented = false;
+        }
+    }
+    assert!(features.len() >= 20, "{features:?}");
+    assert!(
+        undocumented.is_empty(),
+        "undocumented features: {undocumented:?}"
+    );
+    let full = section
+        .split("full = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("a full feature");
+    let missing: Vec<&String> = features
+        .iter()
+        .filter(|f| *f != "full" && !full.contains(&format!("\"{f}\"")))
+        .collect();
+    assert!(missing.is_empty(), "`full` lacks {missing:?}");
+}

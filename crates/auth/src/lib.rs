@@ -2,22 +2,8 @@
 //!
 //! This umbrella crate re-exports the layers an application picks: the core contract and flows
 //! at the root ([`AuthService`], the traits, the in-memory stores), and each layer as a module
-//! behind a feature flag:
-//!
-//! | feature | module | what |
-//! |---|---|---|
-//! | `hash` (default) | [`hash`] | Argon2id, bcrypt, Django's formats, sha-crypt, `MultiHasher` |
-//! | `sign` (default) | [`sign`] | signed values, one-time tokens, password reset, email verification, invites |
-//! | `jwt` | `jwt` | JWT token backend (RFC 8725), revocation on by default |
-//! | `db-users` | `users_db`, `migration` | the users table and `UserStore` on sea-orm; one migrator |
-//! | `db-tokens` | `tokens_db` | opaque tokens in SQL with sessions and reuse detection |
-//! | `mfa` | [`mfa`] | TOTP two-factor, recovery codes, the two-step login |
-//! | `db-mfa` | `mfa::db` | second factors in SQL; their migration joins the migrator |
-//! | `onboarding` | [`onboarding`] | server-driven onboarding flows |
-//! | `db-onboarding` | `onboarding::db` | onboarding sessions in SQL; their migration joins the migrator |
-//! | `sqlite`, `postgres`, `mysql` | | the database drivers to compile |
-//!
-//! The axum integration lives in its own crate (`auth-axum`).
+//! behind a feature flag (see [Features](#features), generated from the crate's `Cargo.toml`;
+//! `full` turns on everything). The axum routes are `auth::axum` (feature `axum`).
 //!
 //! ```
 //! use auth::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
@@ -34,8 +20,18 @@
 //! assert_eq!(auth.authenticate(login.access_token()).await?.email, "alice@example.com");
 //! # Ok::<(), auth::Error>(()) }).unwrap();
 //! ```
+//!
+//! # Features
+#![doc = document_features::document_features!()]
 
 pub use auth_core::*;
+
+/// The axum routes, extractors and hosted-page helpers (feature `axum`): see the `auth-axum`
+/// crate.
+#[cfg(feature = "axum")]
+pub mod axum {
+    pub use auth_axum::*;
+}
 
 /// Password hashers (feature `hash`): see the `auth-hash` crate.
 #[cfg(feature = "hash")]
