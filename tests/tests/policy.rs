@@ -70,7 +70,8 @@ fn normal_tree(package: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn workspace_members() -> Vec<(String, Vec<String>)> {
+/// `cargo metadata` of the workspace's own packages.
+fn metadata() -> serde_json::Value {
     let out = cargo()
         .args([
             "metadata",
@@ -86,7 +87,11 @@ fn workspace_members() -> Vec<(String, Vec<String>)> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    serde_json::from_slice(&out.stdout).expect("metadata JSON")
+}
+
+fn workspace_members() -> Vec<(String, Vec<String>)> {
+    let meta = metadata();
     meta["packages"]
         .as_array()
         .expect("packages")
@@ -207,18 +212,7 @@ fn auth_onboarding_needs_no_database_or_http_unless_asked() {
 /// stack were pinned in three member manifests).
 #[test]
 fn dependency_versions_only_in_the_workspace_root() {
-    let out = cargo()
-        .args([
-            "metadata",
-            "--offline",
-            "--format-version",
-            "1",
-            "--no-deps",
-        ])
-        .output()
-        .expect("run cargo metadata");
-    assert!(out.status.success());
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let meta = metadata();
     let mut pinned = Vec::new();
     let mut checked = 0;
     for package in meta["packages"].as_array().expect("packages") {

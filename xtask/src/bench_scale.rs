@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ConnectionTrait, TransactionTrait};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::bench_server::{ServerProcess, post, rps};
 
@@ -28,7 +28,7 @@ fn count(var: &str, default: usize) -> usize {
 }
 
 /// Kilobytes of a process's resident memory: now and at its peak.
-fn memory_kb(pid: u32) -> (u64, u64) {
+pub(crate) fn memory_kb(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -130,12 +130,7 @@ pub(crate) async fn run() -> Result<(), String> {
     let started = Instant::now();
     let server = ServerProcess::start(&[("DATABASE_URL", url.as_str())]).await?;
     let load = started.elapsed();
-    let ready: Value = reqwest::get(format!("{}/ready", server.base))
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let ready = server.ready().await?;
     let (rss, peak) = memory_kb(server.pid());
     println!(
         "started on {revocations} live revocations and {users} users ({what}): ready, answering from {}, in {:.1} s; \

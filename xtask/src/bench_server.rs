@@ -33,6 +33,16 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// What the server's `/ready` answers now.
+    pub(crate) async fn ready(&self) -> Result<Value, String> {
+        reqwest::get(format!("{}/ready", self.base))
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Starts the release binary beside this one with `vars` (plus a bench secret and no
     /// effective login or sign-up limit) on a free port, and waits for `/health`.
     pub(crate) async fn start(vars: &[(&str, &str)]) -> Result<Self, String> {

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::bench_scale::memory_kb;
 use crate::bench_server::{ServerProcess, post, refresh_chains};
 
 const PASSWORD: &str = "violet-otter-sings-42";
@@ -23,16 +24,6 @@ fn secs(var: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Resident memory of a process now, in kilobytes.
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 pub(crate) async fn run() -> Result<(), String> {
@@ -67,14 +58,9 @@ pub(crate) async fn run() -> Result<(), String> {
         let slice = SAMPLE.min(Duration::from_secs(length - elapsed));
         let (rate, failures) = refresh_chains(&server.base, &creds, CHAINS, slice).await;
         elapsed += slice.as_secs();
-        let ready: Value = reqwest::get(format!("{}/ready", server.base))
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let ready = server.ready().await?;
         let entries = ready["revocations"]["entries"].as_u64().unwrap_or(0);
-        let rss = rss_kb(server.pid()) / 1024;
+        let rss = memory_kb(server.pid()).0 / 1024;
         println!("{elapsed:>5} s {rate:>13.0} {failures:>10} {entries:>16} {rss:>13}");
         samples.push((elapsed, rss, entries));
     }

@@ -284,6 +284,15 @@ impl Browser {
         png
     }
 
+    /// Signs out from the account page and in again with `email` and the password.
+    async fn sign_out_and_in(&self, email: &str) {
+        self.click("#sign-out").await;
+        self.path_is("/login").await;
+        self.type_into("#email", email).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("#sign-in").await;
+    }
+
     /// Screenshots of the current page at desktop and phone width, into `docs/pages/`.
     async fn shots(&self, name: &str) {
         self.shots_of(name, None).await;
@@ -1075,11 +1084,7 @@ async fn sign_in_and_account_pages_with_passkeys() {
     assert_eq!(browser.text("mfa-state").await, "On");
 
     // Password, then the code.
-    browser.click("#sign-out").await;
-    browser.path_is("/login").await;
-    browser.type_into("#email", email).await;
-    browser.type_into("#password", PASSWORD).await;
-    browser.click("#sign-in").await;
+    browser.sign_out_and_in(email).await;
     browser
         .until("return !document.getElementById('code-step').hidden;")
         .await;
@@ -1107,11 +1112,7 @@ async fn sign_in_and_account_pages_with_passkeys() {
         .await;
 
     // The trusted browser signs in with the password alone.
-    browser.click("#sign-out").await;
-    browser.path_is("/login").await;
-    browser.type_into("#email", email).await;
-    browser.type_into("#password", PASSWORD).await;
-    browser.click("#sign-in").await;
+    browser.sign_out_and_in(email).await;
     browser.path_is("/account").await;
 
     // Forgotten on the account page: the next sign-in asks for the second step again.
@@ -1124,11 +1125,7 @@ async fn sign_in_and_account_pages_with_passkeys() {
         .await;
 
     // Password, then the passkey as the second step.
-    browser.click("#sign-out").await;
-    browser.path_is("/login").await;
-    browser.type_into("#email", email).await;
-    browser.type_into("#password", PASSWORD).await;
-    browser.click("#sign-in").await;
+    browser.sign_out_and_in(email).await;
     browser
         .until("return !document.getElementById('code-step').hidden;")
         .await;

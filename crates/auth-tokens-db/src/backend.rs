@@ -683,6 +683,14 @@ struct Rotation {
 }
 
 impl Rotation {
+    /// When the successor pair expires: its lifetimes from now, never past the session's end.
+    fn expiries(&self) -> (OffsetDateTime, OffsetDateTime) {
+        (
+            Ord::min(add(self.now, self.lifetimes.access()), self.absolute),
+            Ord::min(add(self.now, self.lifetimes.refresh()), self.absolute),
+        )
+    }
+
     /// SQLite: the rotation as one script of statements, each applied only if the statement
     /// before it changed exactly one row (`changes() = 1`, which counts the last *completed*
     /// statement): the conditional consumption decides, and a loser writes nothing. Its
@@ -693,8 +701,7 @@ impl Rotation {
         use sea_orm::sea_query::{Query, SqliteQueryBuilder};
         let chained = || Expr::cust("changes() = 1");
         let (access, refresh) = &self.tokens;
-        let access_exp = Ord::min(add(self.now, self.lifetimes.access()), self.absolute);
-        let refresh_exp = Ord::min(add(self.now, self.lifetimes.refresh()), self.absolute);
+        let (access_exp, refresh_exp) = self.expiries();
         let access_hash = random::sha256_hex(access);
         let insert = |hash: String, kind: &str, expires: OffsetDateTime, paired: Option<String>| {
             let values = Query::select()
@@ -853,8 +860,7 @@ impl Rotation {
     async fn apply_postgres(&self, conn: &DatabaseConnection) -> Result<Option<TokenPair>> {
         use sea_orm::Value;
         let (access, refresh) = &self.tokens;
-        let access_exp = Ord::min(add(self.now, self.lifetimes.access()), self.absolute);
-        let refresh_exp = Ord::min(add(self.now, self.lifetimes.refresh()), self.absolute);
+        let (access_exp, refresh_exp) = self.expiries();
         let access_hash = random::sha256_hex(access);
         let mut values: Vec<Value> = vec![
             self.now.into(),                    // $1

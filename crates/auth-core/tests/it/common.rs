@@ -73,3 +73,36 @@ impl Harness {
         self.events.lock().unwrap().clear();
     }
 }
+
+/// A second factor every account has, answered by the code `123456` (the challenge names the
+/// user).
+pub(crate) struct CodeGate;
+
+#[auth_core::async_trait]
+impl auth_core::SecondFactorGate for CodeGate {
+    async fn is_required(&self, _user: &auth_core::UserId) -> auth_core::Result<bool> {
+        Ok(true)
+    }
+    async fn open_challenge(
+        &self,
+        user: &auth_core::UserId,
+    ) -> auth_core::Result<auth_core::Challenge> {
+        Ok(auth_core::Challenge::new(
+            auth_core::SecretString::new(format!("challenge-{user}")),
+            std::time::Duration::from_secs(300),
+        ))
+    }
+    async fn answer_challenge(
+        &self,
+        challenge: &str,
+        code: &str,
+    ) -> auth_core::Result<auth_core::UserId> {
+        match (challenge.strip_prefix("challenge-"), code) {
+            (Some(user), "123456") => Ok(auth_core::UserId::new(user)),
+            _ => Err(auth_core::Error::InvalidCredentials),
+        }
+    }
+    async fn remove_all(&self, _user: &auth_core::UserId) -> auth_core::Result<()> {
+        Ok(())
+    }
+}

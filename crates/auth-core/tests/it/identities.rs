@@ -194,32 +194,12 @@ async fn inactive_accounts_and_second_factors() {
 /// password or code sign-in; another account's device, a forged one and a forgotten one do not.
 #[tokio::test]
 async fn a_trusted_device_skips_the_factor_on_provider_sign_ins() {
-    struct Everyone;
-    #[async_trait]
-    impl SecondFactorGate for Everyone {
-        async fn is_required(&self, _: &UserId) -> Result<bool> {
-            Ok(true)
-        }
-        async fn open_challenge(&self, user: &UserId) -> Result<Challenge> {
-            Ok(Challenge::new(
-                SecretString::new(format!("c-{user}")),
-                std::time::Duration::from_secs(60),
-            ))
-        }
-        async fn answer_challenge(&self, challenge: &str, code: &str) -> Result<UserId> {
-            match (challenge.strip_prefix("c-"), code) {
-                (Some(user), "123456") => Ok(UserId::new(user)),
-                _ => Err(Error::InvalidCredentials),
-            }
-        }
-        async fn remove_all(&self, _: &UserId) -> Result<()> {
-            Ok(())
-        }
-    }
-    let auth = service().with_second_factor(Everyone).with_trusted_devices(
-        auth_core::MemoryTrustedDevices::new(),
-        std::time::Duration::from_secs(86_400),
-    );
+    let auth = service()
+        .with_second_factor(crate::common::CodeGate)
+        .with_trusted_devices(
+            auth_core::MemoryTrustedDevices::new(),
+            std::time::Duration::from_secs(86_400),
+        );
     let trust = |id: ProviderIdentity| {
         let auth = auth.clone();
         async move {

@@ -367,32 +367,10 @@ async fn codes_are_bound_to_their_request() {
 /// at a password sign-in; without it, or once forgotten, the factor is asked again (issue 29).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_device_skips_the_factor_on_code_and_link_sign_ins() {
-    struct Always;
-    #[async_trait]
-    impl SecondFactorGate for Always {
-        async fn is_required(&self, _user: &UserId) -> Result<bool> {
-            Ok(true)
-        }
-        async fn open_challenge(&self, user: &UserId) -> Result<Challenge> {
-            Ok(Challenge::new(
-                SecretString::new(format!("challenge-{user}")),
-                Duration::from_secs(300),
-            ))
-        }
-        async fn answer_challenge(&self, challenge: &str, code: &str) -> Result<UserId> {
-            match (challenge.strip_prefix("challenge-"), code) {
-                (Some(user), "123456") => Ok(UserId::new(user)),
-                _ => Err(Error::InvalidCredentials),
-            }
-        }
-        async fn remove_all(&self, _user: &UserId) -> Result<()> {
-            Ok(())
-        }
-    }
     let clock = FixedClock::from_unix(1_800_000_000);
     let (auth, mail) = service(&clock);
     let auth = auth
-        .with_second_factor(Always)
+        .with_second_factor(crate::common::CodeGate)
         .with_trusted_devices(MemoryTrustedDevices::new(), Duration::from_secs(86_400));
     auth.register("t@example.com", PASSWORD).await.unwrap();
     let by_code = |device: Option<String>| {
