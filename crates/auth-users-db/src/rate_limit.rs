@@ -157,6 +157,13 @@ impl DbRateLimiter {
     }
 }
 
+/// An attempt granted with `remaining` left after it (at least one unless it was the last).
+fn allowed(remaining: i32) -> RateLimitStatus {
+    RateLimitStatus::Allowed {
+        remaining: u32::try_from(remaining).unwrap_or(0),
+    }
+}
+
 fn limited(now: OffsetDateTime, until: OffsetDateTime) -> RateLimitStatus {
     let wait = Duration::try_from(until - now).unwrap_or(Duration::ZERO);
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -191,39 +198,90 @@ impl RateLimiter for DbRateLimiter {
         let window_floor = now - Self::span(self.policy.window());
         let max = i32::try_from(self.policy.max_attempts()).unwrap_or(i32::MAX);
         let lock_at = now + Self::span(self.policy.lockout());
-        // A few rounds at most: each round either takes an attempt, refuses, or moves the row
-        // to a state (created, rolled over) in which the next round decides.
+        // The row is read first, and each write is conditional on what was read, so a locked
+        // key is refused by a read alone (a flood of refused attempts takes no write lock, which
+        // on SQLite every other writer would wait for), and an attempt costs one write. A few
+        // rounds at most: a write that finds the row changed under it reads again.
         for _ in 0..6 {
-            // The guard itself, in conditional statements that each decide alone. First an
-            // attempt that is not the key's last: from an unlocked key in its current window,
-            // while at least one more would be left after it.
+            let Some(r) = self.row(&key).await? else {
+                // No row: the first attempt creates it; a duplicate means another caller made
+                // it first, so read again.
+                let last = max <= 1;
+                let insert = Query::insert()
+                    .into_table(AuthRateLimits::Table)
+                    .columns([
+                        AuthRateLimits::Key,
+                        AuthRateLimits::Failures,
+                        AuthRateLimits::WindowStart,
+                        AuthRateLimits::LockedUntil,
+                    ])
+                    .values_panic([
+                        key.as_str().into(),
+                        1.into(),
+                        now.into(),
+                        last.then_some(lock_at).into(),
+                    ])
+                    .to_owned();
+                match self.db.execute(&insert).await {
+                    Ok(_) => return Ok(allowed(max - 1)),
+                    Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                        continue;
+                    }
+                    Err(e) => return Err(Error::backend("reserving an attempt", e)),
+                }
+            };
+            if let Some(until) = r.locked_until.filter(|u| *u > now) {
+                return Ok(limited(now, until));
+            }
+            if r.locked_until.is_some() || r.window_start <= window_floor {
+                // An ended lockout or window: this attempt is the first of a new one.
+                // Conditional on the state just read, so concurrent callers roll the key over
+                // once.
+                let fresh = Query::update()
+                    .table(AuthRateLimits::Table)
+                    .value(AuthRateLimits::Failures, 1)
+                    .value(AuthRateLimits::WindowStart, now)
+                    .value(AuthRateLimits::LockedUntil, (max <= 1).then_some(lock_at))
+                    .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
+                    .and_where(
+                        Expr::col(AuthRateLimits::LockedUntil)
+                            .lte(now)
+                            .or(Expr::col(AuthRateLimits::LockedUntil)
+                                .is_null()
+                                .and(Expr::col(AuthRateLimits::WindowStart).lte(window_floor))),
+                    )
+                    .to_owned();
+                if self.update(fresh).await? == 1 {
+                    return Ok(allowed(max - 1));
+                }
+                continue;
+            }
+            // A live window: an attempt that is not the key's last while at least one more
+            // would be left after it (whatever others take meanwhile: the condition is on the
+            // count at the time of the write) ...
             let live = |q: &mut sea_orm::sea_query::UpdateStatement| {
                 q.table(AuthRateLimits::Table)
                     .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
                     .and_where(Expr::col(AuthRateLimits::LockedUntil).is_null())
                     .and_where(Expr::col(AuthRateLimits::WindowStart).gt(window_floor));
             };
-            let mut take = Query::update();
-            live(&mut take);
-            take.value(
-                AuthRateLimits::Failures,
-                Expr::col(AuthRateLimits::Failures).add(1),
-            )
-            .and_where(Expr::col(AuthRateLimits::Failures).add(1).lt(max));
-            if self.update(take).await? == 1 {
-                // Not the last: at least one attempt is left, whatever others took since.
-                let row = self.row(&key).await?;
-                let remaining = Ord::max(
-                    row.as_ref()
-                        .map_or(max - 1, |r| max.saturating_sub(r.failures)),
-                    1,
-                );
-                return Ok(RateLimitStatus::Allowed {
-                    remaining: u32::try_from(remaining).unwrap_or(1),
-                });
+            if r.failures + 1 < max {
+                let mut take = Query::update();
+                live(&mut take);
+                take.value(
+                    AuthRateLimits::Failures,
+                    Expr::col(AuthRateLimits::Failures).add(1),
+                )
+                .and_where(Expr::col(AuthRateLimits::Failures).add(1).lt(max));
+                if self.update(take).await? == 1 {
+                    // At least one is left, whatever others took since the read.
+                    return Ok(allowed(max - r.failures - 1));
+                }
+                continue;
             }
-            // Then the last attempt, which locks the key: exactly one caller takes it, so one
-            // lockout is reported once (one event, one mail).
+            // ... or the last attempt, which locks the key: exactly one caller takes it, so
+            // one lockout is reported once (one event, one mail). A row whose attempts are
+            // used up but which is not locked (written by an older version) is locked here too.
             let mut last = Query::update();
             live(&mut last);
             last.value(AuthRateLimits::LockedUntil, Some(lock_at))
@@ -235,75 +293,16 @@ impl RateLimiter for DbRateLimiter {
             if self.update(last).await? == 1 {
                 return Ok(RateLimitStatus::Allowed { remaining: 0 });
             }
-            let row = self.row(&key).await?;
-            match row {
-                None => {
-                    // A row to take from; a duplicate means another caller made it first.
-                    let insert = Query::insert()
-                        .into_table(AuthRateLimits::Table)
-                        .columns([
-                            AuthRateLimits::Key,
-                            AuthRateLimits::Failures,
-                            AuthRateLimits::WindowStart,
-                        ])
-                        .values_panic([key.as_str().into(), 0.into(), now.into()])
-                        .to_owned();
-                    match self.db.execute(&insert).await {
-                        Ok(_) => {}
-                        Err(e)
-                            if matches!(
-                                e.sql_err(),
-                                Some(SqlErr::UniqueConstraintViolation(_))
-                            ) => {}
-                        Err(e) => return Err(Error::backend("reserving an attempt", e)),
-                    }
-                }
-                Some(r) if r.locked_until.is_some_and(|u| u > now) => {
-                    return Ok(limited(now, r.locked_until.unwrap_or(now)));
-                }
-                Some(r) if r.locked_until.is_some() || r.window_start <= window_floor => {
-                    // An ended lockout or window: start afresh. Conditional on the state just
-                    // read, so concurrent callers roll the key over once.
-                    self.update(
-                        Query::update()
-                            .table(AuthRateLimits::Table)
-                            .value(AuthRateLimits::LockedUntil, Option::<OffsetDateTime>::None)
-                            .value(AuthRateLimits::Failures, 0)
-                            .value(AuthRateLimits::WindowStart, now)
-                            .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
-                            .and_where(
-                                Expr::col(AuthRateLimits::LockedUntil)
-                                    .lte(now)
-                                    .or(Expr::col(AuthRateLimits::LockedUntil).is_null().and(
-                                        Expr::col(AuthRateLimits::WindowStart).lte(window_floor),
-                                    )),
-                            )
-                            .to_owned(),
-                    )
-                    .await?;
-                }
-                Some(r) if r.failures < max => {
-                    // The row appeared (another caller inserted it) after our take ran: take
-                    // again.
-                }
-                Some(_) => {
-                    // Attempts used up, not yet locked (a row written by an older version):
-                    // lock it now.
-                    self.update(
-                        Query::update()
-                            .table(AuthRateLimits::Table)
-                            .value(AuthRateLimits::LockedUntil, Some(lock_at))
-                            .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
-                            .and_where(Expr::col(AuthRateLimits::LockedUntil).is_null())
-                            .to_owned(),
-                    )
-                    .await?;
-                    let row = self.row(&key).await?;
-                    return Ok(match self.status(row.as_ref(), now) {
-                        RateLimitStatus::Allowed { .. } => limited(now, lock_at),
-                        status => status,
-                    });
-                }
+            if r.failures >= max {
+                self.update(
+                    Query::update()
+                        .table(AuthRateLimits::Table)
+                        .value(AuthRateLimits::LockedUntil, Some(lock_at))
+                        .and_where(Expr::col(AuthRateLimits::Key).eq(key.as_str()))
+                        .and_where(Expr::col(AuthRateLimits::LockedUntil).is_null())
+                        .to_owned(),
+                )
+                .await?;
             }
         }
         // Still undecided after several rounds of contention: refuse rather than guess.
