@@ -853,6 +853,33 @@ impl EventBus {
             .is_some_and(|h| !h.is_empty())
     }
 
+    /// Emits `event` in a task of its own, after the caller's answer (a mail that must not
+    /// make the answer wait, or tell by its timing that an account exists). The task carries
+    /// the [`RequestContext`](crate::RequestContext) of the request being served, so its audit
+    /// entry keeps the client's address and user agent. Needs a Tokio runtime.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEvent, AuthEventKind, EventBus, RequestContext, SessionMeta, UserId};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let bus = EventBus::new();
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// let tx = std::sync::Mutex::new(Some(tx));
+    /// bus.on_fn(AuthEventKind::PasswordChanged, move |_e| {
+    ///     let ip = RequestContext::current().and_then(|c| c.meta.ip);
+    ///     if let Some(tx) = tx.lock().unwrap().take() { tx.send(ip).ok(); }
+    ///     async { Ok(()) }
+    /// });
+    /// let ctx = RequestContext::new(SessionMeta::new().with_ip("203.0.113.9".parse().unwrap()));
+    /// ctx.scope(async { bus.emit_detached(AuthEvent::PasswordChanged { user_id: UserId::new("1") }) }).await;
+    /// assert_eq!(rx.await.unwrap().unwrap().to_string(), "203.0.113.9");
+    /// # });
+    /// ```
+    pub fn emit_detached(&self, event: AuthEvent) {
+        let bus = self.clone();
+        let ctx = crate::RequestContext::current().unwrap_or_default();
+        tokio::spawn(ctx.scope(async move { bus.emit(event).await }));
+    }
+
     /// Logs the event and runs its handlers; never fails. The log line shows login
     /// identifiers and limiter keys only hashed ([`crate::redact_identifier`]): what a client
     /// typed into an email field may be a password.

@@ -64,8 +64,9 @@ pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
     AccountStatus, AddressProof, ApiKeyAuth, AuthResult, AuthService, Challenge, ClaimReport,
-    IssuedApiKey, LoginOptions, LoginOutcome, MAGIC_CODE_GUESSES, MAGIC_LINK_LIFETIME,
-    MAX_PASSKEY_NAME, NewApiKey, SecondFactorGate, ServiceParts, client_bucket, redact_identifier,
+    Grant, IssuedApiKey, LoginOptions, LoginOutcome, MAGIC_CODE_GUESSES, MAGIC_LINK_LIFETIME,
+    MAX_PASSKEY_NAME, NewApiKey, SecondFactorGate, ServiceParts, Throttle, client_bucket,
+    redact_identifier,
 };
 pub use token::{
     AllowAll, Claims, DEFAULT_REUSE_WINDOW, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH,

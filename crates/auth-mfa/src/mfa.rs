@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use auth_core::{
     AuthEvent, AuthResult, AuthService, AuthUser, Clock, ConfigError, Error, EventBus,
-    LoginOptions, MAX_TOKEN_LENGTH, MemoryRateLimiter, RateLimitPolicy, RateLimitStatus,
-    RateLimiter, Result, SecondFactorGate, SecretString, SharedClock, SystemClock, UserId,
-    async_trait, random,
+    LoginOptions, MAX_TOKEN_LENGTH, MemoryRateLimiter, RateLimitPolicy, RateLimiter, Result,
+    SecondFactorGate, SecretString, SharedClock, SystemClock, Throttle, UserId, async_trait,
+    random,
 };
 use time::OffsetDateTime;
 
@@ -696,11 +696,7 @@ impl Mfa {
 
     async fn open(&self, user: &UserId) -> Result<MfaChallenge> {
         // A locked factor opens no challenge (the password was right, the factor is not).
-        if let RateLimitStatus::Limited { retry_after } =
-            self.inner.limiter.check(&limit_key(user)).await?
-        {
-            return Err(Error::RateLimited { retry_after });
-        }
+        self.throttle().peek(&limit_key(user)).await?;
         let token = random::token(32);
         let ttl = self.inner.config.challenge_ttl;
         let expires_at =
@@ -747,29 +743,17 @@ impl Mfa {
         u64::try_from(self.now().unix_timestamp()).unwrap_or(0)
     }
 
+    /// The service's throttle on this factor's limiter and bus: its refusals and lockouts
+    /// are the same `RateLimitExceeded` and `AccountLocked` events as every other throttle's.
+    fn throttle(&self) -> Throttle {
+        Throttle::new(Arc::clone(&self.inner.limiter), self.inner.events.clone())
+    }
+
     /// Reserves one code check for the user before it runs (atomically: N concurrent
-    /// guesses get at most the policy's attempts).
-    /// A limiter that cannot answer refuses the check (fail closed), as the service does.
+    /// guesses get at most the policy's attempts); a limiter that cannot answer refuses the
+    /// check (fail closed). `true` when the check used the last attempt.
     async fn reserve(&self, user: &UserId) -> Result<bool> {
-        let status = match self.inner.limiter.acquire(&limit_key(user)).await {
-            Ok(status) => status,
-            Err(e) => {
-                tracing::error!(
-                    user_id = %user,
-                    error = %e,
-                    "the second factor's rate limiter cannot be reached: the check is refused (fail closed)"
-                );
-                return Err(Error::RateLimited {
-                    retry_after: Duration::from_secs(5),
-                });
-            }
-        };
-        match status {
-            RateLimitStatus::Allowed { remaining } => Ok(remaining == 0),
-            status => Err(Error::RateLimited {
-                retry_after: status.retry_after().unwrap_or(Duration::from_secs(1)),
-            }),
-        }
+        Ok(self.throttle().reserve(&limit_key(user)).await?.is_last())
     }
 
     /// After a failed check (already counted by [`reserve`](Self::reserve)): the event, and
@@ -782,14 +766,7 @@ impl Mfa {
             })
             .await;
         if last {
-            tracing::warn!(user_id = %user, "second factor locked after repeated failures");
-            self.inner
-                .events
-                .emit(AuthEvent::AccountLocked {
-                    identifier: limit_key(user),
-                    retry_after: self.inner.limiter.policy().lockout(),
-                })
-                .await;
+            self.throttle().locked(&limit_key(user)).await;
         }
         Error::InvalidCredentials
     }

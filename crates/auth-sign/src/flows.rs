@@ -175,8 +175,7 @@ impl<U: AuthUser> PasswordResetService<U> {
                 };
                 // Deliver in the background: the caller's answer must not wait for the mailer,
                 // or its timing would tell which emails have accounts.
-                let events = self.auth.events().clone();
-                tokio::spawn(async move { events.emit(event).await });
+                self.auth.events().emit_detached(event);
             }
             None => {
                 // The same signing work for an unknown or inactive account.

@@ -32,7 +32,7 @@ pub use admin::AccountStatus;
 pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};
 pub use magic_link::{MAGIC_CODE_GUESSES, MAGIC_LINK_LIFETIME};
 pub use ownership::{AddressProof, ClaimReport};
-pub use throttle::{client_bucket, redact_identifier};
+pub use throttle::{Grant, Throttle, client_bucket, redact_identifier};
 
 use std::fmt;
 use std::sync::Arc;

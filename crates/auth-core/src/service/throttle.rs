@@ -7,10 +7,11 @@
 //! is the key `login:#<sha-256>`, never another throttle's key.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::events::AuthEvent;
+use crate::events::{AuthEvent, EventBus};
 use crate::random::sha256_hex;
 use crate::rate_limit::{RateLimitStatus, RateLimiter};
 use crate::user::AuthUser;
@@ -87,10 +88,159 @@ pub fn redact_identifier(key: &str) -> String {
 /// What a refused attempt is told to wait while the limiter's store is unreachable.
 const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
-/// One attempt reserved from a limiter; `last` when it used the key's final attempt.
+/// One attempt reserved from a limiter ([`Throttle::reserve`]).
+///
+/// ```
+/// # use auth_core::{EventBus, MemoryRateLimiter, RateLimitPolicy, Throttle};
+/// # use std::sync::Arc;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let throttle = Throttle::new(Arc::new(MemoryRateLimiter::new(RateLimitPolicy::default())), EventBus::new());
+/// assert!(!throttle.reserve("mfa:1").await?.is_last());
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Grant {
+pub struct Grant {
     pub(crate) last: bool,
+}
+
+impl Grant {
+    /// Whether this attempt used the key's final one: if it fails, the key is now locked
+    /// (say so with [`Throttle::locked`]).
+    #[must_use]
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+}
+
+/// The service's throttle for a limiter of a layer's own (auth-mfa's `mfa:` keys): the same
+/// reservation before the work, the same fail-closed answer when the limiter cannot be reached,
+/// and the same `RateLimitExceeded` and `AccountLocked` events (so the audit log sees every
+/// lockout) as [`AuthService`]'s own throttles.
+///
+/// ```
+/// # use auth_core::*;
+/// # use std::sync::Arc;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let events = EventBus::new();
+/// let throttle = Throttle::new(Arc::new(MemoryRateLimiter::new(RateLimitPolicy::default())), events.clone());
+/// for _ in 0..4 {
+///     assert!(!throttle.reserve("mfa:7").await?.is_last());
+/// }
+/// let grant = throttle.reserve("mfa:7").await?;
+/// assert!(grant.is_last()); // the code was wrong: say the key is locked
+/// throttle.locked("mfa:7").await;
+/// assert!(matches!(throttle.reserve("mfa:7").await, Err(Error::RateLimited { .. })));
+/// assert!(matches!(throttle.peek("mfa:7").await, Err(Error::RateLimited { .. })));
+/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Throttle {
+    limiter: Arc<dyn RateLimiter>,
+    events: EventBus,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("policy", &self.limiter.policy())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Throttle {
+    /// A throttle counting in `limiter` and telling `events` (share the service's bus).
+    #[must_use]
+    pub fn new(limiter: Arc<dyn RateLimiter>, events: EventBus) -> Self {
+        Self { limiter, events }
+    }
+
+    /// The limiter it counts in (to [`reset`](RateLimiter::reset) a key after a success).
+    #[must_use]
+    pub fn limiter(&self) -> &dyn RateLimiter {
+        self.limiter.as_ref()
+    }
+
+    /// Reserves one attempt on `key` before the work it guards, or refuses.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RateLimited`] (with the `RateLimitExceeded` event) while the key is locked or
+    /// when the limiter cannot be reached (fail closed); a storage failure as itself.
+    pub async fn reserve(&self, key: &str) -> Result<Grant> {
+        reserve_on(self.limiter.as_ref(), &self.events, key).await
+    }
+
+    /// Whether `key` is free now, counting nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RateLimited`] while it is locked or when the limiter cannot be reached.
+    pub async fn peek(&self, key: &str) -> Result<()> {
+        peek_on(self.limiter.as_ref(), key).await
+    }
+
+    /// After a failed attempt whose grant [was the last](Grant::is_last): the
+    /// `AccountLocked` event.
+    pub async fn locked(&self, key: &str) {
+        locked_on(self.limiter.as_ref(), &self.events, key).await;
+    }
+}
+
+/// What a limiter that cannot answer means for an attempt: refused, as a short rate limit
+/// (an unthrottled credential check is what an attacker would wait for), or a storage failure
+/// said as such.
+fn unreachable(key: &str, e: Error) -> Error {
+    if e.is_storage_failure() {
+        return e;
+    }
+    tracing::error!(
+        key = %redact_identifier(key),
+        error = %e,
+        "the rate limiter cannot be reached: the attempt is refused (fail closed)"
+    );
+    Error::RateLimited {
+        retry_after: Duration::from_secs(UNAVAILABLE_RETRY_SECS),
+    }
+}
+
+async fn reserve_on(limiter: &dyn RateLimiter, events: &EventBus, key: &str) -> Result<Grant> {
+    let status = limiter
+        .acquire(key)
+        .await
+        .map_err(|e| unreachable(key, e))?;
+    match status {
+        RateLimitStatus::Allowed { remaining } => Ok(Grant {
+            last: remaining == 0,
+        }),
+        RateLimitStatus::Limited { retry_after } => {
+            tracing::info!(key = %redact_identifier(key), retry_after_s = retry_after.as_secs(), "attempt refused by rate limit");
+            events
+                .emit(AuthEvent::RateLimitExceeded {
+                    identifier: key.to_owned(),
+                    retry_after,
+                })
+                .await;
+            Err(Error::RateLimited { retry_after })
+        }
+    }
+}
+
+async fn peek_on(limiter: &dyn RateLimiter, key: &str) -> Result<()> {
+    match limiter.check(key).await.map_err(|e| unreachable(key, e))? {
+        RateLimitStatus::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+        RateLimitStatus::Allowed { .. } => Ok(()),
+    }
+}
+
+async fn locked_on(limiter: &dyn RateLimiter, events: &EventBus, key: &str) {
+    let retry_after: Duration = limiter.policy().lockout();
+    tracing::warn!(key = %redact_identifier(key), retry_after_s = retry_after.as_secs(), "rate limit key locked");
+    events
+        .emit(AuthEvent::AccountLocked {
+            identifier: key.to_owned(),
+            retry_after,
+        })
+        .await;
 }
 
 impl<U: AuthUser> AuthService<U> {
@@ -103,37 +253,7 @@ impl<U: AuthUser> AuthService<U> {
     /// limiter whose storage refuses writes (a full disk, a read-only database) refuses with
     /// that error instead ([`Error::is_storage_failure`]), so it is not mistaken for a limit.
     pub(crate) async fn reserve(&self, limiter: &dyn RateLimiter, key: &str) -> Result<Grant> {
-        let status = match limiter.acquire(key).await {
-            Ok(status) => status,
-            // Storage that refuses writes is said as such (503 storage_unavailable), not as a
-            // rate limit: the attempt is refused all the same.
-            Err(e) if e.is_storage_failure() => return Err(e),
-            Err(e) => {
-                tracing::error!(
-                    key = %redact_identifier(key),
-                    error = %e,
-                    "the rate limiter cannot be reached: the attempt is refused (fail closed)"
-                );
-                return Err(Error::RateLimited {
-                    retry_after: Duration::from_secs(UNAVAILABLE_RETRY_SECS),
-                });
-            }
-        };
-        match status {
-            RateLimitStatus::Allowed { remaining } => Ok(Grant {
-                last: remaining == 0,
-            }),
-            RateLimitStatus::Limited { retry_after } => {
-                tracing::info!(key = %redact_identifier(key), retry_after_s = retry_after.as_secs(), "attempt refused by rate limit");
-                self.events
-                    .emit(AuthEvent::RateLimitExceeded {
-                        identifier: key.to_owned(),
-                        retry_after,
-                    })
-                    .await;
-                Err(Error::RateLimited { retry_after })
-            }
-        }
+        reserve_on(limiter, &self.events, key).await
     }
 
     /// After a failed attempt that used a key's last attempt: the key is now locked.
@@ -176,31 +296,10 @@ impl<U: AuthUser> AuthService<U> {
     /// Whether `key` is free now, without counting anything: `RateLimited` when it is locked
     /// or when the limiter cannot be asked (fail closed, as [`reserve`](Self::reserve) does).
     pub(super) async fn peek(&self, limiter: &dyn RateLimiter, key: &str) -> Result<()> {
-        match limiter.check(key).await {
-            Ok(RateLimitStatus::Limited { retry_after }) => Err(Error::RateLimited { retry_after }),
-            Ok(_) => Ok(()),
-            Err(e) if e.is_storage_failure() => Err(e),
-            Err(e) => {
-                tracing::error!(
-                    key = %redact_identifier(key),
-                    error = %e,
-                    "the rate limiter cannot be reached: the attempt is refused (fail closed)"
-                );
-                Err(Error::RateLimited {
-                    retry_after: Duration::from_secs(UNAVAILABLE_RETRY_SECS),
-                })
-            }
-        }
+        peek_on(limiter, key).await
     }
 
     pub(crate) async fn locked(&self, limiter: &dyn RateLimiter, key: &str) {
-        let retry_after: Duration = limiter.policy().lockout();
-        tracing::warn!(key = %redact_identifier(key), retry_after_s = retry_after.as_secs(), "rate limit key locked");
-        self.events
-            .emit(AuthEvent::AccountLocked {
-                identifier: key.to_owned(),
-                retry_after,
-            })
-            .await;
+        locked_on(limiter, &self.events, key).await;
     }
 }

@@ -323,6 +323,9 @@ async fn repeated_failures_lock_the_factor_then_unlock() {
         panic!("{locked:?}")
     };
     assert!(retry_after <= Duration::from_secs(900) && retry_after > Duration::from_secs(800));
+    // The refusal is the service's throttle's: the same event every other throttle emits, so
+    // it reaches the audit log.
+    assert!(s.kinds().contains(&AuthEventKind::RateLimitExceeded));
     // The lockout also stops new challenges.
     assert!(matches!(
         s.mfa

@@ -409,3 +409,41 @@ fn flows_need_a_signing_secret() {
     assert!(err.to_string().contains("AUTH_SIGNING_SECRET"));
     assert!(EmailVerificationService::new(auth).is_err());
 }
+
+/// The reset mail goes out after the answer, in a task of its own; its audit entry still
+/// carries the address and user agent of the request that asked for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_requests_audit_entry_keeps_the_clients_address() {
+    let mut e = env();
+    let store = auth_core::MemoryAuditStore::new();
+    auth_core::AuditLog::new(store.clone()).install(e.auth.events());
+    let carol = e
+        .auth
+        .register("carol@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let meta = auth_core::SessionMeta::new()
+        .with_ip("203.0.113.77".parse().unwrap())
+        .with_user_agent("reset-test/1");
+    auth_core::RequestContext::new(meta)
+        .scope(e.reset.request("carol@example.com"))
+        .await
+        .unwrap();
+    next_reset_token(&mut e.mail).await;
+    // The audit handler runs after the mail's, in the same background task.
+    let query = auth_core::AuditQuery::for_user(carol.id.clone());
+    let mut entry = None;
+    for _ in 0..500 {
+        let entries = auth_core::AuditStore::list(&store, &query).await.unwrap();
+        entry = entries
+            .into_iter()
+            .find(|x| x.kind == "password_reset_requested");
+        if entry.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let entry = entry.expect("the request is in the audit log");
+    assert_eq!(entry.ip.as_deref(), Some("203.0.113.77"));
+    assert_eq!(entry.user_agent.as_deref(), Some("reset-test/1"));
+}
