@@ -89,7 +89,7 @@ fn status_of(error: &Error) -> StatusCode {
             Error::MfaRequired => StatusCode::FORBIDDEN,
             Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::ReauthenticationRequired { .. } => StatusCode::FORBIDDEN,
             Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -154,6 +154,10 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": "forbidden", "detail": detail})),
             )
                 .into_response(),
+            Error::ReauthenticationRequired { max_age } => Rejection::ReauthenticationRequired {
+                max_age: i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+            }
+            .into_response(),
             Error::Backend(e) if e.is_storage_failure() => {
                 // Storage refuses writes until an operator frees space or permission.
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e), "storage refuses writes");

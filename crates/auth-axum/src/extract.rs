@@ -78,6 +78,41 @@ where
     }
 }
 
+/// A fresh sign-in: the user and the claims of a Bearer token whose password (or second-factor)
+/// entry is within the service's window (`AuthService::with_fresh_login_window`, 15 minutes
+/// by default). The service decides ([`AuthService::authenticate_fresh`]): the token is verified
+/// once, and a stale one is refused with 403 `reauthentication_required` (and `max_age`), a
+/// missing or invalid one with 401. For routes that add a credential or change the ways in.
+///
+/// ```
+/// use auth_axum::Fresh;
+/// use auth_core::{AuthUser, SignedIn, User};
+/// async fn add_key(Fresh(SignedIn { user, .. }): Fresh<User>) -> String {
+///     user.email().to_owned()
+/// }
+/// # let _ = add_key;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Fresh<U>(pub auth_core::SignedIn<U>);
+
+impl<U, S> FromRequestParts<S> for Fresh<U>
+where
+    U: AuthUser,
+    AuthService<U>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?.ok_or_else(unauthorized)?;
+        AuthService::<U>::from_ref(state)
+            .authenticate_fresh(token)
+            .await
+            .map(Fresh)
+            .map_err(|e| axum::response::IntoResponse::into_response(crate::ApiError(e)))
+    }
+}
+
 /// `Option<Authenticated<U>>`: `None` without an `Authorization` header; a header that is present
 /// but invalid is still a 401 (credentials given but wrong never become anonymous).
 impl<U, S> OptionalFromRequestParts<S> for Authenticated<U>

@@ -15,7 +15,7 @@ mod schemes;
 pub use crate::admin::{AdminAccess, AdminRouter};
 pub use crate::client::TrustedProxies;
 pub use crate::error::{ApiError, Rejection};
-pub use crate::extract::{AccessClaims, ApiKeyCaller, Authenticated};
+pub use crate::extract::{AccessClaims, ApiKeyCaller, Authenticated, Fresh};
 #[cfg(feature = "onboarding")]
 pub use crate::onboarding::{
     onboarding_openapi, onboarding_router, onboarding_router_with_proxies,

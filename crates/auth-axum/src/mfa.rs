@@ -3,15 +3,16 @@
 use auth_core::{AuthUser, Error};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Rejection, refused_because};
-use crate::extract::Authenticated;
+use crate::extract::{Authenticated, Fresh};
 use crate::router::{ApiJson, Meta, RouterState, no_store};
+use auth_core::SignedIn;
 
 #[derive(Deserialize)]
 struct VerifyBody {
@@ -68,11 +69,9 @@ async fn devices<U: AuthUser>(
 /// `DELETE /devices/{id}`: stop trusting one device (needs a fresh login).
 async fn forget_device<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<StatusCode, Rejection> {
-    state.require_fresh(&headers).await?;
     if state.auth.forget_trusted_device(user.id(), &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -97,11 +96,9 @@ async fn status<U: AuthUser>(
 
 async fn setup<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
 ) -> Result<Response, Rejection> {
     // Enrolling a factor is as sensitive as removing one: a fresh login, like disable.
-    state.require_fresh(&headers).await?;
     // The address may have been confirmed a moment ago on another instance: decide on the
     // stored account, not on the copy the access token was checked against.
     let user = state
@@ -122,11 +119,9 @@ async fn setup<U: AuthUser>(
 
 async fn confirm<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     let codes = mfa_of(&state)?
         .confirm_enrollment(user.id(), &body.code)
         .await
@@ -139,11 +134,9 @@ async fn confirm<U: AuthUser>(
 
 async fn disable<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Result<StatusCode, Rejection> {
-    state.require_fresh(&headers).await?;
     mfa_of(&state)?
         .disable(user.id(), &body.code)
         .await

@@ -76,6 +76,14 @@ pub enum Error {
     /// credential on an account whose address nobody has proven. The message says which.
     #[error("forbidden: {0}")]
     Forbidden(Cow<'static, str>),
+    /// The caller is signed in, but this action (a new credential, a change to the ways in)
+    /// needs a password or second-factor entry within the last `max_age`: sign in again.
+    /// [`crate::AuthService::authenticate_fresh`] answers it.
+    #[error("a recent sign-in is required (within {} s)", max_age.as_secs())]
+    ReauthenticationRequired {
+        /// How recent the sign-in must be.
+        max_age: Duration,
+    },
     /// A store, hasher or other backend failed. The cause is in [`std::error::Error::source`].
     #[error("backend error: {0}")]
     Backend(#[source] BackendError),

@@ -63,10 +63,10 @@ pub use revocation::{
 pub use s2s::{S2SService, S2sIdentity};
 pub use secret::{SecretKey, SecretString, constant_time_eq};
 pub use service::{
-    AccountStatus, AddressProof, ApiKeyAuth, AuthResult, AuthService, Challenge, ClaimReport,
-    Grant, IssuedApiKey, LoginOptions, LoginOutcome, MAGIC_CODE_GUESSES, MAGIC_LINK_LIFETIME,
-    MAX_PASSKEY_NAME, NewApiKey, SecondFactorGate, ServiceParts, Throttle, client_bucket,
-    redact_identifier,
+    AUTH_TIME_CLAIM, AccountStatus, AddressProof, ApiKeyAuth, AuthResult, AuthService, Challenge,
+    ClaimReport, DEFAULT_FRESH_LOGIN_WINDOW, Grant, IssuedApiKey, LoginOptions, LoginOutcome,
+    MAGIC_CODE_GUESSES, MAGIC_LINK_LIFETIME, MAX_PASSKEY_NAME, NewApiKey, SecondFactorGate,
+    ServiceParts, SignedIn, Throttle, client_bucket, redact_identifier,
 };
 pub use token::{
     AllowAll, Claims, DEFAULT_REUSE_WINDOW, ExtraClaims, IssueRequest, MAX_TOKEN_LENGTH,

@@ -7,7 +7,7 @@ use auth_core::{
 };
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::dto::{ApiJson, no_store};
 use super::state::{Meta, RouterState};
 use crate::error::Rejection;
-use crate::extract::Authenticated;
+use crate::extract::{Authenticated, Fresh};
+use auth_core::SignedIn;
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
     t.and_then(|t| {
@@ -74,11 +75,9 @@ struct RollBody {
 /// `POST /api-keys` (Bearer, fresh login) → 201 with the key, shown this once.
 pub(super) async fn create<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     let mut new = NewApiKey::new(body.name).with_scopes(body.scopes);
     if let Some(secs) = body.expires_in {
         new = new.expires_in(Duration::from_secs(secs));
@@ -116,12 +115,10 @@ pub(super) async fn list<U: AuthUser>(
 /// one works until `previous_expires_at`.
 pub(super) async fn roll<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     let body: RollBody = if body.iter().all(u8::is_ascii_whitespace) {
         RollBody::default()
     } else {

@@ -32,9 +32,7 @@ use self::routes::{
 pub(crate) use self::state::{Device, Meta, Options, RouterState};
 use crate::client::TrustedProxies;
 
-/// The claim recording when the password (or a second factor) was last entered, carried across
-/// refreshes; the fresh-authentication check reads it.
-pub const AUTH_TIME_CLAIM: &str = "auth_time";
+pub use auth_core::AUTH_TIME_CLAIM;
 
 /// The auth routes, to mount under a prefix of your choice (`auth-server` uses `/auth`):
 ///
@@ -162,7 +160,6 @@ impl<U: AuthUser> AuthRouter<U> {
             oauth: None,
             options: Options {
                 mount: String::new(),
-                fresh_window: Duration::from_secs(15 * 60),
                 cookie: None,
                 proxies: TrustedProxies::none(),
                 secure_cookies: true,
@@ -267,10 +264,12 @@ impl<U: AuthUser> AuthRouter<U> {
         self
     }
 
-    /// How recent a password entry the sensitive routes need (15 minutes by default).
+    /// How recent a password entry the sensitive routes need (15 minutes by default): sets
+    /// the window of this router's service (`AuthService::with_fresh_login_window`), which
+    /// decides.
     #[must_use]
     pub fn fresh_auth_window(mut self, window: Duration) -> Self {
-        self.options.fresh_window = window;
+        self.auth = self.auth.with_fresh_login_window(window);
         self
     }
 

@@ -15,7 +15,8 @@ use super::cookie::read_cookie;
 use super::dto::{ApiJson, no_store};
 use super::state::{Device, Meta, RouterState};
 use crate::error::Rejection;
-use crate::extract::Authenticated;
+use crate::extract::{Authenticated, Fresh};
+use auth_core::SignedIn;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct StartQuery {
@@ -156,12 +157,10 @@ pub(super) async fn start<U: AuthUser>(
 /// this browser to link the provider to the signed-in account.
 pub(super) async fn link_start<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     Path(provider): Path<String>,
     ApiJson(q): ApiJson<StartQuery>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     state.auth.require_proven(user.id()).await?;
     let oauth = oauth(&state)?;
     match oauth
@@ -318,11 +317,9 @@ pub(super) async fn identities<U: AuthUser>(
 /// `DELETE /identities/{id}` (Bearer, fresh) → 204, 404, or 422 `last_sign_in_method`.
 pub(super) async fn unlink<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     Path(id): Path<String>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     if state.auth.unlink_identity(user.id(), &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

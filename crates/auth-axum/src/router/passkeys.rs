@@ -5,7 +5,7 @@
 use auth_core::{AuthUser, Error, PasskeyOptions};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::dto::{ApiJson, no_store};
 use super::state::{Meta, RouterState};
 use crate::error::Rejection;
-use crate::extract::Authenticated;
+use crate::extract::{Authenticated, Fresh};
+use auth_core::SignedIn;
 
 #[derive(Debug, Default, Deserialize)]
 struct LoginOptionsBody {
@@ -52,10 +53,8 @@ fn passkey_json(info: &auth_core::PasskeyInfo) -> Value {
 /// `navigator.credentials.create`.
 pub(super) async fn register_options<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     let options = state.auth.passkey_registration_options(user.id()).await?;
     Ok(no_store(StatusCode::OK, options_json(&options, false)))
 }
@@ -64,11 +63,9 @@ pub(super) async fn register_options<U: AuthUser>(
 /// `response`) and an optional `name`, or `{credential, name}` → 201 the passkey.
 pub(super) async fn register<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     let name = match body.as_object_mut().and_then(|m| m.remove("name")) {
         Some(Value::String(name)) => Some(name),
         None | Some(Value::Null) => None,
@@ -148,12 +145,10 @@ pub(super) async fn list<U: AuthUser>(
 /// `PATCH /passkeys/{id} {name}` (Bearer, fresh) → 200 the passkey, or 404.
 pub(super) async fn rename<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NameBody>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     if !state
         .auth
         .rename_passkey(user.id(), &id, &body.name)
@@ -172,11 +167,9 @@ pub(super) async fn rename<U: AuthUser>(
 /// `DELETE /passkeys/{id}` (Bearer, fresh) → 204, 404, or 422 `last_sign_in_method`.
 pub(super) async fn remove<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     Path(id): Path<String>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     if state.auth.delete_passkey(user.id(), &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

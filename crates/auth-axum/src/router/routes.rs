@@ -13,7 +13,8 @@ use super::dto::{
 };
 use super::state::{Device, Meta, RouterState};
 use crate::error::{Rejection, refused_because};
-use crate::extract::{Authenticated, bearer};
+use crate::extract::{Authenticated, Fresh, bearer};
+use auth_core::SignedIn;
 
 pub(super) async fn register<U: AuthUser>(
     State(state): State<RouterState<U>>,
@@ -242,11 +243,9 @@ pub(super) async fn sessions<U: AuthUser>(
 
 pub(super) async fn revoke_session<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, .. }): Fresh<U>,
     Path(id): Path<String>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
     if state.auth.revoke_session(user.id(), &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -256,11 +255,9 @@ pub(super) async fn revoke_session<U: AuthUser>(
 
 pub(super) async fn revoke_other_sessions<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, claims, .. }): Fresh<U>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
-    let current = current_session(&state.auth, &headers).await?;
+    let current = claims.family.clone();
     let ended = state
         .auth
         .revoke_other_sessions(user.id(), current.as_deref())
@@ -281,12 +278,10 @@ pub(super) struct SecureBody {
 /// API key is revoked, the passkeys and identities not kept are removed.
 pub(super) async fn secure_account<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, claims, .. }): Fresh<U>,
     ApiJson(body): ApiJson<SecureBody>,
 ) -> Result<Response, Rejection> {
-    state.require_fresh(&headers).await?;
-    let current = current_session(&state.auth, &headers).await?;
+    let current = claims.family.clone();
     let report = state
         .auth
         .secure_account(
@@ -307,12 +302,10 @@ pub(super) async fn secure_account<U: AuthUser>(
 
 pub(super) async fn change_password<U: AuthUser>(
     State(state): State<RouterState<U>>,
-    Authenticated(user): Authenticated<U>,
-    headers: HeaderMap,
+    Fresh(SignedIn { user, claims, .. }): Fresh<U>,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, Rejection> {
-    state.require_fresh(&headers).await?;
-    let current = current_session(&state.auth, &headers).await?;
+    let current = claims.family.clone();
     state
         .auth
         .change_password(

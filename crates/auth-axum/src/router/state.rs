@@ -1,21 +1,18 @@
-//! The routers' state, the request metadata extractor, token answers and the fresh-login check.
+//! The routers' state, the request metadata extractor and token answers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use auth_core::{AuthService, AuthUser, ExtraClaims, LoginOptions, SessionMeta, TokenPair, UserId};
+use auth_core::{AuthService, AuthUser, LoginOptions, SessionMeta, TokenPair, UserId};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::AUTH_TIME_CLAIM;
 use super::cookie::RefreshCookie;
 use super::dto::no_store;
 use crate::client::TrustedProxies;
 use crate::error::Rejection;
-use crate::extract::bearer;
 
 /// The routers' state: the service, and the optional parts, behind one reference count
 /// (axum clones the state for every request).
@@ -58,7 +55,6 @@ pub(crate) struct RouterParts<U: AuthUser> {
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) mount: String,
-    pub(crate) fresh_window: Duration,
     pub(crate) cookie: Option<RefreshCookie>,
     pub(crate) proxies: TrustedProxies,
     pub(crate) secure_cookies: bool,
@@ -154,14 +150,10 @@ impl<U: AuthUser> RouterState<U> {
         }
     }
 
-    /// Login options for a fresh password (or second-factor) entry: metadata and `auth_time`.
+    /// Login options for a fresh password (or second-factor) entry: the service's
+    /// ([`AuthService::fresh_login_options`]).
     pub(crate) fn fresh_login(&self, meta: SessionMeta) -> LoginOptions {
-        let mut extra = ExtraClaims::new();
-        extra.insert(
-            AUTH_TIME_CLAIM.into(),
-            Value::from(self.auth.clock().now().unix_timestamp()),
-        );
-        LoginOptions::new().with_meta(meta).with_extra(extra)
+        self.auth.fresh_login_options(meta)
     }
 
     /// A token response: the pair (the refresh token in a cookie in cookie mode), never cached.
@@ -227,26 +219,5 @@ impl<U: AuthUser> RouterState<U> {
             }
         }
         response
-    }
-
-    /// 403 `reauthentication_required` unless the request's token records a password entry
-    /// within the fresh-authentication window.
-    pub(crate) async fn require_fresh(&self, headers: &HeaderMap) -> Result<(), Rejection> {
-        let token = bearer(headers)
-            .ok()
-            .flatten()
-            .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?;
-        let claims = self.auth.verify_access(token).await?;
-        let auth_time = claims
-            .extra
-            .as_ref()
-            .and_then(|e| e.get(AUTH_TIME_CLAIM))
-            .and_then(Value::as_i64);
-        let now = self.auth.clock().now().unix_timestamp();
-        let window = i64::try_from(self.options.fresh_window.as_secs()).unwrap_or(i64::MAX);
-        match auth_time {
-            Some(t) if now.saturating_sub(t) <= window => Ok(()),
-            _ => Err(Rejection::ReauthenticationRequired { max_age: window }),
-        }
     }
 }

@@ -16,6 +16,7 @@ mod admin;
 mod api_keys;
 mod devices;
 mod email_change;
+mod fresh;
 mod identity;
 mod links;
 mod login;
@@ -30,6 +31,7 @@ mod ways_in;
 
 pub use admin::AccountStatus;
 pub use api_keys::{ApiKeyAuth, IssuedApiKey, NewApiKey};
+pub use fresh::{AUTH_TIME_CLAIM, DEFAULT_FRESH_LOGIN_WINDOW, SignedIn};
 pub use magic_link::{MAGIC_CODE_GUESSES, MAGIC_LINK_LIFETIME};
 pub use ownership::{AddressProof, ClaimReport};
 pub use throttle::{Grant, Throttle, client_bucket, redact_identifier};
@@ -463,6 +465,8 @@ pub struct Parts<U: AuthUser> {
     proof_grants: Arc<std::collections::BTreeMap<String, crate::Role>>,
     /// Trusted devices and how long a trust lasts ([`AuthService::with_trusted_devices`]).
     devices: Option<(Arc<dyn crate::TrustedDeviceStore>, std::time::Duration)>,
+    /// How recent a sign-in the sensitive actions need ([`AuthService::with_fresh_login_window`]).
+    fresh_window: std::time::Duration,
 }
 
 impl<U: AuthUser> Clone for AuthService<U> {
@@ -516,6 +520,7 @@ impl<U: AuthUser> Clone for Parts<U> {
             grants: Arc::clone(&self.grants),
             proof_grants: Arc::clone(&self.proof_grants),
             devices: self.devices.clone(),
+            fresh_window: self.fresh_window,
         }
     }
 }
@@ -608,6 +613,7 @@ impl<U: AuthUser> AuthService<U> {
             grants: Arc::new(crate::MemoryGrantStore::new()),
             proof_grants: Arc::default(),
             devices: None,
+            fresh_window: DEFAULT_FRESH_LOGIN_WINDOW,
         };
         Ok(Self {
             parts: Arc::new(parts),
