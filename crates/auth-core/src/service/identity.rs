@@ -108,16 +108,7 @@ impl<U: AuthUser> AuthService<U> {
                 provider: identity.provider.clone(),
             })
             .await;
-        if let Some(gate) = &self.second_factor
-            && self.second_factor_due(user.id(), &options).await?
-        {
-            return Ok(LoginOutcome::Challenge(
-                gate.open_challenge(user.id()).await?,
-            ));
-        }
-        Ok(LoginOutcome::Session(
-            self.start_session(user, options).await?,
-        ))
+        self.session_or_challenge(user, options).await
     }
 
     /// Rules 2 to 4 of [`sign_in_with_provider`](Self::sign_in_with_provider).

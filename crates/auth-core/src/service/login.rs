@@ -94,6 +94,17 @@ impl<U: AuthUser> AuthService<U> {
         options: LoginOptions,
     ) -> Result<LoginOutcome<U>> {
         let user = self.check_password(email, password, &options).await?;
+        self.session_or_challenge(user, options).await
+    }
+
+    /// The one step after any first factor (a password, a provider, a sign-in code, a passkey
+    /// without user verification): a challenge when the account's second factor is due (it has
+    /// one, and the client presented no device the account trusts), else the session.
+    pub(super) async fn session_or_challenge(
+        &self,
+        user: U,
+        options: LoginOptions,
+    ) -> Result<LoginOutcome<U>> {
         if let Some(gate) = &self.second_factor
             && self.second_factor_due(user.id(), &options).await?
         {

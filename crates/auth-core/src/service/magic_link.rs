@@ -320,16 +320,7 @@ impl<U: AuthUser> AuthService<U> {
                 None => return Ok(None),
             };
         }
-        if let Some(gate) = &self.second_factor
-            && self.second_factor_due(user.id(), &options).await?
-        {
-            return Ok(Some(LoginOutcome::Challenge(
-                gate.open_challenge(user.id()).await?,
-            )));
-        }
-        Ok(Some(LoginOutcome::Session(
-            self.start_session(user, options).await?,
-        )))
+        self.session_or_challenge(user, options).await.map(Some)
     }
 }
 

@@ -242,17 +242,13 @@ impl<U: AuthUser> AuthService<U> {
             limiter.release(key).await?;
         }
         let (user, user_verified) = user;
-        if !user_verified
-            && let Some(gate) = &self.second_factor
-            && gate.is_required(user.id()).await?
-        {
-            return Ok(LoginOutcome::Challenge(
-                gate.open_challenge(user.id()).await?,
+        if user_verified {
+            // The authenticator checked a PIN or biometric: two factors in one.
+            return Ok(LoginOutcome::Session(
+                self.start_session(user, options).await?,
             ));
         }
-        Ok(LoginOutcome::Session(
-            self.start_session(user, options).await?,
-        ))
+        self.session_or_challenge(user, options).await
     }
 
     /// The account a verdict signs in, with the UV flag; `None` (logged, and reported for a
