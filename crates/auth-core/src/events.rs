@@ -454,263 +454,120 @@ pub enum AuthEvent {
     },
 }
 
-/// The kind of an [`AuthEvent`], for registering handlers.
-///
-/// ```
-/// use auth_core::AuthEventKind;
-/// assert_eq!(AuthEventKind::ALL.len(), 52);
-/// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-#[allow(missing_docs)]
-pub enum AuthEventKind {
-    UserRegistered,
-    UserLogin,
-    UserLoginFailed,
-    RateLimitExceeded,
-    UserLogout,
-    PasswordChanged,
-    PasswordRehashed,
-    PasswordResetRequested,
-    PasswordResetCompleted,
-    TokenRefreshed,
-    RefreshReuseDetected,
-    S2sAuthSuccess,
-    S2sAuthFailed,
-    OnboardingStarted,
-    OnboardingStepCompleted,
-    OnboardingStepSkipped,
-    OnboardingStepFailed,
-    OnboardingCompleted,
-    OnboardingSessionExpired,
-    VerificationCodeGenerated,
-    EmailVerificationRequested,
-    EmailVerified,
-    AccountLocked,
-    MfaEnabled,
-    MfaDisabled,
-    MfaFailed,
-    RecoveryCodeUsed,
-    RecoveryCodesRegenerated,
-    ApiKeyCreated,
-    ApiKeyUsed,
-    ApiKeyRolled,
-    ApiKeyRevoked,
-    ApiKeyOwnerInactive,
-    UserActiveChanged,
-    UserDeleted,
-    AccountUnlocked,
-    EmailChangeRequested,
-    EmailChanged,
-    EmailChangeCancelled,
-    MagicLinkRequested,
-    PasskeyAdded,
-    PasskeyRemoved,
-    PasskeyCloneDetected,
-    OAuthLogin,
-    IdentityLinked,
-    IdentityUnlinked,
-    AccountClaimed,
-    AccountSecured,
-    RoleGranted,
-    RoleRevoked,
-    DeviceTrusted,
-    DeviceForgotten,
+/// One list of the event kinds and their names, from which come [`AuthEventKind`], its
+/// [`ALL`](AuthEventKind::ALL) and [`as_str`](AuthEventKind::as_str), and
+/// [`AuthEvent::kind`]: a new event is one line here beside its [`AuthEvent`] variant (the
+/// compiler refuses a variant without its line).
+macro_rules! event_kinds {
+    ($($kind:ident => $name:literal,)+) => {
+        /// The kind of an [`AuthEvent`], for registering handlers.
+        ///
+        /// ```
+        /// use auth_core::AuthEventKind;
+        /// assert_eq!(AuthEventKind::ALL.len(), 52);
+        /// assert_eq!(AuthEventKind::TokenRefreshed.to_string(), "token_refreshed");
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        #[allow(missing_docs)]
+        pub enum AuthEventKind {
+            $($kind,)+
+        }
+
+        impl AuthEventKind {
+            /// Every kind.
+            pub const ALL: [Self; [$($name,)+].len()] = [$(Self::$kind,)+];
+
+            /// The event name (tortoise-auth's, where it has one).
+            ///
+            /// ```
+            /// # use auth_core::AuthEventKind;
+            /// assert_eq!(AuthEventKind::S2sAuthFailed.as_str(), "s2s_auth_failed");
+            /// ```
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)+
+                }
+            }
+        }
+
+        impl AuthEvent {
+            /// This event's kind.
+            ///
+            /// ```
+            /// # use auth_core::{AuthEvent, AuthEventKind, UserId};
+            /// let e = AuthEvent::PasswordChanged { user_id: UserId::new("1") };
+            /// assert_eq!(e.kind(), AuthEventKind::PasswordChanged);
+            /// ```
+            #[must_use]
+            pub fn kind(&self) -> AuthEventKind {
+                match self {
+                    $(Self::$kind { .. } => AuthEventKind::$kind,)+
+                }
+            }
+        }
+    };
 }
 
-impl AuthEventKind {
-    /// Every kind.
-    pub const ALL: [Self; 52] = [
-        Self::UserRegistered,
-        Self::UserLogin,
-        Self::UserLoginFailed,
-        Self::RateLimitExceeded,
-        Self::UserLogout,
-        Self::PasswordChanged,
-        Self::PasswordRehashed,
-        Self::PasswordResetRequested,
-        Self::PasswordResetCompleted,
-        Self::TokenRefreshed,
-        Self::RefreshReuseDetected,
-        Self::S2sAuthSuccess,
-        Self::S2sAuthFailed,
-        Self::OnboardingStarted,
-        Self::OnboardingStepCompleted,
-        Self::OnboardingStepSkipped,
-        Self::OnboardingStepFailed,
-        Self::OnboardingCompleted,
-        Self::OnboardingSessionExpired,
-        Self::VerificationCodeGenerated,
-        Self::EmailVerificationRequested,
-        Self::EmailVerified,
-        Self::AccountLocked,
-        Self::MfaEnabled,
-        Self::MfaDisabled,
-        Self::MfaFailed,
-        Self::RecoveryCodeUsed,
-        Self::RecoveryCodesRegenerated,
-        Self::ApiKeyCreated,
-        Self::ApiKeyUsed,
-        Self::ApiKeyRolled,
-        Self::ApiKeyRevoked,
-        Self::ApiKeyOwnerInactive,
-        Self::UserActiveChanged,
-        Self::UserDeleted,
-        Self::AccountUnlocked,
-        Self::EmailChangeRequested,
-        Self::EmailChanged,
-        Self::EmailChangeCancelled,
-        Self::MagicLinkRequested,
-        Self::PasskeyAdded,
-        Self::PasskeyRemoved,
-        Self::PasskeyCloneDetected,
-        Self::OAuthLogin,
-        Self::IdentityLinked,
-        Self::IdentityUnlinked,
-        Self::AccountClaimed,
-        Self::AccountSecured,
-        Self::RoleGranted,
-        Self::RoleRevoked,
-        Self::DeviceTrusted,
-        Self::DeviceForgotten,
-    ];
-
-    /// The event name (tortoise-auth's, where it has one).
-    ///
-    /// ```
-    /// # use auth_core::AuthEventKind;
-    /// assert_eq!(AuthEventKind::S2sAuthFailed.as_str(), "s2s_auth_failed");
-    /// ```
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UserRegistered => "user_registered",
-            Self::UserLogin => "user_login",
-            Self::UserLoginFailed => "user_login_failed",
-            Self::RateLimitExceeded => "rate_limit_exceeded",
-            Self::UserLogout => "user_logout",
-            Self::PasswordChanged => "password_changed",
-            Self::PasswordRehashed => "password_rehashed",
-            Self::PasswordResetRequested => "password_reset_requested",
-            Self::PasswordResetCompleted => "password_reset_completed",
-            Self::TokenRefreshed => "token_refreshed",
-            Self::RefreshReuseDetected => "refresh_reuse_detected",
-            Self::S2sAuthSuccess => "s2s_auth_success",
-            Self::S2sAuthFailed => "s2s_auth_failed",
-            Self::OnboardingStarted => "onboarding_started",
-            Self::OnboardingStepCompleted => "onboarding_step_completed",
-            Self::OnboardingStepSkipped => "onboarding_step_skipped",
-            Self::OnboardingStepFailed => "onboarding_step_failed",
-            Self::OnboardingCompleted => "onboarding_completed",
-            Self::OnboardingSessionExpired => "onboarding_session_expired",
-            Self::VerificationCodeGenerated => "verification_code_generated",
-            Self::EmailVerificationRequested => "email_verification_requested",
-            Self::EmailVerified => "email_verified",
-            Self::AccountLocked => "account_locked",
-            Self::MfaEnabled => "mfa_enabled",
-            Self::MfaDisabled => "mfa_disabled",
-            Self::MfaFailed => "mfa_failed",
-            Self::RecoveryCodeUsed => "recovery_code_used",
-            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
-            Self::ApiKeyCreated => "api_key_created",
-            Self::ApiKeyUsed => "api_key_used",
-            Self::ApiKeyRolled => "api_key_rolled",
-            Self::ApiKeyRevoked => "api_key_revoked",
-            Self::ApiKeyOwnerInactive => "api_key_owner_inactive",
-            Self::UserActiveChanged => "user_active_changed",
-            Self::UserDeleted => "user_deleted",
-            Self::AccountUnlocked => "account_unlocked",
-            Self::EmailChangeRequested => "email_change_requested",
-            Self::EmailChanged => "email_changed",
-            Self::EmailChangeCancelled => "email_change_cancelled",
-            Self::MagicLinkRequested => "magic_link_requested",
-            Self::PasskeyAdded => "passkey_added",
-            Self::PasskeyRemoved => "passkey_removed",
-            Self::PasskeyCloneDetected => "passkey_clone_detected",
-            Self::OAuthLogin => "oauth_login",
-            Self::IdentityLinked => "identity_linked",
-            Self::IdentityUnlinked => "identity_unlinked",
-            Self::AccountClaimed => "account_claimed",
-            Self::AccountSecured => "account_secured",
-            Self::RoleGranted => "role_granted",
-            Self::RoleRevoked => "role_revoked",
-            Self::DeviceTrusted => "device_trusted",
-            Self::DeviceForgotten => "device_forgotten",
-        }
-    }
+event_kinds! {
+    UserRegistered => "user_registered",
+    UserLogin => "user_login",
+    UserLoginFailed => "user_login_failed",
+    RateLimitExceeded => "rate_limit_exceeded",
+    UserLogout => "user_logout",
+    PasswordChanged => "password_changed",
+    PasswordRehashed => "password_rehashed",
+    PasswordResetRequested => "password_reset_requested",
+    PasswordResetCompleted => "password_reset_completed",
+    TokenRefreshed => "token_refreshed",
+    RefreshReuseDetected => "refresh_reuse_detected",
+    S2sAuthSuccess => "s2s_auth_success",
+    S2sAuthFailed => "s2s_auth_failed",
+    OnboardingStarted => "onboarding_started",
+    OnboardingStepCompleted => "onboarding_step_completed",
+    OnboardingStepSkipped => "onboarding_step_skipped",
+    OnboardingStepFailed => "onboarding_step_failed",
+    OnboardingCompleted => "onboarding_completed",
+    OnboardingSessionExpired => "onboarding_session_expired",
+    VerificationCodeGenerated => "verification_code_generated",
+    EmailVerificationRequested => "email_verification_requested",
+    EmailVerified => "email_verified",
+    AccountLocked => "account_locked",
+    MfaEnabled => "mfa_enabled",
+    MfaDisabled => "mfa_disabled",
+    MfaFailed => "mfa_failed",
+    RecoveryCodeUsed => "recovery_code_used",
+    RecoveryCodesRegenerated => "recovery_codes_regenerated",
+    ApiKeyCreated => "api_key_created",
+    ApiKeyUsed => "api_key_used",
+    ApiKeyRolled => "api_key_rolled",
+    ApiKeyRevoked => "api_key_revoked",
+    ApiKeyOwnerInactive => "api_key_owner_inactive",
+    UserActiveChanged => "user_active_changed",
+    UserDeleted => "user_deleted",
+    AccountUnlocked => "account_unlocked",
+    EmailChangeRequested => "email_change_requested",
+    EmailChanged => "email_changed",
+    EmailChangeCancelled => "email_change_cancelled",
+    MagicLinkRequested => "magic_link_requested",
+    PasskeyAdded => "passkey_added",
+    PasskeyRemoved => "passkey_removed",
+    PasskeyCloneDetected => "passkey_clone_detected",
+    OAuthLogin => "oauth_login",
+    IdentityLinked => "identity_linked",
+    IdentityUnlinked => "identity_unlinked",
+    AccountClaimed => "account_claimed",
+    AccountSecured => "account_secured",
+    RoleGranted => "role_granted",
+    RoleRevoked => "role_revoked",
+    DeviceTrusted => "device_trusted",
+    DeviceForgotten => "device_forgotten",
 }
 
 impl fmt::Display for AuthEventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl AuthEvent {
-    /// This event's kind.
-    ///
-    /// ```
-    /// # use auth_core::{AuthEvent, AuthEventKind, UserId};
-    /// let e = AuthEvent::PasswordChanged { user_id: UserId::new("1") };
-    /// assert_eq!(e.kind(), AuthEventKind::PasswordChanged);
-    /// ```
-    #[must_use]
-    pub fn kind(&self) -> AuthEventKind {
-        match self {
-            Self::UserRegistered { .. } => AuthEventKind::UserRegistered,
-            Self::UserLogin { .. } => AuthEventKind::UserLogin,
-            Self::UserLoginFailed { .. } => AuthEventKind::UserLoginFailed,
-            Self::RateLimitExceeded { .. } => AuthEventKind::RateLimitExceeded,
-            Self::UserLogout { .. } => AuthEventKind::UserLogout,
-            Self::PasswordChanged { .. } => AuthEventKind::PasswordChanged,
-            Self::PasswordRehashed { .. } => AuthEventKind::PasswordRehashed,
-            Self::PasswordResetRequested { .. } => AuthEventKind::PasswordResetRequested,
-            Self::PasswordResetCompleted { .. } => AuthEventKind::PasswordResetCompleted,
-            Self::TokenRefreshed { .. } => AuthEventKind::TokenRefreshed,
-            Self::RefreshReuseDetected { .. } => AuthEventKind::RefreshReuseDetected,
-            Self::S2sAuthSuccess { .. } => AuthEventKind::S2sAuthSuccess,
-            Self::S2sAuthFailed { .. } => AuthEventKind::S2sAuthFailed,
-            Self::OnboardingStarted { .. } => AuthEventKind::OnboardingStarted,
-            Self::OnboardingStepCompleted { .. } => AuthEventKind::OnboardingStepCompleted,
-            Self::OnboardingStepSkipped { .. } => AuthEventKind::OnboardingStepSkipped,
-            Self::OnboardingStepFailed { .. } => AuthEventKind::OnboardingStepFailed,
-            Self::OnboardingCompleted { .. } => AuthEventKind::OnboardingCompleted,
-            Self::OnboardingSessionExpired { .. } => AuthEventKind::OnboardingSessionExpired,
-            Self::VerificationCodeGenerated { .. } => AuthEventKind::VerificationCodeGenerated,
-            Self::EmailVerificationRequested { .. } => AuthEventKind::EmailVerificationRequested,
-            Self::EmailVerified { .. } => AuthEventKind::EmailVerified,
-            Self::AccountLocked { .. } => AuthEventKind::AccountLocked,
-            Self::MfaEnabled { .. } => AuthEventKind::MfaEnabled,
-            Self::MfaDisabled { .. } => AuthEventKind::MfaDisabled,
-            Self::MfaFailed { .. } => AuthEventKind::MfaFailed,
-            Self::RecoveryCodeUsed { .. } => AuthEventKind::RecoveryCodeUsed,
-            Self::RecoveryCodesRegenerated { .. } => AuthEventKind::RecoveryCodesRegenerated,
-            Self::ApiKeyCreated { .. } => AuthEventKind::ApiKeyCreated,
-            Self::ApiKeyUsed { .. } => AuthEventKind::ApiKeyUsed,
-            Self::ApiKeyRolled { .. } => AuthEventKind::ApiKeyRolled,
-            Self::ApiKeyRevoked { .. } => AuthEventKind::ApiKeyRevoked,
-            Self::ApiKeyOwnerInactive { .. } => AuthEventKind::ApiKeyOwnerInactive,
-            Self::UserActiveChanged { .. } => AuthEventKind::UserActiveChanged,
-            Self::UserDeleted { .. } => AuthEventKind::UserDeleted,
-            Self::AccountUnlocked { .. } => AuthEventKind::AccountUnlocked,
-            Self::EmailChangeRequested { .. } => AuthEventKind::EmailChangeRequested,
-            Self::EmailChanged { .. } => AuthEventKind::EmailChanged,
-            Self::EmailChangeCancelled { .. } => AuthEventKind::EmailChangeCancelled,
-            Self::MagicLinkRequested { .. } => AuthEventKind::MagicLinkRequested,
-            Self::PasskeyAdded { .. } => AuthEventKind::PasskeyAdded,
-            Self::PasskeyRemoved { .. } => AuthEventKind::PasskeyRemoved,
-            Self::PasskeyCloneDetected { .. } => AuthEventKind::PasskeyCloneDetected,
-            Self::OAuthLogin { .. } => AuthEventKind::OAuthLogin,
-            Self::IdentityLinked { .. } => AuthEventKind::IdentityLinked,
-            Self::IdentityUnlinked { .. } => AuthEventKind::IdentityUnlinked,
-            Self::AccountClaimed { .. } => AuthEventKind::AccountClaimed,
-            Self::AccountSecured { .. } => AuthEventKind::AccountSecured,
-            Self::RoleGranted { .. } => AuthEventKind::RoleGranted,
-            Self::RoleRevoked { .. } => AuthEventKind::RoleRevoked,
-            Self::DeviceTrusted { .. } => AuthEventKind::DeviceTrusted,
-            Self::DeviceForgotten { .. } => AuthEventKind::DeviceForgotten,
-        }
     }
 }
 
