@@ -300,3 +300,39 @@ fn umbrella_features_are_documented_and_full_is_everything() {
         .collect();
     assert!(missing.is_empty(), "`full` lacks {missing:?}");
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// No library file over 1,000 lines: a file that grows past it holds more than one concern
+/// (split it by concern, as `auth-server`'s settings, database, stack and router modules are).
+#[test]
+fn no_library_file_over_a_thousand_lines() {
+    let crates = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates"));
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(crates).expect("read crates/").flatten() {
+        rust_files(&entry.path().join("src"), &mut files);
+    }
+    assert!(files.len() > 100, "found only {} library files", files.len());
+    let mut long: Vec<(usize, String)> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path).ok()?.lines().count();
+            (lines > 1_000).then(|| (lines, path.display().to_string()))
+        })
+        .collect();
+    long.sort();
+    assert!(long.is_empty(), "library files over 1,000 lines: {long:?}");
+}

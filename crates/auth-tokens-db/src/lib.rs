@@ -7,6 +7,7 @@ mod group;
 mod lookup;
 mod migration;
 mod revocation;
+mod scan;
 mod signing_keys;
 
 pub use crate::backend::{CLEANUP_BATCH, DbTokenBackend, TOKEN_BYTES};

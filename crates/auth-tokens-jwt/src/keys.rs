@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::backend::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::error::JwtError;
 
 /// Where a key is in its life.
