@@ -325,7 +325,11 @@ fn no_library_file_over_a_thousand_lines() {
     for entry in std::fs::read_dir(crates).expect("read crates/").flatten() {
         rust_files(&entry.path().join("src"), &mut files);
     }
-    assert!(files.len() > 100, "found only {} library files", files.len());
+    assert!(
+        files.len() > 100,
+        "found only {} library files",
+        files.len()
+    );
     let mut long: Vec<(usize, String)> = files
         .iter()
         .filter_map(|path| {
