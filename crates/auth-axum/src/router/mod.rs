@@ -24,6 +24,7 @@ use axum::{Json, Router};
 pub use self::cookie::RefreshCookie;
 use self::cookie::csrf_guard;
 pub use self::dto::MAX_BODY_BYTES;
+#[cfg(any(feature = "mfa", feature = "onboarding"))]
 pub(crate) use self::dto::{ApiJson, no_store};
 use self::routes::{
     change_password, login, logout, logout_all, me, refresh, register, reset_confirm,
@@ -101,16 +102,11 @@ pub fn auth_router<U: AuthUser>(auth: AuthService<U>) -> Router {
 ///
 /// ```
 /// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
-/// use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
-/// let mfa = Mfa::new(MemoryMfaStore::new(), SecretCipher::new("k1", &[1u8; 32]).unwrap(),
-///     MfaConfig::new("Example")).unwrap();
 /// let auth = AuthService::new(AuthConfig::builder().signing_secret("a-signing-secret-of-32-bytes-or-more!").build().unwrap(),
-///     MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
-///     .with_second_factor(mfa.clone());
+///     MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
 /// let app: axum::Router = axum::Router::new().nest(
 ///     "/auth",
 ///     auth_axum::AuthRouter::new(auth.clone())
-///         .with_mfa(mfa)
 ///         .with_password_reset(auth_sign::PasswordResetService::new(auth.clone()).unwrap())
 ///         .with_email_verification(auth_sign::EmailVerificationService::new(auth).unwrap())
 ///         .refresh_cookie(auth_axum::RefreshCookie::new().path("/auth"))
@@ -167,8 +163,20 @@ impl<U: AuthUser> AuthRouter<U> {
         }
     }
 
-    /// Adds the two-factor routes and the two-step login. Give the service the same `Mfa`
-    /// as its second-factor gate ([`AuthService::with_second_factor`]).
+    /// Adds the two-factor routes and the two-step login (feature `mfa`). Give the service the
+    /// same `Mfa` as its second-factor gate ([`AuthService::with_second_factor`]).
+    ///
+    /// ```
+    /// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+    /// use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
+    /// let mfa = Mfa::new(MemoryMfaStore::new(), SecretCipher::new("k1", &[1u8; 32]).unwrap(),
+    ///     MfaConfig::new("Example")).unwrap();
+    /// let auth = AuthService::new(AuthConfig::builder().signing_secret("a-signing-secret-of-32-bytes-or-more!").build().unwrap(),
+    ///     MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
+    ///     .with_second_factor(mfa.clone());
+    /// let router: axum::Router = auth_axum::AuthRouter::new(auth).with_mfa(mfa).build();
+    /// # let _ = router;
+    /// ```
     #[cfg(feature = "mfa")]
     #[must_use]
     pub fn with_mfa(mut self, mfa: auth_mfa::Mfa) -> Self {

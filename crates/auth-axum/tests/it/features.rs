@@ -48,6 +48,7 @@ fn service_on(clock: &FixedClock, users: MemoryUserStore) -> AuthService {
 }
 
 /// TOTP on memory stores, on `clock`.
+#[cfg(feature = "mfa")]
 fn mfa(clock: &FixedClock) -> auth_mfa::Mfa {
     auth_mfa::Mfa::new(
         auth_mfa::MemoryMfaStore::new(),
@@ -608,6 +609,7 @@ async fn client_address_through_trusted_proxies_only() {
     }
 }
 
+#[cfg(feature = "mfa")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_lists_every_route() {
     let clock = FixedClock::from_unix(1_800_000_000);
@@ -678,6 +680,7 @@ async fn openapi_document_lists_every_route() {
     }
 }
 
+#[cfg(feature = "onboarding")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onboarding_routes_answer_the_seed_status_codes() {
     use auth_onboarding::{MemorySessionStore, Onboarding, RegisterStep};
@@ -804,6 +807,7 @@ async fn basic_auth_is_throttled_per_client_address() {
 
 /// Enrolling a second factor is as sensitive as removing one: a stale login (a refreshed token
 /// whose password entry is older than the window) cannot set up or confirm TOTP.
+#[cfg(feature = "mfa")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_factor_enrolment_needs_a_fresh_login() {
     let clock = FixedClock::from_unix(1_800_000_000);
@@ -880,6 +884,7 @@ async fn two_factor_enrolment_needs_a_fresh_login() {
 
 /// An address confirmed on another instance a moment ago: the access token's user is a cached
 /// copy the invalidation has not reached yet, but enrolment decides on the stored account.
+#[cfg(feature = "mfa")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolment_sees_an_address_confirmed_elsewhere() {
     let clock = FixedClock::from_unix(1_800_000_000);
