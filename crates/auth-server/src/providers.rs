@@ -158,12 +158,7 @@ pub(crate) fn relying_party(
         None => format!("{}://{host}", url.scheme()),
     };
     let origins: Vec<String> = match origins {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(list) => crate::settings::comma_list(&list),
         None => vec![default_origin],
     };
     let invalid = |e: Error| match e {

@@ -12,6 +12,7 @@ use auth::jwt::Algorithm;
 use auth::{AuthConfig, ConfigError, Error};
 
 mod sections;
+pub(crate) use sections::comma_list;
 use sections::{
     Limits, admin, api_key_format, argon2_params, auth_config, cors_origins, database, flag,
     jwt_algorithm, jwt_keys_secret, list, mfa_cipher, number, oauth_redirect_allowlist,

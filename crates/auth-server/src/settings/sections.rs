@@ -371,12 +371,7 @@ pub(super) fn oauth_redirect_allowlist(
     public_url: &str,
 ) -> Vec<String> {
     match lookup("AUTH_OAUTH_REDIRECT_ALLOWLIST").filter(|s| !s.trim().is_empty()) {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(list) => comma_list(&list),
         None => vec![format!("{}/", origin_of(public_url))],
     }
 }
@@ -483,11 +478,16 @@ pub(super) fn list(
     name: &str,
     default: &str,
 ) -> Vec<String> {
-    lookup(name)
-        .unwrap_or_else(|| default.to_owned())
+    comma_list(&lookup(name).unwrap_or_else(|| default.to_owned()))
+}
+
+/// A comma-separated value's entries, trimmed, empty ones dropped.
+pub(crate) fn comma_list(value: &str) -> Vec<String> {
+    value
         .split(',')
-        .map(|f| f.trim().to_owned())
-        .filter(|f| !f.is_empty())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
         .collect()
 }
 
