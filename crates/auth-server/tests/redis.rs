@@ -537,9 +537,10 @@ async fn redis_outage_fails_closed_and_recovers() {
 }
 
 /// Redis comes back empty (here: every key under the prefix deleted, as a restart without
-/// persistence or a flush leaves it): over HTTP, nine logged-out tokens stay refused by an
-/// instance started afterwards and, within seconds, by the instance that was running; every
-/// session from before ends (sign in again), and new sign-ins work on both.
+/// persistence or a flush leaves it) under three running instances: over HTTP, nine logged-out
+/// tokens (signed in and logged out on different instances) stay refused by an instance
+/// started afterwards and, within seconds, by each of the three that were running; every
+/// session from before ends (sign in again), and new sign-ins work everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_restarted_empty_forgets_no_logout() {
     let Ok(redis_url) = std::env::var("AUTH_TEST_REDIS_URL") else {
@@ -567,10 +568,12 @@ async fn a_redis_restarted_empty_forgets_no_logout() {
             http: reqwest::Client::new(),
         }
     };
-    let running = instance().await;
+    let all_running = [instance().await, instance().await, instance().await];
     let mut logged_out = Vec::new();
     let mut kept = Vec::new();
     for n in 0..9 {
+        // Sign up and in on one instance, log out on the next.
+        let running = &all_running[n % 3];
         let email = format!("empty{n}@example.com");
         let (s, _) = running
             .post(
@@ -593,7 +596,10 @@ async fn a_redis_restarted_empty_forgets_no_logout() {
         }
         let token = logged_out.last().unwrap();
         assert_eq!(
-            running.post("/auth/logout", Some(token), json!({})).await.0,
+            all_running[(n + 1) % 3]
+                .post("/auth/logout", Some(token), json!({}))
+                .await
+                .0,
             204
         );
     }
@@ -621,13 +627,15 @@ async fn a_redis_restarted_empty_forgets_no_logout() {
             "a token from before the loss, on an instance started after it"
         );
     }
-    for token in logged_out.iter().chain(&kept) {
-        refused_by(
-            &running,
-            token,
-            "a token from before the loss, on the running instance",
-        )
-        .await;
+    for running in &all_running {
+        for token in logged_out.iter().chain(&kept) {
+            refused_by(
+                running,
+                token,
+                "a token from before the loss, on an instance that was running",
+            )
+            .await;
+        }
     }
     // Sign in again: works on both.
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -641,13 +649,17 @@ async fn a_redis_restarted_empty_forgets_no_logout() {
     assert_eq!(s, 200);
     let fresh = login["access_token"].as_str().unwrap();
     assert_eq!(started_after.me(fresh).await, 200);
-    let start = Instant::now();
-    while running.me(fresh).await != 200 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the running instance reloaded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for running in &all_running {
+        let start = Instant::now();
+        while running.me(fresh).await != 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "each running instance reloaded"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    println!("Redis emptied: 9 logged-out tokens refused by a new and the running instance");
+    println!(
+        "Redis emptied under three instances: 9 logged-out tokens refused by a new one and by each of the three"
+    );
 }
