@@ -205,7 +205,7 @@ async fn flows_leak_no_secret() {
         let guarded = auth.clone().with_second_factor(mfa.clone());
         let user = guarded.register("mfa@example.com", PASSWORD).await.unwrap();
         guarded
-            .prove_address(&user.id, auth_core::AddressProof::InSession)
+            .prove_address(&user.id, auth_service::AddressProof::InSession)
             .await
             .unwrap();
         let user = guarded.find_user(&user.id).await.unwrap().unwrap();

@@ -8,11 +8,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use auth_core::{
+use auth_hash::{Argon2Hasher, Argon2Params};
+use auth_service::{
     AuthConfig, AuthService, EventBus, MemoryTokenBackend, MemoryUserStore, NewUser,
     PasswordHasher, PasswordHashing, S2SService, UserStore,
 };
-use auth_hash::{Argon2Hasher, Argon2Params};
 
 const PASSWORD: &str = "violet-otter-sings-42";
 
@@ -87,11 +87,11 @@ pub(crate) fn run() -> Result<(), String> {
     rt.block_on(async {
         crate::bench_http::run()
             .await
-            .map_err(|e| auth_core::Error::Unsupported(e.into()))?;
+            .map_err(|e| auth_service::Error::Unsupported(e.into()))?;
         crate::bench_db::run().await?;
         crate::bench_redis::run()
             .await
-            .map_err(|e| auth_core::Error::Unsupported(e.into()))?;
+            .map_err(|e| auth_service::Error::Unsupported(e.into()))?;
         jwt().await?;
         mfa().await?;
         signing().await?;
@@ -163,8 +163,8 @@ pub(crate) fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
 
 /// JWT verification against its floor: ring HMAC-SHA256 over the signing input, base64url
 /// decode and a JSON parse of the payload.
-async fn jwt() -> auth_core::Result<()> {
-    use auth_core::{IssueRequest, TokenBackend, TokenKind, UserId};
+async fn jwt() -> auth_service::Result<()> {
+    use auth_service::{IssueRequest, TokenBackend, TokenKind, UserId};
     use auth_tokens_jwt::{Algorithm, JwtBackend};
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -252,7 +252,7 @@ async fn jwt() -> auth_core::Result<()> {
 }
 
 /// auth-sign against ring's HMAC-SHA256 over the same bytes (plus the base64url both need).
-async fn signing() -> auth_core::Result<()> {
+async fn signing() -> auth_service::Result<()> {
     use auth_sign::{OneTimeTokens, Signer, TimestampSigner};
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -260,7 +260,7 @@ async fn signing() -> auth_core::Result<()> {
     println!("auth-sign against raw ring HMAC-SHA256 + base64url of the same bytes\n");
     let secret = "bench-signing-secret-0123456789abcdef";
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let signer = Signer::new(secret).map_err(auth_core::Error::from)?;
+    let signer = Signer::new(secret).map_err(auth_service::Error::from)?;
     let value = "user:42";
     let raw_sign = || async {
         let tag = ring::hmac::sign(&key, black_box(value).as_bytes());
@@ -278,7 +278,7 @@ async fn signing() -> auth_core::Result<()> {
     .await;
     row("Signer::unsign", op, "ring HMAC + base64url", raw);
 
-    let ts = TimestampSigner::new(secret).map_err(auth_core::Error::from)?;
+    let ts = TimestampSigner::new(secret).map_err(auth_service::Error::from)?;
     let stamped = ts.sign(value);
     let (body, _) = stamped.rsplit_once(':').unwrap_or_default();
     let body = body.to_owned();
@@ -301,8 +301,8 @@ async fn signing() -> auth_core::Result<()> {
     );
 
     let tokens = OneTimeTokens::new(secret, "password-reset", Duration::from_secs(3600))
-        .map_err(auth_core::Error::from)?;
-    let user = auth_core::User::new(auth_core::UserId::new("42"), "alice@example.com")
+        .map_err(auth_service::Error::from)?;
+    let user = auth_service::User::new(auth_service::UserId::new("42"), "alice@example.com")
         .with_password_hash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA");
     let token = tokens.make(&user);
     let (op, raw) = paired(20_000, 15, raw_ts, || async {
@@ -321,7 +321,7 @@ async fn signing() -> auth_core::Result<()> {
 
 /// Argon2Hasher against the argon2 crate called directly, at our default and tortoise-auth's
 /// parameters: the wrapper's overhead.
-async fn hashers() -> auth_core::Result<()> {
+async fn hashers() -> auth_service::Result<()> {
     println!(
         "auth-hash: Argon2Hasher against the argon2 crate directly (fastest of alternating rounds)\n"
     );
@@ -339,7 +339,7 @@ async fn hashers() -> auth_core::Result<()> {
                 params.parallelism(),
                 Some(32),
             )
-            .map_err(|e| auth_core::Error::backend("argon2 params", e))?,
+            .map_err(|e| auth_service::Error::backend("argon2 params", e))?,
         );
         let (op, base) = paired(
             2,
@@ -359,7 +359,7 @@ async fn hashers() -> auth_core::Result<()> {
         );
         let stored = ours.hash(PASSWORD)?;
         let parsed = argon2::PasswordHash::new(&stored)
-            .map_err(|e| auth_core::Error::backend("argon2 parse", e))?;
+            .map_err(|e| auth_service::Error::backend("argon2 parse", e))?;
         let (op, base) = paired(
             2,
             rounds,
@@ -378,7 +378,7 @@ async fn hashers() -> auth_core::Result<()> {
     Ok(())
 }
 
-async fn stack() -> auth_core::Result<()> {
+async fn stack() -> auth_service::Result<()> {
     println!(
         "in-memory stack with Argon2id (m=19456 t=2 p=1), 2 worker threads; fastest of alternating rounds\n"
     );
@@ -417,7 +417,7 @@ async fn stack() -> auth_core::Result<()> {
 
     let session = auth.login("bench@example.com", PASSWORD).await?;
     let access = session.access_token().to_owned();
-    let digest = || async { auth_core::random::sha256_hex(black_box(&access)) };
+    let digest = || async { auth_service::random::sha256_hex(black_box(&access)) };
     let (op, raw) = paired(5_000, 25, digest, || auth.verify_access(&access)).await;
     row(
         "AuthService::verify_access",
@@ -430,12 +430,12 @@ async fn stack() -> auth_core::Result<()> {
 
     // A refresh does: one digest of the presented token, two new 256-bit tokens, two digests.
     let raw_refresh = per_call(5_000, 7, || async {
-        let a = auth_core::random::token(32);
-        let b = auth_core::random::token(32);
+        let a = auth_service::random::token(32);
+        let b = auth_service::random::token(32);
         (
-            auth_core::random::sha256_hex(&access),
-            auth_core::random::sha256_hex(&a),
-            auth_core::random::sha256_hex(&b),
+            auth_service::random::sha256_hex(&access),
+            auth_service::random::sha256_hex(&a),
+            auth_service::random::sha256_hex(&b),
         )
     })
     .await;
@@ -465,8 +465,8 @@ async fn stack() -> auth_core::Result<()> {
         25,
         || async {
             (
-                auth_core::random::sha256_hex(black_box(s2s_token)),
-                auth_core::random::sha256_hex(black_box(s2s_token)),
+                auth_service::random::sha256_hex(black_box(s2s_token)),
+                auth_service::random::sha256_hex(black_box(s2s_token)),
             )
         },
         || s2s.authenticate(s2s_token, Some("svc")),
@@ -551,7 +551,7 @@ async fn stack() -> auth_core::Result<()> {
 }
 
 /// TOTP against its floor: the HMAC-SHA1 computations a ±1-step check needs (three).
-async fn mfa() -> auth_core::Result<()> {
+async fn mfa() -> auth_service::Result<()> {
     use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher, TotpCode, TotpSettings};
 
     println!("auth-mfa (TOTP SHA1, 6 digits, skew 1) against raw ring HMAC-SHA1 x3\n");
@@ -574,7 +574,7 @@ async fn mfa() -> auth_core::Result<()> {
     row("TotpCode::matching_step", op, "3 x HMAC-SHA1", base);
 
     // The whole check through Mfa: decrypt the secret (AES-GCM), match, consume the step.
-    let clock = auth_core::FixedClock::from_unix(1_800_000_000);
+    let clock = auth_service::FixedClock::from_unix(1_800_000_000);
     let store = MemoryMfaStore::new();
     let mfa = Mfa::new(
         store,
@@ -582,7 +582,7 @@ async fn mfa() -> auth_core::Result<()> {
         MfaConfig::new("Bench"),
     )?
     .with_clock(clock.clone());
-    let user = auth_core::User::new(auth_core::UserId::new("1"), "bench@example.com");
+    let user = auth_service::User::new(auth_service::UserId::new("1"), "bench@example.com");
     mfa.begin_enrollment(&user).await?;
     let app = mfa.authenticator(&user.id).await?;
     mfa.confirm_enrollment(&user.id, &app.generate(1_800_000_000))

@@ -3,7 +3,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use auth_core::{AuthConfig, AuthService, IssueRequest, RotateRequest, TokenBackend, UserId};
+use auth_service::{AuthConfig, AuthService, IssueRequest, RotateRequest, TokenBackend, UserId};
 use auth_tokens_db::DbTokenBackend;
 use auth_tokens_db::entity::{family, token};
 use auth_users_db::DbUserStore;
@@ -20,8 +20,8 @@ struct Env {
     url: String,
 }
 
-fn raw_err(e: sea_orm::DbErr) -> auth_core::Error {
-    auth_core::Error::backend("raw sea-orm", e)
+fn raw_err(e: sea_orm::DbErr) -> auth_service::Error {
+    auth_service::Error::backend("raw sea-orm", e)
 }
 
 fn raw_token(
@@ -31,9 +31,11 @@ fn raw_token(
     now: time::OffsetDateTime,
 ) -> token::ActiveModel {
     token::ActiveModel {
-        token_hash: Set(auth_core::random::sha256_hex(&auth_core::random::token(32))),
+        token_hash: Set(auth_service::random::sha256_hex(
+            &auth_service::random::token(32),
+        )),
         kind: Set(kind.into()),
-        jti: Set(auth_core::random::token(16)),
+        jti: Set(auth_service::random::token(16)),
         family_id: Set(family_id.to_owned()),
         user_id: Set(user_id),
         created_at: Set(now),
@@ -56,21 +58,21 @@ fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 /// against verifying a JWT.
 async fn api_key_rows(
     db: &DatabaseConnection,
-    store: impl auth_core::ApiKeyStore,
+    store: impl auth_service::ApiKeyStore,
     label: &str,
-) -> auth_core::Result<()> {
-    use auth_core::{ApiKeyOwner, NewApiKey};
+) -> auth_service::Result<()> {
+    use auth_service::{ApiKeyOwner, NewApiKey};
     use sea_orm::ConnectionTrait;
     let auth = AuthService::new(
         AuthConfig::default(),
         DbUserStore::new(db.clone()),
         auth_hash::MultiHasher::default(),
-        auth_core::MemoryTokenBackend::new(),
+        auth_service::MemoryTokenBackend::new(),
     )?
     .with_api_keys(store);
     let name = format!(
         "bench-{}",
-        auth_core::random::token(6)
+        auth_service::random::token(6)
             .to_lowercase()
             .replace(['-', '_'], "x")
     );
@@ -89,7 +91,7 @@ async fn api_key_rows(
     let backend = db.get_database_backend();
     let t = Instant::now();
     for _ in 0..n {
-        let hash = auth_core::random::sha256_hex(black_box(&key));
+        let hash = auth_service::random::sha256_hex(black_box(&key));
         black_box(
             db.query_one_raw(sea_orm::Statement::from_sql_and_values(
                 backend,
@@ -117,15 +119,15 @@ async fn api_key_rows(
 
 /// API key verification on the memory store, against a JWT verification (HS256, no
 /// revocation in memory) in the same process.
-async fn api_key_memory_rows() -> auth_core::Result<()> {
-    use auth_core::{ApiKeyOwner, NewApiKey, TokenKind};
+async fn api_key_memory_rows() -> auth_service::Result<()> {
+    use auth_service::{ApiKeyOwner, NewApiKey, TokenKind};
     let auth = AuthService::new(
         AuthConfig::default(),
-        auth_core::MemoryUserStore::new(),
+        auth_service::MemoryUserStore::new(),
         auth_hash::MultiHasher::default(),
-        auth_core::MemoryTokenBackend::new(),
+        auth_service::MemoryTokenBackend::new(),
     )?
-    .with_api_keys(auth_core::MemoryApiKeyStore::new());
+    .with_api_keys(auth_service::MemoryApiKeyStore::new());
     auth.create_service_account("bench").await?;
     let issued = auth
         .create_api_key(
@@ -145,7 +147,7 @@ async fn api_key_memory_rows() -> auth_core::Result<()> {
         auth_tokens_jwt::Algorithm::HS256,
         "bench-secret-0123456789abcdef0123456789abcdef",
     )
-    .map_err(|e| auth_core::Error::backend("jwt", e))?;
+    .map_err(|e| auth_service::Error::backend("jwt", e))?;
     let pair = jwt.issue(&IssueRequest::new(UserId::new("1"))).await?;
     let token = pair.access_token.expose_secret().to_owned();
     let t = Instant::now();
@@ -155,7 +157,7 @@ async fn api_key_memory_rows() -> auth_core::Result<()> {
     let jwt_verify = per(t.elapsed(), n);
     let t = Instant::now();
     for _ in 0..n {
-        black_box(auth_core::random::sha256_hex(black_box(&key)));
+        black_box(auth_service::random::sha256_hex(black_box(&key)));
     }
     let sha = per(t.elapsed(), n);
     row("API key verify (memory)", verify, "SHA-256 of the key", sha);
@@ -168,17 +170,17 @@ async fn api_key_memory_rows() -> auth_core::Result<()> {
     Ok(())
 }
 
-async fn connect(url: &str, connections: u32) -> auth_core::Result<DatabaseConnection> {
+async fn connect(url: &str, connections: u32) -> auth_service::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.max_connections(connections).sqlx_logging(false);
     let db = Database::connect(options)
         .await
-        .map_err(|e| auth_core::Error::backend("connecting", e))?;
+        .map_err(|e| auth_service::Error::backend("connecting", e))?;
     let manager = sea_orm_migration::SchemaManager::new(&db);
     for m in migrations() {
         m.up(&manager)
             .await
-            .map_err(|e| auth_core::Error::backend("migrating", e))?;
+            .map_err(|e| auth_service::Error::backend("migrating", e))?;
     }
     Ok(db)
 }
@@ -195,7 +197,7 @@ fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
     );
 }
 
-pub(crate) async fn run() -> auth_core::Result<()> {
+pub(crate) async fn run() -> auth_service::Result<()> {
     let sqlite_file = std::env::temp_dir().join(format!("auth-bench-{}.db", std::process::id()));
     let mut envs = vec![Env {
         name: "SQLite file".into(),
@@ -226,7 +228,7 @@ pub(crate) async fn run() -> auth_core::Result<()> {
         .with_token_user_lookup(backend.clone());
         let user = auth
             .register(
-                &format!("bench-{}@example.com", auth_core::random::token(6)),
+                &format!("bench-{}@example.com", auth_service::random::token(6)),
                 "violet-otter-sings-42",
             )
             .await?;
@@ -247,7 +249,7 @@ pub(crate) async fn run() -> auth_core::Result<()> {
         let mut families = Vec::new();
         for i in 0..n {
             let txn = db.begin().await.map_err(raw_err)?;
-            let fid = format!("raw-{}-{i}", auth_core::random::token(6));
+            let fid = format!("raw-{}-{i}", auth_service::random::token(6));
             family::Entity::insert(family::ActiveModel {
                 id: Set(fid.clone()),
                 user_id: Set(uid),
@@ -293,7 +295,7 @@ pub(crate) async fn run() -> auth_core::Result<()> {
         let authenticate = per(t.elapsed(), n);
         let hashes: Vec<String> = access
             .iter()
-            .map(|a| auth_core::random::sha256_hex(a))
+            .map(|a| auth_service::random::sha256_hex(a))
             .collect();
         let t = Instant::now();
         for h in &hashes {
@@ -320,7 +322,7 @@ pub(crate) async fn run() -> auth_core::Result<()> {
                     .rotate(
                         p.refresh_token.expose_secret(),
                         &RotateRequest::new(),
-                        &auth_core::AllowAll,
+                        &auth_service::AllowAll,
                     )
                     .await?,
             );

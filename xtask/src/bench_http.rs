@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use auth_axum::Authenticated;
-use auth_core::{AuthConfig, AuthService, AuthUser, MemoryUserStore, User};
+use auth_service::{AuthConfig, AuthService, AuthUser, MemoryUserStore, User};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -336,11 +336,11 @@ pub(crate) async fn login_under_flood() -> Result<(), String> {
     }
     // The floor: the primitive itself, off the server.
     let hasher = auth_hash::Argon2Hasher::default();
-    let hash = auth_core::PasswordHasher::hash(&hasher, PASSWORD).map_err(|e| e.to_string())?;
+    let hash = auth_service::PasswordHasher::hash(&hasher, PASSWORD).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        let _ = auth_core::PasswordHasher::verify(&hasher, PASSWORD, &hash);
+        let _ = auth_service::PasswordHasher::verify(&hasher, PASSWORD, &hash);
         raw.push(t.elapsed());
     }
     raw.sort();
@@ -450,7 +450,7 @@ async fn me_vs_no_auth() -> Result<(), String> {
     let (op, raw) = crate::bench::paired(
         20_000,
         15,
-        || async { auth_core::random::sha256_hex(&token) },
+        || async { auth_service::random::sha256_hex(&token) },
         || auth.authenticate(&token),
     )
     .await;

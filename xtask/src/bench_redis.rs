@@ -5,12 +5,12 @@
 
 use std::hint::black_box;
 
-use auth_core::{RateLimitPolicy, RateLimiter, RevocationQuery, RevocationStore, UserId};
 use auth_redis::{Redis, RedisRateLimiter, RedisRevocationStore};
+use auth_service::{RateLimitPolicy, RateLimiter, RevocationQuery, RevocationStore, UserId};
 use redis::aio::ConnectionLike;
 
 pub(crate) async fn run() -> Result<(), String> {
-    let prefix = format!("auth:bench:{}:", auth_core::random::token(6));
+    let prefix = format!("auth:bench:{}:", auth_service::random::token(6));
     match std::env::var("AUTH_BENCH_REDIS_URL") {
         Ok(url) => {
             let redis = Redis::connect(&url).await.map_err(|e| e.to_string())?;

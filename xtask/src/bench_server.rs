@@ -281,7 +281,7 @@ fn redis_vars(var: &str, cluster: bool) -> Option<RedisVars> {
     let url = std::env::var(var).ok().filter(|u| !u.is_empty())?;
     Some(RedisVars {
         url,
-        prefix: format!("auth:bench:{}:", auth_core::random::token(6)),
+        prefix: format!("auth:bench:{}:", auth_service::random::token(6)),
         cluster,
     })
 }
@@ -362,7 +362,7 @@ pub(crate) async fn run() -> Result<(), String> {
         let client = reqwest::Client::new();
         let email = format!(
             "stack-{}@example.com",
-            auth_core::random::token(6).to_lowercase()
+            auth_service::random::token(6).to_lowercase()
         );
         let creds = json!({"email": email, "password": PASSWORD});
         let reg = post(&client, format!("{base}/auth/register"), &creds).await?;
@@ -452,7 +452,7 @@ async fn propagation(name: &str, url: &str) -> Result<(), String> {
     let client = reqwest::Client::new();
     let email = format!(
         "spread-{}@example.com",
-        auth_core::random::token(6).to_lowercase()
+        auth_service::random::token(6).to_lowercase()
     );
     let creds = json!({"email": email, "password": PASSWORD});
     post(&client, format!("{}/auth/register", a.base), &creds).await?;

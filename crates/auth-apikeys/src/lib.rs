@@ -13,7 +13,7 @@
 //! - Times are stored as microseconds since the epoch (`BIGINT`), the same on every database.
 //!
 //! ```
-//! use auth_core::{ApiKeyOwner, AuthConfig, AuthService, MemoryTokenBackend, NewApiKey, UserStore};
+//! use auth_service::{ApiKeyOwner, AuthConfig, AuthService, MemoryTokenBackend, NewApiKey, UserStore};
 //! use sea_orm_migration::MigratorTrait;
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
@@ -24,10 +24,10 @@
 //!     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
 //!     .with_api_keys(auth_apikeys::DbApiKeyStore::new(db));
 //! let user = auth.register("ops@example.com", "violet-otter-sings-42").await?;
-//! auth.prove_address(&user.id, auth_core::AddressProof::InSession).await?; // a proven address first
+//! auth.prove_address(&user.id, auth_service::AddressProof::InSession).await?; // a proven address first
 //! let issued = auth.create_api_key(&ApiKeyOwner::User(user.id), NewApiKey::new("ci")).await?;
 //! assert!(auth.authenticate_api_key(issued.key.expose_secret(), None).await.is_ok());
-//! # Ok::<(), auth_core::Error>(()) }).unwrap();
+//! # Ok::<(), auth_service::Error>(()) }).unwrap();
 //! ```
 
 mod migration;

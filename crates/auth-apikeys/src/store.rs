@@ -186,13 +186,6 @@ impl ApiKeyStore for DbApiKeyStore {
         let (user, service) = match &r.owner {
             ApiKeyOwner::User(id) => (Some(id.to_row_id()?), None),
             ApiKeyOwner::Service(name) => (None, Some(name.clone())),
-            _ => {
-                return Err(Error::invalid(
-                    "owner",
-                    "invalid_owner",
-                    "an owner this store does not know",
-                ));
-            }
         };
         let scopes =
             serde_json::to_string(&r.scopes).map_err(|e| Error::backend("encoding scopes", e))?;
@@ -289,7 +282,6 @@ impl ApiKeyStore for DbApiKeyStore {
                     Expr::col((AuthApiKeys::Table, AuthApiKeys::ServiceAccount)).eq(name.as_str()),
                 );
             }
-            _ => return Ok(Vec::new()),
         }
         q.order_by((AuthApiKeys::Table, AuthApiKeys::CreatedAt), Order::Desc)
             .order_by((AuthApiKeys::Table, AuthApiKeys::Id), Order::Asc);

@@ -1,7 +1,7 @@
 //! `DbApiKeyStore` passes the API key suite (through `AuthService`) and the cleanup suite on
 //! SQLite (memory and file), and on PostgreSQL and MariaDB when their URLs are set.
 
-use auth_core::{NewUser, UserStore};
+use auth_service::{NewUser, UserStore};
 use auth_testkit::db::{Target, fresh};
 use auth_users_db::DbUserStore;
 use sea_orm_migration::MigrationTrait;

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use auth_core::{
+use auth_service::RequestScope;
+use auth_service::{
     AuditQuery, AuditStore, AuthEventKind, AuthService, AuthUser, Error, RequestContext, Role,
     UserId, UserQuery,
 };
@@ -118,7 +119,7 @@ struct Actor(Option<UserId>);
 /// the audit log says who did it.
 ///
 /// ```
-/// use auth_core::*;
+/// use auth_service::*;
 /// use auth_axum::{AdminAccess, AdminRouter};
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
@@ -143,7 +144,7 @@ struct AdminState<U: AuthUser> {
     auth: AuthService<U>,
     access: Arc<AdminAccess>,
     audit: Option<Arc<dyn AuditStore>>,
-    verification: Option<auth_sign::EmailVerificationService<U>>,
+    verification: Option<auth_service::EmailVerificationService<U>>,
     proxies: TrustedProxies,
 }
 
@@ -173,7 +174,7 @@ impl<U: AuthUser> AdminRouter<U> {
     #[must_use]
     pub fn with_email_verification(
         mut self,
-        verification: auth_sign::EmailVerificationService<U>,
+        verification: auth_service::EmailVerificationService<U>,
     ) -> Self {
         self.state.verification = Some(verification);
         self
@@ -189,7 +190,7 @@ impl<U: AuthUser> AdminRouter<U> {
     /// The OpenAPI 3.1 document of these routes (paths relative to where it is mounted).
     ///
     /// ```
-    /// # use auth_core::*;
+    /// # use auth_service::*;
     /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
     ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
     /// let doc = auth_axum::AdminRouter::new(auth, auth_axum::AdminAccess::default()).openapi();

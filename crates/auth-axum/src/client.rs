@@ -140,29 +140,29 @@ impl TrustedProxies {
     /// assert_eq!(meta.user_agent.as_deref(), Some("curl/8"));
     /// ```
     #[must_use]
-    pub fn meta(&self, parts: &Parts) -> auth_core::SessionMeta {
+    pub fn meta(&self, parts: &Parts) -> auth_service::SessionMeta {
         let mut meta = match parts
             .headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
         {
-            Some(ua) => auth_core::SessionMeta::new().with_user_agent(ua),
-            None => auth_core::SessionMeta::new(),
+            Some(ua) => auth_service::SessionMeta::new().with_user_agent(ua),
+            None => auth_service::SessionMeta::new(),
         };
         meta.ip = self.from_parts(parts);
         meta
     }
 }
 
-/// Runs every request of `router` inside an [`auth_core::RequestContext`] with the client's
+/// Runs every request of `router` inside an [`auth_service::RequestContext`] with the client's
 /// metadata, so events (and the audit log) know where they came from.
 pub(crate) fn with_request_context(router: axum::Router, proxies: TrustedProxies) -> axum::Router {
     router.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let (parts, body) = req.into_parts();
-            let ctx = auth_core::RequestContext::new(proxies.meta(&parts));
+            let ctx = auth_service::RequestContext::new(proxies.meta(&parts));
             let req = axum::extract::Request::from_parts(parts, body);
-            ctx.scope(next.run(req))
+            auth_service::RequestScope::scope(ctx, next.run(req))
         },
     ))
 }

@@ -1,6 +1,6 @@
-//! HTTP status codes for `auth_core::Error`, chosen here and nowhere else.
+//! HTTP status codes for `auth_service::Error`, chosen here and nowhere else.
 
-use auth_core::Error;
+use auth_service::Error;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,15 +17,15 @@ use serde_json::json;
 /// | `MfaRequired` | 403 | `{"error": "mfa_required"}` (the routers answer a login with a challenge instead) |
 /// | `UserNotFound` | 404 | `{"error": "not_found"}` |
 /// | `Unsupported` | 501 | `{"error": "unsupported", "detail": …}` |
-/// | `Backend` that is a storage failure (a full disk, a read-only database: [`auth_core::Error::is_storage_failure`]) | 503 + `Retry-After: 30` | `{"error": "storage_unavailable"}` (the detail goes to `tracing` only) |
+/// | `Backend` that is a storage failure (a full disk, a read-only database: [`auth_service::Error::is_storage_failure`]) | 503 + `Retry-After: 30` | `{"error": "storage_unavailable"}` (the detail goes to `tracing` only) |
 /// | any other `Backend` (a database, Redis or another source that cannot answer) | 503 + `Retry-After: 5` | `{"error": "unavailable"}` (the detail goes to `tracing` only) |
 /// | anything else | 500 | `{"error": "internal"}` (the detail goes to `tracing` only) |
 ///
 /// ```
 /// use axum::response::IntoResponse;
-/// let response = auth_axum::ApiError(auth_core::Error::TokenExpired).into_response();
+/// let response = auth_axum::ApiError(auth_service::Error::TokenExpired).into_response();
 /// assert_eq!(response.status(), 401);
-/// let down = auth_core::Error::backend("reading a user", std::io::Error::other("connection refused"));
+/// let down = auth_service::Error::backend("reading a user", std::io::Error::other("connection refused"));
 /// let response = auth_axum::ApiError(down).into_response();
 /// assert_eq!(response.status(), 503);
 /// assert_eq!(response.headers()["retry-after"], "5");
@@ -70,8 +70,8 @@ impl ApiError {
     ///
     /// ```
     /// use auth_axum::ApiError;
-    /// assert_eq!(ApiError(auth_core::Error::EmailTaken).status(), 409);
-    /// assert_eq!(ApiError(auth_core::Error::TokenRevoked).status(), 401);
+    /// assert_eq!(ApiError(auth_service::Error::EmailTaken).status(), 409);
+    /// assert_eq!(ApiError(auth_service::Error::TokenRevoked).status(), 401);
     /// ```
     #[must_use]
     pub fn status(&self) -> StatusCode {
@@ -209,7 +209,7 @@ impl IntoResponse for ApiError {
 /// use axum::response::IntoResponse;
 /// use auth_axum::Rejection;
 /// assert_eq!(Rejection::Csrf.status(), 403);
-/// assert_eq!(Rejection::from(auth_core::Error::EmailTaken).status(), 409);
+/// assert_eq!(Rejection::from(auth_service::Error::EmailTaken).status(), 409);
 /// assert_eq!(Rejection::Refused { reason: "wrong_current_password" }.into_response().status(), 401);
 /// ```
 #[derive(Debug)]

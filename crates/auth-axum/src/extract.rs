@@ -1,6 +1,6 @@
 //! Extractors: the authenticated user, an optional user, claims only.
 
-use auth_core::{AuthService, AuthUser, Claims, MAX_TOKEN_LENGTH};
+use auth_service::{AuthService, AuthUser, Claims, MAX_TOKEN_LENGTH};
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -43,7 +43,7 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Ba
 ///
 /// ```
 /// use auth_axum::Authenticated;
-/// use auth_core::{AuthUser, User};
+/// use auth_service::{AuthUser, User};
 /// async fn me(Authenticated(user): Authenticated<User>) -> String {
 ///     user.email().to_owned()
 /// }
@@ -86,14 +86,14 @@ where
 ///
 /// ```
 /// use auth_axum::Fresh;
-/// use auth_core::{AuthUser, SignedIn, User};
+/// use auth_service::{AuthUser, SignedIn, User};
 /// async fn add_key(Fresh(SignedIn { user, .. }): Fresh<User>) -> String {
 ///     user.email().to_owned()
 /// }
 /// # let _ = add_key;
 /// ```
 #[derive(Debug, Clone)]
-pub struct Fresh<U>(pub auth_core::SignedIn<U>);
+pub struct Fresh<U>(pub auth_service::SignedIn<U>);
 
 impl<U, S> FromRequestParts<S> for Fresh<U>
 where
@@ -176,14 +176,14 @@ where
 ///
 /// ```
 /// use auth_axum::ApiKeyCaller;
-/// use auth_core::User;
+/// use auth_service::User;
 /// async fn deploy(ApiKeyCaller(caller): ApiKeyCaller<User>) -> String {
 ///     if caller.key.has_scope("deploy:write") { "ok".into() } else { "no".into() }
 /// }
 /// # let _ = deploy;
 /// ```
 #[derive(Debug, Clone)]
-pub struct ApiKeyCaller<U>(pub auth_core::ApiKeyAuth<U>);
+pub struct ApiKeyCaller<U>(pub auth_service::ApiKeyAuth<U>);
 
 impl<U, S> FromRequestParts<S> for ApiKeyCaller<U>
 where

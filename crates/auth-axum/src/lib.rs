@@ -30,6 +30,6 @@ pub use crate::schemes::{
 /// answers 401 without credentials and 403 to an API key without the scope.
 ///
 /// ```
-/// let _layer = auth_axum::RequireScope::<auth_core::User>::scope("deploy:write");
+/// let _layer = auth_axum::RequireScope::<auth_service::User>::scope("deploy:write");
 /// ```
 pub type RequireScope<U> = RequireAuth<U>;

@@ -1,6 +1,6 @@
 //! The two-factor routes (feature `mfa`).
 
-use auth_core::{AuthUser, Error};
+use auth_service::{AuthUser, Error};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::error::{Rejection, refused_because};
 use crate::extract::{Authenticated, Fresh};
 use crate::router::{ApiJson, Meta, RouterState, no_store};
-use auth_core::SignedIn;
+use auth_service::SignedIn;
 
 #[derive(Deserialize)]
 struct VerifyBody {

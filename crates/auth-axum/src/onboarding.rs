@@ -1,7 +1,7 @@
 //! The onboarding routes (feature `onboarding`).
 
-use auth_core::{AuthUser, SessionMeta};
 use auth_onboarding::{Onboarding, OnboardingError, OnboardingResult};
+use auth_service::{AuthUser, SessionMeta};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -136,7 +136,7 @@ async fn resume<U: AuthUser>(
 /// its data is a 200 with `errors` per field, the flow staying on the step.
 ///
 /// ```
-/// use auth_core::*;
+/// use auth_service::*;
 /// use auth_onboarding::{MemorySessionStore, Onboarding, RegisterStep};
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
@@ -152,7 +152,7 @@ pub fn onboarding_router<U: AuthUser>(flow: Onboarding<U>) -> Router {
 /// step's sign-ups is found as [`crate::AuthRouter::trusted_proxies`] does (give the same).
 ///
 /// ```
-/// use auth_core::*;
+/// use auth_service::*;
 /// use auth_onboarding::{MemorySessionStore, Onboarding, RegisterStep};
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();

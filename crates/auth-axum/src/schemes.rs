@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use auth_core::{
+use auth_service::{
     ApiKeyAuth, AuthService, AuthUser, Error, LoginOptions, MAX_TOKEN_LENGTH, Result, S2SService,
     S2sIdentity, async_trait,
 };
@@ -120,7 +120,7 @@ async fn access_token<U: AuthUser>(
 /// `Authorization: Bearer <access token>`, checked by [`AuthService::authenticate`].
 ///
 /// ```
-/// # use auth_core::*;
+/// # use auth_service::*;
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
 /// let chain = auth_axum::MultiAuth::new().with(auth_axum::BearerScheme::new(auth));
@@ -278,7 +278,7 @@ impl<U: AuthUser> BasicScheme<U> {
 /// scheme's: put it before [`BearerScheme`] in a [`MultiAuth`] chain.
 ///
 /// ```
-/// # use auth_core::*;
+/// # use auth_service::*;
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
 ///     .with_api_keys(MemoryApiKeyStore::new());
@@ -416,7 +416,7 @@ impl<U: AuthUser> AuthScheme<U> for S2sScheme {
 /// at all is anonymous.
 ///
 /// ```
-/// # use auth_core::*;
+/// # use auth_service::*;
 /// use auth_axum::{BasicScheme, BearerScheme, MultiAuth, S2sScheme, TokenScheme};
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
@@ -517,7 +517,7 @@ type BoxFuture = Pin<Box<dyn Future<Output = std::result::Result<Response, Infal
 /// credentials: a 401 with `WWW-Authenticate` naming the chain's schemes, right away.
 ///
 /// ```
-/// # use auth_core::*;
+/// # use auth_service::*;
 /// use auth_axum::{AuthLayer, BearerScheme, MultiAuth, Principal, RequireAuth};
 /// use axum::{Router, routing::get};
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
@@ -613,7 +613,7 @@ type Predicate<U> = Arc<dyn Fn(&Principal<U>) -> bool + Send + Sync>;
 ///
 /// ```
 /// use auth_axum::{Principal, RequireAuth};
-/// use auth_core::{AuthUser, User};
+/// use auth_service::{AuthUser, User};
 /// let _api = RequireAuth::<User>::login();
 /// let _pages = RequireAuth::<User>::login().redirect_to("/login");
 /// let _verified = RequireAuth::<User>::login()
@@ -664,7 +664,7 @@ impl<U: AuthUser> RequireAuth<U> {
     /// it gets 403; a user's own session passes.
     ///
     /// ```
-    /// let _deploy = auth_axum::RequireAuth::<auth_core::User>::scope("deploy:write");
+    /// let _deploy = auth_axum::RequireAuth::<auth_service::User>::scope("deploy:write");
     /// ```
     #[must_use]
     pub fn scope(scope: &str) -> Self {

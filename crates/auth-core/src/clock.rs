@@ -195,8 +195,3 @@ pub(crate) fn add(instant: OffsetDateTime, duration: Duration) -> OffsetDateTime
         time::Time::MIDNIGHT,
     ))
 }
-
-/// The non-negative time from `now` until `later`, zero if `later` has passed.
-pub(crate) fn until(now: OffsetDateTime, later: OffsetDateTime) -> Duration {
-    Duration::try_from(later - now).unwrap_or(Duration::ZERO)
-}

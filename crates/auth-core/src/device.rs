@@ -1,17 +1,13 @@
 //! Trusted devices: after a second factor, a browser (or app) the user chose to trust skips the
 //! second factor at its next sign-ins for a while. The credential is 256 random bits the client
 //! keeps (a cookie); the store keeps its SHA-256 digest, to whom it belongs, and until when.
-//! [`AuthService::with_trusted_devices`](crate::AuthService::with_trusted_devices) turns it on.
-
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::Mutex;
+//! `AuthService::with_trusted_devices` turns it on.
 
 use async_trait::async_trait;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::error::{BackendError, Error, Result};
+use crate::error::Result;
 use crate::token::SessionMeta;
 use crate::user::UserId;
 
@@ -71,7 +67,7 @@ impl TrustedDevice {
 /// Where trusted devices are kept: by the digest of their credential, per user.
 ///
 /// ```
-/// use auth_core::{MemoryTrustedDevices, SessionMeta, TrustedDevice, TrustedDeviceStore, UserId};
+/// use auth_service::{MemoryTrustedDevices, SessionMeta, TrustedDevice, TrustedDeviceStore, UserId};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryTrustedDevices::new();
 /// let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
@@ -82,7 +78,7 @@ impl TrustedDevice {
 /// assert_eq!(store.list(&user).await?.len(), 1);
 /// assert!(store.remove(&user, "d1").await?);
 /// assert!(store.find("digest-1").await?.is_none());
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[async_trait]
 pub trait TrustedDeviceStore: Send + Sync + 'static {
@@ -98,76 +94,6 @@ pub trait TrustedDeviceStore: Send + Sync + 'static {
     async fn remove_all(&self, user_id: &UserId) -> Result<u64>;
     /// Deletes devices whose trust ended at or before `now`: how many.
     async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64>;
-}
-
-/// [`TrustedDeviceStore`] in process memory (tests, one process).
-#[derive(Default)]
-pub struct MemoryTrustedDevices {
-    devices: Mutex<HashMap<String, TrustedDevice>>,
-}
-
-impl fmt::Debug for MemoryTrustedDevices {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryTrustedDevices")
-            .finish_non_exhaustive()
-    }
-}
-
-impl MemoryTrustedDevices {
-    /// An empty store.
-    ///
-    /// ```
-    /// let _ = auth_core::MemoryTrustedDevices::new();
-    /// ```
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, TrustedDevice>>> {
-        self.devices
-            .lock()
-            .map_err(|_| Error::Backend(BackendError::message("device store lock poisoned")))
-    }
-}
-
-#[async_trait]
-impl TrustedDeviceStore for MemoryTrustedDevices {
-    async fn insert(&self, device: &TrustedDevice, digest: &str) -> Result<()> {
-        self.lock()?.insert(digest.to_owned(), device.clone());
-        Ok(())
-    }
-    async fn find(&self, digest: &str) -> Result<Option<TrustedDevice>> {
-        Ok(self.lock()?.get(digest).cloned())
-    }
-    async fn list(&self, user_id: &UserId) -> Result<Vec<TrustedDevice>> {
-        let mut out: Vec<TrustedDevice> = self
-            .lock()?
-            .values()
-            .filter(|d| &d.user_id == user_id)
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-        Ok(out)
-    }
-    async fn remove(&self, user_id: &UserId, id: &str) -> Result<bool> {
-        let mut devices = self.lock()?;
-        let before = devices.len();
-        devices.retain(|_, d| !(&d.user_id == user_id && d.id == id));
-        Ok(devices.len() < before)
-    }
-    async fn remove_all(&self, user_id: &UserId) -> Result<u64> {
-        let mut devices = self.lock()?;
-        let before = devices.len();
-        devices.retain(|_, d| &d.user_id != user_id);
-        Ok((before - devices.len()) as u64)
-    }
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        let mut devices = self.lock()?;
-        let before = devices.len();
-        devices.retain(|_, d| d.is_live(now));
-        Ok((before - devices.len()) as u64)
-    }
 }
 
 #[async_trait]

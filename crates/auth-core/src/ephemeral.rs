@@ -182,86 +182,6 @@ impl ChallengeRecord {
     }
 }
 
-/// A [`ChallengeStore`] in process memory (one instance; tests and small deployments).
-///
-/// ```
-/// use auth_core::ephemeral::{ChallengeRecord, ChallengeStore, MemoryChallengeStore};
-/// use auth_core::UserId;
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = MemoryChallengeStore::new();
-/// let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
-/// store.create(&ChallengeRecord::new("h".into(), UserId::new("1"), later)).await?;
-/// let now = time::OffsetDateTime::now_utc();
-/// assert_eq!(store.attempt("h", now, 1).await?, Some(UserId::new("1")));
-/// assert_eq!(store.attempt("h", now, 1).await?, None); // attempts used up
-/// assert!(store.consume("h").await?);
-/// assert!(!store.consume("h").await?);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct MemoryChallengeStore {
-    records: Arc<std::sync::Mutex<std::collections::HashMap<String, (ChallengeRecord, u32)>>>,
-}
-
-impl MemoryChallengeStore {
-    /// An empty store.
-    ///
-    /// ```
-    /// let _ = auth_core::ephemeral::MemoryChallengeStore::new();
-    /// ```
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, std::collections::HashMap<String, (ChallengeRecord, u32)>>>
-    {
-        self.records.lock().map_err(|_| {
-            crate::Error::Backend(crate::BackendError::message(
-                "challenge store lock poisoned",
-            ))
-        })
-    }
-}
-
-#[async_trait]
-impl ChallengeStore for MemoryChallengeStore {
-    async fn create(&self, challenge: &ChallengeRecord) -> Result<()> {
-        self.lock()?
-            .insert(challenge.token_hash.clone(), (challenge.clone(), 0));
-        Ok(())
-    }
-
-    async fn attempt(
-        &self,
-        token_hash: &str,
-        now: OffsetDateTime,
-        max_attempts: u32,
-    ) -> Result<Option<UserId>> {
-        let mut records = self.lock()?;
-        Ok(match records.get_mut(token_hash) {
-            Some((record, attempts)) if record.expires_at > now && *attempts < max_attempts => {
-                *attempts += 1;
-                Some(record.user_id.clone())
-            }
-            _ => None,
-        })
-    }
-
-    async fn consume(&self, token_hash: &str) -> Result<bool> {
-        Ok(self.lock()?.remove(token_hash).is_some())
-    }
-
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        let mut records = self.lock()?;
-        let before = records.len();
-        records.retain(|_, (r, _)| r.expires_at > now);
-        Ok((before - records.len()) as u64)
-    }
-}
-
 /// One passkey ceremony in progress: the relying party's state between the options it sent
 /// and the authenticator's answer (webauthn-rs's registration or authentication state, as
 /// JSON). Single use: [`CeremonyStore::take`] hands it to one caller, once.
@@ -302,19 +222,19 @@ impl CeremonyRecord {
 }
 
 /// Where passkey ceremonies wait for their answer, shared by every instance: memory
-/// ([`MemoryCeremonyStore`]), SQL (`auth_webauthn::db::DbCeremonyStore`), Redis
+/// (`MemoryCeremonyStore`), SQL (`auth_webauthn::db::DbCeremonyStore`), Redis
 /// (`auth_redis::RedisCeremonyStore`). `take` is atomic: of N concurrent callers with the same
 /// key, one gets the record, so an answer is checked against a challenge once.
 ///
 /// ```
-/// use auth_core::ephemeral::{CeremonyRecord, CeremonyStore, MemoryCeremonyStore};
+/// use auth_service::ephemeral::{CeremonyRecord, CeremonyStore, MemoryCeremonyStore};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryCeremonyStore::new();
 /// let now = time::OffsetDateTime::now_utc();
 /// store.put(&CeremonyRecord::new("h".into(), None, "{}".into(), now + time::Duration::minutes(5))).await?;
 /// assert!(store.take("h", now).await?.is_some());
 /// assert!(store.take("h", now).await?.is_none()); // once
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[async_trait]
 pub trait CeremonyStore: Send + Sync + 'static {
@@ -337,54 +257,5 @@ impl<T: CeremonyStore + ?Sized> CeremonyStore for Arc<T> {
     }
     async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
         (**self).cleanup_expired(now).await
-    }
-}
-
-/// A [`CeremonyStore`] in process memory (one instance; tests and small deployments).
-///
-/// ```
-/// let _ = auth_core::ephemeral::MemoryCeremonyStore::new();
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct MemoryCeremonyStore {
-    records: Arc<std::sync::Mutex<std::collections::HashMap<String, CeremonyRecord>>>,
-}
-
-impl MemoryCeremonyStore {
-    /// An empty store.
-    ///
-    /// ```
-    /// let _ = auth_core::ephemeral::MemoryCeremonyStore::new();
-    /// ```
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, std::collections::HashMap<String, CeremonyRecord>>> {
-        self.records.lock().map_err(|_| {
-            crate::Error::Backend(crate::BackendError::message("ceremony store lock poisoned"))
-        })
-    }
-}
-
-#[async_trait]
-impl CeremonyStore for MemoryCeremonyStore {
-    async fn put(&self, record: &CeremonyRecord) -> Result<()> {
-        self.lock()?.insert(record.key_hash.clone(), record.clone());
-        Ok(())
-    }
-
-    async fn take(&self, key_hash: &str, now: OffsetDateTime) -> Result<Option<CeremonyRecord>> {
-        Ok(self.lock()?.remove(key_hash).filter(|r| r.expires_at > now))
-    }
-
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        let mut records = self.lock()?;
-        let before = records.len();
-        records.retain(|_, r| r.expires_at > now);
-        Ok((before - records.len()) as u64)
     }
 }

@@ -44,7 +44,7 @@ pub enum Error {
     /// Registration with an email that already has an account.
     #[error("email already registered")]
     EmailTaken,
-    /// The password was right, but the account has a second factor: [`crate::AuthService::login`]
+    /// The password was right, but the account has a second factor: `AuthService::login`
     /// issues no tokens for it. Use the second-factor flow (auth-mfa's `Mfa::login`), which
     /// answers with a challenge instead.
     #[error("a second factor is required")]
@@ -78,7 +78,7 @@ pub enum Error {
     Forbidden(Cow<'static, str>),
     /// The caller is signed in, but this action (a new credential, a change to the ways in)
     /// needs a password or second-factor entry within the last `max_age`: sign in again.
-    /// [`crate::AuthService::authenticate_fresh`] answers it.
+    /// `AuthService::authenticate_fresh` answers it.
     #[error("a recent sign-in is required (within {} s)", max_age.as_secs())]
     ReauthenticationRequired {
         /// How recent the sign-in must be.
@@ -498,12 +498,6 @@ pub mod storage {
 
     pub(crate) fn note_failure(context: &str) {
         if let Ok(mut last) = LAST.lock() {
-            if last.is_none() {
-                tracing::error!(
-                    during = context,
-                    "storage refuses writes (full disk, quota or read-only): requests that write answer 503 storage_unavailable until it is fixed"
-                );
-            }
             *last = Some((Instant::now(), context.to_owned()));
         }
     }
@@ -526,7 +520,6 @@ pub mod storage {
         match last.as_ref() {
             Some((at, what)) if at.elapsed() < within => Some((what.clone(), at.elapsed())),
             Some(_) => {
-                tracing::info!("no storage failure for a while: writes are assumed to work again");
                 *last = None;
                 None
             }

@@ -1,16 +1,14 @@
 //! Authority as a grant stored on the account: who holds which role, given by whom and when.
-//! Nothing is ever inferred from an address; [`AuthService::grant_role`](crate::AuthService::grant_role)
-//! and [`AuthService::revoke_role`](crate::AuthService::revoke_role) are the only ways in and out.
+//! Nothing is ever inferred from an address; `AuthService::grant_role`
+//! and `AuthService::revoke_role` are the only ways in and out.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::error::{BackendError, Error, Result};
+use crate::error::Result;
 use crate::user::UserId;
 
 /// The roles this workspace knows. `Owner` holds everything `Admin` does, and may also act on
@@ -81,7 +79,7 @@ impl fmt::Display for Role {
 /// configuration and proven by its owner).
 ///
 /// ```
-/// use auth_core::{RoleGrant, Role, UserId};
+/// use auth_service::{RoleGrant, Role, UserId};
 /// let g = RoleGrant::new(UserId::new("1"), Role::Admin, "operator", time::OffsetDateTime::UNIX_EPOCH);
 /// assert_eq!(g.role, Role::Admin);
 /// ```
@@ -102,7 +100,7 @@ impl RoleGrant {
     /// A grant.
     ///
     /// ```
-    /// # use auth_core::*;
+    /// # use auth_service::*;
     /// let g = RoleGrant::new(UserId::new("1"), Role::Owner, "config", time::OffsetDateTime::UNIX_EPOCH);
     /// assert_eq!(g.granted_by, "config");
     /// ```
@@ -124,7 +122,6 @@ impl RoleGrant {
 
 /// What [`GrantStore::revoke_unless_last`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Revoked {
     /// The grant is gone.
     Yes,
@@ -135,7 +132,7 @@ pub enum Revoked {
 }
 
 /// Where grants are kept. `auth_users_db::DbGrantStore` keeps them in SQL (`auth_grants`,
-/// removed with the account); [`MemoryGrantStore`] in memory.
+/// removed with the account); `MemoryGrantStore` in memory.
 #[async_trait]
 pub trait GrantStore: Send + Sync + 'static {
     /// The user's grants.
@@ -174,89 +171,4 @@ pub trait GrantStore: Send + Sync + 'static {
     ///
     /// [`Error::Backend`].
     async fn holders(&self, role: Role) -> Result<Vec<UserId>>;
-}
-
-/// Grants in memory (tests, single-process apps).
-///
-/// ```
-/// use auth_core::*;
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = MemoryGrantStore::new();
-/// let at = time::OffsetDateTime::UNIX_EPOCH;
-/// assert!(store.grant(&RoleGrant::new(UserId::new("1"), Role::Admin, "operator", at)).await?);
-/// assert_eq!(store.revoke_unless_last(&UserId::new("1"), Role::Admin).await?, Revoked::Last);
-/// assert_eq!(store.holders(Role::Admin).await?, vec![UserId::new("1")]);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
-/// ```
-#[derive(Debug, Default)]
-pub struct MemoryGrantStore {
-    grants: Mutex<BTreeMap<(UserId, Role), RoleGrant>>,
-}
-
-impl MemoryGrantStore {
-    /// An empty store.
-    ///
-    /// ```
-    /// let _ = auth_core::MemoryGrantStore::new();
-    /// ```
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<(UserId, Role), RoleGrant>>> {
-        self.grants
-            .lock()
-            .map_err(|_| Error::Backend(BackendError::message("grant store lock poisoned")))
-    }
-}
-
-#[async_trait]
-impl GrantStore for MemoryGrantStore {
-    async fn grants_of(&self, user_id: &UserId) -> Result<Vec<RoleGrant>> {
-        Ok(self
-            .lock()?
-            .values()
-            .filter(|g| &g.user_id == user_id)
-            .cloned()
-            .collect())
-    }
-
-    async fn grant(&self, grant: &RoleGrant) -> Result<bool> {
-        let mut map = self.lock()?;
-        let key = (grant.user_id.clone(), grant.role);
-        if map.contains_key(&key) {
-            return Ok(false);
-        }
-        map.insert(key, grant.clone());
-        Ok(true)
-    }
-
-    async fn revoke_unless_last(&self, user_id: &UserId, role: Role) -> Result<Revoked> {
-        let mut map = self.lock()?;
-        if !map.contains_key(&(user_id.clone(), role)) {
-            return Ok(Revoked::NotHeld);
-        }
-        if map.keys().filter(|(_, r)| *r == role).count() <= 1 {
-            return Ok(Revoked::Last);
-        }
-        map.remove(&(user_id.clone(), role));
-        Ok(Revoked::Yes)
-    }
-
-    async fn revoke_all(&self, user_id: &UserId) -> Result<u64> {
-        let mut map = self.lock()?;
-        let before = map.len();
-        map.retain(|(u, _), _| u != user_id);
-        Ok((before - map.len()) as u64)
-    }
-
-    async fn holders(&self, role: Role) -> Result<Vec<UserId>> {
-        Ok(self
-            .lock()?
-            .keys()
-            .filter(|(_, r)| *r == role)
-            .map(|(u, _)| u.clone())
-            .collect())
-    }
 }

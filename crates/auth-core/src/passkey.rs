@@ -1,6 +1,6 @@
 //! Passkeys (WebAuthn) as the service sees them: a [`PasskeyBackend`] runs the ceremonies and
 //! keeps the credentials (auth-webauthn's `WebauthnPasskeys`, on webauthn-rs), and
-//! [`crate::AuthService`] decides what an answer is worth: a session, a second-factor
+//! `AuthService` decides what an answer is worth: a session, a second-factor
 //! challenge, or the same refusal as every other failed credential.
 
 use serde::Serialize;
@@ -248,12 +248,12 @@ pub enum PasskeyTarget {
 }
 
 /// Runs passkey ceremonies and keeps the credentials. auth-webauthn's `WebauthnPasskeys`
-/// implements it on webauthn-rs; [`crate::AuthService::with_passkeys`] uses it. Implementations
+/// implements it on webauthn-rs; `AuthService::with_passkeys` uses it. Implementations
 /// check origins, RP id, challenges (each once), signatures and counters; the service applies
 /// the throttle, the account's state, the second factor, events and the session.
 ///
 /// ```
-/// fn wire(auth: auth_core::AuthService, passkeys: impl auth_core::PasskeyBackend) -> auth_core::AuthService {
+/// fn wire(auth: auth_service::AuthService, passkeys: impl auth_service::PasskeyBackend) -> auth_service::AuthService {
 ///     auth.with_passkeys(passkeys)
 /// }
 /// ```

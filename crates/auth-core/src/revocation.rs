@@ -34,7 +34,7 @@ pub struct RevocationQuery {
     /// `issued_at` unless set with [`with_issued_at_micros`](Self::with_issued_at_micros)).
     pub issued_at_us: i64,
     /// Whether the id may have been consumed ([`RevocationStore::consume`]: a single-use
-    /// refresh token). A [`RevocationMirror`](crate::RevocationMirror) keeps revoked ids in
+    /// refresh token). A `RevocationMirror` keeps revoked ids in
     /// memory but not consumed ones (they live as long as refresh tokens), so it asks its store
     /// about a consumable id it does not hold. `true` unless set with
     /// [`with_consumable`](Self::with_consumable): an access token is never consumed.
@@ -271,7 +271,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn cleanup_expired(&self) -> Result<u64>;
 
     /// Every live revocation — revoked ids (not consumed ones), revoked families and per-user
-    /// cut-offs — as changes, so a [`RevocationMirror`](crate::RevocationMirror) can load them
+    /// cut-offs — as changes, so a `RevocationMirror` can load them
     /// at start and after an outage of its feed. `None` (the default) for a store that cannot
     /// list them: a mirror over it asks the store on every check.
     ///
@@ -297,7 +297,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// the store holds: a store that may have lost revocations (a Redis restarted without
     /// persistence, or flushed) says from when it can vouch for them again, so nothing it
     /// forgot is accepted. `None` (the default, and every durable store): no such floor.
-    /// A [`RevocationMirror`](crate::RevocationMirror) reads it with every load.
+    /// A `RevocationMirror` reads it with every load.
     ///
     /// # Errors
     ///
@@ -315,7 +315,7 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     /// Hands every live revocation to `each`, batch by batch, until `each` returns `false`
     /// (a mirror stops a load that would not fit); `Ok(false)` for a store that cannot list
-    /// them. What a [`RevocationMirror`](crate::RevocationMirror) loads with: a store with
+    /// them. What a `RevocationMirror` loads with: a store with
     /// millions of rows overrides it to read them in pages (the SQL store reads 10,000 rows at
     /// a time by primary key), so a load never holds them all at once. The default hands over
     /// [`live_revocations`](Self::live_revocations) in one batch.

@@ -571,7 +571,6 @@ impl RotateRequest {
 
 /// The result of presenting a refresh token for rotation.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum RotateOutcome {
     /// The token was consumed and a new pair issued in the same family.
     Rotated {
@@ -670,8 +669,8 @@ impl SessionInfo {
 
 /// Authenticates an access token and loads its user in one round trip: implemented by backends
 /// that store tokens beside the users (a SQL join), and used by
-/// [`crate::AuthService::authenticate`] when given with
-/// [`crate::AuthService::with_token_user_lookup`].
+/// `AuthService::authenticate` when given with
+/// `AuthService::with_token_user_lookup`.
 #[async_trait]
 pub trait TokenUserLookup<U>: Send + Sync + 'static {
     /// The access token's claims and its user (active or not: the service decides).
@@ -683,7 +682,7 @@ pub trait TokenUserLookup<U>: Send + Sync + 'static {
 }
 
 /// Issues, verifies, rotates and revokes token pairs. Implementations: the in-memory
-/// [`crate::MemoryTokenBackend`] here, JWT and database backends in their crates; each runs
+/// `MemoryTokenBackend` here, JWT and database backends in their crates; each runs
 /// `auth_testkit::conformance::token_backend`.
 ///
 /// Contract:

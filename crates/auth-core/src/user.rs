@@ -121,7 +121,7 @@ impl From<i64> for UserId {
 pub trait AuthUser: Clone + Send + Sync + fmt::Debug + 'static {
     /// The user's identifier.
     fn id(&self) -> &UserId;
-    /// The normalized email address (see [`normalize_email`]).
+    /// The normalized email address (see `normalize_email`).
     fn email(&self) -> &str;
     /// The encoded password hash, if a password was ever set.
     fn password_hash(&self) -> Option<&str>;
@@ -331,16 +331,16 @@ impl fmt::Debug for NewUser {
 
 /// Where users live. Every implementation runs `auth_testkit::conformance::user_store`.
 ///
-/// Emails given to it are already normalized by the caller ([`normalize_email`]); stores
+/// Emails given to it are already normalized by the caller (`normalize_email`); stores
 /// compare them exactly, which makes lookups case-insensitive end to end.
 ///
 /// ```
-/// use auth_core::{MemoryUserStore, NewUser, UserStore};
+/// use auth_service::{MemoryUserStore, NewUser, UserStore};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryUserStore::new();
 /// let user = store.create(NewUser::new("dan@example.com")).await?;
 /// assert_eq!(store.find_by_email("dan@example.com").await?.unwrap().id, user.id);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
@@ -597,60 +597,4 @@ impl UserQuery {
             && self.active.is_none_or(|a| a == user.is_active())
             && self.verified.is_none_or(|v| v == user.is_verified())
     }
-}
-
-/// The one canonical form of an email, used by the user store, the rate limiter and mail:
-/// trimmed, Unicode NFC, the local part lower-cased, the domain through IDNA (UTS #46) to its
-/// ASCII form. Two spellings of one address meet in one account and one limiter key; two
-/// addresses that differ only by an accent (`gmail.com`, `gmäil.com` = `xn--gmil-moa.com`) stay
-/// two, whatever the database's collation does. Rejects what cannot be an address.
-///
-/// # Errors
-///
-/// [`Error::Validation`] on field `email` when the value is empty, longer than
-/// [`MAX_EMAIL_LEN`] (before or after conversion), has no single `@` with text on both sides,
-/// contains whitespace or control characters, or has a domain IDNA refuses.
-///
-/// ```
-/// use auth_core::normalize_email;
-/// assert_eq!(normalize_email("  Alice@Example.COM ").unwrap(), "alice@example.com");
-/// // The same address, composed or decomposed, is one form.
-/// assert_eq!(normalize_email("Jos\u{e9}@example.com").unwrap(), normalize_email("Jose\u{301}@example.com").unwrap());
-/// // An accented domain is its own (punycode) domain, never the unaccented one.
-/// assert_eq!(normalize_email("alice@GM\u{c4}IL.com").unwrap(), "alice@xn--gmil-moa.com");
-/// assert!(normalize_email("not-an-email").is_err());
-/// assert!(normalize_email("a@b@c").is_err());
-/// ```
-pub fn normalize_email(email: &str) -> Result<String> {
-    use unicode_normalization::UnicodeNormalization;
-
-    let invalid = || Error::invalid("email", "invalid_email", "Enter a valid email address.");
-    let email = email.trim();
-    if email.is_empty() || email.len() > MAX_EMAIL_LEN {
-        return Err(invalid());
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid());
-    }
-    let mut parts = email.split('@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(invalid());
-    };
-    if local.is_empty() || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.') {
-        return Err(invalid());
-    }
-    let local: String = local.nfc().collect::<String>().to_lowercase();
-    let domain = idna::domain_to_ascii(&domain.nfc().collect::<String>()).map_err(|_| invalid())?;
-    if domain.is_empty()
-        || domain.starts_with('.')
-        || domain.ends_with('.')
-        || domain.contains("..")
-    {
-        return Err(invalid());
-    }
-    let canonical = format!("{local}@{domain}");
-    if canonical.len() > MAX_EMAIL_LEN {
-        return Err(invalid());
-    }
-    Ok(canonical)
 }

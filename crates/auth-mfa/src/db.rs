@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use auth_core::{Error, Result, UserId, async_trait};
+use auth_service::{Error, Result, UserId, async_trait};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -144,7 +144,7 @@ use entity::{challenge, recovery_code, totp};
 ///     all
 /// }).await.unwrap();
 /// let store = auth_mfa::db::DbMfaStore::new(db);
-/// assert!(store.totp(&auth_core::UserId::new("1")).await.unwrap().is_none());
+/// assert!(store.totp(&auth_service::UserId::new("1")).await.unwrap().is_none());
 /// # });
 /// ```
 #[derive(Clone)]
@@ -236,7 +236,7 @@ impl MfaStore for DbMfaStore {
             skew: Set(i16::from(record.settings.skew)),
             confirmed: Set(false),
             last_step: Set(None),
-            created_at: Set(auth_core::truncate_to_micros(record.created_at)),
+            created_at: Set(auth_service::truncate_to_micros(record.created_at)),
         };
         match totp::Entity::insert(row).exec(&txn).await {
             Ok(_) => {
@@ -383,7 +383,7 @@ impl MfaStore for DbMfaStore {
         challenge::Entity::insert(challenge::ActiveModel {
             token_hash: Set(challenge.token_hash.clone()),
             user_id: Set(challenge.user_id.to_row_id()?),
-            expires_at: Set(auth_core::truncate_to_micros(challenge.expires_at)),
+            expires_at: Set(auth_service::truncate_to_micros(challenge.expires_at)),
             attempts: Set(0),
         })
         .exec(&self.db)
@@ -406,7 +406,7 @@ impl MfaStore for DbMfaStore {
             )
             .filter(challenge::Column::TokenHash.eq(token_hash))
             .filter(challenge::Column::Attempts.lt(max))
-            .filter(challenge::Column::ExpiresAt.gt(auth_core::truncate_to_micros(now)))
+            .filter(challenge::Column::ExpiresAt.gt(auth_service::truncate_to_micros(now)))
             .exec(&self.db)
             .await
             .map_err(db("counting a challenge attempt"))?
@@ -433,7 +433,7 @@ impl MfaStore for DbMfaStore {
 
     async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
         let n = challenge::Entity::delete_many()
-            .filter(challenge::Column::ExpiresAt.lte(auth_core::truncate_to_micros(now)))
+            .filter(challenge::Column::ExpiresAt.lte(auth_service::truncate_to_micros(now)))
             .exec(&self.db)
             .await
             .map_err(db("deleting expired challenges"))?

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use auth_core::{
+use auth_service::{
     Error, Result, SessionMeta, TrustedDevice, TrustedDeviceStore, UserId, async_trait,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
@@ -15,14 +15,14 @@ use time::OffsetDateTime;
 /// credential, removed with its account (`ON DELETE CASCADE`).
 ///
 /// ```
-/// use auth_core::{SessionMeta, TrustedDevice, TrustedDeviceStore, UserId};
+/// use auth_service::{SessionMeta, TrustedDevice, TrustedDeviceStore, UserId};
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// # let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
 /// # let manager = sea_orm_migration::SchemaManager::new(&db);
 /// # for m in auth_users_db::migrations() { m.up(&manager).await.unwrap(); }
 /// # for m in auth_mfa::db::migrations() { m.up(&manager).await.unwrap(); }
 /// # let users = auth_users_db::DbUserStore::new(db.clone());
-/// # let user = auth_core::UserStore::create(&users, auth_core::NewUser::new("d@example.com")).await.unwrap();
+/// # let user = auth_service::UserStore::create(&users, auth_service::NewUser::new("d@example.com")).await.unwrap();
 /// let store = auth_mfa::DbTrustedDevices::new(db);
 /// let now = time::OffsetDateTime::now_utc();
 /// let device = TrustedDevice::new("d1", user.id.clone(), now, now + time::Duration::days(30),
@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 /// let found = store.find("digest").await?.unwrap();
 /// assert_eq!((found.id.as_str(), found.meta.user_agent.as_deref()), ("d1", Some("Firefox")));
 /// assert_eq!(store.remove_all(&user.id).await?, 1);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct DbTrustedDevices {
@@ -130,8 +130,8 @@ impl TrustedDeviceStore for DbTrustedDevices {
                 digest.into(),
                 device.id.clone().into(),
                 user.into(),
-                auth_core::truncate_to_micros(device.created_at).into(),
-                auth_core::truncate_to_micros(device.expires_at).into(),
+                auth_service::truncate_to_micros(device.created_at).into(),
+                auth_service::truncate_to_micros(device.expires_at).into(),
                 device.meta.ip.map(|i| i.to_string()).into(),
                 device.meta.user_agent.clone().into(),
             ])

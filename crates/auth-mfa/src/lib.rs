@@ -6,7 +6,7 @@
 //!   ten single-use recovery codes stored hashed; disable and regenerate behind a valid code;
 //!   a per-user failure lockout; and the two-step login: [`Mfa::login`] answers
 //!   [`LoginOutcome::Challenge`] with a short-lived, single-use challenge that
-//!   [`Mfa::complete_login`] turns into tokens. As a [`auth_core::SecondFactorGate`] it also
+//!   [`Mfa::complete_login`] turns into tokens. As a [`auth_service::SecondFactorGate`] it also
 //!   stops `AuthService::login` from issuing tokens on a password alone.
 //! - [`SecretCipher`]: secrets sealed at rest with AES-256-GCM, a key id beside each ciphertext
 //!   so keys rotate.

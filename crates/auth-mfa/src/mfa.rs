@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{
+use auth_service::{
     AuthEvent, AuthResult, AuthService, AuthUser, Clock, ConfigError, Error, EventBus,
     LoginOptions, MAX_TOKEN_LENGTH, MemoryRateLimiter, RateLimitPolicy, RateLimiter, Result,
     SecondFactorGate, SecretString, SharedClock, SystemClock, Throttle, UserId, async_trait,
@@ -192,13 +192,13 @@ pub struct MfaStatus {
     pub recovery_codes_left: u64,
 }
 
-/// The answer to the first login step: core's [`auth_core::LoginOutcome`] (a session, or a
+/// The answer to the first login step: core's [`auth_service::LoginOutcome`] (a session, or a
 /// challenge).
-pub use auth_core::LoginOutcome;
+pub use auth_service::LoginOutcome;
 
 /// A pending second step: a short-lived, single-use token with a limited number of attempts
-/// (core's [`auth_core::Challenge`]).
-pub type MfaChallenge = auth_core::Challenge;
+/// (core's [`auth_service::Challenge`]).
+pub type MfaChallenge = auth_service::Challenge;
 
 /// TOTP two-factor authentication over an [`MfaStore`], with secrets sealed by a
 /// [`SecretCipher`]. Cheap to clone. It is also the [`SecondFactorGate`] to give
@@ -206,7 +206,7 @@ pub type MfaChallenge = auth_core::Challenge;
 /// that has a second factor.
 ///
 /// ```
-/// use auth_core::*;
+/// use auth_service::*;
 /// use auth_mfa::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let clock = FixedClock::from_unix(1_800_000_000);
@@ -237,7 +237,7 @@ pub type MfaChallenge = auth_core::Challenge;
 /// // The same code again is a replay.
 /// let LoginOutcome::Challenge(again) = mfa.login(&auth, "ana@example.com", "violet-otter-sings-42", LoginOptions::new()).await? else { panic!() };
 /// assert!(mfa.complete_login(&auth, again.token.expose_secret(), &code, LoginOptions::new()).await.is_err());
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct Mfa {
@@ -294,7 +294,7 @@ impl Mfa {
         }
     }
 
-    /// Reads time from `clock` (a [`auth_core::FixedClock`] in tests).
+    /// Reads time from `clock` (a [`auth_service::FixedClock`] in tests).
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
         self.map_inner(|i| {
@@ -706,7 +706,7 @@ impl Mfa {
             .create_challenge(&ChallengeRecord::new(
                 random::sha256_hex(&token),
                 user.clone(),
-                auth_core::truncate_to_micros(expires_at),
+                auth_service::truncate_to_micros(expires_at),
             ))
             .await?;
         Ok(MfaChallenge::new(SecretString::from(token), ttl))

@@ -1,6 +1,6 @@
 //! QR codes of a provisioning URI, as SVG and PNG (feature `qr`).
 
-use auth_core::{ConfigError, Error, Result};
+use auth_service::{ConfigError, Error, Result};
 use qrcode::{Color, EcLevel, QrCode};
 
 /// Quiet zone around the code, in modules (the QR standard's minimum).

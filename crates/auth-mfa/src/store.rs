@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use auth_core::{Result, UserId, async_trait};
+use auth_service::{Result, UserId, async_trait};
 use time::OffsetDateTime;
 
-pub use auth_core::ephemeral::{ChallengeRecord, ChallengeStore};
+pub use auth_service::ephemeral::{ChallengeRecord, ChallengeStore};
 
 use crate::cipher::EncryptedSecret;
 use crate::totp::TotpSettings;
@@ -172,9 +172,9 @@ struct State {
 /// # use auth_mfa::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryMfaStore::new();
-/// let user = auth_core::UserId::new("1");
+/// let user = auth_service::UserId::new("1");
 /// assert!(store.totp(&user).await?.is_none());
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryMfaStore {
@@ -274,7 +274,7 @@ impl MfaStore for MemoryMfaStore {
             return Ok(false);
         };
         let before = codes.len();
-        codes.retain(|h| !auth_core::constant_time_eq(h.as_bytes(), hash.as_bytes()));
+        codes.retain(|h| !auth_service::constant_time_eq(h.as_bytes(), hash.as_bytes()));
         Ok(codes.len() < before)
     }
 
@@ -326,20 +326,20 @@ impl MfaStore for MemoryMfaStore {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// // Any ChallengeStore will do; here, the challenges of a second memory store.
 /// struct Elsewhere(MemoryMfaStore);
-/// #[auth_core::async_trait]
+/// #[auth_service::async_trait]
 /// impl ChallengeStore for Elsewhere {
-///     async fn create(&self, c: &ChallengeRecord) -> auth_core::Result<()> { self.0.create_challenge(c).await }
-///     async fn attempt(&self, h: &str, now: time::OffsetDateTime, max: u32) -> auth_core::Result<Option<auth_core::UserId>> {
+///     async fn create(&self, c: &ChallengeRecord) -> auth_service::Result<()> { self.0.create_challenge(c).await }
+///     async fn attempt(&self, h: &str, now: time::OffsetDateTime, max: u32) -> auth_service::Result<Option<auth_service::UserId>> {
 ///         self.0.attempt_challenge(h, now, max).await
 ///     }
-///     async fn consume(&self, h: &str) -> auth_core::Result<bool> { self.0.consume_challenge(h).await }
-///     async fn cleanup_expired(&self, now: time::OffsetDateTime) -> auth_core::Result<u64> { self.0.cleanup_expired(now).await }
+///     async fn consume(&self, h: &str) -> auth_service::Result<bool> { self.0.consume_challenge(h).await }
+///     async fn cleanup_expired(&self, now: time::OffsetDateTime) -> auth_service::Result<u64> { self.0.cleanup_expired(now).await }
 /// }
 /// let store = WithChallengeStore::new(MemoryMfaStore::new(), Elsewhere(MemoryMfaStore::new()));
-/// let c = ChallengeRecord::new("ab".into(), auth_core::UserId::new("1"), time::OffsetDateTime::UNIX_EPOCH);
+/// let c = ChallengeRecord::new("ab".into(), auth_service::UserId::new("1"), time::OffsetDateTime::UNIX_EPOCH);
 /// store.create_challenge(&c).await?;
 /// assert!(store.consume_challenge("ab").await?);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct WithChallengeStore<S, C> {
@@ -420,14 +420,14 @@ impl<S: MfaStore, C: ChallengeStore> MfaStore for WithChallengeStore<S, C> {
 /// keys are MACs under the signing secret, so no second-factor challenge can ever name one.
 ///
 /// ```
-/// use auth_core::ephemeral::{ChallengeRecord, ChallengeStore};
+/// use auth_service::ephemeral::{ChallengeRecord, ChallengeStore};
 /// use auth_mfa::{ChallengesOf, MemoryMfaStore};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = ChallengesOf::new(MemoryMfaStore::new());
 /// let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
-/// store.create(&ChallengeRecord::new("k".into(), auth_core::UserId::new("1"), later)).await?;
+/// store.create(&ChallengeRecord::new("k".into(), auth_service::UserId::new("1"), later)).await?;
 /// assert!(store.consume("k").await?);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct ChallengesOf<S>(S);

@@ -1,6 +1,6 @@
 //! TOTP (RFC 6238) on totp-rs: the settings of one enrolment, codes, and step matching.
 
-use auth_core::{ConfigError, Error, Result};
+use auth_service::{ConfigError, Error, Result};
 use totp_rs::{Algorithm, Builder, Totp};
 
 /// The HMAC behind the codes. SHA1 is what authenticator apps support everywhere.

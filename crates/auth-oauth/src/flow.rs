@@ -138,7 +138,7 @@ struct Configured {
 /// ([`CODE_LIFETIME`]) to redeem, never tokens in a URL.
 ///
 /// ```
-/// use auth_core::ephemeral::MemoryCeremonyStore;
+/// use auth_service::ephemeral::MemoryCeremonyStore;
 /// use auth_oauth::{OAuth, Provider};
 /// let oauth = OAuth::new("https://app.example.com/auth/oauth", MemoryCeremonyStore::new())?
 ///     .with_provider(Provider::google("id.apps.googleusercontent.com", "secret"))
@@ -146,7 +146,7 @@ struct Configured {
 /// assert!(oauth.redirect_allowed("https://app.example.com/welcome"));
 /// assert!(!oauth.redirect_allowed("https://evil.example/"));
 /// assert_eq!(oauth.callback_url("google"), "https://app.example.com/auth/oauth/google/callback");
-/// # Ok::<(), auth_core::Error>(())
+/// # Ok::<(), auth_service::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct OAuth {
@@ -195,9 +195,9 @@ impl OAuth {
     /// [`Error::Backend`] when the HTTP client cannot be built.
     ///
     /// ```
-    /// let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth/", auth_core::ephemeral::MemoryCeremonyStore::new())?;
+    /// let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth/", auth_service::ephemeral::MemoryCeremonyStore::new())?;
     /// assert_eq!(oauth.callback_url("x"), "https://a.example/auth/oauth/x/callback");
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     pub fn new(callback_base: &str, ceremonies: impl CeremonyStore) -> Result<Self> {
         Ok(Self {
@@ -213,10 +213,10 @@ impl OAuth {
     /// Adds a provider (replacing one of the same name).
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?;
     /// let oauth = oauth.with_provider(auth_oauth::Provider::github("id", "s"));
     /// assert_eq!(oauth.provider_names(), ["github"]);
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn with_provider(mut self, provider: Provider) -> Self {
@@ -233,9 +233,9 @@ impl OAuth {
     /// Talks to providers through `http` (a proxy, a test double).
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?;
     /// let oauth = oauth.with_http(auth_oauth::HttpClient::new()?.with_timeout(std::time::Duration::from_secs(3)));
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn with_http(mut self, http: impl HttpSend) -> Self {
@@ -246,9 +246,9 @@ impl OAuth {
     /// Reads time from `clock`.
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
-    /// let oauth = oauth.with_clock(auth_core::FixedClock::from_unix(1_700_000_000));
-    /// # Ok::<(), auth_core::Error>(())
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?;
+    /// let oauth = oauth.with_clock(auth_service::FixedClock::from_unix(1_700_000_000));
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
@@ -265,12 +265,12 @@ impl OAuth {
     /// [`Error::Configuration`] for an entry that is not an absolute http(s) URL.
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?;
     /// let oauth = oauth.allow_redirects(["https://app.example.com/account"])?;
     /// assert!(oauth.redirect_allowed("https://app.example.com/account/done?x=1"));
     /// assert!(!oauth.redirect_allowed("https://app.example.com/accounting"));
     /// assert!(!oauth.redirect_allowed("https://app.example.com.evil.example/account"));
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     pub fn allow_redirects<S: AsRef<str>>(
         mut self,
@@ -297,11 +297,11 @@ impl OAuth {
     /// Whether `redirect_to` is on the allow-list.
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?
     /// #     .allow_redirects(["https://app.example.com"])?;
     /// assert!(oauth.redirect_allowed("https://app.example.com/"));
     /// assert!(!oauth.redirect_allowed("//evil.example"));
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn redirect_allowed(&self, redirect_to: &str) -> bool {
@@ -326,9 +326,9 @@ impl OAuth {
     /// The configured providers' names, sorted.
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?;
     /// assert!(oauth.provider_names().is_empty());
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn provider_names(&self) -> Vec<&str> {
@@ -341,11 +341,11 @@ impl OAuth {
     /// `SameSite=None; Secure`).
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?
     /// #     .with_provider(auth_oauth::Provider::oidc("x", "https://x.example", "id", None).with_form_post());
     /// assert!(oauth.posts_back("x"));
     /// assert!(!oauth.posts_back("unknown"));
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn posts_back(&self, provider: &str) -> bool {
@@ -357,9 +357,9 @@ impl OAuth {
     /// The callback URL of `provider` (register it at the provider).
     ///
     /// ```
-    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
+    /// # let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?;
     /// assert_eq!(oauth.callback_url("google"), "https://a.example/auth/oauth/google/callback");
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn callback_url(&self, provider: &str) -> String {
@@ -686,15 +686,15 @@ impl OAuth {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_core::ephemeral::MemoryCeremonyStore::new())?;
-    /// let id = auth_core::ProviderIdentity::new("google", "1").with_email("a@example.com", true);
+    /// let oauth = auth_oauth::OAuth::new("https://a.example/auth/oauth", auth_service::ephemeral::MemoryCeremonyStore::new())?;
+    /// let id = auth_service::ProviderIdentity::new("google", "1").with_email("a@example.com", true);
     /// let code = oauth.issue_code(&id, "the-browsers-binding").await?;
     /// // Another browser (another binding, or none) cannot redeem it, and that ends it.
     /// assert!(oauth.redeem_code(&code, Some("a-bystanders-binding")).await.is_err());
     /// let code = oauth.issue_code(&id, "the-browsers-binding").await?;
     /// assert_eq!(oauth.redeem_code(&code, Some("the-browsers-binding")).await?, id);
     /// assert!(oauth.redeem_code(&code, Some("the-browsers-binding")).await.is_err(), "once");
-    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// # Ok::<(), auth_service::Error>(()) }).unwrap();
     /// ```
     pub async fn issue_code(&self, identity: &ProviderIdentity, binding: &str) -> Result<String> {
         if binding.is_empty() {

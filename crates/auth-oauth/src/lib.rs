@@ -15,14 +15,14 @@
 //! - `db::DbIdentityStore` (feature `db`): linked identities in SQL, with their migration.
 //!
 //! ```
-//! use auth_core::ephemeral::MemoryCeremonyStore;
+//! use auth_service::ephemeral::MemoryCeremonyStore;
 //! use auth_oauth::{OAuth, Provider};
 //! let oauth = OAuth::new("https://app.example.com/auth/oauth", MemoryCeremonyStore::new())?
 //!     .with_provider(Provider::google("id.apps.googleusercontent.com", "secret"))
 //!     .with_provider(Provider::github("Iv1.abc", "secret"))
 //!     .allow_redirects(["https://app.example.com/"])?;
 //! assert_eq!(oauth.provider_names(), ["github", "google"]);
-//! # Ok::<(), auth_core::Error>(())
+//! # Ok::<(), auth_service::Error>(())
 //! ```
 
 mod apple;

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use auth_core::ephemeral::MemoryCeremonyStore;
 use auth_oauth::{CallbackParams, OAuth, OAuthFailure, Provider};
+use auth_service::ephemeral::MemoryCeremonyStore;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};

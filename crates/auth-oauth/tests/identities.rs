@@ -3,11 +3,11 @@
 //! subject, linking only with proven addresses, 30 concurrent first sign-ins making one
 //! account and one link, subjects compared case-sensitively, unlink, deletion.
 
-use auth_core::{
+use auth_oauth::db::DbIdentityStore;
+use auth_service::{
     AuthConfig, AuthService, Error, LoginOptions, LoginOutcome, MemoryTokenBackend,
     ProviderIdentity,
 };
-use auth_oauth::db::DbIdentityStore;
 use auth_testkit::db::{Target, fresh};
 use auth_users_db::DbUserStore;
 

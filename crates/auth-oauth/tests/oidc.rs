@@ -9,12 +9,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use auth_core::ephemeral::MemoryCeremonyStore;
-use auth_core::{
+use auth_oauth::{CallbackParams, HttpClient, HttpSend, OAuth, OAuthFailure, Provider};
+use auth_service::ephemeral::MemoryCeremonyStore;
+use auth_service::{
     AuthConfig, AuthService, Error, LoginOptions, LoginOutcome, MemoryIdentityStore,
     MemoryTokenBackend, MemoryUserStore, Result, async_trait,
 };
-use auth_oauth::{CallbackParams, HttpClient, HttpSend, OAuth, OAuthFailure, Provider};
 use auth_testkit::oidc_provider::{Browser, OidcProvider};
 use serde_json::Value;
 
@@ -392,7 +392,7 @@ async fn an_unverified_provider_email_takes_over_nothing() {
         .register("victim@example.com", "violet-otter-sings-42")
         .await
         .unwrap();
-    auth.prove_address(&victim.id, auth_core::AddressProof::InSession)
+    auth.prove_address(&victim.id, auth_service::AddressProof::InSession)
         .await
         .unwrap();
     let browser = Browser::new();

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use auth_core::{Error, Result, UserId, async_trait};
+use auth_service::{Error, Result, UserId, async_trait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
@@ -118,7 +118,7 @@ fn to_record(m: session::Model) -> SessionRecord {
 }
 
 fn micros(t: OffsetDateTime) -> OffsetDateTime {
-    auth_core::truncate_to_micros(t)
+    auth_service::truncate_to_micros(t)
 }
 
 #[async_trait]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{
+use auth_service::{
     AuthEvent, AuthService, AuthUser, Error, LoginOptions, Result, SecretString, SessionMeta,
     UserId, async_trait, normalize_email, random,
 };
@@ -75,7 +75,7 @@ impl<U: AuthUser> StepContext<'_, U> {
 /// One step of a pipeline. Implement it for your own steps (the cookbook's "accept terms").
 ///
 /// ```
-/// use auth_core::{User, async_trait, Result};
+/// use auth_service::{User, async_trait, Result};
 /// use auth_onboarding::{ClientHint, OnboardingStep, StepContext, StepOutcome};
 /// use serde_json::{Map, Value};
 ///
@@ -249,7 +249,7 @@ impl<U: AuthUser> OnboardingBuilder<U> {
     /// check fails (no verification-code listener, TOTP without `mfa`).
     pub fn build(self) -> Result<Onboarding<U>> {
         if self.steps.is_empty() {
-            return Err(auth_core::ConfigError::invalid(
+            return Err(auth_service::ConfigError::invalid(
                 "onboarding pipeline",
                 "needs at least one step",
             )
@@ -258,14 +258,14 @@ impl<U: AuthUser> OnboardingBuilder<U> {
         let mut names: Vec<&str> = self.steps.iter().map(|s| s.name()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err(auth_core::ConfigError::invalid(
+            return Err(auth_service::ConfigError::invalid(
                 "onboarding pipeline",
                 "has two steps with the same name",
             )
             .into());
         }
         if self.config.session_ttl.is_zero() {
-            return Err(auth_core::ConfigError::invalid(
+            return Err(auth_service::ConfigError::invalid(
                 "onboarding session_ttl",
                 "must be positive",
             )
@@ -333,7 +333,7 @@ impl<U: AuthUser> Onboarding<U> {
     }
 
     fn now(&self) -> OffsetDateTime {
-        auth_core::truncate_to_micros(self.inner.auth.clock().now())
+        auth_service::truncate_to_micros(self.inner.auth.clock().now())
     }
 
     /// Starts a flow for `email` (earlier open sessions for it end, unless configured
@@ -585,7 +585,7 @@ impl<U: AuthUser> Onboarding<U> {
     ) -> Result<(
         OnboardingStatus,
         Option<ClientHint>,
-        Option<auth_core::AuthResult<U>>,
+        Option<auth_service::AuthResult<U>>,
     )> {
         loop {
             let index = usize::try_from(session.step_index).unwrap_or(usize::MAX);
@@ -616,7 +616,7 @@ impl<U: AuthUser> Onboarding<U> {
             return Err(Error::EmailTaken);
         }
         let user_id: UserId = session.user_id.clone().ok_or_else(|| {
-            Error::Configuration(auth_core::ConfigError::invalid(
+            Error::Configuration(auth_service::ConfigError::invalid(
                 "onboarding pipeline",
                 "finished without a user: start it with a register step",
             ))

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use auth_core::{
+use auth_service::{
     AuthEvent, AuthEventKind, AuthService, AuthUser, ConfigError, Error, Result, SecretString,
     async_trait, constant_time_eq, random,
 };
@@ -48,7 +48,8 @@ impl<U: AuthUser> OnboardingStep<U> for RegisterStep {
         let password = text(data, "password").unwrap_or_default();
         let confirm = text(data, "password_confirm").unwrap_or_default();
         if let Some(email) = text(data, "email")
-            && auth_core::normalize_email(email).ok().as_deref() != Some(ctx.session.email.as_str())
+            && auth_service::normalize_email(email).ok().as_deref()
+                != Some(ctx.session.email.as_str())
         {
             return Ok(StepOutcome::invalid(
                 "email",
@@ -266,7 +267,7 @@ impl<U: AuthUser> OnboardingStep<U> for VerifyEmailStep {
         // The code came back inside the onboarding flow that created the account: the proof
         // rests on the flow as well as the mailbox, so the password chosen in it stays.
         ctx.auth
-            .prove_address(&user, auth_core::AddressProof::InSession)
+            .prove_address(&user, auth_service::AddressProof::InSession)
             .await?;
         Ok(StepOutcome::Complete)
     }

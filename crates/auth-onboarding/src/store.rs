@@ -1,12 +1,12 @@
 //! Onboarding sessions in memory. The record and the `SessionStore` trait live in
-//! `auth_core::ephemeral` (so stores such as auth-redis implement them without this crate)
+//! `auth_service::ephemeral` (so stores such as auth-redis implement them without this crate)
 //! and are re-exported here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use auth_core::ephemeral::{SessionRecord, SessionStore};
-use auth_core::{Result, async_trait};
+pub use auth_service::ephemeral::{SessionRecord, SessionStore};
+use auth_service::{Result, async_trait};
 use time::OffsetDateTime;
 
 /// Sessions in process memory. Clones share them.
@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemorySessionStore::new();
 /// assert!(store.find("nope").await?.is_none());
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone, Default)]
 pub struct MemorySessionStore {

@@ -156,7 +156,7 @@ pub enum OnboardingError {
     /// The flow cannot run as configured (nothing delivers verification codes, an unknown
     /// step...); the message says what to fix.
     #[error(transparent)]
-    Auth(#[from] auth_core::Error),
+    Auth(#[from] auth_service::Error),
 }
 
 /// The answer to `start`, `advance` and `resume`. Debug output hides the output's values
@@ -164,7 +164,7 @@ pub enum OnboardingError {
 #[derive(Clone)]
 pub struct OnboardingResult<U> {
     /// The session token (only from `start`: the engine stores it hashed).
-    pub session_token: Option<auth_core::SecretString>,
+    pub session_token: Option<auth_service::SecretString>,
     /// Where the flow stands.
     pub status: OnboardingStatus,
     /// The current step (`None` once completed).
@@ -176,7 +176,7 @@ pub struct OnboardingResult<U> {
     /// Data a completed step hands the client once (recovery codes).
     pub output: Map<String, Value>,
     /// The login, on completion.
-    pub auth: Option<auth_core::AuthResult<U>>,
+    pub auth: Option<auth_service::AuthResult<U>>,
 }
 
 impl<U: std::fmt::Debug> std::fmt::Debug for OnboardingResult<U> {

@@ -8,7 +8,7 @@
 //! works: the public API (the default), a self-hosted mirror, or a test's stand-in.
 //!
 //! ```no_run
-//! use auth_core::{AuthConfig, BreachedPasswordValidator, PasswordPolicy};
+//! use auth_service::{AuthConfig, BreachedPasswordValidator, PasswordPolicy};
 //! use auth_pwned::HttpPwnedPasswords;
 //!
 //! let pwned = HttpPwnedPasswords::new(HttpPwnedPasswords::PUBLIC_API)?;

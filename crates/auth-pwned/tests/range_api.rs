@@ -6,11 +6,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_core::{
+use auth_pwned::HttpPwnedPasswords;
+use auth_service::{
     AuthConfig, AuthService, BreachSourceFailure, BreachedPasswordValidator, Error,
     MemoryTokenBackend, MemoryUserStore, PasswordPolicy, PwnedPasswords,
 };
-use auth_pwned::HttpPwnedPasswords;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use auth_core::{ApiKeyOwner, ApiKeyRecord, ApiKeyStore, Error, FoundApiKey, Result, async_trait};
+use auth_service::{
+    ApiKeyOwner, ApiKeyRecord, ApiKeyStore, Error, FoundApiKey, Result, async_trait,
+};
 use redis::Script;
 use time::OffsetDateTime;
 
@@ -83,8 +85,8 @@ return 1
 /// never leave a key usable that should not be (each step's order is chosen for that).
 ///
 /// ```no_run
-/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
-/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
+/// use auth_service::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
 ///     .with_api_keys(auth_redis::RedisApiKeyStore::new(redis));
@@ -208,7 +210,7 @@ impl RedisApiKeyStore {
     }
 }
 
-/// Ids as this crate's callers make them (`auth_core::random::token`): anything else names no
+/// Ids as this crate's callers make them (`auth_service::random::token`): anything else names no
 /// key, so it can neither grow keys nor reach another namespace.
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -219,7 +221,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 fn corrupt() -> Error {
-    Error::Backend(auth_core::BackendError::message(
+    Error::Backend(auth_service::BackendError::message(
         "reading an API key: corrupt entry in Redis",
     ))
 }
@@ -260,7 +262,7 @@ impl ApiKeyStore for RedisApiKeyStore {
             .await
             .map_err(backend("storing an API key in Redis"))?;
         if !(fresh_key && fresh_secret) {
-            return Err(Error::Backend(auth_core::BackendError::message(
+            return Err(Error::Backend(auth_service::BackendError::message(
                 "an API key with this id or secret exists",
             )));
         }
@@ -405,7 +407,7 @@ impl ApiKeyStore for RedisApiKeyStore {
                 .map_err(backend("rolling an API key in Redis"))?;
         }
         if !fresh {
-            return Err(Error::Backend(auth_core::BackendError::message(
+            return Err(Error::Backend(auth_service::BackendError::message(
                 "an API key with this secret exists",
             )));
         }

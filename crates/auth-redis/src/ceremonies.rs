@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use auth_core::ephemeral::{CeremonyRecord, CeremonyStore};
-use auth_core::{Result, UserId, async_trait, from_unix_micros};
+use auth_service::ephemeral::{CeremonyRecord, CeremonyStore};
+use auth_service::{Result, UserId, async_trait, from_unix_micros};
 use redis::Script;
 use time::OffsetDateTime;
 
@@ -26,8 +26,8 @@ return {c[1], c[2], c[3]}
 /// hour after it expires.
 ///
 /// ```no_run
-/// use auth_core::ephemeral::{CeremonyRecord, CeremonyStore};
-/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+/// use auth_service::ephemeral::{CeremonyRecord, CeremonyStore};
+/// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
 /// let store = auth_redis::RedisCeremonyStore::new(redis);
 /// let now = time::OffsetDateTime::now_utc();
 /// store.put(&CeremonyRecord::new("ab".repeat(32), None, "{}".into(), now + time::Duration::minutes(5))).await?;

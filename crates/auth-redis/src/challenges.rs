@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use auth_core::ephemeral::{ChallengeRecord, ChallengeStore};
-use auth_core::{Result, UserId, async_trait};
+use auth_service::ephemeral::{ChallengeRecord, ChallengeStore};
+use auth_service::{Result, UserId, async_trait};
 use redis::Script;
 use time::OffsetDateTime;
 
@@ -32,11 +32,11 @@ return c[1]
 /// Redis drops a challenge an hour after it expires.
 ///
 /// ```no_run
-/// use auth_core::ephemeral::{ChallengeRecord, ChallengeStore};
-/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+/// use auth_service::ephemeral::{ChallengeRecord, ChallengeStore};
+/// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
 /// let store = auth_redis::RedisChallengeStore::new(redis);
 /// let expires = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
-/// let challenge = ChallengeRecord::new("ab".repeat(32), auth_core::UserId::new("7"), expires);
+/// let challenge = ChallengeRecord::new("ab".repeat(32), auth_service::UserId::new("7"), expires);
 /// store.create(&challenge).await?;
 /// assert!(store.consume(&challenge.token_hash).await?);
 /// assert!(!store.consume(&challenge.token_hash).await?, "single use");

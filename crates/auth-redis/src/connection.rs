@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{Clock, Error, Result, SharedClock, SystemClock};
+use auth_service::{Clock, Error, Result, SharedClock, SystemClock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
 
@@ -57,7 +57,7 @@ impl redis::aio::ConnectionLike for Conn {
 /// every primary. Keep `{` and `}` out of the prefix.
 ///
 /// ```no_run
-/// # async fn f() -> auth_core::Result<()> {
+/// # async fn f() -> auth_service::Result<()> {
 /// let redis = auth_redis::Redis::connect("redis://127.0.0.1:6379/").await?.with_prefix("shop:auth:");
 /// assert_eq!(redis.prefix(), "shop:auth:");
 /// # Ok(()) }
@@ -99,7 +99,7 @@ impl Redis {
     /// [`Error::Backend`] when the URL is invalid or the server cannot be reached now.
     ///
     /// ```no_run
-    /// # async fn f() -> auth_core::Result<()> {
+    /// # async fn f() -> auth_service::Result<()> {
     /// let redis = auth_redis::Redis::connect("redis://127.0.0.1:6379/").await?;
     /// # let _ = redis;
     /// # Ok(()) }
@@ -113,7 +113,7 @@ impl Redis {
         )
         .await
         .map_err(|_| {
-            Error::Backend(auth_core::BackendError::message(
+            Error::Backend(auth_service::BackendError::message(
                 "connecting to Redis timed out (check AUTH_REDIS_URL)",
             ))
         })?
@@ -149,7 +149,7 @@ impl Redis {
     /// ```
     pub fn open(url: &str) -> Result<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Backend(auth_core::BackendError::message(
+            return Err(Error::Backend(auth_service::BackendError::message(
                 "Redis::open needs a running Tokio runtime",
             )));
         }
@@ -171,7 +171,7 @@ impl Redis {
     /// reached now.
     ///
     /// ```no_run
-    /// # async fn f() -> auth_core::Result<()> {
+    /// # async fn f() -> auth_service::Result<()> {
     /// let redis = auth_redis::Redis::connect_cluster(&[
     ///     "redis://10.0.0.1:6379/",
     ///     "redis://10.0.0.2:6379/",
@@ -187,7 +187,7 @@ impl Redis {
         let conn = tokio::time::timeout(RESPONSE_TIMEOUT * 3, client.get_async_connection())
             .await
             .map_err(|_| {
-                Error::Backend(auth_core::BackendError::message(
+                Error::Backend(auth_service::BackendError::message(
                     "connecting to the Redis Cluster timed out (check AUTH_REDIS_URL)",
                 ))
             })?
@@ -215,7 +215,7 @@ impl Redis {
     #[cfg(feature = "cluster")]
     pub fn open_cluster<S: AsRef<str>>(seeds: &[S]) -> Result<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Backend(auth_core::BackendError::message(
+            return Err(Error::Backend(auth_service::BackendError::message(
                 "Redis::open_cluster needs a running Tokio runtime",
             )));
         }
@@ -233,7 +233,7 @@ impl Redis {
         seeds: &[S],
     ) -> Result<(redis::cluster::ClusterClient, Vec<redis::Client>)> {
         if seeds.is_empty() {
-            return Err(Error::Backend(auth_core::BackendError::message(
+            return Err(Error::Backend(auth_service::BackendError::message(
                 "a Redis Cluster needs at least one seed node (check AUTH_REDIS_URL)",
             )));
         }
@@ -259,7 +259,7 @@ impl Redis {
     /// Whether this is a Redis Cluster (`connect_cluster`, feature `cluster`).
     ///
     /// ```no_run
-    /// # async fn f() -> auth_core::Result<()> {
+    /// # async fn f() -> auth_service::Result<()> {
     /// let redis = auth_redis::Redis::connect("redis://127.0.0.1:6379/").await?;
     /// assert!(!redis.is_cluster());
     /// # Ok(()) }
@@ -295,7 +295,7 @@ impl Redis {
     ///
     /// ```no_run
     /// # async fn f(redis: auth_redis::Redis) {
-    /// let redis = redis.with_clock(auth_core::FixedClock::from_unix(1_700_000_000));
+    /// let redis = redis.with_clock(auth_service::FixedClock::from_unix(1_700_000_000));
     /// # }
     /// ```
     #[must_use]
@@ -323,7 +323,7 @@ impl Redis {
     /// [`Error::Backend`] when it does not.
     ///
     /// ```no_run
-    /// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+    /// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
     /// redis.ping().await?;
     /// # Ok(()) }
     /// ```
@@ -400,7 +400,7 @@ impl Redis {
     /// [`Error::Backend`] when Redis cannot be reached.
     ///
     /// ```no_run
-    /// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+    /// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
     /// if redis.keeps_data().await? == Some(false) {
     ///     eprintln!("Redis keeps nothing on disk: a restart signs everyone out");
     /// }
@@ -479,7 +479,7 @@ impl Redis {
                     .map_err(backend("listing the Redis Cluster's nodes"))?;
                 let mut nodes = cluster_primaries(&slots);
                 if nodes.is_empty() {
-                    return Err(Error::Backend(auth_core::BackendError::message(
+                    return Err(Error::Backend(auth_service::BackendError::message(
                         "the Redis Cluster reported no primary",
                     )));
                 }
@@ -604,10 +604,10 @@ fn escape_glob(prefix: &str) -> String {
 /// A key component from arbitrary input: hashed, so a crafted value can neither grow keys
 /// nor reach another namespace.
 pub(crate) fn digest(value: &str) -> String {
-    auth_core::random::sha256_hex(value)[..32].to_owned()
+    auth_service::random::sha256_hex(value)[..32].to_owned()
 }
 
-pub(crate) use auth_core::{from_unix_micros as from_micros, unix_micros as micros};
+pub(crate) use auth_service::{from_unix_micros as from_micros, unix_micros as micros};
 
 /// Deletes the hash KEYS[1] if its field ARGV[1] (microseconds) is at or before ARGV[2]:
 /// checked and deleted in one step, so an entry rewritten meanwhile survives.

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use auth_core::{Change, ChangeFeed, ChangeHub, ChangeSubscriber, FeedStatus, Result, async_trait};
+use auth_service::{
+    Change, ChangeFeed, ChangeHub, ChangeSubscriber, FeedStatus, Result, async_trait,
+};
 use futures_util::StreamExt as _;
 
 use crate::connection::{Redis, backend};
@@ -28,7 +30,7 @@ struct Inner {
 /// outage). It reconnects by itself.
 ///
 /// ```no_run
-/// use auth_core::ChangeFeed;
+/// use auth_service::ChangeFeed;
 /// # async fn f(redis: auth_redis::Redis) {
 /// let feed = auth_redis::RedisFeed::start(&redis);
 /// assert_eq!(feed.status().channel, "redis-pubsub");
@@ -81,7 +83,7 @@ impl RedisFeed {
     /// is never live (nothing is received), so a mirror or cache over it asks its store.
     ///
     /// ```no_run
-    /// use auth_core::ChangeFeed;
+    /// use auth_service::ChangeFeed;
     /// # async fn f(redis: auth_redis::Redis) {
     /// let feed = auth_redis::RedisFeed::publisher(&redis);
     /// assert!(!feed.status().live);

@@ -4,9 +4,9 @@
 //! - [`RedisRateLimiter`]: the throttle, one atomic Lua script per reservation (a sliding
 //!   window of failures and an enforced lockout), like the memory and SQL limiters;
 //! - [`RedisRevocationStore`]: revoked and consumed token ids, revoked sessions, per-user
-//!   cut-offs (combined by `auth_core::Cutoff`'s order-independent rule) and tracked JWT
+//!   cut-offs (combined by `auth_service::Cutoff`'s order-independent rule) and tracked JWT
 //!   sessions, for `auth_tokens_jwt::JwtBackend` — usually under a
-//!   [`RevocationMirror`](auth_core::RevocationMirror);
+//!   [`RevocationMirror`](auth_service::RevocationMirror);
 //! - [`RedisTokenBackend`]: opaque tokens (stored as SHA-256) with refresh families, reuse
 //!   detection in one script and per-user session lists, for services that keep sessions out
 //!   of SQL;
@@ -14,8 +14,8 @@
 //!   instance completes on another (joined to the SQL enrolments by
 //!   `auth_mfa::WithChallengeStore`); [`RedisSessionStore`]: onboarding sessions, likewise.
 //!   [`RedisCeremonyStore`]: passkey ceremonies, finished on any instance. All three
-//!   implement the traits of `auth_core::ephemeral`, so this crate depends on no sibling;
-//! - [`RedisApiKeyStore`]: API keys and service accounts (`auth_core::ApiKeyStore`), one
+//!   implement the traits of `auth_service::ephemeral`, so this crate depends on no sibling;
+//! - [`RedisApiKeyStore`]: API keys and service accounts (`auth_service::ApiKeyStore`), one
 //!   script per verification and per roll, per-key limits by `INCR` in window counters;
 //! - [`RedisFeed`]: the change feed over pub/sub, with a heartbeat, so every instance's mirror
 //!   and user cache learn of every revocation and user change.
@@ -30,14 +30,14 @@
 //! scripts, so expiry is tested without sleeping; Redis expiry only collects garbage.
 //!
 //! When Redis is unreachable every operation fails within the response timeout (1 s by
-//! default) with [`auth_core::Error::Backend`]: a revocation check then fails closed (the
+//! default) with [`auth_service::Error::Backend`]: a revocation check then fails closed (the
 //! request is refused), and `AuthService` turns a throttle that cannot be asked into a refusal
 //! of the attempt (429). The connection manager reconnects by itself when Redis returns.
 //!
 //! ```no_run
-//! use auth_core::{RevocationMirror, RateLimitPolicy};
+//! use auth_service::{RevocationMirror, RateLimitPolicy};
 //! use auth_redis::{Redis, RedisFeed, RedisRateLimiter, RedisRevocationStore};
-//! # async fn f() -> auth_core::Result<()> {
+//! # async fn f() -> auth_service::Result<()> {
 //! let redis = Redis::connect("redis://127.0.0.1:6379/").await?.with_prefix("myapp:auth:");
 //! let feed = RedisFeed::start(&redis);
 //! let revocations = RevocationMirror::new(RedisRevocationStore::new(redis.clone()), feed.clone());

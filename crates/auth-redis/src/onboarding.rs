@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use auth_core::ephemeral::{SessionRecord, SessionStore};
-use auth_core::{Error, Result, UserId, async_trait};
+use auth_service::ephemeral::{SessionRecord, SessionStore};
+use auth_service::{Error, Result, UserId, async_trait};
 use redis::Script;
 use time::OffsetDateTime;
 
@@ -46,8 +46,8 @@ return 0
 /// it.
 ///
 /// ```no_run
-/// use auth_core::ephemeral::{SessionRecord, SessionStore};
-/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+/// use auth_service::ephemeral::{SessionRecord, SessionStore};
+/// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
 /// let store = auth_redis::RedisSessionStore::new(redis);
 /// let now = time::OffsetDateTime::now_utc();
 /// let record = SessionRecord::new("id".into(), "ab".repeat(32), "a@example.com".into(),
@@ -133,7 +133,7 @@ impl RedisSessionStore {
             return Ok(None);
         };
         let corrupt = || {
-            Error::Backend(auth_core::BackendError::message(
+            Error::Backend(auth_service::BackendError::message(
                 "reading an onboarding session: corrupt entry in Redis",
             ))
         };

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use auth_core::{RateLimitPolicy, RateLimitStatus, RateLimiter, Result, async_trait};
+use auth_service::{RateLimitPolicy, RateLimitStatus, RateLimiter, Result, async_trait};
 use redis::Script;
 
 use crate::connection::{Redis, backend, digest};
@@ -73,8 +73,8 @@ return 0
 /// a key.
 ///
 /// ```no_run
-/// use auth_core::{RateLimitPolicy, RateLimiter};
-/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+/// use auth_service::{RateLimitPolicy, RateLimiter};
+/// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
 /// let limiter = auth_redis::RedisRateLimiter::new(redis, RateLimitPolicy::default());
 /// assert!(limiter.acquire("login:*|alice@example.com").await?.is_allowed());
 /// # Ok(()) }
@@ -106,7 +106,7 @@ impl RedisRateLimiter {
     ///
     /// ```no_run
     /// # async fn f(redis: auth_redis::Redis) {
-    /// let limiter = auth_redis::RedisRateLimiter::new(redis, auth_core::RateLimitPolicy::SIGNUP);
+    /// let limiter = auth_redis::RedisRateLimiter::new(redis, auth_service::RateLimitPolicy::SIGNUP);
     /// # }
     /// ```
     #[must_use]
@@ -150,7 +150,7 @@ impl RedisRateLimiter {
     async fn run(&self, key: &str, check_only: bool) -> Result<RateLimitStatus> {
         let (failures, lock) = self.keys(key);
         let now = self.redis.now_us();
-        let member = format!("{now}:{}", auth_core::random::token(6));
+        let member = format!("{now}:{}", auth_service::random::token(6));
         let mut conn = self.redis.conn.clone();
         let (remaining, until): (i64, i64) = self
             .acquire

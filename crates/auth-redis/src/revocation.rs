@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use auth_core::{
+use auth_service::{
     Change, Consumption, Cutoff, Result, RevocationQuery, RevocationStore, SessionInfo,
     SessionMeta, UserId, async_trait,
 };
@@ -50,7 +50,7 @@ redis.call('SET', KEYS[2], 'r:' .. s(exp), 'PX', ARGV[4])
 return 1
 ";
 
-/// Joins a per-user cut-off (`auth_core::Cutoff::join`). KEYS: the user's hash.
+/// Joins a per-user cut-off (`auth_service::Cutoff::join`). KEYS: the user's hash.
 /// ARGV: not-before (us), kept family ('' for none), until (us), ttl (ms).
 const CUTOFF: &str = r"
 local nb = tonumber(ARGV[1])
@@ -117,11 +117,11 @@ fn consumption(answer: &redis::Value) -> Consumption {
 /// revoke (read from the clock given to [`Redis::with_clock`]); Redis drops them an hour after
 /// it, [`cleanup_expired`](RevocationStore::cleanup_expired) as soon as it passes. Sessions
 /// (refresh families) are tracked with their client, so JWT sessions can be listed and ended.
-/// `live_revocations` lets a [`RevocationMirror`](auth_core::RevocationMirror) load them.
+/// `live_revocations` lets a [`RevocationMirror`](auth_service::RevocationMirror) load them.
 ///
 /// ```no_run
-/// use auth_core::{RevocationQuery, RevocationStore, UserId};
-/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+/// use auth_service::{RevocationQuery, RevocationStore, UserId};
+/// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
 /// let store = auth_redis::RedisRevocationStore::new(redis);
 /// let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
 /// assert!(store.consume("jti-1", later).await?);

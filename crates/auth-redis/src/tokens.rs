@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use auth_core::{
+use auth_service::{
     Claims, Error, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, Result, RotateOutcome,
     RotateRequest, SecretString, SessionInfo, SessionMeta, TokenBackend, TokenKind, TokenPair,
     UserId, async_trait, random,
@@ -11,7 +11,7 @@ use auth_core::{
 use redis::Script;
 use time::OffsetDateTime;
 
-use auth_core::add_saturating as add;
+use auth_service::add_saturating as add;
 
 use crate::connection::{Redis, backend, digest, from_micros, micros};
 
@@ -72,8 +72,8 @@ return 1
 ///   after it expires, [`cleanup_expired`](TokenBackend::cleanup_expired) as soon as it does.
 ///
 /// ```no_run
-/// use auth_core::{IssueRequest, TokenBackend, TokenKind, UserId};
-/// # async fn f(redis: auth_redis::Redis) -> auth_core::Result<()> {
+/// use auth_service::{IssueRequest, TokenBackend, TokenKind, UserId};
+/// # async fn f(redis: auth_redis::Redis) -> auth_service::Result<()> {
 /// let backend = auth_redis::RedisTokenBackend::new(redis);
 /// let pair = backend.issue(&IssueRequest::new(UserId::new("42"))).await?;
 /// let claims = backend.verify(pair.access_token.expose_secret(), TokenKind::Access).await?;
@@ -236,7 +236,7 @@ impl RedisTokenBackend {
     }
 
     fn now(&self) -> OffsetDateTime {
-        auth_core::truncate_to_micros(self.redis.clock.now())
+        auth_service::truncate_to_micros(self.redis.clock.now())
     }
 
     fn token_key(&self, family: &str, hash: &str) -> String {

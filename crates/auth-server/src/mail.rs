@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use auth::{AuthEvent, AuthEventKind, Error, EventBus, async_trait};
+use auth::{AuthEvent, AuthEventKind, Error, EventBus, RequestScope, async_trait};
 
 /// One message.
 #[derive(Clone, PartialEq, Eq)]

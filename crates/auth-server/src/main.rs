@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, IsTerminal as _};
 use std::process::ExitCode;
 
-use auth::Error;
+use auth::{Error, RequestScope};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: auth-server [COMMAND]

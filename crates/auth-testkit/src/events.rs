@@ -2,12 +2,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use auth_core::{AuthEvent, AuthEventKind, EventBus};
+use auth_service::{AuthEvent, AuthEventKind, EventBus};
 
 /// Every event emitted on the bus it was attached to, in order. Clones share the record.
 ///
 /// ```
-/// use auth_core::{AuthEvent, AuthEventKind, EventBus, UserId};
+/// use auth_service::{AuthEvent, AuthEventKind, EventBus, UserId};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let bus = EventBus::new();
 /// let log = auth_testkit::EventLog::attach(&bus);

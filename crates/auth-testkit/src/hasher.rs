@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use auth_core::{HashError, PasswordHasher, constant_time_eq};
+use auth_service::{HashError, PasswordHasher, constant_time_eq};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 
@@ -18,7 +18,7 @@ const PREFIX: &str = "test-pbkdf2-sha256";
 /// many iterations it stands in for a real hasher's cost in timing tests.
 ///
 /// ```
-/// use auth_core::PasswordHasher;
+/// use auth_service::PasswordHasher;
 /// use auth_testkit::TestHasher;
 /// let h = TestHasher::fast();
 /// let encoded = h.hash("pw").unwrap();
@@ -96,7 +96,7 @@ impl PasswordHasher for TestHasher {
     }
 
     fn hash(&self, password: &str) -> Result<String, HashError> {
-        let salt = auth_core::random::bytes(16);
+        let salt = auth_service::random::bytes(16);
         let hash = Self::derive(self.iterations, &salt, password);
         Ok(format!(
             "{PREFIX}${}${}${}",
@@ -178,7 +178,7 @@ impl HashStats {
 /// Wraps a hasher; every call sleeps `delay` (standing in for CPU cost) and is counted.
 ///
 /// ```
-/// use auth_core::PasswordHasher;
+/// use auth_service::PasswordHasher;
 /// use auth_testkit::{CountingHasher, TestHasher};
 /// let h = CountingHasher::new(TestHasher::fast(), std::time::Duration::ZERO);
 /// let stats = h.stats();

@@ -8,7 +8,7 @@
 //! - [`FixedClock`]: re-exported from `auth-core`.
 //!
 //! ```
-//! use auth_core::MemoryTokenBackend;
+//! use auth_service::MemoryTokenBackend;
 //! # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
 //! auth_testkit::conformance::token_backend(|clock| async move {
 //!     MemoryTokenBackend::new().with_clock(clock)
@@ -27,7 +27,7 @@ pub mod oidc_provider;
 mod proxy;
 mod skip;
 
-pub use auth_core::FixedClock;
+pub use auth_service::FixedClock;
 pub use events::EventLog;
 pub use hasher::{CountingHasher, HashStats, TestHasher};
 pub use proxy::CutProxy;
@@ -42,7 +42,7 @@ pub use skip::{SKIP_LOG_VAR, skip};
 pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
-        auth_core::random::token(9)
+        auth_service::random::token(9)
             .to_lowercase()
             .replace(['-', '_'], "x")
     )

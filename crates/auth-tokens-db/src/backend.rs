@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use auth_core::{
+use auth_service::{
     Claims, Clock, Error, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard, Result, RotateOutcome,
     RotateRequest, SecretString, SessionInfo, SessionMeta, SharedClock, SystemClock, TokenBackend,
     TokenKind, TokenLifetimes, TokenPair, UserId, async_trait, random,
@@ -35,7 +35,7 @@ pub const CLEANUP_BATCH: u64 = 1_000;
 /// - Rows reference `auth_users(id)` with `ON DELETE CASCADE`; user ids are integers.
 ///
 /// ```
-/// use auth_core::{IssueRequest, TokenBackend, TokenKind, UserId};
+/// use auth_service::{IssueRequest, TokenBackend, TokenKind, UserId};
 /// use auth_tokens_db::DbTokenBackend;
 /// use sea_orm::ConnectionTrait;
 /// use sea_orm_migration::MigratorTrait;
@@ -49,7 +49,7 @@ pub const CLEANUP_BATCH: u64 = 1_000;
 /// let pair = backend.issue(&IssueRequest::new(UserId::new("42"))).await?;
 /// let claims = backend.verify(pair.access_token.expose_secret(), TokenKind::Access).await?;
 /// assert_eq!(claims.sub, "42");
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct DbTokenBackend {
@@ -190,7 +190,7 @@ impl DbTokenBackend {
     ///
     /// ```no_run
     /// # async fn f(db: sea_orm::DatabaseConnection) {
-    /// let backend = auth_tokens_db::DbTokenBackend::new(db).with_clock(auth_core::FixedClock::from_unix(0));
+    /// let backend = auth_tokens_db::DbTokenBackend::new(db).with_clock(auth_service::FixedClock::from_unix(0));
     /// # }
     /// ```
     #[must_use]
@@ -213,7 +213,7 @@ impl DbTokenBackend {
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {
-        auth_core::truncate_to_micros(self.clock.now())
+        auth_service::truncate_to_micros(self.clock.now())
     }
 
     /// The token row and its session, in one query.
@@ -837,7 +837,7 @@ impl Rotation {
                 let _ = own.close().await;
                 return Err(match other {
                     Err(e) => failed(e),
-                    Ok(rows) => Error::Backend(auth_core::BackendError::message(format!(
+                    Ok(rows) => Error::Backend(auth_service::BackendError::message(format!(
                         "a rotation script answered {} rows for {} rotations",
                         rows.len(),
                         batch.len()

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use auth_core::{
+use auth_service::{
     BackendError, Change, ChangeFeed, ChangeHub, ChangeSubscriber, Clock, Error, FeedStatus,
     Result, SharedClock, SystemClock, async_trait,
 };
@@ -108,7 +108,7 @@ impl DbFeedOptions {
     ///
     /// ```
     /// # use auth_tokens_db::DbFeedOptions;
-    /// let _ = DbFeedOptions::default().with_clock(auth_core::FixedClock::from_unix(0));
+    /// let _ = DbFeedOptions::default().with_clock(auth_service::FixedClock::from_unix(0));
     /// ```
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
@@ -139,7 +139,7 @@ struct Inner {
 }
 
 /// A [`ChangeFeed`] over the database every instance shares, so each instance's
-/// [`RevocationMirror`](auth_core::RevocationMirror) and [`UserCache`](auth_core::UserCache)
+/// [`RevocationMirror`](auth_service::RevocationMirror) and [`UserCache`](auth_service::UserCache)
 /// learn of every revocation and user change:
 ///
 /// | database | publish | receive | down when |
@@ -157,7 +157,7 @@ struct Inner {
 /// such as management commands (it only publishes, through the database on every backend).
 ///
 /// ```
-/// use auth_core::{ChangeFeed, RevocationMirror};
+/// use auth_service::{ChangeFeed, RevocationMirror};
 /// use auth_tokens_db::{DbChangeFeed, DbRevocationStore};
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 /// # let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();

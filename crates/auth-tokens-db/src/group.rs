@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use auth_core::{BackendError, Error, Result};
+use auth_service::{BackendError, Error, Result};
 use tokio::sync::{mpsc, oneshot};
 
 /// What commits a batch: one outcome per job, in order.

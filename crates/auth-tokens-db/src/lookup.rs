@@ -1,6 +1,6 @@
 //! `authenticate` in one query: the token joined with its session and its user.
 
-use auth_core::{
+use auth_service::{
     Claims, Error, MAX_TOKEN_LENGTH, Result, TokenKind, TokenUserLookup, User, UserId, async_trait,
     random,
 };

@@ -416,7 +416,7 @@ pub(crate) enum AuthChangeLog {
 ///   ids, so a mirror loads only the latter (consumed ids live as long as refresh tokens);
 /// - `auth_user_not_before.not_before_all`: the instant up to which every session of the user
 ///   is revoked, so cut-offs combine the same way whatever order they arrive in
-///   (`auth_core::Cutoff`);
+///   (`auth_service::Cutoff`);
 /// - `auth_change_log`: the append-only log of changes that instances poll on MySQL/MariaDB
 ///   and that management commands write on SQLite (`DbChangeFeed`).
 #[derive(Debug, Clone, Copy, Default)]

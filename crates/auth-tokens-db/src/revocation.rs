@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use auth_core::{
+use auth_service::{
     Change, Clock, Consumption, Cutoff, Error, Result, RevocationQuery, RevocationStore,
     SessionInfo, SessionMeta, SharedClock, SystemClock, UserId, async_trait,
 };
@@ -24,7 +24,7 @@ use crate::scan::{scan_ids, scan_pages, scan_sqlite};
 /// `consume` is one insert whose primary key decides the single winner.
 ///
 /// ```
-/// use auth_core::{RevocationQuery, RevocationStore, UserId};
+/// use auth_service::{RevocationQuery, RevocationStore, UserId};
 /// use auth_tokens_db::DbRevocationStore;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// # let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
@@ -35,7 +35,7 @@ use crate::scan::{scan_ids, scan_pages, scan_sqlite};
 /// assert!(store.consume("jti-1", later).await?);
 /// assert!(!store.consume("jti-1", later).await?, "single use");
 /// assert!(store.is_revoked(&RevocationQuery::new("jti-1", UserId::new("7"), 0)).await?);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct DbRevocationStore {
@@ -68,7 +68,7 @@ impl DbRevocationStore {
     ///
     /// ```no_run
     /// # async fn f(db: sea_orm::DatabaseConnection) {
-    /// let store = auth_tokens_db::DbRevocationStore::new(db).with_clock(auth_core::FixedClock::from_unix(0));
+    /// let store = auth_tokens_db::DbRevocationStore::new(db).with_clock(auth_service::FixedClock::from_unix(0));
     /// # }
     /// ```
     #[must_use]
@@ -91,7 +91,7 @@ impl DbRevocationStore {
     }
 
     fn now(&self) -> OffsetDateTime {
-        auth_core::truncate_to_micros(self.clock.now())
+        auth_service::truncate_to_micros(self.clock.now())
     }
 
     /// The per-user cut-offs, page by page (few: one row per user who logged out everywhere).
@@ -492,7 +492,7 @@ impl RevocationStore for DbRevocationStore {
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
             Err(e) => return Err(Error::backend("recording a logout everywhere", e)),
         }
-        // Later ones combine with it in one conditional statement (auth_core::Cutoff::join):
+        // Later ones combine with it in one conditional statement (auth_service::Cutoff::join):
         //   all  = keep differs ? max(all, min(top, nb)) : all
         //   keep = nb > top ? new keep : keep
         //   top  = max(top, nb)
@@ -548,7 +548,7 @@ impl RevocationStore for DbRevocationStore {
             .from(AuthRevokedFamilies::Table)
             .and_where(Expr::col(AuthRevokedFamilies::Family).eq(family.as_str()))
             .to_owned();
-        // auth_core::Cutoff::revokes: issued up to `all`, or up to `top` outside `keep`.
+        // auth_service::Cutoff::revokes: issued up to `all`, or up to `top` outside `keep`.
         let by_user = Query::select()
             .column(AuthUserNotBefore::UserId)
             .from(AuthUserNotBefore::Table)
@@ -792,8 +792,8 @@ impl RevocationStore for DbRevocationStore {
             .values_panic([
                 family.into(),
                 user.as_str().into(),
-                auth_core::truncate_to_micros(expires_at).into(),
-                auth_core::truncate_to_micros(at).into(),
+                auth_service::truncate_to_micros(expires_at).into(),
+                auth_service::truncate_to_micros(at).into(),
                 meta.ip.map(|ip| ip.to_string()).into(),
                 meta.user_agent.clone().into(),
             ])
@@ -815,7 +815,7 @@ impl RevocationStore for DbRevocationStore {
             .table(AuthJwtSessions::Table)
             .value(
                 AuthJwtSessions::LastUsedAt,
-                auth_core::truncate_to_micros(at),
+                auth_service::truncate_to_micros(at),
             )
             .value(AuthJwtSessions::Ip, meta.ip.map(|ip| ip.to_string()))
             .value(AuthJwtSessions::UserAgent, meta.user_agent.clone())

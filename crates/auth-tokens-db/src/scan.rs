@@ -1,7 +1,7 @@
 //! Reading the revocations page by page for a mirror to load: the next page is fetched while
 //! this one is merged.
 
-use auth_core::{BackendError, Change, Error, Result};
+use auth_service::{BackendError, Change, Error, Result};
 use sea_orm::sea_query::{DynIden, Expr, ExprTrait, Order, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr};
 use time::OffsetDateTime;

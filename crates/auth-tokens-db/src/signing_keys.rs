@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use auth_core::{Error, Result};
+use auth_service::{Error, Result};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr};
 use time::OffsetDateTime;
@@ -50,7 +50,7 @@ impl fmt::Debug for StoredKeys {
 /// assert!(store.replace("jwt", 1, "sealed-2").await?);
 /// assert!(!store.replace("jwt", 1, "sealed-lost").await?, "version 1 is gone");
 /// assert_eq!(store.version("jwt").await?, Some(2));
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct DbSigningKeyStore {

@@ -128,6 +128,7 @@ impl JwtBackend {
             });
             return backend;
         }
+        #[cfg(feature = "tracing")]
         if secret.len() < algorithm.min_secret() {
             tracing::warn!(
                 algorithm = algorithm.name(),
@@ -537,12 +538,14 @@ impl JwtBackend {
             match jsonwebtoken::decode::<WireClaims>(token, &candidate.key, validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "JWT refused");
+                Err(_e) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(error = %_e, "JWT refused");
                     return Err(Error::TokenInvalid);
                 }
             }
         }
+        #[cfg(feature = "tracing")]
         tracing::debug!("JWT refused: no key verifies its signature");
         Err(Error::TokenInvalid)
     }
@@ -570,6 +573,7 @@ impl JwtBackend {
                 .saturating_add(leeway)
                 .saturating_add(ISSUED_AHEAD_TOLERANCE)
         {
+            #[cfg(feature = "tracing")]
             tracing::warn!(
                 ahead_s = claims.iat.saturating_sub(now),
                 "token issued in the future: the issuing instance's clock runs ahead"
@@ -892,6 +896,7 @@ impl TokenBackend for JwtBackend {
                         .await? =>
                 {
                     // Its own client, racing: the successor issued at `consumed`, again.
+                    #[cfg(feature = "tracing")]
                     tracing::debug!("refresh token presented again within the reuse window");
                     at = consumed;
                 }

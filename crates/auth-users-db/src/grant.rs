@@ -96,7 +96,7 @@ impl MigrationTrait for CreateGrants {
 /// MySQL/MariaDB.
 ///
 /// ```
-/// use auth_core::*;
+/// use auth_service::*;
 /// use auth_users_db::{DbGrantStore, DbUserStore, Migrator};
 /// use sea_orm_migration::MigratorTrait;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -108,7 +108,7 @@ impl MigrationTrait for CreateGrants {
 /// assert!(grants.grant(&RoleGrant::new(user.id.clone(), Role::Admin, "operator", at)).await?);
 /// assert!(!grants.grant(&RoleGrant::new(user.id.clone(), Role::Admin, "operator", at)).await?);
 /// assert_eq!(grants.revoke_unless_last(&user.id, Role::Admin).await?, Revoked::Last);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct DbGrantStore {

@@ -14,8 +14,8 @@
 //!   counter that does not advance is refused and reported (a cloned authenticator).
 //!
 //! ```
-//! use auth_core::ephemeral::MemoryCeremonyStore;
-//! use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+//! use auth_service::ephemeral::MemoryCeremonyStore;
+//! use auth_service::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
 //! use auth_webauthn::{MemoryPasskeyStore, WebauthnConfig, WebauthnPasskeys};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let passkeys = WebauthnPasskeys::new(
@@ -27,12 +27,12 @@
 //!     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new())?
 //!     .with_passkeys(passkeys);
 //! let user = auth.register("ada@example.com", "violet-otter-sings-42").await?;
-//! auth.prove_address(&user.id, auth_core::AddressProof::InSession).await?; // a proven address first
+//! auth.prove_address(&user.id, auth_service::AddressProof::InSession).await?; // a proven address first
 //! // Send `options.public_key` to navigator.credentials.create({publicKey}), then give the
 //! // answer to auth.register_passkey(&user.id, &credential, Some("Laptop")).
 //! let options = auth.passkey_registration_options(&user.id).await?;
 //! assert_eq!(options.public_key["rp"]["id"], "localhost");
-//! # Ok::<(), auth_core::Error>(()) }).unwrap();
+//! # Ok::<(), auth_service::Error>(()) }).unwrap();
 //! ```
 
 #[cfg(feature = "db")]

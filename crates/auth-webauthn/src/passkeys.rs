@@ -210,7 +210,7 @@ enum Ceremony {
 ///   stored one, so two concurrent answers cannot both pass.
 ///
 /// ```
-/// use auth_core::ephemeral::MemoryCeremonyStore;
+/// use auth_service::ephemeral::MemoryCeremonyStore;
 /// use auth_webauthn::{MemoryPasskeyStore, WebauthnConfig, WebauthnPasskeys};
 /// let passkeys = WebauthnPasskeys::new(
 ///     WebauthnConfig::new("localhost", "http://localhost:8080")?,
@@ -218,7 +218,7 @@ enum Ceremony {
 ///     MemoryCeremonyStore::new(),
 /// )?;
 /// # let _ = passkeys;
-/// # Ok::<(), auth_core::Error>(())
+/// # Ok::<(), auth_service::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct WebauthnPasskeys {
@@ -265,11 +265,11 @@ impl WebauthnPasskeys {
     /// [`Error::Configuration`] when the RP id does not fit the origins.
     ///
     /// ```
-    /// use auth_core::ephemeral::MemoryCeremonyStore;
+    /// use auth_service::ephemeral::MemoryCeremonyStore;
     /// use auth_webauthn::{MemoryPasskeyStore, WebauthnConfig, WebauthnPasskeys};
     /// let wrong = WebauthnConfig::new("example.com", "https://other.org")?;
     /// assert!(WebauthnPasskeys::new(wrong, MemoryPasskeyStore::new(), MemoryCeremonyStore::new()).is_err());
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     pub fn new(
         config: WebauthnConfig,
@@ -290,12 +290,12 @@ impl WebauthnPasskeys {
     /// Reads time (ceremony expiry, last use) from `clock`.
     ///
     /// ```
-    /// # use auth_core::ephemeral::MemoryCeremonyStore;
+    /// # use auth_service::ephemeral::MemoryCeremonyStore;
     /// # use auth_webauthn::{MemoryPasskeyStore, WebauthnConfig, WebauthnPasskeys};
     /// let passkeys = WebauthnPasskeys::new(WebauthnConfig::new("localhost", "http://localhost")?,
     ///     MemoryPasskeyStore::new(), MemoryCeremonyStore::new())?
-    ///     .with_clock(auth_core::FixedClock::from_unix(1_700_000_000));
-    /// # Ok::<(), auth_core::Error>(())
+    ///     .with_clock(auth_service::FixedClock::from_unix(1_700_000_000));
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
@@ -314,12 +314,12 @@ impl WebauthnPasskeys {
     /// The relying party's settings.
     ///
     /// ```
-    /// # use auth_core::ephemeral::MemoryCeremonyStore;
+    /// # use auth_service::ephemeral::MemoryCeremonyStore;
     /// # use auth_webauthn::{MemoryPasskeyStore, WebauthnConfig, WebauthnPasskeys};
     /// let passkeys = WebauthnPasskeys::new(WebauthnConfig::new("localhost", "http://localhost")?,
     ///     MemoryPasskeyStore::new(), MemoryCeremonyStore::new())?;
     /// assert_eq!(passkeys.config().rp_id(), "localhost");
-    /// # Ok::<(), auth_core::Error>(())
+    /// # Ok::<(), auth_service::Error>(())
     /// ```
     #[must_use]
     pub fn config(&self) -> &WebauthnConfig {
@@ -333,13 +333,13 @@ impl WebauthnPasskeys {
     /// [`Error::Backend`].
     ///
     /// ```
-    /// # use auth_core::ephemeral::MemoryCeremonyStore;
+    /// # use auth_service::ephemeral::MemoryCeremonyStore;
     /// # use auth_webauthn::{MemoryPasskeyStore, WebauthnConfig, WebauthnPasskeys};
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let passkeys = WebauthnPasskeys::new(WebauthnConfig::new("localhost", "http://localhost")?,
     ///     MemoryPasskeyStore::new(), MemoryCeremonyStore::new())?;
     /// assert_eq!(passkeys.cleanup_expired().await?, 0);
-    /// # Ok::<(), auth_core::Error>(()) }).unwrap();
+    /// # Ok::<(), auth_service::Error>(()) }).unwrap();
     /// ```
     pub async fn cleanup_expired(&self) -> Result<u64> {
         self.inner

@@ -129,7 +129,7 @@ impl PasskeyUse {
 /// assert!(store.insert(&p).await?);
 /// assert!(!store.insert(&p).await?); // the credential id is taken
 /// assert_eq!(store.by_user(&p.user_id).await?.len(), 1);
-/// # Ok::<(), auth_core::Error>(()) }).unwrap();
+/// # Ok::<(), auth_service::Error>(()) }).unwrap();
 /// ```
 #[async_trait]
 pub trait PasskeyStore: Send + Sync + 'static {

@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use auth_core::ephemeral::MemoryCeremonyStore;
-use auth_core::{
+use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
+use auth_service::ephemeral::MemoryCeremonyStore;
+use auth_service::{
     AuthConfig, AuthEvent, AuthEventKind, AuthService, Error, LoginOptions, LoginOutcome,
     MemoryTokenBackend, MemoryUserStore, PasskeyBackend, User, UserStore,
 };
-use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
 use auth_testkit::db::{Target, fresh};
 use auth_webauthn::{MemoryPasskeyStore, WebauthnConfig, WebauthnPasskeys};
 use serde_json::{Value, json};
@@ -118,11 +118,11 @@ async fn rig(stores: Stores) -> Option<Rig> {
     Some(service(auth_users_db::DbUserStore::new(db), passkeys))
 }
 
-fn creation(options: &auth_core::PasskeyOptions) -> CreationChallengeResponse {
+fn creation(options: &auth_service::PasskeyOptions) -> CreationChallengeResponse {
     serde_json::from_value(json!({ "publicKey": options.public_key })).unwrap()
 }
 
-fn request(options: &auth_core::PasskeyOptions) -> RequestChallengeResponse {
+fn request(options: &auth_service::PasskeyOptions) -> RequestChallengeResponse {
     serde_json::from_value(json!({ "publicKey": options.public_key })).unwrap()
 }
 
@@ -130,8 +130,8 @@ fn request(options: &auth_core::PasskeyOptions) -> RequestChallengeResponse {
 /// are the allowed ones.
 fn answer_allowing(
     key: &mut SoftPasskey,
-    options: &auth_core::PasskeyOptions,
-    allowed: &auth_core::PasskeyOptions,
+    options: &auth_service::PasskeyOptions,
+    allowed: &auth_service::PasskeyOptions,
 ) -> Value {
     let mut forged = request(options).public_key;
     forged.allow_credentials = request(allowed).public_key.allow_credentials;
@@ -145,11 +145,11 @@ async fn enrol(
     user: &User,
     key: &mut SoftPasskey,
     name: &str,
-) -> auth_core::PasskeyInfo {
+) -> auth_service::PasskeyInfo {
     // Passkeys are for accounts whose address is proven (proven here from the account's own
     // session, so nothing is removed; a no-op once proven).
     rig.auth
-        .prove_address(&user.id, auth_core::AddressProof::InSession)
+        .prove_address(&user.id, auth_service::AddressProof::InSession)
         .await
         .unwrap();
     let options = rig
@@ -169,7 +169,7 @@ async fn enrol(
 }
 
 /// Sign-in options for `email`'s passkeys.
-async fn options_for(rig: &Rig, email: &str) -> auth_core::PasskeyOptions {
+async fn options_for(rig: &Rig, email: &str) -> auth_service::PasskeyOptions {
     rig.auth.passkey_login_options(Some(email)).await.unwrap()
 }
 
@@ -180,7 +180,7 @@ async fn answer_for(rig: &Rig, email: &str, key: &mut SoftPasskey) -> (String, V
     (options.ceremony, serde_json::to_value(&answer).unwrap())
 }
 
-fn session(outcome: auth_core::Result<LoginOutcome<User>>) -> auth_core::AuthResult<User> {
+fn session(outcome: auth_service::Result<LoginOutcome<User>>) -> auth_service::AuthResult<User> {
     match outcome {
         Ok(LoginOutcome::Session(s)) => s,
         other => panic!("expected a session, got {other:?}"),
@@ -459,7 +459,7 @@ async fn attacks(stores: Stores) {
     assert!(
         rig.events.lock().unwrap().iter().any(|e| matches!(
             e,
-            AuthEvent::UserLoginFailed { identifier, reason: auth_core::LoginFailureReason::Inactive }
+            AuthEvent::UserLoginFailed { identifier, reason: auth_service::LoginFailureReason::Inactive }
                 if identifier == "bob@example.com"
         )),
         "the refusal is reported"
@@ -670,7 +670,7 @@ async fn last_passkey_and_deletion(stores: Stores) {
     rig.auth
         .parts()
         .users
-        .set_password_hash(&ada.id, &auth_core::make_unusable_password())
+        .set_password_hash(&ada.id, &auth_service::make_unusable_password())
         .await
         .unwrap();
     match rig.auth.delete_passkey(&ada.id, &info.id).await {

@@ -24,7 +24,7 @@ async fn sql(target: Target) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory() {
     auth_testkit::conformance::ceremony_store(Arc::new(
-        auth_core::ephemeral::MemoryCeremonyStore::new(),
+        auth_service::ephemeral::MemoryCeremonyStore::new(),
     ))
     .await;
 }

@@ -24,7 +24,7 @@
 //! # Features
 #![doc = document_features::document_features!()]
 
-pub use auth_core::*;
+pub use auth_service::*;
 
 /// The axum routes, extractors and hosted-page helpers (feature `axum`): see the `auth-axum`
 /// crate.
@@ -42,6 +42,7 @@ pub mod hash {
 /// Signing and the signed-link flows (feature `sign`): see the `auth-sign` crate.
 #[cfg(feature = "sign")]
 pub mod sign {
+    pub use auth_service::{EmailVerificationService, Invite, InviteLinks, PasswordResetService};
     pub use auth_sign::*;
 }
 

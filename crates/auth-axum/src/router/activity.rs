@@ -1,6 +1,6 @@
 //! `GET /activity`: the caller's own audit entries.
 
-use auth_core::{AuditEntry, AuditQuery, AuthUser};
+use auth_service::{AuditEntry, AuditQuery, AuthUser};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ impl Page {
             let at =
                 time::OffsetDateTime::parse(before, &time::format_description::well_known::Rfc3339)
                     .map_err(|_| {
-                        Rejection::Service(auth_core::Error::invalid(
+                        Rejection::Service(auth_service::Error::invalid(
                             "before",
                             "invalid",
                             "an RFC 3339 instant, such as the `time` of the last entry",
@@ -68,7 +68,7 @@ pub(super) async fn activity<U: AuthUser>(
     Query(page): Query<Page>,
 ) -> Result<Response, Rejection> {
     let Some(audit) = &state.audit else {
-        return Err(auth_core::Error::Unsupported("no audit log is configured".into()).into());
+        return Err(auth_service::Error::Unsupported("no audit log is configured".into()).into());
     };
     // Attempts on the address only from when this account came to hold it (its creation, or
     // the email change or claim that gave it the address): a later owner of an address never
@@ -77,9 +77,9 @@ pub(super) async fn activity<U: AuthUser>(
         .list(
             &AuditQuery::for_user(user.id().clone())
                 .kinds([
-                    auth_core::AuthEventKind::UserRegistered,
-                    auth_core::AuthEventKind::EmailChanged,
-                    auth_core::AuthEventKind::AccountClaimed,
+                    auth_service::AuthEventKind::UserRegistered,
+                    auth_service::AuthEventKind::EmailChanged,
+                    auth_service::AuthEventKind::AccountClaimed,
                 ])
                 .limit(1),
         )

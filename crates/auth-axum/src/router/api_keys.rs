@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use auth_core::{
+use auth_service::{
     ApiKeyOwner, ApiKeyRateLimit, ApiKeyRecord, AuthUser, Error, IssuedApiKey, NewApiKey,
 };
 use axum::body::Bytes;
@@ -16,7 +16,7 @@ use super::dto::{ApiJson, no_store};
 use super::state::{Meta, RouterState};
 use crate::error::Rejection;
 use crate::extract::{Authenticated, Fresh};
-use auth_core::SignedIn;
+use auth_service::SignedIn;
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
     t.and_then(|t| {

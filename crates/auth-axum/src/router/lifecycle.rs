@@ -1,6 +1,6 @@
 //! Changing the email address, and signing in by emailed link or code.
 
-use auth_core::{AuthUser, LoginOutcome};
+use auth_service::{AuthUser, LoginOutcome};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -119,7 +119,7 @@ pub(super) async fn magic_request<U: AuthUser>(
         MAGIC_FLOW_COOKIE,
         flow.expose_secret(),
         &format!("{}/magic-link", state.options.mount),
-        auth_core::MAGIC_LINK_LIFETIME.as_secs(),
+        auth_service::MAGIC_LINK_LIFETIME.as_secs(),
         "Strict",
         state.options.secure_cookies,
     ) {

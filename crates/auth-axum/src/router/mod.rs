@@ -16,7 +16,7 @@ mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{AuthService, AuthUser};
+use auth_service::{AuthService, AuthUser};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
@@ -33,7 +33,7 @@ use self::routes::{
 pub(crate) use self::state::{Device, Meta, Options, RouterState};
 use crate::client::TrustedProxies;
 
-pub use auth_core::AUTH_TIME_CLAIM;
+pub use auth_service::AUTH_TIME_CLAIM;
 
 /// The auth routes, to mount under a prefix of your choice (`auth-server` uses `/auth`):
 ///
@@ -63,7 +63,7 @@ pub use auth_core::AUTH_TIME_CLAIM;
 /// | `GET /passkeys` | Bearer | 200 `{passkeys: [...]}`; `PATCH /passkeys/{id}` `{name}` → 200; `DELETE /passkeys/{id}` (fresh) → 204, or 422 `last_sign_in_method` |
 /// | `GET /activity` | Bearer, `?limit=&before=` | 200 `{entries: [{kind, time, ip, user_agent, detail, by_admin}]}`, newest first: the account's audit log (with [`AuthRouter::with_audit`]) |
 ///
-/// Every request runs inside an [`auth_core::RequestContext`] with the client's address and
+/// Every request runs inside an [`auth_service::RequestContext`] with the client's address and
 /// user agent, so the audit log records where each event came from.
 ///
 /// "Fresh" routes need a token from a password entry within the fresh-authentication window
@@ -75,7 +75,7 @@ pub use auth_core::AUTH_TIME_CLAIM;
 /// limited to [`MAX_BODY_BYTES`]; token responses carry `Cache-Control: no-store`.
 ///
 /// ```
-/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// use auth_service::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
 /// let app: axum::Router = axum::Router::new().nest("/auth", auth_axum::auth_router(auth));
@@ -101,14 +101,14 @@ pub fn auth_router<U: AuthUser>(auth: AuthService<U>) -> Router {
 /// | `POST /mfa/recovery-codes` | Bearer, `{code}` | 200 `{recovery_codes: [...]}` (the old ones stop working) |
 ///
 /// ```
-/// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+/// use auth_service::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
 /// let auth = AuthService::new(AuthConfig::builder().signing_secret("a-signing-secret-of-32-bytes-or-more!").build().unwrap(),
 ///     MemoryUserStore::new(), auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
 /// let app: axum::Router = axum::Router::new().nest(
 ///     "/auth",
 ///     auth_axum::AuthRouter::new(auth.clone())
-///         .with_password_reset(auth_sign::PasswordResetService::new(auth.clone()).unwrap())
-///         .with_email_verification(auth_sign::EmailVerificationService::new(auth).unwrap())
+///         .with_password_reset(auth_service::PasswordResetService::new(auth.clone()).unwrap())
+///         .with_email_verification(auth_service::EmailVerificationService::new(auth).unwrap())
 ///         .refresh_cookie(auth_axum::RefreshCookie::new().path("/auth"))
 ///         .fresh_auth_window(std::time::Duration::from_secs(300))
 ///         .build(),
@@ -119,9 +119,9 @@ pub struct AuthRouter<U: AuthUser> {
     auth: AuthService<U>,
     #[cfg(feature = "mfa")]
     mfa: Option<auth_mfa::Mfa>,
-    reset: Option<auth_sign::PasswordResetService<U>>,
-    verification: Option<auth_sign::EmailVerificationService<U>>,
-    audit: Option<Arc<dyn auth_core::AuditStore>>,
+    reset: Option<auth_service::PasswordResetService<U>>,
+    verification: Option<auth_service::EmailVerificationService<U>>,
+    audit: Option<Arc<dyn auth_service::AuditStore>>,
     email_change: bool,
     magic_link: bool,
     #[cfg(feature = "oauth")]
@@ -167,7 +167,7 @@ impl<U: AuthUser> AuthRouter<U> {
     /// same `Mfa` as its second-factor gate ([`AuthService::with_second_factor`]).
     ///
     /// ```
-    /// use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+    /// use auth_service::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
     /// use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
     /// let mfa = Mfa::new(MemoryMfaStore::new(), SecretCipher::new("k1", &[1u8; 32]).unwrap(),
     ///     MfaConfig::new("Example")).unwrap();
@@ -187,7 +187,7 @@ impl<U: AuthUser> AuthRouter<U> {
     /// Adds `POST /password/reset/request` and `/password/reset/confirm`. The link's token
     /// reaches your mailer through the `PasswordResetRequested` event.
     #[must_use]
-    pub fn with_password_reset(mut self, reset: auth_sign::PasswordResetService<U>) -> Self {
+    pub fn with_password_reset(mut self, reset: auth_service::PasswordResetService<U>) -> Self {
         self.reset = Some(reset);
         self
     }
@@ -197,7 +197,7 @@ impl<U: AuthUser> AuthRouter<U> {
     #[must_use]
     pub fn with_email_verification(
         mut self,
-        verification: auth_sign::EmailVerificationService<U>,
+        verification: auth_service::EmailVerificationService<U>,
     ) -> Self {
         self.verification = Some(verification);
         self
@@ -205,10 +205,10 @@ impl<U: AuthUser> AuthRouter<U> {
 
     /// Adds `GET /activity`: the caller's own entries of `audit` (logins and failures with
     /// address and user agent, password and factor changes), newest first. Install an
-    /// [`auth_core::AuditLog`] on the service's events writing to the same store.
+    /// [`auth_service::AuditLog`] on the service's events writing to the same store.
     ///
     /// ```
-    /// # use auth_core::*;
+    /// # use auth_service::*;
     /// # use std::sync::Arc;
     /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
     ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
@@ -219,7 +219,7 @@ impl<U: AuthUser> AuthRouter<U> {
     /// # let _ = app;
     /// ```
     #[must_use]
-    pub fn with_audit(mut self, audit: Arc<dyn auth_core::AuditStore>) -> Self {
+    pub fn with_audit(mut self, audit: Arc<dyn auth_service::AuditStore>) -> Self {
         self.audit = Some(audit);
         self
     }
@@ -308,7 +308,7 @@ impl<U: AuthUser> AuthRouter<U> {
     /// /openapi.json`).
     ///
     /// ```
-    /// # use auth_core::*;
+    /// # use auth_service::*;
     /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
     ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap();
     /// let doc = auth_axum::AuthRouter::new(auth).mounted_at("/auth").openapi();

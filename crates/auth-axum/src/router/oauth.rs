@@ -2,8 +2,8 @@
 //! redirect, the callback (GET and form POST), the exchange of the single-use code, the link
 //! of a provider to a signed-in account, and the account's identities.
 
-use auth_core::{AuthUser, Error};
 use auth_oauth::{CallbackParams, Failed};
+use auth_service::{AuthUser, Error};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,7 +16,7 @@ use super::dto::{ApiJson, no_store};
 use super::state::{Device, Meta, RouterState};
 use crate::error::Rejection;
 use crate::extract::{Authenticated, Fresh};
-use auth_core::SignedIn;
+use auth_service::SignedIn;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct StartQuery {

@@ -2,7 +2,7 @@
 //! registration behind a fresh login, sign-in with or without an address, a passkey as the
 //! second factor, and the account's list.
 
-use auth_core::{AuthUser, Error, PasskeyOptions};
+use auth_service::{AuthUser, Error, PasskeyOptions};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use super::dto::{ApiJson, no_store};
 use super::state::{Meta, RouterState};
 use crate::error::Rejection;
 use crate::extract::{Authenticated, Fresh};
-use auth_core::SignedIn;
+use auth_service::SignedIn;
 
 #[derive(Debug, Default, Deserialize)]
 struct LoginOptionsBody {
@@ -45,7 +45,7 @@ fn options_json(options: &PasskeyOptions, with_id: bool) -> Value {
     body
 }
 
-fn passkey_json(info: &auth_core::PasskeyInfo) -> Value {
+fn passkey_json(info: &auth_service::PasskeyInfo) -> Value {
     serde_json::to_value(info).unwrap_or(Value::Null)
 }
 

@@ -1,7 +1,7 @@
 //! The route handlers: each calls one `AuthService` method and answers with a [`Rejection`]
 //! when it refuses.
 
-use auth_core::{AuthService, AuthUser};
+use auth_service::{AuthService, AuthUser};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,7 +14,7 @@ use super::dto::{
 use super::state::{Device, Meta, RouterState};
 use crate::error::{Rejection, refused_because};
 use crate::extract::{Authenticated, Fresh, bearer};
-use auth_core::SignedIn;
+use auth_service::SignedIn;
 
 pub(super) async fn register<U: AuthUser>(
     State(state): State<RouterState<U>>,
@@ -66,7 +66,7 @@ pub(super) async fn refresh<U: AuthUser>(
         (Some(t), _) => t.as_str(),
         (None, Some(cookie)) => cookie
             .read(&headers)
-            .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?,
+            .ok_or(Rejection::Service(auth_service::Error::TokenInvalid))?,
         (None, None) => return Err(no_refresh_token()),
     };
     let pair = state.auth.refresh_with(token, meta).await?;
@@ -88,7 +88,7 @@ pub(super) async fn me<U: AuthUser>(
     let token = bearer(&headers)
         .ok()
         .flatten()
-        .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?;
+        .ok_or(Rejection::Service(auth_service::Error::TokenInvalid))?;
     let user = state.auth.authenticate(token).await?;
     let fmt = |t: Option<time::OffsetDateTime>| {
         t.and_then(|t| {
@@ -148,7 +148,7 @@ pub(super) async fn verify<U: AuthUser>(
                     set("x-auth-user-id", user.id().as_str());
                     set("x-auth-authority", &format!("user:{}", user.id()));
                 }
-                (None, auth_core::ApiKeyOwner::Service(name)) => {
+                (None, auth_service::ApiKeyOwner::Service(name)) => {
                     set("x-auth-service-account", name);
                     set("x-auth-authority", &format!("service_account:{name}"));
                 }
@@ -164,7 +164,7 @@ pub(super) async fn verify<U: AuthUser>(
     let token = crate::extract::bearer(&headers)
         .ok()
         .flatten()
-        .ok_or(Rejection::Service(auth_core::Error::TokenInvalid))?;
+        .ok_or(Rejection::Service(auth_service::Error::TokenInvalid))?;
     let claims = state.auth.verify_access(token).await?;
     set("x-auth-user-id", &claims.sub);
     Ok(response)
@@ -249,7 +249,7 @@ pub(super) async fn revoke_session<U: AuthUser>(
     if state.auth.revoke_session(user.id(), &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(auth_core::Error::UserNotFound.into())
+        Err(auth_service::Error::UserNotFound.into())
     }
 }
 
@@ -320,7 +320,7 @@ pub(super) async fn change_password<U: AuthUser>(
 }
 
 fn not_configured(what: &'static str) -> Rejection {
-    Rejection::Service(auth_core::Error::Unsupported(what.into()))
+    Rejection::Service(auth_service::Error::Unsupported(what.into()))
 }
 
 pub(super) async fn reset_request<U: AuthUser>(
@@ -398,7 +398,7 @@ pub(super) async fn verify_confirm<U: AuthUser>(
             .verify_access(token)
             .await
             .ok()
-            .map(|c| auth_core::UserId::new(c.sub)),
+            .map(|c| auth_service::UserId::new(c.sub)),
         _ => super::cookie::read_cookie(&headers, VERIFY_BINDING_COOKIE)
             .and_then(|b| state.auth.binding_user("verify-email", b)),
     };

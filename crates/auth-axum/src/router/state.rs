@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use auth_core::{AuthService, AuthUser, LoginOptions, SessionMeta, TokenPair, UserId};
+use auth_service::{AuthService, AuthUser, LoginOptions, SessionMeta, TokenPair, UserId};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -43,9 +43,9 @@ pub(crate) struct RouterParts<U: AuthUser> {
     pub(crate) auth: AuthService<U>,
     #[cfg(feature = "mfa")]
     pub(crate) mfa: Option<auth_mfa::Mfa>,
-    pub(crate) reset: Option<auth_sign::PasswordResetService<U>>,
-    pub(crate) verification: Option<auth_sign::EmailVerificationService<U>>,
-    pub(crate) audit: Option<Arc<dyn auth_core::AuditStore>>,
+    pub(crate) reset: Option<auth_service::PasswordResetService<U>>,
+    pub(crate) verification: Option<auth_service::EmailVerificationService<U>>,
+    pub(crate) audit: Option<Arc<dyn auth_service::AuditStore>>,
     #[cfg(feature = "oauth")]
     pub(crate) oauth: Option<auth_oauth::OAuth>,
     pub(crate) options: Arc<Options>,
@@ -132,13 +132,13 @@ impl<U: AuthUser> RouterState<U> {
     /// The answer to a sign-in: the token pair, or `{mfa_required, mfa_token, expires_in}`.
     pub(crate) fn login_answer(
         &self,
-        outcome: auth_core::LoginOutcome<U>,
+        outcome: auth_service::LoginOutcome<U>,
     ) -> Result<Response, Rejection> {
         match outcome {
-            auth_core::LoginOutcome::Session(login) => {
+            auth_service::LoginOutcome::Session(login) => {
                 Ok(self.tokens(StatusCode::OK, Some(login.user.id()), &login.tokens))
             }
-            auth_core::LoginOutcome::Challenge(challenge) => Ok(no_store(
+            auth_service::LoginOutcome::Challenge(challenge) => Ok(no_store(
                 StatusCode::OK,
                 json!({
                     "mfa_required": true,
@@ -146,7 +146,7 @@ impl<U: AuthUser> RouterState<U> {
                     "expires_in": challenge.expires_in.as_secs(),
                 }),
             )),
-            _ => Err(auth_core::Error::Unsupported("unknown login outcome".into()).into()),
+            _ => Err(auth_service::Error::Unsupported("unknown login outcome".into()).into()),
         }
     }
 
@@ -174,7 +174,7 @@ impl<U: AuthUser> RouterState<U> {
         status: StatusCode,
         user_id: Option<&UserId>,
         pair: &TokenPair,
-        device: Option<&auth_core::SecretString>,
+        device: Option<&auth_service::SecretString>,
     ) -> Response {
         let now = self.auth.clock().now();
         let mut body = json!({

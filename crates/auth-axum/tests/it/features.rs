@@ -9,7 +9,7 @@ use auth_axum::{
     AuthLayer, AuthRouter, BasicScheme, BearerScheme, MultiAuth, Principal, RefreshCookie,
     RequireAuth, S2sCaller, S2sScheme, TokenScheme, TrustedProxies,
 };
-use auth_core::{
+use auth_service::{
     AuthConfig, AuthEvent, AuthEventKind, AuthService, AuthUser, EventBus, FixedClock,
     MemoryTokenBackend, MemoryUserStore, S2SService, User,
 };
@@ -455,12 +455,12 @@ async fn password_reset_and_email_verification_routes() {
         "/auth",
         AuthRouter::new(auth.clone())
             .with_password_reset(
-                auth_sign::PasswordResetService::new(auth.clone())
+                auth_service::PasswordResetService::new(auth.clone())
                     .unwrap()
                     .with_clock(clock.clone()),
             )
             .with_email_verification(
-                auth_sign::EmailVerificationService::new(auth.clone())
+                auth_service::EmailVerificationService::new(auth.clone())
                     .unwrap()
                     .with_clock(clock.clone()),
             )
@@ -625,8 +625,8 @@ async fn openapi_document_lists_every_route() {
         AuthRouter::new(auth.clone())
             .mounted_at("/auth")
             .with_mfa(mfa)
-            .with_password_reset(auth_sign::PasswordResetService::new(auth.clone()).unwrap())
-            .with_email_verification(auth_sign::EmailVerificationService::new(auth).unwrap())
+            .with_password_reset(auth_service::PasswordResetService::new(auth.clone()).unwrap())
+            .with_email_verification(auth_service::EmailVerificationService::new(auth).unwrap())
             .build(),
     );
     let (s, _, doc) = call("GET", "/auth/openapi.json").send(&app).await;
@@ -755,8 +755,8 @@ async fn onboarding_routes_answer_the_seed_status_codes() {
 async fn basic_auth_is_throttled_per_client_address() {
     let clock = FixedClock::from_unix(1_800_000_000);
     let auth = service(&clock).with_ip_rate_limiter(
-        auth_core::MemoryRateLimiter::new(
-            auth_core::RateLimitPolicy::new(
+        auth_service::MemoryRateLimiter::new(
+            auth_service::RateLimitPolicy::new(
                 3,
                 std::time::Duration::from_secs(300),
                 std::time::Duration::from_secs(900),
@@ -824,8 +824,8 @@ async fn two_factor_enrolment_needs_a_fresh_login() {
         .json(json!({"email": "tia@example.com", "password": PASSWORD}))
         .send(&app)
         .await;
-    let user = auth_core::UserId::new(reg["user_id"].as_str().unwrap());
-    auth.prove_address(&user, auth_core::AddressProof::InSession)
+    let user = auth_service::UserId::new(reg["user_id"].as_str().unwrap());
+    auth.prove_address(&user, auth_service::AddressProof::InSession)
         .await
         .unwrap();
     clock.advance(Duration::from_secs(601));
@@ -891,7 +891,7 @@ async fn enrolment_sees_an_address_confirmed_elsewhere() {
     let mfa = mfa(&clock);
     let users = MemoryUserStore::new();
     let auth = service_on(&clock, users.clone())
-        .with_user_cache(auth_core::UserCache::new(auth_core::LocalFeed::new()))
+        .with_user_cache(auth_service::UserCache::new(auth_service::LocalFeed::new()))
         .with_second_factor(mfa.clone());
     let app = Router::new().nest("/auth", AuthRouter::new(auth.clone()).with_mfa(mfa).build());
     let (_, _, reg) = call("POST", "/auth/register")
@@ -902,8 +902,8 @@ async fn enrolment_sees_an_address_confirmed_elsewhere() {
     let (_, _, me) = call("GET", "/auth/me").bearer(&token).send(&app).await;
     assert_eq!(me["is_verified"], false, "now cached");
     // Confirmed through another instance: the store changes, this instance's cache does not.
-    let user = auth_core::UserId::new(reg["user_id"].as_str().unwrap());
-    auth_core::UserStore::set_verified(&users, &user, true)
+    let user = auth_service::UserId::new(reg["user_id"].as_str().unwrap());
+    auth_service::UserStore::set_verified(&users, &user, true)
         .await
         .unwrap();
     let (_, _, me) = call("GET", "/auth/me").bearer(&token).send(&app).await;
@@ -921,11 +921,11 @@ async fn enrolment_sees_an_address_confirmed_elsewhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_in_the_chain_and_scopes() {
     use auth_axum::{ApiKeyCaller, ApiKeyScheme, RequireScope};
-    use auth_core::{ApiKeyOwner, MemoryApiKeyStore, NewApiKey};
+    use auth_service::{ApiKeyOwner, MemoryApiKeyStore, NewApiKey};
     let clock = FixedClock::from_unix(1_800_000_000);
     let auth = service(&clock).with_api_keys(MemoryApiKeyStore::new());
     let user = auth.register("kay@example.com", PASSWORD).await.unwrap();
-    auth.prove_address(&user.id, auth_core::AddressProof::InSession)
+    auth.prove_address(&user.id, auth_service::AddressProof::InSession)
         .await
         .unwrap();
     let token = auth

@@ -1,5 +1,5 @@
 use auth_axum::auth_router;
-use auth_core::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
+use auth_service::{AuthConfig, AuthService, MemoryTokenBackend, MemoryUserStore};
 use auth_testkit::TestHasher;
 use axum::Router;
 use axum::body::Body;
@@ -449,7 +449,7 @@ async fn verify_checks_the_token_without_the_user() {
     assert_eq!(h["x-auth-user-id"], login.user.id.as_str());
     // Claims only: a deactivated user's token still verifies until it is revoked (that is
     // /auth/me's job) ...
-    auth_core::UserStore::set_active(&users, &login.user.id, false)
+    auth_service::UserStore::set_active(&users, &login.user.id, false)
         .await
         .unwrap();
     let (s, _, _) = call(

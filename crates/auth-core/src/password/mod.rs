@@ -1,18 +1,11 @@
-//! Passwords: the hasher contract, hashing off the async runtime, unusable passwords, policy.
+//! Passwords: the hasher and validator contracts, unusable passwords, breached-password ranges.
+//! Hashing off the async runtime and the policy are the orchestrator's (`auth-service`).
 
 mod breach;
-mod hashing;
 mod validation;
 
-pub use breach::{
-    BreachSourceFailure, BreachedPasswordValidator, MAX_RANGE_LINES, PwnedPasswords,
-    PwnedPasswordsDir, PwnedRange,
-};
-pub use hashing::{HashLane, PasswordHashing, Verified};
-pub use validation::{
-    CommonPasswordValidator, MinimumLengthValidator, NumericPasswordValidator, PasswordContext,
-    PasswordPolicy, PasswordValidator, UserAttributeSimilarityValidator,
-};
+pub use breach::{BreachSourceFailure, MAX_RANGE_LINES, PwnedPasswords, PwnedRange};
+pub use validation::{PasswordContext, PasswordValidator};
 
 use std::fmt;
 
@@ -25,7 +18,7 @@ pub const UNUSABLE_PASSWORD_PREFIX: &str = "!";
 /// A password hashing algorithm, synchronous like RustCrypto's traits.
 ///
 /// Implementations are CPU-bound and may take tens of milliseconds; the library never calls them
-/// on the async runtime's worker threads but through [`PasswordHashing`], which runs them on
+/// on the async runtime's worker threads but through `PasswordHashing`, which runs them on
 /// blocking threads with bounded concurrency.
 ///
 /// ```
@@ -136,4 +129,36 @@ pub fn make_unusable_password() -> String {
 #[must_use]
 pub fn is_password_usable(encoded: Option<&str>) -> bool {
     encoded.is_some_and(|h| !h.is_empty() && !h.starts_with(UNUSABLE_PASSWORD_PREFIX))
+}
+
+/// The outcome of `PasswordHashing::verify`.
+///
+/// ```
+/// use auth_core::Verified;
+/// let v = Verified::default();
+/// assert!(!v.valid && !v.needs_update);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verified {
+    /// The password matched.
+    pub valid: bool,
+    /// It matched and the hash should be replaced with a fresh one from the primary hasher.
+    pub needs_update: bool,
+}
+
+impl Verified {
+    /// The outcome of one verification.
+    ///
+    /// ```
+    /// let v = auth_core::Verified::new(true, false);
+    /// assert!(v.valid && !v.needs_update);
+    /// ```
+    #[must_use]
+    pub fn new(valid: bool, needs_update: bool) -> Self {
+        Self {
+            valid,
+            needs_update,
+        }
+    }
 }

@@ -1,10 +1,10 @@
 //! Round trips, parameters and the 72-byte rule.
 
-use auth_core::{HashError, PasswordHasher};
 use auth_hash::{
     Argon2Hasher, Argon2Params, BcryptHasher, DjangoArgon2Hasher, DjangoBcryptHasher,
     DjangoBcryptSha256Hasher, DjangoPbkdf2Hasher, MultiHasher, TortoisePbkdf2Hasher,
 };
+use auth_service::{HashError, PasswordHasher};
 
 const PASSWORDS: [&str; 4] = [
     "correct horse battery staple",
@@ -75,8 +75,8 @@ fn argon2_params_are_validated() {
         Argon2Params::new(19_456, 2, 1).unwrap(),
         Argon2Params::DEFAULT
     );
-    let err: auth_core::Error = Argon2Params::new(1, 1, 1).unwrap_err().into();
-    assert!(matches!(err, auth_core::Error::Configuration(_)));
+    let err: auth_service::Error = Argon2Params::new(1, 1, 1).unwrap_err().into();
+    assert!(matches!(err, auth_service::Error::Configuration(_)));
 }
 
 #[test]

@@ -2,11 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use auth_core::{
+use auth_hash::MultiHasher;
+use auth_service::{
     AuthConfig, AuthEvent, AuthEventKind, AuthService, Error, MemoryTokenBackend, MemoryUserStore,
     NewUser, UserStore,
 };
-use auth_hash::MultiHasher;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_library_s_hash_logs_in_and_is_upgraded() {

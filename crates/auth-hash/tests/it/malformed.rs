@@ -1,7 +1,7 @@
 //! Damaged, truncated, empty and unknown hashes are a typed error or `false`, never a panic.
 
-use auth_core::{HashError, PasswordHasher};
 use auth_hash::{Argon2Hasher, BcryptHasher, DjangoPbkdf2Hasher, MultiHasher, ShaCryptHasher};
+use auth_service::{HashError, PasswordHasher};
 
 #[test]
 fn every_truncation_of_every_vector_is_handled() {

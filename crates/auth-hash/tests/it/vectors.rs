@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use auth_core::PasswordHasher;
 use auth_hash::{
     Argon2Hasher, BcryptHasher, DjangoArgon2Hasher, DjangoBcryptHasher, DjangoBcryptSha256Hasher,
     DjangoPbkdf2Hasher, MultiHasher, ShaCryptHasher, TortoisePbkdf2Hasher,
 };
+use auth_service::PasswordHasher;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -1,8 +1,8 @@
-use auth_core::{
+use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, MfaStore, SecretCipher};
+use auth_service::{
     AuthConfig, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
     MemoryUserStore,
 };
-use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, MfaStore, SecretCipher};
 use auth_testkit::{EventLog, TestHasher};
 
 pub(crate) const T0: i64 = 1_800_000_000;
@@ -51,17 +51,17 @@ pub(crate) fn stack_with(store: impl MfaStore, cipher: SecretCipher, config: Mfa
 
 impl Stack {
     /// A registered account whose address is proven (enrolment needs that by default).
-    pub(crate) async fn verified_user(&self, email: &str) -> auth_core::User {
+    pub(crate) async fn verified_user(&self, email: &str) -> auth_service::User {
         let user = self.auth.register(email, PASSWORD).await.unwrap();
         self.auth
-            .prove_address(&user.id, auth_core::AddressProof::InSession)
+            .prove_address(&user.id, auth_service::AddressProof::InSession)
             .await
             .unwrap();
         self.auth.find_user(&user.id).await.unwrap().unwrap()
     }
 
     pub(crate) fn now(&self) -> u64 {
-        u64::try_from(auth_core::Clock::now(&self.clock).unix_timestamp()).unwrap()
+        u64::try_from(auth_service::Clock::now(&self.clock).unix_timestamp()).unwrap()
     }
 
     pub(crate) fn advance(&self, secs: u64) {

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use auth_core::UserId;
 use auth_mfa::{MemoryMfaStore, MfaStore};
+use auth_service::UserId;
 
 pub(crate) async fn suite(store: Arc<dyn MfaStore>, a: UserId, b: UserId) {
     auth_testkit::conformance::mfa_store(store, a, b).await;
@@ -26,8 +26,8 @@ async fn memory() {
 mod sql {
     use std::sync::Arc;
 
-    use auth_core::{NewUser, UserStore};
     use auth_mfa::db::DbMfaStore;
+    use auth_service::{NewUser, UserStore};
     use auth_testkit::db::{Target, fresh};
     use auth_users_db::DbUserStore;
     use sea_orm_migration::MigrationTrait;

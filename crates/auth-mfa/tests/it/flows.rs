@@ -1,11 +1,11 @@
 use std::time::Duration;
 
-use auth_core::{AuthEventKind, Error, LoginOptions};
 use auth_mfa::{FactorUsed, LoginOutcome, MemoryMfaStore, MfaConfig, MfaStore, SecretCipher};
+use auth_service::{AuthEventKind, Error, LoginOptions};
 
 use crate::common::{PASSWORD, Stack, T0, cipher, stack, stack_with};
 
-async fn enrolled(s: &Stack, email: &str) -> (auth_core::User, Vec<String>) {
+async fn enrolled(s: &Stack, email: &str) -> (auth_service::User, Vec<String>) {
     let user = s.verified_user(email).await;
     s.mfa.begin_enrollment(&user).await.unwrap();
     let app = s.mfa.authenticator(&user.id).await.unwrap();
@@ -164,7 +164,7 @@ async fn enrolment_needs_a_verified_email() {
     assert!(!s.mfa.status(&user.id).await.unwrap().pending);
     // Once the address is proven, enrolment works.
     s.auth
-        .prove_address(&user.id, auth_core::AddressProof::InSession)
+        .prove_address(&user.id, auth_service::AddressProof::InSession)
         .await
         .unwrap();
     let user = s.auth.find_user(&user.id).await.unwrap().unwrap();
@@ -219,7 +219,7 @@ async fn recovery_codes_are_single_use_and_regenerate() {
         .unwrap();
     assert!(s.events.events().iter().any(|e| matches!(
         e,
-        auth_core::AuthEvent::RecoveryCodeUsed { remaining: 9, .. }
+        auth_service::AuthEvent::RecoveryCodeUsed { remaining: 9, .. }
     )));
     assert!(matches!(
         s.mfa.verify(&user.id, &codes[0]).await,

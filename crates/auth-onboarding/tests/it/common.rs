@@ -1,11 +1,11 @@
-use auth_core::{
-    AuthConfig, AuthEvent, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
-    MemoryUserStore, User, UserStore,
-};
 use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, SecretCipher};
 use auth_onboarding::{
     MemorySessionStore, Onboarding, OnboardingBuilder, ProfileStep, RegisterStep, SessionStore,
     SetupTotpStep, VerifyEmailStep,
+};
+use auth_service::{
+    AuthConfig, AuthEvent, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
+    MemoryUserStore, User, UserStore,
 };
 use auth_testkit::{EventLog, TestHasher};
 use serde_json::{Map, Value, json};
@@ -98,7 +98,7 @@ impl Kit {
     }
 
     pub(crate) fn now(&self) -> u64 {
-        u64::try_from(auth_core::Clock::now(&self.clock).unix_timestamp()).unwrap()
+        u64::try_from(auth_service::Clock::now(&self.clock).unix_timestamp()).unwrap()
     }
 }
 

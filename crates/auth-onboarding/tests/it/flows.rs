@@ -1,11 +1,11 @@
 use std::time::Duration;
 
-use auth_core::{AuthEventKind, AuthUser, Error, User, async_trait};
 use auth_mfa::{TotpCode, TotpSettings};
 use auth_onboarding::{
     ClientHint, MemorySessionStore, Onboarding, OnboardingError, OnboardingStatus, OnboardingStep,
     RegisterStep, SessionStore, SetupTotpStep, StepContext, StepOutcome, VerifyEmailStep,
 };
+use auth_service::{AuthEventKind, AuthUser, Error, User, async_trait};
 use serde_json::{Map, Value, json};
 
 use crate::common::{PASSWORD, data, kit, register_data};
@@ -188,17 +188,17 @@ async fn optional_and_inapplicable_steps_are_skipped() {
         fn name(&self) -> &str {
             "never"
         }
-        async fn is_required(&self, _: &mut StepContext<'_, User>) -> auth_core::Result<bool> {
+        async fn is_required(&self, _: &mut StepContext<'_, User>) -> auth_service::Result<bool> {
             Ok(false)
         }
-        async fn hint(&self, _: &mut StepContext<'_, User>) -> auth_core::Result<ClientHint> {
+        async fn hint(&self, _: &mut StepContext<'_, User>) -> auth_service::Result<ClientHint> {
             unreachable!("never shown")
         }
         async fn submit(
             &self,
             _: &mut StepContext<'_, User>,
             _: &Map<String, Value>,
-        ) -> auth_core::Result<StepOutcome> {
+        ) -> auth_service::Result<StepOutcome> {
             unreachable!("never submitted")
         }
     }
@@ -292,7 +292,7 @@ async fn codes_are_hashed_and_attempts_survive_resend() {
         .unwrap();
     let code = k.code("dee@example.com");
     let record = store
-        .find(&auth_core::random::sha256_hex(token))
+        .find(&auth_service::random::sha256_hex(token))
         .await
         .unwrap()
         .unwrap();
@@ -420,11 +420,11 @@ async fn an_existing_email_does_not_reveal_itself() {
 
 #[tokio::test]
 async fn a_code_step_needs_a_listener() {
-    let auth = auth_core::AuthService::new(
-        auth_core::AuthConfig::default(),
-        auth_core::MemoryUserStore::new(),
+    let auth = auth_service::AuthService::new(
+        auth_service::AuthConfig::default(),
+        auth_service::MemoryUserStore::new(),
         auth_testkit::TestHasher::fast(),
-        auth_core::MemoryTokenBackend::new(),
+        auth_service::MemoryTokenBackend::new(),
     )
     .unwrap();
     let flow = Onboarding::builder(auth, MemorySessionStore::new())
@@ -456,7 +456,7 @@ async fn custom_accept_terms_step() {
         fn name(&self) -> &str {
             "accept_terms"
         }
-        async fn hint(&self, _: &mut StepContext<'_, User>) -> auth_core::Result<ClientHint> {
+        async fn hint(&self, _: &mut StepContext<'_, User>) -> auth_service::Result<ClientHint> {
             Ok(ClientHint::new(
                 "accept_terms",
                 "Terms of Service",
@@ -473,7 +473,7 @@ async fn custom_accept_terms_step() {
             &self,
             ctx: &mut StepContext<'_, User>,
             data: &Map<String, Value>,
-        ) -> auth_core::Result<StepOutcome> {
+        ) -> auth_service::Result<StepOutcome> {
             if data.get("accepted").and_then(Value::as_bool) != Some(true) {
                 return Ok(StepOutcome::invalid(
                     "accepted",

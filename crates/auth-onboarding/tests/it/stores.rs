@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::common::{data, register_data};
 
-pub(crate) async fn suite(store: Arc<dyn SessionStore>, user: auth_core::UserId) {
+pub(crate) async fn suite(store: Arc<dyn SessionStore>, user: auth_service::UserId) {
     auth_testkit::conformance::session_store(store, user).await;
 }
 
@@ -53,7 +53,7 @@ async fn concurrent_advances(kit: &crate::common::Kit, store: impl SessionStore,
         .events
         .events()
         .iter()
-        .filter(|e| matches!(e, auth_core::AuthEvent::EmailVerified { .. }))
+        .filter(|e| matches!(e, auth_service::AuthEvent::EmailVerified { .. }))
         .count();
     assert_eq!(verified, 1, "the email was verified exactly once");
     println!(
@@ -65,7 +65,7 @@ async fn concurrent_advances(kit: &crate::common::Kit, store: impl SessionStore,
 async fn memory() {
     suite(
         Arc::new(MemorySessionStore::new()),
-        auth_core::UserId::new("1"),
+        auth_service::UserId::new("1"),
     )
     .await;
     let kit = crate::common::kit();
@@ -76,8 +76,8 @@ async fn memory() {
 mod sql {
     use std::sync::Arc;
 
-    use auth_core::{NewUser, UserStore};
     use auth_onboarding::db::DbSessionStore;
+    use auth_service::{NewUser, UserStore};
     use auth_testkit::db::{Target, fresh};
     use auth_users_db::DbUserStore;
     use sea_orm_migration::MigrationTrait;

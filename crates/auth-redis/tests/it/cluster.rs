@@ -8,13 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_core::{
+use auth_redis::{
+    Redis, RedisApiKeyStore, RedisRateLimiter, RedisRevocationStore, RedisTokenBackend,
+};
+use auth_service::{
     ApiKeyOwner, ApiKeyRecord, ApiKeyStore, Error, IssueRequest, RateLimitPolicy, RateLimiter,
     RevocationQuery, RevocationStore, RotateOutcome, RotateRequest, TokenBackend, TokenKind,
     UserId,
-};
-use auth_redis::{
-    Redis, RedisApiKeyStore, RedisRateLimiter, RedisRevocationStore, RedisTokenBackend,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,7 +441,7 @@ async fn a_failover_of_every_primary_loses_nothing() {
             .rotate(
                 pair.refresh_token.expose_secret(),
                 &RotateRequest::default(),
-                &auth_core::AllowAll,
+                &auth_service::AllowAll,
             )
             .await
             .unwrap()
@@ -461,7 +461,7 @@ async fn a_failover_of_every_primary_loses_nothing() {
         let (tokens, refresh) = (tokens.clone(), refresh.clone());
         tasks.push(tokio::spawn(async move {
             tokens
-                .rotate(&refresh, &RotateRequest::default(), &auth_core::AllowAll)
+                .rotate(&refresh, &RotateRequest::default(), &auth_service::AllowAll)
                 .await
         }));
     }
@@ -500,7 +500,7 @@ async fn a_cluster_that_comes_up_later_is_used_as_soon_as_it_does() {
         revocations.is_revoked(&q).await,
         Err(Error::Backend(_))
     ));
-    assert!(!auth_core::ChangeFeed::status(&feed).live);
+    assert!(!auth_service::ChangeFeed::status(&feed).live);
     let cluster = OwnCluster::start_on(ports).await;
     let start = Instant::now();
     while redis.ping().await.is_err() {
@@ -511,7 +511,7 @@ async fn a_cluster_that_comes_up_later_is_used_as_soon_as_it_does() {
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     revocations.revoke("jti-later", later).await.unwrap();
     assert!(revocations.is_revoked(&q).await.unwrap());
-    while !auth_core::ChangeFeed::status(&feed).live {
+    while !auth_service::ChangeFeed::status(&feed).live {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "the feed never subscribed"

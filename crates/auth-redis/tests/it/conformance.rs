@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use auth_core::UserId;
 use auth_redis::{RedisFeed, RedisRateLimiter, RedisRevocationStore, RedisTokenBackend};
+use auth_service::UserId;
 use auth_testkit::conformance;
 use auth_tokens_jwt::{Algorithm, JwtBackend};
 
@@ -86,7 +86,7 @@ async fn mirror_over_redis() {
             async move {
                 let prefix = format!("{}{}:", redis.prefix(), auth_testkit::unique("m"));
                 let redis = redis.with_prefix(&prefix).with_clock(clock.clone());
-                let mirror = auth_core::RevocationMirror::new(
+                let mirror = auth_service::RevocationMirror::new(
                     RedisRevocationStore::new(redis.clone()),
                     RedisFeed::start(&redis),
                 )
@@ -160,7 +160,7 @@ async fn api_key_store() {
         conformance::api_key_store(|clock| async move {
             (
                 auth_redis::RedisApiKeyStore::new(suite.with_clock(clock)),
-                auth_core::MemoryUserStore::new(),
+                auth_service::MemoryUserStore::new(),
             )
         })
         .await;

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use auth_core::{
+use auth_redis::{Redis, RedisFeed, RedisRateLimiter, RedisRevocationStore};
+use auth_service::{
     AuthConfig, AuthService, ChangeFeed as _, Error, MemoryUserStore, RateLimitPolicy,
     RevocationMirror, RevocationQuery, RevocationStore, UserId,
 };
-use auth_redis::{Redis, RedisFeed, RedisRateLimiter, RedisRevocationStore};
 use auth_testkit::{CutProxy, TestHasher};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +44,7 @@ async fn an_outage_fails_closed_and_recovers() {
         AuthConfig::default(),
         MemoryUserStore::new(),
         TestHasher::fast(),
-        auth_core::MemoryTokenBackend::new(),
+        auth_service::MemoryTokenBackend::new(),
     )
     .unwrap()
     .with_rate_limiter(RedisRateLimiter::new(
@@ -113,7 +113,7 @@ async fn an_outage_fails_closed_and_recovers() {
 /// afterwards and, within a few heartbeats, by one that was running; new sign-ins work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_that_lost_its_data_forgets_no_logout() {
-    use auth_core::{IssueRequest, TokenBackend, TokenKind};
+    use auth_service::{IssueRequest, TokenBackend, TokenKind};
     use auth_tokens_jwt::{Algorithm, JwtBackend};
     let Some(redis) = crate::redis().await else {
         return;

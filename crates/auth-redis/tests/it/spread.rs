@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_core::{
+use auth_redis::{RedisFeed, RedisRateLimiter, RedisRevocationStore};
+use auth_service::{
     ChangeFeed as _, RateLimitPolicy, RateLimiter, RevocationMirror, RevocationQuery,
     RevocationStore, UserId,
 };
-use auth_redis::{RedisFeed, RedisRateLimiter, RedisRevocationStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revocation_on_one_instance_is_refused_by_the_other() {

@@ -1,5 +1,4 @@
 //! auth-sign integration tests.
 
-mod flows;
 mod signing;
 mod vectors;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use auth_core::{
+use auth_service::{
     ApiKeyOwner, ApiKeyRateLimit, ApiKeyStore, AuthConfig, AuthEvent, AuthService, Error,
     FixedClock, MemoryTokenBackend, NewApiKey, Result, UserStore, async_trait,
 };
@@ -21,17 +21,17 @@ struct Counting<S> {
 
 #[async_trait]
 impl<S: ApiKeyStore> ApiKeyStore for Counting<S> {
-    async fn create(&self, r: &auth_core::ApiKeyRecord, h: &str) -> Result<()> {
+    async fn create(&self, r: &auth_service::ApiKeyRecord, h: &str) -> Result<()> {
         self.inner.create(r, h).await
     }
-    async fn find_by_secret(&self, h: &str) -> Result<Option<auth_core::FoundApiKey>> {
+    async fn find_by_secret(&self, h: &str) -> Result<Option<auth_service::FoundApiKey>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.find_by_secret(h).await
     }
-    async fn get(&self, id: &str) -> Result<Option<auth_core::ApiKeyRecord>> {
+    async fn get(&self, id: &str) -> Result<Option<auth_service::ApiKeyRecord>> {
         self.inner.get(id).await
     }
-    async fn list(&self, o: &ApiKeyOwner) -> Result<Vec<auth_core::ApiKeyRecord>> {
+    async fn list(&self, o: &ApiKeyOwner) -> Result<Vec<auth_service::ApiKeyRecord>> {
         self.inner.list(o).await
     }
     async fn roll(&self, id: &str, h: &str, until: time::OffsetDateTime) -> Result<bool> {
@@ -78,7 +78,7 @@ impl<S: ApiKeyStore> ApiKeyStore for Counting<S> {
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 /// auth_testkit::conformance::api_key_store(|_clock| async {
-///     (auth_core::MemoryApiKeyStore::new(), auth_core::MemoryUserStore::new())
+///     (auth_service::MemoryApiKeyStore::new(), auth_service::MemoryUserStore::new())
 /// }).await;
 /// # });
 /// ```
@@ -114,14 +114,14 @@ where
         .register("keys@example.com", "violet-otter-sings-42")
         .await
         .expect("register");
-    let user_id = auth_core::AuthUser::id(&user).clone();
+    let user_id = auth_service::AuthUser::id(&user).clone();
     // Keys are lasting credentials: only for an account whose address is proven.
     assert!(matches!(
         auth.create_api_key(&ApiKeyOwner::User(user_id.clone()), NewApiKey::new("early"))
             .await,
-        Err(auth_core::Error::Validation(_))
+        Err(auth_service::Error::Validation(_))
     ));
-    auth.prove_address(&user_id, auth_core::AddressProof::InSession)
+    auth.prove_address(&user_id, auth_service::AddressProof::InSession)
         .await
         .expect("prove the address");
     let owner = ApiKeyOwner::User(user_id.clone());
@@ -141,7 +141,7 @@ where
         .await
         .expect("a fresh key authenticates");
     assert_eq!(
-        found.user.as_ref().map(auth_core::AuthUser::id),
+        found.user.as_ref().map(auth_service::AuthUser::id),
         Some(&user_id)
     );
     assert!(found.key.has_scope("deploy:write") && !found.key.has_scope("admin"));
@@ -179,7 +179,7 @@ where
         "a wrong checksum costs no store access"
     );
     // A well-formed key that was never issued: one lookup, refused.
-    let (unknown, _) = auth_core::ApiKeyFormat::default().generate();
+    let (unknown, _) = auth_service::ApiKeyFormat::default().generate();
     assert!(matches!(
         auth.authenticate_api_key(unknown.expose_secret(), None)
             .await,
@@ -250,7 +250,7 @@ where
     auth.authenticate_api_key(rolled.key.expose_secret(), None)
         .await
         .expect("the new key still works");
-    let other = ApiKeyOwner::User(auth_core::UserId::new("999999"));
+    let other = ApiKeyOwner::User(auth_service::UserId::new("999999"));
     assert!(
         auth.roll_api_key(&other, &issued.record.id, Duration::ZERO)
             .await
@@ -394,7 +394,7 @@ where
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-/// auth_testkit::conformance::api_key_cleanup(auth_core::MemoryApiKeyStore::new(), "1").await;
+/// auth_testkit::conformance::api_key_cleanup(auth_service::MemoryApiKeyStore::new(), "1").await;
 /// # });
 /// ```
 ///
@@ -402,7 +402,7 @@ where
 ///
 /// When cleanup removes too much or too little.
 pub async fn api_key_cleanup(store: impl ApiKeyStore, user_id: &str) {
-    use auth_core::{ApiKeyRecord, UserId};
+    use auth_service::{ApiKeyRecord, UserId};
     let at = |s: i64| time::OffsetDateTime::from_unix_timestamp(START + s).unwrap();
     let owner = ApiKeyOwner::User(UserId::new(user_id));
     let mut expired = ApiKeyRecord::new("kexp", owner.clone(), "a", vec![], "ak_live_aaaa", at(0));

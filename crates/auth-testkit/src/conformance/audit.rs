@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use auth_core::{
+use auth_service::{
     AuditEntry, AuditQuery, AuditStore, AuthEvent, AuthEventKind, LoginFailureReason,
     RequestContext, SecretString, SessionMeta, UserId,
 };
@@ -16,7 +16,7 @@ use crate::unique;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
-/// auth_testkit::conformance::audit_store(|| async { auth_core::MemoryAuditStore::new() }).await;
+/// auth_testkit::conformance::audit_store(|| async { auth_service::MemoryAuditStore::new() }).await;
 /// # });
 /// ```
 ///

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use auth_core::UserId;
-use auth_core::ephemeral::{CeremonyRecord, CeremonyStore};
+use auth_service::UserId;
+use auth_service::ephemeral::{CeremonyRecord, CeremonyStore};
 use time::{Duration, OffsetDateTime};
 
 use super::START;
@@ -15,7 +15,7 @@ use super::START;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-/// auth_testkit::conformance::ceremony_store(std::sync::Arc::new(auth_core::ephemeral::MemoryCeremonyStore::new())).await;
+/// auth_testkit::conformance::ceremony_store(std::sync::Arc::new(auth_service::ephemeral::MemoryCeremonyStore::new())).await;
 /// # });
 /// ```
 pub async fn ceremony_store(store: Arc<dyn CeremonyStore>) {

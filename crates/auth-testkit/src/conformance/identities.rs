@@ -1,6 +1,6 @@
 //! Provider sign-in under concurrency, for any user and identity store.
 
-use auth_core::{AuthService, AuthUser, LoginOptions, LoginOutcome, ProviderIdentity, UserId};
+use auth_service::{AuthService, AuthUser, LoginOptions, LoginOutcome, ProviderIdentity, UserId};
 
 /// 30 simultaneous first sign-ins of one person (`provider`, `subject`, a verified `email`
 /// that no account has yet): every one signs the same new account in, and exactly one link is
@@ -8,7 +8,7 @@ use auth_core::{AuthService, AuthUser, LoginOptions, LoginOutcome, ProviderIdent
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-/// use auth_core::*;
+/// use auth_service::*;
 /// let auth = AuthService::new(AuthConfig::default(), MemoryUserStore::new(),
 ///     auth_testkit::TestHasher::fast(), MemoryTokenBackend::new()).unwrap()
 ///     .with_identities(MemoryIdentityStore::new());

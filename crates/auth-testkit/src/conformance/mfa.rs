@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use auth_core::UserId;
 use auth_mfa::{ChallengeRecord, MfaStore, SecretCipher, TotpRecord, TotpSettings};
+use auth_service::UserId;
 use time::OffsetDateTime;
 
 fn at(secs: i64) -> OffsetDateTime {
@@ -25,7 +25,7 @@ fn pending(cipher: &SecretCipher) -> TotpRecord {
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
-/// use auth_core::UserId;
+/// use auth_service::UserId;
 /// auth_testkit::conformance::mfa_store(
 ///     std::sync::Arc::new(auth_mfa::MemoryMfaStore::new()), UserId::new("1"), UserId::new("2"),
 /// ).await;

@@ -1,6 +1,6 @@
 //! Conformance suites: one async call runs every behaviour a core trait promises.
 //!
-//! Each takes a factory that gets a [`FixedClock`](auth_core::FixedClock) (give it to the
+//! Each takes a factory that gets a [`FixedClock`](auth_service::FixedClock) (give it to the
 //! implementation's `with_clock`) and returns a fresh implementation, possibly after async setup
 //! such as connecting to a database. The suites panic with a message naming the broken promise.
 //! Run them on a multi-threaded runtime: they include concurrency checks.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use auth_core::ephemeral::{SessionRecord, SessionStore};
+use auth_service::ephemeral::{SessionRecord, SessionStore};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -17,7 +17,7 @@ fn at(s: i64) -> OffsetDateTime {
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
 /// auth_testkit::conformance::session_store(
-///     std::sync::Arc::new(auth_onboarding::MemorySessionStore::new()), auth_core::UserId::new("1"),
+///     std::sync::Arc::new(auth_onboarding::MemorySessionStore::new()), auth_service::UserId::new("1"),
 /// ).await;
 /// # });
 /// ```
@@ -25,7 +25,7 @@ fn at(s: i64) -> OffsetDateTime {
 /// # Panics
 ///
 /// When the store breaks a promise of the trait.
-pub async fn session_store(store: Arc<dyn SessionStore>, user: auth_core::UserId) {
+pub async fn session_store(store: Arc<dyn SessionStore>, user: auth_service::UserId) {
     let mut a = SessionRecord::new(
         "ida".into(),
         "a".repeat(64),

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{FixedClock, RateLimitPolicy, RateLimitStatus, RateLimiter};
+use auth_service::{FixedClock, RateLimitPolicy, RateLimitStatus, RateLimiter};
 
 use super::START;
 use crate::unique;
@@ -26,7 +26,7 @@ fn limited(secs: u64) -> RateLimitStatus {
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
 /// auth_testkit::conformance::rate_limiter(|clock, policy| async move {
-///     auth_core::MemoryRateLimiter::new(policy).with_clock(clock)
+///     auth_service::MemoryRateLimiter::new(policy).with_clock(clock)
 /// }).await;
 /// # });
 /// ```

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{Consumption, FixedClock, RevocationQuery, RevocationStore, UserId};
+use auth_service::{Consumption, FixedClock, RevocationQuery, RevocationStore, UserId};
 use time::OffsetDateTime;
 
 use super::START;
@@ -21,7 +21,7 @@ fn at(secs: i64) -> OffsetDateTime {
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
 /// auth_testkit::conformance::revocation_store(|clock| async move {
-///     auth_core::MemoryRevocationStore::new().with_clock(clock)
+///     auth_service::MemoryRevocationStore::new().with_clock(clock)
 /// }).await;
 /// # });
 /// ```

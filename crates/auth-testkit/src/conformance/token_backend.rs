@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use auth_core::{
+use auth_service::{
     AllowAll, Claims, Error, FixedClock, IssueRequest, MAX_TOKEN_LENGTH, RefreshGuard,
     RotateOutcome, RotateRequest, TokenBackend, TokenKind, TokenLifetimes, UserId, async_trait,
 };
@@ -44,7 +44,7 @@ fn unsupported<T>(result: &Result<T, Error>) -> bool {
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
 /// auth_testkit::conformance::token_backend(|clock| async move {
-///     auth_core::MemoryTokenBackend::new().with_clock(clock)
+///     auth_service::MemoryTokenBackend::new().with_clock(clock)
 /// }).await;
 /// # });
 /// ```
@@ -191,7 +191,7 @@ async fn expiry<B: TokenBackend>(clock: &FixedClock, b: &B) {
     );
 }
 
-async fn rotated<B: TokenBackend>(b: &B, refresh: &str) -> (Claims, auth_core::TokenPair) {
+async fn rotated<B: TokenBackend>(b: &B, refresh: &str) -> (Claims, auth_service::TokenPair) {
     match b.rotate(refresh, &rotate_request(), &AllowAll).await {
         Ok(RotateOutcome::Rotated { previous, pair }) => (previous, pair),
         other => panic!("a fresh refresh token rotates, got {other:?}"),
@@ -283,7 +283,7 @@ async fn rotation_and_reuse<B: TokenBackend>(b: &B) {
 }
 
 async fn extra_claims_survive<B: TokenBackend>(b: &B) {
-    let mut extra = auth_core::ExtraClaims::new();
+    let mut extra = auth_service::ExtraClaims::new();
     extra.insert("tenant".into(), "acme".into());
     extra.insert("roles".into(), serde_json::json!(["admin", "ops"]));
     let pair = b
@@ -525,7 +525,6 @@ async fn concurrent_rotation<B: TokenBackend>(b: Arc<B>) {
         match task.await.expect("task") {
             Ok(RotateOutcome::Rotated { .. }) => rotated += 1,
             Ok(RotateOutcome::Reused { .. }) | Err(Error::TokenRevoked) => {}
-            Ok(other) => panic!("unexpected outcome {other:?}"),
             Err(other) => {
                 panic!("a losing concurrent rotation is reuse or TokenRevoked, got {other:?}")
             }
@@ -576,12 +575,12 @@ async fn cleanup<B: TokenBackend>(clock: &FixedClock, b: &B) {
 /// // runs it over each revocation store, the SQL and Redis opaque backends with a successor key).
 /// async fn run<B, F>(make: F)
 /// where
-///     B: auth_core::TokenBackend,
-///     F: Fn(auth_core::FixedClock) -> std::future::Ready<B>,
+///     B: auth_service::TokenBackend,
+///     F: Fn(auth_service::FixedClock) -> std::future::Ready<B>,
 /// {
 ///     auth_testkit::conformance::refresh_reuse_window(make).await;
 /// }
-/// # let _ = run::<auth_core::MemoryTokenBackend, fn(auth_core::FixedClock) -> std::future::Ready<auth_core::MemoryTokenBackend>>;
+/// # let _ = run::<auth_service::MemoryTokenBackend, fn(auth_service::FixedClock) -> std::future::Ready<auth_service::MemoryTokenBackend>>;
 /// ```
 ///
 /// # Panics

@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use auth_core::{AuthUser, Error, NewUser, UserId, UserStore};
+use auth_service::{AuthUser, Error, NewUser, UserId, UserStore};
 use time::OffsetDateTime;
 
 use crate::unique;
@@ -14,7 +14,7 @@ use crate::unique;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
-/// auth_testkit::conformance::user_store(|| async { auth_core::MemoryUserStore::new() }).await;
+/// auth_testkit::conformance::user_store(|| async { auth_service::MemoryUserStore::new() }).await;
 /// # });
 /// ```
 ///
@@ -63,7 +63,7 @@ async fn list_and_delete<S: UserStore>(store: &S) {
             .await
             .expect("create");
     }
-    let page = |q: auth_core::UserQuery| async move {
+    let page = |q: auth_service::UserQuery| async move {
         store
             .list(&q)
             .await
@@ -72,7 +72,7 @@ async fn list_and_delete<S: UserStore>(store: &S) {
             .map(|u| u.id().clone())
             .collect::<Vec<_>>()
     };
-    let q = auth_core::UserQuery::new().email_prefix(&tag);
+    let q = auth_service::UserQuery::new().email_prefix(&tag);
     assert_eq!(page(q.clone()).await, ids, "prefix filter, in id order");
     assert_eq!(
         page(q.clone().page(2, 2)).await,
@@ -91,7 +91,7 @@ async fn list_and_delete<S: UserStore>(store: &S) {
     );
     if wildcard != tag {
         assert!(
-            page(auth_core::UserQuery::new().email_prefix(&wildcard))
+            page(auth_service::UserQuery::new().email_prefix(&wildcard))
                 .await
                 .is_empty(),
             "`_` in a prefix is a character, not a wildcard"

@@ -1,6 +1,6 @@
 //! The shared TokenBackend suite and AuthService flows on every database.
 
-use auth_core::{
+use auth_service::{
     AuthConfig, AuthService, Error, LoginOptions, SessionMeta, TokenBackend, TokenKind, UserStore,
 };
 use auth_testkit::TestHasher;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use auth_core::{
+use auth_service::{
     AuthConfig, AuthService, ChangeFeed, Error, RevocationMirror, RevocationStore as _, UserCache,
 };
 use auth_testkit::db::{Target, fresh_url};
@@ -73,7 +73,7 @@ where
     start.elapsed()
 }
 
-fn refused(r: &auth_core::Result<auth_core::User>) -> bool {
+fn refused(r: &auth_service::Result<auth_service::User>) -> bool {
     matches!(r, Err(Error::TokenRevoked | Error::InactiveUser))
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use auth_core::{AuthConfig, AuthService, TokenBackend, TokenKind};
+use auth_service::{AuthConfig, AuthService, TokenBackend, TokenKind};
 use auth_testkit::TestHasher;
 use auth_testkit::db::{Target, fresh};
 use auth_tokens_db::DbTokenBackend;
@@ -77,15 +77,15 @@ async fn counts(target: Target) {
     // Failures through the joined path look the same as through the two-step path.
     assert!(matches!(
         auth.authenticate(next.access_token.expose_secret()).await,
-        Err(auth_core::Error::TokenRevoked)
+        Err(auth_service::Error::TokenRevoked)
     ));
     assert!(matches!(
         auth.authenticate(login.refresh_token()).await,
-        Err(auth_core::Error::TokenInvalid)
+        Err(auth_service::Error::TokenInvalid)
     ));
     assert!(matches!(
         auth.authenticate("nope").await,
-        Err(auth_core::Error::TokenInvalid)
+        Err(auth_service::Error::TokenInvalid)
     ));
 }
 

@@ -61,7 +61,7 @@ async fn mysql() {
 /// revocations arrive whole, consumed and expired ids stay out, and a reader that stops is
 /// not read to the end.
 async fn scan_in_pages(target: Target) {
-    use auth_core::{Change, RevocationStore};
+    use auth_service::{Change, RevocationStore};
     use sea_orm::ConnectionTrait;
     let Some(db) = fresh(target, migrations).await else {
         return;
@@ -86,7 +86,7 @@ async fn scan_in_pages(target: Target) {
     store.revoke_family("fam", later).await.unwrap();
     store
         .revoke_user(
-            &auth_core::UserId::new("u"),
+            &auth_service::UserId::new("u"),
             time::OffsetDateTime::now_utc(),
             None,
         )

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use auth_core::{Error, FixedClock, IssueRequest, TokenBackend, TokenKind, UserId};
+use auth_service::{Error, FixedClock, IssueRequest, TokenBackend, TokenKind, UserId};
 use auth_tokens_jwt::{Algorithm, JwtBackend};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -33,7 +33,7 @@ async fn verify(
     backend: &JwtBackend,
     token: &str,
     kind: TokenKind,
-) -> Result<auth_core::Claims, Error> {
+) -> Result<auth_service::Claims, Error> {
     backend.verify(token, kind).await
 }
 
@@ -524,7 +524,7 @@ async fn verified_token_memory_never_skips_time_kind_or_revocation() {
 /// future than the tolerance is refused by an instance with a correct clock.
 #[tokio::test]
 async fn a_fast_clock_does_not_outlive_logout_everywhere() {
-    use auth_core::{AllowAll, MemoryRevocationStore, RotateRequest};
+    use auth_service::{AllowAll, MemoryRevocationStore, RotateRequest};
     let store = MemoryRevocationStore::new().with_clock(FixedClock::from_unix(NOW));
     let fast = JwtBackend::hmac(Algorithm::HS256, SECRET)
         .with_clock(FixedClock::from_unix(NOW + 600))

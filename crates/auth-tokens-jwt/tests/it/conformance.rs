@@ -1,6 +1,6 @@
 //! The JWT backend passes the shared suite, with every algorithm family.
 
-use auth_core::MemoryRevocationStore;
+use auth_service::MemoryRevocationStore;
 use auth_testkit::conformance;
 use auth_tokens_jwt::{Algorithm, JwtBackend};
 

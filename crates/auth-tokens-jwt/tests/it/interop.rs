@@ -1,6 +1,6 @@
 //! Tokens issued by tortoise-auth's JWTBackend and by PyJWT verify here.
 
-use auth_core::{FixedClock, TokenBackend, TokenKind};
+use auth_service::{FixedClock, TokenBackend, TokenKind};
 use auth_tokens_jwt::{Algorithm, JwtBackend};
 use serde::Deserialize;
 
@@ -79,23 +79,27 @@ async fn tortoise_auth_and_pyjwt_tokens_verify() {
             let outcome = b
                 .rotate(
                     &v.token,
-                    &auth_core::RotateRequest::new(),
-                    &auth_core::AllowAll,
+                    &auth_service::RotateRequest::new(),
+                    &auth_service::AllowAll,
                 )
                 .await
                 .unwrap();
-            assert!(matches!(outcome, auth_core::RotateOutcome::Rotated { .. }));
+            assert!(matches!(
+                outcome,
+                auth_service::RotateOutcome::Rotated { .. }
+            ));
             // Outside any reuse window (off here): single use.
             let again = b
                 .rotate(
                     &v.token,
-                    &auth_core::RotateRequest::new().with_reuse_window(std::time::Duration::ZERO),
-                    &auth_core::AllowAll,
+                    &auth_service::RotateRequest::new()
+                        .with_reuse_window(std::time::Duration::ZERO),
+                    &auth_service::AllowAll,
                 )
                 .await
                 .unwrap();
             assert!(
-                matches!(again, auth_core::RotateOutcome::Reused { .. }),
+                matches!(again, auth_service::RotateOutcome::Reused { .. }),
                 "single use"
             );
         }

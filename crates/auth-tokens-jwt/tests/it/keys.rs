@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use auth_core::{Error, IssueRequest, TokenBackend, TokenKind, UserId};
+use auth_service::{Error, IssueRequest, TokenBackend, TokenKind, UserId};
 use auth_tokens_jwt::{Algorithm, JwtBackend, JwtKeySet, KeyState};
 use time::OffsetDateTime;
 

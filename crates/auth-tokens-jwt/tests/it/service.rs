@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use auth_core::{
+use auth_service::{
     AuthConfig, AuthService, Error, FixedClock, LoginOptions, MemoryUserStore, UserStore,
 };
 use auth_testkit::TestHasher;
@@ -154,7 +154,7 @@ async fn logout_everywhere_and_change_password_keep_one_session() {
 /// revocation mirror holds each rotation's entry for minutes, not a week.
 #[tokio::test]
 async fn rotation_revokes_the_old_access_token_until_it_expires() {
-    use auth_core::{
+    use auth_service::{
         AllowAll, Change, IssueRequest, MemoryRevocationStore, RevocationStore, RotateRequest,
         TokenBackend, TokenLifetimes, UserId,
     };

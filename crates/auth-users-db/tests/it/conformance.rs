@@ -1,6 +1,6 @@
 //! The shared UserStore suite, and AuthService over the table, on every database.
 
-use auth_core::{AuthConfig, AuthService, Error, MemoryTokenBackend, UserStore};
+use auth_service::{AuthConfig, AuthService, Error, MemoryTokenBackend, UserStore};
 use auth_testkit::{TestHasher, conformance};
 use auth_users_db::DbUserStore;
 
@@ -30,7 +30,7 @@ async fn suite(target: Target) {
 async fn profiles(target: Target) {
     let store = DbUserStore::new(database(target).await.unwrap());
     let user = store
-        .create(auth_core::NewUser::new("profile@example.com"))
+        .create(auth_service::NewUser::new("profile@example.com"))
         .await
         .unwrap();
     let mut first = serde_json::Map::new();
@@ -53,7 +53,7 @@ async fn profiles(target: Target) {
     assert_eq!(stored.profile.len(), 21, "{:?}", stored.profile);
     assert!(matches!(
         store
-            .update_profile(&auth_core::UserId::new("999999"), serde_json::Map::new())
+            .update_profile(&auth_service::UserId::new("999999"), serde_json::Map::new())
             .await,
         Err(Error::UserNotFound)
     ));
