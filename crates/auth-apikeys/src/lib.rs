@@ -1,7 +1,7 @@
 //! API keys in SQL for the `auth` workspace: [`DbApiKeyStore`], an
 //! [`auth_core::ApiKeyStore`] on sea-orm (SQLite, PostgreSQL, MySQL/MariaDB), and its
 //! [`migrations`]. Keys are created, checked, rolled and revoked through
-//! [`auth_core::AuthService`] (`with_api_keys`); this crate only stores them.
+//! `auth_service::AuthService` (`with_api_keys`); this crate only stores them.
 //!
 //! - Secrets are stored as SHA-256 in `auth_api_key_secrets` (primary key: the hash), so a
 //!   verification is one indexed lookup joined with its key; a rolled key has two secrets

@@ -57,7 +57,7 @@ impl ApiKeyFormat {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for an empty, long or odd prefix.
+    /// [`ConfigError`](crate::ConfigError) for an empty, long or odd prefix.
     ///
     /// ```
     /// assert!(auth_core::ApiKeyFormat::new("ak_live_").is_ok());
@@ -238,7 +238,7 @@ impl ApiKeyRateLimit {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for a zero or over-long value.
+    /// [`Error::Validation`](crate::Error::Validation) for a zero or over-long value.
     ///
     /// ```
     /// assert!(auth_core::ApiKeyRateLimit::new(0, std::time::Duration::from_secs(1)).is_err());

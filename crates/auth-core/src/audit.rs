@@ -3,7 +3,7 @@
 //!
 //! `AuditLog` is an event handler: install it on the service's `EventBus` and each event
 //! becomes an [`AuditEntry`] in an [`AuditStore`] (in memory here; in SQL with
-//! auth-users-db's `DbAuditStore`). Routers run each request inside a [`RequestContext`]
+//! auth-users-db's `DbAuditStore`). Routers run each request inside a [`RequestContext`](crate::RequestContext)
 //! (`RequestContext::scope`), which is where the address, user agent and acting administrator
 //! come from.
 
@@ -77,7 +77,7 @@ pub struct AuditEntry {
     /// When, to the microsecond.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// The event kind (`user_login`, `password_changed`, …: [`AuthEventKind::as_str`]).
+    /// The event kind (`user_login`, `password_changed`, …: [`AuthEventKind::as_str`](crate::AuthEventKind::as_str)).
     pub kind: String,
     /// The account concerned, when the event names one.
     pub user_id: Option<UserId>,
@@ -521,21 +521,21 @@ pub trait AuditStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn append(&self, entry: &AuditEntry) -> Result<()>;
 
     /// One account's entries, newest first.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 
     /// Removes entries older than `cutoff` (retention); how many.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn delete_before(&self, cutoff: OffsetDateTime) -> Result<u64>;
 }
 

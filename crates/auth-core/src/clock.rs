@@ -1,4 +1,4 @@
-//! Time, read through a [`Clock`] so that expiry is tested without sleeping.
+//! Time, read through a [`Clock`](crate::Clock) so that expiry is tested without sleeping.
 
 use std::fmt;
 use std::sync::Arc;

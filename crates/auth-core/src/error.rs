@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-/// A result whose error is [`Error`].
+/// A result whose error is [`Error`](crate::Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, in the terms a caller branches on.
@@ -110,8 +110,8 @@ impl Error {
         )
     }
 
-    /// Whether this is a [`BackendError`] that is a storage failure
-    /// ([`BackendError::is_storage_failure`]): a full disk or a read-only database.
+    /// Whether this is a [`BackendError`](crate::BackendError) that is a storage failure
+    /// ([`BackendError::is_storage_failure`](crate::BackendError::is_storage_failure)): a full disk or a read-only database.
     ///
     /// ```
     /// use auth_core::Error;
@@ -438,11 +438,11 @@ impl ValidationErrors {
         self.errors.is_empty()
     }
 
-    /// `Ok(())` when empty, otherwise [`Error::Validation`].
+    /// `Ok(())` when empty, otherwise [`Error::Validation`](crate::Error::Validation).
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] holding these errors when there is at least one.
+    /// [`Error::Validation`](crate::Error::Validation) holding these errors when there is at least one.
     ///
     /// ```
     /// # use auth_core::ValidationErrors;
@@ -487,7 +487,7 @@ const STORAGE_FAILURES: &[&str] = &[
     "disk quota exceeded",
 ];
 
-/// A process-wide record of the last storage failure ([`BackendError::is_storage_failure`]),
+/// A process-wide record of the last storage failure ([`BackendError::is_storage_failure`](crate::BackendError::is_storage_failure)),
 /// for readiness probes: a full disk or a read-only database makes every write fail until an
 /// operator acts, while reads (and a ping) keep working.
 pub mod storage {

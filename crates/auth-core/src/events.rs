@@ -79,7 +79,7 @@ pub enum AuthEvent {
     },
     /// A key hit its rate limit.
     RateLimitExceeded {
-        /// The limited key (namespaced as in [`AuthEvent::AccountLocked`]).
+        /// The limited key (namespaced as in [`AuthEvent::AccountLocked`](crate::AuthEvent::AccountLocked)).
         identifier: String,
         /// Time until the lockout ends.
         retry_after: Duration,
@@ -413,7 +413,7 @@ pub enum AuthEvent {
     AccountSecured {
         /// The account.
         user_id: UserId,
-        /// What was removed, as [`crate::ClaimReport::removed`] lists it.
+        /// What was removed, as `auth_service::ClaimReport::removed` lists it.
         removed: Vec<String>,
     },
     /// A role was granted.
@@ -448,13 +448,13 @@ pub enum AuthEvent {
     },
 }
 
-/// One list of the event kinds and their names, from which come [`AuthEventKind`], its
+/// One list of the event kinds and their names, from which come [`AuthEventKind`](crate::AuthEventKind), its
 /// [`ALL`](AuthEventKind::ALL) and [`as_str`](AuthEventKind::as_str), and
-/// [`AuthEvent::kind`]: a new event is one line here beside its [`AuthEvent`] variant (the
+/// [`AuthEvent::kind`](crate::AuthEvent::kind): a new event is one line here beside its [`AuthEvent`](crate::AuthEvent) variant (the
 /// compiler refuses a variant without its line).
 macro_rules! event_kinds {
     ($($kind:ident => $name:literal,)+) => {
-        /// The kind of an [`AuthEvent`], for registering handlers.
+        /// The kind of an [`AuthEvent`](crate::AuthEvent), for registering handlers.
         ///
         /// ```
         /// use auth_core::AuthEventKind;

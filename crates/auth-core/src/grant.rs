@@ -139,14 +139,14 @@ pub trait GrantStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn grants_of(&self, user_id: &UserId) -> Result<Vec<RoleGrant>>;
 
     /// Stores `grant`; `false` when the user held the role already (nothing changed).
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn grant(&self, grant: &RoleGrant) -> Result<bool>;
 
     /// Removes the user's `role`, unless nobody else holds it: atomically, so two holders
@@ -154,7 +154,7 @@ pub trait GrantStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn revoke_unless_last(&self, user_id: &UserId, role: Role) -> Result<Revoked>;
 
     /// Removes every grant of the user (the account's address was claimed by its owner, or
@@ -162,13 +162,13 @@ pub trait GrantStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn revoke_all(&self, user_id: &UserId) -> Result<u64>;
 
     /// Who holds `role`, in id order.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn holders(&self, role: Role) -> Result<Vec<UserId>>;
 }

@@ -71,7 +71,7 @@ impl RateLimitPolicy {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when any value is zero.
+    /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) when any value is zero.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -222,7 +222,7 @@ pub trait RateLimiter: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn check(&self, key: &str) -> Result<RateLimitStatus>;
 
     /// Records one failure and returns the status after it (limited when this failure reached
@@ -231,7 +231,7 @@ pub trait RateLimiter: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn record(&self, key: &str) -> Result<RateLimitStatus> {
         Ok(match self.acquire(key).await? {
             RateLimitStatus::Allowed { remaining: 0 } => RateLimitStatus::Limited {
@@ -251,7 +251,7 @@ pub trait RateLimiter: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_service::{MemoryRateLimiter, RateLimitPolicy, RateLimiter, RateLimitStatus};
@@ -270,7 +270,7 @@ pub trait RateLimiter: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_service::{MemoryRateLimiter, RateLimitPolicy, RateLimiter, RateLimitStatus};
@@ -295,14 +295,14 @@ pub trait RateLimiter: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn reset(&self, key: &str) -> Result<()>;
 
     /// Forgets keys with nothing left to enforce; returns how many.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn cleanup_expired(&self) -> Result<u64>;
 }
 

@@ -149,7 +149,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()>;
 
     /// Marks a token id used, atomically: `true` for exactly one caller, however many race.
@@ -157,7 +157,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn consume(&self, jti: &str, expires_at: OffsetDateTime) -> Result<bool>;
 
     /// [`consume`](Self::consume), and for the one caller that wins also revoke `paired`
@@ -166,7 +166,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_core::{MemoryRevocationStore, RevocationQuery, RevocationStore, UserId};
@@ -200,7 +200,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_core::{Consumption, MemoryRevocationStore, RevocationStore};
@@ -232,7 +232,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn revoke_family(&self, family: &str, expires_at: OffsetDateTime) -> Result<()>;
 
     /// Revokes every token of the user issued at or before `not_before`, compared to the
@@ -248,7 +248,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn revoke_user(
         &self,
         user_id: &UserId,
@@ -260,14 +260,14 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn is_revoked(&self, query: &RevocationQuery) -> Result<bool>;
 
     /// Forgets entries whose expiry has passed; returns how many.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn cleanup_expired(&self) -> Result<u64>;
 
     /// Every live revocation — revoked ids (not consumed ones), revoked families and per-user
@@ -277,7 +277,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_core::{Change, MemoryRevocationStore, RevocationStore};
@@ -301,7 +301,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_core::{MemoryRevocationStore, RevocationStore};
@@ -322,7 +322,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_core::{MemoryRevocationStore, RevocationStore};
@@ -354,7 +354,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn track_session(
         &self,
         user: &UserId,
@@ -371,7 +371,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn start_session(
         &self,
         user: &UserId,
@@ -389,7 +389,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn touch_session(
         &self,
         family: &str,
@@ -405,7 +405,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     ///
     /// ```
     /// use auth_core::{MemoryRevocationStore, RevocationStore, SessionMeta, UserId};
@@ -427,7 +427,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn end_session(&self, family: &str) -> Result<()> {
         let _ = family;
         Ok(())
@@ -438,7 +438,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`].
+    /// [`Error::Backend`](crate::Error::Backend).
     async fn end_sessions(&self, user: &UserId, keep: Option<&str>) -> Result<Option<u64>> {
         let _ = (user, keep);
         Ok(None)

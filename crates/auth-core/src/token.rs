@@ -143,7 +143,7 @@ impl Claims {
         self
     }
 
-    /// The subject as a [`UserId`].
+    /// The subject as a [`UserId`](crate::UserId).
     ///
     /// ```
     /// # use auth_core::{Claims, TokenKind};
@@ -233,7 +233,7 @@ impl fmt::Debug for TokenPair {
 pub struct SessionMeta {
     /// Client IP address.
     pub ip: Option<IpAddr>,
-    /// Client user agent, truncated to [`SessionMeta::MAX_USER_AGENT`] bytes.
+    /// Client user agent, truncated to [`SessionMeta::MAX_USER_AGENT`](crate::SessionMeta::MAX_USER_AGENT) bytes.
     pub user_agent: Option<String>,
 }
 
@@ -316,7 +316,7 @@ impl TokenLifetimes {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when a lifetime is zero, refresh is shorter than access, or the
+    /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) when a lifetime is zero, refresh is shorter than access, or the
     /// absolute lifetime is shorter than refresh.
     ///
     /// ```

@@ -351,29 +351,29 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the store fails.
+    /// [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn find_by_email(&self, email: &str) -> Result<Option<Self::User>>;
 
     /// Finds a user by id.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the store fails.
+    /// [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn find_by_id(&self, id: &UserId) -> Result<Option<Self::User>>;
 
     /// Creates a user; the email must be unique, atomically (two concurrent creates of one email
-    /// give one user and one [`Error::EmailTaken`]).
+    /// give one user and one [`Error::EmailTaken`](crate::Error::EmailTaken)).
     ///
     /// # Errors
     ///
-    /// [`Error::EmailTaken`] when the email exists; [`Error::Backend`] when the store fails.
+    /// [`Error::EmailTaken`](crate::Error::EmailTaken) when the email exists; [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn create(&self, user: NewUser) -> Result<Self::User>;
 
     /// Replaces the password hash.
     ///
     /// # Errors
     ///
-    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound) for an unknown id; [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<()>;
 
     /// Replaces the password hash only if it is still `expected` (`None`: no hash set), atomically;
@@ -383,7 +383,7 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound) for an unknown id; [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn replace_password_hash(
         &self,
         id: &UserId,
@@ -395,29 +395,29 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound) for an unknown id; [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn record_login(&self, id: &UserId, at: OffsetDateTime) -> Result<()>;
 
     /// Activates or deactivates the account.
     ///
     /// # Errors
     ///
-    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound) for an unknown id; [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn set_active(&self, id: &UserId, active: bool) -> Result<()>;
 
     /// Marks the email verified or not.
     ///
     /// # Errors
     ///
-    /// [`Error::UserNotFound`] for an unknown id; [`Error::Backend`] when the store fails.
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound) for an unknown id; [`Error::Backend`](crate::Error::Backend) when the store fails.
     async fn set_verified(&self, id: &UserId, verified: bool) -> Result<()>;
 
     /// Merges `values` into the user's profile (keys given replace, others stay). Stores
-    /// without profiles answer [`Error::Unsupported`].
+    /// without profiles answer [`Error::Unsupported`](crate::Error::Unsupported).
     ///
     /// # Errors
     ///
-    /// [`Error::UserNotFound`]; [`Error::Unsupported`]; [`Error::Backend`].
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound); [`Error::Unsupported`](crate::Error::Unsupported); [`Error::Backend`](crate::Error::Backend).
     async fn update_profile(
         &self,
         id: &UserId,
@@ -433,7 +433,7 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Unsupported`] (the default) for a store that cannot list; [`Error::Backend`].
+    /// [`Error::Unsupported`](crate::Error::Unsupported) (the default) for a store that cannot list; [`Error::Backend`](crate::Error::Backend).
     async fn list(&self, query: &UserQuery) -> Result<Vec<Self::User>> {
         let _ = query;
         Err(Error::Unsupported(
@@ -447,7 +447,7 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Unsupported`] (the default); [`Error::Backend`].
+    /// [`Error::Unsupported`](crate::Error::Unsupported) (the default); [`Error::Backend`](crate::Error::Backend).
     async fn delete(&self, id: &UserId) -> Result<bool> {
         let _ = id;
         Err(Error::Unsupported(
@@ -461,9 +461,9 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::EmailTaken`] when another account has `new_email` (the database's unique
+    /// [`Error::EmailTaken`](crate::Error::EmailTaken) when another account has `new_email` (the database's unique
     /// constraint decides, so two confirmations racing for one address cannot both win);
-    /// [`Error::UserNotFound`]; [`Error::Unsupported`] (the default); [`Error::Backend`].
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound); [`Error::Unsupported`](crate::Error::Unsupported) (the default); [`Error::Backend`](crate::Error::Backend).
     async fn replace_email(&self, id: &UserId, expected: &str, new_email: &str) -> Result<bool> {
         let _ = (id, expected, new_email);
         Err(Error::Unsupported(

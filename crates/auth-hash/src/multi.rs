@@ -14,7 +14,7 @@ use crate::{
 /// first hasher that identifies its format; `needs_update` is true for any format the primary
 /// does not identify, and for the primary's own hashes with other parameters.
 ///
-/// With [`AuthService`](auth_core::AuthService), a successful login with a legacy hash stores a
+/// With `AuthService`, a successful login with a legacy hash stores a
 /// fresh primary hash in the same flow and emits `PasswordRehashed`; a failed login rewrites
 /// nothing. No migration script is needed.
 ///

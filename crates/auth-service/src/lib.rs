@@ -47,7 +47,7 @@ pub use stores::{
 pub use user_cache::{UserCache, UserCacheStatus};
 
 /// Short-lived records (sessions of multi-step flows, challenges, passkey ceremonies): the
-/// contract's [`auth_service::ephemeral`] and the stores in process memory.
+/// contract's [`auth_core::ephemeral`] and the stores in process memory.
 pub mod ephemeral {
     pub use crate::stores::{MemoryCeremonyStore, MemoryChallengeStore};
     pub use auth_core::ephemeral::*;

@@ -394,7 +394,7 @@ impl<U: AuthUser> EmailVerificationService<U> {
     }
 
     /// Checks the token as [`confirm`](Self::confirm) does, then proves the address with
-    /// [`auth_service::AuthService::prove_address`]: [`AddressProof::InSession`] when `session_user`
+    /// [`crate::AuthService::prove_address`]: [`AddressProof::InSession`] when `session_user`
     /// (the account whose session presented the link, if any) is the token's account, so what
     /// the account holds stays; otherwise the mailbox alone proved it, and on an account whose
     /// address nobody had proven, everything set up before (the password too) is removed.

@@ -118,7 +118,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 /// `utf8mb4_bin`. The server's default collation is accent- and case-insensitive: with it
 /// `alice@gmäil.com` *finds* `alice@gmail.com`, so a look-alike address logs into, and asks
 /// resets for, another account. Emails reach the store canonicalised
-/// ([`auth_core::normalize_email`]), so exact comparison is the right one. Other databases
+/// (`auth_service::normalize_email`), so exact comparison is the right one. Other databases
 /// compare bytes already; there it does nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BinaryCollation;

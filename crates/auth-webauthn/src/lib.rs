@@ -3,7 +3,7 @@
 //! - [`WebauthnPasskeys`]: an [`auth_core::PasskeyBackend`] — registration, sign-in with a
 //!   discoverable credential (no address typed; conditional UI) or an account's passkeys, a
 //!   passkey as the answer to a second-factor challenge, list, rename, delete. Give it to
-//!   [`auth_core::AuthService::with_passkeys`]: the service applies the throttle, the
+//!   `auth_service::AuthService::with_passkeys`: the service applies the throttle, the
 //!   account's state, the second factor, the events and the session, as for every other way
 //!   in.
 //! - Ceremony state waits server side in an [`auth_core::ephemeral::CeremonyStore`] (memory,

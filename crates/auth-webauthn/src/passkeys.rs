@@ -197,7 +197,7 @@ enum Ceremony {
 }
 
 /// Passkeys on webauthn-rs: an [`auth_core::PasskeyBackend`] for
-/// [`auth_core::AuthService::with_passkeys`]. Credentials live in a [`PasskeyStore`]; each
+/// `auth_service::AuthService::with_passkeys`. Credentials live in a [`PasskeyStore`]; each
 /// ceremony's state waits in a [`CeremonyStore`] (memory, SQL, Redis) under the SHA-256 of its
 /// key, taken once by whichever instance receives the answer.
 ///

@@ -37,7 +37,7 @@ impl PwnedRange {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] for a line that is not `SUFFIX:COUNT` or more than
+    /// [`Error::Backend`](crate::Error::Backend) for a line that is not `SUFFIX:COUNT` or more than
     /// [`MAX_RANGE_LINES`] lines: a source that answers garbage is a failing source.
     ///
     /// ```
@@ -144,7 +144,7 @@ pub trait PwnedPasswords: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the source cannot be read or answers garbage.
+    /// [`Error::Backend`](crate::Error::Backend) when the source cannot be read or answers garbage.
     async fn range(&self, prefix: &str) -> Result<PwnedRange>;
 }
 
@@ -167,6 +167,6 @@ pub enum BreachSourceFailure {
     /// not stop sign-ups and resets).
     #[default]
     Allow,
-    /// Refuse the operation with the source's [`Error::Backend`] (a 503 over HTTP).
+    /// Refuse the operation with the source's [`Error::Backend`](crate::Error::Backend) (a 503 over HTTP).
     Refuse,
 }

@@ -76,7 +76,7 @@ pub trait PasswordValidator: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     ///
-    /// A [`FieldError`] with a stable code and a message for the user.
+    /// A [`FieldError`](crate::FieldError) with a stable code and a message for the user.
     fn validate(&self, password: &str, ctx: &PasswordContext<'_>) -> Result<(), FieldError>;
 
     /// A sentence describing the rule, for forms.
