@@ -207,10 +207,85 @@ fn auth_hash_alone_stays_small() {
     let tree = tree("auth-hash", "normal");
     assert!(tree.contains("argon2"), "the check sees the real tree");
     assert!(
-        tree.len() <= 56,
+        tree.len() <= 45,
         "auth-hash compiles {} crates: {tree:?}",
         tree.len()
     );
+}
+
+/// A new project that depends on auth-hash alone (outside this workspace, so none of its
+/// features are unified with the other members') builds and hashes. Its own target directory
+/// sits inside this one: the first run compiles the 43 crates once, later runs reuse them.
+#[test]
+fn a_new_project_with_only_auth_hash_builds_and_hashes() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/policy-<hash>
+    let target = exe.ancestors().nth(3).expect("the target directory");
+    let project = target.join("auth-hash-alone");
+    std::fs::create_dir_all(project.join("src")).expect("create the project");
+    let hash_crate = root.join("crates/auth-hash");
+    std::fs::write(
+        project.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"auth-hash-alone\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+             publish = false\n\n[dependencies]\nauth-hash = {{ path = {:?} }}\n\n[workspace]\n",
+            hash_crate.display().to_string()
+        ),
+    )
+    .expect("write Cargo.toml");
+    std::fs::write(
+        project.join("src/main.rs"),
+        r#"use auth_hash::{MultiHasher, PasswordHasher};
+
+fn main() {
+    let hasher = MultiHasher::default();
+    let stored = hasher.hash("correct horse battery staple").expect("hash");
+    assert!(stored.starts_with("$argon2id$"));
+    assert!(hasher.verify("correct horse battery staple", &stored).expect("verify"));
+    assert!(!hasher.verify("wrong", &stored).expect("verify"));
+    println!("hashed and verified: {}", &stored[..30]);
+}
+"#,
+    )
+    .expect("write main.rs");
+    // The workspace's lock file, so the project resolves offline to the same versions.
+    std::fs::copy(root.join("Cargo.lock"), project.join("Cargo.lock")).expect("copy Cargo.lock");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", project.join("target"))
+        .args(["run", "--offline", "--quiet"])
+        .output()
+        .expect("run cargo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("hashed and verified: $argon2id$"),
+        "the project failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&project)
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .output()
+        .expect("run cargo tree");
+    let names: BTreeSet<String> = String::from_utf8_lossy(&tree.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    for heavy in ["tokio", "serde_json", "time", "ring", "auth-service"] {
+        assert!(!names.contains(heavy), "auth-hash alone compiles {heavy}");
+    }
+    // The project itself, auth-hash and its 43 crates.
+    assert!(names.len() <= 46, "{} crates: {names:?}", names.len());
 }
 
 #[test]

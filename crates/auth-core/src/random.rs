@@ -1,8 +1,7 @@
-//! Randomness and digests for tokens, from ring.
+//! Randomness (from the operating system, through getrandom) and digests for tokens (ring).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::rand::{SecureRandom, SystemRandom};
 
 /// `n_bytes` random bytes from the operating system, as unpadded base64url.
 ///
@@ -20,8 +19,8 @@ pub fn token(n_bytes: usize) -> String {
 ///
 /// # Panics
 ///
-/// Only when the operating system's random source fails, which ring treats as unrecoverable;
-/// issuing a predictable token instead would be worse.
+/// Only when the operating system's random source fails, which is unrecoverable: issuing a
+/// predictable token instead would be worse.
 ///
 /// ```
 /// assert_eq!(auth_core::random::bytes(16).len(), 16);
@@ -30,9 +29,7 @@ pub fn token(n_bytes: usize) -> String {
 pub fn bytes(n_bytes: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n_bytes];
     #[allow(clippy::expect_used)]
-    SystemRandom::new()
-        .fill(&mut buf)
-        .expect("the operating system's random source failed"); // ok: no safe fallback exists
+    getrandom::fill(&mut buf).expect("the operating system's random source failed"); // ok: no safe fallback exists
     buf
 }
 
@@ -47,6 +44,7 @@ pub fn bytes(n_bytes: usize) -> Vec<u8> {
 /// assert_ne!(a, auth_core::random::keyed_token(b"other key", &["successor", "refresh-1"]));
 /// assert_eq!(a.len(), 43);
 /// ```
+#[cfg(feature = "full")]
 #[must_use]
 pub fn keyed_token(key: &[u8], parts: &[&str]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
@@ -67,6 +65,7 @@ pub fn keyed_token(key: &[u8], parts: &[&str]) -> String {
 ///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 /// );
 /// ```
+#[cfg(feature = "full")]
 #[must_use]
 pub fn sha256_hex(value: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
@@ -78,4 +77,5 @@ pub fn sha256_hex(value: &str) -> String {
     out
 }
 
+#[cfg(feature = "full")]
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -20,3 +20,6 @@ pub use crate::multi::MultiHasher;
 pub use crate::pbkdf2::{
     DjangoPbkdf2Hasher, MAX_PBKDF2_ITERATIONS, Pbkdf2Digest, TortoisePbkdf2Hasher,
 };
+/// The hasher contract, re-exported so a project that only hashes passwords needs no other
+/// crate: `use auth_hash::{MultiHasher, PasswordHasher};`.
+pub use auth_core::{HashError, PasswordHasher};

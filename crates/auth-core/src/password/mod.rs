@@ -1,9 +1,11 @@
 //! Passwords: the hasher and validator contracts, unusable passwords, breached-password ranges.
 //! Hashing off the async runtime and the policy are the orchestrator's (`auth-service`).
 
+#[cfg(feature = "full")]
 mod breach;
 mod validation;
 
+#[cfg(feature = "full")]
 pub use breach::{BreachSourceFailure, MAX_RANGE_LINES, PwnedPasswords, PwnedRange};
 pub use validation::{PasswordContext, PasswordValidator};
 
