@@ -197,6 +197,178 @@ fn row(name: &str, op: Duration, raw_name: &str, raw: Duration) {
     );
 }
 
+/// Database tokens and API keys on one database, each beside the raw statements it wraps.
+async fn env_rows(env: &Env) -> auth_service::Result<()> {
+    println!(
+        "database tokens on {} (per operation, sequential)",
+        env.name
+    );
+    let db = connect(&env.url, if env.name.starts_with("SQLite") { 1 } else { 8 }).await?;
+    let backend = DbTokenBackend::new(db.clone());
+    let auth = AuthService::new(
+        AuthConfig::default(),
+        DbUserStore::new(db.clone()),
+        auth_hash::MultiHasher::default(),
+        backend.clone(),
+    )?
+    .with_token_user_lookup(backend.clone());
+    let user = auth
+        .register(
+            &format!("bench-{}@example.com", auth_service::random::token(6)),
+            "violet-otter-sings-42",
+        )
+        .await?;
+    let uid: i64 = user.id.as_str().parse().unwrap_or_default();
+    let n = 500u32;
+
+    // Issue a pair vs a raw transaction doing the same inserts.
+    let t = Instant::now();
+    let mut pairs = Vec::new();
+    for _ in 0..n {
+        pairs.push(backend.issue(&IssueRequest::new(UserId::from(uid))).await?);
+    }
+    let issue = per(t.elapsed(), n);
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (raw_issue, families) = raw_issues(&db, uid, n, now).await?;
+    row(
+        "issue (tokens + session)",
+        issue,
+        "raw tx: 1 family + 2 token inserts",
+        raw_issue,
+    );
+
+    // Authenticate (one joined query + checks) vs one indexed lookup.
+    let access: Vec<String> = pairs
+        .iter()
+        .map(|p| p.access_token.expose_secret().to_owned())
+        .collect();
+    let t = Instant::now();
+    for a in &access {
+        black_box(auth.authenticate(a).await?);
+    }
+    let authenticate = per(t.elapsed(), n);
+    let hashes: Vec<String> = access
+        .iter()
+        .map(|a| auth_service::random::sha256_hex(a))
+        .collect();
+    let t = Instant::now();
+    for h in &hashes {
+        black_box(
+            token::Entity::find_by_id(h.clone())
+                .one(&db)
+                .await
+                .map_err(raw_err)?,
+        );
+    }
+    let raw_lookup = per(t.elapsed(), n);
+    row(
+        "authenticate (token+user)",
+        authenticate,
+        "raw: one indexed SELECT",
+        raw_lookup,
+    );
+
+    // Refresh vs the raw conditional update + inserts in a transaction.
+    let t = Instant::now();
+    for p in &pairs {
+        black_box(
+            backend
+                .rotate(
+                    p.refresh_token.expose_secret(),
+                    &RotateRequest::new(),
+                    &auth_service::AllowAll,
+                )
+                .await?,
+        );
+    }
+    let refresh = per(t.elapsed(), n);
+    let raw_refresh = raw_refreshes(&db, &hashes, &families, uid, now).await?;
+    row(
+        "refresh (rotate)",
+        refresh,
+        "raw tx: conditional UPDATE + 2 inserts",
+        raw_refresh,
+    );
+    api_key_rows(&db, auth_apikeys::DbApiKeyStore::new(db.clone()), "SQL").await?;
+    println!();
+    Ok(())
+}
+
+/// What issuing does, as raw statements: a transaction inserting a family and two tokens.
+async fn raw_issues(
+    db: &DatabaseConnection,
+    uid: i64,
+    n: u32,
+    now: time::OffsetDateTime,
+) -> auth_service::Result<(Duration, Vec<String>)> {
+    let t = Instant::now();
+    let mut families = Vec::new();
+    for i in 0..n {
+        let txn = db.begin().await.map_err(raw_err)?;
+        let fid = format!("raw-{}-{i}", auth_service::random::token(6));
+        family::Entity::insert(family::ActiveModel {
+            id: Set(fid.clone()),
+            user_id: Set(uid),
+            created_at: Set(now),
+            absolute_expires_at: Set(now),
+            refresh_expires_at: Set(now),
+            last_used_at: Set(None),
+            ip: Set(None),
+            user_agent: Set(None),
+            extra: Set(None),
+            revoked_at: Set(None),
+        })
+        .exec(&txn)
+        .await
+        .map_err(raw_err)?;
+        token::Entity::insert_many([
+            raw_token("access", &fid, uid, now),
+            raw_token("refresh", &fid, uid, now),
+        ])
+        .exec(&txn)
+        .await
+        .map_err(raw_err)?;
+        txn.commit().await.map_err(raw_err)?;
+        families.push(fid);
+    }
+    Ok((per(t.elapsed(), n), families))
+}
+
+/// What a rotation does, as raw statements: a conditional update and two inserts.
+async fn raw_refreshes(
+    db: &DatabaseConnection,
+    hashes: &[String],
+    families: &[String],
+    uid: i64,
+    now: time::OffsetDateTime,
+) -> auth_service::Result<Duration> {
+    let t = Instant::now();
+    for (h, fid) in hashes.iter().zip(families) {
+        let txn = db.begin().await.map_err(raw_err)?;
+        token::Entity::update_many()
+            .col_expr(token::Column::ConsumedAt, Expr::value(Some(now)))
+            .filter(token::Column::TokenHash.eq(h.clone()))
+            .filter(token::Column::ConsumedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(raw_err)?;
+        token::Entity::insert_many([
+            raw_token("access", fid, uid, now),
+            raw_token("refresh", fid, uid, now),
+        ])
+        .exec(&txn)
+        .await
+        .map_err(raw_err)?;
+        txn.commit().await.map_err(raw_err)?;
+    }
+    Ok(per(
+        t.elapsed(),
+        u32::try_from(hashes.len()).unwrap_or(u32::MAX),
+    ))
+}
+
 pub(crate) async fn run() -> auth_service::Result<()> {
     let sqlite_file = std::env::temp_dir().join(format!("auth-bench-{}.db", std::process::id()));
     let mut envs = vec![Env {
@@ -213,149 +385,7 @@ pub(crate) async fn run() -> auth_service::Result<()> {
         }
     }
     for env in envs {
-        println!(
-            "database tokens on {} (per operation, sequential)",
-            env.name
-        );
-        let db = connect(&env.url, if env.name.starts_with("SQLite") { 1 } else { 8 }).await?;
-        let backend = DbTokenBackend::new(db.clone());
-        let auth = AuthService::new(
-            AuthConfig::default(),
-            DbUserStore::new(db.clone()),
-            auth_hash::MultiHasher::default(),
-            backend.clone(),
-        )?
-        .with_token_user_lookup(backend.clone());
-        let user = auth
-            .register(
-                &format!("bench-{}@example.com", auth_service::random::token(6)),
-                "violet-otter-sings-42",
-            )
-            .await?;
-        let uid: i64 = user.id.as_str().parse().unwrap_or_default();
-        let n = 500u32;
-
-        // Issue a pair vs a raw transaction doing the same inserts.
-        let t = Instant::now();
-        let mut pairs = Vec::new();
-        for _ in 0..n {
-            pairs.push(backend.issue(&IssueRequest::new(UserId::from(uid))).await?);
-        }
-        let issue = per(t.elapsed(), n);
-        let now = time::OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let t = Instant::now();
-        let mut families = Vec::new();
-        for i in 0..n {
-            let txn = db.begin().await.map_err(raw_err)?;
-            let fid = format!("raw-{}-{i}", auth_service::random::token(6));
-            family::Entity::insert(family::ActiveModel {
-                id: Set(fid.clone()),
-                user_id: Set(uid),
-                created_at: Set(now),
-                absolute_expires_at: Set(now),
-                refresh_expires_at: Set(now),
-                last_used_at: Set(None),
-                ip: Set(None),
-                user_agent: Set(None),
-                extra: Set(None),
-                revoked_at: Set(None),
-            })
-            .exec(&txn)
-            .await
-            .map_err(raw_err)?;
-            token::Entity::insert_many([
-                raw_token("access", &fid, uid, now),
-                raw_token("refresh", &fid, uid, now),
-            ])
-            .exec(&txn)
-            .await
-            .map_err(raw_err)?;
-            txn.commit().await.map_err(raw_err)?;
-            families.push(fid);
-        }
-        let raw_issue = per(t.elapsed(), n);
-        row(
-            "issue (tokens + session)",
-            issue,
-            "raw tx: 1 family + 2 token inserts",
-            raw_issue,
-        );
-
-        // Authenticate (one joined query + checks) vs one indexed lookup.
-        let access: Vec<String> = pairs
-            .iter()
-            .map(|p| p.access_token.expose_secret().to_owned())
-            .collect();
-        let t = Instant::now();
-        for a in &access {
-            black_box(auth.authenticate(a).await?);
-        }
-        let authenticate = per(t.elapsed(), n);
-        let hashes: Vec<String> = access
-            .iter()
-            .map(|a| auth_service::random::sha256_hex(a))
-            .collect();
-        let t = Instant::now();
-        for h in &hashes {
-            black_box(
-                token::Entity::find_by_id(h.clone())
-                    .one(&db)
-                    .await
-                    .map_err(raw_err)?,
-            );
-        }
-        let raw_lookup = per(t.elapsed(), n);
-        row(
-            "authenticate (token+user)",
-            authenticate,
-            "raw: one indexed SELECT",
-            raw_lookup,
-        );
-
-        // Refresh vs the raw conditional update + inserts in a transaction.
-        let t = Instant::now();
-        for p in &pairs {
-            black_box(
-                backend
-                    .rotate(
-                        p.refresh_token.expose_secret(),
-                        &RotateRequest::new(),
-                        &auth_service::AllowAll,
-                    )
-                    .await?,
-            );
-        }
-        let refresh = per(t.elapsed(), n);
-        let t = Instant::now();
-        for (h, fid) in hashes.iter().zip(&families) {
-            let txn = db.begin().await.map_err(raw_err)?;
-            token::Entity::update_many()
-                .col_expr(token::Column::ConsumedAt, Expr::value(Some(now)))
-                .filter(token::Column::TokenHash.eq(h.clone()))
-                .filter(token::Column::ConsumedAt.is_null())
-                .exec(&txn)
-                .await
-                .map_err(raw_err)?;
-            token::Entity::insert_many([
-                raw_token("access", fid, uid, now),
-                raw_token("refresh", fid, uid, now),
-            ])
-            .exec(&txn)
-            .await
-            .map_err(raw_err)?;
-            txn.commit().await.map_err(raw_err)?;
-        }
-        let raw_refresh = per(t.elapsed(), n);
-        row(
-            "refresh (rotate)",
-            refresh,
-            "raw tx: conditional UPDATE + 2 inserts",
-            raw_refresh,
-        );
-        api_key_rows(&db, auth_apikeys::DbApiKeyStore::new(db.clone()), "SQL").await?;
-        println!();
+        env_rows(&env).await?;
     }
     println!("API keys in memory (per operation, sequential)");
     api_key_memory_rows().await?;

@@ -127,236 +127,168 @@ impl AuditEntry {
     /// ```
     #[must_use]
     pub fn from_event(event: &AuthEvent, ctx: Option<&RequestContext>, at: OffsetDateTime) -> Self {
-        use serde_json::json;
         let mut entry = Self::new(at, event.kind().as_str());
         entry.ip = ctx.and_then(|c| c.meta.ip).map(|ip| ip.to_string());
         entry.user_agent = ctx.and_then(|c| c.meta.user_agent.clone());
         entry.actor = ctx.and_then(|c| c.actor.clone());
-        let mut detail = |key: &str, value: serde_json::Value| {
-            entry.detail.insert(key.to_owned(), value);
-        };
-        let mut user = None;
-        let mut identifier = None;
+        entry.user_id = event.user_id().cloned();
+        entry.detail = detail_of(event);
         match event {
-            AuthEvent::UserRegistered { user_id, email }
-            | AuthEvent::UserLogin { user_id, email }
-            | AuthEvent::UserDeleted { user_id, email } => {
-                user = Some(user_id.clone());
-                detail("email", json!(email));
-            }
-            AuthEvent::PasswordResetRequested { user_id, email, .. }
-            | AuthEvent::EmailVerificationRequested { user_id, email, .. } => {
-                user = Some(user_id.clone());
-                detail("email", json!(email));
-            }
-            AuthEvent::UserLoginFailed {
-                identifier: id,
-                reason,
-            } => {
+            AuthEvent::UserLoginFailed { identifier, reason } => {
                 // An address with no account is nobody's business: kept hashed, like the logs
                 // keep it (it also belongs to no account's list).
-                identifier = Some(match reason {
-                    crate::events::LoginFailureReason::NotFound if !id.starts_with('#') => {
-                        format!("#{}", crate::random::sha256_hex(id))
+                entry.identifier = Some(match reason {
+                    crate::events::LoginFailureReason::NotFound if !identifier.starts_with('#') => {
+                        format!("#{}", crate::random::sha256_hex(identifier))
                     }
-                    _ => id.clone(),
+                    _ => identifier.clone(),
                 });
-                detail("reason", json!(reason.as_str()));
             }
-            AuthEvent::RateLimitExceeded {
-                identifier: key,
-                retry_after,
+            AuthEvent::RateLimitExceeded { identifier, .. }
+            | AuthEvent::AccountLocked { identifier, .. } => match split_limiter_key(identifier) {
+                ("reauth" | "mfa", subject, _) => entry.user_id = Some(UserId::new(subject)),
+                (_, subject, _) => entry.identifier = Some(subject.to_owned()),
+            },
+            AuthEvent::OnboardingStarted { email, .. }
+            | AuthEvent::OnboardingSessionExpired { email, .. }
+            | AuthEvent::VerificationCodeGenerated { email, .. } => {
+                entry.identifier = Some(email.clone());
             }
-            | AuthEvent::AccountLocked {
-                identifier: key,
-                retry_after,
-            } => {
-                let (throttle, subject, client) = split_limiter_key(key);
-                detail("throttle", json!(throttle));
-                detail("retry_after_secs", json!(retry_after.as_secs()));
-                if let Some(client) = client {
-                    detail("client", json!(client));
-                }
-                match throttle {
-                    "reauth" | "mfa" => user = Some(UserId::new(subject)),
-                    _ => identifier = Some(subject.to_owned()),
-                }
-            }
-            AuthEvent::UserLogout { user_id, all } => {
-                user = Some(user_id.clone());
-                detail("all", json!(all));
-            }
-            AuthEvent::PasswordChanged { user_id }
-            | AuthEvent::PasswordResetCompleted { user_id }
-            | AuthEvent::EmailVerified { user_id }
-            | AuthEvent::MfaEnabled { user_id }
-            | AuthEvent::MfaDisabled { user_id }
-            | AuthEvent::MfaFailed { user_id }
-            | AuthEvent::RecoveryCodesRegenerated { user_id }
-            | AuthEvent::AccountUnlocked { user_id } => user = Some(user_id.clone()),
-            AuthEvent::PasswordRehashed { user_id, algorithm } => {
-                user = Some(user_id.clone());
-                detail("algorithm", json!(algorithm));
-            }
-            AuthEvent::TokenRefreshed { user_id, family } => {
-                user = Some(user_id.clone());
-                detail("session", json!(family));
-            }
-            AuthEvent::RefreshReuseDetected { user_id, family } => {
-                user = Some(user_id.clone());
-                detail("session", json!(family));
-            }
-            AuthEvent::S2sAuthSuccess { service_name }
-            | AuthEvent::S2sAuthFailed { service_name } => {
-                detail("service", json!(service_name));
-            }
-            AuthEvent::OnboardingStarted {
-                email, session_id, ..
-            }
-            | AuthEvent::OnboardingSessionExpired { session_id, email } => {
-                identifier = Some(email.clone());
-                detail("onboarding_session", json!(session_id));
-            }
-            AuthEvent::OnboardingStepCompleted {
-                session_id,
-                step_name,
-                user_id,
-            } => {
-                user = user_id.clone();
-                detail("onboarding_session", json!(session_id));
-                detail("step", json!(step_name));
-            }
-            AuthEvent::OnboardingStepSkipped {
-                session_id,
-                step_name,
-            }
-            | AuthEvent::OnboardingStepFailed {
-                session_id,
-                step_name,
-                ..
-            } => {
-                detail("onboarding_session", json!(session_id));
-                detail("step", json!(step_name));
-            }
-            AuthEvent::OnboardingCompleted {
-                user_id,
-                session_id,
-            } => {
-                user = Some(user_id.clone());
-                detail("onboarding_session", json!(session_id));
-            }
-            AuthEvent::VerificationCodeGenerated { email, .. } => {
-                identifier = Some(email.clone());
-            }
-            AuthEvent::RecoveryCodeUsed { user_id, remaining } => {
-                user = Some(user_id.clone());
-                detail("remaining", json!(remaining));
-            }
-            AuthEvent::ApiKeyCreated { key_id, owner }
-            | AuthEvent::ApiKeyUsed { key_id, owner }
-            | AuthEvent::ApiKeyRolled { key_id, owner }
-            | AuthEvent::ApiKeyRevoked { key_id, owner } => {
-                detail("api_key", json!(key_id));
-                match owner {
-                    crate::ApiKeyOwner::User(id) => user = Some(id.clone()),
-                    crate::ApiKeyOwner::Service(name) => detail("service_account", json!(name)),
-                }
-            }
-            AuthEvent::ApiKeyOwnerInactive { key_id, user_id } => {
-                user = Some(user_id.clone());
-                detail("api_key", json!(key_id));
-            }
-            AuthEvent::UserActiveChanged { user_id, active } => {
-                user = Some(user_id.clone());
-                detail("active", json!(active));
-            }
-            AuthEvent::EmailChangeRequested {
-                user_id,
-                old_email,
-                new_email,
-                ..
-            }
-            | AuthEvent::EmailChanged {
-                user_id,
-                old_email,
-                new_email,
-            } => {
-                user = Some(user_id.clone());
-                detail("old_email", json!(old_email));
-                detail("new_email", json!(new_email));
-            }
-            AuthEvent::EmailChangeCancelled { user_id } => user = Some(user_id.clone()),
-            AuthEvent::MagicLinkRequested { user_id, email, .. } => {
-                user = Some(user_id.clone());
-                detail("email", json!(email));
-            }
-            AuthEvent::PasskeyAdded {
-                user_id,
-                passkey_id,
-                name,
-            } => {
-                user = Some(user_id.clone());
-                detail("passkey", json!(passkey_id));
-                detail("name", json!(name));
-            }
-            AuthEvent::PasskeyRemoved {
-                user_id,
-                passkey_id,
-            }
-            | AuthEvent::PasskeyCloneDetected {
-                user_id,
-                passkey_id,
-            } => {
-                user = Some(user_id.clone());
-                detail("passkey", json!(passkey_id));
-            }
-            AuthEvent::OAuthLogin { user_id, provider }
-            | AuthEvent::IdentityLinked { user_id, provider }
-            | AuthEvent::IdentityUnlinked { user_id, provider } => {
-                user = Some(user_id.clone());
-                detail("provider", json!(provider));
-            }
-            AuthEvent::AccountClaimed {
-                user_id,
-                email,
-                proof,
-                removed,
-            } => {
-                user = Some(user_id.clone());
-                detail("email", json!(email));
-                detail("proof", json!(proof));
-                detail("removed", json!(removed));
-            }
-            AuthEvent::AccountSecured { user_id, removed } => {
-                user = Some(user_id.clone());
-                detail("removed", json!(removed));
-            }
-            AuthEvent::RoleGranted {
-                user_id,
-                role,
-                granted_by,
-            } => {
-                user = Some(user_id.clone());
-                detail("role", json!(role.as_str()));
-                detail("granted_by", json!(granted_by));
-            }
-            AuthEvent::RoleRevoked { user_id, role } => {
-                user = Some(user_id.clone());
-                detail("role", json!(role.as_str()));
-            }
-            AuthEvent::DeviceTrusted { user_id, device_id } => {
-                user = Some(user_id.clone());
-                detail("device", json!(device_id));
-            }
-            AuthEvent::DeviceForgotten { user_id, devices } => {
-                user = Some(user_id.clone());
-                detail("devices", json!(devices));
-            }
+            _ => {}
         }
-        entry.user_id = user;
-        entry.identifier = identifier;
         entry
     }
+}
+
+/// What an entry records of `event` beside its account: every field but secrets, under the
+/// audit log's names (`session` for a token family, `service` for a service name). Exhaustive,
+/// so a new event cannot reach the log without deciding what it keeps.
+fn detail_of(event: &AuthEvent) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let mut detail = serde_json::Map::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        detail.insert(key.to_owned(), value);
+    };
+    match event {
+        AuthEvent::UserRegistered { email, .. }
+        | AuthEvent::UserLogin { email, .. }
+        | AuthEvent::UserDeleted { email, .. }
+        | AuthEvent::PasswordResetRequested { email, .. }
+        | AuthEvent::EmailVerificationRequested { email, .. }
+        | AuthEvent::MagicLinkRequested { email, .. } => put("email", json!(email)),
+        AuthEvent::UserLoginFailed { reason, .. } => put("reason", json!(reason.as_str())),
+        AuthEvent::RateLimitExceeded {
+            identifier,
+            retry_after,
+        }
+        | AuthEvent::AccountLocked {
+            identifier,
+            retry_after,
+        } => {
+            let (throttle, _, client) = split_limiter_key(identifier);
+            put("throttle", json!(throttle));
+            put("retry_after_secs", json!(retry_after.as_secs()));
+            if let Some(client) = client {
+                put("client", json!(client));
+            }
+        }
+        AuthEvent::UserLogout { all, .. } => put("all", json!(all)),
+        AuthEvent::PasswordRehashed { algorithm, .. } => put("algorithm", json!(algorithm)),
+        AuthEvent::TokenRefreshed { family, .. } => put("session", json!(family)),
+        AuthEvent::RefreshReuseDetected { family, .. } => put("session", json!(family)),
+        AuthEvent::S2sAuthSuccess { service_name } | AuthEvent::S2sAuthFailed { service_name } => {
+            put("service", json!(service_name));
+        }
+        AuthEvent::OnboardingStarted { session_id, .. }
+        | AuthEvent::OnboardingSessionExpired { session_id, .. }
+        | AuthEvent::OnboardingCompleted { session_id, .. } => {
+            put("onboarding_session", json!(session_id));
+        }
+        AuthEvent::OnboardingStepCompleted {
+            session_id,
+            step_name,
+            ..
+        }
+        | AuthEvent::OnboardingStepSkipped {
+            session_id,
+            step_name,
+        }
+        | AuthEvent::OnboardingStepFailed {
+            session_id,
+            step_name,
+            ..
+        } => {
+            put("onboarding_session", json!(session_id));
+            put("step", json!(step_name));
+        }
+        AuthEvent::RecoveryCodeUsed { remaining, .. } => put("remaining", json!(remaining)),
+        AuthEvent::ApiKeyCreated { key_id, owner }
+        | AuthEvent::ApiKeyUsed { key_id, owner }
+        | AuthEvent::ApiKeyRolled { key_id, owner }
+        | AuthEvent::ApiKeyRevoked { key_id, owner } => {
+            put("api_key", json!(key_id));
+            if let crate::ApiKeyOwner::Service(name) = owner {
+                put("service_account", json!(name));
+            }
+        }
+        AuthEvent::ApiKeyOwnerInactive { key_id, .. } => put("api_key", json!(key_id)),
+        AuthEvent::UserActiveChanged { active, .. } => put("active", json!(active)),
+        AuthEvent::EmailChangeRequested {
+            old_email,
+            new_email,
+            ..
+        }
+        | AuthEvent::EmailChanged {
+            old_email,
+            new_email,
+            ..
+        } => {
+            put("old_email", json!(old_email));
+            put("new_email", json!(new_email));
+        }
+        AuthEvent::PasskeyAdded {
+            passkey_id, name, ..
+        } => {
+            put("passkey", json!(passkey_id));
+            put("name", json!(name));
+        }
+        AuthEvent::PasskeyRemoved { passkey_id, .. }
+        | AuthEvent::PasskeyCloneDetected { passkey_id, .. } => put("passkey", json!(passkey_id)),
+        AuthEvent::OAuthLogin { provider, .. }
+        | AuthEvent::IdentityLinked { provider, .. }
+        | AuthEvent::IdentityUnlinked { provider, .. } => put("provider", json!(provider)),
+        AuthEvent::AccountClaimed {
+            email,
+            proof,
+            removed,
+            ..
+        } => {
+            put("email", json!(email));
+            put("proof", json!(proof));
+            put("removed", json!(removed));
+        }
+        AuthEvent::AccountSecured { removed, .. } => put("removed", json!(removed)),
+        AuthEvent::RoleGranted {
+            role, granted_by, ..
+        } => {
+            put("role", json!(role.as_str()));
+            put("granted_by", json!(granted_by));
+        }
+        AuthEvent::RoleRevoked { role, .. } => put("role", json!(role.as_str())),
+        AuthEvent::DeviceTrusted { device_id, .. } => put("device", json!(device_id)),
+        AuthEvent::DeviceForgotten { devices, .. } => put("devices", json!(devices)),
+        AuthEvent::PasswordChanged { .. }
+        | AuthEvent::PasswordResetCompleted { .. }
+        | AuthEvent::EmailVerified { .. }
+        | AuthEvent::MfaEnabled { .. }
+        | AuthEvent::MfaDisabled { .. }
+        | AuthEvent::MfaFailed { .. }
+        | AuthEvent::RecoveryCodesRegenerated { .. }
+        | AuthEvent::AccountUnlocked { .. }
+        | AuthEvent::EmailChangeCancelled { .. }
+        | AuthEvent::VerificationCodeGenerated { .. } => {}
+    }
+    detail
 }
 
 /// `(throttle, subject, client bucket)` of a limiter key such as `login:203.0.113.7|a@b.c`,

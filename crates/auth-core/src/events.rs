@@ -559,6 +559,81 @@ event_kinds! {
     DeviceForgotten => "device_forgotten",
 }
 
+impl AuthEvent {
+    /// The account this event is about, when it names one: what the audit log files it under
+    /// and what a webhook or metric may key on. `None` for attempts on an identifier that may
+    /// name no account (failed logins, throttles), service-to-service calls, onboarding before
+    /// its account exists, and API keys of service accounts.
+    ///
+    /// ```
+    /// # use auth_core::{AuthEvent, UserId};
+    /// let e = AuthEvent::PasswordChanged { user_id: UserId::new("1") };
+    /// assert_eq!(e.user_id(), Some(&UserId::new("1")));
+    /// let failed = AuthEvent::S2sAuthFailed { service_name: None };
+    /// assert_eq!(failed.user_id(), None);
+    /// ```
+    #[must_use]
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            Self::UserRegistered { user_id, .. }
+            | Self::UserLogin { user_id, .. }
+            | Self::UserDeleted { user_id, .. }
+            | Self::UserLogout { user_id, .. }
+            | Self::PasswordChanged { user_id }
+            | Self::PasswordRehashed { user_id, .. }
+            | Self::PasswordResetRequested { user_id, .. }
+            | Self::PasswordResetCompleted { user_id }
+            | Self::TokenRefreshed { user_id, .. }
+            | Self::RefreshReuseDetected { user_id, .. }
+            | Self::OnboardingCompleted { user_id, .. }
+            | Self::EmailVerificationRequested { user_id, .. }
+            | Self::EmailVerified { user_id }
+            | Self::MfaEnabled { user_id }
+            | Self::MfaDisabled { user_id }
+            | Self::MfaFailed { user_id }
+            | Self::RecoveryCodeUsed { user_id, .. }
+            | Self::RecoveryCodesRegenerated { user_id }
+            | Self::ApiKeyOwnerInactive { user_id, .. }
+            | Self::UserActiveChanged { user_id, .. }
+            | Self::AccountUnlocked { user_id }
+            | Self::EmailChangeRequested { user_id, .. }
+            | Self::EmailChanged { user_id, .. }
+            | Self::EmailChangeCancelled { user_id }
+            | Self::MagicLinkRequested { user_id, .. }
+            | Self::PasskeyAdded { user_id, .. }
+            | Self::PasskeyRemoved { user_id, .. }
+            | Self::PasskeyCloneDetected { user_id, .. }
+            | Self::OAuthLogin { user_id, .. }
+            | Self::IdentityLinked { user_id, .. }
+            | Self::IdentityUnlinked { user_id, .. }
+            | Self::AccountClaimed { user_id, .. }
+            | Self::AccountSecured { user_id, .. }
+            | Self::RoleGranted { user_id, .. }
+            | Self::RoleRevoked { user_id, .. }
+            | Self::DeviceTrusted { user_id, .. }
+            | Self::DeviceForgotten { user_id, .. } => Some(user_id),
+            Self::OnboardingStepCompleted { user_id, .. } => user_id.as_ref(),
+            Self::ApiKeyCreated { owner, .. }
+            | Self::ApiKeyUsed { owner, .. }
+            | Self::ApiKeyRolled { owner, .. }
+            | Self::ApiKeyRevoked { owner, .. } => match owner {
+                crate::ApiKeyOwner::User(id) => Some(id),
+                crate::ApiKeyOwner::Service(_) => None,
+            },
+            Self::UserLoginFailed { .. }
+            | Self::RateLimitExceeded { .. }
+            | Self::AccountLocked { .. }
+            | Self::S2sAuthSuccess { .. }
+            | Self::S2sAuthFailed { .. }
+            | Self::OnboardingStarted { .. }
+            | Self::OnboardingStepSkipped { .. }
+            | Self::OnboardingStepFailed { .. }
+            | Self::OnboardingSessionExpired { .. }
+            | Self::VerificationCodeGenerated { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for AuthEventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -68,23 +68,7 @@ pub fn app_with_mailer(
         audit,
         db,
     } = stack(settings, db)?;
-    // Provider sign-in: redirect states and codes beside the passkey ceremonies.
-    let oauth = if settings.oauth_providers.is_empty() {
-        None
-    } else {
-        let ceremonies: Arc<dyn auth::ephemeral::CeremonyStore> = match &redis {
-            Some(redis) => Arc::new(auth::redis::RedisCeremonyStore::new(redis.clone())),
-            None => Arc::new(auth::passkeys::db::DbCeremonyStore::new(db.clone())),
-        };
-        let mut oauth = auth::oauth::OAuth::new(
-            &format!("{}/auth/oauth", settings.public_url.trim_end_matches('/')),
-            ceremonies,
-        )?;
-        for provider in &settings.oauth_providers {
-            oauth = oauth.with_provider(provider.clone());
-        }
-        Some(oauth.allow_redirects(&settings.oauth_redirect_allowlist)?)
-    };
+    let oauth = oauth_of(settings, redis.as_ref(), &db)?;
     let health = Health {
         db: db.clone(),
         feed,
@@ -103,50 +87,12 @@ pub fn app_with_mailer(
     // answers 403 to everyone else).
     let access =
         auth_axum::AdminAccess::granted().allow_api_keys(settings.admin_api_keys.unwrap_or(true));
-    let admin = Some(
-        auth_axum::AdminRouter::new(auth.clone(), access)
-            .with_audit(Arc::clone(&audit))
-            .with_email_verification(auth::sign::EmailVerificationService::new(auth.clone())?)
-            .trusted_proxies(settings.trusted_proxies.clone()),
-    );
-    let mut router = auth_axum::AuthRouter::new(auth.clone())
-        .mounted_at("/auth")
-        .with_mfa(mfa)
-        .with_password_reset(auth::sign::PasswordResetService::new(auth.clone())?)
-        .with_email_verification(auth::sign::EmailVerificationService::new(auth)?)
-        .with_email_change()
-        .with_magic_link()
-        .secure_cookies(!settings.public_url.starts_with("http://"))
-        .with_audit(audit)
+    let admin = auth_axum::AdminRouter::new(auth.clone(), access)
+        .with_audit(Arc::clone(&audit))
+        .with_email_verification(auth::sign::EmailVerificationService::new(auth.clone())?)
         .trusted_proxies(settings.trusted_proxies.clone());
-    if let Some(oauth) = oauth {
-        router = router.with_oauth(oauth);
-    }
-    if settings.refresh_cookie {
-        let mut cookie = auth_axum::RefreshCookie::new().path("/auth");
-        if settings.public_url.starts_with("http://") {
-            cookie = cookie.insecure();
-        }
-        for origin in &settings.cors_origins {
-            cookie = cookie.allow_origin(origin);
-        }
-        router = router.refresh_cookie(cookie);
-    }
-    // One document for the whole service at /openapi.json.
-    let mut auth_doc = router.openapi();
-    auth_doc.servers = None;
-    let mut document = utoipa::openapi::OpenApi::default()
-        .nest("/auth", auth_doc.clone())
-        .nest("/onboarding", auth_axum::onboarding_openapi());
-    if let Some(admin) = &admin {
-        document = document.nest("/admin", admin.openapi());
-    }
-    document.info = auth_doc.info.clone();
-    document.components = auth_doc.components.clone();
-    let document = Arc::new(
-        serde_json::to_value(&document)
-            .map_err(|e| Error::backend("building the OpenAPI document", e))?,
-    );
+    let router = auth_router(settings, auth, mfa, audit, oauth)?;
+    let document = Arc::new(openapi_document(&router, &admin)?);
     let app = Router::new()
         .route(
             "/openapi.json",
@@ -171,7 +117,8 @@ pub fn app_with_mailer(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
-        .route("/ready", get(move || ready(health.clone())));
+        .route("/ready", get(move || ready(health.clone())))
+        .nest("/admin", admin.build());
     let app = if settings.pages {
         app.route("/onboarding/", get(page::index))
             .merge(page::link_routes(
@@ -187,32 +134,104 @@ pub fn app_with_mailer(
     } else {
         app
     };
-    let app = match admin {
-        Some(admin) => app.nest("/admin", admin.build()),
-        None => app,
-    };
     let app = match signing_keys {
-        Some(keys) => {
-            let lifetimes = settings.config.lifetimes();
-            // A retired key stays published while a token it signed can still be valid.
-            let retention = lifetimes.refresh().max(lifetimes.absolute());
-            app.route(
-                "/.well-known/jwks.json",
-                get(move || {
-                    let keys = keys.clone();
-                    async move {
-                        // Never an empty document (cached for minutes) before the keys load.
-                        match keys.ready().await {
-                            Ok(set) => jwks(&set, retention),
-                            Err(e) => auth_axum::ApiError(e).into_response(),
-                        }
-                    }
-                }),
-            )
-        }
+        Some(keys) => app.route("/.well-known/jwks.json", jwks_route(settings, keys)),
         None => app,
     };
     Ok(http::layers(app, settings))
+}
+
+/// Provider sign-in, when providers are configured: redirect states and codes beside the
+/// passkey ceremonies.
+fn oauth_of(
+    settings: &Settings,
+    redis: Option<&auth::redis::Redis>,
+    db: &DatabaseConnection,
+) -> Result<Option<auth::oauth::OAuth>, Error> {
+    if settings.oauth_providers.is_empty() {
+        return Ok(None);
+    }
+    let ceremonies: Arc<dyn auth::ephemeral::CeremonyStore> = match redis {
+        Some(redis) => Arc::new(auth::redis::RedisCeremonyStore::new(redis.clone())),
+        None => Arc::new(auth::passkeys::db::DbCeremonyStore::new(db.clone())),
+    };
+    let mut oauth = auth::oauth::OAuth::new(
+        &format!("{}/auth/oauth", settings.public_url.trim_end_matches('/')),
+        ceremonies,
+    )?;
+    for provider in &settings.oauth_providers {
+        oauth = oauth.with_provider(provider.clone());
+    }
+    Ok(Some(
+        oauth.allow_redirects(&settings.oauth_redirect_allowlist)?,
+    ))
+}
+
+/// The `/auth` routes with every flow the server offers.
+fn auth_router(
+    settings: &Settings,
+    auth: auth::AuthService,
+    mfa: auth::mfa::Mfa,
+    audit: Arc<dyn auth::AuditStore>,
+    oauth: Option<auth::oauth::OAuth>,
+) -> Result<auth_axum::AuthRouter<auth::User>, Error> {
+    let mut router = auth_axum::AuthRouter::new(auth.clone())
+        .mounted_at("/auth")
+        .with_mfa(mfa)
+        .with_password_reset(auth::sign::PasswordResetService::new(auth.clone())?)
+        .with_email_verification(auth::sign::EmailVerificationService::new(auth)?)
+        .with_email_change()
+        .with_magic_link()
+        .secure_cookies(!settings.public_url.starts_with("http://"))
+        .with_audit(audit)
+        .trusted_proxies(settings.trusted_proxies.clone());
+    if let Some(oauth) = oauth {
+        router = router.with_oauth(oauth);
+    }
+    if settings.refresh_cookie {
+        let mut cookie = auth_axum::RefreshCookie::new().path("/auth");
+        if settings.public_url.starts_with("http://") {
+            cookie = cookie.insecure();
+        }
+        for origin in &settings.cors_origins {
+            cookie = cookie.allow_origin(origin);
+        }
+        router = router.refresh_cookie(cookie);
+    }
+    Ok(router)
+}
+
+/// One document for the whole service at `/openapi.json`: `/auth`, `/onboarding`, `/admin`.
+fn openapi_document(
+    router: &auth_axum::AuthRouter<auth::User>,
+    admin: &auth_axum::AdminRouter<auth::User>,
+) -> Result<serde_json::Value, Error> {
+    let mut auth_doc = router.openapi();
+    auth_doc.servers = None;
+    let mut document = utoipa::openapi::OpenApi::default()
+        .nest("/auth", auth_doc.clone())
+        .nest("/onboarding", auth_axum::onboarding_openapi())
+        .nest("/admin", admin.openapi());
+    document.info = auth_doc.info.clone();
+    document.components = auth_doc.components.clone();
+    serde_json::to_value(&document).map_err(|e| Error::backend("building the OpenAPI document", e))
+}
+
+/// `/.well-known/jwks.json` over `keys`; a retired key stays published while a token it
+/// signed can still be valid.
+fn jwks_route(settings: &Settings, keys: crate::keys::SigningKeys) -> axum::routing::MethodRouter {
+    let lifetimes = settings.config.lifetimes();
+    let retention = lifetimes.refresh().max(lifetimes.absolute());
+    get(move || {
+        let keys = keys.clone();
+        async move {
+            // Never an empty document (cached for minutes) before the keys load.
+            match keys.ready().await {
+                Ok(set) => jwks(&set, retention),
+                Err(e) => auth_axum::ApiError(e).into_response(),
+            }
+        }
+    })
 }
 
 /// `/.well-known/jwks.json`: the public keys (next, current, retired ones still needed), with

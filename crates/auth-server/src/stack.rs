@@ -140,51 +140,103 @@ pub(crate) fn redis_of(settings: &Settings) -> Result<Option<auth::redis::Redis>
         .transpose()
 }
 
+/// Where the shared parts live: SQL, with the short-lived ones (throttles, challenges,
+/// ceremonies) in Redis when it is there.
+struct Places<'a> {
+    db: &'a DatabaseConnection,
+    redis: Option<&'a auth::redis::Redis>,
+}
+
+impl Places<'_> {
+    /// A throttle shared by every instance: in Redis (short-lived counters off the primary
+    /// database) or in SQL.
+    fn limiter(&self, policy: auth::RateLimitPolicy) -> Arc<dyn auth::RateLimiter> {
+        match self.redis {
+            Some(redis) => Arc::new(auth::redis::RedisRateLimiter::new(redis.clone(), policy)),
+            None => Arc::new(DbRateLimiter::new(self.db.clone(), policy)),
+        }
+    }
+
+    /// Passkey ceremonies and sign-in link records (seconds to minutes).
+    fn ceremonies(&self) -> Arc<dyn auth::ephemeral::CeremonyStore> {
+        match self.redis {
+            Some(redis) => Arc::new(auth::redis::RedisCeremonyStore::new(redis.clone())),
+            None => Arc::new(auth::passkeys::db::DbCeremonyStore::new(self.db.clone())),
+        }
+    }
+}
+
+/// The token backend's parts a [`Stack`] exposes.
+#[derive(Default)]
+struct TokenParts {
+    revocations: Option<RevocationMirror>,
+    jwt_keys: Option<Arc<std::sync::RwLock<auth::jwt::JwtKeySet>>>,
+    signing_keys: Option<keys::SigningKeys>,
+}
+
 pub(crate) fn build(
     settings: &Settings,
     db: DatabaseConnection,
     feed: Arc<dyn ChangeFeed>,
     redis: Option<auth::redis::Redis>,
 ) -> Result<Stack, Error> {
-    let users = DbUserStore::new(db.clone());
-    // Throttles in Redis when it is there (short-lived counters off the primary database),
-    // else in SQL; either way shared by every instance.
-    let limiter_for = |policy: auth::RateLimitPolicy| -> Arc<dyn auth::RateLimiter> {
-        match &redis {
-            Some(redis) => Arc::new(auth::redis::RedisRateLimiter::new(redis.clone(), policy)),
-            None => Arc::new(DbRateLimiter::new(db.clone(), policy)),
-        }
+    let places = Places {
+        db: &db,
+        redis: redis.as_ref(),
     };
-    let limiter = limiter_for(settings.config.rate_limit());
-    let ip_limiter = limiter_for(settings.ip_rate_limit);
-    let signup_limiter = limiter_for(settings.signup_rate_limit);
-    let mail_limiter = limiter_for(settings.mail_rate_limit);
-    let login_limiter = limiter_for(settings.login_rate_limit);
-    // Per-user cut-offs must outlive every token they revoke: a refresh token lives at most
-    // the absolute session lifetime, so a cut-off kept shorter could let `tokens cleanup`
-    // revive a logged-out session.
-    let lifetimes = settings.config.lifetimes();
-    let retention = lifetimes
-        .refresh()
-        .max(lifetimes.absolute())
-        .saturating_add(Duration::from_secs(86_400));
+    let (auth, tokens) = token_service(settings, &places, &feed)?;
+    let auth = auth
+        .with_user_cache(
+            UserCache::from_arc(Arc::clone(&feed)).with_outage_grace(settings.outage_grace),
+        )
+        .with_api_keys(auth::apikeys::DbApiKeyStore::new(db.clone()))
+        .with_api_key_format(settings.api_key_format.clone())
+        .with_rate_limiter(places.limiter(settings.config.rate_limit()))
+        .with_ip_rate_limiter(places.limiter(settings.ip_rate_limit))
+        .with_signup_rate_limiter(places.limiter(settings.signup_rate_limit))
+        .with_mail_rate_limiter(places.limiter(settings.mail_rate_limit))
+        .with_login_rate_limiter(places.limiter(settings.login_rate_limit))
+        .with_hash_queue(
+            settings.hash_queue.0,
+            settings.hash_queue.1,
+            settings.hash_queue.2,
+        );
+    let mfa = mfa_of(settings, &places, &auth)?;
+    let auth = account_parts(auth, settings, &places, &mfa)?;
+    // Every event, without its secrets, with the client's address: durable, in SQL.
+    let audit: Arc<dyn auth::AuditStore> = Arc::new(auth::users_db::DbAuditStore::new(db.clone()));
+    auth::AuditLog::from_arc(Arc::clone(&audit)).install(auth.events());
+    let onboarding = onboarding_of(settings, &places, &auth, &mfa)?;
+    Ok(Stack {
+        auth,
+        feed,
+        redis,
+        revocations: tokens.revocations,
+        jwt_keys: tokens.jwt_keys,
+        signing_keys: tokens.signing_keys,
+        mfa,
+        onboarding,
+        audit,
+        db,
+    })
+}
+
+/// The service over the configured token backend: JWTs (HMAC, or asymmetric keys from a folder
+/// or the database) with the revocation mirror, database tokens, or Redis tokens.
+fn token_service(
+    settings: &Settings,
+    places: &Places<'_>,
+    feed: &Arc<dyn ChangeFeed>,
+) -> Result<(AuthService, TokenParts), Error> {
+    let db = places.db;
+    let users = DbUserStore::new(db.clone());
     let hasher = auth::hash::MultiHasher::with_argon2(settings.argon2);
-    let mut revocations = None;
-    let mut jwt_keys = None;
-    let mut signing_keys = None;
+    let config = settings.config.clone();
+    let mut parts = TokenParts::default();
     let auth = match settings.token_backend {
         TokenBackendKind::Jwt => {
-            let store: Arc<dyn auth::RevocationStore> = match &redis {
-                Some(redis) => Arc::new(
-                    auth::redis::RedisRevocationStore::new(redis.clone())
-                        .with_user_retention(retention),
-                ),
-                None => Arc::new(DbRevocationStore::new(db.clone()).with_user_retention(retention)),
-            };
-            let mirror = RevocationMirror::from_arcs(store, Arc::clone(&feed))
-                .with_user_retention(retention)
-                .with_outage_grace(settings.outage_grace);
-            revocations = Some(mirror.clone());
+            let mirror = revocation_mirror(settings, places, feed);
+            parts.revocations = Some(mirror.clone());
             match &settings.jwt_keys_dir {
                 _ if settings.jwt_algorithm.is_hmac() => {
                     let jwt = JwtBackend::try_hmac(
@@ -192,7 +244,7 @@ pub(crate) fn build(
                         settings.jwt_secret.expose_secret(),
                     )?
                     .with_revocation_store(mirror);
-                    AuthService::new(settings.config.clone(), users, hasher, jwt)?
+                    AuthService::new(config, users, hasher, jwt)?
                 }
                 Some(dir) => {
                     let keyed = keys::KeyedJwt::new(
@@ -200,17 +252,17 @@ pub(crate) fn build(
                         Arc::new(mirror),
                     )?;
                     keyed.watch(dir.clone());
-                    jwt_keys = Some(keyed.keys());
-                    signing_keys = Some(keys::SigningKeys(keyed.clone()));
-                    AuthService::new(settings.config.clone(), users, hasher, keyed)?
+                    parts.jwt_keys = Some(keyed.keys());
+                    parts.signing_keys = Some(keys::SigningKeys(keyed.clone()));
+                    AuthService::new(config, users, hasher, keyed)?
                 }
                 None => {
                     let keyed =
-                        keys::KeyedJwt::from_vault(key_vault(settings, &db), Arc::new(mirror))?;
-                    keyed.watch_database(&feed);
-                    jwt_keys = Some(keyed.keys());
-                    signing_keys = Some(keys::SigningKeys(keyed.clone()));
-                    AuthService::new(settings.config.clone(), users, hasher, keyed)?
+                        keys::KeyedJwt::from_vault(key_vault(settings, db), Arc::new(mirror))?;
+                    keyed.watch_database(feed);
+                    parts.jwt_keys = Some(keyed.keys());
+                    parts.signing_keys = Some(keys::SigningKeys(keyed.clone()));
+                    AuthService::new(config, users, hasher, keyed)?
                 }
             }
         }
@@ -219,11 +271,10 @@ pub(crate) fn build(
             // by its own racing client within the reuse window gets the same successor.
             let tokens = DbTokenBackend::new(db.clone())
                 .with_successor_key(settings.jwt_secret.expose_secret());
-            AuthService::new(settings.config.clone(), users, hasher, tokens.clone())?
-                .with_token_user_lookup(tokens)
+            AuthService::new(config, users, hasher, tokens.clone())?.with_token_user_lookup(tokens)
         }
         TokenBackendKind::Redis => {
-            let Some(redis) = &redis else {
+            let Some(redis) = places.redis else {
                 return Err(Error::Configuration(ConfigError::invalid(
                     "AUTH_TOKEN_BACKEND",
                     "is `redis`: set AUTH_REDIS_URL too",
@@ -231,57 +282,81 @@ pub(crate) fn build(
             };
             let tokens = auth::redis::RedisTokenBackend::new(redis.clone())
                 .with_successor_key(settings.jwt_secret.expose_secret());
-            AuthService::new(settings.config.clone(), users, hasher, tokens)?
+            AuthService::new(config, users, hasher, tokens)?
         }
-    }
-    .with_user_cache(
-        UserCache::from_arc(Arc::clone(&feed)).with_outage_grace(settings.outage_grace),
-    )
-    .with_api_keys(auth::apikeys::DbApiKeyStore::new(db.clone()))
-    .with_api_key_format(settings.api_key_format.clone())
-    .with_rate_limiter(limiter)
-    .with_ip_rate_limiter(ip_limiter)
-    .with_signup_rate_limiter(signup_limiter)
-    .with_mail_rate_limiter(mail_limiter)
-    .with_login_rate_limiter(login_limiter)
-    .with_hash_queue(
-        settings.hash_queue.0,
-        settings.hash_queue.1,
-        settings.hash_queue.2,
-    );
+    };
+    Ok((auth, parts))
+}
+
+/// The JWT backend's revocations: stored in SQL (or Redis), answered from memory.
+fn revocation_mirror(
+    settings: &Settings,
+    places: &Places<'_>,
+    feed: &Arc<dyn ChangeFeed>,
+) -> RevocationMirror {
+    // Per-user cut-offs must outlive every token they revoke: a refresh token lives at most
+    // the absolute session lifetime, so a cut-off kept shorter could let `tokens cleanup`
+    // revive a logged-out session.
+    let lifetimes = settings.config.lifetimes();
+    let retention = lifetimes
+        .refresh()
+        .max(lifetimes.absolute())
+        .saturating_add(Duration::from_secs(86_400));
+    let store: Arc<dyn auth::RevocationStore> = match places.redis {
+        Some(redis) => Arc::new(
+            auth::redis::RedisRevocationStore::new(redis.clone()).with_user_retention(retention),
+        ),
+        None => Arc::new(DbRevocationStore::new(places.db.clone()).with_user_retention(retention)),
+    };
+    RevocationMirror::from_arcs(store, Arc::clone(feed))
+        .with_user_retention(retention)
+        .with_outage_grace(settings.outage_grace)
+}
+
+/// Two-factor: enrolments in SQL, login challenges (minutes) in Redis when it is there.
+fn mfa_of(
+    settings: &Settings,
+    places: &Places<'_>,
+    auth: &AuthService,
+) -> Result<auth::mfa::Mfa, Error> {
     let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
-    let mfa_limiter = limiter_for(mfa_config.failure_policy);
-    // Login challenges live minutes: in Redis when it is there; enrolments stay in SQL.
-    let mfa_store: Arc<dyn auth::mfa::MfaStore> = match &redis {
+    let mfa_limiter = places.limiter(mfa_config.failure_policy);
+    let mfa_store: Arc<dyn auth::mfa::MfaStore> = match places.redis {
         Some(redis) => Arc::new(auth::mfa::WithChallengeStore::new(
-            auth::mfa::db::DbMfaStore::new(db.clone()),
+            auth::mfa::db::DbMfaStore::new(places.db.clone()),
             auth::redis::RedisChallengeStore::new(redis.clone()),
         )),
-        None => Arc::new(auth::mfa::db::DbMfaStore::new(db.clone())),
+        None => Arc::new(auth::mfa::db::DbMfaStore::new(places.db.clone())),
     };
-    let onboarding_store: Arc<dyn auth::onboarding::SessionStore> = match &redis {
-        Some(redis) => Arc::new(auth::redis::RedisSessionStore::new(redis.clone())),
-        None => Arc::new(auth::onboarding::db::DbSessionStore::new(db.clone())),
-    };
-    let mfa = auth::mfa::Mfa::new(mfa_store, settings.mfa_cipher.clone(), mfa_config)?
-        .with_rate_limiter(mfa_limiter)
-        .with_events(auth.events().clone());
-    // Single-use records of email changes and sign-in links: beside the login challenges.
+    Ok(
+        auth::mfa::Mfa::new(mfa_store, settings.mfa_cipher.clone(), mfa_config)?
+            .with_rate_limiter(mfa_limiter)
+            .with_events(auth.events().clone()),
+    )
+}
+
+/// What an account holds beside its password: single-use records, the second factor, trusted
+/// devices, provider links, grants, passkeys.
+fn account_parts(
+    auth: AuthService,
+    settings: &Settings,
+    places: &Places<'_>,
+    mfa: &auth::mfa::Mfa,
+) -> Result<AuthService, Error> {
+    let db = places.db;
+    // Single-use records of email changes and sign-in codes: beside the login challenges.
     // Sign-in links: one record per address, replaced by the next request, beside the
     // passkey ceremonies.
-    let auth = match &redis {
-        Some(redis) => auth
-            .with_challenge_store(auth::redis::RedisChallengeStore::new(redis.clone()))
-            .with_ceremony_store(auth::redis::RedisCeremonyStore::new(redis.clone())),
-        None => auth
-            .with_challenge_store(auth::mfa::ChallengesOf::new(
-                auth::mfa::db::DbMfaStore::new(db.clone()),
-            ))
-            .with_ceremony_store(auth::passkeys::db::DbCeremonyStore::new(db.clone())),
-    };
-    // Authority is a grant stored on the account; a listed address is granted `admin` only at
-    // the moment its owner proves it.
-    let auth = auth.with_second_factor(mfa.clone());
+    let auth = match places.redis {
+        Some(redis) => {
+            auth.with_challenge_store(auth::redis::RedisChallengeStore::new(redis.clone()))
+        }
+        None => auth.with_challenge_store(auth::mfa::ChallengesOf::new(
+            auth::mfa::db::DbMfaStore::new(db.clone()),
+        )),
+    }
+    .with_ceremony_store(places.ceremonies())
+    .with_second_factor(mfa.clone());
     let auth = if settings.trusted_device_lifetime.is_zero() {
         auth
     } else {
@@ -290,29 +365,35 @@ pub(crate) fn build(
             settings.trusted_device_lifetime,
         )
     };
+    // Authority is a grant stored on the account; a listed address is granted `admin` only at
+    // the moment its owner proves it.
     let auth = auth
         .with_identities(auth::oauth::db::DbIdentityStore::new(db.clone()))
         .with_grants(auth::users_db::DbGrantStore::new(db.clone()))
         .with_role_on_proof(&settings.admin_emails, auth::Role::Admin);
     // Passkeys in SQL; their ceremonies (seconds to minutes) beside the login challenges.
-    let auth = match &settings.passkeys {
-        Some(config) => {
-            let ceremonies: Arc<dyn auth::ephemeral::CeremonyStore> = match &redis {
-                Some(redis) => Arc::new(auth::redis::RedisCeremonyStore::new(redis.clone())),
-                None => Arc::new(auth::passkeys::db::DbCeremonyStore::new(db.clone())),
-            };
-            auth.with_passkeys(auth::passkeys::WebauthnPasskeys::new(
-                config.clone(),
-                auth::passkeys::db::DbPasskeyStore::new(db.clone()),
-                ceremonies,
-            )?)
-        }
+    Ok(match &settings.passkeys {
+        Some(config) => auth.with_passkeys(auth::passkeys::WebauthnPasskeys::new(
+            config.clone(),
+            auth::passkeys::db::DbPasskeyStore::new(db.clone()),
+            places.ceremonies(),
+        )?),
         None => auth,
+    })
+}
+
+/// The onboarding pipeline: register, verify the address, TOTP as configured, the profile.
+fn onboarding_of(
+    settings: &Settings,
+    places: &Places<'_>,
+    auth: &AuthService,
+    mfa: &auth::mfa::Mfa,
+) -> Result<auth::onboarding::Onboarding<auth::User>, Error> {
+    let store: Arc<dyn auth::onboarding::SessionStore> = match places.redis {
+        Some(redis) => Arc::new(auth::redis::RedisSessionStore::new(redis.clone())),
+        None => Arc::new(auth::onboarding::db::DbSessionStore::new(places.db.clone())),
     };
-    // Every event, without its secrets, with the client's address: durable, in SQL.
-    let audit: Arc<dyn auth::AuditStore> = Arc::new(auth::users_db::DbAuditStore::new(db.clone()));
-    auth::AuditLog::from_arc(Arc::clone(&audit)).install(auth.events());
-    let mut pipeline = auth::onboarding::Onboarding::builder(auth.clone(), onboarding_store)
+    let mut pipeline = auth::onboarding::Onboarding::builder(auth.clone(), store)
         .mfa(mfa.clone())
         .step(auth::onboarding::RegisterStep)
         .step(auth::onboarding::VerifyEmailStep::new());
@@ -321,24 +402,12 @@ pub(crate) fn build(
         "optional" => pipeline = pipeline.step(auth::onboarding::SetupTotpStep::optional()),
         _ => {}
     }
-    let onboarding = pipeline
+    pipeline
         .step(auth::onboarding::ProfileStep::new(
             settings.onboarding_profile_required.clone(),
             settings.onboarding_profile_optional.clone(),
         ))
-        .build()?;
-    Ok(Stack {
-        auth,
-        feed,
-        redis,
-        revocations,
-        jwt_keys,
-        signing_keys,
-        mfa,
-        onboarding,
-        audit,
-        db,
-    })
+        .build()
 }
 
 /// The signing keys in the database, as `settings` say (sealed under `AUTH_JWT_KEYS_SECRET`;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ConnectionLimits;
-use crate::db::{DEFAULT_DB_WAIT, DEFAULT_STATEMENT_TIMEOUT, SqliteDurability};
+use crate::db::SqliteDurability;
 use crate::providers::oauth_providers;
 use auth::jwt::Algorithm;
 use auth::{AuthConfig, ConfigError, Error};
@@ -14,8 +14,8 @@ use auth::{AuthConfig, ConfigError, Error};
 mod sections;
 pub(crate) use sections::comma_list;
 use sections::{
-    Limits, admin, api_key_format, argon2_params, auth_config, cors_origins, database, flag,
-    jwt_algorithm, jwt_keys_secret, list, mfa_cipher, number, oauth_redirect_allowlist,
+    Limits, Timeouts, admin, api_key_format, argon2_params, auth_config, cors_origins, database,
+    flag, jwt_algorithm, jwt_keys_secret, list, mfa_cipher, number, oauth_redirect_allowlist,
     onboarding_totp, passkeys, public_url, redis, redis_prefix, token_backend,
 };
 
@@ -387,37 +387,9 @@ impl Settings {
                 )
             })?;
         let limits = Limits::from_lookup(&lookup, &config)?;
-        let db_wait = Duration::from_millis(
-            number(
-                &lookup,
-                "AUTH_DB_TIMEOUT_MS",
-                u64::try_from(DEFAULT_DB_WAIT.as_millis()).unwrap_or(2_000),
-            )?
-            .max(100),
-        );
-        let db_statement_timeout = Duration::from_millis(number(
-            &lookup,
-            "AUTH_DB_STATEMENT_TIMEOUT_MS",
-            u64::try_from(DEFAULT_STATEMENT_TIMEOUT.as_millis()).unwrap_or(2_000),
-        )?);
+        let timeouts = Timeouts::from_lookup(&lookup)?;
         let trusted_device_lifetime =
             Duration::from_secs(number(&lookup, "AUTH_TRUSTED_DEVICE_DAYS", 0)?.min(365) * 86_400);
-        let outage_grace =
-            Duration::from_secs(number(&lookup, "AUTH_OUTAGE_GRACE_SECS", 30)?.min(3_600));
-        let header_timeout =
-            Duration::from_secs(number(&lookup, "AUTH_HEADER_TIMEOUT_SECS", 10)?.max(1));
-        let body_timeout =
-            Duration::from_secs(number(&lookup, "AUTH_BODY_TIMEOUT_SECS", 8)?.max(1));
-        let request_timeout =
-            Duration::from_secs(number(&lookup, "AUTH_REQUEST_TIMEOUT_SECS", 10)?.max(1));
-        let max_connections = lookup("AUTH_MAX_CONNECTIONS")
-            .map(|_| number(&lookup, "AUTH_MAX_CONNECTIONS", 0))
-            .transpose()?
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1));
-        let max_connections_per_client = lookup("AUTH_MAX_CONNECTIONS_PER_CLIENT")
-            .map(|_| number(&lookup, "AUTH_MAX_CONNECTIONS_PER_CLIENT", 0))
-            .transpose()?
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1));
         let onboarding_totp = onboarding_totp(&lookup)?;
         let onboarding_profile_required = list(
             &lookup,
@@ -469,14 +441,14 @@ impl Settings {
             mail_rate_limit: limits.mail,
             login_rate_limit: limits.login,
             hash_queue: limits.hash_queue,
-            db_wait,
-            db_statement_timeout,
-            outage_grace,
-            header_timeout,
-            body_timeout,
-            request_timeout,
-            max_connections,
-            max_connections_per_client,
+            db_wait: timeouts.db_wait,
+            db_statement_timeout: timeouts.db_statement,
+            outage_grace: timeouts.outage_grace,
+            header_timeout: timeouts.header,
+            body_timeout: timeouts.body,
+            request_timeout: timeouts.request,
+            max_connections: timeouts.max_connections,
+            max_connections_per_client: timeouts.max_connections_per_client,
             onboarding_totp,
             onboarding_profile_required,
             onboarding_profile_optional,

@@ -376,6 +376,63 @@ pub(super) fn oauth_redirect_allowlist(
     }
 }
 
+/// How long the server waits, and for how many: connections, requests, the database, an outage.
+pub(super) struct Timeouts {
+    pub(super) db_wait: Duration,
+    pub(super) db_statement: Duration,
+    pub(super) outage_grace: Duration,
+    pub(super) header: Duration,
+    pub(super) body: Duration,
+    pub(super) request: Duration,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_connections_per_client: Option<usize>,
+}
+
+impl Timeouts {
+    /// `AUTH_DB_TIMEOUT_MS`, `AUTH_DB_STATEMENT_TIMEOUT_MS`, `AUTH_OUTAGE_GRACE_SECS`,
+    /// `AUTH_HEADER_TIMEOUT_SECS`, `AUTH_BODY_TIMEOUT_SECS`, `AUTH_REQUEST_TIMEOUT_SECS`,
+    /// `AUTH_MAX_CONNECTIONS` and `AUTH_MAX_CONNECTIONS_PER_CLIENT`.
+    pub(super) fn from_lookup(
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(2_000);
+        let secs = |var, default, floor: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(
+                number(lookup, var, default)?.max(floor),
+            ))
+        };
+        let count = |var| -> Result<Option<usize>, ConfigError> {
+            Ok(lookup(var)
+                .map(|_| number(lookup, var, 0))
+                .transpose()?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1)))
+        };
+        Ok(Self {
+            db_wait: Duration::from_millis(
+                number(
+                    lookup,
+                    "AUTH_DB_TIMEOUT_MS",
+                    millis(crate::db::DEFAULT_DB_WAIT),
+                )?
+                .max(100),
+            ),
+            db_statement: Duration::from_millis(number(
+                lookup,
+                "AUTH_DB_STATEMENT_TIMEOUT_MS",
+                millis(crate::db::DEFAULT_STATEMENT_TIMEOUT),
+            )?),
+            outage_grace: Duration::from_secs(
+                number(lookup, "AUTH_OUTAGE_GRACE_SECS", 30)?.min(3_600),
+            ),
+            header: secs("AUTH_HEADER_TIMEOUT_SECS", 10, 1)?,
+            body: secs("AUTH_BODY_TIMEOUT_SECS", 8, 1)?,
+            request: secs("AUTH_REQUEST_TIMEOUT_SECS", 10, 1)?,
+            max_connections: count("AUTH_MAX_CONNECTIONS")?,
+            max_connections_per_client: count("AUTH_MAX_CONNECTIONS_PER_CLIENT")?,
+        })
+    }
+}
+
 /// The throttles' policies and the hasher's queue.
 pub(super) struct Limits {
     pub(super) ip: auth::RateLimitPolicy,
