@@ -20,8 +20,10 @@ const HEAVY: &[&str] = &[
     "openssl-sys",
 ];
 
-/// Leaf crates: each depends on auth-core and on no other workspace crate.
+/// Leaf crates: each depends on auth-core and on no other workspace crate but the outbound
+/// HTTPS client.
 const LEAVES: &[&str] = &[
+    "auth-http",
     "auth-hash",
     "auth-sign",
     "auth-tokens-jwt",
@@ -164,7 +166,9 @@ fn leaf_crates_depend_on_core_and_no_sibling() {
     );
     for (name, deps) in &members {
         let allowed: &[&str] = if LEAVES.contains(&name.as_str()) {
-            &["auth-core"]
+            // The one HTTPS client is shared by the leaves that call out (auth-oauth,
+            // auth-pwned); it is a leaf itself.
+            &["auth-http", "auth-core"]
         } else if SERVICE_BACKENDS.contains(&name.as_str()) {
             &["auth-core", "auth-service"]
         } else {
@@ -201,7 +205,7 @@ fn the_contract_and_light_leaves_carry_no_runtime() {
 }
 
 /// `auth-hash` alone, the commonest single pick: 117 crates before the contract lost its
-/// runtime, 56 after. The goal is 45: the hasher contract without serde, time and ring.
+/// runtime, 56 after, 43 with the password contract alone (auth-core without `full`).
 #[test]
 fn auth_hash_alone_stays_small() {
     let tree = tree("auth-hash", "normal");

@@ -31,11 +31,6 @@ use auth_core::{Error, PwnedPasswords, PwnedRange, Result, async_trait};
 /// The largest range body accepted, in bytes (real padded ranges are about 40 KB).
 pub const MAX_RANGE_BYTES: usize = 512 * 1024;
 
-type HttpsClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Empty<bytes::Bytes>,
->;
-
 /// The range API over HTTP(S). Cheap to clone; one connection pool.
 ///
 /// ```
@@ -47,16 +42,15 @@ type HttpsClient = hyper_util::client::legacy::Client<
 /// ```
 #[derive(Clone)]
 pub struct HttpPwnedPasswords {
-    client: HttpsClient,
+    client: auth_http::HttpsClient,
     base: Arc<str>,
-    timeout: Duration,
 }
 
 impl fmt::Debug for HttpPwnedPasswords {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpPwnedPasswords")
             .field("base", &self.base)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.client.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -86,33 +80,17 @@ impl HttpPwnedPasswords {
     pub fn new(base_url: &str) -> Result<Self> {
         let base = base_url.trim_end_matches('/');
         let valid = base
-            .parse::<hyper::Uri>()
+            .parse::<http::Uri>()
             .ok()
             .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
         if valid.is_none() {
             return Err(invalid_url(base_url));
         }
-        let roots = rustls::RootCertStore::from_iter(webpki_roots_store());
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::backend("configuring TLS for the breached-password API", e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector);
         Ok(Self {
-            client,
+            client: auth_http::HttpsClient::new()?
+                .with_timeout(Self::DEFAULT_TIMEOUT)
+                .with_max_body(MAX_RANGE_BYTES),
             base: base.into(),
-            timeout: Self::DEFAULT_TIMEOUT,
         })
     }
 
@@ -126,7 +104,7 @@ impl HttpPwnedPasswords {
     /// ```
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.client = self.client.with_timeout(timeout);
         self
     }
 
@@ -143,46 +121,27 @@ impl HttpPwnedPasswords {
     }
 
     async fn fetch(&self, prefix: &str) -> Result<PwnedRange> {
-        let request = hyper::Request::get(format!("{}/range/{prefix}", self.base))
+        const ASKING: &str = "asking the breached-password API";
+        let request = http::Request::get(format!("{}/range/{prefix}", self.base))
             .header("Add-Padding", "true")
             .header(
                 "User-Agent",
                 concat!("auth-pwned/", env!("CARGO_PKG_VERSION")),
             )
-            .body(http_body_util::Empty::new())
-            .map_err(|e| Error::backend("asking the breached-password API", e))?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| Error::backend("asking the breached-password API", e))?;
+            .body(Vec::new())
+            .map_err(|e| Error::backend(ASKING, e))?;
+        let response = self.client.send(request, ASKING).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(Error::backend(
-                "asking the breached-password API",
+                ASKING,
                 std::io::Error::other(format!("the range API answered {status}")),
             ));
         }
-        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
-            response.into_body(),
-            MAX_RANGE_BYTES,
-        ))
-        .await
-        .map_err(|e| {
-            Error::backend(
-                "reading the breached-password API's answer",
-                std::io::Error::other(e.to_string()),
-            )
-        })?
-        .to_bytes();
-        let text = std::str::from_utf8(&body)
+        let text = std::str::from_utf8(response.body())
             .map_err(|e| Error::backend("reading the breached-password API's answer", e))?;
         PwnedRange::parse(text)
     }
-}
-
-fn webpki_roots_store() -> impl Iterator<Item = rustls::pki_types::TrustAnchor<'static>> {
-    webpki_roots::TLS_SERVER_ROOTS.iter().cloned()
 }
 
 fn invalid_url(given: &str) -> Error {
@@ -201,17 +160,7 @@ impl PwnedPasswords for HttpPwnedPasswords {
             ));
         }
         let prefix = prefix.to_ascii_uppercase();
-        let range = tokio::time::timeout(self.timeout, self.fetch(&prefix))
-            .await
-            .map_err(|_| {
-                Error::backend(
-                    "asking the breached-password API",
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no answer within {:?}", self.timeout),
-                    ),
-                )
-            })??;
+        let range = self.fetch(&prefix).await?;
         tracing::debug!(prefix, suffixes = range.len(), "breached-password range");
         Ok(range)
     }
