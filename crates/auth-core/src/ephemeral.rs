@@ -110,10 +110,11 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     }
 }
 
-/// Storage for second-factor login challenges alone, for stores that keep them apart from the
-/// enrolments (Redis: `auth_redis::RedisChallengeStore`); `auth_mfa::WithChallengeStore` joins
-/// one to an `MfaStore`. Each method that decides something under concurrency is one atomic
-/// step, so concurrent guesses share `max_attempts` and exactly one caller consumes.
+/// Storage for short-lived single-use challenges: the two-step login's (auth-mfa's `Mfa` keeps
+/// them in its store, or in the one given to `Mfa::with_challenge_store`, Redis's
+/// `auth_redis::RedisChallengeStore` say) and the orchestrator's single-use link records. Each
+/// method that decides something under concurrency is one atomic step, so concurrent guesses
+/// share `max_attempts` and exactly one caller consumes.
 #[async_trait]
 pub trait ChallengeStore: Send + Sync + 'static {
     /// Stores a login challenge.

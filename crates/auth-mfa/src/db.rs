@@ -20,7 +20,7 @@ use sea_orm_migration::prelude::*;
 use time::OffsetDateTime;
 
 use crate::cipher::EncryptedSecret;
-use crate::store::{ChallengeRecord, MfaStore, TotpRecord};
+use crate::store::{ChallengeRecord, ChallengeStore, MfaStore, TotpRecord};
 use crate::totp::{TotpAlgorithm, TotpSettings};
 
 /// The tables as sea-orm entities.
@@ -378,8 +378,13 @@ impl MfaStore for DbMfaStore {
             .await
             .map_err(db("counting recovery codes"))
     }
+}
 
-    async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<()> {
+/// The login challenges, in `auth_mfa_challenges`: this store is also the [`ChallengeStore`] of
+/// `Mfa::new` unless another is given, and can hold `AuthService`'s single-use link records.
+#[async_trait]
+impl ChallengeStore for DbMfaStore {
+    async fn create(&self, challenge: &ChallengeRecord) -> Result<()> {
         challenge::Entity::insert(challenge::ActiveModel {
             token_hash: Set(challenge.token_hash.clone()),
             user_id: Set(challenge.user_id.to_row_id()?),
@@ -392,7 +397,7 @@ impl MfaStore for DbMfaStore {
         Ok(())
     }
 
-    async fn attempt_challenge(
+    async fn attempt(
         &self,
         token_hash: &str,
         now: OffsetDateTime,
@@ -421,7 +426,7 @@ impl MfaStore for DbMfaStore {
             .map(|c| UserId::new(c.user_id.to_string())))
     }
 
-    async fn consume_challenge(&self, token_hash: &str) -> Result<bool> {
+    async fn consume(&self, token_hash: &str) -> Result<bool> {
         let n = challenge::Entity::delete_many()
             .filter(challenge::Column::TokenHash.eq(token_hash))
             .exec(&self.db)

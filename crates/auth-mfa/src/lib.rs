@@ -41,8 +41,5 @@ pub use mfa::{
 };
 #[cfg(feature = "qr")]
 pub use qr::{qr_png, qr_svg};
-pub use store::{
-    ChallengeRecord, ChallengeStore, ChallengesOf, MemoryMfaStore, MfaStore, TotpRecord,
-    WithChallengeStore,
-};
+pub use store::{ChallengeRecord, ChallengeStore, MemoryMfaStore, MfaStore, TotpRecord};
 pub use totp::{TotpAlgorithm, TotpCode, TotpSettings};

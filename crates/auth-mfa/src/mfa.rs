@@ -13,7 +13,7 @@ use auth_service::{
 use time::OffsetDateTime;
 
 use crate::cipher::SecretCipher;
-use crate::store::{ChallengeRecord, MfaStore, TotpRecord};
+use crate::store::{ChallengeRecord, ChallengeStore, MfaStore, TotpRecord};
 use crate::totp::{TotpCode, TotpSettings};
 
 /// Bytes of a new TOTP secret (160 bits, RFC 4226's recommendation).
@@ -247,6 +247,9 @@ pub struct Mfa {
 #[derive(Clone)]
 struct Inner {
     store: Arc<dyn MfaStore>,
+    /// The two-step login's challenges: the store itself unless
+    /// [`Mfa::with_challenge_store`] put them elsewhere.
+    challenges: Arc<dyn ChallengeStore>,
     cipher: SecretCipher,
     config: MfaConfig,
     clock: SharedClock,
@@ -265,17 +268,25 @@ impl fmt::Debug for Mfa {
 }
 
 impl Mfa {
-    /// Second factors in `store`, secrets sealed by `cipher`.
+    /// Second factors in `store` (enrolments, recovery codes, and the login challenges:
+    /// [`MemoryMfaStore`](crate::MemoryMfaStore) and `DbMfaStore` are both), secrets sealed by
+    /// `cipher`.
     ///
     /// # Errors
     ///
     /// [`Error::Configuration`] for invalid settings.
-    pub fn new(store: impl MfaStore, cipher: SecretCipher, config: MfaConfig) -> Result<Self> {
+    pub fn new(
+        store: impl MfaStore + ChallengeStore,
+        cipher: SecretCipher,
+        config: MfaConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let limiter = Arc::new(MemoryRateLimiter::new(config.failure_policy));
+        let store = Arc::new(store);
         Ok(Self {
             inner: Arc::new(Inner {
-                store: Arc::new(store),
+                store: Arc::clone(&store) as Arc<dyn MfaStore>,
+                challenges: store,
                 cipher,
                 config,
                 clock: Arc::new(SystemClock),
@@ -312,6 +323,21 @@ impl Mfa {
     #[must_use]
     pub fn with_events(self, events: EventBus) -> Self {
         self.map_inner(|i| i.events = events)
+    }
+
+    /// Keeps the two-step login's challenges (minutes-long, single use) in `challenges`
+    /// instead of the store: Redis (`auth_redis::RedisChallengeStore`) beside enrolments in SQL.
+    ///
+    /// ```
+    /// # use auth_mfa::*;
+    /// let mfa = Mfa::new(MemoryMfaStore::new(), SecretCipher::new("k", &[1u8; 32])?, MfaConfig::new("Example"))?
+    ///     .with_challenge_store(auth_service::ephemeral::MemoryChallengeStore::new());
+    /// # let _ = mfa;
+    /// # Ok::<(), auth_service::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_challenge_store(self, challenges: impl ChallengeStore) -> Self {
+        self.map_inner(|i| i.challenges = Arc::new(challenges))
     }
 
     /// Counts failed codes per user in `limiter` (a SQL one shared by all instances) instead
@@ -702,8 +728,8 @@ impl Mfa {
         let expires_at =
             self.now() + time::Duration::try_from(ttl).unwrap_or(time::Duration::MINUTE);
         self.inner
-            .store
-            .create_challenge(&ChallengeRecord::new(
+            .challenges
+            .create(&ChallengeRecord::new(
                 random::sha256_hex(&token),
                 user.clone(),
                 auth_service::truncate_to_micros(expires_at),
@@ -719,12 +745,12 @@ impl Mfa {
         let hash = random::sha256_hex(challenge);
         let user_id = self
             .inner
-            .store
-            .attempt_challenge(&hash, self.now(), self.inner.config.challenge_attempts)
+            .challenges
+            .attempt(&hash, self.now(), self.inner.config.challenge_attempts)
             .await?
             .ok_or(Error::TokenInvalid)?;
         self.verify(&user_id, code).await?;
-        if !self.inner.store.consume_challenge(&hash).await? {
+        if !self.inner.challenges.consume(&hash).await? {
             return Err(Error::TokenInvalid);
         }
         Ok(user_id)
@@ -736,7 +762,7 @@ impl Mfa {
     ///
     /// [`Error::Backend`].
     pub async fn cleanup_expired(&self) -> Result<u64> {
-        self.inner.store.cleanup_expired(self.now()).await
+        self.inner.challenges.cleanup_expired(self.now()).await
     }
 
     fn unix_now(&self) -> u64 {
@@ -796,8 +822,8 @@ impl SecondFactorGate for Mfa {
             return Err(Error::TokenInvalid);
         }
         self.inner
-            .store
-            .attempt_challenge(
+            .challenges
+            .attempt(
                 &random::sha256_hex(challenge),
                 self.now(),
                 self.inner.config.challenge_attempts,
@@ -812,8 +838,8 @@ impl SecondFactorGate for Mfa {
         }
         if !self
             .inner
-            .store
-            .consume_challenge(&random::sha256_hex(challenge))
+            .challenges
+            .consume(&random::sha256_hex(challenge))
             .await?
         {
             return Err(Error::TokenInvalid);

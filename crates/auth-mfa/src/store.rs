@@ -53,9 +53,13 @@ impl TotpRecord {
     }
 }
 
-/// Storage for second factors. Every method that decides something under concurrency is one
-/// atomic step (a conditional update on SQL), so two requests cannot both use one TOTP step,
-/// one recovery code or one challenge.
+/// Storage for second factors: enrolments and recovery codes. Every method that decides
+/// something under concurrency is one atomic step (a conditional update on SQL), so two
+/// requests cannot both use one TOTP step or one recovery code.
+///
+/// The two-step login's challenges are not here: they live in the contract's
+/// [`ChallengeStore`], which [`MemoryMfaStore`] and `DbMfaStore` also implement (and Redis's
+/// `RedisChallengeStore`, through [`Mfa::with_challenge_store`](crate::Mfa::with_challenge_store)).
 ///
 /// Implementations: [`MemoryMfaStore`], and `DbMfaStore` (feature `db`). Both pass the same
 /// conformance tests (`crates/auth-mfa/tests`).
@@ -87,20 +91,6 @@ pub trait MfaStore: Send + Sync + 'static {
     async fn use_recovery_code(&self, user: &UserId, hash: &str) -> Result<bool>;
     /// Unused recovery codes left.
     async fn recovery_codes_left(&self, user: &UserId) -> Result<u64>;
-    /// Stores a login challenge.
-    async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<()>;
-    /// Counts one attempt on a live challenge and returns its user, or `None` when the
-    /// challenge is unknown, expired, used, or has had `max_attempts` attempts already.
-    async fn attempt_challenge(
-        &self,
-        token_hash: &str,
-        now: OffsetDateTime,
-        max_attempts: u32,
-    ) -> Result<Option<UserId>>;
-    /// Ends a challenge; true for the one caller that ended it.
-    async fn consume_challenge(&self, token_hash: &str) -> Result<bool>;
-    /// Deletes challenges expired at `now`; returns how many.
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64>;
 }
 
 #[async_trait]
@@ -136,25 +126,6 @@ impl<T: MfaStore + ?Sized> MfaStore for Arc<T> {
     }
     async fn recovery_codes_left(&self, user: &UserId) -> Result<u64> {
         (**self).recovery_codes_left(user).await
-    }
-    async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<()> {
-        (**self).create_challenge(challenge).await
-    }
-    async fn attempt_challenge(
-        &self,
-        token_hash: &str,
-        now: OffsetDateTime,
-        max_attempts: u32,
-    ) -> Result<Option<UserId>> {
-        (**self)
-            .attempt_challenge(token_hash, now, max_attempts)
-            .await
-    }
-    async fn consume_challenge(&self, token_hash: &str) -> Result<bool> {
-        (**self).consume_challenge(token_hash).await
-    }
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        (**self).cleanup_expired(now).await
     }
 }
 
@@ -281,15 +252,20 @@ impl MfaStore for MemoryMfaStore {
     async fn recovery_codes_left(&self, user: &UserId) -> Result<u64> {
         Ok(self.lock().codes.get(user).map_or(0, |c| c.len() as u64))
     }
+}
 
-    async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<()> {
+/// The login challenges: the same store serves as the [`ChallengeStore`] of
+/// [`Mfa::new`](crate::Mfa::new) unless another is given.
+#[async_trait]
+impl ChallengeStore for MemoryMfaStore {
+    async fn create(&self, challenge: &ChallengeRecord) -> Result<()> {
         self.lock()
             .challenges
             .insert(challenge.token_hash.clone(), (challenge.clone(), 0));
         Ok(())
     }
 
-    async fn attempt_challenge(
+    async fn attempt(
         &self,
         token_hash: &str,
         now: OffsetDateTime,
@@ -305,7 +281,7 @@ impl MfaStore for MemoryMfaStore {
         }
     }
 
-    async fn consume_challenge(&self, token_hash: &str) -> Result<bool> {
+    async fn consume(&self, token_hash: &str) -> Result<bool> {
         Ok(self.lock().challenges.remove(token_hash).is_some())
     }
 
@@ -314,154 +290,5 @@ impl MfaStore for MemoryMfaStore {
         let before = s.challenges.len();
         s.challenges.retain(|_, (c, _)| c.expires_at > now);
         Ok((before - s.challenges.len()) as u64)
-    }
-}
-
-/// An [`MfaStore`] whose login challenges live in a separate [`ChallengeStore`] (Redis, say:
-/// `auth_redis::RedisChallengeStore`) while enrolments and recovery codes stay in `store`
-/// (usually SQL). `cleanup_expired` cleans both.
-///
-/// ```
-/// # use auth_mfa::*;
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// // Any ChallengeStore will do; here, the challenges of a second memory store.
-/// struct Elsewhere(MemoryMfaStore);
-/// #[auth_service::async_trait]
-/// impl ChallengeStore for Elsewhere {
-///     async fn create(&self, c: &ChallengeRecord) -> auth_service::Result<()> { self.0.create_challenge(c).await }
-///     async fn attempt(&self, h: &str, now: time::OffsetDateTime, max: u32) -> auth_service::Result<Option<auth_service::UserId>> {
-///         self.0.attempt_challenge(h, now, max).await
-///     }
-///     async fn consume(&self, h: &str) -> auth_service::Result<bool> { self.0.consume_challenge(h).await }
-///     async fn cleanup_expired(&self, now: time::OffsetDateTime) -> auth_service::Result<u64> { self.0.cleanup_expired(now).await }
-/// }
-/// let store = WithChallengeStore::new(MemoryMfaStore::new(), Elsewhere(MemoryMfaStore::new()));
-/// let c = ChallengeRecord::new("ab".into(), auth_service::UserId::new("1"), time::OffsetDateTime::UNIX_EPOCH);
-/// store.create_challenge(&c).await?;
-/// assert!(store.consume_challenge("ab").await?);
-/// # Ok::<(), auth_service::Error>(()) }).unwrap();
-/// ```
-#[derive(Debug, Clone)]
-pub struct WithChallengeStore<S, C> {
-    store: S,
-    challenges: C,
-}
-
-impl<S: MfaStore, C: ChallengeStore> WithChallengeStore<S, C> {
-    /// Enrolments and codes in `store`, challenges in `challenges`.
-    ///
-    /// ```
-    /// # use auth_mfa::*;
-    /// # fn f<C: ChallengeStore>(challenges: C) {
-    /// let store = WithChallengeStore::new(MemoryMfaStore::new(), challenges);
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn new(store: S, challenges: C) -> Self {
-        Self { store, challenges }
-    }
-}
-
-#[async_trait]
-impl<S: MfaStore, C: ChallengeStore> MfaStore for WithChallengeStore<S, C> {
-    async fn totp(&self, user: &UserId) -> Result<Option<TotpRecord>> {
-        self.store.totp(user).await
-    }
-    async fn save_pending(&self, user: &UserId, record: &TotpRecord) -> Result<bool> {
-        self.store.save_pending(user, record).await
-    }
-    async fn confirm(&self, user: &UserId, step: i64) -> Result<bool> {
-        self.store.confirm(user, step).await
-    }
-    async fn accept_step(&self, user: &UserId, step: i64) -> Result<bool> {
-        self.store.accept_step(user, step).await
-    }
-    async fn reseal(
-        &self,
-        user: &UserId,
-        expected_key_id: &str,
-        secret: &EncryptedSecret,
-    ) -> Result<bool> {
-        self.store.reseal(user, expected_key_id, secret).await
-    }
-    async fn delete(&self, user: &UserId) -> Result<bool> {
-        self.store.delete(user).await
-    }
-    async fn replace_recovery_codes(&self, user: &UserId, hashes: &[String]) -> Result<()> {
-        self.store.replace_recovery_codes(user, hashes).await
-    }
-    async fn use_recovery_code(&self, user: &UserId, hash: &str) -> Result<bool> {
-        self.store.use_recovery_code(user, hash).await
-    }
-    async fn recovery_codes_left(&self, user: &UserId) -> Result<u64> {
-        self.store.recovery_codes_left(user).await
-    }
-    async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<()> {
-        self.challenges.create(challenge).await
-    }
-    async fn attempt_challenge(
-        &self,
-        token_hash: &str,
-        now: OffsetDateTime,
-        max_attempts: u32,
-    ) -> Result<Option<UserId>> {
-        self.challenges.attempt(token_hash, now, max_attempts).await
-    }
-    async fn consume_challenge(&self, token_hash: &str) -> Result<bool> {
-        self.challenges.consume(token_hash).await
-    }
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        Ok(self.challenges.cleanup_expired(now).await? + self.store.cleanup_expired(now).await?)
-    }
-}
-
-/// An [`MfaStore`]'s challenge table as a plain [`ChallengeStore`], for `AuthService`'s
-/// single-use link records (email change, sign-in links) in SQL without another table. Their
-/// keys are MACs under the signing secret, so no second-factor challenge can ever name one.
-///
-/// ```
-/// use auth_service::ephemeral::{ChallengeRecord, ChallengeStore};
-/// use auth_mfa::{ChallengesOf, MemoryMfaStore};
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = ChallengesOf::new(MemoryMfaStore::new());
-/// let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
-/// store.create(&ChallengeRecord::new("k".into(), auth_service::UserId::new("1"), later)).await?;
-/// assert!(store.consume("k").await?);
-/// # Ok::<(), auth_service::Error>(()) }).unwrap();
-/// ```
-#[derive(Debug, Clone)]
-pub struct ChallengesOf<S>(S);
-
-impl<S: MfaStore> ChallengesOf<S> {
-    /// The challenge table of `store`.
-    ///
-    /// ```
-    /// let _ = auth_mfa::ChallengesOf::new(auth_mfa::MemoryMfaStore::new());
-    /// ```
-    pub fn new(store: S) -> Self {
-        Self(store)
-    }
-}
-
-#[async_trait]
-impl<S: MfaStore> ChallengeStore for ChallengesOf<S> {
-    async fn create(&self, challenge: &ChallengeRecord) -> Result<()> {
-        self.0.create_challenge(challenge).await
-    }
-    async fn attempt(
-        &self,
-        token_hash: &str,
-        now: OffsetDateTime,
-        max_attempts: u32,
-    ) -> Result<Option<UserId>> {
-        self.0
-            .attempt_challenge(token_hash, now, max_attempts)
-            .await
-    }
-    async fn consume(&self, token_hash: &str) -> Result<bool> {
-        self.0.consume_challenge(token_hash).await
-    }
-    async fn cleanup_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        MfaStore::cleanup_expired(&self.0, now).await
     }
 }

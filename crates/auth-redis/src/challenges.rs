@@ -21,9 +21,9 @@ return c[1]
 ";
 
 /// Second-factor login challenges (between the password and the code) in Redis, shared by
-/// every instance: a challenge opened on one is answered on any other. Join it to the store
-/// holding enrolments with `auth_mfa::WithChallengeStore` (TOTP secrets and recovery codes
-/// stay in SQL).
+/// every instance: a challenge opened on one is answered on any other. Give it to
+/// `auth_mfa::Mfa::with_challenge_store` (TOTP secrets and recovery codes stay in SQL) and to
+/// `AuthService::with_challenge_store` (single-use link records).
 ///
 /// Each challenge is one hash under the prefix (`mfa:ch:<digest of the token hash>`): an
 /// attempt is one script that checks expiry (by the clock the caller passes) and the attempt

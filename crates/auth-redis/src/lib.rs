@@ -11,8 +11,8 @@
 //!   detection in one script and per-user session lists, for services that keep sessions out
 //!   of SQL;
 //! - [`RedisChallengeStore`]: second-factor login challenges, so a challenge started on one
-//!   instance completes on another (joined to the SQL enrolments by
-//!   `auth_mfa::WithChallengeStore`); [`RedisSessionStore`]: onboarding sessions, likewise.
+//!   instance completes on another (`auth_mfa::Mfa::with_challenge_store`, enrolments stay in
+//!   SQL); [`RedisSessionStore`]: onboarding sessions, likewise.
 //!   [`RedisCeremonyStore`]: passkey ceremonies, finished on any instance. All three
 //!   implement the traits of `auth_service::ephemeral`, so this crate depends on no sibling;
 //! - [`RedisApiKeyStore`]: API keys and service accounts (`auth_service::ApiKeyStore`), one

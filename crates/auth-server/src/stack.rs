@@ -321,18 +321,19 @@ fn mfa_of(
 ) -> Result<auth::mfa::Mfa, Error> {
     let mfa_config = auth::mfa::MfaConfig::new(settings.mfa_issuer.clone());
     let mfa_limiter = places.limiter(mfa_config.failure_policy);
-    let mfa_store: Arc<dyn auth::mfa::MfaStore> = match places.redis {
-        Some(redis) => Arc::new(auth::mfa::WithChallengeStore::new(
-            auth::mfa::db::DbMfaStore::new(places.db.clone()),
-            auth::redis::RedisChallengeStore::new(redis.clone()),
-        )),
-        None => Arc::new(auth::mfa::db::DbMfaStore::new(places.db.clone())),
-    };
-    Ok(
-        auth::mfa::Mfa::new(mfa_store, settings.mfa_cipher.clone(), mfa_config)?
-            .with_rate_limiter(mfa_limiter)
-            .with_events(auth.events().clone()),
-    )
+    let mfa = auth::mfa::Mfa::new(
+        auth::mfa::db::DbMfaStore::new(places.db.clone()),
+        settings.mfa_cipher.clone(),
+        mfa_config,
+    )?
+    .with_rate_limiter(mfa_limiter)
+    .with_events(auth.events().clone());
+    Ok(match places.redis {
+        Some(redis) => {
+            mfa.with_challenge_store(auth::redis::RedisChallengeStore::new(redis.clone()))
+        }
+        None => mfa,
+    })
 }
 
 /// What an account holds beside its password: single-use records, the second factor, trusted
@@ -351,9 +352,7 @@ fn account_parts(
         Some(redis) => {
             auth.with_challenge_store(auth::redis::RedisChallengeStore::new(redis.clone()))
         }
-        None => auth.with_challenge_store(auth::mfa::ChallengesOf::new(
-            auth::mfa::db::DbMfaStore::new(db.clone()),
-        )),
+        None => auth.with_challenge_store(auth::mfa::db::DbMfaStore::new(db.clone())),
     }
     .with_ceremony_store(places.ceremonies())
     .with_second_factor(mfa.clone());

@@ -1,4 +1,4 @@
-use auth_mfa::{MemoryMfaStore, Mfa, MfaConfig, MfaStore, SecretCipher};
+use auth_mfa::{ChallengeStore, MemoryMfaStore, Mfa, MfaConfig, MfaStore, SecretCipher};
 use auth_service::{
     AuthConfig, AuthEventKind, AuthService, EventBus, FixedClock, MemoryTokenBackend,
     MemoryUserStore,
@@ -23,7 +23,11 @@ pub(crate) fn stack() -> Stack {
     stack_with(MemoryMfaStore::new(), cipher(), MfaConfig::new("Acme & Co"))
 }
 
-pub(crate) fn stack_with(store: impl MfaStore, cipher: SecretCipher, config: MfaConfig) -> Stack {
+pub(crate) fn stack_with(
+    store: impl MfaStore + ChallengeStore,
+    cipher: SecretCipher,
+    config: MfaConfig,
+) -> Stack {
     let clock = FixedClock::from_unix(T0);
     let bus = EventBus::new();
     let events = EventLog::attach(&bus);

@@ -1,11 +1,13 @@
-//! One suite for every `MfaStore`: memory, and SQL on each configured database.
+//! One suite for every `MfaStore` (and its login challenges, a `ChallengeStore`): memory, and
+//! SQL on each configured database.
 
 use std::sync::Arc;
 
-use auth_mfa::{MemoryMfaStore, MfaStore};
+use auth_mfa::{ChallengeStore, MemoryMfaStore, MfaStore};
 use auth_service::UserId;
 
-pub(crate) async fn suite(store: Arc<dyn MfaStore>, a: UserId, b: UserId) {
+pub(crate) async fn suite<S: MfaStore + ChallengeStore>(store: Arc<S>, a: UserId, b: UserId) {
+    auth_testkit::conformance::challenge_store(store.clone(), a.clone(), b.clone()).await;
     auth_testkit::conformance::mfa_store(store, a, b).await;
     println!(
         "20 concurrent callers: one TOTP step accepted 1x, one recovery code spent 1x, a 5-attempt challenge attempted 5x, consumed 1x"

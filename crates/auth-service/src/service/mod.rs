@@ -678,7 +678,7 @@ impl<U: AuthUser> AuthService<U> {
     }
 
     /// Keeps the single-use records of email changes and sign-in links in `store` (in memory,
-    /// SQL through auth-mfa's `ChallengesOf`, or Redis): what makes each link work once and
+    /// SQL through auth-mfa's `DbMfaStore`, or Redis): what makes each link work once and
     /// lets a pending email change be cancelled. Those flows answer [`Error::Unsupported`]
     /// without one.
     ///

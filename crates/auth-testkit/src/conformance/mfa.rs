@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use auth_mfa::{ChallengeRecord, MfaStore, SecretCipher, TotpRecord, TotpSettings};
+use auth_mfa::{MfaStore, SecretCipher, TotpRecord, TotpSettings};
 use auth_service::UserId;
 use time::OffsetDateTime;
 
@@ -19,9 +19,9 @@ fn pending(cipher: &SecretCipher) -> TotpRecord {
 }
 
 /// Runs the [`MfaStore`] suite: pending, replaced and confirmed enrolments, strictly increasing
-/// TOTP steps, re-sealing only from the expected key, recovery codes spent once, challenges
-/// (attempt limits, expiry, single use, cleanup), delete, then 20 concurrent callers on one
-/// step, one recovery code and one challenge. `a` and `b` are two distinct existing users.
+/// TOTP steps, re-sealing only from the expected key, recovery codes spent once, delete, then
+/// 20 concurrent callers on one step and one recovery code. `a` and `b` are two distinct
+/// existing users. The login challenges are [`challenge_store`](super::challenge_store)'s.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
@@ -91,62 +91,6 @@ pub async fn mfa_store(store: Arc<dyn MfaStore>, a: UserId, b: UserId) {
     assert!(!store.use_recovery_code(&a, &hashes[1]).await.unwrap());
     assert_eq!(store.recovery_codes_left(&a).await.unwrap(), 1);
 
-    // Challenges: attempts, expiry, single use, cleanup.
-    let live = ChallengeRecord::new("a".repeat(64), a.clone(), at(2_000));
-    store.create_challenge(&live).await.unwrap();
-    for _ in 0..3 {
-        assert_eq!(
-            store
-                .attempt_challenge(&live.token_hash, at(1_000), 3)
-                .await
-                .unwrap(),
-            Some(a.clone())
-        );
-    }
-    assert_eq!(
-        store
-            .attempt_challenge(&live.token_hash, at(1_000), 3)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .attempt_challenge(&live.token_hash, at(1_000), 5)
-            .await
-            .unwrap(),
-        Some(a.clone())
-    );
-    assert_eq!(
-        store
-            .attempt_challenge(&live.token_hash, at(2_000), 9)
-            .await
-            .unwrap(),
-        None,
-        "expired"
-    );
-    assert!(store.consume_challenge(&live.token_hash).await.unwrap());
-    assert!(!store.consume_challenge(&live.token_hash).await.unwrap());
-    assert_eq!(
-        store
-            .attempt_challenge(&live.token_hash, at(1_000), 9)
-            .await
-            .unwrap(),
-        None
-    );
-    let old = ChallengeRecord::new("b".repeat(64), b.clone(), at(1_500));
-    let young = ChallengeRecord::new("c".repeat(64), b.clone(), at(2_500));
-    store.create_challenge(&old).await.unwrap();
-    store.create_challenge(&young).await.unwrap();
-    assert_eq!(store.cleanup_expired(at(2_000)).await.unwrap(), 1);
-    assert!(
-        store
-            .attempt_challenge(&young.token_hash, at(2_000), 1)
-            .await
-            .unwrap()
-            .is_some()
-    );
-
     // Delete takes the codes too.
     assert!(store.delete(&a).await.unwrap());
     assert!(!store.delete(&a).await.unwrap());
@@ -157,8 +101,7 @@ pub async fn mfa_store(store: Arc<dyn MfaStore>, a: UserId, b: UserId) {
     mfa_races(store, b).await;
 }
 
-/// 20 concurrent callers: one step accepted once, one recovery code spent once, a challenge
-/// with 5 attempts gives exactly 5, and it is consumed once.
+/// 20 concurrent callers: one step accepted once, one recovery code spent once.
 async fn mfa_races(store: Arc<dyn MfaStore>, user: UserId) {
     let cipher = SecretCipher::new("k1", &[1u8; 32]).unwrap();
     store.save_pending(&user, &pending(&cipher)).await.unwrap();
@@ -167,8 +110,6 @@ async fn mfa_races(store: Arc<dyn MfaStore>, user: UserId) {
         .replace_recovery_codes(&user, &[format!("{:064}", 7)])
         .await
         .unwrap();
-    let challenge = ChallengeRecord::new("d".repeat(64), user.clone(), at(9_999_999_999));
-    store.create_challenge(&challenge).await.unwrap();
 
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -180,31 +121,14 @@ async fn mfa_races(store: Arc<dyn MfaStore>, user: UserId) {
                 .use_recovery_code(&user, &format!("{:064}", 7))
                 .await
                 .unwrap();
-            let attempt = store
-                .attempt_challenge(&"d".repeat(64), at(1_000), 5)
-                .await
-                .unwrap()
-                .is_some();
-            (step, code, attempt)
+            (step, code)
         }));
     }
-    let (mut steps, mut codes, mut attempts) = (0, 0, 0);
+    let (mut steps, mut codes) = (0, 0);
     for t in tasks {
-        let (s, c, a) = t.await.unwrap();
+        let (s, c) = t.await.unwrap();
         steps += usize::from(s);
         codes += usize::from(c);
-        attempts += usize::from(a);
     }
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move {
-            store.consume_challenge(&"d".repeat(64)).await.unwrap()
-        }));
-    }
-    let mut consumed = 0;
-    for t in tasks {
-        consumed += usize::from(t.await.unwrap());
-    }
-    assert_eq!((steps, codes, attempts, consumed), (1, 1, 5, 1));
+    assert_eq!((steps, codes), (1, 1));
 }

@@ -8,6 +8,7 @@
 mod api_keys;
 mod audit;
 mod ceremony;
+mod challenge;
 mod identities;
 #[cfg(feature = "mfa")]
 mod mfa;
@@ -20,6 +21,7 @@ mod user_store;
 pub use api_keys::{api_key_cleanup, api_key_store};
 pub use audit::audit_store;
 pub use ceremony::ceremony_store;
+pub use challenge::challenge_store;
 pub use identities::first_provider_sign_ins;
 #[cfg(feature = "mfa")]
 pub use mfa::mfa_store;
