@@ -18,8 +18,6 @@ use crate::types::{ClientHint, OnboardingError, OnboardingResult, OnboardingStat
 pub struct StepContext<'a, U: AuthUser> {
     /// The auth service (users, hashing, events, clock).
     pub auth: &'a AuthService<U>,
-    /// Two-factor, when the engine has it.
-    pub mfa: Option<&'a auth_mfa::Mfa>,
     /// The session (email, user once known).
     pub session: &'a mut SessionRecord,
     /// Data handed to the client once (recovery codes).
@@ -122,8 +120,8 @@ pub trait OnboardingStep<U: AuthUser>: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Configuration`] saying what is missing.
-    fn check(&self, auth: &AuthService<U>, mfa: Option<&auth_mfa::Mfa>) -> Result<()> {
-        let _ = (auth, mfa);
+    fn check(&self, auth: &AuthService<U>) -> Result<()> {
+        let _ = auth;
         Ok(())
     }
 
@@ -187,7 +185,6 @@ impl<U: AuthUser> Clone for Onboarding<U> {
 
 struct Inner<U: AuthUser> {
     auth: AuthService<U>,
-    mfa: Option<auth_mfa::Mfa>,
     store: Arc<dyn SessionStore>,
     steps: Vec<Arc<dyn OnboardingStep<U>>>,
     config: OnboardingConfig,
@@ -205,7 +202,6 @@ impl<U: AuthUser> fmt::Debug for Onboarding<U> {
 /// Builds an [`Onboarding`].
 pub struct OnboardingBuilder<U: AuthUser> {
     auth: AuthService<U>,
-    mfa: Option<auth_mfa::Mfa>,
     store: Arc<dyn SessionStore>,
     steps: Vec<Arc<dyn OnboardingStep<U>>>,
     config: OnboardingConfig,
@@ -227,13 +223,6 @@ impl<U: AuthUser> OnboardingBuilder<U> {
         self
     }
 
-    /// Gives the TOTP step its [`auth_mfa::Mfa`].
-    #[must_use]
-    pub fn mfa(mut self, mfa: auth_mfa::Mfa) -> Self {
-        self.mfa = Some(mfa);
-        self
-    }
-
     /// Other settings.
     #[must_use]
     pub fn config(mut self, config: OnboardingConfig) -> Self {
@@ -246,7 +235,7 @@ impl<U: AuthUser> OnboardingBuilder<U> {
     /// # Errors
     ///
     /// [`Error::Configuration`] for an empty pipeline, duplicate step names, or a step whose
-    /// check fails (no verification-code listener, TOTP without `mfa`).
+    /// check fails (no verification-code listener).
     pub fn build(self) -> Result<Onboarding<U>> {
         if self.steps.is_empty() {
             return Err(auth_service::ConfigError::invalid(
@@ -274,7 +263,6 @@ impl<U: AuthUser> OnboardingBuilder<U> {
         Ok(Onboarding {
             inner: Arc::new(Inner {
                 auth: self.auth,
-                mfa: self.mfa,
                 store: self.store,
                 steps: self.steps,
                 config: self.config,
@@ -292,7 +280,6 @@ impl<U: AuthUser> Onboarding<U> {
     pub fn builder(auth: AuthService<U>, store: impl SessionStore) -> OnboardingBuilder<U> {
         OnboardingBuilder {
             auth,
-            mfa: None,
             store: Arc::new(store),
             steps: Vec::new(),
             config: OnboardingConfig::default(),
@@ -324,7 +311,6 @@ impl<U: AuthUser> Onboarding<U> {
     ) -> StepContext<'a, U> {
         StepContext {
             auth: &self.inner.auth,
-            mfa: self.inner.mfa.as_ref(),
             session,
             output,
             meta: meta.clone(),
@@ -349,7 +335,7 @@ impl<U: AuthUser> Onboarding<U> {
     ) -> std::result::Result<OnboardingResult<U>, OnboardingError> {
         let email = normalize_email(email)?;
         for step in &self.inner.steps {
-            step.check(&self.inner.auth, self.inner.mfa.as_ref())?;
+            step.check(&self.inner.auth)?;
         }
         let token = random::token(32);
         let now = self.now();

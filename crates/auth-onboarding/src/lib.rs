@@ -7,8 +7,8 @@
 //!   starting again invalidates the email's earlier sessions; session tokens are stored only
 //!   hashed; concurrent `advance` calls on one session are serialized (a lease taken by a
 //!   compare-and-set: the loser gets [`OnboardingError::Conflict`] before doing anything).
-//! - Built-in steps: [`RegisterStep`], [`VerifyEmailStep`], [`SetupTotpStep`], [`ProfileStep`];
-//!   your own through [`OnboardingStep`].
+//! - Built-in steps: [`RegisterStep`], [`VerifyEmailStep`], `SetupTotpStep` (feature `totp`,
+//!   which brings auth-mfa), [`ProfileStep`]; your own through [`OnboardingStep`].
 //! - Completion logs the user in through the service's token backend (JWT or database),
 //!   records the login and emits the events.
 //! - Sessions: [`MemorySessionStore`], and `db::DbSessionStore` (feature `db`).
@@ -25,7 +25,9 @@ mod store;
 mod types;
 
 pub use engine::{Onboarding, OnboardingBuilder, OnboardingConfig, OnboardingStep, StepContext};
-pub use steps::{ProfileStep, RegisterStep, SetupTotpStep, VerifyEmailStep};
+#[cfg(feature = "totp")]
+pub use steps::SetupTotpStep;
+pub use steps::{ProfileStep, RegisterStep, VerifyEmailStep};
 pub use store::{MemorySessionStore, SessionRecord, SessionStore};
 pub use types::{
     ClientHint, FieldHint, OnboardingError, OnboardingResult, OnboardingStatus, StepOutcome,

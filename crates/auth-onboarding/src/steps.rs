@@ -157,7 +157,7 @@ impl<U: AuthUser> OnboardingStep<U> for VerifyEmailStep {
         "verify_email"
     }
 
-    fn check(&self, auth: &AuthService<U>, _mfa: Option<&auth_mfa::Mfa>) -> Result<()> {
+    fn check(&self, auth: &AuthService<U>) -> Result<()> {
         if auth
             .events()
             .has_handler(AuthEventKind::VerificationCodeGenerated)
@@ -273,38 +273,46 @@ impl<U: AuthUser> OnboardingStep<U> for VerifyEmailStep {
     }
 }
 
-/// TOTP enrolment through auth-mfa: the hint carries the `otpauth_uri`, the QR code
-/// (`qr_svg`) and the `secret`; `{code}` confirms it and hands the recovery codes to the
-/// client once (`output.recovery_codes`). Required, or optional (skippable), as configured.
-#[derive(Debug, Clone, Copy, Default)]
+/// Enrols a TOTP factor (feature `totp`): the client gets the `otpauth://` URI, the secret and
+/// a QR code (SVG), then sends `{code}` from the app; the recovery codes are handed out once in
+/// the result's `output`. An account that already has a factor skips it.
+///
+/// ```
+/// # use auth_mfa::*;
+/// let mfa = Mfa::new(MemoryMfaStore::new(), SecretCipher::new("k", &[1u8; 32])?, MfaConfig::new("Example"))?;
+/// let step = auth_onboarding::SetupTotpStep::optional(mfa);
+/// # let _ = step;
+/// # Ok::<(), auth_service::Error>(())
+/// ```
+#[cfg(feature = "totp")]
+#[derive(Debug, Clone)]
 pub struct SetupTotpStep {
+    mfa: auth_mfa::Mfa,
     optional: bool,
 }
 
+#[cfg(feature = "totp")]
 impl SetupTotpStep {
-    /// A step that must be completed.
+    /// A step that must be completed, enrolling through `mfa`.
     #[must_use]
-    pub fn required() -> Self {
-        Self { optional: false }
+    pub fn required(mfa: auth_mfa::Mfa) -> Self {
+        Self {
+            mfa,
+            optional: false,
+        }
     }
 
-    /// A step the user may skip.
+    /// A step the user may skip, enrolling through `mfa`.
     #[must_use]
-    pub fn optional() -> Self {
-        Self { optional: true }
+    pub fn optional(mfa: auth_mfa::Mfa) -> Self {
+        Self {
+            mfa,
+            optional: true,
+        }
     }
 }
 
-fn mfa(mfa: Option<&auth_mfa::Mfa>) -> Result<&auth_mfa::Mfa> {
-    mfa.ok_or_else(|| {
-        ConfigError::invalid(
-            "setup_totp step",
-            "needs the engine's Mfa (OnboardingBuilder::mfa)",
-        )
-        .into()
-    })
-}
-
+#[cfg(feature = "totp")]
 #[async_trait]
 impl<U: AuthUser> OnboardingStep<U> for SetupTotpStep {
     fn name(&self) -> &str {
@@ -315,24 +323,19 @@ impl<U: AuthUser> OnboardingStep<U> for SetupTotpStep {
         self.optional
     }
 
-    fn check(&self, _auth: &AuthService<U>, m: Option<&auth_mfa::Mfa>) -> Result<()> {
-        mfa(m).map(|_| ())
-    }
-
     async fn is_required(&self, ctx: &mut StepContext<'_, U>) -> Result<bool> {
         // Nothing to set up for an account that already has a factor.
         match &ctx.session.user_id {
-            Some(id) => Ok(!mfa(ctx.mfa)?.status(id).await?.enabled),
+            Some(id) => Ok(!self.mfa.status(id).await?.enabled),
             None => Ok(true),
         }
     }
 
     async fn hint(&self, ctx: &mut StepContext<'_, U>) -> Result<ClientHint> {
         let user = ctx.user().await?;
-        let m = mfa(ctx.mfa)?;
-        let enrollment = match m.pending_enrollment(&user).await? {
+        let enrollment = match self.mfa.pending_enrollment(&user).await? {
             Some(e) => e,
-            None => m.begin_enrollment(&user).await?,
+            None => self.mfa.begin_enrollment(&user).await?,
         };
         Ok(ClientHint::new(
             "setup_totp",
@@ -352,7 +355,7 @@ impl<U: AuthUser> OnboardingStep<U> for SetupTotpStep {
     ) -> Result<StepOutcome> {
         let user = ctx.session.user_id.clone().ok_or(Error::UserNotFound)?;
         let code = text(data, "code").unwrap_or_default();
-        match mfa(ctx.mfa)?.confirm_enrollment(&user, code).await {
+        match self.mfa.confirm_enrollment(&user, code).await {
             Ok(codes) => {
                 ctx.output
                     .insert("recovery_codes".into(), Value::from(codes.expose()));

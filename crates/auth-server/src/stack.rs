@@ -393,12 +393,15 @@ fn onboarding_of(
         None => Arc::new(auth::onboarding::db::DbSessionStore::new(places.db.clone())),
     };
     let mut pipeline = auth::onboarding::Onboarding::builder(auth.clone(), store)
-        .mfa(mfa.clone())
         .step(auth::onboarding::RegisterStep)
         .step(auth::onboarding::VerifyEmailStep::new());
     match settings.onboarding_totp.as_str() {
-        "required" => pipeline = pipeline.step(auth::onboarding::SetupTotpStep::required()),
-        "optional" => pipeline = pipeline.step(auth::onboarding::SetupTotpStep::optional()),
+        "required" => {
+            pipeline = pipeline.step(auth::onboarding::SetupTotpStep::required(mfa.clone()));
+        }
+        "optional" => {
+            pipeline = pipeline.step(auth::onboarding::SetupTotpStep::optional(mfa.clone()));
+        }
         _ => {}
     }
     pipeline

@@ -60,7 +60,7 @@ pub(crate) fn kit() -> Kit {
 
 impl Kit {
     pub(crate) fn builder(&self, store: impl SessionStore) -> OnboardingBuilder<User> {
-        Onboarding::builder(self.auth.clone(), store).mfa(self.mfa.clone())
+        Onboarding::builder(self.auth.clone(), store)
     }
 
     /// register, verify_email, setup_totp (required), profile.
@@ -72,7 +72,7 @@ impl Kit {
         self.builder(store)
             .step(RegisterStep)
             .step(VerifyEmailStep::new())
-            .step(SetupTotpStep::required())
+            .step(SetupTotpStep::required(self.mfa.clone()))
             .step(ProfileStep::new(["first_name", "last_name"], ["bio"]))
             .build()
             .unwrap()

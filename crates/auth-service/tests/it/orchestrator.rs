@@ -1,7 +1,7 @@
 //! One orchestrator: the same rule through every entry point of `AuthService` (login,
 //! `check_password` as HTTP Basic uses it, `sign_in`, change password, sign-up, onboarding's
 //! pending accounts, reset), on the memory stores. The same attacks over HTTP against the
-//! server, on every database, are in `crates/auth-server/tests/attacks.rs`.
+//! server, on every database, are in `crates/auth-server/tests/it/attacks.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;

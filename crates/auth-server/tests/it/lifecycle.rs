@@ -1,7 +1,7 @@
 //! The account lifecycle over real HTTP: breached passwords refused at sign-up, change and
 //! reset (from range files, and from a local stand-in for Have I Been Pwned's range API).
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, Server};
 use serde_json::json;

@@ -4,7 +4,7 @@
 //! its own), each asserting the defence. Concurrency attacks send 30 requests at once.
 //! docs/security.md maps each threat to its test here.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! scenario, every route and error status, mail links, cookie mode, OpenAPI, request ids,
 //! CORS, client addresses; and the management commands run as a real process.
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, SECRET, Server};
 use serde_json::json;

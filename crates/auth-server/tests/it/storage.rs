@@ -9,7 +9,7 @@
 //!
 //! The record of storage failures is per process, so this suite has a binary of its own.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

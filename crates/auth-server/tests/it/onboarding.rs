@@ -1,6 +1,6 @@
-//! Onboarding through auth-server over HTTP (the page in a browser: `tests/browser.rs`).
+//! Onboarding through auth-server over HTTP (the page in a browser: `browser.rs`).
 
-mod common;
+use crate::common;
 
 use auth::mfa::{TotpCode, TotpSettings};
 use common::{PASSWORD, now, start};

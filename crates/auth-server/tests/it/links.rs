@@ -5,7 +5,7 @@
 //! one code, wrong codes locked out, the second factor still asked). Security notices by mail.
 //! On an SQLite file, and on PostgreSQL and MariaDB when their URLs are set.
 
-mod common;
+use crate::common;
 
 use futures_util::future::join_all;
 use serde_json::json;

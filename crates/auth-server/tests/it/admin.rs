@@ -5,7 +5,7 @@
 //! entries they leave (address, user agent, acting admin) and `/auth/activity`. On an SQLite
 //! file with the management commands, and on PostgreSQL and MariaDB when their URLs are set.
 
-mod common;
+use crate::common;
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! `AUTH_TEST_POSTGRES_URL` and `AUTH_TEST_REDIS_URL` or `AUTH_TEST_REDIS_CLUSTER_URL` (skipped,
 //! with the reason printed, without them).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

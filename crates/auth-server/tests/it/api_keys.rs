@@ -3,7 +3,7 @@
 //! a per-key limit under 30 concurrent requests, revoke; service accounts and keys from the
 //! command line. On an SQLite file, and on PostgreSQL and MariaDB when their URLs are set.
 
-mod common;
+use crate::common;
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 //! other failed credential; 30 simultaneous deletions of a passwordless account's passkeys
 //! that always leave one. On SQLite, and on PostgreSQL and MariaDB when their URLs are set.
 
-mod common;
+use crate::common;
 
 use auth::mfa::{TotpCode, TotpSettings};
 use auth_testkit::db::{Target, fresh_url};

@@ -8,7 +8,7 @@
 //! the session is closed, and chromedriver and every Chromium process of the profile are
 //! killed on drop, also when a test fails.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

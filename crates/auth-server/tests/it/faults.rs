@@ -9,7 +9,7 @@
 //! token checks keep answering from memory for the outage grace (`AUTH_OUTAGE_GRACE_SECS`),
 //! then fail closed.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

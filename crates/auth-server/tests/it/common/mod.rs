@@ -1,6 +1,4 @@
 //! Shared by the integration tests: a server on a random port with a capturing mailer.
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

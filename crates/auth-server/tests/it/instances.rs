@@ -3,7 +3,7 @@
 //! management command's change reaches a server on an SQLite file. `/ready` says where checks
 //! are answered from.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Two-factor over real HTTP: setup, confirm, the two-step login, replay, recovery codes,
 //! lockout, disable; on both token backends.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -5,7 +5,7 @@
 //! `/auth/identities`; the code twice, another browser's callback, `redirect_to` off the
 //! allow-list, an address taken by an unproven account. Skipped without Node.js.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

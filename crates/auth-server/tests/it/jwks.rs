@@ -7,7 +7,7 @@
 //! `AUTH_JWT_KEYS_DIR` made its own keys, so three instances on one PostgreSQL refused each
 //! other's tokens. Now the keys live in the database, sealed, and every instance loads them.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

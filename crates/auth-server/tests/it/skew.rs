@@ -7,7 +7,7 @@
 //! tolerance is refused by an instance with a correct clock, and logout-all revokes every
 //! tracked session by family, which no clock outruns.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

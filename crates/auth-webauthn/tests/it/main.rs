@@ -1,0 +1,4 @@
+//! auth-webauthn's ceremonies and stores, in one test binary.
+
+mod ceremonies;
+mod stores;
