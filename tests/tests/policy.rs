@@ -323,11 +323,25 @@ fn auth_webauthn_needs_no_database_unless_asked() {
     }
 }
 
+/// Onboarding alone needs the orchestrator and nothing heavier; two-factor (auth-mfa, with its
+/// QR codes) comes only with the `totp` feature's step.
 #[test]
 fn auth_onboarding_needs_no_database_or_http_unless_asked() {
     let tree = normal_tree("auth-onboarding");
-    assert!(tree.contains("auth-mfa"), "the check sees the real tree");
-    for heavy in ["sea-orm", "sqlx", "axum", "hyper", "jsonwebtoken"] {
+    assert!(
+        tree.contains("auth-service"),
+        "the check sees the real tree"
+    );
+    for heavy in [
+        "sea-orm",
+        "sqlx",
+        "axum",
+        "hyper",
+        "jsonwebtoken",
+        "auth-mfa",
+        "totp-rs",
+        "qrcode",
+    ] {
         assert!(
             !tree.contains(heavy),
             "auth-onboarding must not depend on {heavy} by default"
