@@ -370,12 +370,12 @@ fn routes(parts: &Parts) -> Vec<Route> {
             Route {
                 method: "post",
                 path: "/passkeys/register/options",
-                summary: "Options for registering a passkey (navigator.credentials.create)",
+                summary: "Options for registering a passkey (navigator.credentials.create); the address must be proven (422 email_not_verified)",
                 tag: "passkeys",
                 bearer: true,
                 body: None,
                 ok: ("200", "{publicKey}", None),
-                errors: &["401", "403"],
+                errors: &["401", "403", "422"],
             },
             Route {
                 method: "post",
@@ -640,6 +640,7 @@ fn error_response(status: &str) -> Value {
         "422" => "Validation failed or invalid body",
         "429" => "Too many attempts (Retry-After)",
         "501" => "Not supported by this token backend",
+        "503" => "Unavailable: the database, Redis or the hashing queue (Retry-After)",
         _ => "Error",
     };
     json!({"description": description, "content": {"application/json": {"schema": schema_ref("Error")}}})
@@ -675,6 +676,10 @@ fn paths_of(routes: Vec<Route>) -> Map<String, Value> {
                     .or_insert_with(|| error_response(e));
             }
         }
+        // Any route can find its storage or the hashing queue unavailable.
+        responses
+            .entry("503".to_owned())
+            .or_insert_with(|| error_response("503"));
         let mut op = json!({
             "summary": r.summary,
             "tags": [r.tag],
@@ -747,7 +752,7 @@ pub(crate) fn document(parts: &Parts) -> Value {
                     "scopes": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string"},
                     "expires_at": {"type": ["string", "null"]}, "last_used_at": {"type": ["string", "null"]},
                     "last_ip": {"type": ["string", "null"]}, "enabled": {"type": "boolean"},
-                    "rate_limit": {"type": ["object", "null"]}, "metadata": {"type": "object"}}},
+                    "rate_limit": {"type": ["object", "null"]}, "metadata": {"type": ["object", "null"]}}},
                 "IssuedApiKey": {"allOf": [{"$ref": "#/components/schemas/ApiKey"}, {"type": "object", "required": ["key"], "properties": {
                     "key": {"type": "string", "description": "shown only in this answer"},
                     "previous_expires_at": {"type": ["string", "null"]}}}]},
@@ -915,10 +920,15 @@ pub(crate) fn onboarding_document() -> Value {
             "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
             "responses": {
                 "200": {"description": "The flow's state (step errors inside, per field)", "content": {"application/json": {"schema": result.clone()}}},
+                "400": error("the body is not valid JSON"),
                 "404": error("invalid: unknown or replaced session"),
                 "409": error("completed, or conflict while another request holds the session"),
                 "410": error("expired"),
-                "422": error("validation or invalid body")
+                "413": error("the body is over the size limit"),
+                "415": error("expected Content-Type: application/json"),
+                "422": error("validation or invalid body"),
+                "429": error("too many attempts (Retry-After)"),
+                "503": error("unavailable: the database or the hashing queue (Retry-After)")
             }
         })
     };

@@ -11,6 +11,7 @@ mod browser;
 mod connections;
 mod e2e;
 mod faults;
+mod fuzz;
 mod instances;
 mod jwks;
 mod lifecycle;
